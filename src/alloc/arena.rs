@@ -1,0 +1,371 @@
+//! `ArenaManager`: mapping arenas, handing their pools to heaps, taking pools back, and
+//! returning empty arenas to the OS.
+//!
+//! An arena is an [`ARENA_SIZE`]-aligned mapping of [`POOLS_PER_ARENA`] pools. Its header
+//! (`Arena`) sits in its first pool, right after that pool's own header, so that pool holds a
+//! few blocks less. Pools are handed out from the *fullest* arena that has a free one (as
+//! CPython sorts `usable_arenas`), so that lightly used arenas drain and can go back to the OS.
+//!
+//! Hysteresis: an arena whose pools are all free is unmapped only if more than
+//! [`ArenaManager::retained_limit`] empty arenas are already kept (at least
+//! `min_retained`, and an eighth of the arenas mapped): a program that frees and reallocates
+//! in a loop reuses them instead of paying `mmap`, page faults and `munmap` each time.
+
+use super::arena_map::{ArenaMap, ADDRESS_LIMIT};
+use super::heap::Heap;
+use super::lock::RawLock;
+use super::os;
+use super::pool::{round16, Pool, PoolState, POOL_HEADER};
+use super::size_class::{ARENA_SIZE, POOLS_PER_ARENA, POOL_SIZE};
+use crate::sync::StatCounter;
+use core::cell::UnsafeCell;
+use core::ptr;
+
+/// The header of an arena. All fields are guarded by the manager's lock.
+struct Arena {
+    /// Pools given back to this arena (dirty memory), linked through `Pool::next`.
+    free_pools: *mut Pool,
+    /// Pools `untouched..POOLS_PER_ARENA` were never handed out: still zero OS memory.
+    untouched: usize,
+    /// Free pools: those on `free_pools` plus the untouched ones.
+    nfree: usize,
+    /// The manager's doubly linked list of all arenas.
+    prev: *mut Arena,
+    next: *mut Arena,
+}
+
+const ARENA_HEADER: usize = round16(core::mem::size_of::<Arena>());
+
+/// Offset of the first block in the pool at `pool`.
+fn first_block_offset(pool: *mut Pool) -> usize {
+    if (pool as usize) & (ARENA_SIZE - 1) == 0 {
+        POOL_HEADER + ARENA_HEADER
+    } else {
+        POOL_HEADER
+    }
+}
+
+fn arena_of(pool: *mut Pool) -> *mut Arena {
+    (((pool as usize) & !(ARENA_SIZE - 1)) + POOL_HEADER) as *mut Arena
+}
+
+fn arena_base(arena: *mut Arena) -> *mut u8 {
+    ((arena as usize) & !(ARENA_SIZE - 1)) as *mut u8
+}
+
+/// The lists of the manager, guarded by its lock.
+struct Lists {
+    /// All mapped arenas.
+    all: *mut Arena,
+    /// The arena pools are taken from while it has free ones.
+    current: *mut Arena,
+    /// Arenas whose pools are all free, kept mapped for reuse.
+    empty: usize,
+    /// Under loom, released arenas are made inaccessible rather than unmapped (so a stray
+    /// touch faults); they are unmapped when the manager is dropped.
+    #[cfg(loom)]
+    released: [*mut u8; 64],
+    #[cfg(loom)]
+    nreleased: usize,
+}
+
+/// Counters of arena traffic, readable without the lock.
+pub(crate) struct ArenaCounters {
+    pub(crate) mapped: StatCounter,
+    pub(crate) high_water: StatCounter,
+    pub(crate) mapped_total: StatCounter,
+    pub(crate) returned: StatCounter,
+}
+
+/// # Invariants
+/// * `lists` and every `Arena` header are accessed only with `lock` held.
+/// * An arena is in `lists.all` from its mapping until it is unmapped; its bit in the arena
+///   map is set for exactly that span.
+/// * A pool is `PoolState::Free` (and owned by the manager) exactly while it is on its
+///   arena's `free_pools` list or beyond its `untouched` mark.
+pub(crate) struct ArenaManager {
+    lock: RawLock,
+    lists: UnsafeCell<Lists>,
+    pub(crate) counters: ArenaCounters,
+    /// Empty arenas always kept mapped (at least).
+    min_retained: usize,
+}
+
+impl ArenaManager {
+    crate::sync::maybe_const_fn! {
+        pub(crate) fn new() -> ArenaManager {
+            ArenaManager {
+                lock: RawLock::new(),
+                lists: UnsafeCell::new(Lists {
+                    all: ptr::null_mut(),
+                    current: ptr::null_mut(),
+                    empty: 0,
+                    #[cfg(loom)]
+                    released: [ptr::null_mut(); 64],
+                    #[cfg(loom)]
+                    nreleased: 0,
+                }),
+                counters: ArenaCounters {
+                    mapped: StatCounter::new(),
+                    high_water: StatCounter::new(),
+                    mapped_total: StatCounter::new(),
+                    returned: StatCounter::new(),
+                },
+                min_retained: 2,
+            }
+        }
+    }
+
+    /// Under loom: a manager that keeps no empty arena, so that models see arenas released.
+    #[cfg(loom)]
+    pub(crate) fn set_min_retained(&mut self, n: usize) {
+        self.min_retained = n;
+    }
+
+    pub(crate) fn lock(&self) {
+        self.lock.lock();
+    }
+
+    pub(crate) fn unlock(&self) {
+        self.lock.unlock();
+    }
+
+    #[cfg(not(loom))]
+    pub(crate) fn force_unlock(&self) {
+        self.lock.force_unlock();
+    }
+
+    /// How many empty arenas may stay mapped when `mapped` arenas are mapped.
+    fn retained_limit(&self, mapped: usize) -> usize {
+        self.min_retained.max(mapped / 8)
+    }
+
+    /// Take a free pool and make it `owner`'s pool of `class`. Returns null when no arena can
+    /// be mapped.
+    pub(crate) fn acquire_pool(&self, map: &ArenaMap, owner: *mut Heap, class: usize) -> *mut Pool {
+        self.lock();
+        // SAFETY: lock held.
+        let mut arena = unsafe { self.pick_arena() };
+        if arena.is_null() {
+            self.unlock();
+            let fresh = Self::map_arena(map);
+            if fresh.is_null() {
+                return ptr::null_mut();
+            }
+            self.lock();
+            // SAFETY: lock held; `fresh` is a new arena nobody else knows.
+            unsafe { self.insert(fresh) };
+            arena = fresh;
+        }
+        // SAFETY: lock held; `arena` has a free pool.
+        let (pool, fresh) = unsafe { self.take_pool(arena) };
+        self.unlock();
+        // SAFETY: the pool is ours alone now: no live block, on no list.
+        unsafe { Pool::init(pool, owner, class, first_block_offset(pool), fresh) };
+        pool
+    }
+
+    /// Give `pool` back to its arena; unmap the arena if it is empty and enough empty arenas
+    /// are kept already.
+    ///
+    /// # Safety
+    /// `pool` is empty (`used == 0`: no live block, no freer in flight) and on no heap list;
+    /// the caller stops using it.
+    pub(crate) unsafe fn release_pool(&self, map: &ArenaMap, pool: *mut Pool) {
+        let arena = arena_of(pool);
+        self.lock();
+        // SAFETY: lock held; the arena of a pool in use is mapped and in `all`.
+        let unmap = unsafe {
+            let a = &mut *arena;
+            let p = &*pool;
+            p.state.set(PoolState::Free);
+            p.next.set(a.free_pools);
+            a.free_pools = pool;
+            a.nfree += 1;
+            if a.nfree == POOLS_PER_ARENA {
+                let lists = &mut *self.lists.get();
+                let mapped = self.counters.mapped.get() as usize;
+                if lists.empty < self.retained_limit(mapped) {
+                    lists.empty += 1;
+                    false
+                } else {
+                    self.remove(arena);
+                    map.remove(arena_base(arena));
+                    true
+                }
+            } else {
+                false
+            }
+        };
+        if unmap {
+            self.counters.mapped.add(u64::MAX);
+            self.counters.returned.add(1);
+            let base = arena_base(arena);
+            #[cfg(not(loom))]
+            {
+                self.unlock();
+                os::unmap(base, ARENA_SIZE);
+            }
+            #[cfg(loom)]
+            {
+                os::protect_none(base, ARENA_SIZE);
+                // SAFETY: lock held.
+                let lists = unsafe { &mut *self.lists.get() };
+                if lists.nreleased < lists.released.len() {
+                    lists.released[lists.nreleased] = base;
+                    lists.nreleased += 1;
+                }
+                self.unlock();
+            }
+        } else {
+            self.unlock();
+        }
+    }
+
+    /// The current arena if it has a free pool, else the fullest arena with one (which
+    /// becomes current), else null.
+    ///
+    /// # Safety
+    /// Lock held.
+    unsafe fn pick_arena(&self) -> *mut Arena {
+        // SAFETY: lock held (caller).
+        let lists = unsafe { &mut *self.lists.get() };
+        let current = lists.current;
+        // SAFETY: arenas on the lists are mapped; lock held.
+        if !current.is_null() && unsafe { (*current).nfree } > 0 {
+            return current;
+        }
+        let mut best: *mut Arena = ptr::null_mut();
+        let mut best_free = usize::MAX;
+        let mut a = lists.all;
+        while !a.is_null() {
+            // SAFETY: as above.
+            let (nfree, next) = unsafe { ((*a).nfree, (*a).next) };
+            if nfree > 0 && nfree < best_free {
+                best = a;
+                best_free = nfree;
+                if nfree == 1 {
+                    break;
+                }
+            }
+            a = next;
+        }
+        lists.current = best;
+        best
+    }
+
+    /// Take a free pool of `arena`. Returns the pool and whether it is untouched memory.
+    ///
+    /// # Safety
+    /// Lock held; `arena.nfree > 0`.
+    unsafe fn take_pool(&self, arena: *mut Arena) -> (*mut Pool, bool) {
+        // SAFETY: lock held (caller).
+        let (a, lists) = unsafe { (&mut *arena, &mut *self.lists.get()) };
+        if a.nfree == POOLS_PER_ARENA {
+            lists.empty -= 1;
+        }
+        a.nfree -= 1;
+        let pool = a.free_pools;
+        if !pool.is_null() {
+            // SAFETY: free pools of the arena are the manager's; lock held.
+            a.free_pools = unsafe { (*pool).next.get() };
+            return (pool, false);
+        }
+        let index = a.untouched;
+        a.untouched += 1;
+        (
+            (arena_base(arena) as usize + index * POOL_SIZE) as *mut Pool,
+            true,
+        )
+    }
+
+    /// Map a new arena and register it in the arena map. Returns null on failure.
+    fn map_arena(map: &ArenaMap) -> *mut Arena {
+        let base = os::map_aligned(ARENA_SIZE, ARENA_SIZE);
+        if base.is_null() {
+            return ptr::null_mut();
+        }
+        if base as usize + ARENA_SIZE > ADDRESS_LIMIT || !map.insert(base) {
+            os::unmap(base, ARENA_SIZE);
+            return ptr::null_mut();
+        }
+        let arena = (base as usize + POOL_HEADER) as *mut Arena;
+        // SAFETY: fresh mapping, ours alone; the header fits in the first pool.
+        unsafe {
+            ptr::write(
+                arena,
+                Arena {
+                    free_pools: ptr::null_mut(),
+                    untouched: 0,
+                    nfree: POOLS_PER_ARENA,
+                    prev: ptr::null_mut(),
+                    next: ptr::null_mut(),
+                },
+            );
+        }
+        arena
+    }
+
+    /// # Safety
+    /// Lock held; `arena` is new (all pools free, counted as not empty-retained).
+    unsafe fn insert(&self, arena: *mut Arena) {
+        // SAFETY: lock held (caller).
+        unsafe {
+            let lists = &mut *self.lists.get();
+            (*arena).next = lists.all;
+            if !lists.all.is_null() {
+                (*lists.all).prev = arena;
+            }
+            lists.all = arena;
+            lists.current = arena;
+            // It is empty until `take_pool` takes its first pool, which follows at once.
+            lists.empty += 1;
+        }
+        let mapped = self.counters.mapped.get() + 1;
+        self.counters.mapped.add(1);
+        self.counters.mapped_total.add(1);
+        if mapped > self.counters.high_water.get() {
+            self.counters
+                .high_water
+                .add(mapped - self.counters.high_water.get());
+        }
+    }
+
+    /// # Safety
+    /// Lock held; `arena` is in `all` and empty-retained is not counting it.
+    unsafe fn remove(&self, arena: *mut Arena) {
+        // SAFETY: lock held (caller).
+        unsafe {
+            let lists = &mut *self.lists.get();
+            let (prev, next) = ((*arena).prev, (*arena).next);
+            if prev.is_null() {
+                lists.all = next;
+            } else {
+                (*prev).next = next;
+            }
+            if !next.is_null() {
+                (*next).prev = prev;
+            }
+            if lists.current == arena {
+                lists.current = ptr::null_mut();
+            }
+        }
+    }
+}
+
+#[cfg(loom)]
+impl Drop for ArenaManager {
+    fn drop(&mut self) {
+        let lists = self.lists.get_mut();
+        let mut a = lists.all;
+        while !a.is_null() {
+            // SAFETY: exclusive access; the arena is mapped.
+            let next = unsafe { (*a).next };
+            os::unmap(arena_base(a), ARENA_SIZE);
+            a = next;
+        }
+        for &base in &lists.released[..lists.nreleased] {
+            os::unmap(base, ARENA_SIZE);
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! `ArenaMap`: which addresses belong to pyheap's arenas.
+//!
+//! A small request is normally served from a pool, but it may also have gone to the system
+//! allocator (no arena could be mapped, or the thread's heap was already torn down). `dealloc`
+//! tells the two apart with this map: one bit per possible arena (arenas are aligned to
+//! [`ARENA_SIZE`]), for the 48-bit user address space, so 2^28 bits = 32 MiB of address space,
+//! mapped lazily with `MAP_NORESERVE`: only the pages holding bits of real arenas ever become
+//! resident (usually one 4 KiB page).
+//!
+//! Invariant: a bit is set before any block of its arena is handed out, and cleared only after
+//! every pool of the arena went back to the arena manager, i.e. when no block of it is live. A
+//! thread holding a live block therefore always sees its bit set.
+
+use super::os;
+use super::size_class::ARENA_SIZE;
+// Not loom's atomics: the map is zeroed OS memory read as `AtomicU64`s, and its bits are only
+// consulted for addresses of live blocks, whose registration happened before the block was
+// handed out. Loom has nothing to explore here.
+use crate::sync::unmodelled::{AtomicPtr, AtomicU64, Ordering};
+use core::ptr;
+
+/// Addresses at or above this are never used for arenas.
+pub(crate) const ADDRESS_LIMIT: usize = 1 << 48;
+const ARENA_SHIFT: u32 = ARENA_SIZE.trailing_zeros();
+const WORDS: usize = (ADDRESS_LIMIT >> ARENA_SHIFT) / 64;
+const MAP_BYTES: usize = WORDS * core::mem::size_of::<u64>();
+
+pub(crate) struct ArenaMap {
+    /// Null until the first arena is registered, then `WORDS` zero-initialized `AtomicU64`s.
+    words: AtomicPtr<AtomicU64>,
+}
+
+impl ArenaMap {
+    pub(crate) const fn new() -> ArenaMap {
+        ArenaMap {
+            words: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+
+    /// Whether `p` lies in an arena that is registered now.
+    #[inline]
+    pub(crate) fn contains(&self, p: *const u8) -> bool {
+        let words = self.words.load(Ordering::Acquire);
+        let addr = p as usize;
+        if words.is_null() || addr >= ADDRESS_LIMIT {
+            return false;
+        }
+        let index = addr >> ARENA_SHIFT;
+        // SAFETY: `index / 64 < WORDS` because `addr < ADDRESS_LIMIT`; the map is never
+        // unmapped while the process (or, under loom, the owning `Global`) lives.
+        let word = unsafe { &*words.add(index / 64) };
+        word.load(Ordering::Relaxed) & (1 << (index % 64)) != 0
+    }
+
+    /// Mark the arena at `base` as registered. Returns false if the map cannot be mapped.
+    pub(crate) fn insert(&self, base: *mut u8) -> bool {
+        let words = self.words_or_map();
+        if words.is_null() {
+            return false;
+        }
+        let index = base as usize >> ARENA_SHIFT;
+        // SAFETY: as in `contains`; callers pass arena bases below ADDRESS_LIMIT.
+        let word = unsafe { &*words.add(index / 64) };
+        word.fetch_or(1 << (index % 64), Ordering::Release);
+        true
+    }
+
+    /// Unregister the arena at `base` (registered by `insert`).
+    pub(crate) fn remove(&self, base: *mut u8) {
+        let words = self.words.load(Ordering::Acquire);
+        let index = base as usize >> ARENA_SHIFT;
+        // SAFETY: `insert` succeeded for this base, so the map exists and the index is in it.
+        let word = unsafe { &*words.add(index / 64) };
+        word.fetch_and(!(1 << (index % 64)), Ordering::Release);
+    }
+
+    fn words_or_map(&self) -> *mut AtomicU64 {
+        let words = self.words.load(Ordering::Acquire);
+        if !words.is_null() {
+            return words;
+        }
+        let fresh = os::map(MAP_BYTES).cast::<AtomicU64>();
+        if fresh.is_null() {
+            return fresh;
+        }
+        match self.words.compare_exchange(
+            ptr::null_mut(),
+            fresh,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => fresh,
+            Err(winner) => {
+                os::unmap(fresh.cast(), MAP_BYTES);
+                winner
+            }
+        }
+    }
+}
+
+#[cfg(loom)]
+impl Drop for ArenaMap {
+    fn drop(&mut self) {
+        let words = self.words.load(Ordering::Acquire);
+        if !words.is_null() {
+            os::unmap(words.cast(), MAP_BYTES);
+        }
+    }
+}

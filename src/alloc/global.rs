@@ -1,0 +1,91 @@
+//! `Global`: the allocator's process-wide state, in one place.
+//!
+//! In normal builds there is one, the `static GLOBAL`. Loom models make a fresh one per
+//! execution (loom's atomics cannot live in a `static`), which is why the heaps and pools
+//! reach it through a pointer rather than naming the static.
+
+use super::arena::ArenaManager;
+use super::arena_map::ArenaMap;
+use super::heap::{FallbackCounters, Heap};
+use super::pool::Pool;
+use super::size_class::NUM_SIZE_CLASSES;
+use crate::sync::StatCounter;
+
+/// Counters for threads that have no heap (their heap was torn down at thread exit).
+pub(crate) struct OrphanCounters {
+    pub(crate) frees: [StatCounter; NUM_SIZE_CLASSES],
+    pub(crate) fallback: FallbackCounters,
+}
+
+pub(crate) struct Global {
+    pub(crate) arenas: ArenaManager,
+    pub(crate) heaps: super::registry::HeapRegistry,
+    pub(crate) map: ArenaMap,
+    pub(crate) orphan: OrphanCounters,
+}
+
+// SAFETY: all shared state in `Global` is atomics, or guarded by the arena manager's lock, or
+// (heaps and pools) accessed only under the holder discipline documented on `Heap` and `Pool`.
+unsafe impl Sync for Global {}
+// SAFETY: as above; `Global` owns no thread-bound resource.
+unsafe impl Send for Global {}
+
+#[cfg(not(loom))]
+pub(crate) static GLOBAL: Global = Global::new();
+
+impl Global {
+    crate::sync::maybe_const_fn! {
+        pub(crate) fn new() -> Global {
+            Global {
+                arenas: ArenaManager::new(),
+                heaps: super::registry::HeapRegistry::new(),
+                map: ArenaMap::new(),
+                orphan: OrphanCounters {
+                    frees: [const { StatCounter::new() }; NUM_SIZE_CLASSES],
+                    fallback: FallbackCounters {
+                        allocs: StatCounter::new(),
+                        frees: StatCounter::new(),
+                        bytes_allocated: StatCounter::new(),
+                        bytes_freed: StatCounter::new(),
+                    },
+                },
+            }
+        }
+    }
+
+    /// A new pool of `class` for `owner`, after sweeping abandoned heaps (which may return
+    /// pools to the arenas first). Null when no arena can be mapped.
+    pub(crate) fn acquire_pool(&self, owner: *mut Heap, class: usize) -> *mut Pool {
+        self.heaps.sweep_abandoned();
+        #[cfg(not(loom))]
+        super::fork::register_once();
+        self.arenas.acquire_pool(&self.map, owner, class)
+    }
+
+    /// # Safety
+    /// As for `ArenaManager::release_pool`.
+    pub(crate) unsafe fn release_pool(&self, pool: *mut Pool) {
+        // SAFETY: forwarded contract.
+        unsafe { self.arenas.release_pool(&self.map, pool) }
+    }
+
+    /// Free a pool block from a thread that holds no heap (its heap is gone at thread exit):
+    /// through the remote-free list of the block's pool, whoever owns it.
+    ///
+    /// # Safety
+    /// `block` is a live block of size `class` from one of this state's pools.
+    pub(crate) unsafe fn free_without_heap(&self, block: *mut u8, class: usize) {
+        let pool = super::pool::pool_of(block);
+        // SAFETY: the block is live, so its pool header is valid and its owner is a heap
+        // (heaps are never freed).
+        unsafe {
+            if (*pool).class.get() as usize != class {
+                super::os::fatal(
+                    "pyheap: dealloc called with a layout of another size class than alloc",
+                );
+            }
+            super::heap::free_into(pool, block, self);
+        }
+        self.orphan.frees[class].add_shared(1);
+    }
+}

@@ -1,0 +1,316 @@
+//! `Heap`: a thread's allocator state, its pools per size class, and the alloc/free paths.
+//!
+//! The fast paths (`alloc`, `free`) take a block from, or give one back to, the heap's current
+//! pool of the size class: a few plain loads and stores, no lock and no atomic
+//! read-modify-write. Everything else is in the `#[cold]` slow paths below them.
+
+use super::global::Global;
+use super::os::fatal;
+use super::pool::{pool_of, Pool, PoolState};
+use super::remote::{free_remote, take_remote_blocks, RemoteQueue};
+use super::size_class::{class_block_size, NUM_SIZE_CLASSES};
+use crate::sync::{AtomicUsize, StatCounter};
+use core::cell::Cell;
+use core::ptr;
+
+/// Per size class: where the heap allocates from, and the statistics counters.
+pub(crate) struct ClassQueue {
+    /// The pool allocations come from first (may be null).
+    current: Cell<*mut Pool>,
+    /// Head of the doubly linked list of other pools with free blocks.
+    partial: Cell<*mut Pool>,
+    /// Blocks allocated by this heap (from any pool of the class).
+    pub(crate) allocs: StatCounter,
+    /// Blocks freed by this heap's thread (into any heap's pool).
+    pub(crate) frees: StatCounter,
+    /// Pools this heap owns, and their total capacity in blocks.
+    pub(crate) pools: StatCounter,
+    pub(crate) capacity: StatCounter,
+}
+
+/// Counters of requests sent to the system allocator.
+#[derive(Default)]
+pub(crate) struct FallbackCounters {
+    pub(crate) allocs: StatCounter,
+    pub(crate) frees: StatCounter,
+    pub(crate) bytes_allocated: StatCounter,
+    pub(crate) bytes_freed: StatCounter,
+}
+
+/// A heap holder's state, in `Heap::state`.
+pub(crate) const ACTIVE: usize = 0;
+pub(crate) const ABANDONED: usize = 1;
+pub(crate) const CLAIMED: usize = 2;
+
+/// A thread's allocator state.
+///
+/// # Invariants
+///
+/// * **One holder.** At any time at most one thread *holds* a heap: the thread it is bound to
+///   (state `ACTIVE`), or a thread that claimed it with a CAS from `ABANDONED` (to adopt it, or,
+///   as `CLAIMED`, to sweep it). Only the holder touches the `Cell`s here and the holder-only
+///   fields of the heap's pools; handing a heap over goes through a Release store / Acquire CAS
+///   of `state`, which orders one holder's accesses before the next one's.
+/// * **Never freed.** Heaps live in their own OS mappings that are never unmapped (outside
+///   loom models), so a pointer to a heap read from `Pool::owner` is always valid.
+/// * Every pool the heap owns (`Pool::owner == self`) is exactly one of: some class's
+///   `current`, on that class's `partial` list, or `Full`; its `state` says which.
+pub(crate) struct Heap {
+    classes: [ClassQueue; NUM_SIZE_CLASSES],
+    pub(crate) fallback: FallbackCounters,
+    /// Pools of this heap with blocks freed by other threads (see `remote.rs`).
+    pub(crate) remote_pools: RemoteQueue,
+    /// `ACTIVE`, `ABANDONED` or `CLAIMED` (see the invariants).
+    pub(crate) state: AtomicUsize,
+    /// Next heap in the registry's list; written once before the heap is published.
+    pub(crate) next: *mut Heap,
+    pub(crate) global: *const Global,
+}
+
+impl Heap {
+    /// A fresh heap, held (`ACTIVE`) by its creator.
+    pub(crate) fn new(global: *const Global) -> Heap {
+        Heap {
+            classes: core::array::from_fn(|_| ClassQueue {
+                current: Cell::new(ptr::null_mut()),
+                partial: Cell::new(ptr::null_mut()),
+                allocs: StatCounter::new(),
+                frees: StatCounter::new(),
+                pools: StatCounter::new(),
+                capacity: StatCounter::new(),
+            }),
+            fallback: FallbackCounters::default(),
+            remote_pools: RemoteQueue::new(),
+            state: AtomicUsize::new(ACTIVE),
+            next: ptr::null_mut(),
+            global,
+        }
+    }
+
+    pub(crate) fn class(&self, class: usize) -> &ClassQueue {
+        &self.classes[class]
+    }
+
+    fn global(&self) -> &Global {
+        // SAFETY: the global state outlives every heap it made.
+        unsafe { &*self.global }
+    }
+
+    /// Allocate a block of `class`. Returns null only when no pool can be had (no arena could
+    /// be mapped): the caller then falls back to the system allocator. Holder only.
+    #[inline]
+    pub(crate) fn alloc(&self, class: usize) -> *mut u8 {
+        let q = &self.classes[class];
+        let pool = q.current.get();
+        if !pool.is_null() {
+            // SAFETY: `current` is a pool this heap owns; we hold the heap.
+            let (block, _) = unsafe { (*pool).take_block() };
+            if !block.is_null() {
+                q.allocs.add(1);
+                return block;
+            }
+        }
+        self.alloc_slow(class).0
+    }
+
+    /// Allocate a zeroed block of `class`, skipping the memset for never-used OS memory.
+    #[inline]
+    pub(crate) fn alloc_zeroed(&self, class: usize) -> *mut u8 {
+        let (block, zero) = self.alloc_slow(class);
+        if !block.is_null() && !zero {
+            // SAFETY: the block has `class_block_size(class)` writable bytes.
+            unsafe { ptr::write_bytes(block, 0, class_block_size(class)) };
+        }
+        block
+    }
+
+    /// Free `block`, a live block of size `class` in one of pyheap's arenas. Holder only.
+    ///
+    /// # Safety
+    /// `block` was allocated with size class `class` from a pool and is not used again.
+    #[inline]
+    pub(crate) unsafe fn free(&self, block: *mut u8, class: usize) {
+        let pool = pool_of(block);
+        // SAFETY: the block is live, so its pool is mapped and initialized (Pool invariants).
+        let p = unsafe { &*pool };
+        if p.class.get() as usize != class {
+            fatal("pyheap: dealloc called with a layout of another size class than alloc");
+        }
+        let q = &self.classes[class];
+        q.frees.add(1);
+        if core::ptr::eq(p.owner.load(crate::sync::Ordering::Relaxed), self) {
+            // SAFETY: our own pool, and we hold the heap.
+            unsafe { p.put_block(block) };
+            if p.used.get() == 0 || p.state.get() == PoolState::Full {
+                self.pool_gained_free_blocks(pool);
+            }
+        } else {
+            // SAFETY: another heap's pool: the owner is valid memory (heaps are never freed)
+            // and the block is live (caller's contract).
+            unsafe { free_into(pool, block, self.global()) };
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn alloc_slow(&self, class: usize) -> (*mut u8, bool) {
+        let q = &self.classes[class];
+        let mut reclaimed = false;
+        loop {
+            let pool = q.current.get();
+            if !pool.is_null() {
+                // SAFETY: `current` is ours.
+                let p = unsafe { &*pool };
+                let (block, zero) = p.take_block();
+                if !block.is_null() {
+                    q.allocs.add(1);
+                    return (block, zero);
+                }
+                p.state.set(PoolState::Full);
+                q.current.set(ptr::null_mut());
+            }
+            let partial = q.partial.get();
+            if !partial.is_null() {
+                self.unlink_partial(partial);
+                // SAFETY: pools on our partial list are ours.
+                unsafe { (*partial).state.set(PoolState::Current) };
+                q.current.set(partial);
+                continue;
+            }
+            if !reclaimed {
+                reclaimed = true;
+                if self.collect_remote_frees() {
+                    continue;
+                }
+            }
+            let pool = self
+                .global()
+                .acquire_pool(self as *const Heap as *mut Heap, class);
+            if pool.is_null() {
+                return (ptr::null_mut(), false);
+            }
+            // SAFETY: a pool fresh from the arena manager, initialized for us.
+            let cap = unsafe { (*pool).capacity.get() };
+            q.pools.add(1);
+            q.capacity.add(cap as u64);
+            q.current.set(pool);
+        }
+    }
+
+    /// `pool`, ours, just got blocks back: put it on the partial list if it was full, return
+    /// it to its arena if it is now empty (unless it is the class's current pool: keeping that
+    /// one is the pool-level hysteresis against alloc/free ping-pong).
+    #[cold]
+    fn pool_gained_free_blocks(&self, pool: *mut Pool) {
+        // SAFETY: `pool` is ours and we hold the heap.
+        let p = unsafe { &*pool };
+        let state = p.state.get();
+        if p.used.get() == 0 && state != PoolState::Current {
+            if state == PoolState::Partial {
+                self.unlink_partial(pool);
+            }
+            self.release_pool(pool);
+        } else if state == PoolState::Full {
+            self.push_partial(pool);
+        }
+    }
+
+    fn release_pool(&self, pool: *mut Pool) {
+        // SAFETY: `pool` is ours, empty, and on none of our lists any more.
+        let (class, cap) = unsafe { ((*pool).class.get() as usize, (*pool).capacity.get()) };
+        let q = &self.classes[class];
+        q.pools.add(u64::MAX); // -1
+        q.capacity.add((cap as u64).wrapping_neg());
+        // SAFETY: an empty pool (used == 0): no live block, no freer in flight.
+        unsafe { self.global().release_pool(pool) };
+    }
+
+    fn push_partial(&self, pool: *mut Pool) {
+        // SAFETY: `pool` and the list's pools are ours.
+        unsafe {
+            let p = &*pool;
+            let q = &self.classes[p.class.get() as usize];
+            let head = q.partial.get();
+            p.prev.set(ptr::null_mut());
+            p.next.set(head);
+            if !head.is_null() {
+                (*head).prev.set(pool);
+            }
+            q.partial.set(pool);
+            p.state.set(PoolState::Partial);
+        }
+    }
+
+    fn unlink_partial(&self, pool: *mut Pool) {
+        // SAFETY: `pool` is on our partial list; its neighbours are ours.
+        unsafe {
+            let p = &*pool;
+            let q = &self.classes[p.class.get() as usize];
+            let (prev, next) = (p.prev.get(), p.next.get());
+            if prev.is_null() {
+                q.partial.set(next);
+            } else {
+                (*prev).next.set(next);
+            }
+            if !next.is_null() {
+                (*next).prev.set(prev);
+            }
+        }
+    }
+
+    /// Take back every block other threads freed into our pools. Returns whether any pool
+    /// was queued. Holder only.
+    pub(crate) fn collect_remote_frees(&self) -> bool {
+        let mut pool = self.remote_pools.take_all();
+        let any = !pool.is_null();
+        while !pool.is_null() {
+            // SAFETY: we hold the heap and took `pool` from its queue.
+            let (next, head, tail, count) = unsafe { take_remote_blocks(pool) };
+            if count > 0 {
+                // SAFETY: the blocks are free blocks of our pool; splice them onto its list.
+                unsafe {
+                    let p = &*pool;
+                    (*tail).next = p.free.get();
+                    p.free.set(head);
+                    p.used.set(p.used.get() - count);
+                }
+                self.pool_gained_free_blocks(pool);
+            }
+            pool = next;
+        }
+        any
+    }
+
+    /// Give every empty current pool back to its arena (a heap nobody allocates from soon:
+    /// an exiting thread's, or an abandoned one being swept). Holder only.
+    pub(crate) fn release_empty_pools(&self) {
+        for q in &self.classes {
+            let pool = q.current.get();
+            // SAFETY: `current` is ours.
+            if !pool.is_null() && unsafe { (*pool).used.get() } == 0 {
+                q.current.set(ptr::null_mut());
+                self.release_pool(pool);
+            }
+        }
+    }
+}
+
+/// Free `block` of `pool` through the pool's remote-free list; if that queued the pool on an
+/// abandoned heap, sweep that heap at once, so an exited thread's pools go back to the arenas
+/// as the program frees their blocks.
+///
+/// # Safety
+/// `block` is a live block of `pool`, not used again by the caller, and the caller does not
+/// hold the pool's owner heap.
+pub(crate) unsafe fn free_into(pool: *mut Pool, block: *mut u8, global: &Global) {
+    // SAFETY: the block is live, so the pool header is valid and its owner is a heap, and
+    // heaps are never freed (caller's contract and Heap invariants).
+    unsafe {
+        let owner = (*pool).owner.load(crate::sync::Ordering::Relaxed);
+        if free_remote(pool, block, &(*owner).remote_pools)
+            && (*owner).state.load(crate::sync::Ordering::Relaxed) == ABANDONED
+        {
+            global.heaps.sweep(&*owner);
+        }
+    }
+}

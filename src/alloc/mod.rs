@@ -1,0 +1,65 @@
+//! `PoolAlloc`: pymalloc's scheme as a thread-safe Rust global allocator.
+//!
+//! # The scheme
+//!
+//! Requests of at most [`SMALL_REQUEST_THRESHOLD`] bytes are rounded up to one of
+//! [`NUM_SIZE_CLASSES`] block sizes (see [`size_class`]). Blocks of one size are carved from a
+//! [`POOL_SIZE`] *pool*; pools are carved from [`ARENA_SIZE`] *arenas* mapped from the OS with
+//! `mmap`, and arenas whose pools are all free go back with `munmap`. Larger requests, and
+//! alignments above [`BLOCK_ALIGN`], go to the system allocator.
+//!
+//! # Threads
+//!
+//! Every thread allocates from its own *heap* (`heap.rs`): the pools it owns, per size class.
+//! Allocating and freeing a block of one's own pool is a few plain loads and stores, with no
+//! lock and no atomic read-modify-write. A block freed by another thread goes onto its pool's
+//! lock-free remote-free list and the owner takes such blocks back in batches (`remote.rs`).
+//! When a thread exits, its heap is abandoned with the pools that still hold live blocks, and
+//! adopted by the next thread that starts (`registry.rs`).
+//!
+//! # Where things are
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | `size_class.rs` | the classes and the constants |
+//! | `pool_alloc.rs` | `PoolAlloc`: `GlobalAlloc`, `Allocator`, the system fallback |
+//! | `thread.rs` | binding a heap to the calling thread |
+//! | `heap.rs` | a thread's heap, the alloc/free fast and slow paths |
+//! | `pool.rs` | the pool header and its free list |
+//! | `remote.rs` | the remote-free protocol (cross-thread frees) |
+//! | `registry.rs` | all heaps; abandon, adopt, sweep |
+//! | `arena.rs` | arenas: taking and returning pools, returning arenas to the OS |
+//! | `arena_map.rs` | which addresses are pyheap's (pool block or system block?) |
+//! | `lock.rs`, `fork.rs` | the one lock, and keeping it sane across `fork()` |
+//! | `os.rs` | `mmap`/`munmap` and the system allocator |
+//! | `stats.rs` | [`stats`] and its report |
+
+mod arena;
+mod arena_map;
+#[cfg(not(loom))]
+mod fork;
+mod global;
+mod heap;
+mod lock;
+#[cfg(loom)]
+pub mod model;
+mod os;
+mod pool;
+#[cfg(not(loom))]
+mod pool_alloc;
+mod registry;
+mod remote;
+mod size_class;
+mod stats;
+#[cfg(not(loom))]
+mod thread;
+
+#[cfg(not(loom))]
+pub use pool_alloc::PoolAlloc;
+pub use size_class::{
+    class_block_size, size_class, ARENA_SIZE, BLOCK_ALIGN, NUM_SIZE_CLASSES, POOLS_PER_ARENA,
+    POOL_SIZE, SMALL_REQUEST_THRESHOLD,
+};
+#[cfg(not(loom))]
+pub use stats::stats;
+pub use stats::{AllocStats, ClassStats};

@@ -1,0 +1,332 @@
+//! `PoolAlloc`: the entry points, `GlobalAlloc` and `allocator_api2::alloc::Allocator`.
+
+use super::global::GLOBAL;
+use super::heap::{FallbackCounters, Heap};
+use super::os;
+use super::size_class::{class_block_size, size_class};
+use super::thread;
+use allocator_api2::alloc::{AllocError, Allocator};
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr::{self, NonNull};
+
+/// pymalloc's scheme as a Rust allocator: requests of at most
+/// [`SMALL_REQUEST_THRESHOLD`](super::SMALL_REQUEST_THRESHOLD) bytes (and alignment at most
+/// [`BLOCK_ALIGN`](super::BLOCK_ALIGN)) come from per-thread pools of fixed-size blocks; all
+/// others go to the system allocator.
+///
+/// As the global allocator:
+///
+/// ```
+/// #[global_allocator]
+/// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+///
+/// fn main() {
+///     let words: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
+///     assert_eq!(words[999], "999");
+/// }
+/// ```
+///
+/// Or for one collection, through the `allocator_api2` API, without being the global
+/// allocator:
+///
+/// ```
+/// use allocator_api2::vec::Vec;
+/// let mut v = Vec::new_in(pyheap::PoolAlloc);
+/// v.extend([1u32, 2, 3]);
+/// assert_eq!(v.iter().sum::<u32>(), 6);
+/// ```
+///
+/// `alloc` never panics and never unwinds: on exhaustion it returns null (`AllocError`
+/// through `Allocator`), and Rust's `handle_alloc_error` takes it from there.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PoolAlloc;
+
+/// The counters to charge a system-allocator request to: the heap's, or the shared ones for
+/// a thread without a heap.
+fn fallback_counters(heap: *mut Heap) -> (&'static FallbackCounters, bool) {
+    if heap.is_null() {
+        (&GLOBAL.orphan.fallback, true)
+    } else {
+        // SAFETY: the calling thread holds its heap; heaps are never freed.
+        (unsafe { &(*heap).fallback }, false)
+    }
+}
+
+fn count_fallback_alloc(heap: *mut Heap, bytes: usize) {
+    let (c, shared) = fallback_counters(heap);
+    if shared {
+        c.allocs.add_shared(1);
+        c.bytes_allocated.add_shared(bytes as u64);
+    } else {
+        c.allocs.add(1);
+        c.bytes_allocated.add(bytes as u64);
+    }
+}
+
+fn count_fallback_free(heap: *mut Heap, bytes: usize) {
+    let (c, shared) = fallback_counters(heap);
+    if shared {
+        c.frees.add_shared(1);
+        c.bytes_freed.add_shared(bytes as u64);
+    } else {
+        c.frees.add(1);
+        c.bytes_freed.add(bytes as u64);
+    }
+}
+
+/// Allocate `size` bytes aligned to `align` from the system allocator, counted.
+#[cold]
+unsafe fn fallback_alloc(heap: *mut Heap, size: usize, align: usize, zeroed: bool) -> *mut u8 {
+    // SAFETY: `size`/`align` come from a valid `Layout` (or a block size with align 16).
+    let p = unsafe {
+        if zeroed {
+            os::sys_alloc_zeroed(size, align)
+        } else {
+            os::sys_alloc(size, align)
+        }
+    };
+    if !p.is_null() {
+        count_fallback_alloc(heap, size);
+    }
+    p
+}
+
+impl PoolAlloc {
+    #[inline(always)]
+    unsafe fn alloc_impl(layout: Layout, zeroed: bool) -> *mut u8 {
+        let heap = thread::heap();
+        match size_class(layout.size(), layout.align()) {
+            Some(class) => {
+                if !heap.is_null() {
+                    // SAFETY: the calling thread holds its heap.
+                    let h = unsafe { &*heap };
+                    let p = if zeroed {
+                        h.alloc_zeroed(class)
+                    } else {
+                        h.alloc(class)
+                    };
+                    if !p.is_null() {
+                        return p;
+                    }
+                }
+                // No heap, or no arena: a system block of the class's size, so that
+                // `realloc` within the class stays valid.
+                // SAFETY: a block size with the block alignment is a valid request.
+                unsafe { fallback_alloc(heap, class_block_size(class), 16, zeroed) }
+            }
+            // SAFETY: `layout` is valid.
+            None => unsafe { fallback_alloc(heap, layout.size(), layout.align(), zeroed) },
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn dealloc_impl(ptr: *mut u8, layout: Layout) {
+        if let Some(class) = size_class(layout.size(), layout.align()) {
+            if GLOBAL.map.contains(ptr) {
+                let heap = thread::heap();
+                if heap.is_null() {
+                    // SAFETY: a live pool block of `class` (caller's contract).
+                    unsafe { GLOBAL.free_without_heap(ptr, class) };
+                } else {
+                    // SAFETY: the calling thread holds its heap; a live block of `class`.
+                    unsafe { (*heap).free(ptr, class) };
+                }
+                return;
+            }
+            // SAFETY: not in an arena: a system block (caller's contract).
+            unsafe { Self::fallback_free(ptr, class_block_size(class)) };
+            return;
+        }
+        // SAFETY: a system block (caller's contract).
+        unsafe { Self::fallback_free(ptr, layout.size()) };
+    }
+
+    #[cold]
+    unsafe fn fallback_free(ptr: *mut u8, bytes: usize) {
+        // SAFETY: caller's contract.
+        unsafe { os::sys_free(ptr) };
+        count_fallback_free(thread::heap(), bytes);
+    }
+}
+
+// SAFETY: `alloc` returns null or a block of at least `layout.size()` bytes aligned to
+// `layout.align()` (size classes round sizes up and serve alignments up to BLOCK_ALIGN; the
+// system allocator is asked for the rest), owned by the caller until `dealloc`. A block is
+// handed out by one heap's holder only (Heap invariants) and returns to circulation only
+// through `dealloc`. No path allocates through the global allocator, panics or unwinds.
+unsafe impl GlobalAlloc for PoolAlloc {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded contract.
+        unsafe { Self::alloc_impl(layout, false) }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded contract.
+        unsafe { Self::alloc_impl(layout, true) }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded contract.
+        unsafe { Self::dealloc_impl(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let align = layout.align();
+        let old_class = size_class(layout.size(), align);
+        let new_class = size_class(new_size, align);
+        if old_class.is_some() && old_class == new_class {
+            // Same block size: the block already fits (pool block or system block of the
+            // class's size alike).
+            return ptr;
+        }
+        if old_class.is_none() && new_class.is_none() {
+            // SAFETY: a system block of `layout`; `new_size` is valid for `align` (caller).
+            let q = unsafe { os::sys_realloc(ptr, layout.size(), align, new_size) };
+            if !q.is_null() {
+                let heap = thread::heap();
+                count_fallback_free(heap, layout.size());
+                count_fallback_alloc(heap, new_size);
+            }
+            return q;
+        }
+        // SAFETY: the caller guarantees `new_size` rounded to `align` fits `isize`.
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, align) };
+        // SAFETY: forwarded contract; the blocks are distinct and at least `min` bytes long.
+        unsafe {
+            let q = Self::alloc_impl(new_layout, false);
+            if !q.is_null() {
+                ptr::copy_nonoverlapping(ptr, q, layout.size().min(new_size));
+                Self::dealloc_impl(ptr, layout);
+            }
+            q
+        }
+    }
+}
+
+fn dangling(layout: Layout) -> NonNull<[u8]> {
+    // An address equal to the alignment is non-null and aligned.
+    let p = layout.align() as *mut u8;
+    // SAFETY: `align` is non-zero.
+    NonNull::slice_from_raw_parts(unsafe { NonNull::new_unchecked(p) }, 0)
+}
+
+// SAFETY: blocks come from `GlobalAlloc` above with the same guarantees; zero-size requests
+// get a dangling aligned pointer that `deallocate` ignores; `grow`/`shrink` keep the contents
+// up to the smaller size.
+unsafe impl Allocator for PoolAlloc {
+    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        if layout.size() == 0 {
+            return Ok(dangling(layout));
+        }
+        // SAFETY: non-zero size.
+        let p = unsafe { GlobalAlloc::alloc(self, layout) };
+        NonNull::new(p)
+            .map(|p| NonNull::slice_from_raw_parts(p, layout.size()))
+            .ok_or(AllocError)
+    }
+
+    fn allocate_zeroed(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        if layout.size() == 0 {
+            return Ok(dangling(layout));
+        }
+        // SAFETY: non-zero size.
+        let p = unsafe { GlobalAlloc::alloc_zeroed(self, layout) };
+        NonNull::new(p)
+            .map(|p| NonNull::slice_from_raw_parts(p, layout.size()))
+            .ok_or(AllocError)
+    }
+
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        if layout.size() != 0 {
+            // SAFETY: allocated by `allocate` with this layout (caller's contract).
+            unsafe { GlobalAlloc::dealloc(self, ptr.as_ptr(), layout) }
+        }
+    }
+
+    unsafe fn grow(
+        &self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: forwarded contract (`new.size() >= old.size()`).
+        unsafe { self.resize(ptr, old, new, false) }
+    }
+
+    unsafe fn grow_zeroed(
+        &self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: forwarded contract (`new.size() >= old.size()`).
+        unsafe { self.resize(ptr, old, new, true) }
+    }
+
+    unsafe fn shrink(
+        &self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: forwarded contract (`new.size() <= old.size()`).
+        unsafe { self.resize(ptr, old, new, false) }
+    }
+}
+
+impl PoolAlloc {
+    /// `grow`/`shrink` for the `Allocator` API.
+    ///
+    /// # Safety
+    /// `ptr` was allocated by `self` with `old`; the caller stops using it on success.
+    unsafe fn resize(
+        &self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+        zero_tail: bool,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        let q = if old.size() == 0 {
+            if zero_tail {
+                self.allocate_zeroed(new)?
+            } else {
+                self.allocate(new)?
+            }
+        } else if new.size() == 0 {
+            // SAFETY: caller's contract.
+            unsafe { self.deallocate(ptr, old) };
+            return Ok(dangling(new));
+        } else if old.align() == new.align() {
+            // SAFETY: caller's contract; `new.size()` is valid for the alignment.
+            let q = unsafe { GlobalAlloc::realloc(self, ptr.as_ptr(), old, new.size()) };
+            let q = NonNull::new(q).ok_or(AllocError)?;
+            NonNull::slice_from_raw_parts(q, new.size())
+        } else {
+            let q = self.allocate(new)?;
+            // SAFETY: distinct live blocks, each at least `min` bytes.
+            unsafe {
+                ptr::copy_nonoverlapping(
+                    ptr.as_ptr(),
+                    q.as_ptr().cast::<u8>(),
+                    old.size().min(new.size()),
+                );
+                self.deallocate(ptr, old);
+            }
+            q
+        };
+        if zero_tail && new.size() > old.size() && old.size() != 0 {
+            // SAFETY: the new block has `new.size()` bytes.
+            unsafe {
+                ptr::write_bytes(
+                    q.as_ptr().cast::<u8>().add(old.size()),
+                    0,
+                    new.size() - old.size(),
+                )
+            };
+        }
+        Ok(q)
+    }
+}

@@ -1,0 +1,216 @@
+//! `AllocStats`: a snapshot of the allocator, in the spirit of `sys._debugmallocstats()`.
+//!
+//! Counting costs the fast path one plain load and store into the heap's own cache line: each
+//! heap counts what its thread allocates and frees, and `stats()` sums the heaps on demand.
+//! A snapshot taken while other threads allocate is approximate (each counter is exact, but
+//! they are read one after another); a snapshot of a quiescent program adds up exactly.
+
+use super::global::Global;
+use super::heap::FallbackCounters;
+use super::size_class::{class_block_size, ARENA_SIZE, NUM_SIZE_CLASSES, POOL_SIZE};
+use core::fmt;
+
+/// Statistics of one size class.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClassStats {
+    /// Block size of the class, in bytes.
+    pub block_size: usize,
+    /// Pools serving this class now.
+    pub pools: usize,
+    /// Blocks handed out and not freed.
+    pub blocks_in_use: usize,
+    /// Blocks in this class's pools that are free (freed, or never handed out).
+    pub free_blocks: usize,
+}
+
+/// A snapshot of [`PoolAlloc`](crate::PoolAlloc)'s state; see [`stats`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AllocStats {
+    /// Per size class, smallest first.
+    pub classes: [ClassStats; NUM_SIZE_CLASSES],
+    /// Arenas mapped now.
+    pub arenas_mapped: usize,
+    /// The most arenas ever mapped at once.
+    pub arenas_high_water: usize,
+    /// Arenas mapped since the program started.
+    pub arenas_mapped_total: usize,
+    /// Arenas returned to the OS since the program started.
+    pub arenas_returned: usize,
+    /// Bytes in blocks handed out and not freed (block sizes, not request sizes).
+    pub bytes_in_blocks: usize,
+    /// Bytes handed out by the system allocator (requests above the threshold, alignments
+    /// above the block alignment, and fallbacks) and not freed.
+    pub fallback_bytes: usize,
+    /// Live allocations handed out by the system allocator.
+    pub fallback_count: usize,
+    /// System-allocator requests since the program started.
+    pub fallback_total: usize,
+    /// Heaps held by a running thread.
+    pub heaps_active: usize,
+    /// Heaps left by exited threads, waiting for adoption.
+    pub heaps_abandoned: usize,
+}
+
+impl AllocStats {
+    /// Blocks in use over all size classes.
+    pub fn blocks_in_use(&self) -> usize {
+        self.classes.iter().map(|c| c.blocks_in_use).sum()
+    }
+
+    /// Pools in use over all size classes.
+    pub fn pools_in_use(&self) -> usize {
+        self.classes.iter().map(|c| c.pools).sum()
+    }
+
+    /// Free blocks over all size classes.
+    pub fn free_blocks(&self) -> usize {
+        self.classes.iter().map(|c| c.free_blocks).sum()
+    }
+
+    /// Bytes of arenas mapped now.
+    pub fn arena_bytes(&self) -> usize {
+        self.arenas_mapped * ARENA_SIZE
+    }
+
+    pub(crate) fn collect(global: &Global) -> AllocStats {
+        let mut allocs = [0u64; NUM_SIZE_CLASSES];
+        let mut frees = [0u64; NUM_SIZE_CLASSES];
+        let mut pools = [0u64; NUM_SIZE_CLASSES];
+        let mut capacity = [0u64; NUM_SIZE_CLASSES];
+        let mut fb = [0u64; 4];
+        let mut add_fallback = |c: &FallbackCounters| {
+            fb[0] = fb[0].wrapping_add(c.allocs.get());
+            fb[1] = fb[1].wrapping_add(c.frees.get());
+            fb[2] = fb[2].wrapping_add(c.bytes_allocated.get());
+            fb[3] = fb[3].wrapping_add(c.bytes_freed.get());
+        };
+        for heap in global.heaps.iter() {
+            for class in 0..NUM_SIZE_CLASSES {
+                let q = heap.class(class);
+                allocs[class] = allocs[class].wrapping_add(q.allocs.get());
+                frees[class] = frees[class].wrapping_add(q.frees.get());
+                pools[class] = pools[class].wrapping_add(q.pools.get());
+                capacity[class] = capacity[class].wrapping_add(q.capacity.get());
+            }
+            add_fallback(&heap.fallback);
+        }
+        add_fallback(&global.orphan.fallback);
+        let mut classes = [ClassStats::default(); NUM_SIZE_CLASSES];
+        let mut bytes_in_blocks = 0;
+        for (class, out) in classes.iter_mut().enumerate() {
+            let freed = frees[class].wrapping_add(global.orphan.frees[class].get());
+            let in_use = clamp(allocs[class].wrapping_sub(freed));
+            let capacity = clamp(capacity[class]);
+            *out = ClassStats {
+                block_size: class_block_size(class),
+                pools: clamp(pools[class]),
+                blocks_in_use: in_use,
+                free_blocks: capacity.saturating_sub(in_use),
+            };
+            bytes_in_blocks += in_use * out.block_size;
+        }
+        let (heaps_active, heaps_abandoned) = global.heaps.counts();
+        let a = &global.arenas.counters;
+        AllocStats {
+            classes,
+            arenas_mapped: a.mapped.get() as usize,
+            arenas_high_water: a.high_water.get() as usize,
+            arenas_mapped_total: a.mapped_total.get() as usize,
+            arenas_returned: a.returned.get() as usize,
+            bytes_in_blocks,
+            fallback_bytes: clamp(fb[2].wrapping_sub(fb[3])),
+            fallback_count: clamp(fb[0].wrapping_sub(fb[1])),
+            fallback_total: fb[0] as usize,
+            heaps_active,
+            heaps_abandoned,
+        }
+    }
+}
+
+/// A difference of racy counters may dip below zero for a moment: read that as zero.
+fn clamp(v: u64) -> usize {
+    if (v as i64) < 0 {
+        0
+    } else {
+        v as usize
+    }
+}
+
+/// A snapshot of the global [`PoolAlloc`](crate::PoolAlloc) state: per size class, arenas, and
+/// the system-allocator fallback. Its `Display` prints a report like CPython's
+/// `sys._debugmallocstats()`.
+///
+/// The counters describe `PoolAlloc` whether or not it is the global allocator (it may serve
+/// only `allocator_api2` collections). Reading them takes no lock and allocates nothing.
+///
+/// ```
+/// use allocator_api2::vec::Vec;
+/// let before = pyheap::alloc::stats();
+/// let mut v: Vec<Vec<u8, _>, _> = Vec::new_in(pyheap::PoolAlloc);
+/// for _ in 0..100 {
+///     let mut inner = Vec::new_in(pyheap::PoolAlloc);
+///     inner.extend_from_slice(&[7u8; 40]);
+///     v.push(inner);
+/// }
+/// let during = pyheap::alloc::stats();
+/// assert!(during.blocks_in_use() >= before.blocks_in_use() + 100);
+/// drop(v);
+/// println!("{}", pyheap::alloc::stats());
+/// ```
+#[cfg(not(loom))]
+pub fn stats() -> AllocStats {
+    AllocStats::collect(&super::global::GLOBAL)
+}
+
+impl fmt::Display for AllocStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "pyheap allocator: {} size classes, {} KiB pools, {} KiB arenas",
+            NUM_SIZE_CLASSES,
+            POOL_SIZE / 1024,
+            ARENA_SIZE / 1024
+        )?;
+        writeln!(f, "class   size   pools   blocks in use   free blocks")?;
+        writeln!(f, "-----   ----   -----   -------------   -----------")?;
+        for (i, c) in self.classes.iter().enumerate() {
+            if c.pools == 0 && c.blocks_in_use == 0 {
+                continue;
+            }
+            writeln!(
+                f,
+                "{:>5}   {:>4}   {:>5}   {:>13}   {:>11}",
+                i, c.block_size, c.pools, c.blocks_in_use, c.free_blocks
+            )?;
+        }
+        writeln!(f)?;
+        let row = |f: &mut fmt::Formatter<'_>, name: &str, v: usize| {
+            writeln!(f, "# {name:<34} = {v:>15}")
+        };
+        row(f, "arenas mapped now", self.arenas_mapped)?;
+        row(
+            f,
+            "arenas mapped at most (high-water)",
+            self.arenas_high_water,
+        )?;
+        row(f, "arenas mapped in total", self.arenas_mapped_total)?;
+        row(f, "arenas returned to the OS", self.arenas_returned)?;
+        row(f, "bytes in arenas", self.arena_bytes())?;
+        writeln!(f)?;
+        row(f, "pools in use", self.pools_in_use())?;
+        row(f, "blocks in use", self.blocks_in_use())?;
+        row(f, "bytes in allocated blocks", self.bytes_in_blocks)?;
+        row(f, "bytes in free blocks", {
+            self.classes
+                .iter()
+                .map(|c| c.free_blocks * c.block_size)
+                .sum()
+        })?;
+        writeln!(f)?;
+        row(f, "system allocator: live blocks", self.fallback_count)?;
+        row(f, "system allocator: live bytes", self.fallback_bytes)?;
+        row(f, "system allocator: requests", self.fallback_total)?;
+        row(f, "heaps held by threads", self.heaps_active)?;
+        row(f, "heaps abandoned by exited threads", self.heaps_abandoned)
+    }
+}

@@ -1,0 +1,74 @@
+//! Binding a heap to the calling thread.
+//!
+//! Two thread-locals, both `const`-initialized so that touching them never allocates:
+//!
+//! * `HEAP`, a plain `Cell` with no destructor, so it stays readable for the whole life of the
+//!   thread, including while other thread-locals are being destroyed. Null: no heap yet;
+//!   `DEAD`: the heap was given up at thread exit; anything else: the heap this thread holds.
+//! * `EXIT`, a guard whose destructor abandons the heap when the thread exits. It is touched
+//!   (which registers the destructor with the C runtime) only after `HEAP` is set, so an
+//!   allocation made while registering finds the heap already bound.
+//!
+//! After exit, the thread allocates from the system allocator and frees pool blocks through
+//! their pools' remote-free lists: both work without a heap.
+
+use super::global::GLOBAL;
+use super::heap::Heap;
+use core::cell::Cell;
+use core::ptr;
+
+const DEAD: *mut Heap = 1 as *mut Heap;
+
+thread_local! {
+    static HEAP: Cell<*mut Heap> = const { Cell::new(ptr::null_mut()) };
+    static EXIT: ExitGuard = const { ExitGuard };
+}
+
+struct ExitGuard;
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        let heap = HEAP.with(|h| h.replace(DEAD));
+        if heap as usize > DEAD as usize {
+            // SAFETY: this thread holds `heap` and, with HEAP set to DEAD, never touches it
+            // again.
+            unsafe { GLOBAL.heaps.abandon(&*heap) };
+        }
+    }
+}
+
+/// The calling thread's heap, binding one on first use. Null after the thread's heap was
+/// given up at exit, or if no heap could be mapped.
+#[inline(always)]
+pub(crate) fn heap() -> *mut Heap {
+    let heap = HEAP.with(|h| h.get());
+    if heap as usize > DEAD as usize {
+        heap
+    } else {
+        bind_slow(heap)
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn bind_slow(current: *mut Heap) -> *mut Heap {
+    if current == DEAD {
+        return ptr::null_mut();
+    }
+    let heap = GLOBAL.heaps.bind(&GLOBAL);
+    if heap.is_null() {
+        return heap;
+    }
+    HEAP.with(|h| h.set(heap));
+    // Registers the exit guard's destructor; may allocate, which now finds the heap bound.
+    // If the thread is already past destroying its thread-locals, `try_with` fails and the
+    // heap is abandoned right here instead: it cannot be held by a thread that cannot exit
+    // cleanly.
+    if EXIT.try_with(|_| ()).is_err() {
+        HEAP.with(|h| h.set(DEAD));
+        // SAFETY: we hold the heap and gave up the binding above.
+        unsafe { GLOBAL.heaps.abandon(&*heap) };
+        return ptr::null_mut();
+    }
+    heap
+}
