@@ -22,7 +22,9 @@ fn resident_bytes() -> Option<usize> {
 
 fn summary(label: &str) {
     let s = pyheap::alloc::stats();
-    let rss = resident_bytes().map_or("n/a".to_string(), |b| format!("{:.1} MiB", b as f64 / 1048576.0));
+    let rss = resident_bytes().map_or("n/a".to_string(), |b| {
+        format!("{:.1} MiB", b as f64 / 1048576.0)
+    });
     println!(
         "{label:<8} blocks in use {:>9}  pools {:>6}  arenas mapped {:>4} (high-water {:>4}, returned {:>4})  resident {rss}",
         s.blocks_in_use(),
@@ -33,15 +35,24 @@ fn summary(label: &str) {
     );
 }
 
+/// What the workload leaves alive until the tour frees it.
+type WorkloadData = (
+    BTreeMap<String, Vec<u32>>,
+    HashMap<u64, String>,
+    Vec<Vec<Box<[u8]>>>,
+);
+
 /// The workload: an index of words, a map of small records, and worker threads whose results
 /// are freed by the main thread (cross-thread frees).
-fn workload() -> (BTreeMap<String, Vec<u32>>, HashMap<u64, String>, Vec<Vec<Box<[u8]>>>) {
+fn workload() -> WorkloadData {
     let mut index: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     for i in 0..200_000u32 {
         let word = format!("word-{}", i.wrapping_mul(2_654_435_761) % 50_000);
         index.entry(word).or_default().push(i);
     }
-    let records: HashMap<u64, String> = (0..100_000u64).map(|i| (i, format!("record #{i:08}"))).collect();
+    let records: HashMap<u64, String> = (0..100_000u64)
+        .map(|i| (i, format!("record #{i:08}")))
+        .collect();
 
     let (tx, rx) = mpsc::channel();
     let workers: Vec<_> = (0..4u8)
