@@ -140,8 +140,9 @@ impl Heap {
         q.frees.add(1);
         if core::ptr::eq(p.owner.load(crate::sync::Ordering::Relaxed), self) {
             // SAFETY: our own pool, and we hold the heap.
-            unsafe { p.put_block(block) };
-            if p.used.get() == 0 || p.state.get() == PoolState::Full {
+            let used = unsafe { p.put_block(block) };
+            // `used + 1 <= 1`: the pool is now empty, or was already (a double free).
+            if used.wrapping_add(1) <= 1 || p.state.get() == PoolState::Full {
                 self.pool_gained_free_blocks(pool);
             }
         } else {
@@ -205,6 +206,11 @@ impl Heap {
         // SAFETY: `pool` is ours and we hold the heap.
         let p = unsafe { &*pool };
         let state = p.state.get();
+        if p.used.get() > p.capacity.get() {
+            fatal(
+                "pyheap: a block was freed twice (more blocks freed than handed out in its pool)",
+            );
+        }
         if p.used.get() == 0 && state != PoolState::Current {
             if state == PoolState::Partial {
                 self.unlink_partial(pool);
@@ -272,7 +278,7 @@ impl Heap {
                     let p = &*pool;
                     (*tail).next = p.free.get();
                     p.free.set(head);
-                    p.used.set(p.used.get() - count);
+                    p.used.set(p.used.get().wrapping_sub(count));
                 }
                 self.pool_gained_free_blocks(pool);
             }

@@ -131,7 +131,7 @@ impl Pool {
             // SAFETY: blocks on the free list are free blocks of this pool, owned by the
             // holder, whose first word links to the next one.
             self.free.set(unsafe { (*block).next });
-            self.used.set(self.used.get() + 1);
+            self.used.set(self.used.get().wrapping_add(1));
             return (block.cast(), false);
         }
         let bump = self.bump.get();
@@ -139,22 +139,25 @@ impl Pool {
             let size = class_block_size(self.class.get() as usize);
             // SAFETY: `bump + size <= end`, within the pool.
             self.bump.set(unsafe { bump.add(size) });
-            self.used.set(self.used.get() + 1);
+            self.used.set(self.used.get().wrapping_add(1));
             return (bump, self.fresh.get());
         }
         (ptr::null_mut(), false)
     }
 
-    /// Put a block of this pool back on the local free list. Holder only.
+    /// Put a block of this pool back on the local free list and return the new `used`
+    /// (`u32::MAX` if the pool had no live block: a double free). Holder only.
     ///
     /// # Safety
     /// `block` is a live block of this pool, not used again by the caller.
     #[inline(always)]
-    pub(crate) unsafe fn put_block(&self, block: *mut u8) {
+    pub(crate) unsafe fn put_block(&self, block: *mut u8) -> u32 {
         let block = block.cast::<Block>();
         // SAFETY: the block is ours now and at least 8 bytes, 8-aligned.
         unsafe { (*block).next = self.free.get() };
         self.free.set(block);
-        self.used.set(self.used.get() - 1);
+        let used = self.used.get().wrapping_sub(1);
+        self.used.set(used);
+        used
     }
 }

@@ -11,6 +11,14 @@ use super::size_class::{class_block_size, ARENA_SIZE, NUM_SIZE_CLASSES, POOL_SIZ
 use core::fmt;
 
 /// Statistics of one size class.
+///
+/// ```
+/// let stats = pyheap::alloc::stats();
+/// let c = &stats.classes[0];
+/// assert_eq!(c.block_size, 8);
+/// // Every block of the class's pools is either in use or free.
+/// println!("{} pools, {} in use, {} free", c.pools, c.blocks_in_use, c.free_blocks);
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ClassStats {
     /// Block size of the class, in bytes.
@@ -24,6 +32,13 @@ pub struct ClassStats {
 }
 
 /// A snapshot of [`PoolAlloc`](crate::PoolAlloc)'s state; see [`stats`].
+///
+/// ```
+/// let s = pyheap::alloc::stats();
+/// assert_eq!(s.arenas_mapped_total - s.arenas_returned, s.arenas_mapped);
+/// assert!(s.arenas_mapped <= s.arenas_high_water);
+/// assert_eq!(s.arena_bytes(), s.arenas_mapped * pyheap::alloc::ARENA_SIZE);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AllocStats {
     /// Per size class, smallest first.
