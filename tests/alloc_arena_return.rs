@@ -19,6 +19,7 @@ const BLOCK: usize = 64;
 
 #[test]
 fn freeing_200mb_of_small_blocks_returns_memory_to_the_os() {
+    common::wait_for_harness_idle();
     let before = stats();
     let rss_before = common::rss_bytes();
 
@@ -59,9 +60,10 @@ fn freeing_200mb_of_small_blocks_returns_memory_to_the_os() {
         rss_peak.saturating_sub(rss_after)
     );
     assert_eq!(after.blocks_in_use(), before.blocks_in_use());
-    // Hysteresis: empty arenas kept mapped are at most max(2, mapped / 8) (plus the arenas
-    // that were mapped before the workload).
-    let kept_empty = after.arenas_mapped.saturating_sub(before.arenas_mapped);
+    // Hysteresis: empty arenas kept mapped are at most max(2, mapped / 8). Besides the arenas
+    // mapped before the workload, one more may hold a live pool: the 64-byte class's current
+    // pool, which a heap keeps even when empty.
+    let kept_empty = after.arenas_mapped.saturating_sub(before.arenas_mapped + 1);
     assert!(
         kept_empty <= 2.max(after.arenas_mapped / 8),
         "{kept_empty} empty arenas kept of {} mapped (limit max(2, mapped/8))",

@@ -69,6 +69,7 @@ fn check_consistent(s: &AllocStats, when: &str) {
 #[test]
 fn stats_add_up_single_threaded() {
     // Warm up so that the baseline has this thread's heap and the test harness's allocations.
+    common::wait_for_harness_idle();
     drop(vec![0u8; 100]);
     let base = stats();
     check_consistent(&base, "baseline");

@@ -25,6 +25,7 @@ fn heaps() -> usize {
 
 #[test]
 fn stats_return_to_baseline_and_heaps_stay_bounded_across_threads() {
+    common::wait_for_harness_idle();
     drop(vec![0u8; 10]);
     // Warm-up: spawn and join once, so that std's one-time thread machinery is allocated
     // before the baseline.

@@ -118,3 +118,32 @@ pub fn rss_bytes() -> usize {
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
     pages * page
 }
+
+/// Wait until the test harness's main thread is asleep (blocked waiting for test results).
+///
+/// libtest's main thread spawns the test thread and then allocates a little (channel waiter
+/// state) before it blocks; in a binary whose tests assert exact process-wide allocator
+/// stats, a baseline taken before that would count those blocks as leaked by the test. Call
+/// this before taking such a baseline. Gives up (and returns) after about ten seconds.
+pub fn wait_for_harness_idle() {
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    // SAFETY: gettid has no preconditions.
+    if unsafe { libc::gettid() } == pid {
+        return; // running on the main thread itself (--test-threads=1)
+    }
+    let path = format!("/proc/self/task/{pid}/stat");
+    for _ in 0..10_000 {
+        if let Ok(stat) = std::fs::read_to_string(&path) {
+            // The state is the first field after the parenthesized command name.
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|s| s.trim_start().chars().next());
+            if state == Some('S') {
+                return;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
