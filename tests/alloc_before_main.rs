@@ -1,6 +1,8 @@
 //! Allocation before `main`: a constructor in `.init_array` (as C++ static initializers and
 //! crates like `ctor` install) allocates through `PoolAlloc` before Rust's runtime has set up
-//! anything; `main` later finds the blocks intact and frees them.
+//! anything; `main` later finds the blocks intact and frees them. And after `main`: a
+//! destructor in `.fini_array` runs after the main thread's thread-locals are gone, frees a
+//! block the test left for it and allocates again (a crash there fails the test binary).
 //!
 //! Users care because the global allocator serves every allocation of the process, including
 //! those of constructors that run before `main`, when thread-locals and std are not ready.
@@ -49,6 +51,51 @@ extern "C" fn before_main() {
 #[link_section = ".init_array"]
 static INIT: extern "C" fn() = before_main;
 
+/// A pool block and a large block left by the test for `after_main` to check and free.
+static FOR_FINI: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+static FOR_FINI_LARGE: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+
+extern "C" fn after_main() {
+    let fail = |msg: &str| {
+        // SAFETY: write(2) reads `msg.len()` bytes of a valid slice; _exit never returns.
+        unsafe {
+            libc::write(2, msg.as_ptr().cast(), msg.len());
+            libc::_exit(70);
+        }
+    };
+    // SAFETY: blocks left by the test with these layouts, taken once; new blocks are written
+    // within their size and freed with their layout.
+    unsafe {
+        for (slot, size, tag) in [(&FOR_FINI, SMALL, 3), (&FOR_FINI_LARGE, LARGE, 4)] {
+            let p = slot.swap(std::ptr::null_mut(), Ordering::SeqCst);
+            if p.is_null() {
+                continue; // the test did not run (filtered out)
+            }
+            if common::first_mismatch(p, size, tag).is_some() {
+                fail("after main: block corrupted\n");
+            }
+            dealloc(p, Layout::from_size_align(size, 8).unwrap());
+        }
+        for size in [8usize, 100, 512, 4000] {
+            let l = Layout::from_size_align(size, 8).unwrap();
+            let p = alloc(l);
+            if p.is_null() {
+                fail("after main: allocation failed\n");
+            }
+            common::fill(p, size, 5);
+            dealloc(p, l);
+        }
+    }
+    let v: Vec<String> = (0..50).map(|i| i.to_string()).collect();
+    if v[49] != "49" {
+        fail("after main: Vec corrupted\n");
+    }
+}
+
+#[used]
+#[link_section = ".fini_array"]
+static FINI: extern "C" fn() = after_main;
+
 #[test]
 fn blocks_allocated_before_main_are_intact_and_freeable() {
     assert_eq!(RAN.load(Ordering::SeqCst), 1, "the constructor did not run");
@@ -73,6 +120,17 @@ fn blocks_allocated_before_main_are_intact_and_freeable() {
         dealloc(l, Layout::from_size_align(LARGE, 8).unwrap());
         dealloc(z, Layout::from_size_align(SMALL, 16).unwrap());
         drop(v);
+    }
+    // Blocks for the destructor that runs after main.
+    for (slot, size, tag) in [(&FOR_FINI, SMALL, 3), (&FOR_FINI_LARGE, LARGE, 4)] {
+        let layout = Layout::from_size_align(size, 8).unwrap();
+        // SAFETY: non-zero size; filled within its size.
+        unsafe {
+            let p = alloc(layout);
+            assert!(!p.is_null());
+            common::fill(p, size, tag);
+            slot.store(p, Ordering::SeqCst);
+        }
     }
     // And from another thread.
     std::thread::spawn(|| {
