@@ -9,7 +9,8 @@
 //! Hysteresis: an arena whose pools are all free is unmapped only if more than
 //! [`ArenaManager::retained_limit`] empty arenas are already kept (at least
 //! `min_retained`, and an eighth of the arenas mapped): a program that frees and reallocates
-//! in a loop reuses them instead of paying `mmap`, page faults and `munmap` each time.
+//! in a loop reuses them instead of paying `mmap`, page faults and `munmap` each time. As the
+//! mapped count falls, so does the limit, and arenas retained earlier are unmapped too.
 
 use super::arena_map::{ArenaMap, ADDRESS_LIMIT};
 use super::heap::Heap;
@@ -35,6 +36,10 @@ struct Arena {
 }
 
 const ARENA_HEADER: usize = round16(core::mem::size_of::<Arena>());
+
+/// At most this many arenas are unmapped by one `release_pool` call (a bound on the work done
+/// under the lock; the next release trims the rest).
+const TRIM_BATCH: usize = 8;
 
 /// Offset of the first block in the pool at `pool`.
 fn first_block_offset(pool: *mut Pool) -> usize {
@@ -165,17 +170,22 @@ impl ArenaManager {
         pool
     }
 
-    /// Give `pool` back to its arena; unmap the arena if it is empty and enough empty arenas
-    /// are kept already.
+    /// Give `pool` back to its arena. If that empties the arena, unmap empty arenas until at
+    /// most [`retained_limit`](Self::retained_limit) of them stay mapped: this one first, then
+    /// others retained earlier, when a shrinking mapped count lowered the limit below the
+    /// number already kept.
     ///
     /// # Safety
     /// `pool` is empty (`used == 0`: no live block, no freer in flight) and on no heap list;
     /// the caller stops using it.
     pub(crate) unsafe fn release_pool(&self, map: &ArenaMap, pool: *mut Pool) {
         let arena = arena_of(pool);
+        let mut victims = [ptr::null_mut::<Arena>(); TRIM_BATCH];
+        let mut nvictims = 0;
         self.lock();
-        // SAFETY: lock held; the arena of a pool in use is mapped and in `all`.
-        let unmap = unsafe {
+        // SAFETY: lock held; the arena of a pool in use is mapped and in `all`; arenas on
+        // the lists are mapped.
+        unsafe {
             let a = &mut *arena;
             let p = &*pool;
             p.state.set(PoolState::Free);
@@ -183,43 +193,71 @@ impl ArenaManager {
             a.free_pools = pool;
             a.nfree += 1;
             if a.nfree == POOLS_PER_ARENA {
-                let lists = &mut *self.lists.get();
-                let mapped = self.counters.mapped.get() as usize;
-                if lists.empty < self.retained_limit(mapped) {
-                    lists.empty += 1;
-                    false
-                } else {
-                    self.remove(arena);
-                    map.remove(arena_base(arena));
-                    true
+                // A raw pointer, not a `&mut` held across `remove` (which takes its own).
+                let lists = self.lists.get();
+                (*lists).empty += 1;
+                let mut mapped = self.counters.mapped.get() as usize;
+                let mut victim = arena;
+                while (*lists).empty > self.retained_limit(mapped) && nvictims < TRIM_BATCH {
+                    if victim.is_null() {
+                        victim = Self::find_empty((*lists).all);
+                        if victim.is_null() {
+                            break;
+                        }
+                    }
+                    (*lists).empty -= 1;
+                    self.remove(victim);
+                    map.remove(arena_base(victim));
+                    mapped -= 1;
+                    victims[nvictims] = victim;
+                    nvictims += 1;
+                    victim = ptr::null_mut();
                 }
-            } else {
-                false
             }
-        };
-        if unmap {
-            self.counters.mapped.add(u64::MAX);
-            self.counters.returned.add(1);
-            let base = arena_base(arena);
-            #[cfg(not(loom))]
-            {
-                self.unlock();
-                os::unmap(base, ARENA_SIZE);
+        }
+        if nvictims == 0 {
+            self.unlock();
+            return;
+        }
+        self.counters.mapped.add((nvictims as u64).wrapping_neg());
+        self.counters.returned.add(nvictims as u64);
+        #[cfg(not(loom))]
+        {
+            self.unlock();
+            for &victim in &victims[..nvictims] {
+                os::unmap(arena_base(victim), ARENA_SIZE);
             }
-            #[cfg(loom)]
-            {
+        }
+        #[cfg(loom)]
+        {
+            // SAFETY: lock held.
+            let lists = unsafe { &mut *self.lists.get() };
+            for &victim in &victims[..nvictims] {
+                let base = arena_base(victim);
                 os::protect_none(base, ARENA_SIZE);
-                // SAFETY: lock held.
-                let lists = unsafe { &mut *self.lists.get() };
                 if lists.nreleased < lists.released.len() {
                     lists.released[lists.nreleased] = base;
                     lists.nreleased += 1;
                 }
-                self.unlock();
             }
-        } else {
             self.unlock();
         }
+    }
+
+    /// An arena of the list starting at `a` whose pools are all free, or null.
+    ///
+    /// # Safety
+    /// Lock held.
+    unsafe fn find_empty(mut a: *mut Arena) -> *mut Arena {
+        while !a.is_null() {
+            // SAFETY: arenas on the list are mapped; lock held (caller).
+            let (nfree, next) = unsafe { ((*a).nfree, (*a).next) };
+            if nfree == POOLS_PER_ARENA {
+                return a;
+            }
+            a = next;
+        }
+        ptr::null_mut()
     }
 
     /// The current arena if it has a free pool, else the fullest arena with one (which
