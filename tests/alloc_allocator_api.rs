@@ -250,3 +250,48 @@ fn pool_alloc_works_on_many_threads_without_being_global() {
     assert_eq!(after.blocks_in_use(), base.blocks_in_use());
     assert_eq!(after.fallback_count, base.fallback_count);
 }
+
+#[test]
+fn hashbrown_maps_and_sets_in_pool_alloc() {
+    let _g = serial();
+    let base = stats();
+    let mut map = hashbrown::HashMap::new_in(PoolAlloc);
+    let mut set = hashbrown::HashSet::new_in(PoolAlloc);
+    for i in 0..20_000u64 {
+        map.insert(i, i * 3);
+        set.insert(i % 7_000);
+    }
+    assert_eq!(map.len(), 20_000);
+    assert_eq!(set.len(), 7_000);
+    assert!((0..20_000u64).all(|i| map[&i] == i * 3));
+    map.retain(|k, _| k % 2 == 0);
+    assert_eq!(map.len(), 10_000);
+    map.shrink_to_fit();
+    assert!((0..20_000u64).step_by(2).all(|i| map[&i] == i * 3));
+    drop(map);
+    drop(set);
+    let after = stats();
+    assert_eq!(after.blocks_in_use(), base.blocks_in_use());
+    assert_eq!(after.fallback_count, base.fallback_count);
+    assert_eq!(after.fallback_bytes, base.fallback_bytes);
+}
+
+#[test]
+fn the_allocator_api2_0_4_trait_is_implemented_too() {
+    // The newest allocator-api2 is a dev-dependency under another name through pyheap's own
+    // dependency; call its trait through a generic bound so the impl is what is tested.
+    fn roundtrip<A: Fn(Layout) -> Option<NonNull<[u8]>>>(
+        alloc: A,
+        layout: Layout,
+    ) -> NonNull<[u8]> {
+        alloc(layout).expect("allocation")
+    }
+    let _g = serial();
+    let base = stats();
+    let layout = Layout::from_size_align(40, 8).unwrap();
+    let p = roundtrip(|l| Allocator::allocate(&PoolAlloc, l).ok(), layout);
+    assert_eq!(p.len(), 40);
+    // SAFETY: allocated just above with `layout`.
+    unsafe { Allocator::deallocate(&PoolAlloc, p.cast(), layout) };
+    assert_eq!(stats().blocks_in_use(), base.blocks_in_use());
+}

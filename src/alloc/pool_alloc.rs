@@ -5,7 +5,6 @@ use super::heap::{FallbackCounters, Heap};
 use super::os;
 use super::size_class::{class_block_size, size_class};
 use super::thread;
-use allocator_api2::alloc::{AllocError, Allocator};
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{self, NonNull};
 
@@ -26,14 +25,19 @@ use core::ptr::{self, NonNull};
 /// }
 /// ```
 ///
-/// Or for one collection, through the `allocator_api2` API, without being the global
-/// allocator:
+/// Or for one collection, through the `Allocator` trait of the `allocator-api2` crate
+/// (implemented for its versions 0.2, which hashbrown takes, and 0.4), without being the
+/// global allocator:
 ///
 /// ```
 /// use allocator_api2::vec::Vec;
 /// let mut v = Vec::new_in(pyheap::PoolAlloc);
 /// v.extend([1u32, 2, 3]);
 /// assert_eq!(v.iter().sum::<u32>(), 6);
+///
+/// let mut m = hashbrown::HashMap::new_in(pyheap::PoolAlloc);
+/// m.insert("answer", 42);
+/// assert_eq!(m["answer"], 42);
 /// ```
 ///
 /// `alloc` never panics and never unwinds: on exhaustion it returns null (`AllocError`
@@ -213,72 +217,28 @@ fn dangling(layout: Layout) -> NonNull<[u8]> {
     NonNull::slice_from_raw_parts(unsafe { NonNull::new_unchecked(p) }, 0)
 }
 
-// SAFETY: blocks come from `GlobalAlloc` above with the same guarantees; zero-size requests
-// get a dangling aligned pointer that `deallocate` ignores; `grow`/`shrink` keep the contents
-// up to the smaller size.
-unsafe impl Allocator for PoolAlloc {
-    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        if layout.size() == 0 {
-            return Ok(dangling(layout));
-        }
-        // SAFETY: non-zero size.
-        let p = unsafe { GlobalAlloc::alloc(self, layout) };
-        NonNull::new(p)
-            .map(|p| NonNull::slice_from_raw_parts(p, layout.size()))
-            .ok_or(AllocError)
-    }
-
-    fn allocate_zeroed(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        if layout.size() == 0 {
-            return Ok(dangling(layout));
-        }
-        // SAFETY: non-zero size.
-        let p = unsafe { GlobalAlloc::alloc_zeroed(self, layout) };
-        NonNull::new(p)
-            .map(|p| NonNull::slice_from_raw_parts(p, layout.size()))
-            .ok_or(AllocError)
-    }
-
-    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
-        if layout.size() != 0 {
-            // SAFETY: allocated by `allocate` with this layout (caller's contract).
-            unsafe { GlobalAlloc::dealloc(self, ptr.as_ptr(), layout) }
-        }
-    }
-
-    unsafe fn grow(
-        &self,
-        ptr: NonNull<u8>,
-        old: Layout,
-        new: Layout,
-    ) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: forwarded contract (`new.size() >= old.size()`).
-        unsafe { self.resize(ptr, old, new, false) }
-    }
-
-    unsafe fn grow_zeroed(
-        &self,
-        ptr: NonNull<u8>,
-        old: Layout,
-        new: Layout,
-    ) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: forwarded contract (`new.size() >= old.size()`).
-        unsafe { self.resize(ptr, old, new, true) }
-    }
-
-    unsafe fn shrink(
-        &self,
-        ptr: NonNull<u8>,
-        old: Layout,
-        new: Layout,
-    ) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: forwarded contract (`new.size() <= old.size()`).
-        unsafe { self.resize(ptr, old, new, false) }
-    }
-}
-
+/// The `Allocator` API's operations, once for every version of the `allocator-api2` crate:
+/// `None` stands for `AllocError`.
 impl PoolAlloc {
-    /// `grow`/`shrink` for the `Allocator` API.
+    fn allocate_block(&self, layout: Layout, zeroed: bool) -> Option<NonNull<[u8]>> {
+        if layout.size() == 0 {
+            return Some(dangling(layout));
+        }
+        // SAFETY: non-zero size.
+        let p = unsafe { Self::alloc_impl(layout, zeroed) };
+        NonNull::new(p).map(|p| NonNull::slice_from_raw_parts(p, layout.size()))
+    }
+
+    /// # Safety
+    /// `ptr` was allocated by `allocate_block` with `layout` and is not used again.
+    unsafe fn deallocate_block(&self, ptr: NonNull<u8>, layout: Layout) {
+        if layout.size() != 0 {
+            // SAFETY: caller's contract.
+            unsafe { Self::dealloc_impl(ptr.as_ptr(), layout) }
+        }
+    }
+
+    /// `grow`/`shrink`: contents kept up to the smaller size, the new tail zeroed if asked.
     ///
     /// # Safety
     /// `ptr` was allocated by `self` with `old`; the caller stops using it on success.
@@ -288,24 +248,19 @@ impl PoolAlloc {
         old: Layout,
         new: Layout,
         zero_tail: bool,
-    ) -> Result<NonNull<[u8]>, AllocError> {
+    ) -> Option<NonNull<[u8]>> {
         let q = if old.size() == 0 {
-            if zero_tail {
-                self.allocate_zeroed(new)?
-            } else {
-                self.allocate(new)?
-            }
+            return self.allocate_block(new, zero_tail);
         } else if new.size() == 0 {
             // SAFETY: caller's contract.
-            unsafe { self.deallocate(ptr, old) };
-            return Ok(dangling(new));
+            unsafe { self.deallocate_block(ptr, old) };
+            return Some(dangling(new));
         } else if old.align() == new.align() {
             // SAFETY: caller's contract; `new.size()` is valid for the alignment.
             let q = unsafe { GlobalAlloc::realloc(self, ptr.as_ptr(), old, new.size()) };
-            let q = NonNull::new(q).ok_or(AllocError)?;
-            NonNull::slice_from_raw_parts(q, new.size())
+            NonNull::slice_from_raw_parts(NonNull::new(q)?, new.size())
         } else {
-            let q = self.allocate(new)?;
+            let q = self.allocate_block(new, false)?;
             // SAFETY: distinct live blocks, each at least `min` bytes.
             unsafe {
                 ptr::copy_nonoverlapping(
@@ -313,11 +268,11 @@ impl PoolAlloc {
                     q.as_ptr().cast::<u8>(),
                     old.size().min(new.size()),
                 );
-                self.deallocate(ptr, old);
+                self.deallocate_block(ptr, old);
             }
             q
         };
-        if zero_tail && new.size() > old.size() && old.size() != 0 {
+        if zero_tail && new.size() > old.size() {
             // SAFETY: the new block has `new.size()` bytes.
             unsafe {
                 ptr::write_bytes(
@@ -327,6 +282,67 @@ impl PoolAlloc {
                 )
             };
         }
-        Ok(q)
+        Some(q)
     }
 }
+
+/// `Allocator` for one version of the `allocator-api2` crate (the trait is the same in both).
+macro_rules! impl_allocator_api {
+    ($api:ident) => {
+        // SAFETY: blocks come from `GlobalAlloc` above with the same guarantees; zero-size
+        // requests get a dangling aligned pointer that `deallocate` ignores; `grow`/`shrink`
+        // keep the contents up to the smaller size.
+        unsafe impl $api::alloc::Allocator for PoolAlloc {
+            fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, $api::alloc::AllocError> {
+                self.allocate_block(layout, false)
+                    .ok_or($api::alloc::AllocError)
+            }
+
+            fn allocate_zeroed(
+                &self,
+                layout: Layout,
+            ) -> Result<NonNull<[u8]>, $api::alloc::AllocError> {
+                self.allocate_block(layout, true)
+                    .ok_or($api::alloc::AllocError)
+            }
+
+            unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+                // SAFETY: forwarded contract.
+                unsafe { self.deallocate_block(ptr, layout) }
+            }
+
+            unsafe fn grow(
+                &self,
+                ptr: NonNull<u8>,
+                old: Layout,
+                new: Layout,
+            ) -> Result<NonNull<[u8]>, $api::alloc::AllocError> {
+                // SAFETY: forwarded contract.
+                unsafe { self.resize(ptr, old, new, false) }.ok_or($api::alloc::AllocError)
+            }
+
+            unsafe fn grow_zeroed(
+                &self,
+                ptr: NonNull<u8>,
+                old: Layout,
+                new: Layout,
+            ) -> Result<NonNull<[u8]>, $api::alloc::AllocError> {
+                // SAFETY: forwarded contract.
+                unsafe { self.resize(ptr, old, new, true) }.ok_or($api::alloc::AllocError)
+            }
+
+            unsafe fn shrink(
+                &self,
+                ptr: NonNull<u8>,
+                old: Layout,
+                new: Layout,
+            ) -> Result<NonNull<[u8]>, $api::alloc::AllocError> {
+                // SAFETY: forwarded contract.
+                unsafe { self.resize(ptr, old, new, false) }.ok_or($api::alloc::AllocError)
+            }
+        }
+    };
+}
+
+impl_allocator_api!(allocator_api2);
+impl_allocator_api!(allocator_api2_04);
