@@ -13,6 +13,8 @@
 //! adds no happens-before edge: the loads themselves keep their orderings and may still read
 //! stale values exactly as before.
 //!
+//! `AtomicBool::swap` is modelled as a compare-exchange; see there why.
+//!
 //! Normal builds use `core`'s atomics directly; nothing here exists there.
 
 pub(crate) use l::Ordering;
@@ -46,10 +48,6 @@ macro_rules! shadowed {
                 self.v.store(v, order)
             }
 
-            pub(crate) fn swap(&self, v: $val, order: Ordering) -> $val {
-                self.v.swap(v, order)
-            }
-
             pub(crate) fn compare_exchange(
                 &self,
                 current: $val,
@@ -77,12 +75,43 @@ shadowed!(AtomicBool, l::AtomicBool, bool);
 shadowed!(AtomicUsize, l::AtomicUsize, usize);
 shadowed!(AtomicPtr<T>, l::AtomicPtr<T>, *mut T);
 
+impl AtomicBool {
+    /// `swap`, as a compare-exchange that leaves the value alone when it already is `v`.
+    ///
+    /// Storing the value a location already holds is unobservable, and a failed
+    /// compare-exchange reads the latest value just as the swap would. But loom 0.7 cannot
+    /// finish a test-and-test-and-set lock whose acquiring `swap(true)` keeps appending `true`
+    /// stores: the spinning thread's relaxed load is then offered a stale `true` forever and
+    /// the model exceeds its branch limit, even with two threads and no preemption bound,
+    /// while the same lock written with `compare_exchange` passes.
+    pub(crate) fn swap(&self, v: bool, order: Ordering) -> bool {
+        let failure = match order {
+            Ordering::Release | Ordering::Relaxed => Ordering::Relaxed,
+            Ordering::AcqRel | Ordering::Acquire => Ordering::Acquire,
+            _ => Ordering::SeqCst,
+        };
+        match self.v.compare_exchange(!v, v, order, failure) {
+            Ok(old) | Err(old) => old,
+        }
+    }
+}
+
 impl AtomicUsize {
+    pub(crate) fn swap(&self, v: usize, order: Ordering) -> usize {
+        self.v.swap(v, order)
+    }
+
     pub(crate) fn fetch_add(&self, v: usize, order: Ordering) -> usize {
         self.v.fetch_add(v, order)
     }
 
     pub(crate) fn fetch_sub(&self, v: usize, order: Ordering) -> usize {
         self.v.fetch_sub(v, order)
+    }
+}
+
+impl<T> AtomicPtr<T> {
+    pub(crate) fn swap(&self, v: *mut T, order: Ordering) -> *mut T {
+        self.v.swap(v, order)
     }
 }
