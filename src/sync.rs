@@ -7,7 +7,10 @@
 #[cfg(not(loom))]
 pub(crate) use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+pub(crate) use loom_dpor::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+// loom's atomics, wrapped so that loom explores load/write races it would skip (see there).
+#[cfg(loom)]
+mod loom_dpor;
 
 /// `core`'s atomics, for the few places loom must not model: statistics counters and lookup
 /// tables kept in raw OS memory. Each use says why it needs no model.

@@ -392,6 +392,77 @@ impl ArenaManager {
 }
 
 #[cfg(loom)]
+impl ArenaManager {
+    /// Loom models only: check the lists against each other, the arena headers and the
+    /// counters, under the lock; panic on an inconsistency. Returns the number of pools
+    /// handed out (not free in their arena).
+    pub(crate) fn check_invariants(&self, map: &ArenaMap) -> usize {
+        self.lock();
+        // SAFETY: lock held; arenas on `all` are mapped.
+        let (in_use, arenas, empty, current_listed, current) = unsafe {
+            let lists = &*self.lists.get();
+            let (mut in_use, mut arenas, mut empty, mut current_listed) = (0, 0, 0, false);
+            let mut prev: *mut Arena = ptr::null_mut();
+            let mut a = lists.all;
+            while !a.is_null() {
+                let h = &*a;
+                assert_eq!(h.prev, prev, "arena list: broken back link");
+                assert!(
+                    map.contains(arena_base(a)),
+                    "arena list: arena not in the arena map"
+                );
+                assert!(
+                    h.untouched <= POOLS_PER_ARENA,
+                    "arena: untouched out of range"
+                );
+                let mut free_listed = 0;
+                let mut p = h.free_pools;
+                while !p.is_null() {
+                    assert_eq!(arena_of(p), a, "free pool of another arena");
+                    assert_eq!((*p).state.get(), PoolState::Free, "free pool not Free");
+                    free_listed += 1;
+                    assert!(free_listed <= POOLS_PER_ARENA, "free-pool list cycles");
+                    p = (*p).next.get();
+                }
+                assert_eq!(
+                    h.nfree,
+                    free_listed + POOLS_PER_ARENA - h.untouched,
+                    "arena: nfree disagrees with its free pools"
+                );
+                if h.nfree == POOLS_PER_ARENA {
+                    empty += 1;
+                }
+                current_listed |= a == lists.current;
+                in_use += POOLS_PER_ARENA - h.nfree;
+                arenas += 1;
+                prev = a;
+                a = h.next;
+            }
+            (in_use, arenas, empty, current_listed, lists.current)
+        };
+        // SAFETY: lock held.
+        let counted_empty = unsafe { (*self.lists.get()).empty };
+        self.unlock();
+        assert_eq!(empty, counted_empty, "empty arenas miscounted");
+        assert!(
+            current.is_null() || current_listed,
+            "current arena not on the list"
+        );
+        assert_eq!(
+            arenas as u64,
+            self.counters.mapped.get(),
+            "arenas mapped miscounted"
+        );
+        assert_eq!(
+            self.counters.mapped.get() + self.counters.returned.get(),
+            self.counters.mapped_total.get(),
+            "arenas mapped + returned != mapped in total"
+        );
+        in_use
+    }
+}
+
+#[cfg(loom)]
 impl Drop for ArenaManager {
     fn drop(&mut self) {
         let lists = self.lists.get_mut();

@@ -1,40 +1,64 @@
 //! The allocator's internals with explicit heaps, for the loom models in `loom-tests/`.
 //!
 //! Only built under `--cfg loom`. Under loom there is no `static` state and no thread-local
-//! binding: a model makes a [`ModelAllocator`] (one allocator's global state), gives each loom
-//! thread a [`ModelHeap`], and calls the same `Heap`, `remote` and `ArenaManager` code that
-//! `PoolAlloc` calls in normal builds.
+//! binding: a model makes a [`ModelAllocator`] (one allocator's global state) per loom
+//! execution, gives each loom thread a [`ModelHeap`], and calls the same `Heap`, `remote`,
+//! `HeapRegistry` and `ArenaManager` code that `PoolAlloc` calls in normal builds.
+//!
+//! Loom threads need `'static` closures, so both handles share the global state through an
+//! `Arc` (std's: its reference count is bookkeeping of the model, not part of the protocol,
+//! and modelling it would only multiply the interleavings). Block addresses cross threads as
+//! [`BlockPtr`]s. The state is dropped, and every mapping it made is unmapped, when the last
+//! handle goes, which a model must make happen inside its execution (join every thread).
 
 use super::global::Global;
 use super::heap::Heap;
 use super::size_class::size_class;
 use super::stats::AllocStats;
 use core::alloc::Layout;
+use std::sync::Arc;
 
-/// One allocator's global state (arenas, heaps, arena map).
+/// One allocator's global state (arenas, heaps, arena map). Cloning gives another handle to
+/// the same state.
+#[derive(Clone)]
 pub struct ModelAllocator {
-    global: Box<Global>,
+    global: Arc<Global>,
 }
 
-// SAFETY: `Global` is Sync and Send (see global.rs).
-unsafe impl Sync for ModelAllocator {}
+/// A block address that may be sent to another loom thread (the model, not the type system,
+/// keeps track of who may use it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BlockPtr(pub *mut u8);
+
+// SAFETY: a plain address; whoever dereferences it answers for it.
+unsafe impl Send for BlockPtr {}
 // SAFETY: as above.
-unsafe impl Send for ModelAllocator {}
+unsafe impl Sync for BlockPtr {}
+
+fn class_of(layout: Layout) -> usize {
+    size_class(layout.size(), layout.align()).expect("small layouts only")
+}
 
 impl ModelAllocator {
-    /// A fresh allocator state that keeps `retained` empty arenas mapped (0 makes models see
-    /// arenas go back to the OS as soon as they are empty).
-    pub fn new(retained: usize) -> Self {
-        let mut global = Box::new(Global::new());
-        global.arenas.set_min_retained(retained);
-        ModelAllocator { global }
+    /// A fresh allocator state that keeps `retained_empty_arenas` empty arenas mapped (0
+    /// makes models see arenas go back to the OS as soon as they are empty).
+    pub fn new(retained_empty_arenas: usize) -> Self {
+        let mut global = Global::new();
+        global.arenas.set_min_retained(retained_empty_arenas);
+        ModelAllocator {
+            global: Arc::new(global),
+        }
     }
 
-    /// Bind a heap for the calling (loom) thread: adopts an abandoned one if there is one.
-    pub fn heap(&self) -> ModelHeap<'_> {
+    /// Bind a heap for the calling (loom) thread: adopts an abandoned one if there is one,
+    /// else maps a new one. The handle may be moved to another loom thread before use.
+    pub fn heap(&self) -> ModelHeap {
         let heap = self.global.heaps.bind(&*self.global);
         assert!(!heap.is_null(), "could not map a heap");
-        ModelHeap { alloc: self, heap }
+        ModelHeap {
+            global: self.global.clone(),
+            heap,
+        }
     }
 
     /// Free `ptr` (allocated from this allocator with `layout`) from a thread that holds no
@@ -43,9 +67,8 @@ impl ModelAllocator {
     /// # Safety
     /// As `GlobalAlloc::dealloc`.
     pub unsafe fn dealloc_without_heap(&self, ptr: *mut u8, layout: Layout) {
-        let class = size_class(layout.size(), layout.align()).expect("small layouts only");
         // SAFETY: caller's contract.
-        unsafe { self.global.free_without_heap(ptr, class) }
+        unsafe { self.global.free_without_heap(ptr, class_of(layout)) }
     }
 
     /// A statistics snapshot.
@@ -62,33 +85,39 @@ impl ModelAllocator {
     pub fn owns(&self, ptr: *const u8) -> bool {
         self.global.map.contains(ptr)
     }
+
+    /// Check the arena manager's lists against each other and against its counters (under
+    /// its lock), panicking on an inconsistency. Returns the number of pools handed out to
+    /// heaps, as the arenas count them.
+    pub fn check_arenas(&self) -> usize {
+        self.global.arenas.check_invariants(&self.global.map)
+    }
 }
 
 /// A heap held by the calling loom thread.
-pub struct ModelHeap<'a> {
-    alloc: &'a ModelAllocator,
+pub struct ModelHeap {
+    global: Arc<Global>,
     heap: *mut Heap,
 }
 
-// SAFETY: a heap may move to another thread together with its holding right (this handle).
-unsafe impl Send for ModelHeap<'_> {}
+// SAFETY: a heap may move to another thread together with its holding right (this handle);
+// the move itself (thread spawn) orders the old holder's accesses before the new one's.
+unsafe impl Send for ModelHeap {}
 
-impl ModelHeap<'_> {
+impl ModelHeap {
     /// Allocate a small block (`layout` must have a size class). Panics if no arena can be
     /// mapped.
     pub fn alloc(&self, layout: Layout) -> *mut u8 {
-        let class = size_class(layout.size(), layout.align()).expect("small layouts only");
         // SAFETY: we hold the heap.
-        let p = unsafe { (*self.heap).alloc(class) };
+        let p = unsafe { (*self.heap).alloc(class_of(layout)) };
         assert!(!p.is_null(), "no arena could be mapped");
         p
     }
 
     /// Allocate a zeroed small block.
     pub fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let class = size_class(layout.size(), layout.align()).expect("small layouts only");
         // SAFETY: we hold the heap.
-        let p = unsafe { (*self.heap).alloc_zeroed(class) };
+        let p = unsafe { (*self.heap).alloc_zeroed(class_of(layout)) };
         assert!(!p.is_null(), "no arena could be mapped");
         p
     }
@@ -98,20 +127,32 @@ impl ModelHeap<'_> {
     /// # Safety
     /// As `GlobalAlloc::dealloc`.
     pub unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        let class = size_class(layout.size(), layout.align()).expect("small layouts only");
         // SAFETY: we hold the heap; caller's contract for the block.
-        unsafe { (*self.heap).free(ptr, class) }
+        unsafe { (*self.heap).free(ptr, class_of(layout)) }
     }
 
-    /// Take back blocks other threads freed into this heap's pools.
-    pub fn collect_remote_frees(&self) {
+    /// Take back blocks other threads freed into this heap's pools. Returns whether any pool
+    /// was queued.
+    pub fn collect_remote_frees(&self) -> bool {
         // SAFETY: we hold the heap.
-        unsafe { (*self.heap).collect_remote_frees() };
+        unsafe { (*self.heap).collect_remote_frees() }
+    }
+
+    /// Whether pools of this heap are queued with remote frees (a relaxed read: exact only
+    /// when every freer happens-before the call).
+    pub fn has_remote_frees(&self) -> bool {
+        // SAFETY: the heap is valid while the state lives.
+        !unsafe { (*self.heap).remote_pools.is_empty() }
+    }
+
+    /// The address of the heap (to tell whether a later `heap()` adopted this one).
+    pub fn id(&self) -> usize {
+        self.heap as usize
     }
 
     /// Exit: abandon the heap as a thread's exit does.
     pub fn exit(self) {
         // SAFETY: we hold the heap and give the handle up.
-        unsafe { self.alloc.global.heaps.abandon(&*self.heap) };
+        unsafe { self.global.heaps.abandon(&*self.heap) };
     }
 }
