@@ -83,7 +83,8 @@ fn remote_frees_race_owner_reclaim() {
         }
         assert_pools(&a, 0, 1);
         let s = a.stats();
-        assert_eq!(s.classes[2].free_blocks, capacity_of(&a, SMALL));
+        let class = pyheap::alloc::size_class(SMALL.size(), SMALL.align()).unwrap();
+        assert_eq!(s.classes[class].free_blocks, capacity_of(&a, SMALL));
         drop(other);
     });
     // The exploration must have seen the owner's early collect find each freed block, and
