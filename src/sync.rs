@@ -5,7 +5,9 @@
 //! directly.
 
 #[cfg(not(loom))]
-pub(crate) use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+pub(crate) use core::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::fence;
 #[cfg(loom)]
 pub(crate) use loom_dpor::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 // loom's atomics, wrapped so that loom explores load/write races it would skip (see there).

@@ -62,6 +62,38 @@ fn exit_while_others_free_then_sweep() {
     });
 }
 
+/// As above, but with no sweep afterwards: the exit and the freers alone must leave nothing
+/// queued and every pool and arena returned. This is the fence pairing of `HeapRegistry::sweep`
+/// and `free_into`: a freer that queues a pool while the exiting thread lets go of the heap
+/// either sees `ABANDONED` and sweeps, or is seen by the exiting thread's own last sweep.
+#[test]
+fn exit_and_frees_alone_return_everything() {
+    model(|| {
+        let a = ModelAllocator::new(0);
+        let owner = a.heap();
+        let h1 = a.heap();
+        let b0 = BlockPtr(owner.alloc(SMALL));
+        let b1 = BlockPtr(owner.alloc(SMALL));
+
+        let t_owner = thread::spawn(move || owner.exit());
+        let t1 = thread::spawn(move || {
+            // SAFETY: b0 is live and given to this thread.
+            unsafe { h1.dealloc(b0.0, SMALL) };
+            h1
+        });
+        // SAFETY: b1 is live and ours.
+        unsafe { a.dealloc_without_heap(b1.0, SMALL) };
+
+        t_owner.join().unwrap();
+        let h1 = t1.join().unwrap();
+
+        assert_pools(&a, 0, 0);
+        let s = a.stats();
+        assert_eq!((s.arenas_mapped, s.arenas_returned), (0, 1), "\n{s}");
+        drop(h1);
+    });
+}
+
 /// The owner exits while two threads free its blocks, one of them through its own heap;
 /// then a new heap adopts the abandoned one, takes back what is still queued, and its
 /// allocations (a whole pool's worth) are all distinct.

@@ -313,10 +313,14 @@ pub(crate) unsafe fn free_into(pool: *mut Pool, block: *mut u8, global: &Global)
     // heaps are never freed (caller's contract and Heap invariants).
     unsafe {
         let owner = (*pool).owner.load(crate::sync::Ordering::Relaxed);
-        if free_remote(pool, block, &(*owner).remote_pools)
-            && (*owner).state.load(crate::sync::Ordering::Relaxed) == ABANDONED
-        {
-            global.heaps.sweep(&*owner);
+        if free_remote(pool, block, &(*owner).remote_pools) {
+            // We queued the pool. Pairs with the fence after a holder lets go of the heap
+            // (see `HeapRegistry::sweep`): if that holder did not see our pool, we see
+            // ABANDONED here.
+            crate::sync::fence(crate::sync::Ordering::SeqCst);
+            if (*owner).state.load(crate::sync::Ordering::Relaxed) == ABANDONED {
+                global.heaps.sweep(&*owner);
+            }
         }
     }
 }

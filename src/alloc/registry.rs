@@ -10,7 +10,7 @@
 
 use super::heap::{Heap, ABANDONED, ACTIVE, CLAIMED};
 use super::os;
-use crate::sync::{AtomicPtr, AtomicUsize, Ordering};
+use crate::sync::{fence, AtomicPtr, AtomicUsize, Ordering};
 use core::ptr;
 
 /// Bytes mapped for one heap.
@@ -91,7 +91,10 @@ impl HeapRegistry {
         heap.release_empty_pools();
         self.abandoned.fetch_add(1, Ordering::Relaxed);
         heap.state.store(ABANDONED, Ordering::Release);
-        // An exiting thread also sweeps the heaps of those that exited before it.
+        // Pairs with the fence in `free_into` (see `sweep`): a free queued while we let go is
+        // seen by us below, or sees ABANDONED and sweeps itself.
+        fence(Ordering::SeqCst);
+        // Sweep our own heap for such frees, and those of threads that exited before us.
         self.sweep_abandoned();
     }
 
@@ -107,9 +110,17 @@ impl HeapRegistry {
     }
 
     /// Sweep `heap` if it is abandoned and has remote frees queued, and no one else holds it.
+    ///
+    /// No queued pool is left behind by a race between a freer and the heap's last holder:
+    /// a freer that queued a pool runs `SeqCst fence; load state` (`free_into`), and a holder
+    /// that lets go runs `store ABANDONED; SeqCst fence; load queue` (here, and in `abandon`
+    /// through `sweep_abandoned`). By the fences, at least one of the two sees the other's
+    /// write: the freer sees `ABANDONED` and sweeps, or the holder sees the queued pool and
+    /// sweeps again. (A freer that finds the heap `CLAIMED` by another sweeper leaves the pool
+    /// to it; that sweeper looks at the queue again after letting go.)
     pub(crate) fn sweep(&self, heap: &Heap) {
-        if heap.state.load(Ordering::Relaxed) == ABANDONED
-            && !heap.remote_pools.is_empty()
+        while !heap.remote_pools.is_empty()
+            && heap.state.load(Ordering::Relaxed) == ABANDONED
             && heap
                 .state
                 .compare_exchange(ABANDONED, CLAIMED, Ordering::Acquire, Ordering::Relaxed)
@@ -118,6 +129,7 @@ impl HeapRegistry {
             heap.collect_remote_frees();
             heap.release_empty_pools();
             heap.state.store(ABANDONED, Ordering::Release);
+            fence(Ordering::SeqCst);
         }
     }
 
