@@ -5,8 +5,9 @@
 //! It lives in a `const`-initialised `thread_local!` of a type without drop glue, so it is
 //! reachable for the whole life of the thread, including while other thread-locals' destructors
 //! drop their handles: a late drop still unlinks its object from a valid list. A second
-//! thread-local, [`ExitGuard`], runs one last full collection when the thread exits, so a
-//! thread's garbage cycles do not outlive it; objects still held elsewhere stay valid.
+//! thread-local, [`ExitGuard`], runs one last full collection when the thread exits (even if
+//! automatic collection is disabled), so a thread's garbage cycles do not outlive it; objects
+//! still held elsewhere stay valid.
 
 use core::cell::Cell;
 
@@ -275,13 +276,13 @@ struct ExitGuard;
 
 impl Drop for ExitGuard {
     fn drop(&mut self) {
+        // Like CPython's collection at interpreter shutdown, this runs even if automatic
+        // collection is disabled.
         let _ = SPACE.try_with(|s| {
-            if s.enabled.get() {
-                super::collect::collect_generation::<super::header::LocalCounts>(
-                    s,
-                    NUM_GENERATIONS - 1,
-                );
-            }
+            super::collect::collect_generation::<super::header::LocalCounts>(
+                s,
+                NUM_GENERATIONS - 1,
+            );
         });
     }
 }

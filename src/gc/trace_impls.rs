@@ -67,6 +67,13 @@ unsafe impl<T: ?Sized> Trace for core::marker::PhantomData<T> {
     const MAY_CONTAIN_GC: bool = false;
 }
 
+// SAFETY: a shared reference owns nothing (whatever it points to is owned elsewhere).
+unsafe impl<T: ?Sized> Trace for &T {
+    #[inline(always)]
+    fn trace(&self, _: &mut Tracer) {}
+    const MAY_CONTAIN_GC: bool = false;
+}
+
 // SAFETY: `T: Copy` cannot own a `Gc` (a `Gc` is not `Copy`), so there is nothing to report.
 unsafe impl<T: Copy> Trace for Cell<T> {
     #[inline(always)]
