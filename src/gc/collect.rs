@@ -55,6 +55,17 @@ impl Drop for CollectingGuard<'_> {
     }
 }
 
+/// Aborts the process if a `Trace` impl panics in the middle of a pass: the lists then hold
+/// `gc_refs` instead of pointers, and unwinding into code that uses them would be unsound.
+struct AbortOnUnwind;
+
+impl Drop for AbortOnUnwind {
+    fn drop(&mut self) {
+        eprintln!("pyheap: a Trace impl panicked during a collection; aborting");
+        std::process::abort();
+    }
+}
+
 /// CPython's `collect_generations`: collect the oldest generation over its threshold.
 pub(crate) fn collect_generations<C: Counts>(space: &Space) -> usize {
     for i in (0..NUM_GENERATIONS).rev() {
@@ -111,9 +122,11 @@ pub(crate) fn collect_generation<C: Counts>(space: &Space, gen: usize) -> usize 
     // SAFETY: no user code runs from here to `handle_garbage`: the passes only read counts
     // and call `Trace` impls, which may not create or drop handles.
     unsafe {
+        let no_unwind = AbortOnUnwind;
         update_refs::<C>(young);
         subtract_refs(young);
         move_unreachable(young, unreachable);
+        core::mem::forget(no_unwind);
     }
 
     // Survivors.
@@ -230,6 +243,7 @@ unsafe fn move_unreachable(young: *const Links, unreachable: *const Links) {
 pub(crate) unsafe fn any_external_refs<C: Counts>(set: &[*const Links]) -> bool {
     // SAFETY: per the caller; the members' `prev` is restored to a self-loop before returning.
     unsafe {
+        let no_unwind = AbortOnUnwind;
         for &p in set {
             let strong = (*p).counts::<C>().strong() - 1;
             (*p).prev.set((strong << REFS_SHIFT) | PREV_COLLECTING);
@@ -243,6 +257,7 @@ pub(crate) unsafe fn any_external_refs<C: Counts>(set: &[*const Links]) -> bool 
             external |= (*p).prev.get() >> REFS_SHIFT > 0;
             (*p).prev.set(p as usize);
         }
+        core::mem::forget(no_unwind);
         external
     }
 }

@@ -277,12 +277,16 @@ struct ExitGuard;
 impl Drop for ExitGuard {
     fn drop(&mut self) {
         // Like CPython's collection at interpreter shutdown, this runs even if automatic
-        // collection is disabled.
+        // collection is disabled. A `Drop` that panics here (for instance because it uses a
+        // thread-local already destroyed) must not unwind out of a thread-local destructor,
+        // which would abort: the panic is caught and whatever was not freed is leaked.
         let _ = SPACE.try_with(|s| {
-            super::collect::collect_generation::<super::header::LocalCounts>(
-                s,
-                NUM_GENERATIONS - 1,
-            );
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                super::collect::collect_generation::<super::header::LocalCounts>(
+                    s,
+                    NUM_GENERATIONS - 1,
+                )
+            }));
         });
     }
 }
