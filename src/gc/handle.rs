@@ -55,7 +55,9 @@ pub struct Gc<T: Trace + 'static> {
 /// lives (Python's `weakref.ref`).
 ///
 /// A `Weak` into a garbage cycle stops upgrading before any finalizer or `Drop` of the cycle
-/// runs, and stays that way even if a finalizer resurrects the cycle (as in CPython).
+/// runs, and stays that way even if a finalizer resurrects the cycle (as in CPython). Unlike
+/// CPython, the "cleared" mark is on the object, not on each weak reference, so a `Weak`
+/// made from a resurrected object after the collection does not upgrade either.
 ///
 /// ```
 /// use pyheap::unsync::Gc;

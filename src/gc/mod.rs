@@ -27,6 +27,13 @@
 //! per-thread object space, refcount deaths), `collect` (the passes and generations),
 //! `finalize` (teardown of a garbage set), `handle` (`unsync::Gc`/`Weak`), `trace` and
 //! `trace_impls` (`Trace`), `stats`.
+//!
+//! One collector for both flavors: the passes (`collect`) and the teardown (`finalize`) are
+//! generic over `header::Counts`, the flavor's count storage; the single-thread flavor plugs
+//! in `LocalCounts` (two `Cell<u32>`). The thread-safe flavor is meant to plug in its atomic,
+//! versioned counts the same way, plus its own object space behind the generation locks; the
+//! object space (`space::Space`) is still a concrete single-thread type and is the part that
+//! has to become a second type parameter then.
 
 pub(crate) mod collect;
 pub(crate) mod finalize;

@@ -32,7 +32,10 @@ use super::header::{Links, PREV_COLLECTING, PREV_REACHABLE, REFS_ONE, REFS_SHIFT
 /// that this value owns (that are dropped when it is dropped), each at most once per call, and
 /// must not create or drop handles. Reporting fewer handles than owned is safe (the objects
 /// behind the unreported ones are kept alive: a leak); reporting a handle the value does not
-/// own makes the collector free objects that are still in use. `MAY_CONTAIN_GC` may only be
+/// own makes the collector free objects that are still in use. `trace` must not call into
+/// pyheap other than through the `Trace` impls of what it owns (no `Gc::new`, no dropping or
+/// cloning handles, no `gc::freeze`): it runs while the collector's lists are mid-pass. A
+/// `trace` that panics aborts the process for the same reason. `MAY_CONTAIN_GC` may only be
 /// `false` if no value of the type can ever own a `Gc` (again, a wrong `false` only leaks).
 pub unsafe trait Trace {
     /// Report every `Gc` handle this value owns, each exactly once, to `tracer`.
