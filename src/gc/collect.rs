@@ -41,7 +41,7 @@
 //! only when the objects promoted into it since the last full collection exceed 25% of those
 //! that survived it (the long-lived ratio that keeps full collections amortised linear).
 
-use super::header::{Counts, Links, PREV_COLLECTING, PREV_REACHABLE, REFS_SHIFT};
+use super::header::{counts_of, Counts, Links, PREV_COLLECTING, PREV_REACHABLE, REFS_SHIFT};
 use super::list;
 use super::space::{Space, NUM_GENERATIONS};
 use super::trace::{Mode, Tracer};
@@ -180,7 +180,7 @@ unsafe fn update_refs<C: Counts>(young: *const Links) {
     // SAFETY: per the caller.
     unsafe {
         for_each(young, |p| {
-            let strong = (*p).counts::<C>().strong();
+            let strong = counts_of::<C>(p).strong();
             debug_assert!(strong > 0, "a tracked object with no strong handle");
             (*p).prev.set((strong << REFS_SHIFT) | PREV_COLLECTING);
         })
@@ -245,7 +245,7 @@ pub(crate) unsafe fn any_external_refs<C: Counts>(set: &[*const Links]) -> bool 
     unsafe {
         let no_unwind = AbortOnUnwind;
         for &p in set {
-            let strong = (*p).counts::<C>().strong() - 1;
+            let strong = counts_of::<C>(p).strong() - 1;
             (*p).prev.set((strong << REFS_SHIFT) | PREV_COLLECTING);
         }
         let mut tracer = Tracer::new(Mode::Subtract);

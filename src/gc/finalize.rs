@@ -23,7 +23,7 @@
 //!    weak token, and its memory goes when the last `Weak` does. A handle to a member that
 //!    a `Drop` stashed away keeps the (dead) header alive until it is dropped.
 
-use super::header::{Counts, Links, FLAG_DEAD, FLAG_FINALIZED, FLAG_WEAKS_CLEARED};
+use super::header::{counts_of, Counts, Links, FLAG_DEAD, FLAG_FINALIZED, FLAG_WEAKS_CLEARED};
 use super::list;
 use super::space::{release_token, Space};
 
@@ -77,7 +77,7 @@ pub(crate) unsafe fn handle_garbage<C: Counts>(
         while p != unreachable {
             let next = (*p).next.get();
             list::unlink(p);
-            (*p).counts::<C>().inc_strong();
+            counts_of::<C>(p).inc_strong();
             (*p).set_flag(FLAG_WEAKS_CLEARED);
             set.push(p);
             p = next;
@@ -115,7 +115,7 @@ pub(crate) unsafe fn handle_garbage<C: Counts>(
                 // SAFETY: each pin is released once; a member reaching zero is tracked and
                 // alive, so it dies the ordinary way.
                 unsafe {
-                    if (*p).counts::<C>().dec_strong() == 0 {
+                    if counts_of::<C>(p).dec_strong() == 0 {
                         space.object_died::<C>(p);
                     }
                 }
@@ -141,7 +141,7 @@ pub(crate) unsafe fn handle_garbage<C: Counts>(
         // SAFETY: the pin is ours; if it was the last strong reference the value (already
         // dropped) releases its token. Otherwise a handle stashed by a `Drop` releases it.
         unsafe {
-            if (*p).counts::<C>().dec_strong() == 0 {
+            if counts_of::<C>(p).dec_strong() == 0 {
                 release_token::<C>(p);
             }
         }

@@ -227,17 +227,23 @@ impl Links {
     pub(crate) fn set_flag(&self, flag: usize) {
         self.vtable.set(self.vtable.get() | flag);
     }
+}
 
-    /// The counts of the object these links belong to.
-    ///
-    /// # Safety
-    /// `self` is the links of a live allocation whose counts are of type `C`.
-    #[inline]
-    pub(crate) unsafe fn counts<C: Counts>(&self) -> &C {
-        let off = self.vtable().box_offset;
-        // SAFETY: per the caller, the `GcBox` (whose first field, `repr(C)`, is the counts)
-        // sits `box_offset` bytes after the links in the same allocation.
-        unsafe { &*(self as *const Links).cast::<u8>().add(off).cast::<C>() }
+/// The counts of the object whose links are at `links`.
+///
+/// Takes a raw pointer, not `&Links`: the counts lie outside the `Links`, so the pointer must
+/// carry the provenance of the whole allocation (a `&Links` would only cover its 24 bytes).
+///
+/// # Safety
+/// `links` points at the links of a live tracked allocation (with whole-allocation provenance)
+/// whose counts are of type `C`; the returned reference must not outlive the allocation.
+#[inline]
+pub(crate) unsafe fn counts_of<'a, C: Counts>(links: *const Links) -> &'a C {
+    // SAFETY: per the caller the header is alive; the `GcBox` (whose first field, `repr(C)`,
+    // is the counts) sits `box_offset` bytes after the links in the same allocation.
+    unsafe {
+        let off = (*links).vtable().box_offset;
+        &*links.cast::<u8>().add(off).cast::<C>()
     }
 }
 

@@ -257,7 +257,7 @@ pub(crate) unsafe fn release_token<C: Counts>(links: *const Links) {
     // SAFETY: per the caller the header is alive until we free it here.
     unsafe {
         let l = &*links;
-        if l.counts::<C>().dec_weak() == 0 {
+        if super::header::counts_of::<C>(links).dec_weak() == 0 {
             let layout = l.vtable().layout;
             std::alloc::dealloc(links as *mut u8, layout);
         }
