@@ -210,3 +210,45 @@ fn each_thread_has_its_own_space_and_exit_collects_it() {
         "collected at thread exit"
     );
 }
+
+#[test]
+fn handles_in_other_thread_locals_outlive_the_exit_collection_safely() {
+    use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+    use std::sync::Arc;
+    #[derive(Trace)]
+    struct D(RefCell<Option<Gc<D>>>, #[trace(skip)] Arc<AtomicU32>);
+    impl Drop for D {
+        fn drop(&mut self) {
+            self.1.fetch_add(1, SeqCst);
+        }
+    }
+    thread_local! {
+        static EARLY: RefCell<Option<Gc<D>>> = const { RefCell::new(None) };
+    }
+    let drops = Arc::new(AtomicU32::new(0));
+    let d2 = drops.clone();
+    std::thread::spawn(move || {
+        // A live cycle held from a thread-local registered before pyheap's exit guard, so it
+        // may be destroyed before or after the exit collection.
+        let a = Gc::new(D(RefCell::new(None), d2.clone()));
+        *a.0.borrow_mut() = Some(a.clone());
+        EARLY.with(|e| *e.borrow_mut() = Some(a));
+        // Garbage for the exit collection.
+        let g = Gc::new(D(RefCell::new(None), d2.clone()));
+        *g.0.borrow_mut() = Some(g.clone());
+        drop(g);
+        LATE.with(|l| {
+            let b = Gc::new(D(RefCell::new(None), d2));
+            *l.borrow_mut() = Some(b);
+        });
+    })
+    .join()
+    .unwrap();
+    thread_local! {
+        static LATE: RefCell<Option<Gc<D>>> = const { RefCell::new(None) };
+    }
+    // The garbage cycle was collected at exit; the plain object in LATE died with its
+    // thread-local; the cycle in EARLY is either collected (if EARLY went first) or leaked.
+    let n = drops.load(SeqCst);
+    assert!((2..=3).contains(&n), "{n}");
+}

@@ -23,6 +23,33 @@
 //! assert_eq!(pyheap::gc::threshold(), (700, 10, 10));
 //! ```
 //!
+//! # When collections run
+//!
+//! Automatically, on the thread that creates a tracked object, at the very start of
+//! `Gc::new`/`new_cyclic`/`new_finalized` once generation 0's count (tracked objects created
+//! minus freed) exceeds `threshold().0`; generation 1 and 2 follow CPython's rules (count of
+//! younger collections over their threshold; the oldest only when the objects promoted into
+//! it since the last full collection exceed 25% of those that survived it). CPython 3.12 moved
+//! its trigger from allocation to the interpreter's safe points because C code could see
+//! `__del__` effects in the middle of an allocation. Here the collection runs before the new
+//! object exists and while pyheap holds no borrow of its own state, and user code can only
+//! reach objects through handles the compiler checks, so a `Drop` or finalizer of the garbage
+//! it frees can at worst meet a `RefCell` the caller is borrowing (a `RefCell` panic, never
+//! undefined behaviour). Wrap code that must not run foreign drops in [`disable`]/[`enable`].
+//! A last full collection runs when the thread exits.
+//!
+//! # Teardown of a garbage cycle (PEP 442's order)
+//!
+//! 1. `Weak` handles into the set stop upgrading.
+//! 2. Finalizers ([`Finalize`](crate::Finalize), attached by `Gc::new_finalized`) run once
+//!    each, with the whole set intact.
+//! 3. If a finalizer stored a handle to a member somewhere reachable, the whole set is
+//!    resurrected: nothing is freed, its finalizers never run again, its weak handles stay
+//!    cleared.
+//! 4. Otherwise every value is dropped; from then on `Gc::try_deref` on a member gives `None`
+//!    and `Deref` panics (in release builds too).
+//! 5. The memory goes once no `Gc` or `Weak` handle refers to it.
+//!
 //! Files: `header` (layout, counts, flags), `list` (generation lists), `space` (the
 //! per-thread object space, refcount deaths), `collect` (the passes and generations),
 //! `finalize` (teardown of a garbage set), `handle` (`unsync::Gc`/`Weak`), `trace` and
