@@ -746,10 +746,10 @@ impl<T: Trace + 'static> Weak<T> {
     /// use pyheap::unsync::{Gc, Weak};
     /// let a = Gc::new(1);
     /// assert!(Weak::ptr_eq(&Gc::downgrade(&a), &Gc::downgrade(&a)));
-    /// assert!(Weak::ptr_eq(&Weak::<u8>::new(), &Weak::new()));
+    /// assert!(Weak::<u8>::new().ptr_eq(&Weak::new()));
     /// ```
-    pub fn ptr_eq(this: &Self, other: &Self) -> bool {
-        this.ptr == other.ptr
+    pub fn ptr_eq(&self, other: &Self) -> bool {
+        self.ptr == other.ptr
     }
 }
 
