@@ -2,6 +2,8 @@
 //!
 //! * [`PoolAlloc`]: a `#[global_allocator]` on pymalloc's scheme (size classes, pools,
 //!   arenas), thread-safe and returning memory to the OS. See [`alloc`].
+//! * [`unsync::Gc`] / [`unsync::Weak`]: reference counting with a generational cycle
+//!   collector ([`gc`], [`collect()`]), values described by [`Trace`] (derivable).
 //!
 //! ```
 //! #[global_allocator]
@@ -10,8 +12,34 @@
 //! ```
 #![warn(missing_docs)]
 
+// Lets `#[derive(Trace)]` (which names `::pyheap`) work inside this crate too.
+extern crate self as pyheap;
+
 pub mod alloc;
+pub mod gc;
 pub(crate) mod sync;
+pub mod unsync;
 
 #[cfg(not(loom))]
 pub use alloc::PoolAlloc;
+pub use gc::finalize::Finalize;
+pub use gc::trace::{Trace, Tracer};
+/// `#[derive(Trace)]`: see [`trait@Trace`].
+pub use pyheap_derive::Trace;
+
+/// Run a full collection of the calling thread's object space (Python's `gc.collect()`) and
+/// return the number of objects freed.
+///
+/// ```
+/// use pyheap::unsync::Gc;
+/// use std::cell::RefCell;
+/// #[derive(pyheap::Trace)]
+/// struct N(RefCell<Option<Gc<N>>>);
+/// let n = Gc::new(N(RefCell::new(None)));
+/// *n.0.borrow_mut() = Some(n.clone());
+/// drop(n);
+/// assert_eq!(pyheap::collect(), 1);
+/// ```
+pub fn collect() -> usize {
+    gc::collect_all()
+}

@@ -1,0 +1,801 @@
+//! The single-thread handles: [`Gc<T>`] and [`Weak<T>`] (`pyheap::unsync`).
+//!
+//! See `gc::header` for the layout and the invariants on the counts and flags that every
+//! `unsafe` block here relies on; the short form is: a handle keeps the header alive (strong
+//! handles collectively hold the value's weak token), and the value is initialised and
+//! referenceable exactly while the token is held and `FLAG_DEAD` is clear.
+
+use core::alloc::Layout;
+use core::borrow::Borrow;
+use core::cell::UnsafeCell;
+use core::cmp::Ordering;
+use core::fmt;
+use core::hash::{Hash, Hasher};
+use core::marker::PhantomData;
+use core::mem::ManuallyDrop;
+use core::ops::Deref;
+use core::ptr::{self, NonNull};
+
+use super::finalize::Finalize;
+use super::header::{
+    links_of, tracked_layout, Counts, GcBox, Links, LocalCounts, VTable, FLAG_DEAD,
+    FLAG_WEAKS_CLEARED,
+};
+use super::space::{release_token, with_space};
+use super::trace::{Trace, Tracer};
+
+type C = LocalCounts;
+type Inner<T> = GcBox<C, T>;
+
+/// A single-thread reference-counted pointer whose cycles are found by the collector.
+///
+/// Like `std::rc::Rc`: cloning adds a strong reference, the value is dropped the moment the
+/// last strong handle goes (deterministically, like CPython's `ob_refcnt`). In addition,
+/// values of types that may hold a `Gc` (`T::MAY_CONTAIN_GC`) are *tracked*: a cycle of them
+/// that no handle outside the cycle reaches is freed by [`pyheap::collect()`](crate::collect)
+/// or by an automatic collection. `Gc` is `!Send` and `!Sync`; every thread has its own
+/// object space.
+///
+/// Header: 32 bytes in front of a tracked value, 8 bytes in front of an untracked one (on
+/// 64-bit targets; see `tests/gc_layout.rs`).
+///
+/// ```
+/// use pyheap::unsync::Gc;
+/// let a = Gc::new(5);
+/// let b = a.clone();
+/// assert_eq!(Gc::strong_count(&a), 2);
+/// assert_eq!(*b + 1, 6);
+/// ```
+pub struct Gc<T: Trace + 'static> {
+    ptr: NonNull<Inner<T>>,
+    _owns: PhantomData<T>,
+}
+
+/// A handle that does not keep its object alive; `upgrade()` gives a [`Gc`] while the object
+/// lives (Python's `weakref.ref`).
+///
+/// A `Weak` into a garbage cycle stops upgrading before any finalizer or `Drop` of the cycle
+/// runs, and stays that way even if a finalizer resurrects the cycle (as in CPython). Unlike
+/// CPython, the "cleared" mark is on the object, not on each weak reference, so a `Weak`
+/// made from a resurrected object after the collection does not upgrade either.
+///
+/// ```
+/// use pyheap::unsync::Gc;
+/// let a = Gc::new(String::from("x"));
+/// let w = Gc::downgrade(&a);
+/// assert_eq!(w.upgrade().as_deref().map(String::as_str), Some("x"));
+/// drop(a);
+/// assert!(w.upgrade().is_none());
+/// ```
+pub struct Weak<T: Trace + 'static> {
+    ptr: Option<NonNull<Inner<T>>>,
+    _owns: PhantomData<T>,
+}
+
+/// Per-type vtables for tracked objects.
+struct VTables<T>(PhantomData<T>);
+
+impl<T: Trace + 'static> VTables<T> {
+    const PLAIN: VTable = VTable {
+        box_offset: tracked_layout::<C, T>().0,
+        layout: tracked_layout::<C, T>().1,
+        trace: trace_erased::<T>,
+        drop_value: drop_erased::<T>,
+        finalize: None,
+    };
+}
+
+impl<T: Trace + Finalize + 'static> VTables<T> {
+    const FINALIZED: VTable = VTable {
+        finalize: Some(finalize_erased::<T>),
+        ..Self::PLAIN
+    };
+}
+
+/// # Safety
+/// `l` is the links of a tracked `Inner<T>` allocation.
+#[inline]
+unsafe fn box_of<T: Trace + 'static>(l: *const Links) -> *const Inner<T> {
+    // SAFETY: per the caller the box sits `box_offset` after the links.
+    unsafe {
+        l.cast::<u8>()
+            .add(tracked_layout::<C, T>().0)
+            .cast::<Inner<T>>()
+    }
+}
+
+/// # Safety
+/// As `VTable::trace`: the value is alive.
+unsafe fn trace_erased<T: Trace + 'static>(l: *const Links, tracer: &mut Tracer) {
+    // SAFETY: per the caller the value is initialised; no one holds `&mut` to it (no user
+    // code runs during a pass, and `get_mut` borrows end before any pass can start).
+    unsafe { (*(*box_of::<T>(l)).value.get()).trace(tracer) }
+}
+
+/// # Safety
+/// As `VTable::drop_value`.
+unsafe fn drop_erased<T: Trace + 'static>(l: *const Links) {
+    // SAFETY: per the caller this is the one drop of an initialised value nobody references.
+    unsafe { ManuallyDrop::drop(&mut *(*box_of::<T>(l)).value.get()) }
+}
+
+/// # Safety
+/// As `VTable::finalize`: the value is alive.
+unsafe fn finalize_erased<T: Trace + Finalize + 'static>(l: *const Links) {
+    // SAFETY: per the caller the value is initialised; only shared references are made.
+    unsafe { (*(*box_of::<T>(l)).value.get()).finalize() }
+}
+
+/// Allocate a header with `counts` and an uninitialised value; tracked types get links with
+/// `vtable` (not yet in any list). Returns the box pointer.
+fn allocate<T: Trace + 'static>(counts: C, vtable: &'static VTable) -> NonNull<Inner<T>> {
+    let (offset, layout) = if T::MAY_CONTAIN_GC {
+        tracked_layout::<C, T>()
+    } else {
+        (0, Layout::new::<Inner<T>>())
+    };
+    // SAFETY: the layout has non-zero size (it contains the counts).
+    let base = unsafe { std::alloc::alloc(layout) };
+    if base.is_null() {
+        std::alloc::handle_alloc_error(layout);
+    }
+    if T::MAY_CONTAIN_GC {
+        Links::write_new(base.cast::<Links>(), vtable);
+    }
+    // SAFETY: `offset` is within the fresh allocation and aligned for `Inner<T>`.
+    let b = unsafe { base.add(offset) }.cast::<Inner<T>>();
+    // SAFETY: as above; the value field stays uninitialised until the caller writes it.
+    unsafe { ptr::addr_of_mut!((*b).counts).write(counts) };
+    // SAFETY: `base` is non-null, so is `b`.
+    unsafe { NonNull::new_unchecked(b) }
+}
+
+/// Free the allocation of `b`.
+///
+/// # Safety
+/// The weak count of `b` reached zero (no handle, no token) and the value is gone.
+unsafe fn deallocate<T: Trace + 'static>(b: NonNull<Inner<T>>) {
+    // SAFETY: per the caller nobody references the allocation any more; base and layout are
+    // the ones `allocate` used.
+    unsafe {
+        if T::MAY_CONTAIN_GC {
+            std::alloc::dealloc(links_of(b.as_ptr()) as *mut u8, tracked_layout::<C, T>().1);
+        } else {
+            std::alloc::dealloc(b.as_ptr().cast::<u8>(), Layout::new::<Inner<T>>());
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn dead_deref() -> ! {
+    panic!(
+        "pyheap: dereferenced a Gc whose object the cycle collector already destroyed \
+         (use Gc::try_deref in Drop impls of cycle members)"
+    )
+}
+
+impl<T: Trace + 'static> Gc<T> {
+    /// Put `value` in the object space and return the first handle. For a tracked type this
+    /// counts toward generation 0 and may run an automatic collection first (see
+    /// [`pyheap::gc`](crate::gc)).
+    ///
+    /// ```
+    /// let g = pyheap::unsync::Gc::new(vec![1, 2, 3]);
+    /// assert_eq!(g.len(), 3);
+    /// ```
+    pub fn new(value: T) -> Self {
+        Self::new_with(value, &VTables::<T>::PLAIN)
+    }
+
+    fn new_with(value: T, vtable: &'static VTable) -> Self {
+        if T::MAY_CONTAIN_GC {
+            with_space(|s| s.before_tracked_alloc::<C>());
+        }
+        let b = allocate::<T>(C::new_live(), vtable);
+        // SAFETY: `allocate` left the value field uninitialised and in bounds.
+        unsafe {
+            ptr::addr_of_mut!((*b.as_ptr()).value).write(UnsafeCell::new(ManuallyDrop::new(value)))
+        };
+        if T::MAY_CONTAIN_GC {
+            // SAFETY: a new, fully built tracked object, in no list.
+            with_space(|s| unsafe { s.track(links_of(b.as_ptr())) });
+        }
+        Gc {
+            ptr: b,
+            _owns: PhantomData,
+        }
+    }
+
+    /// Like [`Gc::new`], with `T`'s [`Finalize::finalize`] run once before the object is
+    /// destroyed (by refcounting or by the collector, whichever comes first).
+    ///
+    /// `T` must be a tracked type (`T::MAY_CONTAIN_GC`); for other types, which can never be
+    /// part of a cycle, use `Drop` (this is checked at compile time).
+    ///
+    /// ```
+    /// use pyheap::{unsync::Gc, Finalize, Trace};
+    /// use std::cell::RefCell;
+    /// #[derive(Trace)]
+    /// struct Obj(RefCell<Option<Gc<Obj>>>);
+    /// impl Finalize for Obj {
+    ///     fn finalize(&self) { println!("finalizing"); }
+    /// }
+    /// let a = Gc::new_finalized(Obj(RefCell::new(None)));
+    /// *a.0.borrow_mut() = Some(a.clone());
+    /// drop(a);
+    /// assert_eq!(pyheap::collect(), 1); // prints "finalizing" first
+    /// ```
+    pub fn new_finalized(value: T) -> Self
+    where
+        T: Finalize,
+    {
+        const {
+            assert!(
+                T::MAY_CONTAIN_GC,
+                "Gc::new_finalized needs a tracked type (MAY_CONTAIN_GC); use Drop instead"
+            )
+        };
+        Self::new_with(value, &VTables::<T>::FINALIZED)
+    }
+
+    /// Build a value that holds a weak handle to itself. During `data_fn`, the `Weak` does
+    /// not upgrade yet (it returns `None`).
+    ///
+    /// If `data_fn` panics, the allocation is released and the panic propagates.
+    ///
+    /// ```
+    /// use pyheap::unsync::{Gc, Weak};
+    /// use pyheap::Trace;
+    /// #[derive(Trace)]
+    /// struct Me { me: Weak<Me> }
+    /// let g = Gc::new_cyclic(|w| Me { me: w.clone() });
+    /// assert!(Gc::ptr_eq(&g.me.upgrade().unwrap(), &g));
+    /// ```
+    pub fn new_cyclic<F: FnOnce(&Weak<T>) -> T>(data_fn: F) -> Self {
+        if T::MAY_CONTAIN_GC {
+            with_space(|s| s.before_tracked_alloc::<C>());
+        }
+        let b = allocate::<T>(C::new_constructing(), &VTables::<T>::PLAIN);
+        let weak = Weak {
+            ptr: Some(b),
+            _owns: PhantomData,
+        };
+
+        /// Releases the value's token if `data_fn` unwinds (the `Weak` releases its own).
+        struct Unwind<T: Trace + 'static>(NonNull<Inner<T>>);
+        impl<T: Trace + 'static> Drop for Unwind<T> {
+            fn drop(&mut self) {
+                // SAFETY: the header is alive (the `Weak` still holds it); the value was
+                // never written, so the token stands for nothing and the strong count is 0.
+                unsafe {
+                    if (*self.0.as_ptr()).counts.dec_weak() == 0 {
+                        deallocate(self.0);
+                    }
+                }
+            }
+        }
+        let guard = Unwind(b);
+        let value = data_fn(&weak);
+        core::mem::forget(guard);
+        // SAFETY: the value field is uninitialised and in bounds; nothing could read it (the
+        // strong count is 0, so `upgrade` failed).
+        unsafe {
+            ptr::addr_of_mut!((*b.as_ptr()).value).write(UnsafeCell::new(ManuallyDrop::new(value)));
+            (*b.as_ptr()).counts.set_strong(1);
+        }
+        if T::MAY_CONTAIN_GC {
+            // SAFETY: the object is now fully built and in no list.
+            with_space(|s| unsafe { s.track(links_of(b.as_ptr())) });
+        }
+        drop(weak);
+        Gc {
+            ptr: b,
+            _owns: PhantomData,
+        }
+    }
+
+    #[inline]
+    fn inner(&self) -> &Inner<T> {
+        // SAFETY: a strong handle keeps the header alive.
+        unsafe { self.ptr.as_ref() }
+    }
+
+    #[inline]
+    fn links(&self) -> *const Links {
+        debug_assert!(T::MAY_CONTAIN_GC);
+        // SAFETY: only called for tracked types, whose allocation has links.
+        unsafe { links_of(self.ptr.as_ptr()) }
+    }
+
+    #[inline]
+    fn is_dead(&self) -> bool {
+        // SAFETY: tracked types have live links while a handle exists.
+        T::MAY_CONTAIN_GC && unsafe { (*self.links()).flags() } & FLAG_DEAD != 0
+    }
+
+    /// The value, or `None` if the cycle collector has already destroyed it. That can only
+    /// be seen from `Drop` impls (and what they call) of a garbage cycle being torn down, or
+    /// through a handle such a `Drop` stashed away.
+    ///
+    /// ```
+    /// let g = pyheap::unsync::Gc::new(1);
+    /// assert_eq!(pyheap::unsync::Gc::try_deref(&g), Some(&1));
+    /// ```
+    #[inline]
+    pub fn try_deref(this: &Self) -> Option<&T> {
+        if this.is_dead() {
+            None
+        } else {
+            // SAFETY: not dead and a strong handle exists, so the value is initialised and no
+            // `&mut` to it exists (only `get_mut` makes one, which needs `&mut` of the only handle).
+            Some(unsafe { &*this.inner().value.get() })
+        }
+    }
+
+    /// Move the value out if this is the only strong handle. `Weak` handles stop upgrading.
+    /// The value is not destroyed, so a finalizer does not run.
+    ///
+    /// ```
+    /// use pyheap::unsync::Gc;
+    /// let a = Gc::new(3);
+    /// let b = a.clone();
+    /// let a = Gc::try_unwrap(a).unwrap_err();
+    /// drop(b);
+    /// assert_eq!(Gc::try_unwrap(a).ok(), Some(3));
+    /// ```
+    pub fn try_unwrap(this: Self) -> Result<T, Self> {
+        if this.inner().counts.strong() != 1 || this.is_dead() {
+            return Err(this);
+        }
+        let this = ManuallyDrop::new(this);
+        if T::MAY_CONTAIN_GC {
+            let l = this.links();
+            // SAFETY: a live tracked object of this thread, in a list.
+            with_space(|s| unsafe { s.untrack(l) });
+            // SAFETY: as above; nobody can reach the value any more.
+            unsafe { (*l).set_flag(FLAG_DEAD) };
+        }
+        let inner = this.inner();
+        inner.counts.set_strong(0);
+        // SAFETY: we own the only strong handle; the value is initialised and read once.
+        let value = unsafe { ManuallyDrop::into_inner(ptr::read(inner.value.get())) };
+        if T::MAY_CONTAIN_GC {
+            // SAFETY: value moved out, strong is zero, the token is held.
+            unsafe { release_token::<C>(this.links()) };
+        } else if inner.counts.dec_weak() == 0 {
+            // SAFETY: no handle and no token remain.
+            unsafe { deallocate(this.ptr) };
+        }
+        Ok(value)
+    }
+
+    /// A mutable reference to the value if there is no other `Gc` or `Weak` handle to it.
+    ///
+    /// ```
+    /// use pyheap::unsync::Gc;
+    /// let mut a = Gc::new(1);
+    /// *Gc::get_mut(&mut a).unwrap() += 1;
+    /// let b = a.clone();
+    /// assert!(Gc::get_mut(&mut a).is_none());
+    /// assert_eq!(*b, 2);
+    /// ```
+    pub fn get_mut(this: &mut Self) -> Option<&mut T> {
+        let c = &this.inner().counts;
+        if c.strong() == 1 && c.weak() == 1 && !this.is_dead() {
+            // SAFETY: the only handle of any kind, borrowed mutably: no other reference to the
+            // value can exist for the lifetime of the borrow.
+            Some(unsafe { &mut *this.inner().value.get() })
+        } else {
+            None
+        }
+    }
+
+    /// Number of strong handles (`sys.getrefcount(x) - 1`).
+    ///
+    /// ```
+    /// let a = pyheap::unsync::Gc::new(());
+    /// let _b = a.clone();
+    /// assert_eq!(pyheap::unsync::Gc::strong_count(&a), 2);
+    /// ```
+    #[inline]
+    pub fn strong_count(this: &Self) -> usize {
+        this.inner().counts.strong()
+    }
+
+    /// Number of `Weak` handles.
+    ///
+    /// ```
+    /// use pyheap::unsync::Gc;
+    /// let a = Gc::new(());
+    /// let _w = Gc::downgrade(&a);
+    /// assert_eq!(Gc::weak_count(&a), 1);
+    /// ```
+    #[inline]
+    pub fn weak_count(this: &Self) -> usize {
+        this.inner().counts.weak() - 1
+    }
+
+    /// Make a `Weak` handle to this object.
+    ///
+    /// ```
+    /// use pyheap::unsync::Gc;
+    /// let a = Gc::new(1);
+    /// let w = Gc::downgrade(&a);
+    /// assert!(Gc::ptr_eq(&w.upgrade().unwrap(), &a));
+    /// ```
+    pub fn downgrade(this: &Self) -> Weak<T> {
+        this.inner().counts.inc_weak();
+        Weak {
+            ptr: Some(this.ptr),
+            _owns: PhantomData,
+        }
+    }
+
+    /// Whether two handles point to the same object (Python's `is`).
+    ///
+    /// ```
+    /// use pyheap::unsync::Gc;
+    /// let a = Gc::new(1);
+    /// assert!(Gc::ptr_eq(&a, &a.clone()));
+    /// assert!(!Gc::ptr_eq(&a, &Gc::new(1)));
+    /// ```
+    #[inline]
+    pub fn ptr_eq(this: &Self, other: &Self) -> bool {
+        this.ptr == other.ptr
+    }
+
+    /// A raw pointer to the value (valid while a handle exists and the value is not dead).
+    ///
+    /// ```
+    /// use pyheap::unsync::Gc;
+    /// let a = Gc::new(7);
+    /// assert_eq!(unsafe { *Gc::as_ptr(&a) }, 7);
+    /// ```
+    #[inline]
+    pub fn as_ptr(this: &Self) -> *const T {
+        this.inner().value.get().cast::<T>().cast_const()
+    }
+
+    /// Whether the collector tracks this object (`gc.is_tracked`): true for live values of
+    /// types that may hold a `Gc`.
+    ///
+    /// ```
+    /// use pyheap::unsync::Gc;
+    /// assert!(!Gc::is_tracked(&Gc::new(String::new())));
+    /// assert!(Gc::is_tracked(&Gc::new(Vec::<Gc<u8>>::new())));
+    /// ```
+    #[inline]
+    pub fn is_tracked(this: &Self) -> bool {
+        T::MAY_CONTAIN_GC && !this.is_dead()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn drop_slow(&mut self) {
+        if T::MAY_CONTAIN_GC {
+            let l = self.links();
+            // SAFETY: the strong count just reached zero; the header is alive (the token is
+            // held). A dead object's value is gone already (the collector released its pin
+            // before this), so only the token remains to release; otherwise it dies now.
+            unsafe {
+                if (*l).flags() & FLAG_DEAD != 0 {
+                    release_token::<C>(l);
+                } else {
+                    with_space(|s| s.object_died::<C>(l));
+                }
+            }
+        } else {
+            // SAFETY: untracked objects are never dead while a handle exists; this was the last
+            // strong handle, so the value is dropped once, then the token is released.
+            unsafe {
+                ManuallyDrop::drop(&mut *self.inner().value.get());
+                if self.inner().counts.dec_weak() == 0 {
+                    deallocate(self.ptr);
+                }
+            }
+        }
+    }
+}
+
+impl<T: Trace + 'static> Drop for Gc<T> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.inner().counts.dec_strong() == 0 {
+            self.drop_slow();
+        }
+    }
+}
+
+impl<T: Trace + 'static> Clone for Gc<T> {
+    /// Another strong handle to the same object.
+    ///
+    /// ```
+    /// let a = pyheap::unsync::Gc::new(1);
+    /// let b = a.clone();
+    /// assert!(pyheap::unsync::Gc::ptr_eq(&a, &b));
+    /// ```
+    #[inline]
+    fn clone(&self) -> Self {
+        self.inner().counts.inc_strong();
+        Gc {
+            ptr: self.ptr,
+            _owns: PhantomData,
+        }
+    }
+}
+
+impl<T: Trace + 'static> Deref for Gc<T> {
+    type Target = T;
+
+    /// The value. Panics (in release builds too) if the collector already destroyed it; see
+    /// [`Gc::try_deref`].
+    #[inline]
+    fn deref(&self) -> &T {
+        match Gc::try_deref(self) {
+            Some(v) => v,
+            None => dead_deref(),
+        }
+    }
+}
+
+// SAFETY: a `Gc` owns one strong reference; it is an edge of the object graph when its
+// target is tracked (edges to untracked objects cannot close a cycle and are not reported).
+unsafe impl<T: Trace + 'static> Trace for Gc<T> {
+    #[inline]
+    fn trace(&self, tracer: &mut Tracer) {
+        if T::MAY_CONTAIN_GC {
+            // SAFETY: this handle keeps the target's header alive.
+            unsafe { tracer.edge(self.links()) }
+        }
+    }
+}
+
+// SAFETY: weak edges are not strong edges: nothing to report.
+unsafe impl<T: Trace + 'static> Trace for Weak<T> {
+    #[inline(always)]
+    fn trace(&self, _: &mut Tracer) {}
+    const MAY_CONTAIN_GC: bool = false;
+}
+
+impl<T: Trace + 'static + fmt::Debug> fmt::Debug for Gc<T> {
+    /// The value's `Debug`, or `<dead>` for a destroyed object (never panics).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match Gc::try_deref(self) {
+            Some(v) => fmt::Debug::fmt(v, f),
+            None => f.write_str("<dead>"),
+        }
+    }
+}
+
+impl<T: Trace + 'static + fmt::Display> fmt::Display for Gc<T> {
+    /// The value's `Display`, or `<dead>` for a destroyed object (never panics).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match Gc::try_deref(self) {
+            Some(v) => fmt::Display::fmt(v, f),
+            None => f.write_str("<dead>"),
+        }
+    }
+}
+
+impl<T: Trace + 'static> fmt::Pointer for Gc<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Pointer::fmt(&Gc::as_ptr(self), f)
+    }
+}
+
+impl<T: Trace + 'static + PartialEq> PartialEq for Gc<T> {
+    /// Compares the values (Python's `==`); use [`Gc::ptr_eq`] for `is`.
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl<T: Trace + 'static + Eq> Eq for Gc<T> {}
+
+impl<T: Trace + 'static + PartialOrd> PartialOrd for Gc<T> {
+    #[inline]
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        (**self).partial_cmp(&**other)
+    }
+}
+
+impl<T: Trace + 'static + Ord> Ord for Gc<T> {
+    #[inline]
+    fn cmp(&self, other: &Self) -> Ordering {
+        (**self).cmp(&**other)
+    }
+}
+
+impl<T: Trace + 'static + Hash> Hash for Gc<T> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (**self).hash(state)
+    }
+}
+
+impl<T: Trace + 'static> Borrow<T> for Gc<T> {
+    fn borrow(&self) -> &T {
+        self
+    }
+}
+
+impl<T: Trace + 'static> AsRef<T> for Gc<T> {
+    fn as_ref(&self) -> &T {
+        self
+    }
+}
+
+impl<T: Trace + 'static> From<T> for Gc<T> {
+    /// Same as [`Gc::new`].
+    fn from(value: T) -> Self {
+        Gc::new(value)
+    }
+}
+
+impl<T: Trace + 'static + Default> Default for Gc<T> {
+    /// `Gc::new(T::default())`.
+    ///
+    /// ```
+    /// let g: pyheap::unsync::Gc<u32> = Default::default();
+    /// assert_eq!(*g, 0);
+    /// ```
+    fn default() -> Self {
+        Gc::new(T::default())
+    }
+}
+
+impl<T: Trace + 'static> Weak<T> {
+    /// A `Weak` that points nowhere and never upgrades.
+    ///
+    /// ```
+    /// let w: pyheap::unsync::Weak<u8> = pyheap::unsync::Weak::new();
+    /// assert!(w.upgrade().is_none());
+    /// ```
+    pub const fn new() -> Self {
+        Weak {
+            ptr: None,
+            _owns: PhantomData,
+        }
+    }
+
+    /// Whether upgrading may succeed: some strong handle exists and the collector has not
+    /// cleared this object's weak handles.
+    #[inline]
+    fn live(&self) -> Option<NonNull<Inner<T>>> {
+        let p = self.ptr?;
+        // SAFETY: a `Weak` keeps the header alive.
+        let strong = unsafe { p.as_ref() }.counts.strong();
+        if strong == 0 {
+            return None;
+        }
+        // SAFETY: tracked allocations have links; the header is alive.
+        if T::MAY_CONTAIN_GC
+            && unsafe { (*links_of(p.as_ptr())).flags() } & (FLAG_DEAD | FLAG_WEAKS_CLEARED) != 0
+        {
+            return None;
+        }
+        Some(p)
+    }
+
+    /// A strong handle if the object is alive (Python's `r()`).
+    ///
+    /// ```
+    /// use pyheap::unsync::Gc;
+    /// let a = Gc::new(1);
+    /// let w = Gc::downgrade(&a);
+    /// assert_eq!(w.upgrade().map(|g| *g), Some(1));
+    /// ```
+    pub fn upgrade(&self) -> Option<Gc<T>> {
+        let p = self.live()?;
+        // SAFETY: the header is alive and the value initialised (strong > 0, not dead).
+        unsafe { p.as_ref() }.counts.inc_strong();
+        Some(Gc {
+            ptr: p,
+            _owns: PhantomData,
+        })
+    }
+
+    /// Number of strong handles, or 0 if the object is gone or its weak handles were
+    /// cleared by the collector.
+    ///
+    /// ```
+    /// use pyheap::unsync::Gc;
+    /// let a = Gc::new(1);
+    /// let w = Gc::downgrade(&a);
+    /// assert_eq!(w.strong_count(), 1);
+    /// drop(a);
+    /// assert_eq!(w.strong_count(), 0);
+    /// ```
+    pub fn strong_count(&self) -> usize {
+        match self.live() {
+            // SAFETY: the header is alive.
+            Some(p) => unsafe { p.as_ref() }.counts.strong(),
+            None => 0,
+        }
+    }
+
+    /// Number of `Weak` handles to the object, or 0 if no strong handle is left (as `Rc`).
+    ///
+    /// ```
+    /// use pyheap::unsync::Gc;
+    /// let a = Gc::new(1);
+    /// let w = Gc::downgrade(&a);
+    /// let _w2 = w.clone();
+    /// assert_eq!(w.weak_count(), 2);
+    /// ```
+    pub fn weak_count(&self) -> usize {
+        match self.ptr {
+            Some(p) => {
+                // SAFETY: a `Weak` keeps the header alive.
+                let c = &unsafe { p.as_ref() }.counts;
+                if c.strong() == 0 {
+                    0
+                } else {
+                    c.weak() - 1
+                }
+            }
+            None => 0,
+        }
+    }
+
+    /// Whether two `Weak`s point to the same object (two `Weak::new()` are equal).
+    ///
+    /// ```
+    /// use pyheap::unsync::{Gc, Weak};
+    /// let a = Gc::new(1);
+    /// assert!(Weak::ptr_eq(&Gc::downgrade(&a), &Gc::downgrade(&a)));
+    /// assert!(Weak::<u8>::new().ptr_eq(&Weak::new()));
+    /// ```
+    pub fn ptr_eq(&self, other: &Self) -> bool {
+        self.ptr == other.ptr
+    }
+}
+
+impl<T: Trace + 'static> Drop for Weak<T> {
+    fn drop(&mut self) {
+        if let Some(p) = self.ptr {
+            // SAFETY: this `Weak` holds one weak reference; if it was the last reference of any
+            // kind (token included), nobody else can reach the allocation.
+            unsafe {
+                if p.as_ref().counts.dec_weak() == 0 {
+                    deallocate(p);
+                }
+            }
+        }
+    }
+}
+
+impl<T: Trace + 'static> Clone for Weak<T> {
+    /// Another weak handle to the same object.
+    ///
+    /// ```
+    /// let a = pyheap::unsync::Gc::new(1);
+    /// let w = pyheap::unsync::Gc::downgrade(&a);
+    /// assert!(w.clone().upgrade().is_some());
+    /// ```
+    fn clone(&self) -> Self {
+        if let Some(p) = self.ptr {
+            // SAFETY: the header is alive while this `Weak` exists.
+            unsafe { p.as_ref() }.counts.inc_weak();
+        }
+        Weak {
+            ptr: self.ptr,
+            _owns: PhantomData,
+        }
+    }
+}
+
+impl<T: Trace + 'static> fmt::Debug for Weak<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("(Weak)")
+    }
+}
+
+impl<T: Trace + 'static> Default for Weak<T> {
+    /// Same as [`Weak::new`].
+    fn default() -> Self {
+        Weak::new()
+    }
+}

@@ -1,0 +1,281 @@
+//! The object header: the collector's links and flags, the counts, and the per-type vtable.
+//!
+//! # Layout
+//!
+//! A `Gc<T>` points at a [`GcBox`]: the counts followed by the value. A *tracked* object
+//! (`T::MAY_CONTAIN_GC == true`) has, in front of its `GcBox`, the collector's [`Links`]:
+//!
+//! ```text
+//!  tracked:    [ next | prev/gc_refs | vtable+flags ][ strong:u32 | weak:u32 ][ value ]
+//!               \______________ Links ____________/ \______ LocalCounts ______/
+//!  untracked:                                        [ strong:u32 | weak:u32 ][ value ]
+//! ```
+//!
+//! On 64-bit targets the header is **32 bytes** for a tracked object (24 of links, 8 of counts;
+//! CPython pays 16 for its gc links plus 16 for refcount and type pointer) and **8 bytes** for
+//! an untracked one (std's `Rc` pays 16). A value aligned above 8 adds padding between the
+//! links and the box. `tests/gc_layout.rs` asserts these numbers.
+//!
+//! # Invariants (kept by `gc::handle`, `gc::space`, `gc::collect` and `gc::finalize`)
+//!
+//! * `strong` is the number of live `Gc` handles, plus one *pin* per object while the
+//!   collector tears down a garbage set containing it.
+//! * `weak` is the number of live `Weak` handles plus one *token* that stands for the value:
+//!   the token is released once the value has been dropped (or moved out by `try_unwrap`) and
+//!   no strong handle remains. The allocation is freed exactly when `weak` reaches zero.
+//! * The value is initialised iff the token is held and [`FLAG_DEAD`] is clear; once
+//!   `FLAG_DEAD` is set nobody creates a reference to the value again (`Deref` panics,
+//!   `try_deref` gives `None`, `Weak::upgrade` gives `None`).
+//! * A tracked object is linked into exactly one generation list of its thread's object space
+//!   iff it is alive and not part of a garbage set being torn down; otherwise its links are a
+//!   self-loop, so unlinking it again is a harmless no-op.
+//! * Outside a collection `Links::prev` holds a pointer (low bits zero); during one it holds
+//!   `gc_refs << 2 | PREV_COLLECTING | PREV_REACHABLE` for the objects being collected, as
+//!   CPython reuses `_gc_prev`. No user code runs while any `prev` holds refs.
+
+use core::alloc::Layout;
+use core::cell::{Cell, UnsafeCell};
+use core::mem::ManuallyDrop;
+
+use super::trace::Tracer;
+
+/// The finalizer of this object has run (or is running); it never runs again.
+pub(crate) const FLAG_FINALIZED: usize = 0b001;
+/// The value has been (or is being) dropped; no reference to it may be created.
+pub(crate) const FLAG_DEAD: usize = 0b010;
+/// Weak handles no longer upgrade (set on a garbage set before its finalizers run).
+pub(crate) const FLAG_WEAKS_CLEARED: usize = 0b100;
+const FLAG_MASK: usize = 0b111;
+
+/// In `prev` during a collection: the object belongs to the generation being collected.
+pub(crate) const PREV_COLLECTING: usize = 0b01;
+/// In `prev` during a collection: the object was found reachable from a root.
+pub(crate) const PREV_REACHABLE: usize = 0b10;
+/// `gc_refs` is stored above the two collection bits.
+pub(crate) const REFS_SHIFT: u32 = 2;
+pub(crate) const REFS_ONE: usize = 1 << REFS_SHIFT;
+
+/// How one flavor keeps an object's strong and weak counts. The collector core
+/// (`gc::collect`, `gc::finalize`) is generic over it, so the thread-safe flavor reuses the
+/// algorithm and the teardown with its own (atomic, versioned) counts.
+///
+/// # Safety
+///
+/// Implementations must behave as plain counters with the semantics documented on each
+/// method; the collector's soundness rests on reading exact counts.
+pub(crate) unsafe trait Counts: 'static {
+    /// Counts of a freshly created live object: one strong handle, the value's weak token.
+    fn new_live() -> Self;
+    /// Counts of an object under `new_cyclic` construction: no strong handle, the value's
+    /// token and the one `Weak` handed to the constructor.
+    fn new_constructing() -> Self;
+    /// The current strong count.
+    fn strong(&self) -> usize;
+    /// Set the strong count (used only while no handle exists: construction, `try_unwrap`).
+    fn set_strong(&self, n: usize);
+    /// Add one strong reference; aborts on overflow like `Rc`.
+    fn inc_strong(&self);
+    /// Remove one strong reference and return the new count.
+    fn dec_strong(&self) -> usize;
+    /// The current weak count, including the value's token.
+    fn weak(&self) -> usize;
+    /// Add one weak reference; aborts on overflow.
+    fn inc_weak(&self);
+    /// Remove one weak reference and return the new count.
+    fn dec_weak(&self) -> usize;
+}
+
+/// The single-thread flavor's counts: two plain `u32`s (8 bytes). Overflow aborts the
+/// process, as std's `Rc` does; 2^32 handles to one object is not a realistic program.
+#[repr(C)]
+pub(crate) struct LocalCounts {
+    strong: Cell<u32>,
+    weak: Cell<u32>,
+}
+
+#[cold]
+fn count_overflow() -> ! {
+    std::process::abort()
+}
+
+// SAFETY: plain `Cell` counters; `!Sync`, so only the owning thread touches them.
+unsafe impl Counts for LocalCounts {
+    #[inline]
+    fn new_live() -> Self {
+        Self {
+            strong: Cell::new(1),
+            weak: Cell::new(1),
+        }
+    }
+    #[inline]
+    fn new_constructing() -> Self {
+        Self {
+            strong: Cell::new(0),
+            weak: Cell::new(2),
+        }
+    }
+    #[inline]
+    fn strong(&self) -> usize {
+        self.strong.get() as usize
+    }
+    #[inline]
+    fn set_strong(&self, n: usize) {
+        self.strong.set(n as u32)
+    }
+    #[inline]
+    fn inc_strong(&self) {
+        let s = self.strong.get().wrapping_add(1);
+        if s == 0 {
+            count_overflow();
+        }
+        self.strong.set(s);
+    }
+    #[inline]
+    fn dec_strong(&self) -> usize {
+        let s = self.strong.get() - 1;
+        self.strong.set(s);
+        s as usize
+    }
+    #[inline]
+    fn weak(&self) -> usize {
+        self.weak.get() as usize
+    }
+    #[inline]
+    fn inc_weak(&self) {
+        let w = self.weak.get().wrapping_add(1);
+        if w == 0 {
+            count_overflow();
+        }
+        self.weak.set(w);
+    }
+    #[inline]
+    fn dec_weak(&self) -> usize {
+        let w = self.weak.get() - 1;
+        self.weak.set(w);
+        w as usize
+    }
+}
+
+/// The counts and the value; what a `Gc<T>` points at.
+#[repr(C)]
+pub(crate) struct GcBox<C, T> {
+    pub(crate) counts: C,
+    pub(crate) value: UnsafeCell<ManuallyDrop<T>>,
+}
+
+/// The collector's part of a tracked object's header (also used, with a null vtable, as the
+/// sentinel head of every generation list).
+#[repr(C)]
+pub(crate) struct Links {
+    pub(crate) next: Cell<*const Links>,
+    pub(crate) prev: Cell<usize>,
+    /// `&'static VTable` with the `FLAG_*` bits in its low bits (the vtable is 8-aligned).
+    vtable: Cell<usize>,
+}
+
+/// What the collector needs to handle an object without knowing its type.
+#[repr(C, align(8))]
+pub(crate) struct VTable {
+    /// Bytes from the start of the allocation (the `Links`) to the `GcBox`.
+    pub(crate) box_offset: usize,
+    /// Layout of the whole allocation.
+    pub(crate) layout: Layout,
+    /// Report the value's edges. Caller: the value is alive.
+    pub(crate) trace: unsafe fn(*const Links, &mut Tracer),
+    /// Drop the value in place. Caller: the value is alive, `FLAG_DEAD` is set, and this is
+    /// the one call that drops it.
+    pub(crate) drop_value: unsafe fn(*const Links),
+    /// Run the value's `Finalize::finalize`, for values created by `Gc::new_finalized`.
+    pub(crate) finalize: Option<unsafe fn(*const Links)>,
+}
+
+impl Links {
+    /// A sentinel list head (not yet self-linked: its address is not known here).
+    pub(crate) const fn sentinel() -> Self {
+        Self {
+            next: Cell::new(core::ptr::null()),
+            prev: Cell::new(0),
+            vtable: Cell::new(0),
+        }
+    }
+
+    /// The links of a new object: a self-loop (not in any list) with the given vtable.
+    pub(crate) fn write_new(at: *mut Links, vtable: &'static VTable) {
+        // SAFETY: callers pass freshly allocated, suitably aligned memory for a `Links`.
+        unsafe {
+            at.write(Links {
+                next: Cell::new(at),
+                prev: Cell::new(at as usize),
+                vtable: Cell::new(vtable as *const VTable as usize),
+            })
+        };
+    }
+
+    #[inline]
+    pub(crate) fn vtable(&self) -> &'static VTable {
+        // SAFETY: for objects (never sentinels, which the collector never asks), the word holds
+        // a `&'static VTable` ORed with flag bits that its 8-byte alignment leaves free.
+        unsafe { &*((self.vtable.get() & !FLAG_MASK) as *const VTable) }
+    }
+
+    #[inline]
+    pub(crate) fn flags(&self) -> usize {
+        self.vtable.get() & FLAG_MASK
+    }
+
+    #[inline]
+    pub(crate) fn set_flag(&self, flag: usize) {
+        self.vtable.set(self.vtable.get() | flag);
+    }
+}
+
+/// The counts of the object whose links are at `links`.
+///
+/// Takes a raw pointer, not `&Links`: the counts lie outside the `Links`, so the pointer must
+/// carry the provenance of the whole allocation (a `&Links` would only cover its 24 bytes).
+///
+/// # Safety
+/// `links` points at the links of a live tracked allocation (with whole-allocation provenance)
+/// whose counts are of type `C`; the returned reference must not outlive the allocation.
+#[inline]
+pub(crate) unsafe fn counts_of<'a, C: Counts>(links: *const Links) -> &'a C {
+    // SAFETY: per the caller the header is alive; the `GcBox` (whose first field, `repr(C)`,
+    // is the counts) sits `box_offset` bytes after the links in the same allocation.
+    unsafe {
+        let off = (*links).vtable().box_offset;
+        &*links.cast::<u8>().add(off).cast::<C>()
+    }
+}
+
+/// Where the `GcBox<C, T>` sits after the links in a tracked allocation, and the layout of the
+/// whole allocation.
+pub(crate) const fn tracked_layout<C, T>() -> (usize, Layout) {
+    let links = Layout::new::<Links>();
+    let boxl = Layout::new::<GcBox<C, T>>();
+    let align = if boxl.align() > links.align() {
+        boxl.align()
+    } else {
+        links.align()
+    };
+    let offset = links.size().div_ceil(boxl.align()) * boxl.align();
+    let size = offset + boxl.size();
+    let size = size.div_ceil(align) * align;
+    match Layout::from_size_align(size, align) {
+        Ok(l) => (offset, l),
+        Err(_) => panic!("Gc value too large"),
+    }
+}
+
+/// The links in front of a tracked `GcBox`.
+///
+/// # Safety
+/// `b` points at the `GcBox` of a tracked allocation made with [`tracked_layout`].
+#[inline]
+pub(crate) unsafe fn links_of<C, T>(b: *const GcBox<C, T>) -> *const Links {
+    // SAFETY: per the caller, the allocation starts `offset` bytes before the box.
+    unsafe {
+        b.cast::<u8>()
+            .sub(tracked_layout::<C, T>().0)
+            .cast::<Links>()
+    }
+}

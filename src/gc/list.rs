@@ -1,0 +1,102 @@
+//! Intrusive circular doubly-linked lists of [`Links`] with a sentinel head: the generations.
+//!
+//! Every function takes raw pointers to links that are alive (an object's header or a
+//! sentinel that has been [`init`]ed and not moved since) and belong to the calling thread's
+//! object space; none may be called while a collection has overwritten `prev` with `gc_refs`
+//! for the nodes it touches (the collector restores the pointers before user code runs).
+
+use super::header::Links;
+
+/// Make `head` an empty list (a self-loop).
+///
+/// # Safety
+/// `head` is valid and will not move while the list is in use.
+#[inline]
+pub(crate) unsafe fn init(head: *const Links) {
+    // SAFETY: caller guarantees `head` is valid.
+    let h = unsafe { &*head };
+    h.next.set(head);
+    h.prev.set(head as usize);
+}
+
+/// Whether the list is empty.
+///
+/// # Safety
+/// `head` is an initialised list head.
+#[inline]
+pub(crate) unsafe fn is_empty(head: *const Links) -> bool {
+    // SAFETY: caller guarantees `head` is valid.
+    unsafe { (*head).next.get() == head }
+}
+
+/// Append `node` (which must not be in a list) at the tail of `head`.
+///
+/// # Safety
+/// Both are valid; `node` is not linked into any list (its `prev` may hold anything).
+#[inline]
+pub(crate) unsafe fn push_back(head: *const Links, node: *const Links) {
+    // SAFETY: caller guarantees validity; `head.prev` is a node pointer of an intact list.
+    unsafe {
+        let last = (*head).prev.get() as *const Links;
+        (*last).next.set(node);
+        (*node).prev.set(last as usize);
+        (*node).next.set(head);
+        (*head).prev.set(node as usize);
+    }
+}
+
+/// Take `node` out of whatever list it is in and leave it as a self-loop. A self-loop stays a
+/// self-loop, so calling this on an unlinked node is a no-op.
+///
+/// # Safety
+/// `node` is valid and its neighbours (if any) are valid nodes of an intact list.
+#[inline]
+pub(crate) unsafe fn unlink(node: *const Links) {
+    // SAFETY: caller guarantees the list around `node` is intact.
+    unsafe {
+        let next = (*node).next.get();
+        let prev = (*node).prev.get() as *const Links;
+        (*prev).next.set(next);
+        (*next).prev.set(prev as usize);
+        (*node).next.set(node);
+        (*node).prev.set(node as usize);
+    }
+}
+
+/// Move every node of `from` to the tail of `to`, leaving `from` empty.
+///
+/// # Safety
+/// Both are initialised, intact lists.
+pub(crate) unsafe fn merge(from: *const Links, to: *const Links) {
+    // SAFETY: caller guarantees both lists are intact.
+    unsafe {
+        if is_empty(from) {
+            return;
+        }
+        let to_tail = (*to).prev.get() as *const Links;
+        let first = (*from).next.get();
+        let last = (*from).prev.get() as *const Links;
+        (*to_tail).next.set(first);
+        (*first).prev.set(to_tail as usize);
+        (*last).next.set(to);
+        (*to).prev.set(last as usize);
+        init(from);
+    }
+}
+
+/// Number of nodes in the list.
+///
+/// # Safety
+/// `head` is an initialised list whose `next` chain is intact.
+pub(crate) unsafe fn len(head: *const Links) -> usize {
+    let mut n = 0;
+    // SAFETY: caller guarantees the chain is intact.
+    unsafe {
+        let mut p = (*head).next.get();
+        while p != head {
+            n += 1;
+            p = (*p).next.get();
+        }
+    }
+    n
+}

@@ -1,0 +1,301 @@
+//! The per-thread object space of the single-thread flavor: the three generation lists, the
+//! permanent (frozen) generation, thresholds, counts, statistics, and the pending-destruction
+//! queue that keeps refcount deaths iterative.
+//!
+//! It lives in a `const`-initialised `thread_local!` of a type without drop glue, so it is
+//! reachable for the whole life of the thread, including while other thread-locals' destructors
+//! drop their handles: a late drop still unlinks its object from a valid list. A second
+//! thread-local, [`ExitGuard`], runs one last full collection when the thread exits (even if
+//! automatic collection is disabled), so a thread's garbage cycles do not outlive it; objects
+//! still held elsewhere stay valid.
+
+use core::cell::Cell;
+
+use super::header::{Counts, Links, FLAG_DEAD, FLAG_FINALIZED};
+use super::list;
+use super::stats::GenerationStats;
+
+/// Number of generations, as in CPython.
+pub(crate) const NUM_GENERATIONS: usize = 3;
+
+/// One generation: its list, its count and threshold, its statistics.
+pub(crate) struct Generation {
+    pub(crate) head: Links,
+    /// Generation 0: tracked allocations minus deaths since its last collection. Older ones:
+    /// collections of the next younger generation since their last collection.
+    pub(crate) count: Cell<usize>,
+    pub(crate) threshold: Cell<usize>,
+    pub(crate) stats: Cell<GenerationStats>,
+}
+
+impl Generation {
+    const fn new(threshold: usize) -> Self {
+        Self {
+            head: Links::sentinel(),
+            count: Cell::new(0),
+            threshold: Cell::new(threshold),
+            stats: Cell::new(GenerationStats {
+                collections: 0,
+                collected: 0,
+                uncollectable: 0,
+            }),
+        }
+    }
+}
+
+/// The state of one object space. Every pointer in it refers to objects of this thread.
+pub(crate) struct Space {
+    pub(crate) gens: [Generation; NUM_GENERATIONS],
+    /// `gc.freeze()`'s permanent generation: never scanned.
+    pub(crate) permanent: Links,
+    initialized: Cell<bool>,
+    pub(crate) enabled: Cell<bool>,
+    /// A collection is running: nested requests (from drops or finalizers) return 0.
+    pub(crate) collecting: Cell<bool>,
+    /// CPython's `long_lived_total`: survivors of the last full collection.
+    pub(crate) long_lived_total: Cell<usize>,
+    /// CPython's `long_lived_pending`: objects promoted into the oldest generation since.
+    pub(crate) long_lived_pending: Cell<usize>,
+    /// Some frame is already destroying objects; new deaths go onto `pending`.
+    dropping: Cell<bool>,
+    /// Pending-destruction queue, linked through the dead objects' own `next` field.
+    pending: Cell<*const Links>,
+    exit_guard: Cell<bool>,
+}
+
+impl Space {
+    const fn new() -> Self {
+        Self {
+            gens: [
+                Generation::new(700),
+                Generation::new(10),
+                Generation::new(10),
+            ],
+            permanent: Links::sentinel(),
+            initialized: Cell::new(false),
+            enabled: Cell::new(true),
+            collecting: Cell::new(false),
+            long_lived_total: Cell::new(0),
+            long_lived_pending: Cell::new(0),
+            dropping: Cell::new(false),
+            pending: Cell::new(core::ptr::null()),
+            exit_guard: Cell::new(false),
+        }
+    }
+
+    /// Self-link the sentinels on first use (their address is only known in place).
+    #[inline]
+    pub(crate) fn init(&self) {
+        if !self.initialized.get() {
+            self.initialized.set(true);
+            for g in &self.gens {
+                // SAFETY: the space lives in a thread-local that never moves or dies while the
+                // thread runs.
+                unsafe { list::init(&g.head) };
+            }
+            // SAFETY: as above.
+            unsafe { list::init(&self.permanent) };
+        }
+    }
+
+    pub(crate) fn gen_head(&self, i: usize) -> *const Links {
+        &self.gens[i].head
+    }
+
+    /// Register the thread-exit collection (once; never from inside a thread-local destructor).
+    fn ensure_exit_guard(&self) {
+        if !self.exit_guard.get() {
+            self.exit_guard.set(true);
+            let _ = EXIT_GUARD.try_with(|_| ());
+        }
+    }
+
+    /// Account for a tracked allocation about to happen and run an automatic collection if
+    /// generation 0 is over its threshold (CPython's `_PyObject_GC_Alloc` rule).
+    ///
+    /// This is called at the very start of `Gc::new`/`new_cyclic`, before the new value is
+    /// placed in the heap: the collector never sees a half-built object, and pyheap holds no
+    /// borrow of its own state across the collection, so the drops and finalizers it runs may
+    /// freely create, drop and collect objects. See `gc::collect`'s module docs for what this
+    /// means for user code.
+    #[inline]
+    pub(crate) fn before_tracked_alloc<C: Counts>(&self) {
+        self.init();
+        let g0 = &self.gens[0];
+        let c = g0.count.get() + 1;
+        g0.count.set(c);
+        if c > g0.threshold.get()
+            && g0.threshold.get() != 0
+            && self.enabled.get()
+            && !self.collecting.get()
+        {
+            super::collect::collect_generations::<C>(self);
+        }
+    }
+
+    /// Link a new, fully built tracked object into generation 0.
+    ///
+    /// # Safety
+    /// `links` is the header of a live tracked object of this thread that is in no list.
+    #[inline]
+    pub(crate) unsafe fn track(&self, links: *const Links) {
+        self.init();
+        self.ensure_exit_guard();
+        // SAFETY: generation heads are initialised; `links` is unlinked per the caller.
+        unsafe { list::push_back(self.gen_head(0), links) };
+    }
+
+    /// Take a live tracked object out of its generation (it leaves the space: `try_unwrap`).
+    ///
+    /// # Safety
+    /// `links` is the header of a live tracked object of this thread.
+    pub(crate) unsafe fn untrack(&self, links: *const Links) {
+        // SAFETY: lists are intact outside the collector's passes.
+        unsafe { list::unlink(links) };
+        let g0 = &self.gens[0];
+        g0.count.set(g0.count.get().saturating_sub(1));
+    }
+
+    /// The object's strong count reached zero by refcounting: untrack it and destroy it, or
+    /// queue it if some frame up the stack is already destroying objects (this is what keeps
+    /// dropping a million-node chain from recursing a million frames deep).
+    ///
+    /// # Safety
+    /// `links` is the header of a live tracked object of this thread whose strong count just
+    /// reached zero, with `FLAG_DEAD` clear; counts are of type `C`.
+    pub(crate) unsafe fn object_died<C: Counts>(&self, links: *const Links) {
+        // SAFETY: the object is tracked and linked (or a self-loop); lists are intact because no
+        // collection pass is running while user code drops handles.
+        unsafe { self.untrack(links) };
+        // SAFETY: per the caller the header is alive.
+        unsafe { (*links).set_flag(FLAG_DEAD) };
+        if self.dropping.get() {
+            // SAFETY: the object is unlinked, so `next` is free to chain the queue.
+            unsafe { (*links).next.set(self.pending.get()) };
+            self.pending.set(links);
+            return;
+        }
+        let _g = DropGuard::enter(self);
+        // SAFETY: per the caller.
+        unsafe { destroy::<C>(links) };
+        self.drain::<C>();
+    }
+
+    /// Run `f` as the outermost destroyer: deaths inside it are queued, then drained here.
+    pub(crate) fn destroying<C: Counts, R>(&self, f: impl FnOnce() -> R) -> R {
+        if self.dropping.get() {
+            return f();
+        }
+        let _g = DropGuard::enter(self);
+        let r = f();
+        self.drain::<C>();
+        r
+    }
+
+    fn drain<C: Counts>(&self) {
+        loop {
+            let p = self.pending.get();
+            if p.is_null() {
+                break;
+            }
+            // SAFETY: queued objects are dead, unlinked, with their value not yet dropped; the
+            // queue owns them (their strong count is zero, so nothing else will destroy them).
+            unsafe {
+                self.pending.set((*p).next.get());
+                (*p).next.set(p);
+                destroy::<C>(p);
+            }
+        }
+    }
+}
+
+/// Sets `dropping` for the outermost destroyer; clears it even if a `Drop` panics (the queue
+/// then keeps its objects for the next drain: a delay, never a double drop).
+struct DropGuard<'a>(&'a Space);
+
+impl<'a> DropGuard<'a> {
+    fn enter(space: &'a Space) -> Self {
+        space.dropping.set(true);
+        DropGuard(space)
+    }
+}
+
+impl Drop for DropGuard<'_> {
+    fn drop(&mut self) {
+        self.0.dropping.set(false);
+    }
+}
+
+/// Finalize (once), drop the value, release the value's weak token, free if no `Weak` is left.
+///
+/// # Safety
+/// `links` is a dead (`FLAG_DEAD`), unlinked tracked object with strong count zero whose
+/// value has not been dropped; nothing else will drop it.
+unsafe fn destroy<C: Counts>(links: *const Links) {
+    // SAFETY: per the caller the header is alive and the value initialised.
+    unsafe {
+        let l = &*links;
+        let vt = l.vtable();
+        if let Some(fin) = vt.finalize {
+            if l.flags() & FLAG_FINALIZED == 0 {
+                l.set_flag(FLAG_FINALIZED);
+                // No handle to the object exists (strong is zero and weak upgrades fail), so
+                // the finalizer cannot resurrect it; it sees an intact value.
+                fin(links);
+            }
+        }
+        (vt.drop_value)(links);
+        release_token::<C>(links);
+    }
+}
+
+/// Release the value's weak token; free the allocation if it was the last weak reference.
+///
+/// # Safety
+/// The value has been dropped (or moved out), the strong count is zero, and the token is held.
+pub(crate) unsafe fn release_token<C: Counts>(links: *const Links) {
+    // SAFETY: per the caller the header is alive until we free it here.
+    unsafe {
+        let l = &*links;
+        if super::header::counts_of::<C>(links).dec_weak() == 0 {
+            let layout = l.vtable().layout;
+            std::alloc::dealloc(links as *mut u8, layout);
+        }
+    }
+}
+
+thread_local! {
+    /// This thread's object space. No drop glue: it stays valid through thread-local teardown.
+    static SPACE: Space = const { Space::new() };
+    /// Its destructor runs the thread's last collection.
+    static EXIT_GUARD: ExitGuard = const { ExitGuard };
+}
+
+/// Runs a full collection of this thread's space when the thread exits.
+struct ExitGuard;
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        // Like CPython's collection at interpreter shutdown, this runs even if automatic
+        // collection is disabled. A `Drop` that panics here (for instance because it uses a
+        // thread-local already destroyed) must not unwind out of a thread-local destructor,
+        // which would abort: the panic is caught and whatever was not freed is leaked.
+        let _ = SPACE.try_with(|s| {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                super::collect::collect_generation::<super::header::LocalCounts>(
+                    s,
+                    NUM_GENERATIONS - 1,
+                )
+            }));
+        });
+    }
+}
+
+/// Run `f` on this thread's object space. Always succeeds: the space has no destructor.
+#[inline]
+pub(crate) fn with_space<R>(f: impl FnOnce(&Space) -> R) -> R {
+    SPACE.with(|s| {
+        s.init();
+        f(s)
+    })
+}

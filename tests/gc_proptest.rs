@@ -1,0 +1,131 @@
+//! Property test: random graph operations, then `collect()`; exactly the objects unreachable
+//! from the live handles must have been dropped (each once), and the rest must be intact.
+
+use proptest::prelude::*;
+use pyheap::unsync::Gc;
+use pyheap::Trace;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashSet};
+
+thread_local!(static DROPPED: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) });
+
+#[derive(Trace)]
+struct Node {
+    #[trace(skip)]
+    id: usize,
+    edges: RefCell<Vec<Gc<Node>>>,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        DROPPED.with(|d| d.borrow_mut().push(self.id));
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    New,
+    Edge(usize, usize),
+    Unedge(usize),
+    DropRoot(usize),
+    CloneRoot(usize),
+    /// Replace root `a` by the target of its last edge (walks the graph).
+    Walk(usize),
+    Collect,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => Just(Op::New),
+        4 => (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Op::Edge(a, b)),
+        1 => any::<usize>().prop_map(Op::Unedge),
+        3 => any::<usize>().prop_map(Op::DropRoot),
+        1 => any::<usize>().prop_map(Op::CloneRoot),
+        1 => any::<usize>().prop_map(Op::Walk),
+        1 => Just(Op::Collect),
+    ]
+}
+
+fn run(ops: Vec<Op>, threshold0: usize) -> Result<(), TestCaseError> {
+    pyheap::gc::set_threshold(threshold0, 2, 2);
+    pyheap::gc::enable();
+    pyheap::collect();
+    DROPPED.with(|d| d.borrow_mut().clear());
+    let mut roots: Vec<Gc<Node>> = Vec::new();
+    let mut next_id = 0;
+    for op in ops {
+        let n = roots.len();
+        match op {
+            Op::New => {
+                roots.push(Gc::new(Node {
+                    id: next_id,
+                    edges: RefCell::new(Vec::new()),
+                }));
+                next_id += 1;
+            }
+            Op::Edge(a, b) if n > 0 => {
+                let t = roots[b % n].clone();
+                roots[a % n].edges.borrow_mut().push(t);
+            }
+            Op::Unedge(a) if n > 0 => {
+                roots[a % n].edges.borrow_mut().pop();
+            }
+            Op::DropRoot(a) if n > 0 => {
+                roots.swap_remove(a % n);
+            }
+            Op::CloneRoot(a) if n > 0 => roots.push(roots[a % n].clone()),
+            Op::Walk(a) if n > 0 => {
+                let t = roots[a % n].edges.borrow().last().cloned();
+                if let Some(t) = t {
+                    roots[a % n] = t;
+                }
+            }
+            Op::Collect => {
+                pyheap::collect();
+            }
+            _ => {}
+        }
+    }
+    pyheap::collect();
+    // Reachable ids, walking from the live handles.
+    let mut reachable = HashSet::new();
+    let mut stack: Vec<Gc<Node>> = roots.clone();
+    while let Some(g) = stack.pop() {
+        if reachable.insert(g.id) {
+            stack.extend(g.edges.borrow().iter().cloned());
+        }
+    }
+    let dropped = DROPPED.with(|d| d.borrow().clone());
+    let dropped_set: BTreeSet<usize> = dropped.iter().copied().collect();
+    prop_assert_eq!(
+        dropped.len(),
+        dropped_set.len(),
+        "an object was dropped twice"
+    );
+    let expected: BTreeSet<usize> = (0..next_id).filter(|i| !reachable.contains(i)).collect();
+    prop_assert_eq!(dropped_set, expected);
+    drop(stack);
+    drop(roots);
+    pyheap::collect();
+    let all = DROPPED.with(|d| d.borrow().len());
+    prop_assert_eq!(all, next_id, "everything is freed once the roots go");
+    pyheap::gc::set_threshold(700, 10, 10);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn collect_frees_exactly_the_unreachable(ops in proptest::collection::vec(op(), 0..200)) {
+        run(ops, 0)?;
+    }
+
+    #[test]
+    fn automatic_collections_free_nothing_reachable(
+        ops in proptest::collection::vec(op(), 0..300),
+        t0 in 1usize..8,
+    ) {
+        run(ops, t0)?;
+    }
+}

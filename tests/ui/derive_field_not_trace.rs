@@ -1,0 +1,8 @@
+struct Foreign;
+
+#[derive(pyheap::Trace)]
+struct S {
+    f: Foreign,
+}
+
+fn main() {}

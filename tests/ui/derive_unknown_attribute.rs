@@ -1,0 +1,7 @@
+#[derive(pyheap::Trace)]
+struct S {
+    #[trace(ignore)]
+    f: u8,
+}
+
+fn main() {}
