@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""Compare the allocator contenders from one run of benches/run.sh, as Markdown.
+
+Reads target/criterion/<workload>/<contender>/new/{estimates,benchmark}.json (criterion's
+mean point estimate), target/criterion/fragmentation/<contender>.tsv (RSS) and, if
+benches/callgrind.sh was run, target/criterion/callgrind/<contender>.tsv (instructions per
+alloc+free pair).
+
+Ratios are to mimalloc, measured in the same run:
+  * throughput ratio = mimalloc_time / contender_time  (> 1.0: faster than mimalloc)
+  * RSS ratio        = contender_rss / mimalloc_rss    (< 1.0: less memory than mimalloc)
+  * instr. ratio     = contender_instr / mimalloc_instr (< 1.0: fewer instructions)
+
+Usage: python3 benches/report.py [target-dir]   (stdlib only)
+"""
+
+import json
+import os
+import sys
+
+CONTENDERS = ["system", "mimalloc", "jemalloc", "pyheap"]
+REFERENCE = "mimalloc"
+WORKLOADS = [
+    # (workload, what one iteration is, target throughput ratio for pyheap or None)
+    ("churn", "10,000 free+alloc pairs, random 8-512 B", 1.0),
+    ("lifo_8", "1000 allocs then 1000 frees, 8 B", 1.0),
+    ("lifo_32", "1000 allocs then 1000 frees, 32 B", 1.0),
+    ("lifo_128", "1000 allocs then 1000 frees, 128 B", 1.0),
+    ("lifo_512", "1000 allocs then 1000 frees, 512 B", 1.0),
+    ("btree", "build + drop BTreeMap<String, Vec<u32>>, 10,000 entries", None),
+    ("producer_consumer", "256 blocks allocated on one thread, freed on another", 0.8),
+    ("larson", "2 x 20,000 slot replacements, then each array moves to a new thread", 0.8),
+]
+RSS_TARGET = 1.0
+MIB = 1024.0 * 1024.0
+
+
+def load_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def load_tsv(path):
+    try:
+        with open(path) as f:
+            rows = [line.rstrip("\n").split("\t") for line in f if line.strip()]
+    except OSError:
+        return None
+    return {r[0]: r[1] for r in rows[1:] if len(r) >= 2}
+
+
+def fmt_time(ns):
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+        if ns >= scale:
+            return f"{ns / scale:.3g} {unit}"
+    return f"{ns:.3g} ns"
+
+
+def met(ok):
+    return "**met**" if ok else "**not met**"
+
+
+def timing(crit, workload, contender):
+    d = os.path.join(crit, workload, contender, "new")
+    est = load_json(os.path.join(d, "estimates.json"))
+    if est is None:
+        return None
+    mean = est["mean"]
+    bench = load_json(os.path.join(d, "benchmark.json")) or {}
+    elements = (bench.get("throughput") or {}).get("Elements")
+    ci = mean["confidence_interval"]
+    half = (ci["upper_bound"] - ci["lower_bound"]) / 2
+    return {
+        "ns": mean["point_estimate"],
+        "ci": half / mean["point_estimate"] if mean["point_estimate"] else 0.0,
+        "elements": elements,
+    }
+
+
+def timing_tables(crit, out):
+    summary = []
+    for workload, what, target in WORKLOADS:
+        rows = {c: timing(crit, workload, c) for c in CONTENDERS}
+        if not any(rows.values()):
+            continue
+        ref = rows.get(REFERENCE)
+        out.append(f"### {workload}\n")
+        out.append(f"One iteration: {what}.\n")
+        out.append("| contender | time / iter | ± (95% CI) | ns / element | Melem/s | vs mimalloc |")
+        out.append("|---|---:|---:|---:|---:|---:|")
+        for c in CONTENDERS:
+            r = rows[c]
+            if r is None:
+                out.append(f"| {c} | — | — | — | — | — |")
+                continue
+            per = r["ns"] / r["elements"] if r["elements"] else None
+            rate = f"{1e3 / per:.1f}" if per else "—"
+            ratio = f"{ref['ns'] / r['ns']:.2f}×" if ref else "—"
+            per_s = f"{per:.1f}" if per else "—"
+            out.append(
+                f"| {c} | {fmt_time(r['ns'])} | {100 * r['ci']:.1f}% | {per_s} | {rate} | {ratio} |"
+            )
+        out.append("")
+        ratios = {
+            c: (ref["ns"] / rows[c]["ns"] if ref and rows[c] else None) for c in CONTENDERS
+        }
+        summary.append((workload, target, ratios))
+    return summary
+
+
+def rss_table(crit, out):
+    data = {c: load_tsv(os.path.join(crit, "fragmentation", f"{c}.tsv")) for c in CONTENDERS}
+    if not any(data.values()):
+        return None
+    ref = data.get(REFERENCE)
+    out.append("### fragmentation (RSS, not a timing)\n")
+    any_row = next(d for d in data.values() if d)
+    out.append(
+        "2,000,000 objects of 24-64 B allocated and written, then a random 90% freed; "
+        f"live bytes {int(any_row['live_bytes_peak']) / MIB:.1f} MiB at the peak, "
+        f"{int(any_row['live_bytes_after_free']) / MIB:.1f} MiB after the frees. "
+        "RSS from /proc/self/statm, in MiB.\n"
+    )
+    out.append("| contender | before | peak | after freeing 90% | after freeing all | after-90% vs mimalloc |")
+    out.append("|---|---:|---:|---:|---:|---:|")
+    ratios = {}
+    for c in CONTENDERS:
+        d = data[c]
+        if d is None:
+            out.append(f"| {c} | — | — | — | — | — |")
+            continue
+        after = int(d["rss_after_free"])
+        ratio = after / int(ref["rss_after_free"]) if ref else None
+        ratios[c] = ratio
+        cells = [int(d[k]) / MIB for k in ("rss_before", "rss_peak", "rss_after_free", "rss_all_freed")]
+        r = f"{ratio:.2f}×" if ratio is not None else "—"
+        out.append(f"| {c} | " + " | ".join(f"{x:.1f}" for x in cells) + f" | {r} |")
+    out.append("")
+    return ratios
+
+
+def callgrind_table(crit, out):
+    data = {c: load_tsv(os.path.join(crit, "callgrind", f"{c}.tsv")) for c in CONTENDERS}
+    if not any(data.values()):
+        return
+    sizes = sorted({int(k) for d in data.values() if d for k in d}, key=int)
+    ref = data.get(REFERENCE)
+    out.append("### instructions per alloc+free pair (callgrind, LIFO batches)\n")
+    out.append(
+        "Deterministic, noise-free: total instructions of two runs differing only in the number "
+        "of LIFO batches, divided by the extra alloc+free pairs (includes the benchmark loop's "
+        "own few instructions, the same for all). Ratio in parentheses: contender / mimalloc.\n"
+    )
+    out.append("| contender | " + " | ".join(f"{s} B" for s in sizes) + " |")
+    out.append("|---|" + "---:|" * len(sizes))
+    for c in CONTENDERS:
+        d = data[c] or {}
+        cells = []
+        for s in sizes:
+            v = d.get(str(s))
+            if v is None:
+                cells.append("—")
+                continue
+            v = float(v)
+            rv = ref.get(str(s)) if ref else None
+            cells.append(f"{v:.1f} ({v / float(rv):.2f}×)" if rv else f"{v:.1f}")
+        out.append(f"| {c} | " + " | ".join(cells) + " |")
+    out.append("")
+
+
+def main():
+    target = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("CARGO_TARGET_DIR", "target")
+    crit = os.path.join(target, "criterion")
+    details = []
+    summary = timing_tables(crit, details)
+    rss = rss_table(crit, details)
+    callgrind_table(crit, details)
+
+    out = ["## Summary: ratios to mimalloc (same run)\n"]
+    out.append(
+        "Throughput ratio = mimalloc_time / contender_time (> 1.0 is faster than mimalloc); "
+        "RSS ratio = contender_rss / mimalloc_rss (< 1.0 is smaller).\n"
+    )
+    out.append("| workload | " + " | ".join(CONTENDERS) + " | pyheap target | pyheap |")
+    out.append("|---|" + "---:|" * len(CONTENDERS) + "---:|---|")
+    for workload, target_ratio, ratios in summary:
+        cells = [f"{ratios[c]:.2f}×" if ratios[c] is not None else "—" for c in CONTENDERS]
+        p = ratios.get("pyheap")
+        if target_ratio is None:
+            t, verdict = "—", "(no target)"
+        else:
+            t = f"≥ {target_ratio:.1f}×"
+            verdict = met(p >= target_ratio) if p is not None else "—"
+        out.append(f"| {workload} | " + " | ".join(cells) + f" | {t} | {verdict} |")
+    if rss:
+        cells = [f"{rss[c]:.2f}×" if rss.get(c) is not None else "—" for c in CONTENDERS]
+        p = rss.get("pyheap")
+        verdict = met(p <= RSS_TARGET) if p is not None else "—"
+        out.append(
+            "| fragmentation RSS after freeing 90% | " + " | ".join(cells)
+            + f" | ≤ {RSS_TARGET:.1f}× | {verdict} |"
+        )
+    out.append("")
+    print("\n".join(out + details))
+
+
+if __name__ == "__main__":
+    main()
