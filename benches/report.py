@@ -11,7 +11,11 @@ Ratios are to mimalloc, measured in the same run:
   * RSS ratio        = contender_rss / mimalloc_rss    (< 1.0: less memory than mimalloc)
   * instr. ratio     = contender_instr / mimalloc_instr (< 1.0: fewer instructions)
 
-Usage: python3 benches/report.py [target-dir]   (stdlib only)
+Usage: python3 benches/report.py [target-dir ...]   (stdlib only; default: target)
+
+With several target dirs (one per run, as benches/run.sh makes with ALLOC_BENCH_REPEAT),
+the summary shows each ratio's median over the runs and its range, and the targets are
+judged on the median; the detailed tables are those of the last run.
 """
 
 import json
@@ -197,39 +201,84 @@ def callgrind_table(crit, out):
     out.append("")
 
 
-def main():
-    target = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("CARGO_TARGET_DIR", "target")
-    crit = os.path.join(target, "criterion")
+def summarize(crit):
+    """(timing summary, RSS ratios, detail lines) of one run's criterion dir."""
     details = []
     summary = timing_tables(crit, details)
     rss = rss_table(crit, details)
     callgrind_table(crit, details)
+    return summary, rss, details
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def cell(values):
+    """One run: '0.87×'; several: 'median× (min–max)'."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "—", None
+    m = median(values)
+    if len(values) == 1 or f"{min(values):.2f}" == f"{max(values):.2f}":
+        return f"{m:.2f}×", m
+    return f"{m:.2f}× ({min(values):.2f}–{max(values):.2f})", m
+
+
+def main():
+    targets = sys.argv[1:] or [os.environ.get("CARGO_TARGET_DIR", "target")]
+    runs = [summarize(os.path.join(t, "criterion")) for t in targets]
+    details = runs[-1][2]
 
     out = ["## Summary: ratios to mimalloc (same run)\n"]
     out.append(
         "Throughput ratio = mimalloc_time / contender_time (> 1.0 is faster than mimalloc); "
-        "RSS ratio = contender_rss / mimalloc_rss (< 1.0 is smaller).\n"
+        "RSS ratio = contender_rss / mimalloc_rss (< 1.0 is smaller)."
+        + (
+            f" Median over {len(runs)} runs, range in parentheses; targets judged on the median."
+            if len(runs) > 1
+            else ""
+        )
+        + "\n"
     )
     out.append("| workload | " + " | ".join(CONTENDERS) + " | pyheap target | pyheap |")
     out.append("|---|" + "---:|" * len(CONTENDERS) + "---:|---|")
-    for workload, target_ratio, ratios in summary:
-        cells = [f"{ratios[c]:.2f}×" if ratios[c] is not None else "—" for c in CONTENDERS]
-        p = ratios.get("pyheap")
+    for workload, _, target_ratio in WORKLOADS:
+        per_run = [
+            next((r for w, _, r in summary if w == workload), None) for summary, _, _ in runs
+        ]
+        if not any(per_run):
+            continue
+        cells, p = [], None
+        for c in CONTENDERS:
+            text, m = cell([r[c] if r else None for r in per_run])
+            cells.append(text)
+            if c == "pyheap":
+                p = m
         if target_ratio is None:
             t, verdict = "—", "(no target)"
         else:
             t = f"≥ {target_ratio:.1f}×"
             verdict = met(p >= target_ratio) if p is not None else "—"
         out.append(f"| {workload} | " + " | ".join(cells) + f" | {t} | {verdict} |")
-    if rss:
-        cells = [f"{rss[c]:.2f}×" if rss.get(c) is not None else "—" for c in CONTENDERS]
-        p = rss.get("pyheap")
+    if any(rss for _, rss, _ in runs):
+        cells, p = [], None
+        for c in CONTENDERS:
+            text, m = cell([rss.get(c) if rss else None for _, rss, _ in runs])
+            cells.append(text)
+            if c == "pyheap":
+                p = m
         verdict = met(p <= RSS_TARGET) if p is not None else "—"
         out.append(
-            "| fragmentation RSS after freeing 90% | " + " | ".join(cells)
+            "| fragmentation RSS after freeing 90% | "
+            + " | ".join(cells)
             + f" | ≤ {RSS_TARGET:.1f}× | {verdict} |"
         )
     out.append("")
+    if len(runs) > 1:
+        out.append(f"## Details of the last run ({targets[-1]})\n")
     print("\n".join(out + details))
 
 
