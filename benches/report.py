@@ -13,9 +13,12 @@ Ratios are to mimalloc, measured in the same run:
 
 Usage: python3 benches/report.py [target-dir ...]   (stdlib only; default: target)
 
-With several target dirs (one per run, as benches/run.sh makes with ALLOC_BENCH_REPEAT),
-the summary shows each ratio's median over the runs and its range, and the targets are
-judged on the median; the detailed tables are those of the last run.
+With several target dirs (one per run, as benches/run.sh makes), each contender's time is
+its best (lowest mean) over the runs, and the ratios are taken between those best times; the
+range of the per-run ratios is shown next to them. On a shared machine a whole measurement
+can be slowed 1.5-2x by a neighbour (e.g. a compile on the other hyperthread), and that
+noise only ever adds time, so the best of several runs is the estimate least disturbed by
+it. RSS numbers are nearly deterministic; the median over runs is shown.
 """
 
 import json
@@ -84,34 +87,61 @@ def timing(crit, workload, contender):
     }
 
 
-def timing_tables(crit, out):
+def best_timing(crits, workload, contender):
+    """The run with the lowest mean for this contender, and every run's mean."""
+    runs = [timing(c, workload, contender) for c in crits]
+    ok = [(r["ns"], i, r) for i, r in enumerate(runs) if r]
+    if not ok:
+        return None, runs
+    _, i, r = min(ok, key=lambda t: (t[0], t[1]))
+    return dict(r, run=i + 1), runs
+
+
+def timing_tables(crits, out):
+    """Per-workload tables; returns [(workload, target, {contender: ratio}, {contender:
+    [per-run ratios]})]."""
     summary = []
+    several = len(crits) > 1
     for workload, what, target in WORKLOADS:
-        rows = {c: timing(crit, workload, c) for c in CONTENDERS}
-        if not any(rows.values()):
+        best, per_run = {}, {}
+        for c in CONTENDERS:
+            best[c], per_run[c] = best_timing(crits, workload, c)
+        if not any(best.values()):
             continue
-        ref = rows.get(REFERENCE)
+        ref = best.get(REFERENCE)
         out.append(f"### {workload}\n")
         out.append(f"One iteration: {what}.\n")
-        out.append("| contender | time / iter | ± (95% CI) | ns / element | Melem/s | vs mimalloc |")
-        out.append("|---|---:|---:|---:|---:|---:|")
+        run_col = " | best run" if several else ""
+        out.append(
+            "| contender | time / iter | ± (95% CI) | ns / element | Melem/s | vs mimalloc"
+            + run_col
+            + " |"
+        )
+        out.append("|---|---:|---:|---:|---:|---:|" + ("---:|" if several else ""))
         for c in CONTENDERS:
-            r = rows[c]
+            r = best[c]
             if r is None:
-                out.append(f"| {c} | — | — | — | — | — |")
+                out.append(f"| {c} | — | — | — | — | —" + (" | —" if several else "") + " |")
                 continue
             per = r["ns"] / r["elements"] if r["elements"] else None
             rate = f"{1e3 / per:.1f}" if per else "—"
             ratio = f"{ref['ns'] / r['ns']:.2f}×" if ref else "—"
             per_s = f"{per:.1f}" if per else "—"
+            run = f" | {r['run']}" if several else ""
             out.append(
-                f"| {c} | {fmt_time(r['ns'])} | {100 * r['ci']:.1f}% | {per_s} | {rate} | {ratio} |"
+                f"| {c} | {fmt_time(r['ns'])} | {100 * r['ci']:.1f}% | {per_s} | {rate} | {ratio}{run} |"
             )
         out.append("")
-        ratios = {
-            c: (ref["ns"] / rows[c]["ns"] if ref and rows[c] else None) for c in CONTENDERS
+        ratios = {c: (ref["ns"] / best[c]["ns"] if ref and best[c] else None) for c in CONTENDERS}
+        run_ratios = {
+            c: [
+                m["ns"] / x["ns"]
+                for m, x in zip(per_run[REFERENCE], per_run[c])
+                if m is not None and x is not None
+            ]
+            for c in CONTENDERS
         }
-        summary.append((workload, target, ratios))
+        summary.append((workload, target, ratios, run_ratios))
     return summary
 
 
@@ -201,73 +231,60 @@ def callgrind_table(crit, out):
     out.append("")
 
 
-def summarize(crit):
-    """(timing summary, RSS ratios, detail lines) of one run's criterion dir."""
-    details = []
-    summary = timing_tables(crit, details)
-    rss = rss_table(crit, details)
-    callgrind_table(crit, details)
-    return summary, rss, details
-
-
 def median(xs):
     xs = sorted(xs)
     n = len(xs)
     return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
 
 
-def cell(values):
-    """One run: '0.87×'; several: 'median× (min–max)'."""
-    values = [v for v in values if v is not None]
-    if not values:
-        return "—", None
-    m = median(values)
-    if len(values) == 1 or f"{min(values):.2f}" == f"{max(values):.2f}":
-        return f"{m:.2f}×", m
-    return f"{m:.2f}× ({min(values):.2f}–{max(values):.2f})", m
+def cell(value, spread):
+    """'0.87×', with the range of the per-run values when they differ."""
+    if value is None:
+        return "—"
+    lo, hi = (min(spread), max(spread)) if spread else (value, value)
+    if f"{lo:.2f}" == f"{hi:.2f}":
+        return f"{value:.2f}×"
+    return f"{value:.2f}× ({lo:.2f}–{hi:.2f})"
 
 
 def main():
     targets = sys.argv[1:] or [os.environ.get("CARGO_TARGET_DIR", "target")]
-    runs = [summarize(os.path.join(t, "criterion")) for t in targets]
-    details = runs[-1][2]
+    crits = [os.path.join(t, "criterion") for t in targets]
+    details = []
+    summary = timing_tables(crits, details)
+    rss_runs = [rss_table(c, details if i == len(crits) - 1 else []) for i, c in enumerate(crits)]
+    callgrind_table(crits[-1], details)
 
-    out = ["## Summary: ratios to mimalloc (same run)\n"]
+    out = ["## Summary: ratios to mimalloc (all measured in one session)\n"]
     out.append(
         "Throughput ratio = mimalloc_time / contender_time (> 1.0 is faster than mimalloc); "
         "RSS ratio = contender_rss / mimalloc_rss (< 1.0 is smaller)."
         + (
-            f" Median over {len(runs)} runs, range in parentheses; targets judged on the median."
-            if len(runs) > 1
+            f" {len(crits)} runs: each contender's best (lowest) mean time over the runs, "
+            "ratios between those; in parentheses the range of the ratios within single "
+            "runs. RSS: median over the runs. Targets judged on the first number."
+            if len(crits) > 1
             else ""
         )
         + "\n"
     )
     out.append("| workload | " + " | ".join(CONTENDERS) + " | pyheap target | pyheap |")
     out.append("|---|" + "---:|" * len(CONTENDERS) + "---:|---|")
-    for workload, _, target_ratio in WORKLOADS:
-        per_run = [
-            next((r for w, _, r in summary if w == workload), None) for summary, _, _ in runs
-        ]
-        if not any(per_run):
-            continue
-        cells, p = [], None
-        for c in CONTENDERS:
-            text, m = cell([r[c] if r else None for r in per_run])
-            cells.append(text)
-            if c == "pyheap":
-                p = m
+    for workload, target_ratio, ratios, run_ratios in summary:
+        cells = [cell(ratios[c], run_ratios[c] if len(crits) > 1 else None) for c in CONTENDERS]
+        p = ratios.get("pyheap")
         if target_ratio is None:
             t, verdict = "—", "(no target)"
         else:
             t = f"≥ {target_ratio:.1f}×"
             verdict = met(p >= target_ratio) if p is not None else "—"
         out.append(f"| {workload} | " + " | ".join(cells) + f" | {t} | {verdict} |")
-    if any(rss for _, rss, _ in runs):
+    if any(rss_runs):
         cells, p = [], None
         for c in CONTENDERS:
-            text, m = cell([rss.get(c) if rss else None for _, rss, _ in runs])
-            cells.append(text)
+            vals = [r[c] for r in rss_runs if r and r.get(c) is not None]
+            m = median(vals) if vals else None
+            cells.append(cell(m, vals))
             if c == "pyheap":
                 p = m
         verdict = met(p <= RSS_TARGET) if p is not None else "—"
@@ -277,8 +294,11 @@ def main():
             + f" | ≤ {RSS_TARGET:.1f}× | {verdict} |"
         )
     out.append("")
-    if len(runs) > 1:
-        out.append(f"## Details of the last run ({targets[-1]})\n")
+    if len(crits) > 1:
+        out.append(
+            f"## Details: best of {len(crits)} runs per contender (RSS and instruction "
+            f"counts: {targets[-1]})\n"
+        )
     print("\n".join(out + details))
 
 

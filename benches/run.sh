@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Run the allocator benchmarks for all four contenders and write the comparison table.
 #
-#   benches/run.sh            # everything: RSS, timings, report (about 6-8 minutes)
+#   benches/run.sh            # everything, 3 runs: RSS, timings, report (about 8-10 min)
 #   benches/run.sh --no-time  # only the fragmentation RSS measurement and the report
-#   ALLOC_BENCH_REPEAT=3 benches/run.sh   # three full runs; the summary shows the median
-#                                         # ratio and the range over the runs
+#   ALLOC_BENCH_REPEAT=1 benches/run.sh   # one run only (about 3 min)
 #
 # Contenders are interleaved per workload (all four back to back for one workload, in a
-# rotating order, before the next workload) so that they see the same machine load: on a
-# shared machine compare only ratios from one run. The report goes to stdout and to
-# target/alloc-report.md. Extra arguments after -- go to criterion.
+# rotating order, before the next workload) so that they see the same machine load, and the
+# whole suite runs ALLOC_BENCH_REPEAT times (default 3): report.py then takes each
+# contender's best time over the runs, the estimate least disturbed by neighbours on a
+# shared machine (see report.py). Each run's results are kept in target/alloc-runs/<n>/.
+# The report goes to stdout and to target/alloc-report.md. Extra arguments after -- go to
+# criterion. benches/callgrind.sh (run separately) adds instruction counts to the report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,7 +25,7 @@ benches=()
 for c in "${contenders[@]}"; do benches+=(--bench "alloc_$c"); done
 cargo bench --no-run "${benches[@]}"
 
-repeat=${ALLOC_BENCH_REPEAT:-1}
+repeat=${ALLOC_BENCH_REPEAT:-3}
 runs=()
 for ((r = 1; r <= repeat; r++)); do
     # Fragmentation first, each in a fresh process.
@@ -42,12 +44,10 @@ for ((r = 1; r <= repeat; r++)); do
         done
     fi
 
-    if ((repeat > 1)); then
-        rm -rf "target/alloc-runs/$r"
-        mkdir -p "target/alloc-runs/$r"
-        cp -r target/criterion "target/alloc-runs/$r/criterion"
-        runs+=("target/alloc-runs/$r")
-    fi
+    rm -rf "target/alloc-runs/$r"
+    mkdir -p "target/alloc-runs/$r"
+    cp -r target/criterion "target/alloc-runs/$r/criterion"
+    runs+=("target/alloc-runs/$r")
 done
 
 python3 benches/report.py "${runs[@]}" | tee target/alloc-report.md

@@ -44,7 +44,7 @@ pub fn main(contender: &'static str) {
     let mut c = Criterion::default()
         .sample_size(15)
         .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
+        .measurement_time(Duration::from_secs(2))
         .configure_from_args();
     churn::bench(&mut c, contender);
     lifo::bench(&mut c, contender);
