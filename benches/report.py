@@ -253,7 +253,10 @@ def main():
     details = []
     summary = timing_tables(crits, details)
     rss_runs = [rss_table(c, details if i == len(crits) - 1 else []) for i, c in enumerate(crits)]
-    callgrind_table(crits[-1], details)
+    # Instruction counts: from the last run that has them, else from the live target dir
+    # (benches/callgrind.sh writes there; it can be run before or after run.sh).
+    cg = [c for c in reversed(crits) if os.path.isdir(os.path.join(c, "callgrind"))]
+    callgrind_table(cg[0] if cg else os.path.join("target", "criterion"), details)
 
     out = ["## Summary: ratios to mimalloc (all measured in one session)\n"]
     out.append(
