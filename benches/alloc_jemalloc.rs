@@ -1,0 +1,16 @@
+//! The allocator workloads (`alloc_workloads/`) with the global allocator set to
+//! jemalloc (`tikv_jemallocator::Jemalloc`).
+//!
+//! A binary has exactly one global allocator, so each contender is its own bench target;
+//! results land in `target/criterion/<workload>/jemalloc/` next to the other contenders'.
+//! Run all four and the comparison table with `benches/run.sh`.
+
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+#[path = "alloc_workloads/mod.rs"]
+mod workloads;
+
+fn main() {
+    workloads::main("jemalloc");
+}

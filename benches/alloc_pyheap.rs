@@ -1,0 +1,16 @@
+//! The allocator workloads (`alloc_workloads/`) with the global allocator set to
+//! pyheap's pymalloc-style `pyheap::PoolAlloc`, the allocator under test.
+//!
+//! A binary has exactly one global allocator, so each contender is its own bench target;
+//! results land in `target/criterion/<workload>/pyheap/` next to the other contenders'.
+//! Run all four and the comparison table with `benches/run.sh`.
+
+#[global_allocator]
+static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+
+#[path = "alloc_workloads/mod.rs"]
+mod workloads;
+
+fn main() {
+    workloads::main("pyheap");
+}

@@ -1,0 +1,16 @@
+//! The allocator workloads (`alloc_workloads/`) with the global allocator set to
+//! glibc's malloc through `std::alloc::System`, the default of every Rust program.
+//!
+//! A binary has exactly one global allocator, so each contender is its own bench target;
+//! results land in `target/criterion/<workload>/system/` next to the other contenders'.
+//! Run all four and the comparison table with `benches/run.sh`.
+
+#[global_allocator]
+static GLOBAL: std::alloc::System = std::alloc::System;
+
+#[path = "alloc_workloads/mod.rs"]
+mod workloads;
+
+fn main() {
+    workloads::main("system");
+}
