@@ -50,7 +50,7 @@ pub const POOLS_PER_ARENA: usize = ARENA_SIZE / POOL_SIZE;
 /// assert_eq!(size_class(64, 64), None);
 /// ```
 #[inline]
-pub const fn size_class(size: usize, align: usize) -> Option<usize> {
+pub fn size_class(size: usize, align: usize) -> Option<usize> {
     if size > SMALL_REQUEST_THRESHOLD || align > BLOCK_ALIGN {
         return None;
     }
@@ -61,7 +61,7 @@ pub const fn size_class(size: usize, align: usize) -> Option<usize> {
 }
 
 /// `CLASS_BY_EIGHTHS[n]`: the class of a request of `8 * n` bytes (entry 0 is unused).
-const CLASS_BY_EIGHTHS: [u8; SMALL_REQUEST_THRESHOLD / 8 + 1] = {
+static CLASS_BY_EIGHTHS: [u8; SMALL_REQUEST_THRESHOLD / 8 + 1] = {
     let mut table = [0u8; SMALL_REQUEST_THRESHOLD / 8 + 1];
     let mut n = 1;
     while n < table.len() {
