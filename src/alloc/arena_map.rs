@@ -41,13 +41,30 @@ impl ArenaMap {
     #[inline]
     pub(crate) fn contains(&self, p: *const u8) -> bool {
         let words = self.words.load(Ordering::Acquire);
+        // SAFETY: `words` is null or this map's words, which live as long as the map.
+        !words.is_null() && unsafe { Self::contains_in(words, p) }
+    }
+
+    /// The map's words, mapping them first if need be (null if that fails). Heaps keep this
+    /// pointer so that `free` tests a block's bit without loading it again.
+    pub(crate) fn words(&self) -> *const AtomicU64 {
+        self.words_or_map()
+    }
+
+    /// `contains`, given the map's words.
+    ///
+    /// # Safety
+    /// `words` came from [`ArenaMap::words`] of a map that still lives (the process's map is
+    /// never unmapped).
+    #[inline(always)]
+    pub(crate) unsafe fn contains_in(words: *const AtomicU64, p: *const u8) -> bool {
         let addr = p as usize;
-        if words.is_null() || addr >= ADDRESS_LIMIT {
+        if addr >= ADDRESS_LIMIT {
             return false;
         }
         let index = addr >> ARENA_SHIFT;
-        // SAFETY: `index / 64 < WORDS` because `addr < ADDRESS_LIMIT`; the map is never
-        // unmapped while the process (or, under loom, the owning `Global`) lives.
+        // SAFETY: `index / 64 < WORDS` because `addr < ADDRESS_LIMIT`; the words live as long
+        // as the map (caller's contract).
         let word = unsafe { &*words.add(index / 64) };
         word.load(Ordering::Relaxed) & (1 << (index % 64)) != 0
     }

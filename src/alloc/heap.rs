@@ -4,6 +4,7 @@
 //! pool of the size class: a few plain loads and stores, no lock and no atomic
 //! read-modify-write. Everything else is in the `#[cold]` slow paths below them.
 
+use super::arena_map::ArenaMap;
 use super::global::Global;
 use super::os::fatal;
 use super::pool::{pool_of, Pool, PoolState};
@@ -65,11 +66,17 @@ pub(crate) struct Heap {
     /// Next heap in the registry's list; written once before the heap is published.
     pub(crate) next: *mut Heap,
     pub(crate) global: *const Global,
+    /// The global arena map's words (never null: a heap is made only once the map exists).
+    map_words: *const crate::sync::unmodelled::AtomicU64,
 }
 
 impl Heap {
-    /// A fresh heap, held (`ACTIVE`) by its creator.
-    pub(crate) fn new(global: *const Global) -> Heap {
+    /// A fresh heap, held (`ACTIVE`) by its creator. `map_words` are the arena map's words
+    /// of `global` (non-null).
+    pub(crate) fn new(
+        global: *const Global,
+        map_words: *const crate::sync::unmodelled::AtomicU64,
+    ) -> Heap {
         Heap {
             classes: core::array::from_fn(|_| ClassQueue {
                 current: Cell::new(ptr::null_mut()),
@@ -84,6 +91,7 @@ impl Heap {
             state: AtomicUsize::new(ACTIVE),
             next: ptr::null_mut(),
             global,
+            map_words,
         }
     }
 
@@ -94,6 +102,58 @@ impl Heap {
     fn global(&self) -> &Global {
         // SAFETY: the global state outlives every heap it made.
         unsafe { &*self.global }
+    }
+
+    /// The fast path of allocation: a block from the class's current pool (its free list, or
+    /// its never-used tail), or null (then `alloc` does the rest). A few loads and stores.
+    /// Holder only.
+    #[inline(always)]
+    pub(crate) fn alloc_fast(&self, class: usize) -> *mut u8 {
+        // SAFETY: callers pass `class < NUM_SIZE_CLASSES` (from `size_class`).
+        let q = unsafe { self.classes.get_unchecked(class) };
+        let pool = q.current.get();
+        if pool.is_null() {
+            return ptr::null_mut();
+        }
+        // SAFETY: `current` is a pool this heap owns; we hold the heap.
+        let (block, _) = unsafe { (*pool).take_block() };
+        if !block.is_null() {
+            q.allocs.add(1);
+        }
+        block
+    }
+
+    /// The fast path of freeing: if `block` is in one of pyheap's arenas, in a pool this heap
+    /// owns, of size `class`, free it and return true; otherwise return false and touch
+    /// nothing (then `free` or the system allocator does the rest). Holder only.
+    ///
+    /// # Safety
+    /// `block` is a live block allocated with size class `class` (from a pool or the system
+    /// allocator), not used again by the caller if this returns true.
+    #[inline(always)]
+    pub(crate) unsafe fn free_fast(&self, block: *mut u8, class: usize) -> bool {
+        // SAFETY: `map_words` are the live global map's (Heap::new's contract).
+        if !unsafe { ArenaMap::contains_in(self.map_words, block) } {
+            return false;
+        }
+        let pool = pool_of(block);
+        // SAFETY: the block is live and in an arena, so its pool is initialized (Pool
+        // invariants).
+        let p = unsafe { &*pool };
+        if !core::ptr::eq(p.owner.load(crate::sync::Ordering::Relaxed), self)
+            || p.class.get() as usize != class
+        {
+            return false;
+        }
+        // SAFETY: our own pool, and we hold the heap.
+        let used = unsafe { p.put_block(block) };
+        // SAFETY: `class < NUM_SIZE_CLASSES`, since our pool has it.
+        unsafe { self.classes.get_unchecked(class) }.frees.add(1);
+        // `used + 1 <= 1`: the pool is now empty, or was already (a double free).
+        if used.wrapping_add(1) <= 1 || p.state.get() == PoolState::Full {
+            self.pool_gained_free_blocks(pool);
+        }
+        true
     }
 
     /// Allocate a block of `class`. Returns null only when no pool can be had (no arena could

@@ -59,6 +59,8 @@ pub(crate) struct Pool {
     pub(crate) used: Cell<u32>,
     pub(crate) capacity: Cell<u32>,
     pub(crate) class: Cell<u8>,
+    /// `class_block_size(class)`, kept for the bump path.
+    pub(crate) block_size: Cell<u32>,
     pub(crate) state: Cell<PoolState>,
     /// The never-used blocks (from `bump` to `end`) are untouched OS memory, hence zero.
     pub(crate) fresh: Cell<bool>,
@@ -113,6 +115,7 @@ impl Pool {
                     used: Cell::new(0),
                     capacity: Cell::new(capacity as u32),
                     class: Cell::new(class as u8),
+                    block_size: Cell::new(size as u32),
                     state: Cell::new(PoolState::Current),
                     fresh: Cell::new(fresh),
                     prev: Cell::new(ptr::null_mut()),
@@ -124,7 +127,7 @@ impl Pool {
 
     /// Take a block: from the free list, else from the never-used tail. Returns the block and
     /// whether it is known to be zero, or null when the pool is full. Holder only.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn take_block(&self) -> (*mut u8, bool) {
         let block = self.free.get();
         if !block.is_null() {
@@ -136,7 +139,7 @@ impl Pool {
         }
         let bump = self.bump.get();
         if bump < self.end.get() {
-            let size = class_block_size(self.class.get() as usize);
+            let size = self.block_size.get() as usize;
             // SAFETY: `bump + size <= end`, within the pool.
             self.bump.set(unsafe { bump.add(size) });
             self.used.set(self.used.get().wrapping_add(1));

@@ -96,53 +96,94 @@ unsafe fn fallback_alloc(heap: *mut Heap, size: usize, align: usize, zeroed: boo
 }
 
 impl PoolAlloc {
+    /// Allocation. The fast path (a small request, a bound heap, a free block in the current
+    /// pool) is inline and calls nothing; every other case is one tail call away.
     #[inline(always)]
     unsafe fn alloc_impl(layout: Layout, zeroed: bool) -> *mut u8 {
-        let heap = thread::heap();
-        match size_class(layout.size(), layout.align()) {
-            Some(class) => {
-                if !heap.is_null() {
-                    // SAFETY: the calling thread holds its heap.
-                    let h = unsafe { &*heap };
-                    let p = if zeroed {
-                        h.alloc_zeroed(class)
-                    } else {
-                        h.alloc(class)
-                    };
-                    if !p.is_null() {
-                        return p;
-                    }
+        let Some(class) = size_class(layout.size(), layout.align()) else {
+            return Self::alloc_large(layout, zeroed);
+        };
+        if !zeroed {
+            let heap = thread::bound_heap();
+            if !heap.is_null() {
+                // SAFETY: the calling thread holds its bound heap.
+                let block = unsafe { (*heap).alloc_fast(class) };
+                if !block.is_null() {
+                    return block;
                 }
-                // No heap, or no arena: a system block of the class's size, so that
-                // `realloc` within the class stays valid.
-                // SAFETY: a block size with the block alignment is a valid request.
-                unsafe { fallback_alloc(heap, class_block_size(class), 16, zeroed) }
             }
-            // SAFETY: `layout` is valid.
-            None => unsafe { fallback_alloc(heap, layout.size(), layout.align(), zeroed) },
         }
+        Self::alloc_small_slow(class, zeroed)
     }
 
+    /// A request the pools do not serve: to the system allocator.
+    #[inline(never)]
+    fn alloc_large(layout: Layout, zeroed: bool) -> *mut u8 {
+        // SAFETY: `layout` is valid.
+        unsafe { fallback_alloc(thread::heap(), layout.size(), layout.align(), zeroed) }
+    }
+
+    /// Everything `alloc_impl`'s fast path does not do: binding the heap, bumping, changing
+    /// pools, taking new ones, zeroing, and the system allocator when there is no heap or no
+    /// arena (a system block of the class's size, so that `realloc` within the class stays
+    /// valid).
+    #[inline(never)]
+    fn alloc_small_slow(class: usize, zeroed: bool) -> *mut u8 {
+        let heap = thread::heap();
+        if !heap.is_null() {
+            // SAFETY: the calling thread holds its heap.
+            let h = unsafe { &*heap };
+            let block = if zeroed {
+                h.alloc_zeroed(class)
+            } else {
+                h.alloc(class)
+            };
+            if !block.is_null() {
+                return block;
+            }
+        }
+        // SAFETY: a block size with the block alignment is a valid request.
+        unsafe { fallback_alloc(heap, class_block_size(class), 16, zeroed) }
+    }
+
+    /// Freeing. The fast path (a small block of one of the bound heap's own pools) is inline;
+    /// every other case is one tail call away.
     #[inline(always)]
     unsafe fn dealloc_impl(ptr: *mut u8, layout: Layout) {
-        if let Some(class) = size_class(layout.size(), layout.align()) {
-            if GLOBAL.map.contains(ptr) {
-                let heap = thread::heap();
-                if heap.is_null() {
-                    // SAFETY: a live pool block of `class` (caller's contract).
-                    unsafe { GLOBAL.free_without_heap(ptr, class) };
-                } else {
-                    // SAFETY: the calling thread holds its heap; a live block of `class`.
-                    unsafe { (*heap).free(ptr, class) };
-                }
-                return;
-            }
-            // SAFETY: not in an arena: a system block (caller's contract).
-            unsafe { Self::fallback_free(ptr, class_block_size(class)) };
+        let Some(class) = size_class(layout.size(), layout.align()) else {
+            // SAFETY: a system block (caller's contract).
+            return unsafe { Self::fallback_free(ptr, layout.size()) };
+        };
+        let heap = thread::bound_heap();
+        // SAFETY: the calling thread holds its bound heap; a live block of `class` (caller).
+        if !heap.is_null() && unsafe { (*heap).free_fast(ptr, class) } {
             return;
         }
-        // SAFETY: a system block (caller's contract).
-        unsafe { Self::fallback_free(ptr, layout.size()) };
+        // SAFETY: forwarded contract.
+        unsafe { Self::dealloc_small_slow(ptr, class) }
+    }
+
+    /// Everything `dealloc_impl`'s fast path does not do: blocks of other heaps' pools (the
+    /// remote-free path), frees after the thread's heap is gone, system blocks of small
+    /// layouts, and a layout that does not match its pool (a fatal error).
+    ///
+    /// # Safety
+    /// `ptr` is a live block allocated with size class `class`, not used again.
+    #[inline(never)]
+    unsafe fn dealloc_small_slow(ptr: *mut u8, class: usize) {
+        if GLOBAL.map.contains(ptr) {
+            let heap = thread::heap();
+            if heap.is_null() {
+                // SAFETY: a live pool block of `class` (caller's contract).
+                unsafe { GLOBAL.free_without_heap(ptr, class) };
+            } else {
+                // SAFETY: the calling thread holds its heap; a live block of `class`.
+                unsafe { (*heap).free(ptr, class) };
+            }
+            return;
+        }
+        // SAFETY: not in an arena: a system block (caller's contract).
+        unsafe { Self::fallback_free(ptr, class_block_size(class)) };
     }
 
     #[cold]

@@ -61,12 +61,18 @@ impl HeapRegistry {
                 }
             }
         }
+        // SAFETY: the caller's global state outlives its heaps.
+        let map_words = unsafe { (*global).map.words() };
+        if map_words.is_null() {
+            return ptr::null_mut();
+        }
         let heap = os::map(HEAP_MAPPING).cast::<Heap>();
         if heap.is_null() {
             return heap;
         }
-        // SAFETY: a fresh mapping large enough for a Heap, page-aligned.
-        unsafe { ptr::write(heap, Heap::new(global)) };
+        // SAFETY: a fresh mapping large enough for a Heap, page-aligned; `map_words` is the
+        // global map's, non-null.
+        unsafe { ptr::write(heap, Heap::new(global, map_words)) };
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
             // SAFETY: not yet published: ours alone.

@@ -56,13 +56,15 @@ pub fn size_class(size: usize, align: usize) -> Option<usize> {
     }
     // Branch-free on the size: random sizes would mispredict a `<= 64` test.
     let mask = if align <= 8 { 7 } else { 15 };
-    let rounded = (if size == 0 { 1 } else { size } + mask) & !mask;
-    Some(CLASS_BY_EIGHTHS[rounded / 8] as usize)
+    let eighths = ((size + mask) & !mask) / 8;
+    // SAFETY: `size <= 512` rounds up to at most 512, so `eighths <= 64`, within the table.
+    Some(unsafe { *CLASS_BY_EIGHTHS.get_unchecked(eighths) } as usize)
 }
 
-/// `CLASS_BY_EIGHTHS[n]`: the class of a request of `8 * n` bytes (entry 0 is unused).
+/// `CLASS_BY_EIGHTHS[n]`: the class of a request of `8 * n` bytes. Entry 0 (a zero-size
+/// request) is the 16-byte class, which serves any alignment up to 16.
 static CLASS_BY_EIGHTHS: [u8; SMALL_REQUEST_THRESHOLD / 8 + 1] = {
-    let mut table = [0u8; SMALL_REQUEST_THRESHOLD / 8 + 1];
+    let mut table = [1u8; SMALL_REQUEST_THRESHOLD / 8 + 1];
     let mut n = 1;
     while n < table.len() {
         let bytes = n * 8;
@@ -101,19 +103,18 @@ mod tests {
     #[test]
     fn every_small_request_gets_the_smallest_fitting_aligned_class() {
         for align in [1, 2, 4, 8, 16] {
-            for size in 0..=SMALL_REQUEST_THRESHOLD {
+            // A zero-size request gets the 16-byte class whatever its alignment.
+            assert_eq!(size_class(0, align).map(class_block_size), Some(16));
+            for size in 1..=SMALL_REQUEST_THRESHOLD {
                 let class = size_class(size, align).unwrap();
                 assert!(class < NUM_SIZE_CLASSES);
                 let block = class_block_size(class);
-                assert!(block >= size.max(1), "size {size} align {align}");
+                assert!(block >= size, "size {size} align {align}");
                 assert_eq!(block % align, 0, "size {size} align {align}");
                 // No smaller class would have fitted with the alignment.
                 for smaller in 0..class {
                     let b = class_block_size(smaller);
-                    assert!(
-                        b < size.max(1) || b % align != 0,
-                        "size {size} align {align}"
-                    );
+                    assert!(b < size || b % align != 0, "size {size} align {align}");
                 }
             }
         }

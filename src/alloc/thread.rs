@@ -37,6 +37,18 @@ impl Drop for ExitGuard {
     }
 }
 
+/// The calling thread's heap if it has one bound now, else null; never binds. For the fast
+/// paths, which leave every other case to the slow ones.
+#[inline(always)]
+pub(crate) fn bound_heap() -> *mut Heap {
+    let heap = HEAP.with(|h| h.get());
+    if heap as usize > DEAD as usize {
+        heap
+    } else {
+        ptr::null_mut()
+    }
+}
+
 /// The calling thread's heap, binding one on first use. Null after the thread's heap was
 /// given up at exit, or if no heap could be mapped.
 #[inline(always)]
