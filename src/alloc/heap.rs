@@ -160,15 +160,9 @@ impl Heap {
     /// be mapped): the caller then falls back to the system allocator. Holder only.
     #[inline]
     pub(crate) fn alloc(&self, class: usize) -> *mut u8 {
-        let q = &self.classes[class];
-        let pool = q.current.get();
-        if !pool.is_null() {
-            // SAFETY: `current` is a pool this heap owns; we hold the heap.
-            let (block, _) = unsafe { (*pool).take_block() };
-            if !block.is_null() {
-                q.allocs.add(1);
-                return block;
-            }
+        let block = self.alloc_fast(class);
+        if !block.is_null() {
+            return block;
         }
         self.alloc_slow(class).0
     }
@@ -190,26 +184,21 @@ impl Heap {
     /// `block` was allocated with size class `class` from a pool and is not used again.
     #[inline]
     pub(crate) unsafe fn free(&self, block: *mut u8, class: usize) {
+        // SAFETY: forwarded contract (a pool block is a block of one of the arenas).
+        if unsafe { self.free_fast(block, class) } {
+            return;
+        }
         let pool = pool_of(block);
         // SAFETY: the block is live, so its pool is mapped and initialized (Pool invariants).
         let p = unsafe { &*pool };
         if p.class.get() as usize != class {
             fatal("pyheap: dealloc called with a layout of another size class than alloc");
         }
-        let q = &self.classes[class];
-        q.frees.add(1);
-        if core::ptr::eq(p.owner.load(crate::sync::Ordering::Relaxed), self) {
-            // SAFETY: our own pool, and we hold the heap.
-            let used = unsafe { p.put_block(block) };
-            // `used + 1 <= 1`: the pool is now empty, or was already (a double free).
-            if used.wrapping_add(1) <= 1 || p.state.get() == PoolState::Full {
-                self.pool_gained_free_blocks(pool);
-            }
-        } else {
-            // SAFETY: another heap's pool: the owner is valid memory (heaps are never freed)
-            // and the block is live (caller's contract).
-            unsafe { free_into(pool, block, self.global()) };
-        }
+        // Not ours (`free_fast` took every block of our own pools): another heap's pool.
+        self.classes[class].frees.add(1);
+        // SAFETY: the owner is valid memory (heaps are never freed) and the block is live
+        // (caller's contract).
+        unsafe { free_into(pool, block, self.global()) };
     }
 
     #[cold]

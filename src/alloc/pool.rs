@@ -50,24 +50,30 @@ pub(crate) enum PoolState {
 /// * `remote` and `queue_next` follow the protocol in `remote.rs`.
 #[repr(C)]
 pub(crate) struct Pool {
+    // First cache line: what the owner touches (and `owner`/`class`, which a freeing thread
+    // reads).
     pub(crate) owner: AtomicPtr<Heap>,
-    pub(crate) remote: AtomicUsize,
-    pub(crate) queue_next: AtomicPtr<Pool>,
     pub(crate) free: Cell<*mut Block>,
     pub(crate) bump: Cell<*mut u8>,
     pub(crate) end: Cell<*mut u8>,
     pub(crate) used: Cell<u32>,
-    pub(crate) capacity: Cell<u32>,
-    pub(crate) class: Cell<u8>,
     /// `class_block_size(class)`, kept for the bump path.
     pub(crate) block_size: Cell<u32>,
+    pub(crate) capacity: Cell<u32>,
+    pub(crate) class: Cell<u8>,
     pub(crate) state: Cell<PoolState>,
     /// The never-used blocks (from `bump` to `end`) are untouched OS memory, hence zero.
     pub(crate) fresh: Cell<bool>,
     /// Links in the owner's partial list (both), or in the arena's free-pool list (`next`).
     pub(crate) prev: Cell<*mut Pool>,
     pub(crate) next: Cell<*mut Pool>,
+    // Second cache line: what other threads write, so that their CASes do not take the
+    // owner's line away.
+    pub(crate) remote: AtomicUsize,
+    pub(crate) queue_next: AtomicPtr<Pool>,
 }
+
+const _: () = assert!(core::mem::offset_of!(Pool, remote) == 64 || cfg!(loom));
 
 /// Size of the pool header, rounded up so the first block is [`BLOCK_ALIGN`]-aligned.
 ///
