@@ -1,9 +1,9 @@
 //! `ArenaManager`: mapping arenas, handing their pools to heaps, taking pools back, and
 //! returning empty arenas to the OS.
 //!
-//! An arena is an [`ARENA_SIZE`]-aligned mapping of [`POOLS_PER_ARENA`] pools. Its header
-//! (`Arena`) sits in its first pool, right after that pool's own header, so that pool holds a
-//! few blocks less. Pools are handed out from the *fullest* arena that has a free one (as
+//! An arena is an [`ARENA_SIZE`]-aligned mapping of [`POOLS_PER_ARENA`] pools. Its first pool
+//! (the metadata pool, see `pool.rs`) holds the arena header (`Arena`, at the arena's first
+//! byte) and the headers of all its pools; the other 63 pools hold blocks. Pools are handed out from the *fullest* arena that has a free one (as
 //! CPython sorts `usable_arenas`), so that lightly used arenas drain and can go back to the OS.
 //!
 //! Hysteresis: an arena whose pools are all free is unmapped only if more than
@@ -16,8 +16,8 @@ use super::arena_map::{ArenaMap, ADDRESS_LIMIT};
 use super::heap::Heap;
 use super::lock::RawLock;
 use super::os;
-use super::pool::{round16, Pool, PoolState, POOL_HEADER};
-use super::size_class::{ARENA_SIZE, POOLS_PER_ARENA, POOL_SIZE};
+use super::pool::{pool_header, Pool, PoolState, HEADERS_OFFSET, METADATA_POOLS};
+use super::size_class::{ARENA_SIZE, POOLS_PER_ARENA};
 use crate::sync::StatCounter;
 use core::cell::UnsafeCell;
 use core::ptr;
@@ -35,27 +35,21 @@ struct Arena {
     next: *mut Arena,
 }
 
-const ARENA_HEADER: usize = round16(core::mem::size_of::<Arena>());
+const _: () = assert!(core::mem::size_of::<Arena>() <= HEADERS_OFFSET);
 
 /// At most this many arenas are unmapped by one `release_pool` call (a bound on the work done
 /// under the lock; the next release trims the rest).
 const TRIM_BATCH: usize = 8;
 
-/// Offset of the first block in the pool at `pool`.
-fn first_block_offset(pool: *mut Pool) -> usize {
-    if (pool as usize) & (ARENA_SIZE - 1) == 0 {
-        POOL_HEADER + ARENA_HEADER
-    } else {
-        POOL_HEADER
-    }
-}
+/// Pools of an arena that hold blocks.
+const USABLE_POOLS: usize = POOLS_PER_ARENA - METADATA_POOLS;
 
 fn arena_of(pool: *mut Pool) -> *mut Arena {
-    (((pool as usize) & !(ARENA_SIZE - 1)) + POOL_HEADER) as *mut Arena
+    ((pool as usize) & !(ARENA_SIZE - 1)) as *mut Arena
 }
 
 fn arena_base(arena: *mut Arena) -> *mut u8 {
-    ((arena as usize) & !(ARENA_SIZE - 1)) as *mut u8
+    arena.cast()
 }
 
 /// The lists of the manager, guarded by its lock.
@@ -166,7 +160,7 @@ impl ArenaManager {
         let (pool, fresh) = unsafe { self.take_pool(arena) };
         self.unlock();
         // SAFETY: the pool is ours alone now: no live block, on no list.
-        unsafe { Pool::init(pool, owner, class, first_block_offset(pool), fresh) };
+        unsafe { Pool::init(pool, owner, class, fresh) };
         pool
     }
 
@@ -192,7 +186,7 @@ impl ArenaManager {
             p.next.set(a.free_pools);
             a.free_pools = pool;
             a.nfree += 1;
-            if a.nfree == POOLS_PER_ARENA {
+            if a.nfree == USABLE_POOLS {
                 // A raw pointer, not a `&mut` held across `remove` (which takes its own).
                 let lists = self.lists.get();
                 (*lists).empty += 1;
@@ -252,7 +246,7 @@ impl ArenaManager {
         while !a.is_null() {
             // SAFETY: arenas on the list are mapped; lock held (caller).
             let (nfree, next) = unsafe { ((*a).nfree, (*a).next) };
-            if nfree == POOLS_PER_ARENA {
+            if nfree == USABLE_POOLS {
                 return a;
             }
             a = next;
@@ -299,7 +293,7 @@ impl ArenaManager {
     unsafe fn take_pool(&self, arena: *mut Arena) -> (*mut Pool, bool) {
         // SAFETY: lock held (caller).
         let (a, lists) = unsafe { (&mut *arena, &mut *self.lists.get()) };
-        if a.nfree == POOLS_PER_ARENA {
+        if a.nfree == USABLE_POOLS {
             lists.empty -= 1;
         }
         a.nfree -= 1;
@@ -311,10 +305,7 @@ impl ArenaManager {
         }
         let index = a.untouched;
         a.untouched += 1;
-        (
-            (arena_base(arena) as usize + index * POOL_SIZE) as *mut Pool,
-            true,
-        )
+        (pool_header(arena_base(arena), index), true)
     }
 
     /// Map a new arena and register it in the arena map. Returns null on failure.
@@ -327,15 +318,15 @@ impl ArenaManager {
             os::unmap(base, ARENA_SIZE);
             return ptr::null_mut();
         }
-        let arena = (base as usize + POOL_HEADER) as *mut Arena;
+        let arena = base.cast::<Arena>();
         // SAFETY: fresh mapping, ours alone; the header fits in the first pool.
         unsafe {
             ptr::write(
                 arena,
                 Arena {
                     free_pools: ptr::null_mut(),
-                    untouched: 0,
-                    nfree: POOLS_PER_ARENA,
+                    untouched: METADATA_POOLS,
+                    nfree: USABLE_POOLS,
                     prev: ptr::null_mut(),
                     next: ptr::null_mut(),
                 },
@@ -429,11 +420,11 @@ impl ArenaManager {
                     free_listed + POOLS_PER_ARENA - h.untouched,
                     "arena: nfree disagrees with its free pools"
                 );
-                if h.nfree == POOLS_PER_ARENA {
+                if h.nfree == USABLE_POOLS {
                     empty += 1;
                 }
                 current_listed |= a == lists.current;
-                in_use += POOLS_PER_ARENA - h.nfree;
+                in_use += USABLE_POOLS - h.nfree;
                 arenas += 1;
                 prev = a;
                 a = h.next;

@@ -1,13 +1,21 @@
-//! `Pool`: a [`POOL_SIZE`] piece of an arena holding blocks of one size class, and the
-//! owner's fast operations on it.
+//! `Pool`: the header of a [`POOL_SIZE`] piece of an arena holding blocks of one size class,
+//! and the owner's fast operations on it.
 //!
-//! A pool's header sits at the pool's first byte, so the pool of a block is found by masking
-//! the block's address ([`pool_of`]). Blocks follow the header (and, in an arena's first pool,
-//! the arena header); never-used blocks are handed out by bumping a pointer, freed ones are
-//! kept on an intrusive singly linked free list threaded through their first word.
+//! A pool's memory holds only blocks. Its header lives in the arena's first pool, the
+//! *metadata pool*, in an array of headers (one per pool, after the arena header), so the
+//! header of a block's pool is found from the block's address by masking and indexing
+//! ([`pool_of`]): `arena = addr & !(ARENA_SIZE - 1)`, `index = (addr % ARENA_SIZE) /
+//! POOL_SIZE`. Why not at the start of each pool, as CPython does: headers 16 KiB apart all
+//! fall into the same L1 cache set (and each on its own page), so a program using more than
+//! a handful of pools at once misses the cache on every header; packed together, the headers
+//! of a whole arena take 8 KiB of consecutive lines. (mimalloc keeps its page headers
+//! together at the start of a segment for the same reason.)
+//!
+//! Never-used blocks are handed out by bumping a pointer, freed ones are kept on an intrusive
+//! singly linked free list threaded through their first word.
 
 use super::heap::Heap;
-use super::size_class::{class_block_size, POOL_SIZE};
+use super::size_class::{class_block_size, ARENA_SIZE, POOLS_PER_ARENA, POOL_SIZE};
 use crate::sync::{AtomicPtr, AtomicUsize};
 use core::cell::Cell;
 use core::ptr;
@@ -48,7 +56,7 @@ pub(crate) enum PoolState {
 ///   `used == 0` means no block is live and no thread is in the middle of freeing one, which is
 ///   what makes returning the pool (and maybe its arena) to the OS safe.
 /// * `remote` and `queue_next` follow the protocol in `remote.rs`.
-#[repr(C)]
+#[repr(C, align(64))]
 pub(crate) struct Pool {
     // First cache line: what the owner touches (and `owner`/`class`, which a freeing thread
     // reads).
@@ -75,57 +83,75 @@ pub(crate) struct Pool {
 
 const _: () = assert!(core::mem::offset_of!(Pool, remote) == 64 || cfg!(loom));
 
-/// Size of the pool header, rounded up so the first block is [`BLOCK_ALIGN`]-aligned.
-///
-/// [`BLOCK_ALIGN`]: super::size_class::BLOCK_ALIGN
-pub(crate) const POOL_HEADER: usize = round16(core::mem::size_of::<Pool>());
+/// Offset of the first pool header in an arena (the arena header comes before it).
+pub(crate) const HEADERS_OFFSET: usize = 128;
 
-pub(crate) const fn round16(n: usize) -> usize {
-    (n + 15) & !15
-}
+/// Bytes per pool header in the arena's header array.
+pub(crate) const HEADER_SIZE: usize = core::mem::size_of::<Pool>();
 
-/// The pool holding the block at `p`.
+/// Pools at the start of each arena that hold the arena header and the pool headers instead
+/// of blocks (one in normal builds; loom's larger atomics may need two).
+pub(crate) const METADATA_POOLS: usize =
+    (HEADERS_OFFSET + POOLS_PER_ARENA * HEADER_SIZE).div_ceil(POOL_SIZE);
+
+#[cfg(not(loom))]
+const _: () = {
+    assert!(HEADER_SIZE == 128);
+    assert!(core::mem::offset_of!(Pool, remote) == 64);
+    assert!(METADATA_POOLS == 1);
+};
+
+/// The header of the pool holding the block at `p` (an address inside an arena).
 #[inline(always)]
 pub(crate) fn pool_of(p: *const u8) -> *mut Pool {
-    ((p as usize) & !(POOL_SIZE - 1)) as *mut Pool
+    let addr = p as usize;
+    let arena = addr & !(ARENA_SIZE - 1);
+    let index = (addr & (ARENA_SIZE - 1)) / POOL_SIZE;
+    (arena + HEADERS_OFFSET + index * HEADER_SIZE) as *mut Pool
+}
+
+/// The header of pool `index` of the arena at `arena_base`.
+pub(crate) fn pool_header(arena_base: *mut u8, index: usize) -> *mut Pool {
+    (arena_base as usize + HEADERS_OFFSET + index * HEADER_SIZE) as *mut Pool
+}
+
+/// The memory (first block) of the pool whose header is `pool`.
+pub(crate) fn pool_memory(pool: *const Pool) -> *mut u8 {
+    let addr = pool as usize;
+    let arena = addr & !(ARENA_SIZE - 1);
+    let index = ((addr & (ARENA_SIZE - 1)) - HEADERS_OFFSET) / HEADER_SIZE;
+    (arena + index * POOL_SIZE) as *mut u8
 }
 
 impl Pool {
-    /// Make the pool at `pool` ready to serve `class` for `owner`.
+    /// Make the pool whose header is `pool` ready to serve `class` for `owner`.
     ///
     /// # Safety
-    /// `pool` is a free pool just taken from the arena manager (no live block, nobody else
-    /// refers to it); `first` is the offset of its first block.
-    pub(crate) unsafe fn init(
-        pool: *mut Pool,
-        owner: *mut Heap,
-        class: usize,
-        first: usize,
-        fresh: bool,
-    ) {
+    /// `pool` is the header of a free pool just taken from the arena manager (no live block,
+    /// nobody else refers to it).
+    pub(crate) unsafe fn init(pool: *mut Pool, owner: *mut Heap, class: usize, fresh: bool) {
         let size = class_block_size(class);
-        let capacity = (POOL_SIZE - first) / size;
-        let base = pool.cast::<u8>();
-        // SAFETY: the caller hands us the pool exclusively; `first + capacity * size` is within
-        // the pool by the computation above.
+        let capacity = POOL_SIZE / size;
+        let base = pool_memory(pool);
+        // SAFETY: the caller hands us the pool exclusively; `capacity * size <= POOL_SIZE`.
         unsafe {
             ptr::write(
                 pool,
                 Pool {
                     owner: AtomicPtr::new(owner),
-                    remote: AtomicUsize::new(0),
-                    queue_next: AtomicPtr::new(ptr::null_mut()),
                     free: Cell::new(ptr::null_mut()),
-                    bump: Cell::new(base.add(first)),
-                    end: Cell::new(base.add(first + capacity * size)),
+                    bump: Cell::new(base),
+                    end: Cell::new(base.add(capacity * size)),
                     used: Cell::new(0),
+                    block_size: Cell::new(size as u32),
                     capacity: Cell::new(capacity as u32),
                     class: Cell::new(class as u8),
-                    block_size: Cell::new(size as u32),
                     state: Cell::new(PoolState::Current),
                     fresh: Cell::new(fresh),
                     prev: Cell::new(ptr::null_mut()),
                     next: Cell::new(ptr::null_mut()),
+                    remote: AtomicUsize::new(0),
+                    queue_next: AtomicPtr::new(ptr::null_mut()),
                 },
             );
         }

@@ -26,7 +26,8 @@ pub const BLOCK_ALIGN: usize = 16;
 pub const NUM_SIZE_CLASSES: usize = 8 + (SMALL_REQUEST_THRESHOLD - 64) / 16;
 
 /// Size of a pool: the unit a thread takes from an arena, holding blocks of one size class.
-/// A pool is aligned to its size, so the pool of a block is found by masking its address.
+/// A pool is aligned to its size; the header of a block's pool is found from the block's
+/// address by masking (the arena) and indexing (the pool's header in the arena's first pool).
 pub const POOL_SIZE: usize = 16 * 1024;
 
 /// Size of an arena: the unit mapped from (and returned to) the OS, aligned to its size.
