@@ -33,33 +33,7 @@ use pyheap::alloc::model::{BlockPtr, ModelAllocator};
 /// a sweep returns the pool, and (no arena retained) the arena.
 #[test]
 fn exit_while_others_free_then_sweep() {
-    model(|| {
-        let a = ModelAllocator::new(0);
-        let owner = a.heap();
-        let h1 = a.heap();
-        let b0 = BlockPtr(owner.alloc(SMALL));
-        let b1 = BlockPtr(owner.alloc(SMALL));
-
-        let t_owner = thread::spawn(move || owner.exit());
-        let t1 = thread::spawn(move || {
-            // SAFETY: b0 is live and given to this thread.
-            unsafe { h1.dealloc(b0.0, SMALL) };
-            h1
-        });
-        // SAFETY: b1 is live and ours.
-        unsafe { a.dealloc_without_heap(b1.0, SMALL) };
-
-        t_owner.join().unwrap();
-        let h1 = t1.join().unwrap();
-
-        a.sweep_abandoned();
-        assert_pools(&a, 0, 0);
-        let s = a.stats();
-        assert_eq!((s.heaps_active, s.heaps_abandoned), (1, 1), "\n{s}");
-        assert_eq!((s.arenas_mapped, s.arenas_returned), (0, 1), "\n{s}");
-        assert!(!a.owns(b0.0) && !a.owns(b1.0));
-        drop(h1);
-    });
+    model(|| exit_during_two_remote_frees(true));
 }
 
 /// As above, but with no sweep afterwards: the exit and the freers alone must leave nothing
@@ -68,30 +42,39 @@ fn exit_while_others_free_then_sweep() {
 /// either sees `ABANDONED` and sweeps, or is seen by the exiting thread's own last sweep.
 #[test]
 fn exit_and_frees_alone_return_everything() {
-    model(|| {
-        let a = ModelAllocator::new(0);
-        let owner = a.heap();
-        let h1 = a.heap();
-        let b0 = BlockPtr(owner.alloc(SMALL));
-        let b1 = BlockPtr(owner.alloc(SMALL));
+    model(|| exit_during_two_remote_frees(false));
+}
 
-        let t_owner = thread::spawn(move || owner.exit());
-        let t1 = thread::spawn(move || {
-            // SAFETY: b0 is live and given to this thread.
-            unsafe { h1.dealloc(b0.0, SMALL) };
-            h1
-        });
-        // SAFETY: b1 is live and ours.
-        unsafe { a.dealloc_without_heap(b1.0, SMALL) };
+/// The owner allocates two blocks and exits while one is freed through another heap and one
+/// with no heap; then (if `sweep`) a sweep runs. Everything must be back in the end.
+fn exit_during_two_remote_frees(sweep: bool) {
+    let a = ModelAllocator::new(0);
+    let owner = a.heap();
+    let h1 = a.heap();
+    let b0 = BlockPtr(owner.alloc(SMALL));
+    let b1 = BlockPtr(owner.alloc(SMALL));
 
-        t_owner.join().unwrap();
-        let h1 = t1.join().unwrap();
-
-        assert_pools(&a, 0, 0);
-        let s = a.stats();
-        assert_eq!((s.arenas_mapped, s.arenas_returned), (0, 1), "\n{s}");
-        drop(h1);
+    let t_owner = thread::spawn(move || owner.exit());
+    let t1 = thread::spawn(move || {
+        // SAFETY: b0 is live and given to this thread.
+        unsafe { h1.dealloc(b0.0, SMALL) };
+        h1
     });
+    // SAFETY: b1 is live and ours.
+    unsafe { a.dealloc_without_heap(b1.0, SMALL) };
+
+    t_owner.join().unwrap();
+    let h1 = t1.join().unwrap();
+
+    if sweep {
+        a.sweep_abandoned();
+    }
+    assert_pools(&a, 0, 0);
+    let s = a.stats();
+    assert_eq!((s.heaps_active, s.heaps_abandoned), (1, 1), "\n{s}");
+    assert_eq!((s.arenas_mapped, s.arenas_returned), (0, 1), "\n{s}");
+    assert!(!a.owns(b0.0) && !a.owns(b1.0));
+    drop(h1);
 }
 
 /// The owner exits while two threads free its blocks, one of them through its own heap;
