@@ -16,7 +16,7 @@ use super::arena_map::{ArenaMap, ADDRESS_LIMIT};
 use super::heap::Heap;
 use super::lock::RawLock;
 use super::os;
-use super::pool::{pool_header, Pool, PoolState, HEADERS_OFFSET, METADATA_POOLS};
+use super::pool::{pool_header, pool_index, Pool, PoolState, HEADERS_OFFSET, METADATA_POOLS};
 use super::size_class::{ARENA_SIZE, POOLS_PER_ARENA};
 use crate::sync::StatCounter;
 use core::cell::UnsafeCell;
@@ -36,6 +36,8 @@ struct Arena {
 }
 
 const _: () = assert!(core::mem::size_of::<Arena>() <= HEADERS_OFFSET);
+
+const _: () = assert!(POOLS_PER_ARENA <= 64); // a free-pool mask fits a u64
 
 /// At most this many arenas are unmapped by one `release_pool` call (a bound on the work done
 /// under the lock; the next release trims the rest).
@@ -158,10 +160,41 @@ impl ArenaManager {
         }
         // SAFETY: lock held; `arena` has a free pool.
         let (pool, fresh) = unsafe { self.take_pool(arena) };
-        self.unlock();
+        // Initialized under the lock, so that `for_each_pool_in_use` never sees a pool taken
+        // but not yet initialized.
         // SAFETY: the pool is ours alone now: no live block, on no list.
         unsafe { Pool::init(pool, owner, class, fresh) };
+        self.unlock();
         pool
+    }
+
+    /// Call `f` with the header of every pool handed out (in use by some heap), under the
+    /// lock. `f` may read a pool's `class` and `capacity` (fixed while the pool is handed out)
+    /// and its `used` (an atomic), nothing else: the holders run meanwhile.
+    pub(crate) fn for_each_pool_in_use(&self, mut f: impl FnMut(&Pool)) {
+        self.lock();
+        // SAFETY: lock held; arenas on the list are mapped; pools below `untouched` and not on
+        // the free list are handed out, hence initialized (`acquire_pool` initializes under
+        // the lock).
+        unsafe {
+            let mut a = (*self.lists.get()).all;
+            while !a.is_null() {
+                let h = &*a;
+                let mut free = 0u64;
+                let mut p = h.free_pools;
+                while !p.is_null() {
+                    free |= 1 << pool_index(p);
+                    p = (*p).next.get();
+                }
+                for index in METADATA_POOLS..h.untouched {
+                    if free & (1 << index) == 0 {
+                        f(&*pool_header(arena_base(a), index));
+                    }
+                }
+                a = h.next;
+            }
+        }
+        self.unlock();
     }
 
     /// Give `pool` back to its arena. If that empties the arena, unmap empty arenas until at

@@ -14,19 +14,20 @@ use crate::sync::{AtomicUsize, StatCounter};
 use core::cell::Cell;
 use core::ptr;
 
-/// Per size class: where the heap allocates from, and the statistics counters.
+/// Per size class: where the heap allocates from, and the counters of remote frees.
+///
+/// The fast paths count nothing: blocks in use are the pools' own `used` counts, summed by
+/// `stats()` (which only has to subtract the blocks freed by other threads and not yet taken
+/// back, counted here on the slow remote paths).
 pub(crate) struct ClassQueue {
     /// The pool allocations come from first (may be null).
     current: Cell<*mut Pool>,
     /// Head of the doubly linked list of other pools with free blocks.
     partial: Cell<*mut Pool>,
-    /// Blocks allocated by this heap (from any pool of the class).
-    pub(crate) allocs: StatCounter,
-    /// Blocks freed by this heap's thread (into any heap's pool).
-    pub(crate) frees: StatCounter,
-    /// Pools this heap owns, and their total capacity in blocks.
-    pub(crate) pools: StatCounter,
-    pub(crate) capacity: StatCounter,
+    /// Blocks this heap's thread freed into other heaps' pools.
+    pub(crate) remote_frees: StatCounter,
+    /// Blocks this heap took back from its pools' remote-free lists.
+    pub(crate) reclaimed: StatCounter,
 }
 
 /// Counters of requests sent to the system allocator.
@@ -81,10 +82,8 @@ impl Heap {
             classes: core::array::from_fn(|_| ClassQueue {
                 current: Cell::new(ptr::null_mut()),
                 partial: Cell::new(ptr::null_mut()),
-                allocs: StatCounter::new(),
-                frees: StatCounter::new(),
-                pools: StatCounter::new(),
-                capacity: StatCounter::new(),
+                remote_frees: StatCounter::new(),
+                reclaimed: StatCounter::new(),
             }),
             fallback: FallbackCounters::default(),
             remote_pools: RemoteQueue::new(),
@@ -116,11 +115,7 @@ impl Heap {
             return ptr::null_mut();
         }
         // SAFETY: `current` is a pool this heap owns; we hold the heap.
-        let (block, _) = unsafe { (*pool).take_block() };
-        if !block.is_null() {
-            q.allocs.add(1);
-        }
-        block
+        unsafe { (*pool).take_block() }.0
     }
 
     /// The fast path of freeing: if `block` is in one of pyheap's arenas, in a pool this heap
@@ -147,8 +142,6 @@ impl Heap {
         }
         // SAFETY: our own pool, and we hold the heap.
         let used = unsafe { p.put_block(block) };
-        // SAFETY: `class < NUM_SIZE_CLASSES`, since our pool has it.
-        unsafe { self.classes.get_unchecked(class) }.frees.add(1);
         // `used + 1 <= 1`: the pool is now empty, or was already (a double free).
         if used.wrapping_add(1) <= 1 || p.state.get() == PoolState::Full {
             self.pool_gained_free_blocks(pool);
@@ -195,7 +188,7 @@ impl Heap {
             fatal("pyheap: dealloc called with a layout of another size class than alloc");
         }
         // Not ours (`free_fast` took every block of our own pools): another heap's pool.
-        self.classes[class].frees.add(1);
+        self.classes[class].remote_frees.add(1);
         // SAFETY: the owner is valid memory (heaps are never freed) and the block is live
         // (caller's contract).
         unsafe { free_into(pool, block, self.global()) };
@@ -213,7 +206,6 @@ impl Heap {
                 let p = unsafe { &*pool };
                 let (block, zero) = p.take_block();
                 if !block.is_null() {
-                    q.allocs.add(1);
                     return (block, zero);
                 }
                 p.state.set(PoolState::Full);
@@ -239,10 +231,6 @@ impl Heap {
             if pool.is_null() {
                 return (ptr::null_mut(), false);
             }
-            // SAFETY: a pool fresh from the arena manager, initialized for us.
-            let cap = unsafe { (*pool).capacity.get() };
-            q.pools.add(1);
-            q.capacity.add(cap as u64);
             q.current.set(pool);
         }
     }
@@ -271,12 +259,8 @@ impl Heap {
     }
 
     fn release_pool(&self, pool: *mut Pool) {
-        // SAFETY: `pool` is ours, empty, and on none of our lists any more.
-        let (class, cap) = unsafe { ((*pool).class.get() as usize, (*pool).capacity.get()) };
-        let q = &self.classes[class];
-        q.pools.add(u64::MAX); // -1
-        q.capacity.add((cap as u64).wrapping_neg());
-        // SAFETY: an empty pool (used == 0): no live block, no freer in flight.
+        // SAFETY: `pool` is ours, empty (used == 0: no live block, no freer in flight), and on
+        // none of our lists any more.
         unsafe { self.global().release_pool(pool) };
     }
 
@@ -328,6 +312,7 @@ impl Heap {
                     (*tail).next = p.free.get();
                     p.free.set(head);
                     p.used.set(p.used.get().wrapping_sub(count));
+                    self.classes[p.class.get() as usize].reclaimed.add(count as u64);
                 }
                 self.pool_gained_free_blocks(pool);
             }

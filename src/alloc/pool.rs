@@ -64,7 +64,7 @@ pub(crate) struct Pool {
     pub(crate) free: Cell<*mut Block>,
     pub(crate) bump: Cell<*mut u8>,
     pub(crate) end: Cell<*mut u8>,
-    pub(crate) used: Cell<u32>,
+    pub(crate) used: UsedCount,
     /// `class_block_size(class)`, kept for the bump path.
     pub(crate) block_size: Cell<u32>,
     pub(crate) capacity: Cell<u32>,
@@ -82,6 +82,22 @@ pub(crate) struct Pool {
 }
 
 const _: () = assert!(core::mem::offset_of!(Pool, remote) == 64 || cfg!(loom));
+
+/// `Pool::used`: written only by the pool's holder (a plain load and store, the same code as
+/// a `Cell<u32>`), and also read by `stats()` under the arena lock while the holder runs,
+/// hence atomic. Never used to synchronize: loom need not model it.
+pub(crate) struct UsedCount(crate::sync::unmodelled::AtomicU32);
+
+impl UsedCount {
+    #[inline(always)]
+    pub(crate) fn get(&self) -> u32 {
+        self.0.load(crate::sync::unmodelled::Ordering::Relaxed)
+    }
+    #[inline(always)]
+    pub(crate) fn set(&self, v: u32) {
+        self.0.store(v, crate::sync::unmodelled::Ordering::Relaxed)
+    }
+}
 
 /// Offset of the first pool header in an arena (the arena header comes before it).
 pub(crate) const HEADERS_OFFSET: usize = 128;
@@ -115,12 +131,15 @@ pub(crate) fn pool_header(arena_base: *mut u8, index: usize) -> *mut Pool {
     (arena_base as usize + HEADERS_OFFSET + index * HEADER_SIZE) as *mut Pool
 }
 
+/// The index in its arena of the pool whose header is `pool`.
+pub(crate) fn pool_index(pool: *const Pool) -> usize {
+    ((pool as usize & (ARENA_SIZE - 1)) - HEADERS_OFFSET) / HEADER_SIZE
+}
+
 /// The memory (first block) of the pool whose header is `pool`.
 pub(crate) fn pool_memory(pool: *const Pool) -> *mut u8 {
-    let addr = pool as usize;
-    let arena = addr & !(ARENA_SIZE - 1);
-    let index = ((addr & (ARENA_SIZE - 1)) - HEADERS_OFFSET) / HEADER_SIZE;
-    (arena + index * POOL_SIZE) as *mut u8
+    let arena = pool as usize & !(ARENA_SIZE - 1);
+    (arena + pool_index(pool) * POOL_SIZE) as *mut u8
 }
 
 impl Pool {
@@ -142,7 +161,7 @@ impl Pool {
                     free: Cell::new(ptr::null_mut()),
                     bump: Cell::new(base),
                     end: Cell::new(base.add(capacity * size)),
-                    used: Cell::new(0),
+                    used: UsedCount(crate::sync::unmodelled::AtomicU32::new(0)),
                     block_size: Cell::new(size as u32),
                     capacity: Cell::new(capacity as u32),
                     class: Cell::new(class as u8),
