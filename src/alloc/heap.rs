@@ -127,8 +127,29 @@ impl Heap {
     /// allocator), not used again by the caller if this returns true.
     #[inline(always)]
     pub(crate) unsafe fn free_fast(&self, block: *mut u8, class: usize) -> bool {
-        // SAFETY: `map_words` are the live global map's (Heap::new's contract).
-        if !unsafe { ArenaMap::contains_in(self.map_words, block) } {
+        // SAFETY: forwarded contract.
+        unsafe { self.free_fast_with(self.map_words, block, class) }
+    }
+
+    /// The arena map's words this heap was made with (see `thread.rs`, which keeps a copy in
+    /// a thread-local so that `free` need not load it from the heap first).
+    pub(crate) fn map_words(&self) -> *const crate::sync::unmodelled::AtomicU64 {
+        self.map_words
+    }
+
+    /// `free_fast`, given the arena map's words (`self.map_words()`, or a copy of it).
+    ///
+    /// # Safety
+    /// As for `free_fast`; `words` is `self.map_words()`.
+    #[inline(always)]
+    pub(crate) unsafe fn free_fast_with(
+        &self,
+        words: *const crate::sync::unmodelled::AtomicU64,
+        block: *mut u8,
+        class: usize,
+    ) -> bool {
+        // SAFETY: `words` are the live global map's (Heap::new's contract, caller's).
+        if !unsafe { ArenaMap::contains_in(words, block) } {
             return false;
         }
         let pool = pool_of(block);
@@ -312,7 +333,9 @@ impl Heap {
                     (*tail).next = p.free.get();
                     p.free.set(head);
                     p.used.set(p.used.get().wrapping_sub(count));
-                    self.classes[p.class.get() as usize].reclaimed.add(count as u64);
+                    self.classes[p.class.get() as usize]
+                        .reclaimed
+                        .add(count as u64);
                 }
                 self.pool_gained_free_blocks(pool);
             }

@@ -155,8 +155,10 @@ impl PoolAlloc {
             return unsafe { Self::fallback_free(ptr, layout.size()) };
         };
         let heap = thread::bound_heap();
-        // SAFETY: the calling thread holds its bound heap; a live block of `class` (caller).
-        if !heap.is_null() && unsafe { (*heap).free_fast(ptr, class) } {
+        let words = thread::bound_map_words();
+        // SAFETY: the calling thread holds its bound heap, whose map words `words` are; a
+        // live block of `class` (caller).
+        if !heap.is_null() && unsafe { (*heap).free_fast_with(words, ptr, class) } {
             return;
         }
         // SAFETY: forwarded contract.

@@ -14,6 +14,7 @@
 
 use super::global::GLOBAL;
 use super::heap::Heap;
+use crate::sync::unmodelled::AtomicU64;
 use core::cell::Cell;
 use core::ptr;
 
@@ -21,6 +22,9 @@ const DEAD: *mut Heap = 1 as *mut Heap;
 
 thread_local! {
     static HEAP: Cell<*mut Heap> = const { Cell::new(ptr::null_mut()) };
+    /// A copy of the bound heap's `map_words()`, so that `free` loads the arena map's words
+    /// in parallel with the heap instead of through it.
+    static MAP_WORDS: Cell<*const AtomicU64> = const { Cell::new(ptr::null()) };
     static EXIT: ExitGuard = const { ExitGuard };
 }
 
@@ -49,6 +53,12 @@ pub(crate) fn bound_heap() -> *mut Heap {
     }
 }
 
+/// The arena map's words of the bound heap (meaningful only when `bound_heap()` is not null).
+#[inline(always)]
+pub(crate) fn bound_map_words() -> *const AtomicU64 {
+    MAP_WORDS.with(|w| w.get())
+}
+
 /// The calling thread's heap, binding one on first use. Null after the thread's heap was
 /// given up at exit, or if no heap could be mapped.
 #[inline(always)]
@@ -71,6 +81,8 @@ fn bind_slow(current: *mut Heap) -> *mut Heap {
     if heap.is_null() {
         return heap;
     }
+    // SAFETY: a heap the registry just bound for us.
+    MAP_WORDS.with(|w| w.set(unsafe { (*heap).map_words() }));
     HEAP.with(|h| h.set(heap));
     // Registers the exit guard's destructor; may allocate, which now finds the heap bound.
     // If the thread is already past destroying its thread-locals, `try_with` fails and the
