@@ -133,6 +133,7 @@ impl Heap {
 
     /// The arena map's words this heap was made with (see `thread.rs`, which keeps a copy in
     /// a thread-local so that `free` need not load it from the heap first).
+    #[cfg_attr(loom, allow(dead_code))] // no thread-locals under loom
     pub(crate) fn map_words(&self) -> *const crate::sync::unmodelled::AtomicU64 {
         self.map_words
     }
