@@ -16,6 +16,12 @@
 //! an untracked one (std's `Rc` pays 16). A value aligned above 8 adds padding between the
 //! links and the box. `tests/gc_layout.rs` asserts these numbers.
 //!
+//! Slices and `str` (`Gc<[T]>`, `Gc<str>`) are handled by fat pointers to a `GcBox<C, [T]>`,
+//! as std's `Rc<[T]>` does: the handle carries the length, the layout is computed from it. An
+//! untracked slice (`Gc<str>`, `Gc<[u8]>`) has the same 8-byte header; a tracked one
+//! (`Gc<[Gc<Node>]>`) also stores its length in the header for the collector (40 bytes,
+//! like CPython's variable-size objects, which add `ob_size`). See [`tracked_offset`].
+//!
 //! # Invariants (kept by `gc::handle`, `gc::space`, `gc::collect` and `gc::finalize`)
 //!
 //! * `strong` is the number of live `Gc` handles, plus one *pin* per object while the
@@ -156,9 +162,10 @@ unsafe impl Counts for LocalCounts {
     }
 }
 
-/// The counts and the value; what a `Gc<T>` points at.
+/// The counts and the value; what a `Gc<T>` points at. For `T = [U]` or `str` a pointer to it
+/// is a fat pointer carrying the length, as for std's `RcBox`.
 #[repr(C)]
-pub(crate) struct GcBox<C, T> {
+pub(crate) struct GcBox<C, T: ?Sized> {
     pub(crate) counts: C,
     pub(crate) value: UnsafeCell<ManuallyDrop<T>>,
 }
@@ -178,8 +185,9 @@ pub(crate) struct Links {
 pub(crate) struct VTable {
     /// Bytes from the start of the allocation (the `Links`) to the `GcBox`.
     pub(crate) box_offset: usize,
-    /// Layout of the whole allocation.
-    pub(crate) layout: Layout,
+    /// Layout of the whole allocation (for a slice it depends on the length stored in the
+    /// header, hence a function). Caller: the header is alive.
+    pub(crate) layout: unsafe fn(*const Links) -> Layout,
     /// Report the value's edges. Caller: the value is alive.
     pub(crate) trace: unsafe fn(*const Links, &mut Tracer),
     /// Drop the value in place. Caller: the value is alive, `FLAG_DEAD` is set, and this is
@@ -247,8 +255,9 @@ pub(crate) unsafe fn counts_of<'a, C: Counts>(links: *const Links) -> &'a C {
     }
 }
 
-/// Where the `GcBox<C, T>` sits after the links in a tracked allocation, and the layout of the
-/// whole allocation.
+/// Where the `GcBox<C, T>` sits after the links in a tracked allocation of a sized `T`, and
+/// the layout of the whole allocation. Same numbers as [`alloc_layout`] (kept `const` so the
+/// per-type vtables can hold them); `tests/gc_layout.rs` checks the sizes.
 pub(crate) const fn tracked_layout<C, T>() -> (usize, Layout) {
     let links = Layout::new::<Links>();
     let boxl = Layout::new::<GcBox<C, T>>();
@@ -266,16 +275,66 @@ pub(crate) const fn tracked_layout<C, T>() -> (usize, Layout) {
     }
 }
 
-/// The links in front of a tracked `GcBox`.
+/// Whether `*const T` is a fat pointer (`T` is a slice or `str`; `dyn Trait` cannot occur
+/// because `Trace` has an associated constant and so is not dyn-compatible).
+#[inline(always)]
+pub(crate) const fn is_fat<T: ?Sized>() -> bool {
+    core::mem::size_of::<*const T>() != core::mem::size_of::<*const u8>()
+}
+
+/// Bytes from the start of a tracked allocation to its `GcBox`, given the box's alignment.
+///
+/// A tracked *unsized* value (`Gc<[T]>`) stores its length in the `usize` just before the
+/// box, so the collector, which only has the links, can rebuild the fat pointer (CPython's
+/// `PyVarObject` keeps `ob_size` in its header the same way):
+///
+/// ```text
+///  tracked slice:  [ next | prev | vtable+flags ][ pad ][ len ][ strong | weak ][ elements ]
+/// ```
+#[inline(always)]
+pub(crate) const fn tracked_offset(box_align: usize, fat: bool) -> usize {
+    let links = core::mem::size_of::<Links>()
+        + if fat {
+            core::mem::size_of::<usize>()
+        } else {
+            0
+        };
+    links.div_ceil(box_align) * box_align
+}
+
+/// The offset of the box and the layout of the whole allocation holding a `GcBox` of layout
+/// `box_layout`: just the box for untracked objects, links (and, for `fat`, the length)
+/// followed by the box for tracked ones. The one formula allocation and deallocation share.
+pub(crate) fn alloc_layout(tracked: bool, fat: bool, box_layout: Layout) -> (usize, Layout) {
+    if !tracked {
+        return (0, box_layout);
+    }
+    let offset = tracked_offset(box_layout.align(), fat);
+    let align = box_layout.align().max(core::mem::align_of::<Links>());
+    match offset
+        .checked_add(box_layout.size())
+        .and_then(|s| Layout::from_size_align(s, align).ok())
+    {
+        Some(l) => (offset, l.pad_to_align()),
+        None => panic!("Gc value too large"),
+    }
+}
+
+/// The links in front of a tracked `GcBox` (sized or not).
 ///
 /// # Safety
-/// `b` points at the `GcBox` of a tracked allocation made with [`tracked_layout`].
+/// `b` points at the `GcBox` of a live tracked allocation laid out by [`alloc_layout`] (or
+/// [`tracked_layout`]), with the provenance of the whole allocation.
 #[inline]
-pub(crate) unsafe fn links_of<C, T>(b: *const GcBox<C, T>) -> *const Links {
-    // SAFETY: per the caller, the allocation starts `offset` bytes before the box.
+pub(crate) unsafe fn links_of<C, T: ?Sized>(b: *const GcBox<C, T>) -> *const Links {
+    // SAFETY: per the caller the box is allocated and initialised up to its counts, so a
+    // shared reference to it may exist (all its fields are `UnsafeCell`s, nothing is frozen)
+    // for `align_of_val`, a constant for sized `T` and slices; the allocation starts
+    // `tracked_offset` bytes before the box.
     unsafe {
+        let align = core::mem::align_of_val(&*b);
         b.cast::<u8>()
-            .sub(tracked_layout::<C, T>().0)
+            .sub(tracked_offset(align, is_fat::<T>()))
             .cast::<Links>()
     }
 }
