@@ -182,7 +182,7 @@ unsafe fn update_refs<C: Counts>(young: *const Links) {
         for_each(young, |p| {
             let strong = counts_of::<C>(p).strong();
             debug_assert!(strong > 0, "a tracked object with no strong handle");
-            (*p).prev.set((strong << REFS_SHIFT) | PREV_COLLECTING);
+            (*p).set_refs((strong << REFS_SHIFT) | PREV_COLLECTING);
         })
     };
 }
@@ -210,9 +210,9 @@ unsafe fn move_unreachable(young: *const Links, unreachable: *const Links) {
     // SAFETY: nodes are live; the `next` chain is untouched by the passes.
     unsafe {
         for_each(young, |p| {
-            let prev = (*p).prev.get();
+            let prev = (*p).refs();
             if prev >> REFS_SHIFT > 0 {
-                (*p).prev.set(prev | PREV_REACHABLE);
+                (*p).set_refs(prev | PREV_REACHABLE);
                 tracer.stack.push(p);
             }
         });
@@ -224,7 +224,7 @@ unsafe fn move_unreachable(young: *const Links, unreachable: *const Links) {
         list::init(young);
         while p != young {
             let next = (*p).next.get();
-            if (*p).prev.get() & PREV_REACHABLE != 0 {
+            if (*p).refs() & PREV_REACHABLE != 0 {
                 list::push_back(young, p);
             } else {
                 list::push_back(unreachable, p);
@@ -246,7 +246,7 @@ pub(crate) unsafe fn any_external_refs<C: Counts>(set: &[*const Links]) -> bool 
         let no_unwind = AbortOnUnwind;
         for &p in set {
             let strong = counts_of::<C>(p).strong() - 1;
-            (*p).prev.set((strong << REFS_SHIFT) | PREV_COLLECTING);
+            (*p).set_refs((strong << REFS_SHIFT) | PREV_COLLECTING);
         }
         let mut tracer = Tracer::new(Mode::Subtract);
         for &p in set {
@@ -254,8 +254,8 @@ pub(crate) unsafe fn any_external_refs<C: Counts>(set: &[*const Links]) -> bool 
         }
         let mut external = false;
         for &p in set {
-            external |= (*p).prev.get() >> REFS_SHIFT > 0;
-            (*p).prev.set(p as usize);
+            external |= (*p).refs() >> REFS_SHIFT > 0;
+            (*p).set_prev(p);
         }
         core::mem::forget(no_unwind);
         external

@@ -38,6 +38,15 @@
 //! * Outside a collection `Links::prev` holds a pointer (low bits zero); during one it holds
 //!   `gc_refs << 2 | PREV_COLLECTING | PREV_REACHABLE` for the objects being collected, as
 //!   CPython reuses `_gc_prev`. No user code runs while any `prev` holds refs.
+//!
+//! # Provenance
+//!
+//! The header never turns an integer into a pointer (it passes Miri's
+//! `-Zmiri-strict-provenance`): `prev` and the tagged vtable word are stored as pointers;
+//! flag bits are added and removed with `wrapping_add`/`wrapping_sub` on the pointer itself
+//! (the `map_addr` of Rust 1.84, kept to this crate's MSRV of 1.82), and `gc_refs` is stored
+//! as a pointer without provenance that is only ever read back as an integer. The list code
+//! restores real pointers into `prev` before any of them is dereferenced again.
 
 use core::alloc::Layout;
 use core::cell::{Cell, UnsafeCell};
@@ -175,9 +184,18 @@ pub(crate) struct GcBox<C, T: ?Sized> {
 #[repr(C)]
 pub(crate) struct Links {
     pub(crate) next: Cell<*const Links>,
-    pub(crate) prev: Cell<usize>,
+    /// The previous node (outside a collection) or the collection bits (during one); see the
+    /// module's invariants. Accessed through `prev`/`set_prev` and `refs`/`set_refs`.
+    prev: Cell<*const Links>,
     /// `&'static VTable` with the `FLAG_*` bits in its low bits (the vtable is 8-aligned).
-    vtable: Cell<usize>,
+    vtable: Cell<*const VTable>,
+}
+
+/// The address of `p` (`<*const T>::addr`, stable only since Rust 1.84). A pointer-to-integer
+/// cast never needs provenance, and nothing casts the result back to a pointer.
+#[inline(always)]
+pub(crate) fn addr<T>(p: *const T) -> usize {
+    p as usize
 }
 
 /// What the collector needs to handle an object without knowing its type.
@@ -202,8 +220,8 @@ impl Links {
     pub(crate) const fn sentinel() -> Self {
         Self {
             next: Cell::new(core::ptr::null()),
-            prev: Cell::new(0),
-            vtable: Cell::new(0),
+            prev: Cell::new(core::ptr::null()),
+            vtable: Cell::new(core::ptr::null()),
         }
     }
 
@@ -213,27 +231,65 @@ impl Links {
         unsafe {
             at.write(Links {
                 next: Cell::new(at),
-                prev: Cell::new(at as usize),
-                vtable: Cell::new(vtable as *const VTable as usize),
+                prev: Cell::new(at),
+                vtable: Cell::new(vtable),
             })
         };
     }
 
     #[inline]
     pub(crate) fn vtable(&self) -> &'static VTable {
-        // SAFETY: for objects (never sentinels, which the collector never asks), the word holds
-        // a `&'static VTable` ORed with flag bits that its 8-byte alignment leaves free.
-        unsafe { &*((self.vtable.get() & !FLAG_MASK) as *const VTable) }
+        let p = self.vtable.get();
+        // SAFETY: for objects (never sentinels, which the collector never asks), the word is
+        // a `&'static VTable` (8-aligned) moved forward by its flag bits within the vtable;
+        // moving back by them gives the vtable pointer, with its provenance.
+        unsafe {
+            &*p.cast::<u8>()
+                .wrapping_sub(addr(p) & FLAG_MASK)
+                .cast::<VTable>()
+        }
     }
 
     #[inline]
     pub(crate) fn flags(&self) -> usize {
-        self.vtable.get() & FLAG_MASK
+        addr(self.vtable.get()) & FLAG_MASK
     }
 
     #[inline]
     pub(crate) fn set_flag(&self, flag: usize) {
-        self.vtable.set(self.vtable.get() | flag);
+        debug_assert_eq!(flag & !FLAG_MASK, 0);
+        let p = self.vtable.get();
+        // ORs `flag` into the low bits: adds exactly the bits not yet set (they are zero in
+        // the 8-aligned vtable address), keeping the pointer's provenance.
+        let add = flag & !addr(p);
+        self.vtable.set(p.cast::<u8>().wrapping_add(add).cast());
+    }
+
+    /// The previous node of the list. Only outside a collection's passes, or for nodes the
+    /// current pass does not collect.
+    #[inline]
+    pub(crate) fn prev(&self) -> *const Links {
+        self.prev.get()
+    }
+
+    #[inline]
+    pub(crate) fn set_prev(&self, p: *const Links) {
+        self.prev.set(p)
+    }
+
+    /// `prev` as an integer: during a pass, `gc_refs << REFS_SHIFT | PREV_*` for the nodes
+    /// being collected; for any other node an address, whose two low bits are zero.
+    #[inline]
+    pub(crate) fn refs(&self) -> usize {
+        addr(self.prev.get())
+    }
+
+    /// Store collection bits in `prev` (a pointer without provenance, never dereferenced:
+    /// the list code writes real pointers back before following `prev` again).
+    #[inline]
+    pub(crate) fn set_refs(&self, bits: usize) {
+        self.prev
+            .set(core::ptr::null::<u8>().wrapping_add(bits).cast::<Links>())
     }
 }
 

@@ -259,7 +259,7 @@ pub(crate) unsafe fn release_token<C: Counts>(links: *const Links) {
         let l = &*links;
         if super::header::counts_of::<C>(links).dec_weak() == 0 {
             let layout = (l.vtable().layout)(links);
-            std::alloc::dealloc(links as *mut u8, layout);
+            std::alloc::dealloc(links.cast::<u8>().cast_mut(), layout);
         }
     }
 }

@@ -102,7 +102,7 @@ impl Tracer {
     pub(crate) unsafe fn edge(&mut self, target: *const Links) {
         // SAFETY: per the caller the target's header is alive.
         let t = unsafe { &*target };
-        let prev = t.prev.get();
+        let prev = t.refs();
         if prev & PREV_COLLECTING == 0 {
             return;
         }
@@ -113,11 +113,11 @@ impl Tracer {
                 if prev >> REFS_SHIFT == 0 {
                     over_reported();
                 }
-                t.prev.set(prev - REFS_ONE);
+                t.set_refs(prev - REFS_ONE);
             }
             Mode::Mark => {
                 if prev & PREV_REACHABLE == 0 {
-                    t.prev.set(prev | PREV_REACHABLE);
+                    t.set_refs(prev | PREV_REACHABLE);
                     self.stack.push(target);
                 }
             }
