@@ -123,9 +123,11 @@ pub(crate) fn collect_generation<C: Counts>(space: &Space, gen: usize) -> usize 
     // and call `Trace` impls, which may not create or drop handles.
     unsafe {
         let no_unwind = AbortOnUnwind;
+        space.in_pass.set(true);
         update_refs::<C>(young);
         subtract_refs(young);
         move_unreachable(young, unreachable);
+        space.in_pass.set(false);
         core::mem::forget(no_unwind);
     }
 
@@ -240,10 +242,11 @@ unsafe fn move_unreachable(young: *const Links, unreachable: *const Links) {
 /// # Safety
 /// Every member is live, pinned once, unlinked (a self-loop), with counts of type `C`; no
 /// user code runs during the call.
-pub(crate) unsafe fn any_external_refs<C: Counts>(set: &[*const Links]) -> bool {
+pub(crate) unsafe fn any_external_refs<C: Counts>(space: &Space, set: &[*const Links]) -> bool {
     // SAFETY: per the caller; the members' `prev` is restored to a self-loop before returning.
     unsafe {
         let no_unwind = AbortOnUnwind;
+        space.in_pass.set(true);
         for &p in set {
             let strong = counts_of::<C>(p).strong() - 1;
             (*p).set_refs((strong << REFS_SHIFT) | PREV_COLLECTING);
@@ -257,6 +260,7 @@ pub(crate) unsafe fn any_external_refs<C: Counts>(set: &[*const Links]) -> bool 
             external |= (*p).refs() >> REFS_SHIFT > 0;
             (*p).set_prev(p);
         }
+        space.in_pass.set(false);
         core::mem::forget(no_unwind);
         external
     }

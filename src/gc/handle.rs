@@ -19,7 +19,7 @@ use core::ptr::{self, NonNull};
 use super::finalize::Finalize;
 use super::header::{
     alloc_layout, is_fat, links_of, tracked_layout, tracked_offset, Counts, GcBox, Links,
-    LocalCounts, VTable, FLAG_DEAD, FLAG_WEAKS_CLEARED,
+    LocalCounts, VTable, FLAG_DEAD, FLAG_UNIQUE, FLAG_WEAKS_CLEARED,
 };
 use super::space::{release_token, with_space};
 use super::trace::{Trace, Tracer};
@@ -128,7 +128,8 @@ unsafe fn box_of<T: Trace + 'static>(l: *const Links) -> *const Inner<T> {
 /// As `VTable::trace`: the value is alive.
 unsafe fn trace_erased<T: Trace + 'static>(l: *const Links, tracer: &mut Tracer) {
     // SAFETY: per the caller the value is initialised; no one holds `&mut` to it (no user
-    // code runs during a pass, and `get_mut` borrows end before any pass can start).
+    // code runs during a pass, and an object whose `get_mut` borrow may still live is in no
+    // generation list, so no pass reaches it: see `FLAG_UNIQUE`).
     unsafe { (*(*box_of::<T>(l)).value.get()).trace(tracer) }
 }
 
@@ -343,6 +344,45 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
         T::MAY_CONTAIN_GC && unsafe { (*self.links()).flags() } & FLAG_DEAD != 0
     }
 
+    /// A shared use of this handle: whether the value is alive. Also ends the `get_mut`
+    /// exemption: a `&self` on the handle proves that the `&mut` `get_mut` made from it (it
+    /// borrowed this, then the only handle, mutably) is gone, so the object is tracked again.
+    /// One flag test on the fast path, the same as `is_dead`.
+    #[inline]
+    fn check_alive(&self) -> bool {
+        if !T::MAY_CONTAIN_GC {
+            return true;
+        }
+        // SAFETY: tracked types have live links while a handle exists.
+        let f = unsafe { (*self.links()).flags() };
+        if f & (FLAG_DEAD | FLAG_UNIQUE) == 0 {
+            return true;
+        }
+        self.check_alive_slow(f)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn check_alive_slow(&self, f: usize) -> bool {
+        if f & FLAG_DEAD != 0 {
+            return false;
+        }
+        let l = self.links();
+        with_space(|s| {
+            // During a pass (a `Trace` impl dereferencing a handle, which its contract
+            // forbids) lists must not change: the object simply stays out one more while.
+            if !s.in_pass.get() {
+                // SAFETY: a live tracked object of this thread that `get_mut` unlinked (a
+                // self-loop in no list); the `&mut` it handed out is over (see above).
+                unsafe {
+                    (*l).clear_flag(FLAG_UNIQUE);
+                    s.track(l);
+                }
+            }
+        });
+        true
+    }
+
     /// The value, or `None` if the cycle collector has already destroyed it. That can only
     /// be seen from `Drop` impls (and what they call) of a garbage cycle being torn down, or
     /// through a handle such a `Drop` stashed away.
@@ -353,7 +393,7 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
     /// ```
     #[inline]
     pub fn try_deref(this: &Self) -> Option<&T> {
-        if this.is_dead() {
+        if !this.check_alive() {
             None
         } else {
             // SAFETY: not dead and a strong handle exists, so the value is initialised and no
@@ -404,6 +444,12 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
 
     /// A mutable reference to the value if there is no other `Gc` or `Weak` handle to it.
     ///
+    /// While the reference may live, the object is out of the collector's generations (a
+    /// collection triggered meanwhile, by `Gc::new` for instance, must not read the value);
+    /// the next shared use of the handle (`Deref`, `try_deref`, `downgrade`, `is_tracked`)
+    /// puts it back. A handle that is only cloned or moved after `get_mut`, never used
+    /// through `&`, leaves its object untracked: a cycle through it is then not collected.
+    ///
     /// ```
     /// use pyheap::unsync::Gc;
     /// let mut a = Gc::new(1);
@@ -415,8 +461,22 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
     pub fn get_mut(this: &mut Self) -> Option<&mut T> {
         let c = &this.inner().counts;
         if c.strong() == 1 && c.weak() == 1 && !this.is_dead() {
-            // SAFETY: the only handle of any kind, borrowed mutably: no other reference to the
-            // value can exist for the lifetime of the borrow.
+            if T::MAY_CONTAIN_GC {
+                let l = this.links();
+                // SAFETY: `l` is the header of a live tracked object of this thread, in a list
+                // unless an earlier `get_mut` took it out already (no pass is running: user
+                // code is). Out of every list, no collection traces the value while the
+                // `&mut` lives; the next shared use of the handle re-tracks it.
+                unsafe {
+                    if (*l).flags() & FLAG_UNIQUE == 0 {
+                        with_space(|s| s.untrack(l));
+                        (*l).set_flag(FLAG_UNIQUE);
+                    }
+                }
+            }
+            // SAFETY: the only handle of any kind, borrowed mutably: no other handle can
+            // reach the value for the lifetime of the borrow, and the collector does not
+            // either (the object is in no generation list).
             Some(unsafe { &mut *this.inner().value.get() })
         } else {
             None
@@ -457,6 +517,7 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
     /// assert!(Gc::ptr_eq(&w.upgrade().unwrap(), &a));
     /// ```
     pub fn downgrade(this: &Self) -> Weak<T> {
+        this.check_alive();
         this.inner().counts.inc_weak();
         Weak {
             ptr: Some(this.ptr),
@@ -500,7 +561,7 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
     /// ```
     #[inline]
     pub fn is_tracked(this: &Self) -> bool {
-        T::MAY_CONTAIN_GC && !this.is_dead()
+        T::MAY_CONTAIN_GC && this.check_alive()
     }
 
     #[cold]

@@ -60,7 +60,11 @@ pub(crate) const FLAG_FINALIZED: usize = 0b001;
 pub(crate) const FLAG_DEAD: usize = 0b010;
 /// Weak handles no longer upgrade (set on a garbage set before its finalizers run).
 pub(crate) const FLAG_WEAKS_CLEARED: usize = 0b100;
-const FLAG_MASK: usize = 0b111;
+/// `Gc::get_mut` handed out a `&mut` to the value: the object left its generation (it is in
+/// no list, so no collection reads the value while that borrow may live) until the next shared
+/// use of its handle proves the borrow over and puts it back (`Gc::try_deref` and friends).
+pub(crate) const FLAG_UNIQUE: usize = 0b1000;
+const FLAG_MASK: usize = 0b1111;
 
 /// In `prev` during a collection: the object belongs to the generation being collected.
 pub(crate) const PREV_COLLECTING: usize = 0b01;
@@ -187,7 +191,7 @@ pub(crate) struct Links {
     /// The previous node (outside a collection) or the collection bits (during one); see the
     /// module's invariants. Accessed through `prev`/`set_prev` and `refs`/`set_refs`.
     prev: Cell<*const Links>,
-    /// `&'static VTable` with the `FLAG_*` bits in its low bits (the vtable is 8-aligned).
+    /// `&'static VTable` with the `FLAG_*` bits in its low bits (the vtable is 16-aligned).
     vtable: Cell<*const VTable>,
 }
 
@@ -199,7 +203,7 @@ pub(crate) fn addr<T>(p: *const T) -> usize {
 }
 
 /// What the collector needs to handle an object without knowing its type.
-#[repr(C, align(8))]
+#[repr(C, align(16))]
 pub(crate) struct VTable {
     /// Bytes from the start of the allocation (the `Links`) to the `GcBox`.
     pub(crate) box_offset: usize,
@@ -241,7 +245,7 @@ impl Links {
     pub(crate) fn vtable(&self) -> &'static VTable {
         let p = self.vtable.get();
         // SAFETY: for objects (never sentinels, which the collector never asks), the word is
-        // a `&'static VTable` (8-aligned) moved forward by its flag bits within the vtable;
+        // a `&'static VTable` (16-aligned) moved forward by its flag bits within the vtable;
         // moving back by them gives the vtable pointer, with its provenance.
         unsafe {
             &*p.cast::<u8>()
@@ -260,9 +264,17 @@ impl Links {
         debug_assert_eq!(flag & !FLAG_MASK, 0);
         let p = self.vtable.get();
         // ORs `flag` into the low bits: adds exactly the bits not yet set (they are zero in
-        // the 8-aligned vtable address), keeping the pointer's provenance.
+        // the 16-aligned vtable address), keeping the pointer's provenance.
         let add = flag & !addr(p);
         self.vtable.set(p.cast::<u8>().wrapping_add(add).cast());
+    }
+
+    #[inline]
+    pub(crate) fn clear_flag(&self, flag: usize) {
+        debug_assert_eq!(flag & !FLAG_MASK, 0);
+        let p = self.vtable.get();
+        let sub = flag & addr(p);
+        self.vtable.set(p.cast::<u8>().wrapping_sub(sub).cast());
     }
 
     /// The previous node of the list. Only outside a collection's passes, or for nodes the
