@@ -322,3 +322,64 @@ fn slice_drop_can_touch_dead_siblings_safely() {
     assert_eq!(live, 0, "every member of the garbage set reads as dead");
     assert!(dead > 0, "the drops did look at their peers");
 }
+
+#[test]
+fn over_aligned_tracked_slice_in_a_cycle() {
+    // Elements aligned above the links: the box (and the length before it) move to offset 64.
+    #[derive(Trace)]
+    #[repr(align(64))]
+    struct A64 {
+        back: RefCell<Option<Gc<[A64]>>>,
+    }
+    setup();
+    let s: Gc<[A64]> = (0..3)
+        .map(|_| A64 {
+            back: RefCell::new(None),
+        })
+        .collect();
+    assert!(Gc::is_tracked(&s));
+    assert_eq!(Gc::as_ptr(&s) as *const A64 as usize % 64, 0);
+    *s[2].back.borrow_mut() = Some(s.clone());
+    let w = Gc::downgrade(&s);
+    drop(s);
+    assert_eq!(pyheap::collect(), 1);
+    assert!(w.upgrade().is_none());
+    drop(w); // frees the (over-aligned) header with the layout it was allocated with
+}
+
+#[test]
+fn from_slice_with_a_panicking_clone_drops_the_clones_made() {
+    struct Flaky(Rc<Cell<usize>>, bool);
+    // SAFETY: owns no `Gc`.
+    unsafe impl Trace for Flaky {
+        fn trace(&self, _: &mut pyheap::Tracer) {}
+        const MAY_CONTAIN_GC: bool = false;
+    }
+    impl Clone for Flaky {
+        fn clone(&self) -> Self {
+            assert!(!self.1, "clone fails");
+            Flaky(self.0.clone(), false)
+        }
+    }
+    impl Drop for Flaky {
+        fn drop(&mut self) {
+            self.0.set(self.0.get() + 1);
+        }
+    }
+    let count = Rc::new(Cell::new(0));
+    let src = vec![
+        Flaky(count.clone(), false),
+        Flaky(count.clone(), false),
+        Flaky(count.clone(), true),
+    ];
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Gc::<[Flaky]>::from(&src[..])
+    }));
+    assert!(r.is_err());
+    assert_eq!(count.get(), 2, "the two clones made were dropped");
+    let ok: Gc<[Flaky]> = Gc::from(&src[..2]);
+    drop(ok);
+    assert_eq!(count.get(), 4);
+    drop(src);
+    assert_eq!(count.get(), 7);
+}

@@ -1009,17 +1009,31 @@ impl<T: Trace + 'static> Gc<[T]> {
     /// `src` points at `len` initialised elements whose ownership passes to the new object
     /// (the caller must not drop them), or `T: Copy`.
     unsafe fn from_raw_elements(src: *const T, len: usize) -> Self {
+        let b = Self::begin_slice(len);
+        // SAFETY: the destination holds `len` uninitialised elements, disjoint from `src`;
+        // per the caller the elements at `src` are ours to move.
+        unsafe {
+            ptr::copy_nonoverlapping(src, (*b.as_ptr()).value.get() as *mut T, len);
+            Self::finish_slice(b)
+        }
+    }
+
+    /// Account for the allocation (tracked types), then allocate the object with `len`
+    /// uninitialised elements, tracked by no list yet.
+    fn begin_slice(len: usize) -> NonNull<Inner<[T]>> {
         if T::MAY_CONTAIN_GC {
             // Before the allocation, as `Gc::new`: a collection here sees no half-built object;
             // the elements still belong to the caller (untracked memory), so they are roots.
             with_space(|s| s.before_tracked_alloc::<C>());
         }
-        let b = allocate_slice::<T>(len);
-        // SAFETY: the destination holds `len` uninitialised elements, disjoint from `src`;
-        // per the caller the elements at `src` are ours to move.
-        unsafe {
-            ptr::copy_nonoverlapping(src, (*b.as_ptr()).value.get() as *mut T, len);
-        }
+        allocate_slice::<T>(len)
+    }
+
+    /// The first handle of an object from `begin_slice`.
+    ///
+    /// # Safety
+    /// Every element of `b` is initialised.
+    unsafe fn finish_slice(b: NonNull<Inner<[T]>>) -> Self {
         if T::MAY_CONTAIN_GC {
             // SAFETY: a fully built tracked object of this thread, in no list; its links are
             // in front of the box as `links_of` computes.
@@ -1063,8 +1077,40 @@ impl<T: Trace + Clone + 'static> From<&[T]> for Gc<[T]> {
     /// assert_eq!(g[1], "b");
     /// ```
     fn from(v: &[T]) -> Self {
-        // Cloning into a `Vec` first keeps a panicking `clone` trivially leak- and UB-free.
-        Gc::from(v.to_vec())
+        /// Drops the elements cloned so far and frees the allocation if a `clone` panics.
+        struct Partial<T: Trace + 'static> {
+            b: NonNull<Inner<[T]>>,
+            done: usize,
+        }
+        impl<T: Trace + 'static> Drop for Partial<T> {
+            fn drop(&mut self) {
+                let len = (self.b.as_ptr() as *const [()]).len();
+                let (offset, layout) =
+                    alloc_layout(T::MAY_CONTAIN_GC, true, slice_box_layout::<T>(len));
+                // SAFETY: the first `done` elements are initialised and owned by nobody else
+                // (the object was never tracked or handed out); the allocation was made by
+                // `allocate_slice` with this very layout, `offset` bytes before the box.
+                unsafe {
+                    let elems = (*self.b.as_ptr()).value.get() as *mut T;
+                    ptr::drop_in_place(ptr::slice_from_raw_parts_mut(elems, self.done));
+                    std::alloc::dealloc(self.b.as_ptr().cast::<u8>().sub(offset), layout);
+                }
+            }
+        }
+        let b = Gc::<[T]>::begin_slice(v.len());
+        let mut partial = Partial { b, done: 0 };
+        // SAFETY: `b` has room for `v.len()` elements; each is written once, in order.
+        let elems = unsafe { (*b.as_ptr()).value.get() as *mut T };
+        for x in v {
+            // `clone` may run any code (even a collection): the object is in no list yet.
+            let c = x.clone();
+            // SAFETY: `done < v.len()`: in bounds and not yet written.
+            unsafe { elems.add(partial.done).write(c) };
+            partial.done += 1;
+        }
+        core::mem::forget(partial);
+        // SAFETY: all `v.len()` elements are initialised.
+        unsafe { Gc::finish_slice(b) }
     }
 }
 
