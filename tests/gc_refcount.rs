@@ -242,3 +242,38 @@ fn get_mut_borrow_held_across_collections() {
     assert!(w.upgrade().is_none());
     pyheap::gc::set_threshold(700, 10, 10);
 }
+
+/// The natural way to build with `get_mut`: fill a fresh node through `&mut`, then move its
+/// handle into another node, never using it through `&` again. The cycle that closes is
+/// still found by the next collection (which sees the handle inside a traced value).
+#[test]
+fn cycle_through_a_handle_moved_after_get_mut_is_collected() {
+    #[derive(pyheap::Trace)]
+    struct N {
+        edges: RefCell<Vec<Gc<N>>>,
+        #[trace(skip)]
+        drops: Rc<Cell<usize>>,
+    }
+    impl Drop for N {
+        fn drop(&mut self) {
+            self.drops.set(self.drops.get() + 1);
+        }
+    }
+    pyheap::gc::disable();
+    pyheap::collect();
+    let drops = Rc::new(Cell::new(0));
+    let n = |d: &Rc<Cell<usize>>| {
+        Gc::new(N {
+            edges: RefCell::new(Vec::new()),
+            drops: d.clone(),
+        })
+    };
+    let x = n(&drops);
+    let mut b = n(&drops);
+    Gc::get_mut(&mut b).unwrap().edges.get_mut().push(x.clone());
+    x.edges.borrow_mut().push(b); // moved: no shared use of b's handle
+    drop(x);
+    assert_eq!(drops.get(), 0);
+    assert_eq!(pyheap::collect(), 2);
+    assert_eq!(drops.get(), 2);
+}

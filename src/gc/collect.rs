@@ -124,8 +124,21 @@ pub(crate) fn collect_generation<C: Counts>(space: &Space, gen: usize) -> usize 
     unsafe {
         let no_unwind = AbortOnUnwind;
         space.in_pass.set(true);
-        update_refs::<C>(young);
-        subtract_refs(young);
+        loop {
+            update_refs::<C>(young);
+            let retrack = subtract_refs(young);
+            if retrack.is_empty() {
+                break;
+            }
+            // Objects out of `get_mut`'s borrow that the generation points to join it, and
+            // the counting starts over, so a cycle through them is found in this very
+            // collection. Each round links at least one object, so this ends.
+            // `push_back` only follows the head's `prev` (a pointer: the passes never touch
+            // the sentinel) and the `next` chain, both intact mid-pass.
+            for p in retrack {
+                list::push_back(young, p);
+            }
+        }
         move_unreachable(young, unreachable);
         space.in_pass.set(false);
         core::mem::forget(no_unwind);
@@ -193,10 +206,24 @@ unsafe fn update_refs<C: Counts>(young: *const Links) {
 ///
 /// # Safety
 /// After `update_refs` on the same list.
-unsafe fn subtract_refs(young: *const Links) {
+unsafe fn subtract_refs(young: *const Links) -> Vec<*const Links> {
     let mut tracer = Tracer::new(Mode::Subtract);
     // SAFETY: every node is a live tracked object (its value is initialised).
     unsafe { for_each(young, |p| ((*p).vtable().trace)(p, &mut tracer)) };
+    tracer.retrack
+}
+
+/// Link the objects the resurrection check found to be out of `get_mut`'s borrow back into
+/// generation 0 (see `Tracer::retrack`).
+///
+/// # Safety
+/// No pass is running; each entry is a live tracked object of this thread in no list (a
+/// self-loop) whose `FLAG_UNIQUE` the tracer cleared, listed once.
+unsafe fn retrack_all(space: &Space, retrack: Vec<*const Links>) {
+    for p in retrack {
+        // SAFETY: per the caller; lists are intact between passes.
+        unsafe { space.track(p) };
+    }
 }
 
 /// Pass 3: mark what the roots (`gc_refs > 0`) reach, then split `young` into the reachable
@@ -262,6 +289,7 @@ pub(crate) unsafe fn any_external_refs<C: Counts>(space: &Space, set: &[*const L
         }
         space.in_pass.set(false);
         core::mem::forget(no_unwind);
+        retrack_all(space, tracer.retrack);
         external
     }
 }

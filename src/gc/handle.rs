@@ -447,8 +447,9 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
     /// While the reference may live, the object is out of the collector's generations (a
     /// collection triggered meanwhile, by `Gc::new` for instance, must not read the value);
     /// the next shared use of the handle (`Deref`, `try_deref`, `downgrade`, `is_tracked`)
-    /// puts it back. A handle that is only cloned or moved after `get_mut`, never used
-    /// through `&`, leaves its object untracked: a cycle through it is then not collected.
+    /// puts it back, and so does a collection that finds the handle inside a traced value
+    /// (it then counts the object in that same collection): a cycle built through a handle
+    /// that was only moved or cloned after `get_mut` is still found.
     ///
     /// ```
     /// use pyheap::unsync::Gc;

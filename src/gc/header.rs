@@ -61,8 +61,10 @@ pub(crate) const FLAG_DEAD: usize = 0b010;
 /// Weak handles no longer upgrade (set on a garbage set before its finalizers run).
 pub(crate) const FLAG_WEAKS_CLEARED: usize = 0b100;
 /// `Gc::get_mut` handed out a `&mut` to the value: the object left its generation (it is in
-/// no list, so no collection reads the value while that borrow may live) until the next shared
-/// use of its handle proves the borrow over and puts it back (`Gc::try_deref` and friends).
+/// no list, so no collection reads the value while that borrow may live) until the borrow is
+/// proven over and it is put back: by the next shared use of its handle (`Gc::try_deref` and
+/// friends), or by a collection whose traced values report a handle to it (read through a
+/// shared reference, so not mutably borrowed: the only handle, from which the `&mut` came).
 pub(crate) const FLAG_UNIQUE: usize = 0b1000;
 const FLAG_MASK: usize = 0b1111;
 
