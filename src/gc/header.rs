@@ -33,8 +33,11 @@
 //!   `FLAG_DEAD` is set nobody creates a reference to the value again (`Deref` panics,
 //!   `try_deref` gives `None`, `Weak::upgrade` gives `None`).
 //! * A tracked object is linked into exactly one generation list of its thread's object space
-//!   iff it is alive and not part of a garbage set being torn down; otherwise its links are a
-//!   self-loop, so unlinking it again is a harmless no-op.
+//!   iff it is alive, not part of a garbage set being torn down, and not [`FLAG_UNIQUE`]
+//!   (a `&mut` from `Gc::get_mut` may be live: no collection may read the value); otherwise
+//!   its links are a self-loop, so unlinking it again is a harmless no-op.
+//! * A tracked slice (`Gc<[T]>`) stores its length in the `usize` just before its `GcBox`;
+//!   its vtable's functions rebuild the fat pointer from it (see [`tracked_offset`]).
 //! * Outside a collection `Links::prev` holds a pointer (low bits zero); during one it holds
 //!   `gc_refs << 2 | PREV_COLLECTING | PREV_REACHABLE` for the objects being collected, as
 //!   CPython reuses `_gc_prev`. No user code runs while any `prev` holds refs.
