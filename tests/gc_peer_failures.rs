@@ -6,7 +6,9 @@
 //! graph on a deliberately small stack.)
 //!
 //! Run them in release builds too (the dead-object check must not be a `debug_assert`):
-//! `cargo test --release --test gc_peer_failures`.
+//! `cargo test --release --test gc_peer_failures`, and under Miri (the graph shrinks to 2,000
+//! nodes there): `MIRIFLAGS=-Zmiri-strict-provenance cargo +nightly miri test --test
+//! gc_peer_failures` (also clean with `-Zmiri-tree-borrows`).
 
 use pyheap::unsync::Gc;
 use pyheap::Trace;

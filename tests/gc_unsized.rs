@@ -1,5 +1,7 @@
 //! `?Sized` handles: `Gc<str>`, `Gc<[T]>` and their `Weak`s, as std's `Rc<str>`/`Rc<[T]>`.
 //! Slices of tracked elements are tracked and traced; slices of untracked ones are not.
+//! Clean under `MIRIFLAGS=-Zmiri-strict-provenance cargo +nightly miri test --test gc_unsized`
+//! (Stacked and Tree Borrows).
 
 use pyheap::unsync::{Gc, Weak};
 use pyheap::Trace;
