@@ -70,3 +70,26 @@ fn header_sizes() {
     assert_eq!(std::mem::size_of::<Option<Gc<u8>>>(), 8);
     assert_eq!(std::mem::size_of::<pyheap::unsync::Weak<u8>>(), 8);
 }
+
+#[test]
+#[cfg(target_pointer_width = "64")]
+fn unsized_header_sizes() {
+    pyheap::gc::disable();
+    // Untracked slices and strings: the 8-byte header of their sized peers, length in the handle.
+    let s: Gc<str> = Gc::from("0123456789");
+    // 8 + 10 bytes, padded to the counts' 4-byte alignment.
+    assert_eq!(LAST.with(|c| c.get()), 20, "Gc<str> header");
+    let b: Gc<[u64]> = Gc::from(vec![1u64, 2, 3]);
+    assert_eq!(LAST.with(|c| c.get()), 8 + 24, "Gc<[u64]> header");
+    // Tracked slices also store their length for the collector (CPython's ob_size): 40 bytes.
+    let g: Gc<[Option<Gc<u8>>]> = Gc::from(vec![None, None]);
+    assert_eq!(
+        LAST.with(|c| c.get()),
+        40 + 16,
+        "Gc<[Option<Gc<u8>>]> header"
+    );
+    assert!(Gc::is_tracked(&g));
+    assert_eq!(std::mem::size_of::<Gc<str>>(), 16);
+    assert_eq!(std::mem::size_of::<Option<Gc<[u8]>>>(), 16);
+    drop((s, b, g));
+}

@@ -31,6 +31,11 @@ enum Op {
     CloneRoot(usize),
     /// Replace root `a` by the target of its last edge (walks the graph).
     Walk(usize),
+    /// `Gc::get_mut` on root `a` (if unique): add an edge to root `b` through the `&mut`,
+    /// keeping the borrow across a tracked allocation (which may collect).
+    GetMut(usize, usize),
+    /// Move root `a` into root `b`'s edges without any shared use of its handle.
+    MoveInto(usize, usize),
     Collect,
 }
 
@@ -42,6 +47,8 @@ fn op() -> impl Strategy<Value = Op> {
         3 => any::<usize>().prop_map(Op::DropRoot),
         1 => any::<usize>().prop_map(Op::CloneRoot),
         1 => any::<usize>().prop_map(Op::Walk),
+        2 => (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Op::GetMut(a, b)),
+        2 => (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Op::MoveInto(a, b)),
         1 => Just(Op::Collect),
     ]
 }
@@ -79,6 +86,32 @@ fn run(ops: Vec<Op>, threshold0: usize) -> Result<(), TestCaseError> {
                 if let Some(t) = t {
                     roots[a % n] = t;
                 }
+            }
+            Op::GetMut(a, b) if n > 0 => {
+                let t = roots[b % n].clone();
+                let fresh = Gc::new(Node {
+                    id: next_id,
+                    edges: RefCell::new(Vec::new()),
+                });
+                next_id += 1;
+                let mut r = roots.swap_remove(a % n);
+                if let Some(m) = Gc::get_mut(&mut r) {
+                    // A tracked allocation while the `&mut` lives: may run a collection.
+                    let g = Gc::new(Node {
+                        id: next_id,
+                        edges: RefCell::new(Vec::new()),
+                    });
+                    next_id += 1;
+                    m.edges.get_mut().push(t);
+                    m.edges.get_mut().push(g);
+                }
+                roots.push(r);
+                roots.push(fresh);
+            }
+            Op::MoveInto(a, b) if n > 1 => {
+                let r = roots.swap_remove(a % n);
+                let n = roots.len();
+                roots[b % n].edges.borrow_mut().push(r);
             }
             Op::Collect => {
                 pyheap::collect();

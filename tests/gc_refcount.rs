@@ -200,3 +200,80 @@ fn drop_of_a_million_node_chain_with_finalizers() {
     drop(head);
     assert_eq!(FIN.with(|f| f.get()), 1_000_001);
 }
+
+/// A `&mut` from `get_mut` held across automatic collections: the collector must not read the
+/// value meanwhile (Miri checks the aliasing), and the object is tracked again, its cycles
+/// collectable, from the next shared use of its handle.
+#[test]
+fn get_mut_borrow_held_across_collections() {
+    #[derive(pyheap::Trace)]
+    struct C {
+        next: std::cell::RefCell<Option<Gc<C>>>,
+        n: Vec<Gc<u8>>,
+    }
+    fn c() -> C {
+        C {
+            next: std::cell::RefCell::new(None),
+            n: Vec::new(),
+        }
+    }
+    pyheap::gc::enable();
+    pyheap::gc::set_threshold(1, 10, 10);
+    let runs = pyheap::gc::stats()[0].collections;
+    let mut a = Gc::new(c());
+    let m = Gc::get_mut(&mut a).unwrap();
+    m.n.push(Gc::new(1));
+    // Tracked allocations past the threshold: automatic collections.
+    let keep: Vec<Gc<C>> = (0..4).map(|_| Gc::new(c())).collect();
+    m.n.push(Gc::new(2));
+    *m.next.get_mut() = None;
+    assert!(
+        pyheap::gc::stats()[0].collections > runs,
+        "collections ran meanwhile"
+    );
+    assert_eq!(a.n.len(), 2);
+    assert!(Gc::is_tracked(&a));
+    // Back in a generation: a cycle through it is found.
+    *a.next.borrow_mut() = Some(a.clone());
+    let w = Gc::downgrade(&a);
+    drop((a, keep));
+    pyheap::gc::disable();
+    assert_eq!(pyheap::collect(), 1);
+    assert!(w.upgrade().is_none());
+    pyheap::gc::set_threshold(700, 10, 10);
+}
+
+/// The natural way to build with `get_mut`: fill a fresh node through `&mut`, then move its
+/// handle into another node, never using it through `&` again. The cycle that closes is
+/// still found by the next collection (which sees the handle inside a traced value).
+#[test]
+fn cycle_through_a_handle_moved_after_get_mut_is_collected() {
+    #[derive(pyheap::Trace)]
+    struct N {
+        edges: RefCell<Vec<Gc<N>>>,
+        #[trace(skip)]
+        drops: Rc<Cell<usize>>,
+    }
+    impl Drop for N {
+        fn drop(&mut self) {
+            self.drops.set(self.drops.get() + 1);
+        }
+    }
+    pyheap::gc::disable();
+    pyheap::collect();
+    let drops = Rc::new(Cell::new(0));
+    let n = |d: &Rc<Cell<usize>>| {
+        Gc::new(N {
+            edges: RefCell::new(Vec::new()),
+            drops: d.clone(),
+        })
+    };
+    let x = n(&drops);
+    let mut b = n(&drops);
+    Gc::get_mut(&mut b).unwrap().edges.get_mut().push(x.clone());
+    x.edges.borrow_mut().push(b); // moved: no shared use of b's handle
+    drop(x);
+    assert_eq!(drops.get(), 0);
+    assert_eq!(pyheap::collect(), 2);
+    assert_eq!(drops.get(), 2);
+}

@@ -123,9 +123,24 @@ pub(crate) fn collect_generation<C: Counts>(space: &Space, gen: usize) -> usize 
     // and call `Trace` impls, which may not create or drop handles.
     unsafe {
         let no_unwind = AbortOnUnwind;
-        update_refs::<C>(young);
-        subtract_refs(young);
+        space.in_pass.set(true);
+        loop {
+            update_refs::<C>(young);
+            let retrack = subtract_refs(young);
+            if retrack.is_empty() {
+                break;
+            }
+            // Objects out of `get_mut`'s borrow that the generation points to join it, and
+            // the counting starts over, so a cycle through them is found in this very
+            // collection. Each round links at least one object, so this ends.
+            // `push_back` only follows the head's `prev` (a pointer: the passes never touch
+            // the sentinel) and the `next` chain, both intact mid-pass.
+            for p in retrack {
+                list::push_back(young, p);
+            }
+        }
         move_unreachable(young, unreachable);
+        space.in_pass.set(false);
         core::mem::forget(no_unwind);
     }
 
@@ -182,7 +197,7 @@ unsafe fn update_refs<C: Counts>(young: *const Links) {
         for_each(young, |p| {
             let strong = counts_of::<C>(p).strong();
             debug_assert!(strong > 0, "a tracked object with no strong handle");
-            (*p).prev.set((strong << REFS_SHIFT) | PREV_COLLECTING);
+            (*p).set_refs((strong << REFS_SHIFT) | PREV_COLLECTING);
         })
     };
 }
@@ -191,10 +206,24 @@ unsafe fn update_refs<C: Counts>(young: *const Links) {
 ///
 /// # Safety
 /// After `update_refs` on the same list.
-unsafe fn subtract_refs(young: *const Links) {
+unsafe fn subtract_refs(young: *const Links) -> Vec<*const Links> {
     let mut tracer = Tracer::new(Mode::Subtract);
     // SAFETY: every node is a live tracked object (its value is initialised).
     unsafe { for_each(young, |p| ((*p).vtable().trace)(p, &mut tracer)) };
+    tracer.retrack
+}
+
+/// Link the objects the resurrection check found to be out of `get_mut`'s borrow back into
+/// generation 0 (see `Tracer::retrack`).
+///
+/// # Safety
+/// No pass is running; each entry is a live tracked object of this thread in no list (a
+/// self-loop) whose `FLAG_UNIQUE` the tracer cleared, listed once.
+unsafe fn retrack_all(space: &Space, retrack: Vec<*const Links>) {
+    for p in retrack {
+        // SAFETY: per the caller; lists are intact between passes.
+        unsafe { space.track(p) };
+    }
 }
 
 /// Pass 3: mark what the roots (`gc_refs > 0`) reach, then split `young` into the reachable
@@ -210,9 +239,9 @@ unsafe fn move_unreachable(young: *const Links, unreachable: *const Links) {
     // SAFETY: nodes are live; the `next` chain is untouched by the passes.
     unsafe {
         for_each(young, |p| {
-            let prev = (*p).prev.get();
+            let prev = (*p).refs();
             if prev >> REFS_SHIFT > 0 {
-                (*p).prev.set(prev | PREV_REACHABLE);
+                (*p).set_refs(prev | PREV_REACHABLE);
                 tracer.stack.push(p);
             }
         });
@@ -224,7 +253,7 @@ unsafe fn move_unreachable(young: *const Links, unreachable: *const Links) {
         list::init(young);
         while p != young {
             let next = (*p).next.get();
-            if (*p).prev.get() & PREV_REACHABLE != 0 {
+            if (*p).refs() & PREV_REACHABLE != 0 {
                 list::push_back(young, p);
             } else {
                 list::push_back(unreachable, p);
@@ -240,13 +269,14 @@ unsafe fn move_unreachable(young: *const Links, unreachable: *const Links) {
 /// # Safety
 /// Every member is live, pinned once, unlinked (a self-loop), with counts of type `C`; no
 /// user code runs during the call.
-pub(crate) unsafe fn any_external_refs<C: Counts>(set: &[*const Links]) -> bool {
+pub(crate) unsafe fn any_external_refs<C: Counts>(space: &Space, set: &[*const Links]) -> bool {
     // SAFETY: per the caller; the members' `prev` is restored to a self-loop before returning.
     unsafe {
         let no_unwind = AbortOnUnwind;
+        space.in_pass.set(true);
         for &p in set {
             let strong = counts_of::<C>(p).strong() - 1;
-            (*p).prev.set((strong << REFS_SHIFT) | PREV_COLLECTING);
+            (*p).set_refs((strong << REFS_SHIFT) | PREV_COLLECTING);
         }
         let mut tracer = Tracer::new(Mode::Subtract);
         for &p in set {
@@ -254,10 +284,12 @@ pub(crate) unsafe fn any_external_refs<C: Counts>(set: &[*const Links]) -> bool 
         }
         let mut external = false;
         for &p in set {
-            external |= (*p).prev.get() >> REFS_SHIFT > 0;
-            (*p).prev.set(p as usize);
+            external |= (*p).refs() >> REFS_SHIFT > 0;
+            (*p).set_prev(p);
         }
+        space.in_pass.set(false);
         core::mem::forget(no_unwind);
+        retrack_all(space, tracer.retrack);
         external
     }
 }

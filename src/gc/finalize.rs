@@ -105,7 +105,7 @@ pub(crate) unsafe fn handle_garbage<C: Counts>(
 
     // 3. Resurrection check.
     // SAFETY: members are pinned, unlinked, and no user code runs during the check.
-    if ran && unsafe { super::collect::any_external_refs::<C>(&set) } {
+    if ran && unsafe { super::collect::any_external_refs::<C>(space, &set) } {
         for &p in &set {
             // SAFETY: members are self-loops; `old` is intact (user code keeps lists intact).
             unsafe { list::push_back(old, p) };

@@ -18,8 +18,8 @@ use core::ptr::{self, NonNull};
 
 use super::finalize::Finalize;
 use super::header::{
-    links_of, tracked_layout, Counts, GcBox, Links, LocalCounts, VTable, FLAG_DEAD,
-    FLAG_WEAKS_CLEARED,
+    alloc_layout, is_fat, links_of, tracked_layout, tracked_offset, Counts, GcBox, Links,
+    LocalCounts, VTable, FLAG_DEAD, FLAG_UNIQUE, FLAG_WEAKS_CLEARED,
 };
 use super::space::{release_token, with_space};
 use super::trace::{Trace, Tracer};
@@ -46,7 +46,27 @@ type Inner<T> = GcBox<C, T>;
 /// assert_eq!(Gc::strong_count(&a), 2);
 /// assert_eq!(*b + 1, 6);
 /// ```
-pub struct Gc<T: Trace + 'static> {
+///
+/// # Unsized values
+///
+/// As with `Rc`, `T` may be a slice or `str`: `Gc<str>` (from `&str`, `String`, `Box<str>`)
+/// and `Gc<[T]>` (from `Vec<T>`, `&[T]`, `Box<[T]>`, or `collect()`) are fat handles holding
+/// the length. A `Gc<[T]>` is tracked iff `T` is (a `Gc<[Gc<Node>]>` can be part of a cycle
+/// and is traced element by element; it stores its length in its header too, 40 bytes in
+/// all); `Gc<str>` and slices of untracked elements keep the 8-byte header. `Gc<dyn Trait>` is
+/// not possible: [`Trace`] has an associated constant, so it is not dyn-compatible, and
+/// stable Rust has no unsizing coercion for user types.
+///
+/// ```
+/// use pyheap::unsync::Gc;
+/// let name: Gc<str> = Gc::from("node");
+/// let nums: Gc<[u32]> = (1..=3).collect();
+/// assert_eq!((&*name, &*nums), ("node", &[1, 2, 3][..]));
+/// let kids: Gc<[Gc<u32>]> = Gc::from(vec![Gc::new(1), Gc::new(2)]);
+/// assert!(!Gc::is_tracked(&name) && !Gc::is_tracked(&nums));
+/// assert!(Gc::is_tracked(&kids)); // elements are handles: traced by the collector
+/// ```
+pub struct Gc<T: ?Sized + Trace + 'static> {
     ptr: NonNull<Inner<T>>,
     _owns: PhantomData<T>,
 }
@@ -67,7 +87,7 @@ pub struct Gc<T: Trace + 'static> {
 /// drop(a);
 /// assert!(w.upgrade().is_none());
 /// ```
-pub struct Weak<T: Trace + 'static> {
+pub struct Weak<T: ?Sized + Trace + 'static> {
     ptr: Option<NonNull<Inner<T>>>,
     _owns: PhantomData<T>,
 }
@@ -78,7 +98,7 @@ struct VTables<T>(PhantomData<T>);
 impl<T: Trace + 'static> VTables<T> {
     const PLAIN: VTable = VTable {
         box_offset: tracked_layout::<C, T>().0,
-        layout: tracked_layout::<C, T>().1,
+        layout: layout_sized::<T>,
         trace: trace_erased::<T>,
         drop_value: drop_erased::<T>,
         finalize: None,
@@ -108,7 +128,8 @@ unsafe fn box_of<T: Trace + 'static>(l: *const Links) -> *const Inner<T> {
 /// As `VTable::trace`: the value is alive.
 unsafe fn trace_erased<T: Trace + 'static>(l: *const Links, tracer: &mut Tracer) {
     // SAFETY: per the caller the value is initialised; no one holds `&mut` to it (no user
-    // code runs during a pass, and `get_mut` borrows end before any pass can start).
+    // code runs during a pass, and an object whose `get_mut` borrow may still live is in no
+    // generation list, so no pass reaches it: see `FLAG_UNIQUE`).
     unsafe { (*(*box_of::<T>(l)).value.get()).trace(tracer) }
 }
 
@@ -117,6 +138,11 @@ unsafe fn trace_erased<T: Trace + 'static>(l: *const Links, tracer: &mut Tracer)
 unsafe fn drop_erased<T: Trace + 'static>(l: *const Links) {
     // SAFETY: per the caller this is the one drop of an initialised value nobody references.
     unsafe { ManuallyDrop::drop(&mut *(*box_of::<T>(l)).value.get()) }
+}
+
+/// As `VTable::layout` for a sized `T`: a constant.
+unsafe fn layout_sized<T: Trace + 'static>(_: *const Links) -> Layout {
+    tracked_layout::<C, T>().1
 }
 
 /// # Safety
@@ -154,15 +180,16 @@ fn allocate<T: Trace + 'static>(counts: C, vtable: &'static VTable) -> NonNull<I
 ///
 /// # Safety
 /// The weak count of `b` reached zero (no handle, no token) and the value is gone.
-unsafe fn deallocate<T: Trace + 'static>(b: NonNull<Inner<T>>) {
-    // SAFETY: per the caller nobody references the allocation any more; base and layout are
-    // the ones `allocate` used.
+unsafe fn deallocate<T: ?Sized + Trace + 'static>(b: NonNull<Inner<T>>) {
+    // SAFETY: per the caller nobody else references the allocation; the box is still
+    // allocated, so `Layout::for_value` may look at it (it reads only the pointer's metadata:
+    // all fields are `UnsafeCell`s and nothing is read through the reference). `alloc_layout`
+    // is the formula `allocate`/`allocate_slice` used (`tracked_layout` for sized types
+    // computes the same numbers), so base and layout match the allocation.
     unsafe {
-        if T::MAY_CONTAIN_GC {
-            std::alloc::dealloc(links_of(b.as_ptr()) as *mut u8, tracked_layout::<C, T>().1);
-        } else {
-            std::alloc::dealloc(b.as_ptr().cast::<u8>(), Layout::new::<Inner<T>>());
-        }
+        let box_layout = Layout::for_value(b.as_ref());
+        let (offset, layout) = alloc_layout(T::MAY_CONTAIN_GC, is_fat::<T>(), box_layout);
+        std::alloc::dealloc(b.as_ptr().cast::<u8>().sub(offset), layout);
     }
 }
 
@@ -295,7 +322,9 @@ impl<T: Trace + 'static> Gc<T> {
             _owns: PhantomData,
         }
     }
+}
 
+impl<T: ?Sized + Trace + 'static> Gc<T> {
     #[inline]
     fn inner(&self) -> &Inner<T> {
         // SAFETY: a strong handle keeps the header alive.
@@ -315,6 +344,45 @@ impl<T: Trace + 'static> Gc<T> {
         T::MAY_CONTAIN_GC && unsafe { (*self.links()).flags() } & FLAG_DEAD != 0
     }
 
+    /// A shared use of this handle: whether the value is alive. Also ends the `get_mut`
+    /// exemption: a `&self` on the handle proves that the `&mut` `get_mut` made from it (it
+    /// borrowed this, then the only handle, mutably) is gone, so the object is tracked again.
+    /// One flag test on the fast path, the same as `is_dead`.
+    #[inline]
+    fn check_alive(&self) -> bool {
+        if !T::MAY_CONTAIN_GC {
+            return true;
+        }
+        // SAFETY: tracked types have live links while a handle exists.
+        let f = unsafe { (*self.links()).flags() };
+        if f & (FLAG_DEAD | FLAG_UNIQUE) == 0 {
+            return true;
+        }
+        self.check_alive_slow(f)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn check_alive_slow(&self, f: usize) -> bool {
+        if f & FLAG_DEAD != 0 {
+            return false;
+        }
+        let l = self.links();
+        with_space(|s| {
+            // During a pass (a `Trace` impl dereferencing a handle, which its contract
+            // forbids) lists must not change: the object simply stays out one more while.
+            if !s.in_pass.get() {
+                // SAFETY: a live tracked object of this thread that `get_mut` unlinked (a
+                // self-loop in no list); the `&mut` it handed out is over (see above).
+                unsafe {
+                    (*l).clear_flag(FLAG_UNIQUE);
+                    s.track(l);
+                }
+            }
+        });
+        true
+    }
+
     /// The value, or `None` if the cycle collector has already destroyed it. That can only
     /// be seen from `Drop` impls (and what they call) of a garbage cycle being torn down, or
     /// through a handle such a `Drop` stashed away.
@@ -325,7 +393,7 @@ impl<T: Trace + 'static> Gc<T> {
     /// ```
     #[inline]
     pub fn try_deref(this: &Self) -> Option<&T> {
-        if this.is_dead() {
+        if !this.check_alive() {
             None
         } else {
             // SAFETY: not dead and a strong handle exists, so the value is initialised and no
@@ -345,7 +413,10 @@ impl<T: Trace + 'static> Gc<T> {
     /// drop(b);
     /// assert_eq!(Gc::try_unwrap(a).ok(), Some(3));
     /// ```
-    pub fn try_unwrap(this: Self) -> Result<T, Self> {
+    pub fn try_unwrap(this: Self) -> Result<T, Self>
+    where
+        T: Sized,
+    {
         if this.inner().counts.strong() != 1 || this.is_dead() {
             return Err(this);
         }
@@ -373,6 +444,13 @@ impl<T: Trace + 'static> Gc<T> {
 
     /// A mutable reference to the value if there is no other `Gc` or `Weak` handle to it.
     ///
+    /// While the reference may live, the object is out of the collector's generations (a
+    /// collection triggered meanwhile, by `Gc::new` for instance, must not read the value);
+    /// the next shared use of the handle (`Deref`, `try_deref`, `downgrade`, `is_tracked`)
+    /// puts it back, and so does a collection that finds the handle inside a traced value
+    /// (it then counts the object in that same collection): a cycle built through a handle
+    /// that was only moved or cloned after `get_mut` is still found.
+    ///
     /// ```
     /// use pyheap::unsync::Gc;
     /// let mut a = Gc::new(1);
@@ -384,8 +462,22 @@ impl<T: Trace + 'static> Gc<T> {
     pub fn get_mut(this: &mut Self) -> Option<&mut T> {
         let c = &this.inner().counts;
         if c.strong() == 1 && c.weak() == 1 && !this.is_dead() {
-            // SAFETY: the only handle of any kind, borrowed mutably: no other reference to the
-            // value can exist for the lifetime of the borrow.
+            if T::MAY_CONTAIN_GC {
+                let l = this.links();
+                // SAFETY: `l` is the header of a live tracked object of this thread, in a list
+                // unless an earlier `get_mut` took it out already (no pass is running: user
+                // code is). Out of every list, no collection traces the value while the
+                // `&mut` lives; the next shared use of the handle re-tracks it.
+                unsafe {
+                    if (*l).flags() & FLAG_UNIQUE == 0 {
+                        with_space(|s| s.untrack(l));
+                        (*l).set_flag(FLAG_UNIQUE);
+                    }
+                }
+            }
+            // SAFETY: the only handle of any kind, borrowed mutably: no other handle can
+            // reach the value for the lifetime of the borrow, and the collector does not
+            // either (the object is in no generation list).
             Some(unsafe { &mut *this.inner().value.get() })
         } else {
             None
@@ -426,6 +518,7 @@ impl<T: Trace + 'static> Gc<T> {
     /// assert!(Gc::ptr_eq(&w.upgrade().unwrap(), &a));
     /// ```
     pub fn downgrade(this: &Self) -> Weak<T> {
+        this.check_alive();
         this.inner().counts.inc_weak();
         Weak {
             ptr: Some(this.ptr),
@@ -443,7 +536,8 @@ impl<T: Trace + 'static> Gc<T> {
     /// ```
     #[inline]
     pub fn ptr_eq(this: &Self, other: &Self) -> bool {
-        this.ptr == other.ptr
+        // Addresses only (as `Rc::ptr_eq`): the length of a slice handle is not compared.
+        this.ptr.cast::<u8>() == other.ptr.cast::<u8>()
     }
 
     /// A raw pointer to the value (valid while a handle exists and the value is not dead).
@@ -455,7 +549,7 @@ impl<T: Trace + 'static> Gc<T> {
     /// ```
     #[inline]
     pub fn as_ptr(this: &Self) -> *const T {
-        this.inner().value.get().cast::<T>().cast_const()
+        this.inner().value.get() as *const T
     }
 
     /// Whether the collector tracks this object (`gc.is_tracked`): true for live values of
@@ -468,7 +562,7 @@ impl<T: Trace + 'static> Gc<T> {
     /// ```
     #[inline]
     pub fn is_tracked(this: &Self) -> bool {
-        T::MAY_CONTAIN_GC && !this.is_dead()
+        T::MAY_CONTAIN_GC && this.check_alive()
     }
 
     #[cold]
@@ -499,7 +593,7 @@ impl<T: Trace + 'static> Gc<T> {
     }
 }
 
-impl<T: Trace + 'static> Drop for Gc<T> {
+impl<T: ?Sized + Trace + 'static> Drop for Gc<T> {
     #[inline]
     fn drop(&mut self) {
         if self.inner().counts.dec_strong() == 0 {
@@ -508,7 +602,7 @@ impl<T: Trace + 'static> Drop for Gc<T> {
     }
 }
 
-impl<T: Trace + 'static> Clone for Gc<T> {
+impl<T: ?Sized + Trace + 'static> Clone for Gc<T> {
     /// Another strong handle to the same object.
     ///
     /// ```
@@ -526,7 +620,7 @@ impl<T: Trace + 'static> Clone for Gc<T> {
     }
 }
 
-impl<T: Trace + 'static> Deref for Gc<T> {
+impl<T: ?Sized + Trace + 'static> Deref for Gc<T> {
     type Target = T;
 
     /// The value. Panics (in release builds too) if the collector already destroyed it; see
@@ -542,7 +636,7 @@ impl<T: Trace + 'static> Deref for Gc<T> {
 
 // SAFETY: a `Gc` owns one strong reference; it is an edge of the object graph when its
 // target is tracked (edges to untracked objects cannot close a cycle and are not reported).
-unsafe impl<T: Trace + 'static> Trace for Gc<T> {
+unsafe impl<T: ?Sized + Trace + 'static> Trace for Gc<T> {
     #[inline]
     fn trace(&self, tracer: &mut Tracer) {
         if T::MAY_CONTAIN_GC {
@@ -553,13 +647,13 @@ unsafe impl<T: Trace + 'static> Trace for Gc<T> {
 }
 
 // SAFETY: weak edges are not strong edges: nothing to report.
-unsafe impl<T: Trace + 'static> Trace for Weak<T> {
+unsafe impl<T: ?Sized + Trace + 'static> Trace for Weak<T> {
     #[inline(always)]
     fn trace(&self, _: &mut Tracer) {}
     const MAY_CONTAIN_GC: bool = false;
 }
 
-impl<T: Trace + 'static + fmt::Debug> fmt::Debug for Gc<T> {
+impl<T: ?Sized + Trace + 'static + fmt::Debug> fmt::Debug for Gc<T> {
     /// The value's `Debug`, or `<dead>` for a destroyed object (never panics).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match Gc::try_deref(self) {
@@ -569,7 +663,7 @@ impl<T: Trace + 'static + fmt::Debug> fmt::Debug for Gc<T> {
     }
 }
 
-impl<T: Trace + 'static + fmt::Display> fmt::Display for Gc<T> {
+impl<T: ?Sized + Trace + 'static + fmt::Display> fmt::Display for Gc<T> {
     /// The value's `Display`, or `<dead>` for a destroyed object (never panics).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match Gc::try_deref(self) {
@@ -579,13 +673,13 @@ impl<T: Trace + 'static + fmt::Display> fmt::Display for Gc<T> {
     }
 }
 
-impl<T: Trace + 'static> fmt::Pointer for Gc<T> {
+impl<T: ?Sized + Trace + 'static> fmt::Pointer for Gc<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Pointer::fmt(&Gc::as_ptr(self), f)
     }
 }
 
-impl<T: Trace + 'static + PartialEq> PartialEq for Gc<T> {
+impl<T: ?Sized + Trace + 'static + PartialEq> PartialEq for Gc<T> {
     /// Compares the values (Python's `==`); use [`Gc::ptr_eq`] for `is`.
     #[inline]
     fn eq(&self, other: &Self) -> bool {
@@ -593,35 +687,35 @@ impl<T: Trace + 'static + PartialEq> PartialEq for Gc<T> {
     }
 }
 
-impl<T: Trace + 'static + Eq> Eq for Gc<T> {}
+impl<T: ?Sized + Trace + 'static + Eq> Eq for Gc<T> {}
 
-impl<T: Trace + 'static + PartialOrd> PartialOrd for Gc<T> {
+impl<T: ?Sized + Trace + 'static + PartialOrd> PartialOrd for Gc<T> {
     #[inline]
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         (**self).partial_cmp(&**other)
     }
 }
 
-impl<T: Trace + 'static + Ord> Ord for Gc<T> {
+impl<T: ?Sized + Trace + 'static + Ord> Ord for Gc<T> {
     #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
         (**self).cmp(&**other)
     }
 }
 
-impl<T: Trace + 'static + Hash> Hash for Gc<T> {
+impl<T: ?Sized + Trace + 'static + Hash> Hash for Gc<T> {
     fn hash<H: Hasher>(&self, state: &mut H) {
         (**self).hash(state)
     }
 }
 
-impl<T: Trace + 'static> Borrow<T> for Gc<T> {
+impl<T: ?Sized + Trace + 'static> Borrow<T> for Gc<T> {
     fn borrow(&self) -> &T {
         self
     }
 }
 
-impl<T: Trace + 'static> AsRef<T> for Gc<T> {
+impl<T: ?Sized + Trace + 'static> AsRef<T> for Gc<T> {
     fn as_ref(&self) -> &T {
         self
     }
@@ -659,7 +753,9 @@ impl<T: Trace + 'static> Weak<T> {
             _owns: PhantomData,
         }
     }
+}
 
+impl<T: ?Sized + Trace + 'static> Weak<T> {
     /// Whether upgrading may succeed: some strong handle exists and the collector has not
     /// cleared this object's weak handles.
     #[inline]
@@ -749,11 +845,11 @@ impl<T: Trace + 'static> Weak<T> {
     /// assert!(Weak::<u8>::new().ptr_eq(&Weak::new()));
     /// ```
     pub fn ptr_eq(&self, other: &Self) -> bool {
-        self.ptr == other.ptr
+        self.ptr.map(NonNull::cast::<u8>) == other.ptr.map(NonNull::cast::<u8>)
     }
 }
 
-impl<T: Trace + 'static> Drop for Weak<T> {
+impl<T: ?Sized + Trace + 'static> Drop for Weak<T> {
     fn drop(&mut self) {
         if let Some(p) = self.ptr {
             // SAFETY: this `Weak` holds one weak reference; if it was the last reference of any
@@ -767,7 +863,7 @@ impl<T: Trace + 'static> Drop for Weak<T> {
     }
 }
 
-impl<T: Trace + 'static> Clone for Weak<T> {
+impl<T: ?Sized + Trace + 'static> Clone for Weak<T> {
     /// Another weak handle to the same object.
     ///
     /// ```
@@ -787,7 +883,7 @@ impl<T: Trace + 'static> Clone for Weak<T> {
     }
 }
 
-impl<T: Trace + 'static> fmt::Debug for Weak<T> {
+impl<T: ?Sized + Trace + 'static> fmt::Debug for Weak<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("(Weak)")
     }
@@ -797,5 +893,335 @@ impl<T: Trace + 'static> Default for Weak<T> {
     /// Same as [`Weak::new`].
     fn default() -> Self {
         Weak::new()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Slices and `str`.
+// ---------------------------------------------------------------------------------------
+
+/// Per-element-type vtables for tracked slices `Gc<[T]>`. Their allocation is
+/// `[Links][pad][len: usize][GcBox<C, [T]>]` (see `header::tracked_offset`): the erased
+/// functions read the length back from the header to rebuild the fat pointer.
+struct SliceVTables<T>(PhantomData<T>);
+
+impl<T: Trace + 'static> SliceVTables<T> {
+    /// Alignment of `GcBox<C, [T]>`: that of its fields (`repr(C)`).
+    const BOX_ALIGN: usize = if core::mem::align_of::<T>() > core::mem::align_of::<C>() {
+        core::mem::align_of::<T>()
+    } else {
+        core::mem::align_of::<C>()
+    };
+    const OFFSET: usize = tracked_offset(Self::BOX_ALIGN, true);
+    const VTABLE: VTable = VTable {
+        box_offset: Self::OFFSET,
+        layout: layout_slice::<T>,
+        trace: trace_slice::<T>,
+        drop_value: drop_slice::<T>,
+        finalize: None,
+    };
+}
+
+/// The layout of `GcBox<C, [T]>` holding `len` elements; panics if it overflows `isize`.
+fn slice_box_layout<T>(len: usize) -> Layout {
+    Layout::array::<T>(len)
+        .and_then(|v| Layout::new::<C>().extend(v))
+        .map(|(l, _)| l.pad_to_align())
+        .unwrap_or_else(|_| panic!("pyheap: Gc<[T]> of {len} elements is too large"))
+}
+
+/// The box of a tracked slice, as a fat pointer rebuilt from the length in the header.
+///
+/// # Safety
+/// `l` is the links of a live tracked `Inner<[T]>` allocation made by `allocate_slice`, with
+/// the provenance of the whole allocation.
+#[inline]
+unsafe fn slice_box<T: Trace + 'static>(l: *const Links) -> *mut Inner<[T]> {
+    let off = SliceVTables::<T>::OFFSET;
+    // SAFETY: per the caller, `allocate_slice` wrote the length in the `usize` right before
+    // the box and the box starts `off` bytes after the links, in the same allocation.
+    unsafe {
+        let base = l.cast::<u8>().cast_mut();
+        let len = base
+            .add(off - core::mem::size_of::<usize>())
+            .cast::<usize>()
+            .read();
+        ptr::slice_from_raw_parts_mut(base.add(off), len) as *mut Inner<[T]>
+    }
+}
+
+/// # Safety
+/// As `VTable::layout`: the header of a tracked slice is alive.
+unsafe fn layout_slice<T: Trace + 'static>(l: *const Links) -> Layout {
+    // SAFETY: per the caller; only the stored length is read.
+    let len = unsafe { (*slice_box::<T>(l)).value.get() as *const [T] }.len();
+    alloc_layout(true, true, slice_box_layout::<T>(len)).1
+}
+
+/// # Safety
+/// As `VTable::trace`: the elements are alive.
+unsafe fn trace_slice<T: Trace + 'static>(l: *const Links, tracer: &mut Tracer) {
+    // SAFETY: as `trace_erased`: initialised elements, no `&mut` to them exists.
+    unsafe { (*(*slice_box::<T>(l)).value.get()).trace(tracer) }
+}
+
+/// # Safety
+/// As `VTable::drop_value`.
+unsafe fn drop_slice<T: Trace + 'static>(l: *const Links) {
+    // SAFETY: per the caller this is the one drop of initialised elements nobody references.
+    unsafe { ManuallyDrop::drop(&mut *(*slice_box::<T>(l)).value.get()) }
+}
+
+/// Allocate the header of a `Gc<[T]>` of `len` elements, with one strong handle and the
+/// elements uninitialised; tracked element types get links (in no list), the slice vtable
+/// and the stored length. The caller initialises every element, then calls `finish_slice`.
+/// A tracked caller must have called `before_tracked_alloc` first.
+fn allocate_slice<T: Trace + 'static>(len: usize) -> NonNull<Inner<[T]>> {
+    let (offset, layout) = alloc_layout(T::MAY_CONTAIN_GC, true, slice_box_layout::<T>(len));
+    // SAFETY: the layout has non-zero size (it contains the counts).
+    let base = unsafe { std::alloc::alloc(layout) };
+    if base.is_null() {
+        std::alloc::handle_alloc_error(layout);
+    }
+    if T::MAY_CONTAIN_GC {
+        debug_assert_eq!(offset, SliceVTables::<T>::OFFSET);
+        Links::write_new(base.cast::<Links>(), &SliceVTables::<T>::VTABLE);
+        // SAFETY: the length slot is the `usize` before the box, inside the allocation after
+        // the links, and aligned (`offset` is a multiple of 8 here, the links' alignment).
+        unsafe {
+            base.add(offset - core::mem::size_of::<usize>())
+                .cast::<usize>()
+                .write(len)
+        };
+    }
+    // SAFETY: `offset` is within the allocation and aligned for the box; the fat pointer
+    // carries `len`, the number of elements the layout was computed for.
+    let b = unsafe { ptr::slice_from_raw_parts_mut(base.add(offset), len) } as *mut Inner<[T]>;
+    // SAFETY: as above; the elements stay uninitialised until the caller writes them.
+    unsafe { ptr::addr_of_mut!((*b).counts).write(C::new_live()) };
+    // SAFETY: `base` is non-null, so is `b`.
+    unsafe { NonNull::new_unchecked(b) }
+}
+
+impl<T: Trace + 'static> Gc<[T]> {
+    /// A `Gc<[T]>` holding the `len` elements at `src`, moved bitwise.
+    ///
+    /// # Safety
+    /// `src` points at `len` initialised elements whose ownership passes to the new object
+    /// (the caller must not drop them), or `T: Copy`.
+    unsafe fn from_raw_elements(src: *const T, len: usize) -> Self {
+        let b = Self::begin_slice(len);
+        // SAFETY: the destination holds `len` uninitialised elements, disjoint from `src`;
+        // per the caller the elements at `src` are ours to move.
+        unsafe {
+            ptr::copy_nonoverlapping(src, (*b.as_ptr()).value.get() as *mut T, len);
+            Self::finish_slice(b)
+        }
+    }
+
+    /// Account for the allocation (tracked types), then allocate the object with `len`
+    /// uninitialised elements, tracked by no list yet.
+    fn begin_slice(len: usize) -> NonNull<Inner<[T]>> {
+        if T::MAY_CONTAIN_GC {
+            // Before the allocation, as `Gc::new`: a collection here sees no half-built object;
+            // the elements still belong to the caller (untracked memory), so they are roots.
+            with_space(|s| s.before_tracked_alloc::<C>());
+        }
+        allocate_slice::<T>(len)
+    }
+
+    /// The first handle of an object from `begin_slice`.
+    ///
+    /// # Safety
+    /// Every element of `b` is initialised.
+    unsafe fn finish_slice(b: NonNull<Inner<[T]>>) -> Self {
+        if T::MAY_CONTAIN_GC {
+            // SAFETY: a fully built tracked object of this thread, in no list; its links are
+            // in front of the box as `links_of` computes.
+            with_space(|s| unsafe { s.track(links_of(b.as_ptr())) });
+        }
+        Gc {
+            ptr: b,
+            _owns: PhantomData,
+        }
+    }
+}
+
+impl<T: Trace + 'static> From<Vec<T>> for Gc<[T]> {
+    /// Move the elements of `v` into a new `Gc<[T]>` (tracked iff `T::MAY_CONTAIN_GC`).
+    ///
+    /// ```
+    /// use pyheap::unsync::Gc;
+    /// let g: Gc<[u32]> = Gc::from(vec![1, 2, 3]);
+    /// assert_eq!(&*g, &[1, 2, 3]);
+    /// assert!(!Gc::is_tracked(&g));
+    /// ```
+    fn from(mut v: Vec<T>) -> Self {
+        let len = v.len();
+        // SAFETY: the elements are moved out: the `Vec` forgets them before it is dropped
+        // (only its buffer is freed), and `from_raw_elements` takes ownership of them. If it
+        // panics (too large), it does so before copying, and `set_len` has not run yet.
+        unsafe {
+            let g = Gc::from_raw_elements(v.as_ptr(), len);
+            v.set_len(0);
+            g
+        }
+    }
+}
+
+impl<T: Trace + Clone + 'static> From<&[T]> for Gc<[T]> {
+    /// Clone the elements into a new `Gc<[T]>`.
+    ///
+    /// ```
+    /// use pyheap::unsync::Gc;
+    /// let g: Gc<[String]> = Gc::from(&["a".to_string(), "b".to_string()][..]);
+    /// assert_eq!(g[1], "b");
+    /// ```
+    fn from(v: &[T]) -> Self {
+        /// Drops the elements cloned so far and frees the allocation if a `clone` panics.
+        struct Partial<T: Trace + 'static> {
+            b: NonNull<Inner<[T]>>,
+            done: usize,
+        }
+        impl<T: Trace + 'static> Drop for Partial<T> {
+            fn drop(&mut self) {
+                let len = (self.b.as_ptr() as *const [()]).len();
+                let (offset, layout) =
+                    alloc_layout(T::MAY_CONTAIN_GC, true, slice_box_layout::<T>(len));
+                // SAFETY: the first `done` elements are initialised and owned by nobody else
+                // (the object was never tracked or handed out); the allocation was made by
+                // `allocate_slice` with this very layout, `offset` bytes before the box.
+                unsafe {
+                    let elems = (*self.b.as_ptr()).value.get() as *mut T;
+                    ptr::drop_in_place(ptr::slice_from_raw_parts_mut(elems, self.done));
+                    std::alloc::dealloc(self.b.as_ptr().cast::<u8>().sub(offset), layout);
+                }
+            }
+        }
+        let b = Gc::<[T]>::begin_slice(v.len());
+        let mut partial = Partial { b, done: 0 };
+        // SAFETY: `b` has room for `v.len()` elements; each is written once, in order.
+        let elems = unsafe { (*b.as_ptr()).value.get() as *mut T };
+        for x in v {
+            // `clone` may run any code (even a collection): the object is in no list yet.
+            let c = x.clone();
+            // SAFETY: `done < v.len()`: in bounds and not yet written.
+            unsafe { elems.add(partial.done).write(c) };
+            partial.done += 1;
+        }
+        core::mem::forget(partial);
+        // SAFETY: all `v.len()` elements are initialised.
+        unsafe { Gc::finish_slice(b) }
+    }
+}
+
+impl<T: Trace + 'static> From<Box<[T]>> for Gc<[T]> {
+    /// Move the elements of a boxed slice into a new `Gc<[T]>`.
+    ///
+    /// ```
+    /// use pyheap::unsync::Gc;
+    /// let g: Gc<[u8]> = Gc::from(vec![7u8; 3].into_boxed_slice());
+    /// assert_eq!(g.len(), 3);
+    /// ```
+    fn from(v: Box<[T]>) -> Self {
+        Gc::from(v.into_vec())
+    }
+}
+
+impl<T: Trace + 'static> FromIterator<T> for Gc<[T]> {
+    /// Collect the elements into a new `Gc<[T]>`.
+    ///
+    /// ```
+    /// use pyheap::unsync::Gc;
+    /// let g: Gc<[u64]> = (1..=4).collect();
+    /// assert_eq!(g.iter().sum::<u64>(), 10);
+    /// ```
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        Gc::from(iter.into_iter().collect::<Vec<T>>())
+    }
+}
+
+impl<T: Trace + 'static> Default for Gc<[T]> {
+    /// An empty slice.
+    ///
+    /// ```
+    /// let g: pyheap::unsync::Gc<[u8]> = Default::default();
+    /// assert!(g.is_empty());
+    /// ```
+    fn default() -> Self {
+        Gc::from(Vec::new())
+    }
+}
+
+impl From<&str> for Gc<str> {
+    /// Copy the string into a new (untracked) `Gc<str>`, with an 8-byte header.
+    ///
+    /// ```
+    /// use pyheap::unsync::Gc;
+    /// let s: Gc<str> = Gc::from("hello");
+    /// assert_eq!(&*s, "hello");
+    /// assert_eq!(s.to_uppercase(), "HELLO");
+    /// ```
+    fn from(s: &str) -> Self {
+        // SAFETY: `u8` is `Copy`, so copying the bytes takes nothing from `s`.
+        let bytes = unsafe { Gc::<[u8]>::from_raw_elements(s.as_ptr(), s.len()) };
+        let bytes = ManuallyDrop::new(bytes);
+        // SAFETY: `GcBox<C, [u8]>` and `GcBox<C, str>` have the same layout and metadata (the
+        // length in bytes), both types are untracked, and the bytes are valid UTF-8 (copied
+        // from a `str`); the handle's strong reference moves to the new `Gc`.
+        let ptr = unsafe { NonNull::new_unchecked(bytes.ptr.as_ptr() as *mut Inner<str>) };
+        Gc {
+            ptr,
+            _owns: PhantomData,
+        }
+    }
+}
+
+impl From<String> for Gc<str> {
+    /// Copy the string into a new `Gc<str>`.
+    ///
+    /// ```
+    /// let s: pyheap::unsync::Gc<str> = String::from("x").into();
+    /// assert_eq!(&*s, "x");
+    /// ```
+    fn from(s: String) -> Self {
+        Gc::from(s.as_str())
+    }
+}
+
+impl From<Box<str>> for Gc<str> {
+    /// Copy the string into a new `Gc<str>`.
+    ///
+    /// ```
+    /// let s: pyheap::unsync::Gc<str> = Box::<str>::from("x").into();
+    /// assert_eq!(&*s, "x");
+    /// ```
+    fn from(s: Box<str>) -> Self {
+        Gc::from(&*s)
+    }
+}
+
+impl Default for Gc<str> {
+    /// An empty string.
+    ///
+    /// ```
+    /// let s: pyheap::unsync::Gc<str> = Default::default();
+    /// assert_eq!(&*s, "");
+    /// ```
+    fn default() -> Self {
+        Gc::from("")
+    }
+}
+
+impl<T: Trace + 'static> From<Box<T>> for Gc<T> {
+    /// Move the boxed value into a new `Gc` (the box is freed).
+    ///
+    /// ```
+    /// use pyheap::unsync::Gc;
+    /// let g: Gc<u32> = Gc::from(Box::new(5));
+    /// assert_eq!(*g, 5);
+    /// ```
+    fn from(b: Box<T>) -> Self {
+        Gc::new(*b)
     }
 }

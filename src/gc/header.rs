@@ -16,6 +16,12 @@
 //! an untracked one (std's `Rc` pays 16). A value aligned above 8 adds padding between the
 //! links and the box. `tests/gc_layout.rs` asserts these numbers.
 //!
+//! Slices and `str` (`Gc<[T]>`, `Gc<str>`) are handled by fat pointers to a `GcBox<C, [T]>`,
+//! as std's `Rc<[T]>` does: the handle carries the length, the layout is computed from it. An
+//! untracked slice (`Gc<str>`, `Gc<[u8]>`) has the same 8-byte header; a tracked one
+//! (`Gc<[Gc<Node>]>`) also stores its length in the header for the collector (40 bytes,
+//! like CPython's variable-size objects, which add `ob_size`). See [`tracked_offset`].
+//!
 //! # Invariants (kept by `gc::handle`, `gc::space`, `gc::collect` and `gc::finalize`)
 //!
 //! * `strong` is the number of live `Gc` handles, plus one *pin* per object while the
@@ -27,11 +33,23 @@
 //!   `FLAG_DEAD` is set nobody creates a reference to the value again (`Deref` panics,
 //!   `try_deref` gives `None`, `Weak::upgrade` gives `None`).
 //! * A tracked object is linked into exactly one generation list of its thread's object space
-//!   iff it is alive and not part of a garbage set being torn down; otherwise its links are a
-//!   self-loop, so unlinking it again is a harmless no-op.
+//!   iff it is alive, not part of a garbage set being torn down, and not [`FLAG_UNIQUE`]
+//!   (a `&mut` from `Gc::get_mut` may be live: no collection may read the value); otherwise
+//!   its links are a self-loop, so unlinking it again is a harmless no-op.
+//! * A tracked slice (`Gc<[T]>`) stores its length in the `usize` just before its `GcBox`;
+//!   its vtable's functions rebuild the fat pointer from it (see [`tracked_offset`]).
 //! * Outside a collection `Links::prev` holds a pointer (low bits zero); during one it holds
 //!   `gc_refs << 2 | PREV_COLLECTING | PREV_REACHABLE` for the objects being collected, as
 //!   CPython reuses `_gc_prev`. No user code runs while any `prev` holds refs.
+//!
+//! # Provenance
+//!
+//! The header never turns an integer into a pointer (it passes Miri's
+//! `-Zmiri-strict-provenance`): `prev` and the tagged vtable word are stored as pointers;
+//! flag bits are added and removed with `wrapping_add`/`wrapping_sub` on the pointer itself
+//! (the `map_addr` of Rust 1.84, kept to this crate's MSRV of 1.82), and `gc_refs` is stored
+//! as a pointer without provenance that is only ever read back as an integer. The list code
+//! restores real pointers into `prev` before any of them is dereferenced again.
 
 use core::alloc::Layout;
 use core::cell::{Cell, UnsafeCell};
@@ -45,7 +63,13 @@ pub(crate) const FLAG_FINALIZED: usize = 0b001;
 pub(crate) const FLAG_DEAD: usize = 0b010;
 /// Weak handles no longer upgrade (set on a garbage set before its finalizers run).
 pub(crate) const FLAG_WEAKS_CLEARED: usize = 0b100;
-const FLAG_MASK: usize = 0b111;
+/// `Gc::get_mut` handed out a `&mut` to the value: the object left its generation (it is in
+/// no list, so no collection reads the value while that borrow may live) until the borrow is
+/// proven over and it is put back: by the next shared use of its handle (`Gc::try_deref` and
+/// friends), or by a collection whose traced values report a handle to it (read through a
+/// shared reference, so not mutably borrowed: the only handle, from which the `&mut` came).
+pub(crate) const FLAG_UNIQUE: usize = 0b1000;
+const FLAG_MASK: usize = 0b1111;
 
 /// In `prev` during a collection: the object belongs to the generation being collected.
 pub(crate) const PREV_COLLECTING: usize = 0b01;
@@ -156,9 +180,10 @@ unsafe impl Counts for LocalCounts {
     }
 }
 
-/// The counts and the value; what a `Gc<T>` points at.
+/// The counts and the value; what a `Gc<T>` points at. For `T = [U]` or `str` a pointer to it
+/// is a fat pointer carrying the length, as for std's `RcBox`.
 #[repr(C)]
-pub(crate) struct GcBox<C, T> {
+pub(crate) struct GcBox<C, T: ?Sized> {
     pub(crate) counts: C,
     pub(crate) value: UnsafeCell<ManuallyDrop<T>>,
 }
@@ -168,18 +193,28 @@ pub(crate) struct GcBox<C, T> {
 #[repr(C)]
 pub(crate) struct Links {
     pub(crate) next: Cell<*const Links>,
-    pub(crate) prev: Cell<usize>,
-    /// `&'static VTable` with the `FLAG_*` bits in its low bits (the vtable is 8-aligned).
-    vtable: Cell<usize>,
+    /// The previous node (outside a collection) or the collection bits (during one); see the
+    /// module's invariants. Accessed through `prev`/`set_prev` and `refs`/`set_refs`.
+    prev: Cell<*const Links>,
+    /// `&'static VTable` with the `FLAG_*` bits in its low bits (the vtable is 16-aligned).
+    vtable: Cell<*const VTable>,
+}
+
+/// The address of `p` (`<*const T>::addr`, stable only since Rust 1.84). A pointer-to-integer
+/// cast never needs provenance, and nothing casts the result back to a pointer.
+#[inline(always)]
+pub(crate) fn addr<T>(p: *const T) -> usize {
+    p as usize
 }
 
 /// What the collector needs to handle an object without knowing its type.
-#[repr(C, align(8))]
+#[repr(C, align(16))]
 pub(crate) struct VTable {
     /// Bytes from the start of the allocation (the `Links`) to the `GcBox`.
     pub(crate) box_offset: usize,
-    /// Layout of the whole allocation.
-    pub(crate) layout: Layout,
+    /// Layout of the whole allocation (for a slice it depends on the length stored in the
+    /// header, hence a function). Caller: the header is alive.
+    pub(crate) layout: unsafe fn(*const Links) -> Layout,
     /// Report the value's edges. Caller: the value is alive.
     pub(crate) trace: unsafe fn(*const Links, &mut Tracer),
     /// Drop the value in place. Caller: the value is alive, `FLAG_DEAD` is set, and this is
@@ -194,8 +229,8 @@ impl Links {
     pub(crate) const fn sentinel() -> Self {
         Self {
             next: Cell::new(core::ptr::null()),
-            prev: Cell::new(0),
-            vtable: Cell::new(0),
+            prev: Cell::new(core::ptr::null()),
+            vtable: Cell::new(core::ptr::null()),
         }
     }
 
@@ -205,27 +240,73 @@ impl Links {
         unsafe {
             at.write(Links {
                 next: Cell::new(at),
-                prev: Cell::new(at as usize),
-                vtable: Cell::new(vtable as *const VTable as usize),
+                prev: Cell::new(at),
+                vtable: Cell::new(vtable),
             })
         };
     }
 
     #[inline]
     pub(crate) fn vtable(&self) -> &'static VTable {
-        // SAFETY: for objects (never sentinels, which the collector never asks), the word holds
-        // a `&'static VTable` ORed with flag bits that its 8-byte alignment leaves free.
-        unsafe { &*((self.vtable.get() & !FLAG_MASK) as *const VTable) }
+        let p = self.vtable.get();
+        // SAFETY: for objects (never sentinels, which the collector never asks), the word is
+        // a `&'static VTable` (16-aligned) moved forward by its flag bits within the vtable;
+        // moving back by them gives the vtable pointer, with its provenance.
+        unsafe {
+            &*p.cast::<u8>()
+                .wrapping_sub(addr(p) & FLAG_MASK)
+                .cast::<VTable>()
+        }
     }
 
     #[inline]
     pub(crate) fn flags(&self) -> usize {
-        self.vtable.get() & FLAG_MASK
+        addr(self.vtable.get()) & FLAG_MASK
     }
 
     #[inline]
     pub(crate) fn set_flag(&self, flag: usize) {
-        self.vtable.set(self.vtable.get() | flag);
+        debug_assert_eq!(flag & !FLAG_MASK, 0);
+        let p = self.vtable.get();
+        // ORs `flag` into the low bits: adds exactly the bits not yet set (they are zero in
+        // the 16-aligned vtable address), keeping the pointer's provenance.
+        let add = flag & !addr(p);
+        self.vtable.set(p.cast::<u8>().wrapping_add(add).cast());
+    }
+
+    #[inline]
+    pub(crate) fn clear_flag(&self, flag: usize) {
+        debug_assert_eq!(flag & !FLAG_MASK, 0);
+        let p = self.vtable.get();
+        let sub = flag & addr(p);
+        self.vtable.set(p.cast::<u8>().wrapping_sub(sub).cast());
+    }
+
+    /// The previous node of the list. Only outside a collection's passes, or for nodes the
+    /// current pass does not collect.
+    #[inline]
+    pub(crate) fn prev(&self) -> *const Links {
+        self.prev.get()
+    }
+
+    #[inline]
+    pub(crate) fn set_prev(&self, p: *const Links) {
+        self.prev.set(p)
+    }
+
+    /// `prev` as an integer: during a pass, `gc_refs << REFS_SHIFT | PREV_*` for the nodes
+    /// being collected; for any other node an address, whose two low bits are zero.
+    #[inline]
+    pub(crate) fn refs(&self) -> usize {
+        addr(self.prev.get())
+    }
+
+    /// Store collection bits in `prev` (a pointer without provenance, never dereferenced:
+    /// the list code writes real pointers back before following `prev` again).
+    #[inline]
+    pub(crate) fn set_refs(&self, bits: usize) {
+        self.prev
+            .set(core::ptr::null::<u8>().wrapping_add(bits).cast::<Links>())
     }
 }
 
@@ -247,8 +328,9 @@ pub(crate) unsafe fn counts_of<'a, C: Counts>(links: *const Links) -> &'a C {
     }
 }
 
-/// Where the `GcBox<C, T>` sits after the links in a tracked allocation, and the layout of the
-/// whole allocation.
+/// Where the `GcBox<C, T>` sits after the links in a tracked allocation of a sized `T`, and
+/// the layout of the whole allocation. Same numbers as [`alloc_layout`] (kept `const` so the
+/// per-type vtables can hold them); `tests/gc_layout.rs` checks the sizes.
 pub(crate) const fn tracked_layout<C, T>() -> (usize, Layout) {
     let links = Layout::new::<Links>();
     let boxl = Layout::new::<GcBox<C, T>>();
@@ -266,16 +348,66 @@ pub(crate) const fn tracked_layout<C, T>() -> (usize, Layout) {
     }
 }
 
-/// The links in front of a tracked `GcBox`.
+/// Whether `*const T` is a fat pointer (`T` is a slice or `str`; `dyn Trait` cannot occur
+/// because `Trace` has an associated constant and so is not dyn-compatible).
+#[inline(always)]
+pub(crate) const fn is_fat<T: ?Sized>() -> bool {
+    core::mem::size_of::<*const T>() != core::mem::size_of::<*const u8>()
+}
+
+/// Bytes from the start of a tracked allocation to its `GcBox`, given the box's alignment.
+///
+/// A tracked *unsized* value (`Gc<[T]>`) stores its length in the `usize` just before the
+/// box, so the collector, which only has the links, can rebuild the fat pointer (CPython's
+/// `PyVarObject` keeps `ob_size` in its header the same way):
+///
+/// ```text
+///  tracked slice:  [ next | prev | vtable+flags ][ pad ][ len ][ strong | weak ][ elements ]
+/// ```
+#[inline(always)]
+pub(crate) const fn tracked_offset(box_align: usize, fat: bool) -> usize {
+    let links = core::mem::size_of::<Links>()
+        + if fat {
+            core::mem::size_of::<usize>()
+        } else {
+            0
+        };
+    links.div_ceil(box_align) * box_align
+}
+
+/// The offset of the box and the layout of the whole allocation holding a `GcBox` of layout
+/// `box_layout`: just the box for untracked objects, links (and, for `fat`, the length)
+/// followed by the box for tracked ones. The one formula allocation and deallocation share.
+pub(crate) fn alloc_layout(tracked: bool, fat: bool, box_layout: Layout) -> (usize, Layout) {
+    if !tracked {
+        return (0, box_layout);
+    }
+    let offset = tracked_offset(box_layout.align(), fat);
+    let align = box_layout.align().max(core::mem::align_of::<Links>());
+    match offset
+        .checked_add(box_layout.size())
+        .and_then(|s| Layout::from_size_align(s, align).ok())
+    {
+        Some(l) => (offset, l.pad_to_align()),
+        None => panic!("Gc value too large"),
+    }
+}
+
+/// The links in front of a tracked `GcBox` (sized or not).
 ///
 /// # Safety
-/// `b` points at the `GcBox` of a tracked allocation made with [`tracked_layout`].
+/// `b` points at the `GcBox` of a live tracked allocation laid out by [`alloc_layout`] (or
+/// [`tracked_layout`]), with the provenance of the whole allocation.
 #[inline]
-pub(crate) unsafe fn links_of<C, T>(b: *const GcBox<C, T>) -> *const Links {
-    // SAFETY: per the caller, the allocation starts `offset` bytes before the box.
+pub(crate) unsafe fn links_of<C, T: ?Sized>(b: *const GcBox<C, T>) -> *const Links {
+    // SAFETY: per the caller the box is allocated and initialised up to its counts, so a
+    // shared reference to it may exist (all its fields are `UnsafeCell`s, nothing is frozen)
+    // for `align_of_val`, a constant for sized `T` and slices; the allocation starts
+    // `tracked_offset` bytes before the box.
     unsafe {
+        let align = core::mem::align_of_val(&*b);
         b.cast::<u8>()
-            .sub(tracked_layout::<C, T>().0)
+            .sub(tracked_offset(align, is_fat::<T>()))
             .cast::<Links>()
     }
 }

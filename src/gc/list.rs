@@ -16,7 +16,7 @@ pub(crate) unsafe fn init(head: *const Links) {
     // SAFETY: caller guarantees `head` is valid.
     let h = unsafe { &*head };
     h.next.set(head);
-    h.prev.set(head as usize);
+    h.set_prev(head);
 }
 
 /// Whether the list is empty.
@@ -37,11 +37,11 @@ pub(crate) unsafe fn is_empty(head: *const Links) -> bool {
 pub(crate) unsafe fn push_back(head: *const Links, node: *const Links) {
     // SAFETY: caller guarantees validity; `head.prev` is a node pointer of an intact list.
     unsafe {
-        let last = (*head).prev.get() as *const Links;
+        let last = (*head).prev();
         (*last).next.set(node);
-        (*node).prev.set(last as usize);
+        (*node).set_prev(last);
         (*node).next.set(head);
-        (*head).prev.set(node as usize);
+        (*head).set_prev(node);
     }
 }
 
@@ -55,11 +55,11 @@ pub(crate) unsafe fn unlink(node: *const Links) {
     // SAFETY: caller guarantees the list around `node` is intact.
     unsafe {
         let next = (*node).next.get();
-        let prev = (*node).prev.get() as *const Links;
+        let prev = (*node).prev();
         (*prev).next.set(next);
-        (*next).prev.set(prev as usize);
+        (*next).set_prev(prev);
         (*node).next.set(node);
-        (*node).prev.set(node as usize);
+        (*node).set_prev(node);
     }
 }
 
@@ -73,13 +73,13 @@ pub(crate) unsafe fn merge(from: *const Links, to: *const Links) {
         if is_empty(from) {
             return;
         }
-        let to_tail = (*to).prev.get() as *const Links;
+        let to_tail = (*to).prev();
         let first = (*from).next.get();
-        let last = (*from).prev.get() as *const Links;
+        let last = (*from).prev();
         (*to_tail).next.set(first);
-        (*first).prev.set(to_tail as usize);
+        (*first).set_prev(to_tail);
         (*last).next.set(to);
-        (*to).prev.set(last as usize);
+        (*to).set_prev(last);
         init(from);
     }
 }

@@ -52,6 +52,9 @@ pub(crate) struct Space {
     pub(crate) enabled: Cell<bool>,
     /// A collection is running: nested requests (from drops or finalizers) return 0.
     pub(crate) collecting: Cell<bool>,
+    /// A collection pass is running (`prev` fields hold `gc_refs`): nothing may be linked
+    /// into a list. Only `Trace` impls run meanwhile.
+    pub(crate) in_pass: Cell<bool>,
     /// CPython's `long_lived_total`: survivors of the last full collection.
     pub(crate) long_lived_total: Cell<usize>,
     /// CPython's `long_lived_pending`: objects promoted into the oldest generation since.
@@ -75,6 +78,7 @@ impl Space {
             initialized: Cell::new(false),
             enabled: Cell::new(true),
             collecting: Cell::new(false),
+            in_pass: Cell::new(false),
             long_lived_total: Cell::new(0),
             long_lived_pending: Cell::new(0),
             dropping: Cell::new(false),
@@ -258,8 +262,8 @@ pub(crate) unsafe fn release_token<C: Counts>(links: *const Links) {
     unsafe {
         let l = &*links;
         if super::header::counts_of::<C>(links).dec_weak() == 0 {
-            let layout = l.vtable().layout;
-            std::alloc::dealloc(links as *mut u8, layout);
+            let layout = (l.vtable().layout)(links);
+            std::alloc::dealloc(links.cast::<u8>().cast_mut(), layout);
         }
     }
 }

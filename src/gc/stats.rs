@@ -15,8 +15,18 @@ pub struct GenerationStats {
     pub collections: usize,
     /// Number of objects found unreachable and freed by those collections.
     pub collected: usize,
-    /// Number of unreachable objects that could not be freed. pyheap has no uncollectable
-    /// garbage (it has no legacy finalizers and no `DEBUG_SAVEALL`), so this stays 0; a set
-    /// resurrected by its finalizers is counted neither here nor in `collected`.
+    /// Number of unreachable objects that could not be freed. Always 0 in pyheap, by design.
+    ///
+    /// CPython counts here the objects it moves to `gc.garbage` instead of freeing them:
+    /// before Python 3.4, cycles with `__del__` methods (it could not choose an order to run
+    /// them in); since PEP 442, only objects of C types with a legacy `tp_del` finalizer, and
+    /// everything under `gc.set_debug(gc.DEBUG_SAVEALL)`. pyheap has neither: finalizers
+    /// ([`Finalize`](crate::Finalize)) follow PEP 442 (all run, then the set is re-checked and
+    /// either freed or resurrected whole), `Drop` cannot resurrect, and there is no save-all
+    /// mode. A garbage set resurrected by its finalizers is not garbage any more and is
+    /// counted neither here nor in `collected`. (A `Drop` that panics during teardown unwinds
+    /// out of the collection, which then records nothing; the rest of that set is leaked,
+    /// never freed twice: see `tests/gc_teardown.rs`.) The field is kept so the statistics
+    /// read like `gc.get_stats()`.
     pub uncollectable: usize,
 }

@@ -1,6 +1,6 @@
 //! The [`Trace`] trait and the [`Tracer`] the collector hands to it.
 
-use super::header::{Links, PREV_COLLECTING, PREV_REACHABLE, REFS_ONE, REFS_SHIFT};
+use super::header::{Links, FLAG_UNIQUE, PREV_COLLECTING, PREV_REACHABLE, REFS_ONE, REFS_SHIFT};
 
 /// A value the cycle collector can look into: it reports the `Gc` handles it owns.
 ///
@@ -73,6 +73,11 @@ pub struct Tracer {
     mode: Mode,
     /// `Mark`: objects found reachable whose edges are still to be followed.
     pub(crate) stack: Vec<*const Links>,
+    /// `Subtract`: objects that `Gc::get_mut` took out of the generations (`FLAG_UNIQUE`)
+    /// and that a traced value reported a handle to: that handle is being read through a
+    /// shared reference, so the `&mut` `get_mut` made from it is over. The collector links
+    /// them back into generation 0 once the pass is done.
+    pub(crate) retrack: Vec<*const Links>,
 }
 
 impl core::fmt::Debug for Tracer {
@@ -88,6 +93,7 @@ impl Tracer {
         Self {
             mode,
             stack: Vec::new(),
+            retrack: Vec::new(),
         }
     }
 
@@ -102,8 +108,13 @@ impl Tracer {
     pub(crate) unsafe fn edge(&mut self, target: *const Links) {
         // SAFETY: per the caller the target's header is alive.
         let t = unsafe { &*target };
-        let prev = t.prev.get();
+        let prev = t.refs();
         if prev & PREV_COLLECTING == 0 {
+            if self.mode == Mode::Subtract && t.flags() & FLAG_UNIQUE != 0 {
+                // Only the flag word changes here; the lists are relinked after the pass.
+                t.clear_flag(FLAG_UNIQUE);
+                self.retrack.push(target);
+            }
             return;
         }
         match self.mode {
@@ -113,11 +124,11 @@ impl Tracer {
                 if prev >> REFS_SHIFT == 0 {
                     over_reported();
                 }
-                t.prev.set(prev - REFS_ONE);
+                t.set_refs(prev - REFS_ONE);
             }
             Mode::Mark => {
                 if prev & PREV_REACHABLE == 0 {
-                    t.prev.set(prev | PREV_REACHABLE);
+                    t.set_refs(prev | PREV_REACHABLE);
                     self.stack.push(target);
                 }
             }
