@@ -43,3 +43,8 @@ pub use pyheap_derive::Trace;
 pub fn collect() -> usize {
     gc::collect_all()
 }
+
+/// The README's Rust examples, compiled and run as doc tests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
