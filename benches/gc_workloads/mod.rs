@@ -397,7 +397,7 @@ fn bench_micro<C: Contender>(c: &mut Criterion, w: &str) {
         "alloc_small" => {
             g.bench_function(C::NAME, |b| {
                 b.iter(|| {
-                    let s = C::small(black_box(7));
+                    let s = black_box(C::small(black_box(7)));
                     black_box(C::small_value(&s))
                 })
             });
@@ -405,7 +405,7 @@ fn bench_micro<C: Contender>(c: &mut Criterion, w: &str) {
         "alloc_node" => {
             g.bench_function(C::NAME, |b| {
                 b.iter(|| {
-                    let s = C::node(black_box(7));
+                    let s = black_box(C::node(black_box(7)));
                     black_box(C::node_value(&s))
                 })
             });
