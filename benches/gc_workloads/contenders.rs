@@ -56,10 +56,12 @@ pub trait Contender {
     fn node_value(n: &Self::Node) -> u64;
     /// Add the edge `from -> to`, moving the handle `to` into `from`.
     fn push(from: &Self::Node, to: Self::Node);
-    /// Drop all out-edges of `n`.
-    fn clear(n: &Self::Node);
     /// The crate's explicit full cycle collection.
     fn collect();
+    /// What the crate reports about its collector (printed to stderr by the child processes).
+    fn collector_stats() -> String {
+        String::new()
+    }
 }
 
 macro_rules! node_accessors {
@@ -79,10 +81,6 @@ macro_rules! node_accessors {
         }
         fn push(from: &Self::Node, to: Self::Node) {
             from.edges.borrow_mut().push(to);
-        }
-        fn clear(n: &Self::Node) {
-            let old = std::mem::take(&mut *n.edges.borrow_mut());
-            drop(old);
         }
     };
 }
@@ -258,6 +256,9 @@ pub mod with_pyheap {
         node_accessors!();
         fn collect() {
             ::pyheap::collect();
+        }
+        fn collector_stats() -> String {
+            format!("{:?}", ::pyheap::gc::stats())
         }
     }
 }

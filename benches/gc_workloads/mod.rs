@@ -37,7 +37,7 @@ pub const CHURN_OPS: usize = 1_000;
 /// Operations of the churn workload in the child process (RSS, drop check).
 pub const CHURN_CHILD_OPS: usize = 1_000_000;
 /// For crates without automatic collection, the churn workload calls their `collect` every
-/// this many operations (one node created per operation).
+/// time this many more nodes have been created.
 pub const CHURN_MANUAL_COLLECT_EVERY: usize = 10_000;
 
 use contenders::LIVE;
@@ -134,35 +134,61 @@ pub fn graph_collect<C: Contender>(rest: Vec<C::Node>) {
     C::collect();
 }
 
-/// Churn: `slots` live handles; each operation creates a node with edges to two random live
-/// nodes, makes a random live node point at it (dropping that node's old edges: cycles come
-/// and go), and puts it in a random slot (dropping the handle there).
+/// Churn, a steady state with garbage cycles: `CHURN_PERMANENT` long-lived nodes (think
+/// classes and modules) and `slots` slots each holding a small cluster. Operation `i` builds a
+/// cluster of `i % 4 + 1` nodes linked in a chain, closed into a ring (a cycle; one node: a
+/// self-loop) every other time at random, every node also pointing at a random permanent node,
+/// and stores it in a random slot, dropping the cluster there: an open chain dies by
+/// refcount, a ring becomes a garbage cycle for the collector. Live set: about
+/// `2.5 * slots + CHURN_PERMANENT` nodes; 2.5 nodes are created per operation on average.
 pub struct Churn<C: Contender> {
+    permanent: Vec<C::Node>,
     slots: Vec<C::Node>,
     rng: Rng,
     ops: usize,
+    created: usize,
 }
+
+/// Permanent nodes of the churn workload.
+pub const CHURN_PERMANENT: usize = 1_000;
 
 impl<C: Contender> Churn<C> {
     pub fn new(slots: usize, seed: u64) -> Self {
         Churn {
+            permanent: (0..CHURN_PERMANENT).map(|i| C::node(i as u64)).collect(),
             slots: (0..slots).map(|i| C::node(i as u64)).collect(),
             rng: Rng::new(seed),
             ops: 0,
+            created: 0,
         }
     }
+    /// Run `ops` operations (a multiple of 4 creates exactly `2.5 * ops` nodes).
     pub fn run(&mut self, ops: usize) {
         let n = self.slots.len();
+        let p = self.permanent.len();
         for _ in 0..ops {
-            let nd = C::node(self.ops as u64);
-            C::push(&nd, self.slots[self.rng.below(n)].clone());
-            C::push(&nd, self.slots[self.rng.below(n)].clone());
-            let holder = &self.slots[self.rng.below(n)];
-            C::clear(holder);
-            C::push(holder, nd.clone());
-            self.slots[self.rng.below(n)] = nd;
+            let k = self.ops % 4 + 1;
+            let ring = self.rng.next_u64() & 1 == 1;
+            let head = C::node(self.ops as u64);
+            C::push(&head, self.permanent[self.rng.below(p)].clone());
+            let mut tail = head.clone();
+            for j in 1..k {
+                let nd = C::node(j as u64);
+                C::push(&nd, self.permanent[self.rng.below(p)].clone());
+                C::push(&tail, nd.clone());
+                tail = nd;
+            }
+            if ring {
+                C::push(&tail, head.clone());
+            }
+            drop(tail);
+            self.slots[self.rng.below(n)] = head;
             self.ops += 1;
-            if !C::AUTO_COLLECT && self.ops % CHURN_MANUAL_COLLECT_EVERY == 0 {
+            let before = self.created;
+            self.created += k;
+            if !C::AUTO_COLLECT
+                && self.created / CHURN_MANUAL_COLLECT_EVERY != before / CHURN_MANUAL_COLLECT_EVERY
+            {
                 C::collect();
             }
         }
@@ -232,12 +258,16 @@ fn child<C: Contender>(w: &str) {
             ch.run(churn_ops);
             let e = t.elapsed();
             drop(ch);
-            (e, churn_ops)
+            (e, churn_ops * 5 / 2)
         }
         _ => panic!("unknown child workload {w}"),
     };
     let peak = status_kib("VmHWM:");
-    eprintln!("child {w}/{}: workload done", C::NAME);
+    eprintln!(
+        "child {w}/{}: workload done {}",
+        C::NAME,
+        C::collector_stats()
+    );
     C::collect();
     let live = LIVE.with(Cell::get);
     println!(
@@ -455,7 +485,7 @@ fn bench_heavy<C: Contender>(c: &mut Criterion, w: &str) {
             });
         }
         "churn" => {
-            g.throughput(Throughput::Elements(CHURN_OPS as u64));
+            g.throughput(Throughput::Elements((CHURN_OPS * 5 / 2) as u64));
             let mut ch = Churn::<C>::new(CHURN_SLOTS, 1);
             ch.run(20 * CHURN_SLOTS); // reach the steady state
             g.bench_function(C::NAME, |b| b.iter(|| ch.run(CHURN_OPS)));
