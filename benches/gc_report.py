@@ -35,7 +35,8 @@ WORKLOADS = [
     ("chain", "build + drop a 1M-node linked list (acyclic, depth 1M)", "acyclic"),
     ("cycles", "create 1M two-node cycles (handles dropped), then collect", "collect"),
     ("graph", "200k nodes x 4 random edges: drop 90% of the handles, collect", "collect"),
-    ("churn", "create a linked node, relink one, replace one (automatic collection)", "collect"),
+    ("churn", "steady state: clusters of 1-4 nodes (half of them rings) replace clusters in "
+     "10,000 slots; automatic collection (gcmodule, bacon_rajan_cc: collect every 10,000 nodes)", "collect"),
 ]
 MIB = 1024.0
 
@@ -86,12 +87,15 @@ def fmt_ratio(v):
 def main():
     runs = sys.argv[1:] or ["target"]
     times = {}  # (w, c) -> list of ns/object per run
+    per_run = []  # run -> {(w, c): ns/object}
     for run in runs:
+        per_run.append({})
         for w, _, _ in WORKLOADS:
             for c in CONTENDERS:
                 v = ns_per_object(run, w, c)
                 if v is not None:
                     times.setdefault((w, c), []).append(v)
+                    per_run[-1][(w, c)] = v
     children = [load_children(r) for r in runs]
 
     def best(w, c):
@@ -160,14 +164,22 @@ def main():
                     print(f"| {c} | n/a (no cycle collection) | | | | |")
                 continue
             r = rss(w, c)
-            extra = ""
-            if c == "pyheap" and len(times.get((w, c), [])) > 1 and rc:
-                per_run = [a / b for a, b in zip(times[(w, c)], times.get((w, "rc"), []))]
-                if per_run:
-                    extra = f" (runs {min(per_run):.2f}-{max(per_run):.2f})"
+            extra = extra_p = ""
+            if c == "pyheap" and len(runs) > 1:
+                # The same ratios within each run (contenders measured back to back).
+                to_rc = [d[(w, c)] / d[(w, "rc")] for d in per_run if (w, c) in d and (w, "rc") in d]
+                to_peer = []
+                for d in per_run:
+                    ps = [d[(w, q)] for q in PEERS if (w, q) in d]
+                    if (w, c) in d and ps:
+                        to_peer.append(d[(w, c)] / min(ps))
+                if to_rc:
+                    extra = f" (runs {min(to_rc):.2f}-{max(to_rc):.2f})"
+                if to_peer:
+                    extra_p = f" (runs {min(to_peer):.2f}-{max(to_peer):.2f})"
             print(
                 f"| {c} | {fmt_ns(t) if t is not None else '**fails**'} | {fmt_ratio(t / rc) if t and rc else '—'}{extra} "
-                f"| {fmt_ratio(t / fp) if t and fp else '—'} | {st or '—'} | {'' if r is None else f'{r:.1f}'} |"
+                f"| {fmt_ratio(t / fp) if t and fp else '—'}{extra_p} | {st or '—'} | {'' if r is None else f'{r:.1f}'} |"
             )
         print()
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the Gc benchmarks (all six contenders, one binary) and write the comparison table.
 #
-#   benches/gc_run.sh                   # 2 runs, about 4-5 min each; report in target/gc-report.md
+#   benches/gc_run.sh                   # 2 runs, about 3.5-4 min each; report in target/gc-report.md
 #   GC_BENCH_REPEAT=1 benches/gc_run.sh # one run only
 #   benches/gc_run.sh -- gc_cycles      # extra arguments after -- go to criterion (a filter)
 #
