@@ -513,13 +513,17 @@ pub fn main() {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(1))
         .configure_from_args();
-    // A workload runs if a criterion filter argument (the first free argument) is a
-    // substring of `gc_<workload>/`, or if there is none.
+    // A workload runs if a piece of the criterion filter (the first free argument, split at
+    // `|`, anchors dropped) is a substring of `gc_<workload>/` or contains it, or if there is
+    // no filter.
     let filter_arg: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let wanted = |w: &str| {
         filter_arg.as_deref().is_none_or(|f| {
             let id = format!("gc_{w}/");
-            id.contains(f.trim_start_matches('^')) || f.contains(&id)
+            f.split('|').any(|piece| {
+                let piece = piece.trim_start_matches('^').trim_end_matches('$');
+                id.contains(piece) || piece.contains(&id)
+            })
         })
     };
     let failed = if std::env::var("GC_BENCH_CHILDREN").as_deref() == Ok("skip") {
