@@ -4,10 +4,20 @@
 //! realistic workload (strings, maps, a few threads handing blocks to each other) runs and is
 //! freed, and the allocator's statistics are printed before, at the peak and after, showing
 //! the pools filling and the arenas going back to the OS.
+//!
+//! Chapter 2, `Gc` and the cycle collector: a small graph with a cycle, its strong and weak
+//! counts as Python's `sys.getrefcount` would print them, the cycle surviving reference
+//! counting, `pyheap::collect()` freeing it, `gc::stats()` before and after, and a cache of
+//! weak references that empties by itself when its values die.
 
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
 use std::sync::mpsc;
 use std::thread;
+
+use pyheap::unsync::{Gc, Weak};
+use pyheap::Trace;
 
 #[global_allocator]
 static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
@@ -103,5 +113,194 @@ fn main() {
     println!(
         "\n{} of {} arenas went back to the OS; {} stay mapped (kept empty for reuse, or holding live blocks).",
         s.arenas_returned, s.arenas_mapped_total, s.arenas_mapped
+    );
+
+    chapter_2_gc();
+}
+
+thread_local! {
+    /// How many `Node`s have been dropped (the tour's drop counter).
+    static DROPPED: Cell<usize> = const { Cell::new(0) };
+}
+
+fn dropped() -> usize {
+    DROPPED.with(Cell::get)
+}
+
+/// A graph node, as a Python object with a `name` and a list of references.
+#[derive(Trace)]
+struct Node {
+    name: String,
+    edges: RefCell<Vec<Gc<Node>>>,
+    /// An untracked leaf: `Gc<String>` holds no `Gc`, so the collector never looks at it.
+    label: Gc<String>,
+}
+
+impl Node {
+    fn new(name: &str) -> Gc<Node> {
+        Gc::new(Node {
+            name: name.to_string(),
+            edges: RefCell::new(Vec::new()),
+            label: Gc::new(format!("node {name}")),
+        })
+    }
+    fn link(&self, to: &Gc<Node>) {
+        self.edges.borrow_mut().push(to.clone());
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        DROPPED.with(|d| d.set(d.get() + 1));
+    }
+}
+
+/// `sys.getrefcount(x)`: Python counts the argument's own temporary reference too.
+fn getrefcount(n: &Gc<Node>) -> usize {
+    Gc::strong_count(n) + 1
+}
+
+fn print_stats(label: &str) {
+    let [g0, g1, g2] = pyheap::gc::stats();
+    println!(
+        "{label:<7} gc.get_count() = {:?}   gc.get_stats(): gen0 {} collections / {} collected, gen1 {} / {}, gen2 {} / {}",
+        pyheap::gc::count(),
+        g0.collections,
+        g0.collected,
+        g1.collections,
+        g1.collected,
+        g2.collections,
+        g2.collected,
+    );
+}
+
+/// A `weakref.WeakValueDictionary`: maps keys to values it does not keep alive. `len` and
+/// `keys` see only the live entries (dead ones are pruned as it goes).
+struct WeakValueMap<K, V: Trace + 'static> {
+    map: HashMap<K, Weak<V>>,
+}
+
+impl<K: Hash + Eq + Clone, V: Trace + 'static> WeakValueMap<K, V> {
+    fn new() -> Self {
+        WeakValueMap {
+            map: HashMap::new(),
+        }
+    }
+    /// The cached value for `key`, or a new one from `make` (then cached).
+    fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> Gc<V> {
+        if let Some(v) = self.map.get(&key).and_then(Weak::upgrade) {
+            return v;
+        }
+        let v = Gc::new(make());
+        self.map.insert(key, Gc::downgrade(&v));
+        v
+    }
+    fn len(&mut self) -> usize {
+        self.map.retain(|_, w| w.strong_count() > 0);
+        self.map.len()
+    }
+}
+
+/// A cached, expensive value; `parent` lets values form cycles.
+#[derive(Trace)]
+struct Page {
+    text: String,
+    parent: RefCell<Option<Gc<Page>>>,
+}
+
+fn chapter_2_gc() {
+    println!("\n== Chapter 2: Gc, Weak and the cycle collector (Python's gc module) ==\n");
+    pyheap::collect(); // start from a clean object space
+    print_stats("start"); // (after that first collection)
+
+    // a -> b -> c -> a, and a -> c: a cycle of three tracked objects.
+    let a = Node::new("a");
+    let b = Node::new("b");
+    let c = Node::new("c");
+    a.link(&b);
+    b.link(&c);
+    c.link(&a);
+    a.link(&c);
+    let wb = Gc::downgrade(&b);
+    println!("\nbuilt a -> b -> c -> a (and a -> c), plus one Weak to b:");
+    println!("  (Gc::strong_count is sys.getrefcount - 1: Python's count includes the argument's own reference)");
+    for (n, who) in [
+        (&a, "the handle `a`, c's edge"),
+        (&b, "the handle `b`, a's edge"),
+        (&c, "the handle `c`, edges from a and b"),
+    ] {
+        println!(
+            "  sys.getrefcount({}) = {}   strong_count {}  weak_count {}   ({who})",
+            n.name,
+            getrefcount(n),
+            Gc::strong_count(n),
+            Gc::weak_count(n),
+        );
+    }
+    println!(
+        "  gc.is_tracked(a) = {}, gc.is_tracked(a.label) = {} (a Gc<String> can hold no Gc: never scanned)",
+        Gc::is_tracked(&a),
+        Gc::is_tracked(&a.label),
+    );
+    print_stats("built");
+
+    drop((a, b, c));
+    println!("\ndropped the handles a, b, c: reference counting alone cannot free the cycle");
+    let b_alive = wb.upgrade().expect("the cycle is still alive");
+    println!(
+        "  Node drops so far: {}   the Weak still upgrades: b = {:?}, getrefcount(b) = {} (its in-edge, plus this upgrade)",
+        dropped(),
+        b_alive.name,
+        getrefcount(&b_alive),
+    );
+    drop(b_alive);
+    print_stats("leaked");
+
+    let freed = pyheap::collect();
+    println!("\npyheap::collect() = {freed}   (Python: gc.collect() returns the unreachable objects found)");
+    println!(
+        "  Node drops now: {}   the Weak upgrades: {}   (each node's untracked label went by refcount with it)",
+        dropped(),
+        wb.upgrade().is_some(),
+    );
+    print_stats("after");
+
+    println!("\n-- a weak-value cache (weakref.WeakValueDictionary) --\n");
+    let mut cache: WeakValueMap<&str, Page> = WeakValueMap::new();
+    let loads = Cell::new(0);
+    let load = |key: &str| {
+        loads.set(loads.get() + 1);
+        Page {
+            text: format!("<contents of {key}>"),
+            parent: RefCell::new(None),
+        }
+    };
+    let index = cache.get_or_insert_with("index", || load("index"));
+    let about = cache.get_or_insert_with("about", || load("about"));
+    let again = cache.get_or_insert_with("index", || load("index"));
+    println!(
+        "  3 lookups of 2 keys, {} loads; the second \"index\" is the same object: {}",
+        loads.get(),
+        Gc::ptr_eq(&index, &again),
+    );
+    println!("  live entries: {}   ({})", cache.len(), index.text);
+    drop((index, again));
+    println!(
+        "  dropped both handles to \"index\": live entries {} (it died at once, by refcount)",
+        cache.len()
+    );
+    // Two pages pointing at each other: only the collector frees them.
+    let help = cache.get_or_insert_with("help", || load("help"));
+    *help.parent.borrow_mut() = Some(about.clone());
+    *about.parent.borrow_mut() = Some(help.clone());
+    drop((about, help));
+    println!(
+        "  \"about\" and \"help\" now point at each other, handles dropped: live entries {} (a cycle)",
+        cache.len()
+    );
+    let freed = pyheap::collect();
+    println!(
+        "  pyheap::collect() = {freed}: live entries {}; the cache emptied by itself",
+        cache.len()
     );
 }

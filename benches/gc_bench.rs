@@ -1,0 +1,10 @@
+//! The Gc benchmarks: `std::rc::Rc`, `rust-cc`, `gcmodule`, `dumpster`, `bacon_rajan_cc` and
+//! `pyheap::unsync::Gc` side by side on the workloads in `benches/gc_workloads/`, with the
+//! system allocator (the default a user has). Run everything with `benches/gc_run.sh`.
+
+#[path = "gc_workloads/mod.rs"]
+mod workloads;
+
+fn main() {
+    workloads::main();
+}
