@@ -80,7 +80,7 @@ fn stats_add_up_single_threaded() {
         let size = 1 + i % 512;
         let layout = Layout::from_size_align(size, 8).unwrap();
         // SAFETY: non-zero size.
-        let p = unsafe { alloc(layout) };
+        let p = std::hint::black_box(unsafe { alloc(layout) });
         assert!(!p.is_null());
         blocks.push((p, layout));
     }
@@ -115,7 +115,7 @@ fn stats_add_up_single_threaded() {
     let before = stats();
     let layout = Layout::from_size_align(4096, 8).unwrap();
     // SAFETY: non-zero size.
-    let p = unsafe { alloc(layout) };
+    let p = std::hint::black_box(unsafe { alloc(layout) });
     assert!(!p.is_null());
     let held = stats();
     assert_eq!(held.fallback_count, before.fallback_count + 1);
@@ -136,7 +136,7 @@ fn stats_add_up_single_threaded() {
     // Over-aligned small requests go to the system allocator too.
     let layout = Layout::from_size_align(8, 64).unwrap();
     // SAFETY: non-zero size.
-    let p = unsafe { alloc(layout) };
+    let p = std::hint::black_box(unsafe { alloc(layout) });
     assert_eq!(stats().fallback_count, before.fallback_count + 1);
     // SAFETY: allocated above with `layout`.
     unsafe { dealloc(p, layout) };
@@ -146,13 +146,18 @@ fn stats_add_up_single_threaded() {
     let small = Layout::from_size_align(100, 8).unwrap();
     // SAFETY: non-zero size; realloc with the original layout; freed with the final one.
     unsafe {
-        let p = alloc(small);
+        // black_box: in release builds the optimizer may elide an allocation nothing reads.
+        let p = std::hint::black_box(alloc(small));
         assert_eq!(stats().blocks_in_use(), before.blocks_in_use() + 1);
-        let q = std::alloc::realloc(p, small, 2000);
+        let q = std::hint::black_box(std::alloc::realloc(p, small, 2000));
         let s = stats();
         assert_eq!(s.blocks_in_use(), before.blocks_in_use());
         assert_eq!(s.fallback_count, before.fallback_count + 1);
-        let r = std::alloc::realloc(q, Layout::from_size_align(2000, 8).unwrap(), 50);
+        let r = std::hint::black_box(std::alloc::realloc(
+            q,
+            Layout::from_size_align(2000, 8).unwrap(),
+            50,
+        ));
         let s = stats();
         assert_eq!(s.blocks_in_use(), before.blocks_in_use() + 1);
         assert_eq!(s.fallback_count, before.fallback_count);
