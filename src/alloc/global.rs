@@ -22,6 +22,15 @@ pub(crate) struct Global {
     pub(crate) heaps: super::registry::HeapRegistry,
     pub(crate) map: ArenaMap,
     pub(crate) orphan: OrphanCounters,
+    /// Whether a small request (one with a size class) was ever served by the system
+    /// allocator: no arena could be mapped, or the thread's heap was gone. Until then every
+    /// block freed with a small layout is a pool block, and `free` can skip the arena-map test.
+    /// Set (before the system call) by whoever serves such a request, never cleared. A thread
+    /// freeing a block received it through some synchronization after it was allocated, so
+    /// even a Relaxed load sees the flag set for a system block (coherence: the store happens
+    /// before the load).
+    #[cfg_attr(loom, allow(dead_code))] // models serve small requests from pools only
+    pub(crate) small_system_blocks: crate::sync::unmodelled::AtomicBool,
 }
 
 // SAFETY: all shared state in `Global` is atomics, or guarded by the arena manager's lock, or
@@ -40,6 +49,7 @@ impl Global {
                 arenas: ArenaManager::new(),
                 heaps: super::registry::HeapRegistry::new(),
                 map: ArenaMap::new(),
+                small_system_blocks: crate::sync::unmodelled::AtomicBool::new(false),
                 orphan: OrphanCounters {
                     frees: [const { StatCounter::new() }; NUM_SIZE_CLASSES],
                     fallback: FallbackCounters {

@@ -153,6 +153,17 @@ impl Heap {
         if !unsafe { ArenaMap::contains_in(words, block) } {
             return false;
         }
+        // SAFETY: forwarded contract; the block is in an arena.
+        unsafe { self.free_pool_block(block, class) }
+    }
+
+    /// `free_fast` for a block known to be a pool block (one of pyheap's arenas): the test of
+    /// the arena map is the caller's, or unneeded (see `Global::small_system_blocks`).
+    ///
+    /// # Safety
+    /// As for `free_fast`, and `block` is in one of pyheap's arenas.
+    #[inline(always)]
+    pub(crate) unsafe fn free_pool_block(&self, block: *mut u8, class: usize) -> bool {
         let pool = pool_of(block);
         // SAFETY: the block is live and in an arena, so its pool is initialized (Pool
         // invariants).

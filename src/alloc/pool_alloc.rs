@@ -5,6 +5,7 @@ use super::heap::{FallbackCounters, Heap};
 use super::os;
 use super::size_class::{class_block_size, size_class};
 use super::thread;
+use crate::sync::unmodelled::Ordering;
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{self, NonNull};
 
@@ -142,6 +143,8 @@ impl PoolAlloc {
                 return block;
             }
         }
+        // From now on a small-layout block may be a system block (see the flag's doc).
+        GLOBAL.small_system_blocks.store(true, Ordering::Relaxed);
         // SAFETY: a block size with the block alignment is a valid request.
         unsafe { fallback_alloc(heap, class_block_size(class), 16, zeroed) }
     }
@@ -155,11 +158,21 @@ impl PoolAlloc {
             return unsafe { Self::fallback_free(ptr, layout.size()) };
         };
         let heap = thread::bound_heap();
-        let words = thread::bound_map_words();
-        // SAFETY: the calling thread holds its bound heap, whose map words `words` are; a
-        // live block of `class` (caller).
-        if !heap.is_null() && unsafe { (*heap).free_fast_with(words, ptr, class) } {
-            return;
+        if !heap.is_null() {
+            // SAFETY: the calling thread holds its bound heap; a live block of `class`
+            // (caller). While no small request was ever served by the system allocator, every
+            // small-layout block is a pool block (`Global::small_system_blocks`); otherwise
+            // the arena map decides, with the words of the bound heap's map.
+            let done = unsafe {
+                if !GLOBAL.small_system_blocks.load(Ordering::Relaxed) {
+                    (*heap).free_pool_block(ptr, class)
+                } else {
+                    (*heap).free_fast_with(thread::bound_map_words(), ptr, class)
+                }
+            };
+            if done {
+                return;
+            }
         }
         // SAFETY: forwarded contract.
         unsafe { Self::dealloc_small_slow(ptr, class) }
