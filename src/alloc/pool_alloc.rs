@@ -159,10 +159,10 @@ impl PoolAlloc {
         };
         let heap = thread::bound_heap();
         if !heap.is_null() {
-            // SAFETY: the calling thread holds its bound heap; a live block of `class`
-            // (caller). While no small request was ever served by the system allocator, every
+            // While no small request was ever served by the system allocator, every
             // small-layout block is a pool block (`Global::small_system_blocks`); otherwise
             // the arena map decides, with the words of the bound heap's map.
+            // SAFETY: the calling thread holds its bound heap; a live block of `class`.
             let done = unsafe {
                 if !GLOBAL.small_system_blocks.load(Ordering::Relaxed) {
                     (*heap).free_pool_block(ptr, class)

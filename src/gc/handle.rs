@@ -181,11 +181,12 @@ fn allocate<T: Trace + 'static>(counts: C, vtable: &'static VTable) -> NonNull<I
 /// # Safety
 /// The weak count of `b` reached zero (no handle, no token) and the value is gone.
 unsafe fn deallocate<T: ?Sized + Trace + 'static>(b: NonNull<Inner<T>>) {
-    // SAFETY: per the caller nobody else references the allocation; the box is still
-    // allocated, so `Layout::for_value` may look at it (it reads only the pointer's metadata:
-    // all fields are `UnsafeCell`s and nothing is read through the reference). `alloc_layout`
-    // is the formula `allocate`/`allocate_slice` used (`tracked_layout` for sized types
-    // computes the same numbers), so base and layout match the allocation.
+    // Per the caller nobody else references the allocation; the box is still allocated, so
+    // `Layout::for_value` may look at it (it reads only the pointer's metadata: all fields
+    // are `UnsafeCell`s and nothing is read through the reference). `alloc_layout` is the
+    // formula `allocate`/`allocate_slice` used (`tracked_layout` for sized types computes
+    // the same numbers).
+    // SAFETY: as just said, so base and layout match the allocation.
     unsafe {
         let box_layout = Layout::for_value(b.as_ref());
         let (offset, layout) = alloc_layout(T::MAY_CONTAIN_GC, is_fat::<T>(), box_layout);
@@ -464,10 +465,11 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
         if c.strong() == 1 && c.weak() == 1 && !this.is_dead() {
             if T::MAY_CONTAIN_GC {
                 let l = this.links();
-                // SAFETY: `l` is the header of a live tracked object of this thread, in a list
-                // unless an earlier `get_mut` took it out already (no pass is running: user
-                // code is). Out of every list, no collection traces the value while the
-                // `&mut` lives; the next shared use of the handle re-tracks it.
+                // `l` is the header of a live tracked object of this thread, in a list unless
+                // an earlier `get_mut` took it out already (no pass is running: user code is).
+                // Out of every list, no collection traces the value while the `&mut` lives;
+                // the next shared use of the handle re-tracks it.
+                // SAFETY: as just said.
                 unsafe {
                     if (*l).flags() & FLAG_UNIQUE == 0 {
                         with_space(|s| s.untrack(l));

@@ -400,10 +400,10 @@ pub(crate) fn alloc_layout(tracked: bool, fat: bool, box_layout: Layout) -> (usi
 /// [`tracked_layout`]), with the provenance of the whole allocation.
 #[inline]
 pub(crate) unsafe fn links_of<C, T: ?Sized>(b: *const GcBox<C, T>) -> *const Links {
-    // SAFETY: per the caller the box is allocated and initialised up to its counts, so a
-    // shared reference to it may exist (all its fields are `UnsafeCell`s, nothing is frozen)
-    // for `align_of_val`, a constant for sized `T` and slices; the allocation starts
-    // `tracked_offset` bytes before the box.
+    // Per the caller the box is allocated and initialised up to its counts, so a shared
+    // reference to it may exist (all its fields are `UnsafeCell`s, nothing is frozen) for
+    // `align_of_val`, a constant for sized `T` and slices.
+    // SAFETY: as just said; the allocation starts `tracked_offset` bytes before the box.
     unsafe {
         let align = core::mem::align_of_val(&*b);
         b.cast::<u8>()
