@@ -121,7 +121,7 @@ pub(crate) fn collect_generation<C: Counts>(space: &Space, gen: usize) -> usize 
 
     // SAFETY: no user code runs from here to `handle_garbage`: the passes only read counts
     // and call `Trace` impls, which may not create or drop handles.
-    unsafe {
+    let survivors = unsafe {
         let no_unwind = AbortOnUnwind;
         space.in_pass.set(true);
         loop {
@@ -139,14 +139,13 @@ pub(crate) fn collect_generation<C: Counts>(space: &Space, gen: usize) -> usize 
                 list::push_back(young, p);
             }
         }
-        move_unreachable(young, unreachable);
+        let survivors = move_unreachable(young, unreachable);
         space.in_pass.set(false);
         core::mem::forget(no_unwind);
-    }
+        survivors
+    };
 
-    // Survivors.
-    // SAFETY: `young` is intact again after move_unreachable.
-    let survivors = unsafe { list::len(young) };
+    // Survivors: counted by move_unreachable's split (no separate walk of the list).
     if gen == NUM_GENERATIONS - 2 {
         space
             .long_lived_pending
@@ -227,14 +226,17 @@ unsafe fn retrack_all(space: &Space, retrack: Vec<*const Links>) {
 }
 
 /// Pass 3: mark what the roots (`gc_refs > 0`) reach, then split `young` into the reachable
-/// objects (left in `young`, `prev` restored) and the rest (moved to `unreachable`).
+/// objects (left in `young`, `prev` restored) and the rest (moved to `unreachable`). Returns
+/// the number of reachable objects (the survivors), counted during the split so the caller
+/// need not walk the list again.
 ///
 /// CPython does the marking inside the list walk, moving objects back and forth; an explicit
 /// stack is simpler to follow and equally free of recursion.
 ///
 /// # Safety
 /// After `subtract_refs` on the same list; `unreachable` is an empty initialised list.
-unsafe fn move_unreachable(young: *const Links, unreachable: *const Links) {
+unsafe fn move_unreachable(young: *const Links, unreachable: *const Links) -> usize {
+    let mut reachable = 0;
     let mut tracer = Tracer::new(Mode::Mark);
     // SAFETY: nodes are live; the `next` chain is untouched by the passes.
     unsafe {
@@ -255,12 +257,14 @@ unsafe fn move_unreachable(young: *const Links, unreachable: *const Links) {
             let next = (*p).next.get();
             if (*p).refs() & PREV_REACHABLE != 0 {
                 list::push_back(young, p);
+                reachable += 1;
             } else {
                 list::push_back(unreachable, p);
             }
             p = next;
         }
     }
+    reachable
 }
 
 /// `check_garbage`: after finalizers ran, is any member of `set` referenced from outside the
