@@ -65,38 +65,32 @@ fn pair_cycle() {
     assert_eq!(drops(), d0 + 2);
 }
 
-#[test]
-fn ring_of_100k() {
+/// Build a ring of `n` nodes, drop every handle, and check that `collect()` frees exactly
+/// the ring.
+fn collect_ring(n: u32) {
     let d0 = setup();
     let first = node(0);
     let mut prev = first.clone();
-    for i in 1..100_000 {
-        let n = node(i);
-        link(&prev, &n);
-        prev = n;
+    for i in 1..n {
+        let next = node(i);
+        link(&prev, &next);
+        prev = next;
     }
     link(&prev, &first);
     drop(prev);
     drop(first);
-    assert_eq!(pyheap::collect(), 100_000);
-    assert_eq!(drops(), d0 + 100_000);
+    assert_eq!(pyheap::collect(), n as usize);
+    assert_eq!(drops(), d0 + n as usize);
+}
+
+#[test]
+fn ring_of_100k() {
+    collect_ring(100_000);
 }
 
 #[test]
 fn ring_of_a_million_collected_without_stack_overflow() {
-    let d0 = setup();
-    let first = node(0);
-    let mut prev = first.clone();
-    for i in 1..1_000_000 {
-        let n = node(i);
-        link(&prev, &n);
-        prev = n;
-    }
-    link(&prev, &first);
-    drop(prev);
-    drop(first);
-    assert_eq!(pyheap::collect(), 1_000_000);
-    assert_eq!(drops(), d0 + 1_000_000);
+    collect_ring(1_000_000);
 }
 
 #[test]

@@ -89,11 +89,7 @@ impl Global {
         // SAFETY: the block is live, so its pool header is valid and its owner is a heap
         // (heaps are never freed).
         unsafe {
-            if (*pool).class.get() as usize != class {
-                super::os::fatal(
-                    "pyheap: dealloc called with a layout of another size class than alloc",
-                );
-            }
+            (*pool).check_class(class);
             super::heap::free_into(pool, block, self);
         }
         self.orphan.frees[class].add_shared(1);

@@ -217,9 +217,7 @@ impl Heap {
         let pool = pool_of(block);
         // SAFETY: the block is live, so its pool is mapped and initialized (Pool invariants).
         let p = unsafe { &*pool };
-        if p.class.get() as usize != class {
-            fatal("pyheap: dealloc called with a layout of another size class than alloc");
-        }
+        p.check_class(class);
         // Not ours (`free_fast` took every block of our own pools): another heap's pool.
         self.classes[class].remote_frees.add(1);
         // SAFETY: the owner is valid memory (heaps are never freed) and the block is live

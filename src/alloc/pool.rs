@@ -176,6 +176,18 @@ impl Pool {
         }
     }
 
+    /// Abort if a block of this pool is being freed with a layout of another size class (the
+    /// caller broke `dealloc`'s contract; going on would put the block on the wrong list).
+    /// Readable by any thread holding a live block: `class` is fixed while blocks are live.
+    #[inline]
+    pub(crate) fn check_class(&self, class: usize) {
+        if self.class.get() as usize != class {
+            super::os::fatal(
+                "pyheap: dealloc called with a layout of another size class than alloc",
+            );
+        }
+    }
+
     /// Take a block: from the free list, else from the never-used tail. Returns the block and
     /// whether it is known to be zero, or null when the pool is full. Holder only.
     #[inline(always)]
