@@ -161,10 +161,10 @@ fn getrefcount(n: &Gc<Node>) -> usize {
 }
 
 fn print_stats(label: &str) {
-    let [g0, g1, g2] = pyheap::gc::stats();
+    let [g0, g1, g2] = pyheap::unsync::gc::stats();
     println!(
         "{label:<7} gc.get_count() = {:?}   gc.get_stats(): gen0 {} collections / {} collected, gen1 {} / {}, gen2 {} / {}",
-        pyheap::gc::count(),
+        pyheap::unsync::gc::count(),
         g0.collections,
         g0.collected,
         g1.collections,

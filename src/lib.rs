@@ -2,8 +2,11 @@
 //!
 //! * [`PoolAlloc`]: a `#[global_allocator]` on pymalloc's scheme (size classes, pools,
 //!   arenas), thread-safe and returning memory to the OS. See [`alloc`].
-//! * [`unsync::Gc`] / [`unsync::Weak`]: reference counting with a generational cycle
-//!   collector ([`gc`], [`collect()`]), values described by [`Trace`] (derivable).
+//! * [`Gc`] / [`Weak`]: thread-safe reference counting (`Arc`'s costs for clone, drop and
+//!   deref) with a generational cycle collector that runs while other threads use their
+//!   handles ([`gc`], [`collect()`]); values described by [`Trace`] (derivable).
+//! * [`unsync::Gc`] / [`unsync::Weak`]: the single-thread flavor (`Rc`'s costs), with a
+//!   per-thread object space and collector ([`unsync::gc`]).
 //!
 //! ```
 //! #[global_allocator]
@@ -23,12 +26,14 @@ pub mod unsync;
 #[cfg(not(loom))]
 pub use alloc::PoolAlloc;
 pub use gc::finalize::Finalize;
+pub use gc::shared::handle::{Gc, Weak};
 pub use gc::trace::{Trace, Tracer};
 /// `#[derive(Trace)]`: see [`trait@Trace`].
 pub use pyheap_derive::Trace;
 
-/// Run a full collection of the calling thread's object space (Python's `gc.collect()`) and
-/// return the number of objects freed.
+/// Run a full collection (Python's `gc.collect()`) of the shared object space of
+/// [`pyheap::Gc`](crate::Gc) and of the calling thread's space of
+/// [`pyheap::unsync::Gc`](crate::unsync::Gc), and return the number of objects freed in both.
 ///
 /// ```
 /// use pyheap::unsync::Gc;

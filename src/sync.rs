@@ -5,11 +5,19 @@
 //! directly.
 
 #[cfg(not(loom))]
-pub(crate) use core::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+pub(crate) use core::sync::atomic::{
+    fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::fence;
 #[cfg(loom)]
-pub(crate) use loom_dpor::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+pub(crate) use loom::sync::{Mutex, MutexGuard};
+#[cfg(loom)]
+pub(crate) use loom_dpor::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+/// The object space's locks (the collector's): blocking, because a scan may hold its lock for
+/// milliseconds. The allocator never uses these (it has `alloc::lock::RawLock`).
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Mutex, MutexGuard};
 // loom's atomics, wrapped so that loom explores load/write races it would skip (see there).
 #[cfg(loom)]
 mod loom_dpor;

@@ -1,6 +1,6 @@
 //! The single-thread flavor: [`Gc`] and [`Weak`], `!Send`, plain counts, and a per-thread
 //! object space with its own cycle collector (the CPython-with-a-GIL model, for `RefCell`
-//! graphs at `Rc` speed).
+//! graphs at `Rc` speed). Its controls are in [`gc`].
 //!
 //! ```
 //! use pyheap::unsync::{Gc, Weak};
@@ -16,7 +16,34 @@
 //! let c = Gc::new(Child { parent: RefCell::new(Some(p.clone())), sibling: Weak::new() });
 //! p.children.borrow_mut().push(c);
 //! drop(p);
-//! assert_eq!(pyheap::collect(), 2);
+//! assert_eq!(pyheap::unsync::gc::collect(), 2);
 //! ```
 
 pub use crate::gc::handle::{Gc, Weak};
+
+/// Python's `gc` controls for the calling thread's object space (the objects of
+/// [`pyheap::unsync`](crate::unsync)). Each thread has its own space, thresholds, counts,
+/// statistics and switch; [`pyheap::collect()`](crate::collect) collects this space too.
+///
+/// ```
+/// use pyheap::unsync::Gc;
+/// use std::cell::RefCell;
+///
+/// #[derive(pyheap::Trace, Default)]
+/// struct Node(RefCell<Vec<Gc<Node>>>);
+///
+/// let a = Gc::new(Node::default());
+/// let b = Gc::new(Node::default());
+/// a.0.borrow_mut().push(b.clone());
+/// b.0.borrow_mut().push(a.clone());
+/// drop((a, b));
+/// assert_eq!(pyheap::unsync::gc::collect(), 2);
+/// assert_eq!(pyheap::unsync::gc::threshold(), (700, 10, 10));
+/// ```
+pub mod gc {
+    pub use crate::gc::local_controls::{
+        collect, collect_generation, count, disable, enable, freeze, freeze_count, is_enabled,
+        set_threshold, stats, threshold, unfreeze,
+    };
+    pub use crate::gc::GenerationStats;
+}

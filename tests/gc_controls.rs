@@ -1,8 +1,9 @@
-//! The `pyheap::gc` controls: thresholds, count(), stats(), disable(), freeze(), and the
+//! The `pyheap::unsync::gc` controls (the per-thread space): thresholds, count(), stats(), disable(), freeze(), and the
 //! generational rules (including the oldest generation's 25% long-lived rule).
 
+use pyheap::unsync::gc;
 use pyheap::unsync::Gc;
-use pyheap::{gc, Trace};
+use pyheap::Trace;
 use std::cell::RefCell;
 
 #[derive(Trace, Default)]

@@ -34,7 +34,7 @@ fn link(a: &Gc<Node>, b: &Gc<Node>) {
 }
 
 fn setup() -> usize {
-    pyheap::gc::disable();
+    pyheap::unsync::gc::disable();
     pyheap::collect();
     drops()
 }

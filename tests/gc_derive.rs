@@ -98,7 +98,7 @@ struct NotClone;
 
 #[test]
 fn derived_traces_find_cycles_through_every_field_kind() {
-    pyheap::gc::disable();
+    pyheap::unsync::gc::disable();
     pyheap::collect();
     let t = Gc::new(Tuple(1, RefCell::new(None)));
     *t.1.borrow_mut() = Some(t.clone());

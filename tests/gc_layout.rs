@@ -27,7 +27,7 @@ unsafe impl GlobalAlloc for Recorder {
 static A: Recorder = Recorder;
 
 fn size_of_allocation<T: pyheap::Trace + 'static>(v: T) -> usize {
-    pyheap::gc::disable();
+    pyheap::unsync::gc::disable();
     let g = Gc::new(v);
     let s = LAST.with(|c| c.get());
     drop(g);
@@ -74,7 +74,7 @@ fn header_sizes() {
 #[test]
 #[cfg(target_pointer_width = "64")]
 fn unsized_header_sizes() {
-    pyheap::gc::disable();
+    pyheap::unsync::gc::disable();
     // Untracked slices and strings: the 8-byte header of their sized peers, length in the handle.
     let s: Gc<str> = Gc::from("0123456789");
     // 8 + 10 bytes, padded to the counts' 4-byte alignment.

@@ -104,7 +104,7 @@ fn stack_overflow_on_a_large_random_graph() {
 
 fn random_graph(n: usize) {
     const EDGES: usize = 4;
-    pyheap::gc::disable(); // only the explicit collection below runs
+    pyheap::unsync::gc::disable(); // only the explicit collection below runs
     reset_drops(n);
     let mut rng = SplitMix(0x5EED_0F9C_2024);
     let nodes: Vec<Gc<Node>> = (0..n).map(node).collect();
@@ -184,7 +184,7 @@ fn use_after_free_when_a_drop_touches_a_dead_cycle_sibling() {
             write!(f, "Sibling({})", self.id)
         }
     }
-    pyheap::gc::disable();
+    pyheap::unsync::gc::disable();
     reset_drops(2);
     let a = Gc::new(Sibling {
         other: RefCell::new(None),
@@ -219,7 +219,7 @@ fn abort_on_a_poisoned_lock_inside_a_traced_value() {
     struct M(Mutex<Option<Gc<M>>>);
     #[derive(Trace)]
     struct R(RwLock<Option<Gc<R>>>);
-    pyheap::gc::disable();
+    pyheap::unsync::gc::disable();
     pyheap::collect();
 
     let a = Gc::new(M(Mutex::new(None)));
@@ -294,7 +294,7 @@ fn deadlock_or_double_drop_on_a_reentrant_drop() {
             NESTED.with(|v| v.borrow_mut().push(n));
         }
     }
-    pyheap::gc::disable();
+    pyheap::unsync::gc::disable();
     pyheap::collect();
     reset_drops(64);
 

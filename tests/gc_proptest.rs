@@ -54,8 +54,8 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn run(ops: Vec<Op>, threshold0: usize) -> Result<(), TestCaseError> {
-    pyheap::gc::set_threshold(threshold0, 2, 2);
-    pyheap::gc::enable();
+    pyheap::unsync::gc::set_threshold(threshold0, 2, 2);
+    pyheap::unsync::gc::enable();
     pyheap::collect();
     DROPPED.with(|d| d.borrow_mut().clear());
     let mut roots: Vec<Gc<Node>> = Vec::new();
@@ -142,7 +142,7 @@ fn run(ops: Vec<Op>, threshold0: usize) -> Result<(), TestCaseError> {
     pyheap::collect();
     let all = DROPPED.with(|d| d.borrow().len());
     prop_assert_eq!(all, next_id, "everything is freed once the roots go");
-    pyheap::gc::set_threshold(700, 10, 10);
+    pyheap::unsync::gc::set_threshold(700, 10, 10);
     Ok(())
 }
 

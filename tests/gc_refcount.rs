@@ -217,9 +217,9 @@ fn get_mut_borrow_held_across_collections() {
             n: Vec::new(),
         }
     }
-    pyheap::gc::enable();
-    pyheap::gc::set_threshold(1, 10, 10);
-    let runs = pyheap::gc::stats()[0].collections;
+    pyheap::unsync::gc::enable();
+    pyheap::unsync::gc::set_threshold(1, 10, 10);
+    let runs = pyheap::unsync::gc::stats()[0].collections;
     let mut a = Gc::new(c());
     let m = Gc::get_mut(&mut a).unwrap();
     m.n.push(Gc::new(1));
@@ -228,7 +228,7 @@ fn get_mut_borrow_held_across_collections() {
     m.n.push(Gc::new(2));
     *m.next.get_mut() = None;
     assert!(
-        pyheap::gc::stats()[0].collections > runs,
+        pyheap::unsync::gc::stats()[0].collections > runs,
         "collections ran meanwhile"
     );
     assert_eq!(a.n.len(), 2);
@@ -237,10 +237,10 @@ fn get_mut_borrow_held_across_collections() {
     *a.next.borrow_mut() = Some(a.clone());
     let w = Gc::downgrade(&a);
     drop((a, keep));
-    pyheap::gc::disable();
+    pyheap::unsync::gc::disable();
     assert_eq!(pyheap::collect(), 1);
     assert!(w.upgrade().is_none());
-    pyheap::gc::set_threshold(700, 10, 10);
+    pyheap::unsync::gc::set_threshold(700, 10, 10);
 }
 
 /// The natural way to build with `get_mut`: fill a fresh node through `&mut`, then move its
@@ -259,7 +259,7 @@ fn cycle_through_a_handle_moved_after_get_mut_is_collected() {
             self.drops.set(self.drops.get() + 1);
         }
     }
-    pyheap::gc::disable();
+    pyheap::unsync::gc::disable();
     pyheap::collect();
     let drops = Rc::new(Cell::new(0));
     let n = |d: &Rc<Cell<usize>>| {

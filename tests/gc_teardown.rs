@@ -89,7 +89,7 @@ fn pair(a: &Gc<Obj>, b: &Gc<Obj>) {
 }
 
 fn setup() {
-    pyheap::gc::disable();
+    pyheap::unsync::gc::disable();
     pyheap::collect();
     take_log();
     STASH.with(|s| s.borrow_mut().clear());
@@ -183,9 +183,9 @@ fn stats_count_no_collected_objects_for_a_resurrected_set() {
     let a = make("a", Act::Resurrect, true);
     *a.other.borrow_mut() = Some(a.clone());
     drop(a);
-    let before = pyheap::gc::stats()[2];
+    let before = pyheap::unsync::gc::stats()[2];
     assert_eq!(pyheap::collect(), 0);
-    let after = pyheap::gc::stats()[2];
+    let after = pyheap::unsync::gc::stats()[2];
     assert_eq!(after.collected, before.collected);
     assert_eq!(after.collections, before.collections + 1);
     STASH.with(|s| s.borrow_mut().clear());
@@ -202,7 +202,7 @@ fn a_panicking_drop_in_a_cycle_leaks_but_stays_sound() {
             panic!("boom");
         }
     }
-    pyheap::gc::disable();
+    pyheap::unsync::gc::disable();
     pyheap::collect();
     let b = Gc::new(Bomb(RefCell::new(None)));
     *b.0.borrow_mut() = Some(b.clone());
@@ -224,7 +224,7 @@ fn gc_of_objects_with_many_finalizers_in_a_long_ring() {
             FIN.with(|f| f.set(f.get() + 1));
         }
     }
-    pyheap::gc::disable();
+    pyheap::unsync::gc::disable();
     let first = Gc::new_finalized(R(RefCell::new(None)));
     let mut prev = first.clone();
     for _ in 1..100_000 {

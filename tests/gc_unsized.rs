@@ -34,7 +34,7 @@ fn node() -> Gc<Node> {
 }
 
 fn setup() -> usize {
-    pyheap::gc::disable();
+    pyheap::unsync::gc::disable();
     pyheap::collect();
     drops()
 }
@@ -213,7 +213,7 @@ fn tracked_slice_is_tracked_and_its_elements_are_traced() {
 #[test]
 fn cycle_through_a_slice_is_collected() {
     let d0 = setup();
-    let count0 = pyheap::gc::count().0;
+    let count0 = pyheap::unsync::gc::count().0;
     // a -> [b, c], b -> [a], c -> [] : the cycle a -> slice -> b -> slice -> a.
     let a = node();
     let b = node();
@@ -224,7 +224,7 @@ fn cycle_through_a_slice_is_collected() {
     *a.edges.borrow_mut() = Some(sa);
     *b.edges.borrow_mut() = Some([a.clone()].into_iter().collect());
     assert!(
-        pyheap::gc::count().0 >= count0 + 5,
+        pyheap::unsync::gc::count().0 >= count0 + 5,
         "slices count as tracked allocations"
     );
     drop((a, b, c));

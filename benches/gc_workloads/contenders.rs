@@ -258,7 +258,7 @@ pub mod with_pyheap {
             ::pyheap::collect();
         }
         fn collector_stats() -> String {
-            format!("{:?}", ::pyheap::gc::stats())
+            format!("{:?}", ::pyheap::unsync::gc::stats())
         }
     }
 }

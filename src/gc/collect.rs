@@ -1,36 +1,49 @@
 //! The collector's passes and the generational policy (CPython's `gc_collect_main` and
-//! `collect_generations`), generic over the flavor's [`Counts`].
+//! `collect_generations`), written once for both flavors: generic over a [`Flavor`], which
+//! supplies the count storage and the locking.
 //!
 //! # The algorithm
 //!
 //! Reference counting frees everything except cycles. To find the cycles of a generation,
 //! the collector works out, for every object in it, how many of its strong references come
-//! from *outside* the generation:
+//! from *outside* the generation (trial deletion):
 //!
-//! 1. [`update_refs`]: `gc_refs = strong_count` for every object being collected (stored in
-//!    the `prev` link, flagged `PREV_COLLECTING`).
-//! 2. [`subtract_refs`]: trace every object; each edge to an object being collected is an
-//!    internal reference: `gc_refs -= 1`. What remains counts references from elsewhere (the
-//!    stack, older generations, untracked containers): objects with `gc_refs > 0` are roots.
-//! 3. [`move_unreachable`]: mark everything reachable from the roots (an explicit stack, no
-//!    recursion, so a million-node ring costs heap, not stack), then split the list into
-//!    reachable objects (kept, `prev` pointers restored) and unreachable ones.
-//! 4. Survivors move to the next generation; the unreachable set is handed to
-//!    `gc::finalize::handle_garbage` for teardown in PEP 442's order.
+//! 1. [`init_refs`]: every object being collected gets `internal = 0` (stored in the `prev`
+//!    link, flagged `PREV_COLLECTING`).
+//! 2. [`count_internal`]: trace every object; each edge to an object being collected is an
+//!    internal reference: `internal += 1`.
+//! 3. [`find_roots`]: read each object's strong count *after* the tracing (the thread-safe
+//!    flavor needs this order, see `docs/concurrency.md` §2.5); `strong - internal` counts the
+//!    references from elsewhere (the stack, older generations, untracked containers): objects
+//!    with more strong references than internal ones are roots.
+//! 4. [`mark`]: everything reachable from the roots (an explicit stack, no recursion, so a
+//!    million-node ring costs heap, not stack).
+//! 5. Concurrent flavor only, [`condemn`]: every unmarked object is condemned with a
+//!    compare-and-swap from the exact count word read in step 3; an object whose word changed
+//!    (a handle was cloned, dropped or upgraded meanwhile) becomes a root, marking resumes, and
+//!    condemnations of objects now reachable are taken back, until every unreachable object is
+//!    condemned (`docs/concurrency.md` §2.5-§2.6 and §4.1 for why all-or-nothing).
+//! 6. [`split_and_commit`]: reachable objects stay (and are promoted), unreachable ones are
+//!    unlinked, pinned (one strong reference held by the collector) and their weak handles
+//!    cleared, in one step per object.
+//!
+//! Then the caller's lock is released and `gc::finalize::teardown` runs the finalizers and
+//! drops in PEP 442's order. No user code runs before that point: only `Trace` impls, whose
+//! contract forbids touching handles.
 //!
 //! # When it runs (the trigger point)
 //!
-//! Automatically at the start of creating a tracked object (`Gc::new`, `Gc::new_cyclic`,
-//! `Gc::new_finalized`) once generation 0's count exceeds its threshold, on the creating
-//! thread, before the new object exists; and when asked (`pyheap::collect()`). CPython 3.12
-//! moved its trigger from allocation to the interpreter's safe points (gh-97922) because
-//! C code in the middle of an allocation could see arbitrary `__del__` effects on objects
-//! it held raw pointers into. Here that hazard cannot arise: pyheap holds no borrow of its
-//! own state across the collection, and user code can only reach objects through handles and
-//! borrows the compiler checks, so the worst a `Drop` or finalizer of garbage can meet is a
-//! `RefCell` the caller is borrowing (a panic from `RefCell`, never undefined behaviour);
-//! a collection only ever frees objects no handle can reach. Code that must not run
-//! foreign drops at a given point can wrap it in `gc::disable()`/`gc::enable()`.
+//! Single-thread flavor: automatically at the start of creating a tracked object (`Gc::new`,
+//! `Gc::new_cyclic`, `Gc::new_finalized`) once generation 0's count exceeds its threshold, on
+//! the creating thread, before the new object exists; and when asked (`pyheap::collect()`).
+//! CPython 3.12 moved its trigger from allocation to the interpreter's safe points (gh-97922)
+//! because C code in the middle of an allocation could see arbitrary `__del__` effects on
+//! objects it held raw pointers into. Here that hazard cannot arise: pyheap holds no borrow of
+//! its own state across the collection, and user code can only reach objects through handles
+//! and borrows the compiler checks, so the worst a `Drop` or finalizer of garbage can meet is
+//! a `RefCell` the caller is borrowing (a panic from `RefCell`, never undefined behaviour).
+//! Code that must not run foreign drops at a given point can wrap it in `disable()`/`enable()`.
+//! The thread-safe flavor collects on a background thread instead (see `gc::shared::space`).
 //!
 //! # Generations
 //!
@@ -41,22 +54,70 @@
 //! only when the objects promoted into it since the last full collection exceed 25% of those
 //! that survived it (the long-lived ratio that keeps full collections amortised linear).
 
+use super::generations::{GenState, NUM_GENERATIONS};
 use super::header::{counts_of, Counts, Links, PREV_COLLECTING, PREV_REACHABLE, REFS_SHIFT};
 use super::list;
-use super::space::{Space, NUM_GENERATIONS};
 use super::trace::{Mode, Tracer};
 
-/// Resets the space's `collecting` flag even if a finalizer or `Drop` panics.
-struct CollectingGuard<'a>(&'a Space);
+/// What a flavor plugs into the collector: its counts, its locking, its object space.
+///
+/// # Safety
+/// `with_state` must give exclusive use of the one `GenState` all of the flavor's tracked
+/// objects live in (no other thread or frame may relink them meanwhile), and the other
+/// functions must keep the contracts stated on them.
+pub(crate) unsafe trait Flavor: 'static {
+    /// How objects of this flavor count their handles.
+    type Counts: Counts;
+    /// Whether mutators may run during a scan (other threads cloning, dropping, upgrading
+    /// and moving handles): then the unreachable set is validated with [`Counts::try_condemn`]
+    /// and interior locks met by `Trace` are held until the end of the scan.
+    const CONCURRENT: bool;
+    /// Run `f` with exclusive use of the generations (the thread's space, or the shared space
+    /// under its lock). Never called with user code inside `f`.
+    fn with_state<R>(f: impl FnOnce(&GenState) -> R) -> R;
+    /// Enter a collection on this thread: `None` if one is already running on it (a `Drop`
+    /// or finalizer calling `collect()`), else a token that ends it when dropped.
+    fn enter_collection() -> Option<CollectionToken<Self>>
+    where
+        Self: Sized;
+    /// Leave the collection entered by [`Flavor::enter_collection`].
+    fn leave_collection();
+    /// Run `f` as the outermost destroyer of this thread: refcount deaths inside it are
+    /// queued and destroyed iteratively after it returns.
+    fn destroying<R>(f: impl FnOnce() -> R) -> R;
+    /// A tracked object's strong count reached zero by refcounting: untrack and destroy it.
+    ///
+    /// # Safety
+    /// `links` is a live tracked object of this flavor whose strong count just reached zero
+    /// and whose value is not dead.
+    unsafe fn object_died(links: *const Links);
+    /// After finalizers ran on `set`: is any member referenced from outside the set (beyond
+    /// the collector's pins)? `true` keeps the whole set alive (resurrection).
+    ///
+    /// # Safety
+    /// Every member is pinned, unlinked and not dead.
+    unsafe fn resurrected(set: &[*const Links]) -> bool;
+}
 
-impl Drop for CollectingGuard<'_> {
+/// Marks this thread as collecting (for re-entrant `collect()` calls) until dropped, even if
+/// a finalizer or `Drop` panics.
+pub(crate) struct CollectionToken<F: Flavor>(core::marker::PhantomData<F>);
+
+impl<F: Flavor> CollectionToken<F> {
+    pub(crate) fn new() -> Self {
+        Self(core::marker::PhantomData)
+    }
+}
+
+impl<F: Flavor> Drop for CollectionToken<F> {
     fn drop(&mut self) {
-        self.0.collecting.set(false);
+        F::leave_collection();
     }
 }
 
 /// Aborts the process if a `Trace` impl panics in the middle of a pass: the lists then hold
-/// `gc_refs` instead of pointers, and unwinding into code that uses them would be unsound.
+/// collection bits instead of pointers, and unwinding into code that uses them would be
+/// unsound.
 struct AbortOnUnwind;
 
 impl Drop for AbortOnUnwind {
@@ -67,110 +128,111 @@ impl Drop for AbortOnUnwind {
 }
 
 /// CPython's `collect_generations`: collect the oldest generation over its threshold.
-pub(crate) fn collect_generations<C: Counts>(space: &Space) -> usize {
-    for i in (0..NUM_GENERATIONS).rev() {
-        let g = &space.gens[i];
-        if g.count.get() > g.threshold.get() {
-            if i == NUM_GENERATIONS - 1
-                && space.long_lived_pending.get() < space.long_lived_total.get() / 4
-            {
-                continue;
-            }
-            return collect_generation::<C>(space, i);
-        }
+pub(crate) fn collect_generations<F: Flavor>() -> usize {
+    match F::with_state(|st| st.generation_due()) {
+        Some(gen) => collect_generation::<F>(gen),
+        None => 0,
     }
-    0
 }
 
 /// Collect generation `gen` and all younger ones; return the number of objects freed.
 /// Returns 0 at once if a collection is already running on this thread.
-pub(crate) fn collect_generation<C: Counts>(space: &Space, gen: usize) -> usize {
+pub(crate) fn collect_generation<F: Flavor>(gen: usize) -> usize {
     assert!(
         gen < NUM_GENERATIONS,
         "pyheap::gc: invalid generation {gen} (must be 0, 1 or 2)"
     );
-    space.init();
-    if space.collecting.get() {
+    let Some(_token) = F::enter_collection() else {
         return 0;
-    }
-    space.collecting.set(true);
-    let _guard = CollectingGuard(space);
+    };
+    // SAFETY: `with_state` gives exclusive use of the generations; `scan` runs no user code.
+    let garbage = F::with_state(|st| unsafe { scan::<F>(st, gen) });
+    let old = (gen + 1).min(NUM_GENERATIONS - 1);
+    // SAFETY: `garbage` is what `scan` committed: pinned, unlinked, unreachable.
+    let freed = unsafe { super::finalize::teardown::<F>(&garbage, old) };
+    F::with_state(|st| st.record(gen, freed));
+    freed
+}
 
+/// The part of a collection that runs under the flavor's lock: passes, validation, commit,
+/// promotion. Returns the garbage set, committed (see [`split_and_commit`]).
+///
+/// # Safety
+/// `st` is the flavor's generation state, used exclusively by this call.
+unsafe fn scan<F: Flavor>(st: &GenState, gen: usize) -> Vec<*const Links> {
+    // SAFETY: per the caller `st` stays put while in use.
+    unsafe { st.init() };
     if gen + 1 < NUM_GENERATIONS {
-        let next = &space.gens[gen + 1].count;
+        let next = &st.gens[gen + 1].count;
         next.set(next.get() + 1);
     }
-    for g in &space.gens[..=gen] {
+    for g in &st.gens[..=gen] {
         g.count.set(0);
     }
-    let young = space.gen_head(gen);
+    let young = st.gen_head(gen);
     for i in 0..gen {
         // SAFETY: generation lists are intact between collections.
-        unsafe { list::merge(space.gen_head(i), young) };
+        unsafe { list::merge(st.gen_head(i), young) };
     }
     let old = if gen + 1 < NUM_GENERATIONS {
-        space.gen_head(gen + 1)
+        st.gen_head(gen + 1)
     } else {
         young
     };
 
-    let unreachable = Links::sentinel();
-    let unreachable: *const Links = &unreachable;
-    // SAFETY: `unreachable` lives on this frame until the end of the function and is not moved.
-    unsafe { list::init(unreachable) };
-
-    // SAFETY: no user code runs from here to `handle_garbage`: the passes only read counts
-    // and call `Trace` impls, which may not create or drop handles.
-    let survivors = unsafe {
-        let no_unwind = AbortOnUnwind;
-        space.in_pass.set(true);
+    let no_unwind = AbortOnUnwind;
+    st.in_pass.set(true);
+    let mut tracer = Tracer::new(Mode::Count, F::CONCURRENT);
+    // SAFETY: the passes' contracts hold in sequence on the intact list `young`; only
+    // `Trace` impls run, which may not create, drop or move handles.
+    let (survivors, garbage) = unsafe {
         loop {
-            update_refs::<C>(young);
-            let retrack = subtract_refs(young);
-            if retrack.is_empty() {
+            init_refs(young);
+            count_internal(young, &mut tracer);
+            if tracer.retrack.is_empty() {
                 break;
             }
             // Objects out of `get_mut`'s borrow that the generation points to join it, and
             // the counting starts over, so a cycle through them is found in this very
-            // collection. Each round links at least one object, so this ends.
-            // `push_back` only follows the head's `prev` (a pointer: the passes never touch
-            // the sentinel) and the `next` chain, both intact mid-pass.
-            for p in retrack {
+            // collection. Each round links at least one object, so this ends. `push_back`
+            // only follows the head's `prev` (a pointer: the passes never touch the
+            // sentinel) and the `next` chain, both intact mid-pass.
+            for p in core::mem::take(&mut tracer.retrack) {
                 list::push_back(young, p);
             }
+            // A fresh snapshot: the counting that follows alone decides (releasing the locks
+            // in between is sound, nothing of the first round is used).
+            tracer.release_guards();
         }
-        let survivors = move_unreachable(young, unreachable);
-        space.in_pass.set(false);
-        core::mem::forget(no_unwind);
-        survivors
+        let snaps = find_roots::<F::Counts>(young, &mut tracer, F::CONCURRENT);
+        tracer.set_mode(Mode::Mark);
+        mark(young, &mut tracer);
+        if F::CONCURRENT {
+            condemn::<F::Counts>(young, &snaps, &mut tracer);
+        }
+        split_and_commit::<F::Counts>(young)
     };
+    // The interior locks the tracer held (concurrent flavor) are released before any user
+    // code can run; the values they guard are no longer read.
+    drop(tracer);
+    st.in_pass.set(false);
+    core::mem::forget(no_unwind);
 
-    // Survivors: counted by move_unreachable's split (no separate walk of the list).
     if gen == NUM_GENERATIONS - 2 {
-        space
-            .long_lived_pending
-            .set(space.long_lived_pending.get() + survivors);
+        st.long_lived_pending
+            .set(st.long_lived_pending.get() + survivors);
     }
     if gen == NUM_GENERATIONS - 1 {
-        space.long_lived_pending.set(0);
-        space.long_lived_total.set(survivors);
+        st.long_lived_pending.set(0);
+        st.long_lived_total.set(survivors);
     } else {
         // SAFETY: both lists are intact.
         unsafe { list::merge(young, old) };
     }
-
-    // SAFETY: `unreachable` holds exactly the unreachable objects, with intact links.
-    let freed = unsafe { super::finalize::handle_garbage::<C>(space, unreachable, old) };
-
-    let cell = &space.gens[gen].stats;
-    let mut st = cell.get();
-    st.collections += 1;
-    st.collected += freed;
-    cell.set(st);
-    freed
+    garbage
 }
 
-/// Iterate the `next` chain of a list whose `prev` fields may hold `gc_refs`.
+/// Iterate the `next` chain of a list whose `prev` fields may hold collection bits.
 ///
 /// # Safety
 /// `head` is a list whose `next` chain is intact; `f` must not relink nodes.
@@ -186,71 +248,190 @@ unsafe fn for_each(head: *const Links, mut f: impl FnMut(*const Links)) {
     }
 }
 
-/// Pass 1: `gc_refs = strong_count`, flag every object `PREV_COLLECTING`.
+/// Pass 1: `internal = 0`, flag every object `PREV_COLLECTING`.
 ///
 /// # Safety
-/// `young` is an intact list of live tracked objects with counts of type `C`.
-unsafe fn update_refs<C: Counts>(young: *const Links) {
+/// `young` is an intact list of live tracked objects.
+unsafe fn init_refs(young: *const Links) {
     // SAFETY: per the caller.
+    unsafe { for_each(young, |p| (*p).set_refs(PREV_COLLECTING)) };
+}
+
+/// In a concurrent scan, `prev` holds `start << START_SHIFT | internal << REFS_SHIFT | bits`:
+/// `start` is where the object's run of edges begins in `Tracer::edges`.
+const START_SHIFT: u32 = 32;
+/// The `internal` field of a concurrent scan's `prev` (30 bits; strong counts stay below 2^28).
+const INTERNAL_MASK: usize = (1 << (START_SHIFT - REFS_SHIFT)) - 1;
+
+/// The internal-reference count stored in `bits`.
+#[inline]
+fn internal_of(bits: usize, concurrent: bool) -> usize {
+    if concurrent {
+        (bits >> REFS_SHIFT) & INTERNAL_MASK
+    } else {
+        bits >> REFS_SHIFT
+    }
+}
+
+/// Pass 2: count the references that come from inside the generation (and, in a concurrent
+/// scan, record them in the tracer's edge buffer).
+///
+/// # Safety
+/// After `init_refs` on the same list.
+unsafe fn count_internal(young: *const Links, tracer: &mut Tracer) {
+    // SAFETY: every node is a live tracked object (its value is initialised, and no `&mut`
+    // to it exists: objects under `get_mut` are in no list).
     unsafe {
         for_each(young, |p| {
-            let strong = counts_of::<C>(p).strong();
-            debug_assert!(strong > 0, "a tracked object with no strong handle");
-            (*p).set_refs((strong << REFS_SHIFT) | PREV_COLLECTING);
+            if tracer.is_concurrent() {
+                let start = tracer.edges.len();
+                (*p).set_refs((*p).refs() | (start << START_SHIFT));
+            }
+            ((*p).vtable().trace)(p, tracer)
         })
     };
 }
 
-/// Pass 2: subtract the references that come from inside the generation.
+/// Pass 3: read the counts; objects with references from outside are roots (marked reachable
+/// and pushed on the tracer's stack). So is an object whose count is already zero (concurrent
+/// flavor: its last handle was just dropped and its destroyer waits for the lock; its `Drop`
+/// is still to run). Returns the snapshots in list order if `record` (for [`condemn`]).
 ///
 /// # Safety
-/// After `update_refs` on the same list.
-unsafe fn subtract_refs(young: *const Links) -> Vec<*const Links> {
-    let mut tracer = Tracer::new(Mode::Subtract);
-    // SAFETY: every node is a live tracked object (its value is initialised).
-    unsafe { for_each(young, |p| ((*p).vtable().trace)(p, &mut tracer)) };
-    tracer.retrack
-}
-
-/// Link the objects the resurrection check found to be out of `get_mut`'s borrow back into
-/// generation 0 (see `Tracer::retrack`).
-///
-/// # Safety
-/// No pass is running; each entry is a live tracked object of this thread in no list (a
-/// self-loop) whose `FLAG_UNIQUE` the tracer cleared, listed once.
-unsafe fn retrack_all(space: &Space, retrack: Vec<*const Links>) {
-    for p in retrack {
-        // SAFETY: per the caller; lists are intact between passes.
-        unsafe { space.track(p) };
-    }
-}
-
-/// Pass 3: mark what the roots (`gc_refs > 0`) reach, then split `young` into the reachable
-/// objects (left in `young`, `prev` restored) and the rest (moved to `unreachable`). Returns
-/// the number of reachable objects (the survivors), counted during the split so the caller
-/// need not walk the list again.
-///
-/// CPython does the marking inside the list walk, moving objects back and forth; an explicit
-/// stack is simpler to follow and equally free of recursion.
-///
-/// # Safety
-/// After `subtract_refs` on the same list; `unreachable` is an empty initialised list.
-unsafe fn move_unreachable(young: *const Links, unreachable: *const Links) -> usize {
-    let mut reachable = 0;
-    let mut tracer = Tracer::new(Mode::Mark);
-    // SAFETY: nodes are live; the `next` chain is untouched by the passes.
+/// After `count_internal` on the same list, with counts of type `C`.
+unsafe fn find_roots<C: Counts>(
+    young: *const Links,
+    tracer: &mut Tracer,
+    record: bool,
+) -> Vec<u64> {
+    let mut snaps = Vec::new();
+    // SAFETY: nodes are live tracked objects with counts of type `C`.
     unsafe {
         for_each(young, |p| {
-            let prev = (*p).refs();
-            if prev >> REFS_SHIFT > 0 {
-                (*p).set_refs(prev | PREV_REACHABLE);
+            let snap = counts_of::<C>(p).snapshot();
+            if record {
+                snaps.push(snap);
+            }
+            let strong = C::strong_of(snap);
+            let bits = (*p).refs();
+            let internal = internal_of(bits, record);
+            if internal > strong {
+                // Every reported edge is a live handle, counted in `strong`; more internal
+                // references than handles means a `Trace` impl reports edges it does not own.
+                over_reported();
+            }
+            if internal < strong || strong == 0 {
+                (*p).set_refs(bits | PREV_REACHABLE);
                 tracer.stack.push(p);
             }
         });
-        while let Some(p) = tracer.stack.pop() {
-            ((*p).vtable().trace)(p, &mut tracer);
+    }
+    snaps
+}
+
+/// Pass 4: follow edges from the objects on the tracer's stack (already marked reachable):
+/// by tracing them again (single-thread flavor: nothing changed since `count_internal`), or,
+/// in a concurrent scan, by walking the edges `count_internal` recorded.
+///
+/// # Safety
+/// During a collection of the list `young`, after `find_roots`; the tracer is in `Mode::Mark`.
+unsafe fn mark(young: *const Links, tracer: &mut Tracer) {
+    while let Some(p) = tracer.stack.pop() {
+        if !tracer.is_concurrent() {
+            // SAFETY: stacked objects are live members of the generation being collected.
+            unsafe { ((*p).vtable().trace)(p, tracer) };
+            continue;
         }
-        // Split, rebuilding both lists (push_back rewrites `prev`, clearing the bits).
+        // SAFETY: as above; `next` is the following object in trace order (or the head).
+        let (start, end) = unsafe {
+            let next = (*p).next.get();
+            let end = if next == young {
+                tracer.edges.len()
+            } else {
+                (*next).refs() >> START_SHIFT
+            };
+            ((*p).refs() >> START_SHIFT, end)
+        };
+        for i in start..end {
+            let t = tracer.edges[i];
+            // SAFETY: recorded targets are members of the generation, alive for the scan.
+            unsafe {
+                let bits = (*t).refs();
+                if bits & PREV_REACHABLE == 0 {
+                    (*t).set_refs(bits | PREV_REACHABLE);
+                    tracer.stack.push(t);
+                }
+            }
+        }
+    }
+}
+
+/// Pass 5 (concurrent flavor): condemn every unmarked object with a compare-and-swap from
+/// its snapshot; a failure makes the object a root and marking resumes; repeat until every
+/// unmarked object is condemned and no marked one is. Each failing round marks at least one
+/// more object, so this ends.
+///
+/// # Safety
+/// After `mark`, with `snaps` from `find_roots` on the same list in the same order.
+unsafe fn condemn<C: Counts>(young: *const Links, snaps: &[u64], tracer: &mut Tracer) {
+    #[cfg(not(loom))]
+    let started = std::time::Instant::now();
+    loop {
+        let mut failed = false;
+        let mut i = 0;
+        // SAFETY: nodes are live tracked objects with counts of type `C`, in `snaps`' order.
+        unsafe {
+            for_each(young, |p| {
+                let c = counts_of::<C>(p);
+                let bits = (*p).refs();
+                if bits & PREV_REACHABLE != 0 {
+                    if c.is_condemned() {
+                        c.uncondemn();
+                    }
+                } else if !c.is_condemned() && !c.try_condemn(snaps[i]) {
+                    (*p).set_refs(bits | PREV_REACHABLE);
+                    tracer.stack.push(p);
+                    failed = true;
+                }
+                i += 1;
+            });
+        }
+        if !failed {
+            break;
+        }
+        // SAFETY: as for `mark`.
+        unsafe { mark(young, tracer) };
+    }
+    // The count word's version has 29 bits: equal words prove that no handle was created in
+    // between only if fewer than 2^29 count changes can have happened since the snapshot
+    // (`docs/concurrency.md` §2.3, I8). Past the bound, this collection keeps everything.
+    #[cfg(not(loom))]
+    if started.elapsed() > super::shared::counts::VALIDATION_BOUND {
+        // SAFETY: as above.
+        unsafe {
+            for_each(young, |p| {
+                let c = counts_of::<C>(p);
+                if c.is_condemned() {
+                    c.uncondemn();
+                }
+                (*p).set_refs((*p).refs() | PREV_REACHABLE);
+            });
+        }
+    }
+}
+
+/// Pass 6: split `young` into the reachable objects (left in `young`, `prev` restored) and
+/// the garbage, which is unlinked (a self-loop each) and committed: pinned with one strong
+/// reference and weak handles cleared ([`Counts::commit_garbage`]). Returns the number of
+/// survivors and the garbage.
+///
+/// # Safety
+/// After `mark` (and `condemn` for a concurrent flavor) on the same list.
+unsafe fn split_and_commit<C: Counts>(young: *const Links) -> (usize, Vec<*const Links>) {
+    let mut reachable = 0;
+    let mut garbage = Vec::new();
+    // SAFETY: nodes are live; push_back rewrites `prev`, clearing the collection bits.
+    unsafe {
         let mut p = (*young).next.get();
         list::init(young);
         while p != young {
@@ -259,41 +440,55 @@ unsafe fn move_unreachable(young: *const Links, unreachable: *const Links) -> us
                 list::push_back(young, p);
                 reachable += 1;
             } else {
-                list::push_back(unreachable, p);
+                (*p).next.set(p);
+                (*p).set_prev(p);
+                C::commit_garbage(p);
+                garbage.push(p);
             }
             p = next;
         }
     }
-    reachable
+    (reachable, garbage)
 }
 
-/// `check_garbage`: after finalizers ran, is any member of `set` referenced from outside the
-/// set? Each member carries one pin (a strong reference held by the collector), discounted.
+/// `check_garbage` of the single-thread flavor: after finalizers ran, is any member of `set`
+/// referenced from outside the set? Each member carries one pin, discounted. Objects whose
+/// `get_mut` borrow the tracing proves over are linked back into `young`.
 ///
 /// # Safety
 /// Every member is live, pinned once, unlinked (a self-loop), with counts of type `C`; no
-/// user code runs during the call.
-pub(crate) unsafe fn any_external_refs<C: Counts>(space: &Space, set: &[*const Links]) -> bool {
+/// user code runs during the call; `st` is used exclusively.
+pub(crate) unsafe fn any_external_refs<C: Counts>(st: &GenState, set: &[*const Links]) -> bool {
     // SAFETY: per the caller; the members' `prev` is restored to a self-loop before returning.
     unsafe {
         let no_unwind = AbortOnUnwind;
-        space.in_pass.set(true);
+        st.in_pass.set(true);
         for &p in set {
-            let strong = counts_of::<C>(p).strong() - 1;
-            (*p).set_refs((strong << REFS_SHIFT) | PREV_COLLECTING);
+            (*p).set_refs(PREV_COLLECTING);
         }
-        let mut tracer = Tracer::new(Mode::Subtract);
+        let mut tracer = Tracer::new(Mode::Count, false);
         for &p in set {
             ((*p).vtable().trace)(p, &mut tracer);
         }
         let mut external = false;
         for &p in set {
-            external |= (*p).refs() >> REFS_SHIFT > 0;
+            let strong = counts_of::<C>(p).strong() - 1;
+            external |= strong > (*p).refs() >> REFS_SHIFT;
             (*p).set_prev(p);
         }
-        space.in_pass.set(false);
+        st.in_pass.set(false);
         core::mem::forget(no_unwind);
-        retrack_all(space, tracer.retrack);
+        for p in core::mem::take(&mut tracer.retrack) {
+            list::push_back(st.gen_head(0), p);
+        }
         external
     }
+}
+
+#[cold]
+fn over_reported() -> ! {
+    // Continuing would free objects still in use; an over-reporting `Trace` impl broke its
+    // safety contract. Abort rather than unwind through a half-done collection.
+    eprintln!("pyheap: a Trace impl reported more edges than the value owns; aborting");
+    std::process::abort()
 }

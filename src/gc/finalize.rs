@@ -23,9 +23,10 @@
 //!    weak token, and its memory goes when the last `Weak` does. A handle to a member that
 //!    a `Drop` stashed away keeps the (dead) header alive until it is dropped.
 
-use super::header::{counts_of, Counts, Links, FLAG_DEAD, FLAG_FINALIZED, FLAG_WEAKS_CLEARED};
+use super::collect::Flavor;
+use super::header::{counts_of, Counts, Links, FLAG_DEAD, FLAG_FINALIZED};
 use super::list;
-use super::space::{release_token, Space};
+use super::space::release_token;
 
 /// A finalizer: runs once, before the object is destroyed, with the object (and, for a
 /// garbage cycle, the whole cycle) still intact. Python's `__del__` (PEP 442 semantics).
@@ -59,43 +60,28 @@ pub trait Finalize {
     fn finalize(&self);
 }
 
-/// Tear down the unreachable set found by a collection. Returns the number of objects freed.
+/// Tear down the garbage set a collection committed (steps 2 to 5 above; step 0 and 1 are
+/// `collect::split_and_commit`, done under the flavor's lock). Returns the number of objects
+/// freed. Runs user code (finalizers, `Drop`), so the caller holds no pyheap lock.
 ///
 /// # Safety
-/// `unreachable` is an intact list of live tracked objects of `space`'s thread, with counts
-/// of type `C`, that no handle outside the list can reach; `old` is an intact generation list.
-pub(crate) unsafe fn handle_garbage<C: Counts>(
-    space: &Space,
-    unreachable: *const Links,
-    old: *const Links,
-) -> usize {
-    // 0. + 1. Detach, pin, clear weak handles.
-    let mut set: Vec<*const Links> = Vec::new();
-    // SAFETY: per the caller the list is intact and its nodes live.
-    unsafe {
-        let mut p = (*unreachable).next.get();
-        while p != unreachable {
-            let next = (*p).next.get();
-            list::unlink(p);
-            counts_of::<C>(p).inc_strong();
-            (*p).set_flag(FLAG_WEAKS_CLEARED);
-            set.push(p);
-            p = next;
-        }
-    }
+/// Every member of `set` is a live tracked object of flavor `F`, unlinked, pinned once and
+/// with its weak handles cleared, and no handle outside the set can reach it; `old` is the
+/// generation a resurrected set goes back to.
+pub(crate) unsafe fn teardown<F: Flavor>(set: &[*const Links], old: usize) -> usize {
+    type C<F> = <F as Flavor>::Counts;
     if set.is_empty() {
         return 0;
     }
 
     // 2. Finalizers, once each, on an intact set.
     let mut ran = false;
-    for &p in &set {
+    for &p in set {
         // SAFETY: members are pinned, so alive, and not yet dead.
         unsafe {
-            let l = &*p;
-            if let Some(fin) = l.vtable().finalize {
-                if l.flags() & FLAG_FINALIZED == 0 {
-                    l.set_flag(FLAG_FINALIZED);
+            if let Some(fin) = (*p).vtable().finalize {
+                if C::<F>::flags(p) & FLAG_FINALIZED == 0 {
+                    C::<F>::set_flag(p, FLAG_FINALIZED);
                     ran = true;
                     fin(p);
                 }
@@ -104,19 +90,21 @@ pub(crate) unsafe fn handle_garbage<C: Counts>(
     }
 
     // 3. Resurrection check.
-    // SAFETY: members are pinned, unlinked, and no user code runs during the check.
-    if ran && unsafe { super::collect::any_external_refs::<C>(space, &set) } {
-        for &p in &set {
-            // SAFETY: members are self-loops; `old` is intact (user code keeps lists intact).
-            unsafe { list::push_back(old, p) };
-        }
-        space.destroying::<C, _>(|| {
-            for &p in &set {
+    // SAFETY: members are pinned, unlinked and not dead.
+    if ran && unsafe { F::resurrected(set) } {
+        F::with_state(|st| {
+            for &p in set {
+                // SAFETY: members are self-loops; the generations are intact and ours.
+                unsafe { list::push_back(st.gen_head(old), p) };
+            }
+        });
+        F::destroying(|| {
+            for &p in set {
                 // SAFETY: each pin is released once; a member reaching zero is tracked and
                 // alive, so it dies the ordinary way.
                 unsafe {
-                    if counts_of::<C>(p).dec_strong() == 0 {
-                        space.object_died::<C>(p);
+                    if counts_of::<C<F>>(p).dec_strong() == 0 {
+                        F::object_died(p);
                     }
                 }
             }
@@ -125,24 +113,24 @@ pub(crate) unsafe fn handle_garbage<C: Counts>(
     }
 
     // 4. The set is dead.
-    for &p in &set {
+    for &p in set {
         // SAFETY: pinned members are alive.
-        unsafe { (*p).set_flag(FLAG_DEAD) };
+        unsafe { C::<F>::set_flag(p, FLAG_DEAD) };
     }
-    space.destroying::<C, _>(|| {
-        for &p in &set {
+    F::destroying(|| {
+        for &p in set {
             // SAFETY: each value is initialised, marked dead, and dropped exactly once here;
             // the pin keeps the header alive whatever the drops do.
             unsafe { ((*p).vtable().drop_value)(p) };
         }
     });
     // 5. Release the pins.
-    for &p in &set {
+    for &p in set {
         // SAFETY: the pin is ours; if it was the last strong reference the value (already
         // dropped) releases its token. Otherwise a handle stashed by a `Drop` releases it.
         unsafe {
-            if counts_of::<C>(p).dec_strong() == 0 {
-                release_token::<C>(p);
+            if counts_of::<C<F>>(p).dec_strong() == 0 {
+                release_token::<C<F>>(p);
             }
         }
     }

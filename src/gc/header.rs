@@ -70,6 +70,9 @@ pub(crate) const FLAG_WEAKS_CLEARED: usize = 0b100;
 /// shared reference, so not mutably borrowed: the only handle, from which the `&mut` came).
 pub(crate) const FLAG_UNIQUE: usize = 0b1000;
 const FLAG_MASK: usize = 0b1111;
+/// Thread-safe flavor only (the flag lives in its count word): the collector is deciding
+/// whether the object is garbage; `Weak::upgrade` waits until the decision is made.
+pub(crate) const FLAG_CONDEMNED: usize = 0b1_0000;
 
 /// In `prev` during a collection: the object belongs to the generation being collected.
 pub(crate) const PREV_COLLECTING: usize = 0b01;
@@ -87,7 +90,7 @@ pub(crate) const REFS_ONE: usize = 1 << REFS_SHIFT;
 ///
 /// Implementations must behave as plain counters with the semantics documented on each
 /// method; the collector's soundness rests on reading exact counts.
-pub(crate) unsafe trait Counts: 'static {
+pub(crate) unsafe trait Counts: Sized + 'static {
     /// Counts of a freshly created live object: one strong handle, the value's weak token.
     fn new_live() -> Self;
     /// Counts of an object under `new_cyclic` construction: no strong handle, the value's
@@ -107,6 +110,77 @@ pub(crate) unsafe trait Counts: 'static {
     fn inc_weak(&self);
     /// Remove one weak reference and return the new count.
     fn dec_weak(&self) -> usize;
+
+    /// The `FLAG_*` bits of the object whose links are at `links`. The single-thread flavor
+    /// keeps them in the vtable word of the links; the thread-safe one in its count word.
+    ///
+    /// # Safety
+    /// `links` is the header of a live tracked object with counts of this type.
+    #[inline]
+    unsafe fn flags(links: *const Links) -> usize {
+        // SAFETY: per the caller the links are alive.
+        unsafe { (*links).flags() }
+    }
+    /// Set `flag` (one of `FLAG_*`). Same contract as [`Counts::flags`].
+    ///
+    /// # Safety
+    /// As [`Counts::flags`].
+    #[inline]
+    unsafe fn set_flag(links: *const Links, flag: usize) {
+        // SAFETY: per the caller the links are alive.
+        unsafe { (*links).set_flag(flag) }
+    }
+    /// Clear `flag`. Same contract as [`Counts::flags`].
+    ///
+    /// # Safety
+    /// As [`Counts::flags`].
+    #[inline]
+    unsafe fn clear_flag(links: *const Links, flag: usize) {
+        // SAFETY: per the caller the links are alive.
+        unsafe { (*links).clear_flag(flag) }
+    }
+
+    /// The collector's reading of the counts: the strong count and, for the thread-safe
+    /// flavor, the version and flags sharing its word, to validate the reading later with
+    /// [`Counts::try_condemn`].
+    #[inline]
+    fn snapshot(&self) -> u64 {
+        self.strong() as u64
+    }
+    /// The strong count recorded in a [`Counts::snapshot`].
+    #[inline]
+    fn strong_of(snapshot: u64) -> usize {
+        snapshot as usize
+    }
+    /// Condemn the object iff its counts still equal `snapshot` (no handle was created or
+    /// dropped since). Only flavors whose mutators run during a scan need this.
+    #[inline]
+    fn try_condemn(&self, _snapshot: u64) -> bool {
+        true
+    }
+    /// Take back a condemnation (the object turned out reachable).
+    #[inline]
+    fn uncondemn(&self) {}
+    /// Whether the object is condemned.
+    #[inline]
+    fn is_condemned(&self) -> bool {
+        false
+    }
+    /// The collector commits to destroying the object: one strong reference (the *pin*) is
+    /// added, weak handles stop upgrading, and a condemnation ends; one step, so that no
+    /// observer sees the object condemned but upgradable.
+    ///
+    /// # Safety
+    /// `links` is the header of a live tracked object with counts of this type, found
+    /// unreachable (and condemned, for a concurrent flavor) by the collector.
+    #[inline]
+    unsafe fn commit_garbage(links: *const Links) {
+        // SAFETY: per the caller.
+        unsafe {
+            counts_of::<Self>(links).inc_strong();
+            Self::set_flag(links, FLAG_WEAKS_CLEARED);
+        }
+    }
 }
 
 /// The single-thread flavor's counts: two plain `u32`s (8 bytes). Overflow aborts the

@@ -1,42 +1,50 @@
 //! The cycle collector and its controls: Python's `gc` module.
 //!
 //! Objects whose type may hold a `Gc` (`Trace::MAY_CONTAIN_GC`) are *tracked*: they live in
-//! one of three generations of their thread's object space. Reference counting frees all
-//! other garbage the moment it appears; [`collect()`](crate::collect) and the automatic
-//! collections find the cycles. In this release every function here acts on the **calling
-//! thread's** object space (the objects of `pyheap::unsync`).
+//! one of three generations of an object space. Reference counting frees all other garbage
+//! the moment it appears; [`collect()`](crate::collect) and the automatic collections find
+//! the cycles. There are two kinds of object space:
+//!
+//! * the **shared space** of [`pyheap::Gc`](crate::Gc), one per process, collected while
+//!   other threads keep using their handles. The functions of this module act on it (they
+//!   have Python's process-wide meaning), except [`collect_generation`] (and
+//!   [`pyheap::collect()`](crate::collect)), which also collect the calling thread's space;
+//! * the **per-thread space** of [`pyheap::unsync::Gc`](crate::unsync::Gc), with its own
+//!   controls in [`pyheap::unsync::gc`](crate::unsync::gc).
 //!
 //! ```
-//! use pyheap::unsync::Gc;
-//! use pyheap::Trace;
-//! use std::cell::RefCell;
+//! use pyheap::{Gc, Trace};
+//! use std::sync::Mutex;
 //!
 //! #[derive(Trace, Default)]
-//! struct Node(RefCell<Vec<Gc<Node>>>);
+//! struct Node(Mutex<Vec<Gc<Node>>>);
 //!
 //! let a = Gc::new(Node::default());
 //! let b = Gc::new(Node::default());
-//! a.0.borrow_mut().push(b.clone());
-//! b.0.borrow_mut().push(a.clone());
+//! a.0.lock().unwrap().push(b.clone());
+//! b.0.lock().unwrap().push(a.clone());
+//! let wa = Gc::downgrade(&a);
 //! drop((a, b));                        // the pair survives refcounting...
-//! assert_eq!(pyheap::collect(), 2);    // ...and the collector frees it
+//! pyheap::collect();                   // ...and the collector frees it
+//! assert!(wa.upgrade().is_none());
 //! assert_eq!(pyheap::gc::threshold(), (700, 10, 10));
 //! ```
 //!
 //! # When collections run
 //!
-//! Automatically, on the thread that creates a tracked object, at the very start of
-//! `Gc::new`/`new_cyclic`/`new_finalized` once generation 0's count (tracked objects created
-//! minus freed) exceeds `threshold().0`; generation 1 and 2 follow CPython's rules (count of
-//! younger collections over their threshold; the oldest only when the objects promoted into
-//! it since the last full collection exceed 25% of those that survived it). CPython 3.12 moved
-//! its trigger from allocation to the interpreter's safe points because C code could see
-//! `__del__` effects in the middle of an allocation. Here the collection runs before the new
-//! object exists and while pyheap holds no borrow of its own state, and user code can only
-//! reach objects through handles the compiler checks, so a `Drop` or finalizer of the garbage
-//! it frees can at worst meet a `RefCell` the caller is borrowing (a `RefCell` panic, never
-//! undefined behaviour). Wrap code that must not run foreign drops in [`disable`]/[`enable`].
-//! A last full collection runs when the thread exits.
+//! Shared space: creating a tracked object counts toward generation 0; once the count
+//! (tracked objects created minus freed) exceeds `threshold().0`, the creating thread wakes
+//! pyheap's collector thread (`pyheap-gc`, started on first need), which runs the collection:
+//! the thread that allocates never runs other objects' `Drop` or finalizers, so a lock it
+//! holds cannot deadlock against a garbage object's `Drop` (CPython 3.12 moved its trigger to
+//! safe points for the same reason, gh-97922; a background thread is Rust's only safe point).
+//! Several threads crossing the threshold together cause one collection. Generations 1 and 2
+//! follow CPython's rules (count of younger collections over their threshold; the oldest only
+//! when the objects promoted into it since the last full collection exceed 25% of those that
+//! survived it).
+//!
+//! Per-thread spaces collect on their own thread at tracked allocation (see
+//! [`pyheap::unsync::gc`](crate::unsync::gc)).
 //!
 //! # Teardown of a garbage cycle (PEP 442's order)
 //!
@@ -45,57 +53,67 @@
 //!    each, with the whole set intact.
 //! 3. If a finalizer stored a handle to a member somewhere reachable, the whole set is
 //!    resurrected: nothing is freed, its finalizers never run again, its weak handles stay
-//!    cleared.
+//!    cleared. (The shared space keeps any set whose finalizers ran until the next
+//!    collection, which frees it if it is still unreachable.)
 //! 4. Otherwise every value is dropped; from then on `Gc::try_deref` on a member gives `None`
 //!    and `Deref` panics (in release builds too).
 //! 5. The memory goes once no `Gc` or `Weak` handle refers to it.
 //!
-//! Files: `header` (layout, counts, flags), `list` (generation lists), `space` (the
-//! per-thread object space, refcount deaths), `collect` (the passes and generations),
-//! `finalize` (teardown of a garbage set), `handle` (`unsync::Gc`/`Weak`), `trace` and
-//! `trace_impls` (`Trace`), `stats`.
+//! Files: `header` (layout, counts, flags), `list` (generation lists), `generations` (the
+//! generational state of one space), `collect` (the passes and the `Flavor` trait both
+//! flavors implement), `finalize` (teardown of a garbage set), `space` and `handle` (the
+//! single-thread flavor), `shared/` (the thread-safe flavor), `vtable` (per-type vtables),
+//! `trace` and `trace_impls` (`Trace`), `stats`, `local_controls` (`pyheap::unsync::gc`).
 //!
 //! One collector for both flavors: the passes (`collect`) and the teardown (`finalize`) are
-//! generic over `header::Counts`, the flavor's count storage; the single-thread flavor plugs
-//! in `LocalCounts` (two `Cell<u32>`). The thread-safe flavor is meant to plug in its atomic,
-//! versioned counts the same way, plus its own object space behind the generation locks; the
-//! object space (`space::Space`) is still a concrete single-thread type and is the part that
-//! has to become a second type parameter then.
+//! written once, generic over `collect::Flavor`, which supplies the count storage
+//! (`header::Counts`: two `Cell<u32>`, or an atomic versioned word), the locking (the
+//! thread's own space, or the shared space's lock) and the refcount-death queue.
 
 pub(crate) mod collect;
 pub(crate) mod finalize;
+pub(crate) mod generations;
 pub(crate) mod handle;
 pub(crate) mod header;
 pub(crate) mod list;
+pub(crate) mod local_controls;
+pub(crate) mod shared;
 pub(crate) mod space;
 mod stats;
 pub(crate) mod trace;
 mod trace_impls;
+pub(crate) mod vtable;
 
 pub use stats::GenerationStats;
 
-use header::LocalCounts;
-use space::{with_space, NUM_GENERATIONS};
+use generations::NUM_GENERATIONS;
+use shared::space::{space, Shared};
 
-/// Collect generation `generation` and all younger ones (Python's `gc.collect(generation)`);
-/// returns the number of objects freed. A call made while a collection is running on this
-/// thread (from a `Drop` or finalizer it runs) does nothing and returns 0, as in CPython.
+use crate::sync::Ordering;
+
+/// Collect generation `generation` and all younger ones of the shared space, then of the
+/// calling thread's space (Python's `gc.collect(generation)`); returns the number of objects
+/// freed in both. Runs on the calling thread. A call made from a `Drop` or finalizer that a
+/// collection on this thread is running does nothing for that space and counts 0, as in
+/// CPython.
 ///
 /// # Panics
 /// If `generation > 2`.
 ///
 /// ```
-/// assert_eq!(pyheap::gc::collect_generation(0), 0);
+/// let freed = pyheap::gc::collect_generation(0);
+/// # let _ = freed;
 /// ```
 pub fn collect_generation(generation: usize) -> usize {
     assert!(
         generation < NUM_GENERATIONS,
         "pyheap::gc::collect_generation: invalid generation {generation} (must be 0, 1 or 2)"
     );
-    with_space(|s| collect::collect_generation::<LocalCounts>(s, generation))
+    collect::collect_generation::<Shared>(generation)
+        + local_controls::collect_generation(generation)
 }
 
-/// Turn automatic collection on (`gc.enable()`).
+/// Turn automatic collection of the shared space on (`gc.enable()`).
 ///
 /// ```
 /// pyheap::gc::disable();
@@ -104,11 +122,11 @@ pub fn collect_generation(generation: usize) -> usize {
 /// assert!(pyheap::gc::is_enabled());
 /// ```
 pub fn enable() {
-    with_space(|s| s.enabled.set(true))
+    space().enabled.store(true, Ordering::Relaxed)
 }
 
-/// Turn automatic collection off (`gc.disable()`); explicit [`collect()`](crate::collect)
-/// still works.
+/// Turn automatic collection of the shared space off (`gc.disable()`); explicit
+/// [`collect()`](crate::collect) still works.
 ///
 /// ```
 /// pyheap::gc::disable();
@@ -116,20 +134,21 @@ pub fn enable() {
 /// # pyheap::gc::enable();
 /// ```
 pub fn disable() {
-    with_space(|s| s.enabled.set(false))
+    space().enabled.store(false, Ordering::Relaxed)
 }
 
-/// Whether automatic collection is on (`gc.isenabled()`).
+/// Whether automatic collection of the shared space is on (`gc.isenabled()`).
 ///
 /// ```
+/// # pyheap::gc::enable();
 /// assert!(pyheap::gc::is_enabled());
 /// ```
 pub fn is_enabled() -> bool {
-    with_space(|s| s.enabled.get())
+    space().enabled.load(Ordering::Relaxed)
 }
 
-/// Set the collection thresholds (`gc.set_threshold`). `threshold0 == 0` turns automatic
-/// collection off.
+/// Set the shared space's collection thresholds (`gc.set_threshold`). `threshold0 == 0`
+/// turns automatic collection off.
 ///
 /// ```
 /// pyheap::gc::set_threshold(1000, 15, 15);
@@ -137,108 +156,79 @@ pub fn is_enabled() -> bool {
 /// # pyheap::gc::set_threshold(700, 10, 10);
 /// ```
 pub fn set_threshold(threshold0: usize, threshold1: usize, threshold2: usize) {
-    with_space(|s| {
-        s.gens[0].threshold.set(threshold0);
-        s.gens[1].threshold.set(threshold1);
-        s.gens[2].threshold.set(threshold2);
-    })
+    space().with_state(|st| st.set_thresholds(threshold0, threshold1, threshold2))
 }
 
-/// The collection thresholds (`gc.get_threshold()`), by default `(700, 10, 10)`.
+/// The shared space's collection thresholds (`gc.get_threshold()`), by default
+/// `(700, 10, 10)`.
 ///
 /// ```
 /// assert_eq!(pyheap::gc::threshold(), (700, 10, 10));
 /// ```
 pub fn threshold() -> (usize, usize, usize) {
-    with_space(|s| {
-        (
-            s.gens[0].threshold.get(),
-            s.gens[1].threshold.get(),
-            s.gens[2].threshold.get(),
-        )
-    })
+    space().with_state(|st| st.thresholds())
 }
 
-/// The current collection counts (`gc.get_count()`): tracked objects created minus freed
-/// since generation 0 was last collected, then the number of collections of each younger
-/// generation since the older one was last collected.
+/// The shared space's collection counts (`gc.get_count()`): tracked objects created minus
+/// freed since generation 0 was last collected, then the number of collections of each
+/// younger generation since the older one was last collected. Other threads change them at
+/// any moment.
 ///
 /// ```
-/// pyheap::collect();
-/// let before = pyheap::gc::count().0;
-/// let g = pyheap::unsync::Gc::new(Vec::<pyheap::unsync::Gc<u8>>::new());
-/// assert_eq!(pyheap::gc::count().0, before + 1);
-/// drop(g);
-/// assert_eq!(pyheap::gc::count().0, before);
+/// let (young, _, _) = pyheap::gc::count();
+/// # let _ = young;
 /// ```
 pub fn count() -> (usize, usize, usize) {
-    with_space(|s| {
-        (
-            s.gens[0].count.get(),
-            s.gens[1].count.get(),
-            s.gens[2].count.get(),
-        )
-    })
+    space().with_state(|st| st.counts())
 }
 
-/// Per-generation statistics (`gc.get_stats()`).
+/// Per-generation statistics of the shared space (`gc.get_stats()`), including the
+/// collections the background collector ran.
 ///
 /// ```
 /// pyheap::gc::collect_generation(1);
 /// assert!(pyheap::gc::stats()[1].collections >= 1);
 /// ```
 pub fn stats() -> [GenerationStats; 3] {
-    with_space(|s| {
-        [
-            s.gens[0].stats.get(),
-            s.gens[1].stats.get(),
-            s.gens[2].stats.get(),
-        ]
-    })
+    space().with_state(|st| st.stats())
 }
 
-/// Move every tracked object into the permanent generation, which collections ignore
-/// (`gc.freeze()`): for objects that live for the whole program.
+/// Move every tracked object of the shared space into the permanent generation, which
+/// collections ignore (`gc.freeze()`): for objects that live for the whole program.
 ///
 /// ```
-/// let g = pyheap::unsync::Gc::new(Vec::<pyheap::unsync::Gc<u8>>::new());
+/// let g = pyheap::Gc::new(std::sync::Mutex::new(Vec::<pyheap::Gc<u8>>::new()));
 /// pyheap::gc::freeze();
 /// assert!(pyheap::gc::freeze_count() >= 1);
 /// pyheap::gc::unfreeze();
-/// assert_eq!(pyheap::gc::freeze_count(), 0);
 /// ```
 pub fn freeze() {
-    with_space(|s| {
-        for i in 0..NUM_GENERATIONS {
-            // SAFETY: lists are intact outside a collection's passes, which run no user code.
-            unsafe { list::merge(s.gen_head(i), &s.permanent) };
-        }
-        s.gens[0].count.set(0);
-    })
+    // SAFETY: under the space lock the lists are intact (scans hold it while they use them).
+    space().with_state(|st| unsafe { st.freeze() })
 }
 
-/// Move the permanent generation back into the oldest one (`gc.unfreeze()`).
+/// Move the shared space's permanent generation back into the oldest one (`gc.unfreeze()`).
 ///
 /// ```
 /// pyheap::gc::unfreeze();
 /// ```
 pub fn unfreeze() {
-    // SAFETY: lists are intact outside a collection's passes.
-    with_space(|s| unsafe { list::merge(&s.permanent, s.gen_head(NUM_GENERATIONS - 1)) })
+    // SAFETY: as for `freeze`.
+    space().with_state(|st| unsafe { st.unfreeze() })
 }
 
-/// Number of objects in the permanent generation (`gc.get_freeze_count()`).
+/// Number of objects in the shared space's permanent generation (`gc.get_freeze_count()`).
 ///
 /// ```
-/// assert_eq!(pyheap::gc::freeze_count(), 0);
+/// let n = pyheap::gc::freeze_count();
+/// # let _ = n;
 /// ```
 pub fn freeze_count() -> usize {
-    // SAFETY: lists are intact outside a collection's passes.
-    with_space(|s| unsafe { list::len(&s.permanent) })
+    // SAFETY: as for `freeze`.
+    space().with_state(|st| unsafe { st.freeze_count() })
 }
 
-/// Full collection of the calling thread's object space (`gc.collect()`); returns the number
-/// of objects freed. See [`collect_generation`].
+/// Full collection of the shared space and the calling thread's space (`gc.collect()`).
 pub(crate) fn collect_all() -> usize {
     collect_generation(NUM_GENERATIONS - 1)
 }

@@ -10,55 +10,21 @@
 //! still held elsewhere stay valid.
 
 use core::cell::Cell;
+use core::ops::Deref;
 
-use super::header::{Counts, Links, FLAG_DEAD, FLAG_FINALIZED};
+use super::collect::{self, CollectionToken, Flavor};
+use super::generations::GenState;
+pub(crate) use super::generations::NUM_GENERATIONS;
+use super::header::{Counts, Links, LocalCounts, FLAG_DEAD, FLAG_FINALIZED};
 use super::list;
-use super::stats::GenerationStats;
-
-/// Number of generations, as in CPython.
-pub(crate) const NUM_GENERATIONS: usize = 3;
-
-/// One generation: its list, its count and threshold, its statistics.
-pub(crate) struct Generation {
-    pub(crate) head: Links,
-    /// Generation 0: tracked allocations minus deaths since its last collection. Older ones:
-    /// collections of the next younger generation since their last collection.
-    pub(crate) count: Cell<usize>,
-    pub(crate) threshold: Cell<usize>,
-    pub(crate) stats: Cell<GenerationStats>,
-}
-
-impl Generation {
-    const fn new(threshold: usize) -> Self {
-        Self {
-            head: Links::sentinel(),
-            count: Cell::new(0),
-            threshold: Cell::new(threshold),
-            stats: Cell::new(GenerationStats {
-                collections: 0,
-                collected: 0,
-                uncollectable: 0,
-            }),
-        }
-    }
-}
 
 /// The state of one object space. Every pointer in it refers to objects of this thread.
 pub(crate) struct Space {
-    pub(crate) gens: [Generation; NUM_GENERATIONS],
-    /// `gc.freeze()`'s permanent generation: never scanned.
-    pub(crate) permanent: Links,
-    initialized: Cell<bool>,
+    /// The generations (the collector's part, shared in shape with the thread-safe flavor).
+    pub(crate) state: GenState,
     pub(crate) enabled: Cell<bool>,
     /// A collection is running: nested requests (from drops or finalizers) return 0.
     pub(crate) collecting: Cell<bool>,
-    /// A collection pass is running (`prev` fields hold `gc_refs`): nothing may be linked
-    /// into a list. Only `Trace` impls run meanwhile.
-    pub(crate) in_pass: Cell<bool>,
-    /// CPython's `long_lived_total`: survivors of the last full collection.
-    pub(crate) long_lived_total: Cell<usize>,
-    /// CPython's `long_lived_pending`: objects promoted into the oldest generation since.
-    pub(crate) long_lived_pending: Cell<usize>,
     /// Some frame is already destroying objects; new deaths go onto `pending`.
     dropping: Cell<bool>,
     /// Pending-destruction queue, linked through the dead objects' own `next` field.
@@ -66,21 +32,20 @@ pub(crate) struct Space {
     exit_guard: Cell<bool>,
 }
 
+impl Deref for Space {
+    type Target = GenState;
+    #[inline]
+    fn deref(&self) -> &GenState {
+        &self.state
+    }
+}
+
 impl Space {
     const fn new() -> Self {
         Self {
-            gens: [
-                Generation::new(700),
-                Generation::new(10),
-                Generation::new(10),
-            ],
-            permanent: Links::sentinel(),
-            initialized: Cell::new(false),
+            state: GenState::new(),
             enabled: Cell::new(true),
             collecting: Cell::new(false),
-            in_pass: Cell::new(false),
-            long_lived_total: Cell::new(0),
-            long_lived_pending: Cell::new(0),
             dropping: Cell::new(false),
             pending: Cell::new(core::ptr::null()),
             exit_guard: Cell::new(false),
@@ -90,20 +55,9 @@ impl Space {
     /// Self-link the sentinels on first use (their address is only known in place).
     #[inline]
     pub(crate) fn init(&self) {
-        if !self.initialized.get() {
-            self.initialized.set(true);
-            for g in &self.gens {
-                // SAFETY: the space lives in a thread-local that never moves or dies while the
-                // thread runs.
-                unsafe { list::init(&g.head) };
-            }
-            // SAFETY: as above.
-            unsafe { list::init(&self.permanent) };
-        }
-    }
-
-    pub(crate) fn gen_head(&self, i: usize) -> *const Links {
-        &self.gens[i].head
+        // SAFETY: the space lives in a thread-local that never moves or dies while the thread
+        // runs (it has no drop glue).
+        unsafe { self.state.init() }
     }
 
     /// Register the thread-exit collection (once; never from inside a thread-local destructor).
@@ -133,7 +87,7 @@ impl Space {
             && self.enabled.get()
             && !self.collecting.get()
         {
-            super::collect::collect_generations::<C>(self);
+            collect::collect_generations::<Local>();
         }
     }
 
@@ -172,7 +126,7 @@ impl Space {
         // collection pass is running while user code drops handles.
         unsafe { self.untrack(links) };
         // SAFETY: per the caller the header is alive.
-        unsafe { (*links).set_flag(FLAG_DEAD) };
+        unsafe { C::set_flag(links, FLAG_DEAD) };
         if self.dropping.get() {
             // SAFETY: the object is unlinked, so `next` is free to chain the queue.
             unsafe { (*links).next.set(self.pending.get()) };
@@ -235,14 +189,13 @@ impl Drop for DropGuard<'_> {
 /// # Safety
 /// `links` is a dead (`FLAG_DEAD`), unlinked tracked object with strong count zero whose
 /// value has not been dropped; nothing else will drop it.
-unsafe fn destroy<C: Counts>(links: *const Links) {
+pub(crate) unsafe fn destroy<C: Counts>(links: *const Links) {
     // SAFETY: per the caller the header is alive and the value initialised.
     unsafe {
-        let l = &*links;
-        let vt = l.vtable();
+        let vt = (*links).vtable();
         if let Some(fin) = vt.finalize {
-            if l.flags() & FLAG_FINALIZED == 0 {
-                l.set_flag(FLAG_FINALIZED);
+            if C::flags(links) & FLAG_FINALIZED == 0 {
+                C::set_flag(links, FLAG_FINALIZED);
                 // No handle to the object exists (strong is zero and weak upgrades fail), so
                 // the finalizer cannot resurrect it; it sees an intact value.
                 fin(links);
@@ -286,10 +239,8 @@ impl Drop for ExitGuard {
         // which would abort: the panic is caught and whatever was not freed is leaked.
         let _ = SPACE.try_with(|s| {
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                super::collect::collect_generation::<super::header::LocalCounts>(
-                    s,
-                    NUM_GENERATIONS - 1,
-                )
+                let _ = s;
+                collect::collect_generation::<Local>(NUM_GENERATIONS - 1)
             }));
         });
     }
@@ -302,4 +253,49 @@ pub(crate) fn with_space<R>(f: impl FnOnce(&Space) -> R) -> R {
         s.init();
         f(s)
     })
+}
+
+/// The single-thread flavor, as the collector sees it.
+pub(crate) enum Local {}
+
+// SAFETY: `with_state` gives the calling thread's own space, which no other thread touches;
+// collections are serialised on the thread by `collecting`; the rest forwards to `Space`,
+// whose methods keep the stated contracts.
+unsafe impl Flavor for Local {
+    type Counts = LocalCounts;
+    const CONCURRENT: bool = false;
+
+    #[inline]
+    fn with_state<R>(f: impl FnOnce(&GenState) -> R) -> R {
+        with_space(|s| f(&s.state))
+    }
+
+    fn enter_collection() -> Option<CollectionToken<Self>> {
+        with_space(|s| {
+            if s.collecting.get() {
+                None
+            } else {
+                s.collecting.set(true);
+                Some(CollectionToken::new())
+            }
+        })
+    }
+
+    fn leave_collection() {
+        let _ = SPACE.try_with(|s| s.collecting.set(false));
+    }
+
+    fn destroying<R>(f: impl FnOnce() -> R) -> R {
+        with_space(|s| s.destroying::<LocalCounts, R>(f))
+    }
+
+    unsafe fn object_died(links: *const Links) {
+        // SAFETY: forwarded contract.
+        with_space(|s| unsafe { s.object_died::<LocalCounts>(links) })
+    }
+
+    unsafe fn resurrected(set: &[*const Links]) -> bool {
+        // SAFETY: forwarded contract; no user code runs in the check.
+        with_space(|s| unsafe { collect::any_external_refs::<LocalCounts>(&s.state, set) })
+    }
 }

@@ -1,6 +1,6 @@
 //! The [`Trace`] trait and the [`Tracer`] the collector hands to it.
 
-use super::header::{Links, FLAG_UNIQUE, PREV_COLLECTING, PREV_REACHABLE, REFS_ONE, REFS_SHIFT};
+use super::header::{Counts, Links, FLAG_UNIQUE, PREV_COLLECTING, PREV_REACHABLE, REFS_ONE};
 
 /// A value the cycle collector can look into: it reports the `Gc` handles it owns.
 ///
@@ -49,9 +49,9 @@ pub unsafe trait Trace {
 /// What a collection pass does with each edge it is told about.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Mode {
-    /// `subtract_refs`: an edge to an object being collected is an internal reference.
-    Subtract,
-    /// `move_unreachable`: an edge from a reachable object makes its target reachable.
+    /// `count_internal`: an edge to an object being collected is an internal reference.
+    Count,
+    /// `mark`: an edge from a reachable object makes its target reachable.
     Mark,
 }
 
@@ -71,14 +71,29 @@ pub(crate) enum Mode {
 /// ```
 pub struct Tracer {
     mode: Mode,
+    /// The collection is of the thread-safe flavor's space: flags live in the count word, and
+    /// interior locks are held until the scan ends (see [`Tracer::trace_locked`]).
+    concurrent: bool,
     /// `Mark`: objects found reachable whose edges are still to be followed.
     pub(crate) stack: Vec<*const Links>,
-    /// `Subtract`: objects that `Gc::get_mut` took out of the generations (`FLAG_UNIQUE`)
+    /// `Count`: objects that `Gc::get_mut` took out of the generations (`FLAG_UNIQUE`)
     /// and that a traced value reported a handle to: that handle is being read through a
     /// shared reference, so the `&mut` `get_mut` made from it is over. The collector links
     /// them back into generation 0 once the pass is done.
     pub(crate) retrack: Vec<*const Links>,
+    /// Concurrent flavor: the guards of the interior locks this scan took, released when the
+    /// scan ends (or its counting starts over).
+    held: Vec<Box<dyn HeldGuard>>,
+    /// Concurrent flavor, `Count`: the targets of the edges to objects being collected, in
+    /// trace order (each object's run starts where `collect::count_internal` noted). Marking
+    /// walks this buffer instead of tracing again: one trace per object per scan, so every
+    /// pass sees the same edges by construction.
+    pub(crate) edges: Vec<*const Links>,
 }
+
+/// A guard kept by a concurrent scan, type-erased: dropping it releases its lock.
+trait HeldGuard {}
+impl<G> HeldGuard for G {}
 
 impl core::fmt::Debug for Tracer {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -89,11 +104,69 @@ impl core::fmt::Debug for Tracer {
 }
 
 impl Tracer {
-    pub(crate) fn new(mode: Mode) -> Self {
+    pub(crate) fn new(mode: Mode, concurrent: bool) -> Self {
         Self {
             mode,
+            concurrent,
             stack: Vec::new(),
             retrack: Vec::new(),
+            held: Vec::new(),
+            edges: Vec::new(),
+        }
+    }
+
+    /// Whether this is a concurrent flavor's scan.
+    #[inline]
+    pub(crate) fn is_concurrent(&self) -> bool {
+        self.concurrent
+    }
+
+    /// Release every interior lock held and forget the recorded edges (a concurrent scan
+    /// starting its counting over).
+    pub(crate) fn release_guards(&mut self) {
+        self.held.clear();
+        self.edges.clear();
+    }
+
+    pub(crate) fn set_mode(&mut self, mode: Mode) {
+        self.mode = mode;
+    }
+
+    /// Trace the value behind an interior lock (`Mutex`, `RwLock`) without ever blocking.
+    ///
+    /// `try_acquire` must try to take the lock without blocking (giving the guard, also for a
+    /// poisoned lock) and `value` must give the guarded value from the guard. A lock that is
+    /// busy reports nothing: the objects behind it are then roots for this collection (kept).
+    ///
+    /// In a single-thread collection the guard is released at once. In a concurrent one it is
+    /// kept until the scan ends, so no thread moves a handle into or out of the value while
+    /// the collector relies on what it saw (`docs/concurrency.md` §4.2 and §4.5); a concurrent
+    /// scan traces each object once (marking walks the recorded edges), so the lock is never
+    /// tried twice.
+    pub(crate) fn trace_locked<'a, L, G, T>(
+        &mut self,
+        lock: &'a L,
+        try_acquire: impl FnOnce(&'a L) -> Option<G>,
+        value: impl FnOnce(&G) -> &T,
+    ) where
+        L: ?Sized,
+        G: 'a,
+        T: Trace + ?Sized,
+    {
+        let Some(guard) = try_acquire(lock) else {
+            return;
+        };
+        value(&guard).trace(self);
+        if self.concurrent {
+            let boxed: Box<dyn HeldGuard + 'a> = Box::new(guard);
+            // SAFETY: only the lifetime is erased. The guard borrows a value inside an object
+            // the scan keeps alive (objects being scanned are destroyed only under the space
+            // lock, which the scan holds), and the tracer, with every guard it holds, is
+            // dropped (or `release_guards` is called) before the scan releases that lock.
+            let boxed: Box<dyn HeldGuard> = unsafe {
+                core::mem::transmute::<Box<dyn HeldGuard + 'a>, Box<dyn HeldGuard>>(boxed)
+            };
+            self.held.push(boxed);
         }
     }
 
@@ -110,21 +183,18 @@ impl Tracer {
         let t = unsafe { &*target };
         let prev = t.refs();
         if prev & PREV_COLLECTING == 0 {
-            if self.mode == Mode::Subtract && t.flags() & FLAG_UNIQUE != 0 {
-                // Only the flag word changes here; the lists are relinked after the pass.
-                t.clear_flag(FLAG_UNIQUE);
-                self.retrack.push(target);
+            if self.mode == Mode::Count {
+                // SAFETY: as above.
+                unsafe { self.maybe_retrack(target) };
             }
             return;
         }
         match self.mode {
-            Mode::Subtract => {
-                // A reported edge is one of the strong references counted in update_refs,
-                // so gc_refs cannot go below zero unless a Trace impl over-reports.
-                if prev >> REFS_SHIFT == 0 {
-                    over_reported();
+            Mode::Count => {
+                t.set_refs(prev + REFS_ONE);
+                if self.concurrent {
+                    self.edges.push(target);
                 }
-                t.set_refs(prev - REFS_ONE);
             }
             Mode::Mark => {
                 if prev & PREV_REACHABLE == 0 {
@@ -134,12 +204,26 @@ impl Tracer {
             }
         }
     }
-}
 
-#[cold]
-fn over_reported() -> ! {
-    // Continuing would free objects still in use; an over-reporting `Trace` impl broke its
-    // safety contract. Abort rather than unwind through a half-done collection.
-    eprintln!("pyheap: a Trace impl reported more edges than the value owns; aborting");
-    std::process::abort()
+    /// An edge to an object outside the generation: if `get_mut` had taken it out, its borrow
+    /// is over (see `retrack`); the flag changes here, the lists after the pass.
+    ///
+    /// # Safety
+    /// As [`Tracer::edge`].
+    #[inline]
+    unsafe fn maybe_retrack(&mut self, target: *const Links) {
+        // SAFETY: per the caller the header is alive; its counts are the flavor's.
+        unsafe {
+            if self.concurrent {
+                type S = crate::gc::shared::counts::SharedCounts;
+                if S::flags(target) & FLAG_UNIQUE != 0 {
+                    S::clear_flag(target, FLAG_UNIQUE);
+                    self.retrack.push(target);
+                }
+            } else if (*target).flags() & FLAG_UNIQUE != 0 {
+                (*target).clear_flag(FLAG_UNIQUE);
+                self.retrack.push(target);
+            }
+        }
+    }
 }

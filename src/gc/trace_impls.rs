@@ -234,14 +234,23 @@ unsafe impl<T: Trace + ?Sized> Trace for RefCell<T> {
 
 // SAFETY: as for `RefCell`: a held lock reports nothing (its referents become roots); the
 // tracer never blocks, so tracing a lock held by the collecting thread cannot deadlock. A
-// poisoned lock still owns its content, which is reported.
+// poisoned lock still owns its content, which is reported. In a concurrent collection the
+// tracer keeps the guard until the scan ends (`Tracer::trace_locked`), so every pass of one
+// collection sees the same content.
 unsafe impl<T: Trace + ?Sized> Trace for Mutex<T> {
     fn trace(&self, tracer: &mut Tracer) {
-        match self.try_lock() {
-            Ok(g) => g.trace(tracer),
-            Err(TryLockError::Poisoned(p)) => p.into_inner().trace(tracer),
-            Err(TryLockError::WouldBlock) => {}
+        if !T::MAY_CONTAIN_GC {
+            return;
         }
+        tracer.trace_locked(
+            self,
+            |m| match m.try_lock() {
+                Ok(g) => Some(g),
+                Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(TryLockError::WouldBlock) => None,
+            },
+            |g| &**g,
+        )
     }
     const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
 }
@@ -249,11 +258,18 @@ unsafe impl<T: Trace + ?Sized> Trace for Mutex<T> {
 // SAFETY: as for `Mutex`, with a shared lock.
 unsafe impl<T: Trace + ?Sized> Trace for RwLock<T> {
     fn trace(&self, tracer: &mut Tracer) {
-        match self.try_read() {
-            Ok(g) => g.trace(tracer),
-            Err(TryLockError::Poisoned(p)) => p.into_inner().trace(tracer),
-            Err(TryLockError::WouldBlock) => {}
+        if !T::MAY_CONTAIN_GC {
+            return;
         }
+        tracer.trace_locked(
+            self,
+            |m| match m.try_read() {
+                Ok(g) => Some(g),
+                Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(TryLockError::WouldBlock) => None,
+            },
+            |g| &**g,
+        )
     }
     const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
 }

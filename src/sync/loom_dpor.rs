@@ -74,6 +74,33 @@ macro_rules! shadowed {
 shadowed!(AtomicBool, l::AtomicBool, bool);
 shadowed!(AtomicUsize, l::AtomicUsize, usize);
 shadowed!(AtomicPtr<T>, l::AtomicPtr<T>, *mut T);
+shadowed!(AtomicU32, l::AtomicU32, u32);
+shadowed!(AtomicU64, l::AtomicU64, u64);
+
+macro_rules! rmw {
+    ($name:ident, $val:ty) => {
+        #[allow(dead_code)] // not every type uses every operation
+        impl $name {
+            pub(crate) fn fetch_add(&self, v: $val, order: Ordering) -> $val {
+                self.v.fetch_add(v, order)
+            }
+            pub(crate) fn fetch_sub(&self, v: $val, order: Ordering) -> $val {
+                self.v.fetch_sub(v, order)
+            }
+            pub(crate) fn fetch_or(&self, v: $val, order: Ordering) -> $val {
+                self.v.fetch_or(v, order)
+            }
+            pub(crate) fn fetch_and(&self, v: $val, order: Ordering) -> $val {
+                self.v.fetch_and(v, order)
+            }
+            pub(crate) fn swap(&self, v: $val, order: Ordering) -> $val {
+                self.v.swap(v, order)
+            }
+        }
+    };
+}
+rmw!(AtomicU32, u32);
+rmw!(AtomicU64, u64);
 
 impl AtomicBool {
     /// `swap`, as a compare-exchange that leaves the value alone when it already is `v`.

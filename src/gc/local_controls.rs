@@ -1,0 +1,179 @@
+//! Python's `gc` controls for the calling thread's single-thread object space (the objects of
+//! `pyheap::unsync`), published as `pyheap::unsync::gc`. Each thread has its own space, with
+//! its own thresholds, counts, statistics and switch.
+
+use super::collect;
+use super::space::{with_space, Local, NUM_GENERATIONS};
+use super::stats::GenerationStats;
+
+/// Collect generation `generation` and all younger ones (Python's `gc.collect(generation)`);
+/// returns the number of objects freed. A call made while a collection is running on this
+/// thread (from a `Drop` or finalizer it runs) does nothing and returns 0, as in CPython.
+///
+/// # Panics
+/// If `generation > 2`.
+///
+/// ```
+/// assert_eq!(pyheap::unsync::gc::collect_generation(0), 0);
+/// ```
+pub fn collect_generation(generation: usize) -> usize {
+    assert!(
+        generation < NUM_GENERATIONS,
+        "pyheap::unsync::gc::collect_generation: invalid generation {generation} (must be 0, 1 or 2)"
+    );
+    collect::collect_generation::<Local>(generation)
+}
+
+/// Turn automatic collection on (`gc.enable()`).
+///
+/// ```
+/// pyheap::unsync::gc::disable();
+/// assert!(!pyheap::unsync::gc::is_enabled());
+/// pyheap::unsync::gc::enable();
+/// assert!(pyheap::unsync::gc::is_enabled());
+/// ```
+pub fn enable() {
+    with_space(|s| s.enabled.set(true))
+}
+
+/// Turn automatic collection off (`gc.disable()`); explicit [`collect()`](crate::collect)
+/// still works.
+///
+/// ```
+/// pyheap::unsync::gc::disable();
+/// assert!(!pyheap::unsync::gc::is_enabled());
+/// # pyheap::unsync::gc::enable();
+/// ```
+pub fn disable() {
+    with_space(|s| s.enabled.set(false))
+}
+
+/// Whether automatic collection is on (`gc.isenabled()`).
+///
+/// ```
+/// assert!(pyheap::unsync::gc::is_enabled());
+/// ```
+pub fn is_enabled() -> bool {
+    with_space(|s| s.enabled.get())
+}
+
+/// Set the collection thresholds (`gc.set_threshold`). `threshold0 == 0` turns automatic
+/// collection off.
+///
+/// ```
+/// pyheap::unsync::gc::set_threshold(1000, 15, 15);
+/// assert_eq!(pyheap::unsync::gc::threshold(), (1000, 15, 15));
+/// # pyheap::unsync::gc::set_threshold(700, 10, 10);
+/// ```
+pub fn set_threshold(threshold0: usize, threshold1: usize, threshold2: usize) {
+    with_space(|s| {
+        s.gens[0].threshold.set(threshold0);
+        s.gens[1].threshold.set(threshold1);
+        s.gens[2].threshold.set(threshold2);
+    })
+}
+
+/// The collection thresholds (`gc.get_threshold()`), by default `(700, 10, 10)`.
+///
+/// ```
+/// assert_eq!(pyheap::unsync::gc::threshold(), (700, 10, 10));
+/// ```
+pub fn threshold() -> (usize, usize, usize) {
+    with_space(|s| {
+        (
+            s.gens[0].threshold.get(),
+            s.gens[1].threshold.get(),
+            s.gens[2].threshold.get(),
+        )
+    })
+}
+
+/// The current collection counts (`gc.get_count()`): tracked objects created minus freed
+/// since generation 0 was last collected, then the number of collections of each younger
+/// generation since the older one was last collected.
+///
+/// ```
+/// pyheap::collect();
+/// let before = pyheap::unsync::gc::count().0;
+/// let g = pyheap::unsync::Gc::new(Vec::<pyheap::unsync::Gc<u8>>::new());
+/// assert_eq!(pyheap::unsync::gc::count().0, before + 1);
+/// drop(g);
+/// assert_eq!(pyheap::unsync::gc::count().0, before);
+/// ```
+pub fn count() -> (usize, usize, usize) {
+    with_space(|s| {
+        (
+            s.gens[0].count.get(),
+            s.gens[1].count.get(),
+            s.gens[2].count.get(),
+        )
+    })
+}
+
+/// Per-generation statistics (`gc.get_stats()`).
+///
+/// ```
+/// pyheap::unsync::gc::collect_generation(1);
+/// assert!(pyheap::unsync::gc::stats()[1].collections >= 1);
+/// ```
+pub fn stats() -> [GenerationStats; 3] {
+    with_space(|s| {
+        [
+            s.gens[0].stats.get(),
+            s.gens[1].stats.get(),
+            s.gens[2].stats.get(),
+        ]
+    })
+}
+
+/// Move every tracked object into the permanent generation, which collections ignore
+/// (`gc.freeze()`): for objects that live for the whole program.
+///
+/// ```
+/// let g = pyheap::unsync::Gc::new(Vec::<pyheap::unsync::Gc<u8>>::new());
+/// pyheap::unsync::gc::freeze();
+/// assert!(pyheap::unsync::gc::freeze_count() >= 1);
+/// pyheap::unsync::gc::unfreeze();
+/// assert_eq!(pyheap::unsync::gc::freeze_count(), 0);
+/// ```
+pub fn freeze() {
+    // SAFETY: lists are intact outside a collection's passes, which run no user code.
+    with_space(|s| unsafe { s.freeze() })
+}
+
+/// Move the permanent generation back into the oldest one (`gc.unfreeze()`).
+///
+/// ```
+/// pyheap::unsync::gc::unfreeze();
+/// ```
+pub fn unfreeze() {
+    // SAFETY: lists are intact outside a collection's passes.
+    with_space(|s| unsafe { s.unfreeze() })
+}
+
+/// Number of objects in the permanent generation (`gc.get_freeze_count()`).
+///
+/// ```
+/// assert_eq!(pyheap::unsync::gc::freeze_count(), 0);
+/// ```
+pub fn freeze_count() -> usize {
+    // SAFETY: lists are intact outside a collection's passes.
+    with_space(|s| unsafe { s.freeze_count() })
+}
+
+/// Full collection of the calling thread's object space (`gc.collect()` for
+/// `pyheap::unsync` objects only); returns the number of objects freed.
+///
+/// ```
+/// use pyheap::unsync::Gc;
+/// use std::cell::RefCell;
+/// #[derive(pyheap::Trace)]
+/// struct N(RefCell<Option<Gc<N>>>);
+/// let n = Gc::new(N(RefCell::new(None)));
+/// *n.0.borrow_mut() = Some(n.clone());
+/// drop(n);
+/// assert_eq!(pyheap::unsync::gc::collect(), 1);
+/// ```
+pub fn collect() -> usize {
+    collect_generation(NUM_GENERATIONS - 1)
+}

@@ -1,0 +1,294 @@
+//! The thread-safe flavor's counts: one 64-bit word holding the strong count, a version and
+//! the flags, plus a 32-bit weak count (`docs/concurrency.md` §2.3).
+//!
+//! ```text
+//!  63                35 34                  6 5     0
+//!  [ version: 29 bits  ][ strong: 29 bits     ][ flags ]
+//!  CLONE = version + 1, strong + 1     DROP = version + 1, strong - 1   (one fetch_add each)
+//! ```
+//!
+//! # Invariants
+//!
+//! * **Every change of the strong count changes the version** (I6): clone, drop, upgrade,
+//!   `try_unwrap`, the collector's pin and unpin all add [`CLONE`] or [`DROP`]. So two equal
+//!   readings of the word, less than [`VALIDATION_BOUND`] apart, prove that no handle was
+//!   created or destroyed in between (fewer than 2^29 read-modify-writes fit in that time:
+//!   assumption A-RMW, §2.3). The collector condemns garbage with a compare-and-swap from the
+//!   exact word it read (`Counts::try_condemn`), which is how a clone racing with a scan
+//!   (hazard 1, with its ABA) keeps the object alive.
+//! * **The word is only changed by read-modify-writes** once the object is published (I2):
+//!   a plain store could erase a concurrent clone.
+//! * **strong < 2^28** (I7): a clone whose *old* word has bit 34 set aborts, like `Arc` at
+//!   `isize::MAX`, leaving 2^28 of headroom for racing clones so the field never carries into
+//!   the version.
+//! * `weak` counts `Weak` handles plus the value's token, as in the single-thread flavor
+//!   (`gc::header`'s invariants apply unchanged).
+//! * Flags: `FLAG_DEAD`, `FLAG_WEAKS_CLEARED`, `FLAG_FINALIZED`, `FLAG_UNIQUE` as in
+//!   `gc::header`, plus [`FLAG_CONDEMNED`]: set only by the collector holding the space lock,
+//!   between its snapshot and its decision; `Weak::upgrade` waits while it is set.
+
+use core::time::Duration;
+
+use crate::gc::header::{counts_of, Counts, Links, FLAG_CONDEMNED, FLAG_WEAKS_CLEARED};
+use crate::sync::{fence, AtomicU32, AtomicU64, Ordering};
+
+const FLAG_BITS: u64 = 0x3f;
+const STRONG_SHIFT: u32 = 6;
+const STRONG_ONE: u64 = 1 << STRONG_SHIFT;
+const STRONG_MASK: u64 = ((1 << 29) - 1) << STRONG_SHIFT;
+const VERSION_ONE: u64 = 1 << 35;
+/// Added by every operation that creates a strong reference.
+pub(crate) const CLONE: u64 = VERSION_ONE + STRONG_ONE;
+/// Added by every operation that destroys one (wrapping: it subtracts from the strong field).
+pub(crate) const DROP: u64 = VERSION_ONE.wrapping_sub(STRONG_ONE);
+/// Set in the old word of a clone: too many handles (I7).
+const STRONG_LIMIT_BIT: u64 = 1 << 34;
+
+/// How long a validation may take from the first count read to the last condemnation before
+/// the collector gives up on it (keeps everything): at one read-modify-write per nanosecond,
+/// the 29-bit version needs 537 ms to wrap.
+pub(crate) const VALIDATION_BOUND: Duration = Duration::from_millis(200);
+
+/// The strong count in a count word.
+#[inline]
+pub(crate) fn strong_in(word: u64) -> usize {
+    ((word & STRONG_MASK) >> STRONG_SHIFT) as usize
+}
+
+/// The flags in a count word.
+#[inline]
+pub(crate) fn flags_in(word: u64) -> usize {
+    (word & FLAG_BITS) as usize
+}
+
+/// The thread-safe flavor's counts (16 bytes: the word, the weak count, padding).
+#[repr(C)]
+pub(crate) struct SharedCounts {
+    pub(crate) word: AtomicU64,
+    weak: AtomicU32,
+}
+
+#[cold]
+#[inline(never)]
+fn count_overflow() -> ! {
+    std::process::abort()
+}
+
+impl SharedCounts {
+    /// Add a strong reference (`Gc::clone`); returns the old word so the caller can test its
+    /// flags. Relaxed as `Arc::clone`: the new handle is made from an existing one, which
+    /// already keeps the object alive.
+    #[inline]
+    pub(crate) fn clone_strong(&self) -> u64 {
+        let old = self.word.fetch_add(CLONE, Ordering::Relaxed);
+        if old & STRONG_LIMIT_BIT != 0 {
+            count_overflow();
+        }
+        old
+    }
+
+    /// Drop a strong reference; true if it was the last one. Release, then an Acquire fence
+    /// on the last drop, as `Arc::drop`: every use of the value through other handles
+    /// happens before its destruction.
+    #[inline]
+    pub(crate) fn drop_strong(&self) -> bool {
+        let old = self.word.fetch_add(DROP, Ordering::Release);
+        if old & STRONG_MASK != STRONG_ONE {
+            return false;
+        }
+        fence(Ordering::Acquire);
+        true
+    }
+
+    /// The word, for `Deref`'s flag test: Relaxed, because flags seen by a thread holding a
+    /// handle were set either by that thread or before the handle reached it (teardown marks
+    /// only objects no other thread can reach, `docs/concurrency.md` Lemma A).
+    #[inline]
+    pub(crate) fn load_relaxed(&self) -> u64 {
+        self.word.load(Ordering::Relaxed)
+    }
+
+    /// `Weak::upgrade`: add a strong reference unless the object is dead, dying, or its weak
+    /// handles were cleared; wait while the collector is deciding about it.
+    pub(crate) fn try_upgrade(&self) -> bool {
+        let mut round = 0;
+        let mut w = self.word.load(Ordering::Acquire);
+        loop {
+            if flags_in(w) & (crate::gc::header::FLAG_DEAD | FLAG_WEAKS_CLEARED) != 0
+                || strong_in(w) == 0
+            {
+                return false;
+            }
+            if flags_in(w) & FLAG_CONDEMNED != 0 {
+                // The collector holds the space lock and decides within one scan; it never
+                // waits for us.
+                crate::sync::spin_wait(round);
+                round = round.saturating_add(1);
+                w = self.word.load(Ordering::Acquire);
+                continue;
+            }
+            if w & STRONG_LIMIT_BIT != 0 {
+                count_overflow();
+            }
+            match self.word.compare_exchange_weak(
+                w,
+                w.wrapping_add(CLONE),
+                Ordering::Acquire,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(cur) => w = cur,
+            }
+        }
+    }
+
+    /// `try_unwrap`: from exactly one strong handle to none, marking the value dead in the
+    /// same step (so no `upgrade` can slip in between). False if other handles exist.
+    pub(crate) fn try_take_last(&self) -> bool {
+        let mut w = self.word.load(Ordering::Acquire);
+        loop {
+            if strong_in(w) != 1 || flags_in(w) & crate::gc::header::FLAG_DEAD != 0 {
+                return false;
+            }
+            let new = w.wrapping_add(DROP) | crate::gc::header::FLAG_DEAD as u64;
+            match self
+                .word
+                .compare_exchange(w, new, Ordering::Acquire, Ordering::Acquire)
+            {
+                Ok(_) => return true,
+                Err(cur) => w = cur,
+            }
+        }
+    }
+}
+
+// SAFETY: strong and weak behave as plain counters (one atomic RMW each); the version and
+// flag bits never disturb the strong field (I6, I7).
+unsafe impl Counts for SharedCounts {
+    #[inline]
+    fn new_live() -> Self {
+        Self {
+            word: AtomicU64::new(STRONG_ONE),
+            weak: AtomicU32::new(1),
+        }
+    }
+    #[inline]
+    fn new_constructing() -> Self {
+        Self {
+            word: AtomicU64::new(0),
+            weak: AtomicU32::new(2),
+        }
+    }
+    #[inline]
+    fn strong(&self) -> usize {
+        strong_in(self.word.load(Ordering::Acquire))
+    }
+    fn set_strong(&self, n: usize) {
+        // Only from zero to one (the end of `new_cyclic`): a read-modify-write, because a
+        // `Weak` handed out by the constructor may be racing an `upgrade` on another thread.
+        assert_eq!(n, 1, "SharedCounts::set_strong: only 0 -> 1");
+        self.word.fetch_add(CLONE, Ordering::Release);
+    }
+    #[inline]
+    fn inc_strong(&self) {
+        self.clone_strong();
+    }
+    #[inline]
+    fn dec_strong(&self) -> usize {
+        let old = self.word.fetch_add(DROP, Ordering::Release);
+        let new = strong_in(old) - 1;
+        if new == 0 {
+            fence(Ordering::Acquire);
+        }
+        new
+    }
+    #[inline]
+    fn weak(&self) -> usize {
+        self.weak.load(Ordering::Acquire) as usize
+    }
+    #[inline]
+    fn inc_weak(&self) {
+        if self.weak.fetch_add(1, Ordering::Relaxed) >= u32::MAX / 2 {
+            count_overflow();
+        }
+    }
+    #[inline]
+    fn dec_weak(&self) -> usize {
+        let new = self.weak.fetch_sub(1, Ordering::Release) - 1;
+        if new == 0 {
+            fence(Ordering::Acquire);
+        }
+        new as usize
+    }
+
+    #[inline]
+    unsafe fn flags(links: *const Links) -> usize {
+        // SAFETY: per the caller the header is alive with counts of this type.
+        flags_in(
+            unsafe { counts_of::<Self>(links) }
+                .word
+                .load(Ordering::Acquire),
+        )
+    }
+    #[inline]
+    unsafe fn set_flag(links: *const Links, flag: usize) {
+        // SAFETY: as above.
+        let c = unsafe { counts_of::<Self>(links) };
+        c.word.fetch_or(flag as u64, Ordering::AcqRel);
+    }
+    #[inline]
+    unsafe fn clear_flag(links: *const Links, flag: usize) {
+        // SAFETY: as above.
+        let c = unsafe { counts_of::<Self>(links) };
+        c.word.fetch_and(!(flag as u64), Ordering::AcqRel);
+    }
+
+    #[inline]
+    fn snapshot(&self) -> u64 {
+        self.word.load(Ordering::Acquire)
+    }
+    #[inline]
+    fn strong_of(snapshot: u64) -> usize {
+        strong_in(snapshot)
+    }
+    #[inline]
+    fn try_condemn(&self, snapshot: u64) -> bool {
+        self.word
+            .compare_exchange(
+                snapshot,
+                snapshot | FLAG_CONDEMNED as u64,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+    #[inline]
+    fn uncondemn(&self) {
+        self.word
+            .fetch_and(!(FLAG_CONDEMNED as u64), Ordering::Release);
+    }
+    #[inline]
+    fn is_condemned(&self) -> bool {
+        flags_in(self.word.load(Ordering::Acquire)) & FLAG_CONDEMNED != 0
+    }
+    unsafe fn commit_garbage(links: *const Links) {
+        // SAFETY: per the caller the header is alive with counts of this type.
+        let c = unsafe { counts_of::<Self>(links) };
+        // Condemned with an exact compare-and-swap, so no thread holds or can create a
+        // handle (Lemma A): nobody else changes the word now and the loop runs once. Still a
+        // compare-and-swap, not a store (I2), and exact flag arithmetic (the flags may
+        // already include `FLAG_WEAKS_CLEARED` from an earlier resurrection).
+        let mut w = c.word.load(Ordering::Acquire);
+        loop {
+            let new =
+                (w.wrapping_add(CLONE) | FLAG_WEAKS_CLEARED as u64) & !(FLAG_CONDEMNED as u64);
+            match c
+                .word
+                .compare_exchange(w, new, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return,
+                Err(cur) => w = cur,
+            }
+        }
+    }
+}

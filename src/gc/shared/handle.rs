@@ -1,0 +1,801 @@
+//! The thread-safe handles: [`Gc<T>`] and [`Weak<T>`] (`pyheap::Gc`, `pyheap::Weak`).
+//!
+//! Same API as `pyheap::unsync`, with atomic counts (`gc::shared::counts`) and one shared
+//! object space (`gc::shared::space`). Every constructor requires `T: Send + Sync`: the
+//! collector traces values on its own thread and may drop garbage there
+//! (`docs/concurrency.md` §1.2, change 2). `RefCell` graphs therefore stay in
+//! `pyheap::unsync`; shared graphs put their edges behind `Mutex`, `RwLock` or `OnceLock`.
+//!
+//! The invariants every `unsafe` block here relies on are `gc::header`'s (a handle keeps the
+//! header alive; the value is initialised and referenceable exactly while the weak token is
+//! held and `FLAG_DEAD` is clear) and `gc::shared::counts`' (the count word).
+
+use core::alloc::Layout;
+use core::borrow::Borrow;
+use core::cell::UnsafeCell;
+use core::cmp::Ordering;
+use core::fmt;
+use core::hash::{Hash, Hasher};
+use core::marker::PhantomData;
+use core::mem::ManuallyDrop;
+use core::ops::Deref;
+use core::ptr::{self, NonNull};
+
+use super::counts::{flags_in, SharedCounts};
+use super::space::space;
+use crate::gc::finalize::Finalize;
+use crate::gc::header::{
+    links_of, tracked_layout, Counts, GcBox, Links, VTable, FLAG_DEAD, FLAG_UNIQUE,
+    FLAG_WEAKS_CLEARED,
+};
+use crate::gc::space::release_token;
+use crate::gc::trace::{Trace, Tracer};
+use crate::gc::vtable::VTables;
+
+type C = SharedCounts;
+type Inner<T> = GcBox<C, T>;
+
+/// A thread-safe reference-counted pointer whose cycles are found by the collector: the
+/// `Arc` of pyheap.
+///
+/// Cloning adds a strong reference (one atomic add, as `Arc`); the value is dropped the
+/// moment the last strong handle goes. Values of types that may hold a `Gc`
+/// (`T::MAY_CONTAIN_GC`) are *tracked* in the process-wide object space: a cycle of them that
+/// no handle outside the cycle reaches is freed by [`pyheap::collect()`](crate::collect) or by
+/// the background collector thread, while other threads keep using their handles. `Deref`
+/// gives a plain `&T` (it checks one flag: it panics, in release builds too, on an object the
+/// collector destroyed; see [`Gc::try_deref`]).
+///
+/// Header: 40 bytes in front of a tracked value (24 of collector links, 16 of counts), 16 in
+/// front of an untracked one (as `Arc`), on 64-bit targets.
+///
+/// ```
+/// use pyheap::{Gc, Trace};
+/// use std::sync::Mutex;
+///
+/// #[derive(Trace, Default)]
+/// struct Node { edges: Mutex<Vec<Gc<Node>>> }
+///
+/// let a = Gc::new(Node::default());
+/// let b = Gc::new(Node::default());
+/// a.edges.lock().unwrap().push(b.clone());
+/// b.edges.lock().unwrap().push(a.clone());
+/// let t = std::thread::spawn(move || Gc::strong_count(&b));
+/// assert_eq!(t.join().unwrap(), 2);
+/// drop(a);
+/// assert!(pyheap::collect() >= 2); // the pair (and any other shared garbage)
+/// ```
+pub struct Gc<T: Trace + 'static> {
+    ptr: NonNull<Inner<T>>,
+    _owns: PhantomData<Inner<T>>,
+}
+
+/// A handle that does not keep its object alive; `upgrade()` gives a [`Gc`] while the object
+/// lives (Python's `weakref.ref`). A `Weak` into a garbage cycle stops upgrading before any
+/// finalizer or `Drop` of the cycle runs.
+///
+/// ```
+/// use pyheap::Gc;
+/// let a = Gc::new(String::from("x"));
+/// let w = Gc::downgrade(&a);
+/// assert_eq!(w.upgrade().as_deref().map(String::as_str), Some("x"));
+/// drop(a);
+/// assert!(w.upgrade().is_none());
+/// ```
+pub struct Weak<T: Trace + 'static> {
+    ptr: Option<NonNull<Inner<T>>>,
+    _owns: PhantomData<Inner<T>>,
+}
+
+// SAFETY: as `Arc`: handles to a `Send + Sync` value may move and be shared between threads;
+// the counts are atomic and the object space is behind its lock.
+unsafe impl<T: Trace + Send + Sync + 'static> Send for Gc<T> {}
+// SAFETY: as above.
+unsafe impl<T: Trace + Send + Sync + 'static> Sync for Gc<T> {}
+// SAFETY: as above.
+unsafe impl<T: Trace + Send + Sync + 'static> Send for Weak<T> {}
+// SAFETY: as above.
+unsafe impl<T: Trace + Send + Sync + 'static> Sync for Weak<T> {}
+
+/// Allocate a header with `counts` and an uninitialised value; tracked types get links with
+/// `vtable` (not yet in any list). Returns the box pointer.
+fn allocate<T: Trace + 'static>(counts: C, vtable: &'static VTable) -> NonNull<Inner<T>> {
+    let (offset, layout) = layout_of::<T>();
+    // SAFETY: the layout has non-zero size (it contains the counts).
+    let base = unsafe { std::alloc::alloc(layout) };
+    if base.is_null() {
+        std::alloc::handle_alloc_error(layout);
+    }
+    if T::MAY_CONTAIN_GC {
+        Links::write_new(base.cast::<Links>(), vtable);
+    }
+    // SAFETY: `offset` is within the fresh allocation and aligned for `Inner<T>`.
+    let b = unsafe { base.add(offset) }.cast::<Inner<T>>();
+    // SAFETY: as above; the value field stays uninitialised until the caller writes it.
+    unsafe { ptr::addr_of_mut!((*b).counts).write(counts) };
+    // SAFETY: `base` is non-null, so is `b`.
+    unsafe { NonNull::new_unchecked(b) }
+}
+
+/// Offset of the box and layout of the whole allocation.
+const fn layout_of<T: Trace + 'static>() -> (usize, Layout) {
+    if T::MAY_CONTAIN_GC {
+        tracked_layout::<C, T>()
+    } else {
+        (0, Layout::new::<Inner<T>>())
+    }
+}
+
+/// Free the allocation of `b`.
+///
+/// # Safety
+/// The weak count of `b` reached zero (no handle, no token) and the value is gone.
+unsafe fn deallocate<T: Trace + 'static>(b: NonNull<Inner<T>>) {
+    let (offset, layout) = layout_of::<T>();
+    // SAFETY: per the caller nobody references the allocation; base and layout are those
+    // `allocate` used.
+    unsafe { std::alloc::dealloc(b.as_ptr().cast::<u8>().sub(offset), layout) };
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn dead_deref() -> ! {
+    panic!(
+        "pyheap: dereferenced a Gc whose object the cycle collector already destroyed \
+         (use Gc::try_deref in Drop impls of cycle members)"
+    )
+}
+
+impl<T: Trace + Send + Sync + 'static> Gc<T> {
+    /// Put `value` in the shared object space and return the first handle. A tracked value
+    /// counts toward generation 0; past the threshold the background collector is woken
+    /// (this thread does not collect).
+    ///
+    /// ```
+    /// let g = pyheap::Gc::new(vec![1, 2, 3]);
+    /// assert_eq!(g.len(), 3);
+    /// ```
+    pub fn new(value: T) -> Self {
+        Self::new_with(value, &VTables::<C, T>::PLAIN)
+    }
+
+    fn new_with(value: T, vtable: &'static VTable) -> Self {
+        let b = allocate::<T>(C::new_live(), vtable);
+        // SAFETY: `allocate` left the value field uninitialised and in bounds.
+        unsafe {
+            ptr::addr_of_mut!((*b.as_ptr()).value).write(UnsafeCell::new(ManuallyDrop::new(value)))
+        };
+        if T::MAY_CONTAIN_GC {
+            // SAFETY: a new, fully built tracked object, in no list.
+            unsafe { space().track_new(links_of(b.as_ptr())) };
+        }
+        Gc {
+            ptr: b,
+            _owns: PhantomData,
+        }
+    }
+
+    /// Like [`Gc::new`], with `T`'s [`Finalize::finalize`] run once before the object is
+    /// destroyed. `T` must be a tracked type (checked at compile time).
+    ///
+    /// Unlike the single-thread flavor, a garbage cycle whose finalizers ran is not freed by
+    /// the same collection: it stays for the next one (its finalizers do not run again), which
+    /// frees it if nothing resurrected it. Checking for resurrection within one collection
+    /// would need a second validated scan while other threads run.
+    ///
+    /// ```
+    /// use pyheap::{Finalize, Gc, Trace};
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// static RUNS: AtomicU32 = AtomicU32::new(0);
+    /// #[derive(Trace)]
+    /// struct Obj(std::sync::Mutex<Option<Gc<Obj>>>);
+    /// impl Finalize for Obj {
+    ///     fn finalize(&self) { RUNS.fetch_add(1, Ordering::Relaxed); }
+    /// }
+    /// drop(Gc::new_finalized(Obj(Default::default())));
+    /// assert_eq!(RUNS.load(Ordering::Relaxed), 1);
+    /// ```
+    pub fn new_finalized(value: T) -> Self
+    where
+        T: Finalize,
+    {
+        const {
+            assert!(
+                T::MAY_CONTAIN_GC,
+                "Gc::new_finalized needs a tracked type (MAY_CONTAIN_GC); use Drop instead"
+            )
+        };
+        Self::new_with(value, &VTables::<C, T>::FINALIZED)
+    }
+
+    /// Build a value that holds a weak handle to itself. During `data_fn` the `Weak` does not
+    /// upgrade yet (it returns `None`), on any thread. If `data_fn` panics, the allocation is
+    /// released and the panic propagates.
+    ///
+    /// ```
+    /// use pyheap::{Gc, Trace, Weak};
+    /// #[derive(Trace)]
+    /// struct Me { me: Weak<Me> }
+    /// let g = Gc::new_cyclic(|w| Me { me: w.clone() });
+    /// assert!(Gc::ptr_eq(&g.me.upgrade().unwrap(), &g));
+    /// ```
+    pub fn new_cyclic<F: FnOnce(&Weak<T>) -> T>(data_fn: F) -> Self {
+        let b = allocate::<T>(C::new_constructing(), &VTables::<C, T>::PLAIN);
+        let weak = Weak {
+            ptr: Some(b),
+            _owns: PhantomData,
+        };
+
+        /// Releases the value's token if `data_fn` unwinds (the `Weak` releases its own).
+        struct Unwind<T: Trace + 'static>(NonNull<Inner<T>>);
+        impl<T: Trace + 'static> Drop for Unwind<T> {
+            fn drop(&mut self) {
+                // SAFETY: the header is alive (the `Weak` still holds it); the value was never
+                // written, so the token stands for nothing and the strong count is 0.
+                unsafe {
+                    if (*self.0.as_ptr()).counts.dec_weak() == 0 {
+                        deallocate(self.0);
+                    }
+                }
+            }
+        }
+        let guard = Unwind(b);
+        let value = data_fn(&weak);
+        core::mem::forget(guard);
+        // SAFETY: the value field is uninitialised and in bounds; nothing could read it (the
+        // strong count is 0, so every `upgrade` failed). `set_strong(1)` is a Release RMW:
+        // an `upgrade` that sees it sees the value.
+        unsafe {
+            ptr::addr_of_mut!((*b.as_ptr()).value).write(UnsafeCell::new(ManuallyDrop::new(value)));
+            (*b.as_ptr()).counts.set_strong(1);
+        }
+        if T::MAY_CONTAIN_GC {
+            // SAFETY: the object is now fully built and in no list.
+            unsafe { space().track_new(links_of(b.as_ptr())) };
+        }
+        drop(weak);
+        Gc {
+            ptr: b,
+            _owns: PhantomData,
+        }
+    }
+}
+
+impl<T: Trace + 'static> Gc<T> {
+    #[inline]
+    fn inner(&self) -> &Inner<T> {
+        // SAFETY: a strong handle keeps the header alive.
+        unsafe { self.ptr.as_ref() }
+    }
+
+    #[inline]
+    fn links(&self) -> *const Links {
+        debug_assert!(T::MAY_CONTAIN_GC);
+        // SAFETY: only called for tracked types, whose allocation has links.
+        unsafe { links_of(self.ptr.as_ptr()) }
+    }
+
+    /// A shared use of this handle: whether the value is alive. Also ends `get_mut`'s
+    /// exemption (the `&mut` it made from this, then the only handle, is over) by putting
+    /// the object back into generation 0. One relaxed load and one flag test on the fast path.
+    #[inline]
+    fn check_alive(&self) -> bool {
+        if !T::MAY_CONTAIN_GC {
+            return true;
+        }
+        let f = flags_in(self.inner().counts.load_relaxed());
+        if f & (FLAG_DEAD | FLAG_UNIQUE) == 0 {
+            return true;
+        }
+        self.check_alive_slow(f)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn check_alive_slow(&self, f: usize) -> bool {
+        if f & FLAG_DEAD != 0 {
+            return false;
+        }
+        // SAFETY: a live tracked object of this flavor (this handle keeps it).
+        unsafe { space().retrack(self.links()) };
+        true
+    }
+
+    /// The value, or `None` if the cycle collector has already destroyed it. That can only
+    /// be seen from `Drop` impls (and what they call) of a garbage cycle being torn down, or
+    /// through a handle such a `Drop` stashed away.
+    ///
+    /// ```
+    /// let g = pyheap::Gc::new(1);
+    /// assert_eq!(pyheap::Gc::try_deref(&g), Some(&1));
+    /// ```
+    #[inline]
+    pub fn try_deref(this: &Self) -> Option<&T> {
+        if !this.check_alive() {
+            None
+        } else {
+            // SAFETY: not dead and a strong handle exists, so the value is initialised and no
+            // `&mut` to it exists (only `get_mut` makes one, from `&mut` of the only handle).
+            Some(unsafe { &*this.inner().value.get() })
+        }
+    }
+
+    /// Move the value out if this is the only strong handle. `Weak` handles stop upgrading.
+    /// The value is not destroyed, so a finalizer does not run.
+    ///
+    /// ```
+    /// use pyheap::Gc;
+    /// let a = Gc::new(3);
+    /// let b = a.clone();
+    /// let a = Gc::try_unwrap(a).unwrap_err();
+    /// drop(b);
+    /// assert_eq!(Gc::try_unwrap(a).ok(), Some(3));
+    /// ```
+    pub fn try_unwrap(this: Self) -> Result<T, Self> {
+        // One compare-and-swap from "one strong handle" to "none, dead", so a racing
+        // `upgrade` either wins first (and we fail) or sees the object dead.
+        if !this.inner().counts.try_take_last() {
+            return Err(this);
+        }
+        let this = ManuallyDrop::new(this);
+        if T::MAY_CONTAIN_GC {
+            // SAFETY: a live tracked object of this flavor; its strong count is zero now, so a
+            // scan that sees it treats it as a root (it is never condemned).
+            unsafe { space().untrack(this.links()) };
+        }
+        let inner = this.inner();
+        // SAFETY: we owned the only strong handle; the value is initialised and read once.
+        let value = unsafe { ManuallyDrop::into_inner(ptr::read(inner.value.get())) };
+        if T::MAY_CONTAIN_GC {
+            // SAFETY: value moved out, strong is zero, the token is held.
+            unsafe { release_token::<C>(this.links()) };
+        } else if inner.counts.dec_weak() == 0 {
+            // SAFETY: no handle and no token remain.
+            unsafe { deallocate(this.ptr) };
+        }
+        Ok(value)
+    }
+
+    /// A mutable reference to the value if there is no other `Gc` or `Weak` handle to it.
+    ///
+    /// While the reference may live, the object is out of the collector's generations (a
+    /// scan running on another thread must not read the value); taking it out waits for a
+    /// running scan to finish. The next shared use of the handle (`Deref`, `clone`,
+    /// `downgrade`, ...) puts it back, and so does a collection that finds the handle inside
+    /// a traced value.
+    ///
+    /// ```
+    /// use pyheap::Gc;
+    /// let mut a = Gc::new(1);
+    /// *Gc::get_mut(&mut a).unwrap() += 1;
+    /// let b = a.clone();
+    /// assert!(Gc::get_mut(&mut a).is_none());
+    /// assert_eq!(*b, 2);
+    /// ```
+    pub fn get_mut(this: &mut Self) -> Option<&mut T> {
+        let c = &this.inner().counts;
+        // With `&mut` of a strong handle, only this thread can create handles: no other
+        // strong handle (strong 1) and no `Weak` (weak 1, the token) exist to clone or
+        // upgrade from. Acquire (in `strong`/`weak`) pairs with the other handles' release
+        // on drop, as `Arc::get_mut`.
+        if c.weak() != 1 || c.strong() != 1 || !this.check_alive() {
+            return None;
+        }
+        if T::MAY_CONTAIN_GC {
+            // SAFETY: a live tracked object whose only handle is ours.
+            unsafe { space().untrack_unique(this.links()) };
+        }
+        // SAFETY: the only handle of any kind, borrowed mutably: no other handle can reach the
+        // value for the lifetime of the borrow, and no scan reads it (it is in no list).
+        Some(unsafe { &mut *this.inner().value.get() })
+    }
+
+    /// Number of strong handles (`sys.getrefcount(x) - 1`). Other threads may change it at
+    /// any moment.
+    ///
+    /// ```
+    /// let a = pyheap::Gc::new(());
+    /// let _b = a.clone();
+    /// assert_eq!(pyheap::Gc::strong_count(&a), 2);
+    /// ```
+    #[inline]
+    pub fn strong_count(this: &Self) -> usize {
+        this.inner().counts.strong()
+    }
+
+    /// Number of `Weak` handles.
+    ///
+    /// ```
+    /// use pyheap::Gc;
+    /// let a = Gc::new(());
+    /// let _w = Gc::downgrade(&a);
+    /// assert_eq!(Gc::weak_count(&a), 1);
+    /// ```
+    #[inline]
+    pub fn weak_count(this: &Self) -> usize {
+        this.inner().counts.weak() - 1
+    }
+
+    /// Make a `Weak` handle to this object.
+    ///
+    /// ```
+    /// use pyheap::Gc;
+    /// let a = Gc::new(1);
+    /// let w = Gc::downgrade(&a);
+    /// assert!(Gc::ptr_eq(&w.upgrade().unwrap(), &a));
+    /// ```
+    pub fn downgrade(this: &Self) -> Weak<T> {
+        this.check_alive();
+        this.inner().counts.inc_weak();
+        Weak {
+            ptr: Some(this.ptr),
+            _owns: PhantomData,
+        }
+    }
+
+    /// Whether two handles point to the same object (Python's `is`).
+    ///
+    /// ```
+    /// use pyheap::Gc;
+    /// let a = Gc::new(1);
+    /// assert!(Gc::ptr_eq(&a, &a.clone()));
+    /// assert!(!Gc::ptr_eq(&a, &Gc::new(1)));
+    /// ```
+    #[inline]
+    pub fn ptr_eq(this: &Self, other: &Self) -> bool {
+        this.ptr == other.ptr
+    }
+
+    /// A raw pointer to the value (valid while a handle exists and the value is not dead).
+    ///
+    /// ```
+    /// use pyheap::Gc;
+    /// let a = Gc::new(7);
+    /// assert_eq!(unsafe { *Gc::as_ptr(&a) }, 7);
+    /// ```
+    #[inline]
+    pub fn as_ptr(this: &Self) -> *const T {
+        this.inner().value.get() as *const T
+    }
+
+    /// Whether the collector tracks this object (`gc.is_tracked`): true for live values of
+    /// types that may hold a `Gc`.
+    ///
+    /// ```
+    /// use pyheap::Gc;
+    /// assert!(!Gc::is_tracked(&Gc::new(String::new())));
+    /// assert!(Gc::is_tracked(&Gc::new(std::sync::Mutex::new(Vec::<Gc<u8>>::new()))));
+    /// ```
+    #[inline]
+    pub fn is_tracked(this: &Self) -> bool {
+        T::MAY_CONTAIN_GC && this.check_alive()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn drop_slow(&mut self) {
+        if T::MAY_CONTAIN_GC {
+            let l = self.links();
+            // SAFETY: the strong count just reached zero (with the Acquire fence); the header
+            // is alive (the token is held). A dead object's value is gone already (the
+            // collector released its pin before this), so only the token remains to release;
+            // otherwise it dies now.
+            unsafe {
+                if C::flags(l) & FLAG_DEAD != 0 {
+                    release_token::<C>(l);
+                } else {
+                    <super::space::Shared as crate::gc::collect::Flavor>::object_died(l);
+                }
+            }
+        } else {
+            // SAFETY: untracked objects are never dead while a handle exists; this was the last
+            // strong handle, so the value is dropped once, then the token is released.
+            unsafe {
+                ManuallyDrop::drop(&mut *self.inner().value.get());
+                if self.inner().counts.dec_weak() == 0 {
+                    deallocate(self.ptr);
+                }
+            }
+        }
+    }
+}
+
+impl<T: Trace + 'static> Drop for Gc<T> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.inner().counts.drop_strong() {
+            self.drop_slow();
+        }
+    }
+}
+
+impl<T: Trace + 'static> Clone for Gc<T> {
+    /// Another strong handle to the same object (one atomic add, as `Arc::clone`).
+    ///
+    /// ```
+    /// let a = pyheap::Gc::new(1);
+    /// let b = a.clone();
+    /// assert!(pyheap::Gc::ptr_eq(&a, &b));
+    /// ```
+    #[inline]
+    fn clone(&self) -> Self {
+        let old = self.inner().counts.clone_strong();
+        if T::MAY_CONTAIN_GC && flags_in(old) & FLAG_UNIQUE != 0 {
+            // A second handle now exists: `get_mut`'s exemption must end.
+            self.check_alive_slow(flags_in(old));
+        }
+        Gc {
+            ptr: self.ptr,
+            _owns: PhantomData,
+        }
+    }
+}
+
+impl<T: Trace + 'static> Deref for Gc<T> {
+    type Target = T;
+
+    /// The value. Panics (in release builds too) if the collector already destroyed it; see
+    /// [`Gc::try_deref`].
+    #[inline]
+    fn deref(&self) -> &T {
+        match Gc::try_deref(self) {
+            Some(v) => v,
+            None => dead_deref(),
+        }
+    }
+}
+
+// SAFETY: a `Gc` owns one strong reference; it is an edge of the object graph when its
+// target is tracked (edges to untracked objects cannot close a cycle and are not reported).
+unsafe impl<T: Trace + 'static> Trace for Gc<T> {
+    #[inline]
+    fn trace(&self, tracer: &mut Tracer) {
+        if T::MAY_CONTAIN_GC {
+            // SAFETY: this handle keeps the target's header alive.
+            unsafe { tracer.edge(self.links()) }
+        }
+    }
+}
+
+// SAFETY: weak edges are not strong edges: nothing to report.
+unsafe impl<T: Trace + 'static> Trace for Weak<T> {
+    #[inline(always)]
+    fn trace(&self, _: &mut Tracer) {}
+    const MAY_CONTAIN_GC: bool = false;
+}
+
+impl<T: Trace + 'static + fmt::Debug> fmt::Debug for Gc<T> {
+    /// The value's `Debug`, or `<dead>` for a destroyed object (never panics).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match Gc::try_deref(self) {
+            Some(v) => fmt::Debug::fmt(v, f),
+            None => f.write_str("<dead>"),
+        }
+    }
+}
+
+impl<T: Trace + 'static + fmt::Display> fmt::Display for Gc<T> {
+    /// The value's `Display`, or `<dead>` for a destroyed object (never panics).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match Gc::try_deref(self) {
+            Some(v) => fmt::Display::fmt(v, f),
+            None => f.write_str("<dead>"),
+        }
+    }
+}
+
+impl<T: Trace + 'static> fmt::Pointer for Gc<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Pointer::fmt(&Gc::as_ptr(self), f)
+    }
+}
+
+impl<T: Trace + 'static + PartialEq> PartialEq for Gc<T> {
+    /// Compares the values (Python's `==`); use [`Gc::ptr_eq`] for `is`.
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl<T: Trace + 'static + Eq> Eq for Gc<T> {}
+
+impl<T: Trace + 'static + PartialOrd> PartialOrd for Gc<T> {
+    #[inline]
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        (**self).partial_cmp(&**other)
+    }
+}
+
+impl<T: Trace + 'static + Ord> Ord for Gc<T> {
+    #[inline]
+    fn cmp(&self, other: &Self) -> Ordering {
+        (**self).cmp(&**other)
+    }
+}
+
+impl<T: Trace + 'static + Hash> Hash for Gc<T> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (**self).hash(state)
+    }
+}
+
+impl<T: Trace + 'static> Borrow<T> for Gc<T> {
+    fn borrow(&self) -> &T {
+        self
+    }
+}
+
+impl<T: Trace + 'static> AsRef<T> for Gc<T> {
+    fn as_ref(&self) -> &T {
+        self
+    }
+}
+
+impl<T: Trace + Send + Sync + 'static> From<T> for Gc<T> {
+    /// Same as [`Gc::new`].
+    ///
+    /// ```
+    /// let g: pyheap::Gc<u8> = 5.into();
+    /// assert_eq!(*g, 5);
+    /// ```
+    fn from(value: T) -> Self {
+        Gc::new(value)
+    }
+}
+
+impl<T: Trace + Send + Sync + 'static + Default> Default for Gc<T> {
+    /// `Gc::new(T::default())`.
+    ///
+    /// ```
+    /// let g: pyheap::Gc<u32> = Default::default();
+    /// assert_eq!(*g, 0);
+    /// ```
+    fn default() -> Self {
+        Gc::new(T::default())
+    }
+}
+
+impl<T: Trace + 'static> Weak<T> {
+    /// A `Weak` that points nowhere and never upgrades.
+    ///
+    /// ```
+    /// let w: pyheap::Weak<u8> = pyheap::Weak::new();
+    /// assert!(w.upgrade().is_none());
+    /// ```
+    pub const fn new() -> Self {
+        Weak {
+            ptr: None,
+            _owns: PhantomData,
+        }
+    }
+
+    /// A strong handle if the object is alive (Python's `r()`). Fails on an object whose last
+    /// strong handle is gone, that is dead, or whose weak handles the collector cleared; waits
+    /// (briefly) while a collection is deciding whether the object is garbage.
+    ///
+    /// ```
+    /// use pyheap::Gc;
+    /// let a = Gc::new(1);
+    /// let w = Gc::downgrade(&a);
+    /// assert_eq!(w.upgrade().map(|g| *g), Some(1));
+    /// ```
+    pub fn upgrade(&self) -> Option<Gc<T>> {
+        let p = self.ptr?;
+        // SAFETY: a `Weak` keeps the header alive.
+        if !unsafe { p.as_ref() }.counts.try_upgrade() {
+            return None;
+        }
+        Some(Gc {
+            ptr: p,
+            _owns: PhantomData,
+        })
+    }
+
+    /// Number of strong handles, or 0 if the object is gone or its weak handles were
+    /// cleared by the collector.
+    ///
+    /// ```
+    /// use pyheap::Gc;
+    /// let a = Gc::new(1);
+    /// let w = Gc::downgrade(&a);
+    /// assert_eq!(w.strong_count(), 1);
+    /// drop(a);
+    /// assert_eq!(w.strong_count(), 0);
+    /// ```
+    pub fn strong_count(&self) -> usize {
+        let Some(p) = self.ptr else { return 0 };
+        // SAFETY: a `Weak` keeps the header alive.
+        let w = unsafe { p.as_ref() }.counts.snapshot();
+        if flags_in(w) & (FLAG_DEAD | FLAG_WEAKS_CLEARED) != 0 {
+            0
+        } else {
+            C::strong_of(w)
+        }
+    }
+
+    /// Number of `Weak` handles to the object, or 0 if no strong handle is left (as `Arc`).
+    ///
+    /// ```
+    /// use pyheap::Gc;
+    /// let a = Gc::new(1);
+    /// let w = Gc::downgrade(&a);
+    /// let _w2 = w.clone();
+    /// assert_eq!(w.weak_count(), 2);
+    /// ```
+    pub fn weak_count(&self) -> usize {
+        let Some(p) = self.ptr else { return 0 };
+        // SAFETY: a `Weak` keeps the header alive.
+        let c = &unsafe { p.as_ref() }.counts;
+        if c.strong() == 0 {
+            0
+        } else {
+            c.weak() - 1
+        }
+    }
+
+    /// Whether two `Weak`s point to the same object (two `Weak::new()` are equal).
+    ///
+    /// ```
+    /// use pyheap::{Gc, Weak};
+    /// let a = Gc::new(1);
+    /// assert!(Weak::ptr_eq(&Gc::downgrade(&a), &Gc::downgrade(&a)));
+    /// assert!(Weak::<u8>::new().ptr_eq(&Weak::new()));
+    /// ```
+    pub fn ptr_eq(&self, other: &Self) -> bool {
+        self.ptr == other.ptr
+    }
+}
+
+impl<T: Trace + 'static> Drop for Weak<T> {
+    fn drop(&mut self) {
+        if let Some(p) = self.ptr {
+            // SAFETY: this `Weak` holds one weak reference; if it was the last reference of any
+            // kind (token included), nobody else can reach the allocation.
+            unsafe {
+                if p.as_ref().counts.dec_weak() == 0 {
+                    deallocate(p);
+                }
+            }
+        }
+    }
+}
+
+impl<T: Trace + 'static> Clone for Weak<T> {
+    /// Another weak handle to the same object.
+    ///
+    /// ```
+    /// let a = pyheap::Gc::new(1);
+    /// let w = pyheap::Gc::downgrade(&a);
+    /// assert!(w.clone().upgrade().is_some());
+    /// ```
+    fn clone(&self) -> Self {
+        if let Some(p) = self.ptr {
+            // SAFETY: the header is alive while this `Weak` exists.
+            unsafe { p.as_ref() }.counts.inc_weak();
+        }
+        Weak {
+            ptr: self.ptr,
+            _owns: PhantomData,
+        }
+    }
+}
+
+impl<T: Trace + 'static> fmt::Debug for Weak<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("(Weak)")
+    }
+}
+
+impl<T: Trace + 'static> Default for Weak<T> {
+    /// Same as [`Weak::new`].
+    ///
+    /// ```
+    /// let w: pyheap::Weak<u8> = Default::default();
+    /// assert!(w.upgrade().is_none());
+    /// ```
+    fn default() -> Self {
+        Weak::new()
+    }
+}

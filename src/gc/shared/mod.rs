@@ -1,0 +1,13 @@
+//! The thread-safe flavor: `pyheap::Gc` / `pyheap::Weak`, atomic versioned counts, one shared
+//! object space and its background collector. The design and its proof are in
+//! `docs/concurrency.md`; each file states the part of it that it keeps.
+//!
+//! Files: `counts` (the count word: strong count, version, flags), `space` (the shared
+//! generations behind the space lock, refcount deaths, the `Flavor` impl the collector core
+//! runs on), `collector` (the background thread), `handle` (the handles).
+
+#[cfg(not(loom))]
+mod collector;
+pub(crate) mod counts;
+pub(crate) mod handle;
+pub(crate) mod space;

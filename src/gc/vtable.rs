@@ -1,0 +1,75 @@
+//! Per-type vtables of tracked objects, for either flavor's counts `C`: how the collector
+//! traces, drops, finalizes and frees an object it knows only by its [`Links`].
+
+use core::alloc::Layout;
+use core::marker::PhantomData;
+use core::mem::ManuallyDrop;
+
+use super::finalize::Finalize;
+use super::header::{tracked_layout, GcBox, Links, VTable};
+use super::trace::{Trace, Tracer};
+
+/// The vtables of a sized tracked `T` with counts `C`.
+pub(crate) struct VTables<C, T>(PhantomData<(C, T)>);
+
+impl<C: 'static, T: Trace + 'static> VTables<C, T> {
+    /// Without a finalizer.
+    pub(crate) const PLAIN: VTable = VTable {
+        box_offset: tracked_layout::<C, T>().0,
+        layout: layout_sized::<C, T>,
+        trace: trace_erased::<C, T>,
+        drop_value: drop_erased::<C, T>,
+        finalize: None,
+    };
+}
+
+impl<C: 'static, T: Trace + Finalize + 'static> VTables<C, T> {
+    /// With `T`'s `Finalize::finalize`.
+    pub(crate) const FINALIZED: VTable = VTable {
+        finalize: Some(finalize_erased::<C, T>),
+        ..Self::PLAIN
+    };
+}
+
+/// The box of a tracked sized allocation, from its links.
+///
+/// # Safety
+/// `l` is the links of a tracked `GcBox<C, T>` allocation laid out by `tracked_layout`, with
+/// the provenance of the whole allocation.
+#[inline]
+pub(crate) unsafe fn box_of<C, T: Trace + 'static>(l: *const Links) -> *const GcBox<C, T> {
+    // SAFETY: per the caller the box sits `box_offset` after the links.
+    unsafe {
+        l.cast::<u8>()
+            .add(tracked_layout::<C, T>().0)
+            .cast::<GcBox<C, T>>()
+    }
+}
+
+/// # Safety
+/// As `VTable::trace`: the value is alive and not mutably borrowed.
+unsafe fn trace_erased<C, T: Trace + 'static>(l: *const Links, tracer: &mut Tracer) {
+    // SAFETY: per the caller the value is initialised; no one holds `&mut` to it (an object
+    // whose `get_mut` borrow may still live is in no generation list, so no pass reaches it:
+    // see `FLAG_UNIQUE`).
+    unsafe { (*(*box_of::<C, T>(l)).value.get()).trace(tracer) }
+}
+
+/// # Safety
+/// As `VTable::drop_value`.
+unsafe fn drop_erased<C, T: Trace + 'static>(l: *const Links) {
+    // SAFETY: per the caller this is the one drop of an initialised value nobody references.
+    unsafe { ManuallyDrop::drop(&mut *(*box_of::<C, T>(l)).value.get()) }
+}
+
+/// As `VTable::layout` for a sized `T`: a constant.
+unsafe fn layout_sized<C, T: Trace + 'static>(_: *const Links) -> Layout {
+    tracked_layout::<C, T>().1
+}
+
+/// # Safety
+/// As `VTable::finalize`: the value is alive.
+unsafe fn finalize_erased<C, T: Trace + Finalize + 'static>(l: *const Links) {
+    // SAFETY: per the caller the value is initialised; only shared references are made.
+    unsafe { (*(*box_of::<C, T>(l)).value.get()).finalize() }
+}
