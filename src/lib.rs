@@ -35,6 +35,13 @@ pub use pyheap_derive::Trace;
 /// [`pyheap::Gc`](crate::Gc) and of the calling thread's space of
 /// [`pyheap::unsync::Gc`](crate::unsync::Gc), and return the number of objects freed in both.
 ///
+/// Runs on the calling thread, after any collection of the shared space already running on
+/// another thread (pyheap's collector thread, or another `collect()`) has finished its
+/// teardown: when `collect()` returns, every cycle that was garbage when it was called has
+/// been freed. The garbage's `Drop`s and finalizers run on the calling thread, so do not call
+/// it while holding a lock that such a `Drop` takes (the same rule as for any code that drops
+/// values); a `collect()` called from such a `Drop` returns 0.
+///
 /// ```
 /// use pyheap::unsync::Gc;
 /// use std::cell::RefCell;

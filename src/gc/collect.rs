@@ -100,12 +100,18 @@ pub(crate) unsafe trait Flavor: 'static {
 }
 
 /// Marks this thread as collecting (for re-entrant `collect()` calls) until dropped, even if
-/// a finalizer or `Drop` panics.
-pub(crate) struct CollectionToken<F: Flavor>(core::marker::PhantomData<F>);
+/// a finalizer or `Drop` panics; for the shared flavor it also holds the collection lock.
+pub(crate) struct CollectionToken<F: Flavor> {
+    _serial: Option<crate::sync::MutexGuard<'static, ()>>,
+    _flavor: core::marker::PhantomData<F>,
+}
 
 impl<F: Flavor> CollectionToken<F> {
-    pub(crate) fn new() -> Self {
-        Self(core::marker::PhantomData)
+    pub(crate) fn new(serial: Option<crate::sync::MutexGuard<'static, ()>>) -> Self {
+        Self {
+            _serial: serial,
+            _flavor: core::marker::PhantomData,
+        }
     }
 }
 

@@ -276,7 +276,7 @@ unsafe impl Flavor for Local {
                 None
             } else {
                 s.collecting.set(true);
-                Some(CollectionToken::new())
+                Some(CollectionToken::new(None))
             }
         })
     }

@@ -53,6 +53,15 @@ unsafe impl Send for LockedState {}
 /// The process-wide object space.
 pub(crate) struct SharedSpace {
     state: Mutex<LockedState>,
+    /// Held by a collection of this space from its scan to the end of its teardown, so that
+    /// collections run one after another and `collect()` returns only once the garbage found
+    /// by any collection that started before it is freed (an explicit `collect()` right after
+    /// an automatic one must not return while the automatic one is still dropping). It is the
+    /// one pyheap lock held while user code (the garbage's `Drop`s and finalizers) runs; only
+    /// collections take it, and a collection re-entered from that user code on the same thread
+    /// returns 0 without taking it. So a `Drop` can only deadlock on it by waiting for a thread
+    /// that called `collect()` (see `pyheap::collect`).
+    collection: Mutex<()>,
     /// `gc.isenabled()` for the shared space.
     pub(crate) enabled: AtomicBool,
     /// A collection was requested and has not started yet.
@@ -65,6 +74,7 @@ impl SharedSpace {
     fn new() -> Self {
         Self {
             state: Mutex::new(LockedState(GenState::new())),
+            collection: Mutex::new(()),
             enabled: AtomicBool::new(true),
             pending: AtomicBool::new(false),
             #[cfg(not(loom))]
@@ -249,14 +259,14 @@ unsafe impl Flavor for Shared {
     }
 
     fn enter_collection() -> Option<CollectionToken<Self>> {
-        COLLECTING.with(|c| {
-            if c.get() {
-                None
-            } else {
-                c.set(true);
-                Some(CollectionToken::new())
-            }
-        })
+        if COLLECTING.with(|c| c.get()) {
+            return None;
+        }
+        // Nothing panics while this is held except user `Drop`s, whose panic the teardown
+        // leaves consistent; a poisoned lock is used as is.
+        let serial = space().collection.lock().unwrap_or_else(|e| e.into_inner());
+        COLLECTING.with(|c| c.set(true));
+        Some(CollectionToken::new(Some(serial)))
     }
 
     fn leave_collection() {
