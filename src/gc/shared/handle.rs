@@ -375,11 +375,16 @@ impl<T: Trace + 'static> Gc<T> {
     /// ```
     pub fn get_mut(this: &mut Self) -> Option<&mut T> {
         let c = &this.inner().counts;
-        // With `&mut` of a strong handle, only this thread can create handles: no other
-        // strong handle (strong 1) and no `Weak` (weak 1, the token) exist to clone or
-        // upgrade from. Acquire (in `strong`/`weak`) pairs with the other handles' release
-        // on drop, as `Arc::get_mut`.
-        if c.weak() != 1 || c.strong() != 1 || !this.check_alive() {
+        // Unique means: no other strong handle and no `Weak` (weak 1: the token) exist, so
+        // nobody can clone, upgrade or downgrade. `Arc::get_mut` locks the weak count to read
+        // both atomically; here three Acquire loads (each pairing with the Release of the
+        // drops they read from) do: weak, strong, weak again. A `Weak` created after the
+        // first load needs a second strong handle to downgrade from; if that handle is gone
+        // by the strong load, its downgrade happened before, and the last load sees the
+        // `Weak` (or its drop, after which nobody can upgrade). A handle upgraded from a
+        // `Weak` the first load saw gone was upgraded before that `Weak`'s drop, so the strong
+        // load sees it.
+        if c.weak() != 1 || c.strong() != 1 || c.weak() != 1 || !this.check_alive() {
             return None;
         }
         if T::MAY_CONTAIN_GC {
