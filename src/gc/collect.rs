@@ -62,9 +62,9 @@ use super::trace::{Mode, Tracer};
 /// What a flavor plugs into the collector: its counts, its locking, its object space.
 ///
 /// # Safety
-/// `with_state` must give exclusive use of the one `GenState` all of the flavor's tracked
-/// objects live in (no other thread or frame may relink them meanwhile), and the other
-/// functions must keep the contracts stated on them.
+/// `with_scan_state` must give exclusive use of a `GenState` whose lists hold every tracked
+/// object of the generations asked for (no other thread or frame may relink them
+/// meanwhile), and the other functions must keep the contracts stated on them.
 pub(crate) unsafe trait Flavor: 'static {
     /// How objects of this flavor count their handles.
     type Counts: Counts;
@@ -72,9 +72,20 @@ pub(crate) unsafe trait Flavor: 'static {
     /// and moving handles): then the unreachable set is validated with [`Counts::try_condemn`]
     /// and interior locks met by `Trace` are held until the end of the scan.
     const CONCURRENT: bool;
-    /// Run `f` with exclusive use of the generations (the thread's space, or the shared space
-    /// under its lock). Never called with user code inside `f`.
+    /// Run `f` with the flavor's generation state: thresholds, counts, statistics (the
+    /// thread's space, or the shared space under its lock). Never called with user code
+    /// inside `f`.
     fn with_state<R>(f: impl FnOnce(&GenState) -> R) -> R;
+    /// Run `f` (a scan of generation `gen`) with exclusive use of a `GenState` whose lists
+    /// hold every tracked object of generations `0..=gen`, and of the list survivors are
+    /// promoted to. For the single-thread flavor this is [`Flavor::with_state`]; the shared
+    /// flavor gathers its per-thread lists into it first and gives the survivors back after.
+    fn with_scan_state<R>(gen: usize, f: impl FnOnce(&GenState) -> R) -> R;
+    /// Link a resurrected object (in no list) back into generation `gen`.
+    ///
+    /// # Safety
+    /// `links` is a live tracked object of this flavor in no list (a self-loop).
+    unsafe fn relink(links: *const Links, gen: usize);
     /// Enter a collection on this thread: `None` if one is already running on it (a `Drop`
     /// or finalizer calling `collect()`), else a token that ends it when dropped.
     fn enter_collection() -> Option<CollectionToken<Self>>
@@ -151,8 +162,9 @@ pub(crate) fn collect_generation<F: Flavor>(gen: usize) -> usize {
     let Some(_token) = F::enter_collection() else {
         return 0;
     };
-    // SAFETY: `with_state` gives exclusive use of the generations; `scan` runs no user code.
-    let garbage = F::with_state(|st| unsafe { scan::<F>(st, gen) });
+    // SAFETY: `with_scan_state` gives exclusive use of the generations; `scan` runs no user
+    // code.
+    let garbage = F::with_scan_state(gen, |st| unsafe { scan::<F>(st, gen) });
     let old = (gen + 1).min(NUM_GENERATIONS - 1);
     // SAFETY: `garbage` is what `scan` committed: pinned, unlinked, unreachable.
     let freed = unsafe { super::finalize::teardown::<F>(&garbage, old) };

@@ -25,7 +25,6 @@
 
 use super::collect::Flavor;
 use super::header::{counts_of, Counts, Links, FLAG_DEAD, FLAG_FINALIZED};
-use super::list;
 use super::space::release_token;
 
 /// A finalizer: runs once, before the object is destroyed, with the object (and, for a
@@ -92,12 +91,10 @@ pub(crate) unsafe fn teardown<F: Flavor>(set: &[*const Links], old: usize) -> us
     // 3. Resurrection check.
     // SAFETY: members are pinned, unlinked and not dead.
     if ran && unsafe { F::resurrected(set) } {
-        F::with_state(|st| {
-            for &p in set {
-                // SAFETY: members are self-loops; the generations are intact and ours.
-                unsafe { list::push_back(st.gen_head(old), p) };
-            }
-        });
+        for &p in set {
+            // SAFETY: members are self-loops, alive (pinned).
+            unsafe { F::relink(p, old) };
+        }
         F::destroying(|| {
             for &p in set {
                 // SAFETY: each pin is released once; a member reaching zero is tracked and

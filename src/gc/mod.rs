@@ -156,7 +156,7 @@ pub fn is_enabled() -> bool {
 /// # pyheap::gc::set_threshold(700, 10, 10);
 /// ```
 pub fn set_threshold(threshold0: usize, threshold1: usize, threshold2: usize) {
-    space().with_state(|st| st.set_thresholds(threshold0, threshold1, threshold2))
+    space().set_thresholds(threshold0, threshold1, threshold2)
 }
 
 /// The shared space's collection thresholds (`gc.get_threshold()`), by default
@@ -203,8 +203,7 @@ pub fn stats() -> [GenerationStats; 3] {
 /// pyheap::gc::unfreeze();
 /// ```
 pub fn freeze() {
-    // SAFETY: under the space lock the lists are intact (scans hold it while they use them).
-    space().with_state(|st| unsafe { st.freeze() })
+    space().freeze()
 }
 
 /// Move the shared space's permanent generation back into the oldest one (`gc.unfreeze()`).
@@ -213,8 +212,7 @@ pub fn freeze() {
 /// pyheap::gc::unfreeze();
 /// ```
 pub fn unfreeze() {
-    // SAFETY: as for `freeze`.
-    space().with_state(|st| unsafe { st.unfreeze() })
+    space().unfreeze()
 }
 
 /// Number of objects in the shared space's permanent generation (`gc.get_freeze_count()`).
@@ -224,8 +222,7 @@ pub fn unfreeze() {
 /// # let _ = n;
 /// ```
 pub fn freeze_count() -> usize {
-    // SAFETY: as for `freeze`.
-    space().with_state(|st| unsafe { st.freeze_count() })
+    space().freeze_count()
 }
 
 /// Full collection of the shared space and the calling thread's space (`gc.collect()`).

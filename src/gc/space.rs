@@ -270,6 +270,16 @@ unsafe impl Flavor for Local {
         with_space(|s| f(&s.state))
     }
 
+    #[inline]
+    fn with_scan_state<R>(_gen: usize, f: impl FnOnce(&GenState) -> R) -> R {
+        with_space(|s| f(&s.state))
+    }
+
+    unsafe fn relink(links: *const Links, gen: usize) {
+        // SAFETY: per the caller; the thread's lists are intact outside a pass.
+        with_space(|s| unsafe { list::push_back(s.gen_head(gen), links) })
+    }
+
     fn enter_collection() -> Option<CollectionToken<Self>> {
         with_space(|s| {
             if s.collecting.get() {

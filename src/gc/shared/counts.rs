@@ -61,11 +61,15 @@ pub(crate) fn flags_in(word: u64) -> usize {
     (word & FLAG_BITS) as usize
 }
 
-/// The thread-safe flavor's counts (16 bytes: the word, the weak count, padding).
+/// The thread-safe flavor's counts (16 bytes: the word, the weak count, and the id of the
+/// shard whose lock guards the object's list links: see `gc::shared::space`).
 #[repr(C)]
 pub(crate) struct SharedCounts {
     pub(crate) word: AtomicU64,
     weak: AtomicU32,
+    /// The object's shard: set once, before the object is first linked, never changed (so
+    /// reading it needs no lock: whoever links or unlinks the object locks that shard).
+    pub(crate) shard: AtomicU32,
 }
 
 #[cold]
@@ -170,6 +174,7 @@ unsafe impl Counts for SharedCounts {
         Self {
             word: AtomicU64::new(STRONG_ONE),
             weak: AtomicU32::new(1),
+            shard: AtomicU32::new(0),
         }
     }
     #[inline]
@@ -177,6 +182,7 @@ unsafe impl Counts for SharedCounts {
         Self {
             word: AtomicU64::new(0),
             weak: AtomicU32::new(2),
+            shard: AtomicU32::new(0),
         }
     }
     #[inline]

@@ -1,58 +1,111 @@
 //! The shared object space of `pyheap::Gc`: one set of generations for the whole process,
-//! behind one lock, and the background thread that runs automatic collections.
+//! kept in per-thread *shards*, and the background thread that runs automatic collections.
 //!
-//! # The space lock (`docs/concurrency.md` §2.4, simplified)
+//! # Shards and locks (`docs/concurrency.md` §2.4, §0)
 //!
-//! One `Mutex` guards the [`GenState`]: every generation list, every tracked object's
-//! `next`/`prev` links, the counts and thresholds. It is held
-//! * by a mutator for one list operation: linking a new tracked object (`track_new`),
-//!   unlinking one whose last handle went (`object_died`), `get_mut` taking an object out
-//!   and a later shared use putting it back (`untrack_unique`, `retrack`);
-//! * by the collector for a whole scan (its passes, validation, commit and promotion), which
-//!   runs no user code: only `Trace` impls, which never block.
+//! Every thread that creates tracked objects gets a [`Shard`]: its own generation lists
+//! (0, 1, 2 and permanent) behind its own lock. A tracked object stays in the shard that
+//! created it for its whole life; its shard id, in its counts, is set before it is first
+//! linked and never changes. So:
 //!
-//! No user code ever runs under it (finalizers and `Drop` run after it is released), and
-//! pyheap takes no other lock while holding it except the interior locks `Trace` *tries*
-//! (never waits for). So the only waits are a mutator waiting out a scan, and nobody waits
-//! for a mutator: no deadlock. A mutator whose last drop waits for the lock keeps its object
-//! out of the garbage (its count is zero: a root, see `collect::find_roots`) and destroys it
-//! after the scan.
+//! * **a shard's lists, and the links of every object in them, are only touched by a thread
+//!   holding that shard's lock** (the one invariant of this file). Creating an object locks
+//!   the creating thread's shard; the last drop, `get_mut` and a later re-link lock the
+//!   object's shard (read from the object, no retry needed since it never changes);
+//! * **a collection holds the space lock and every shard's lock** (taken in id order) for its
+//!   scan: it splices the generations being collected out of every shard into one list
+//!   (`with_scan_state`), runs the collector's passes on it, and gives each survivor back to
+//!   its own shard's next generation. It runs no user code meanwhile (only `Trace` impls,
+//!   which never block);
+//! * mutators hold at most one shard lock and never the space lock together with it, and the
+//!   collector waits for nothing while holding them: no deadlock. A mutator whose last drop
+//!   waits for its shard's lock during a scan keeps its object out of the garbage (its count
+//!   is zero: a root, see `collect::find_roots`) and destroys it after the scan.
 //!
-//! The young generation is one list, so tracked allocation and death take this lock
-//! (uncontended cost: one atomic swap each way); per-thread shards of generation 0 are the
-//! known next step (§2.4).
+//! Threads share nothing on the allocation path but their own shard's lock (uncontended unless
+//! a scan runs or another thread drops one of its objects). A thread that exits hands its shard
+//! back (its objects stay, still scanned); the next new thread adopts it. Threads beyond
+//! `MAX_SHARDS`, and threads allocating after their thread-locals are gone, use shard 0.
 //!
-//! # Automatic collection
+//! # Counting and automatic collection
 //!
-//! Creating a tracked object counts toward generation 0 under the lock; past the threshold
-//! the creating thread only raises `pending` and wakes the collector thread (spawned on the
-//! first request), which runs `collect_generations` with no caller lock held: a garbage
-//! object's `Drop` that needs a `Mutex` the allocating thread holds then simply waits for it,
-//! instead of deadlocking that thread (§5.1). Several threads crossing the threshold together
-//! raise `pending` once: one collection.
+//! Each shard counts its creations minus deaths under its lock and adds them to the space's
+//! `young` count every `BATCH`; past `threshold0` the thread that flushed raises `pending`
+//! (once for any number of racing threads) and wakes the collector thread (spawned on first
+//! need), which runs `collect_generations` with no caller lock held: a garbage object's `Drop`
+//! that needs a `Mutex` the allocating thread holds then simply waits for it, instead of
+//! deadlocking that thread (§5.1). `gc::count().0` is therefore exact up to `BATCH` per
+//! thread.
 
 use core::cell::Cell;
 
 use crate::gc::collect::{self, CollectionToken, Flavor};
-use crate::gc::generations::GenState;
-use crate::gc::header::{Counts, Links, FLAG_DEAD, FLAG_UNIQUE};
+use crate::gc::generations::{GenState, NUM_GENERATIONS};
+use crate::gc::header::{counts_of, Counts, Links, FLAG_DEAD, FLAG_UNIQUE};
 use crate::gc::list;
 use crate::gc::space::destroy;
-use crate::sync::{AtomicBool, Mutex, MutexGuard, Ordering};
+use crate::sync::{AtomicBool, AtomicPtr, AtomicUsize, Mutex, MutexGuard, Ordering};
 
 use super::counts::SharedCounts;
 
-/// The generations, owned by whoever holds the space lock.
-pub(crate) struct LockedState(GenState);
+/// How many shards exist at most (threads beyond this share shard 0).
+#[cfg(not(loom))]
+const MAX_SHARDS: usize = 256;
+#[cfg(loom)]
+const MAX_SHARDS: usize = 4;
+/// A shard adds its young count to the space's every `BATCH` creations (or deaths).
+const BATCH: isize = 32;
+/// "No shard yet" in the thread-local slot.
+const NO_SHARD: u32 = u32::MAX;
 
-// SAFETY: `GenState` is `!Send` only because of its `Cell`s and raw pointers; it is only ever
-// reached through the space `Mutex`, so one thread at a time uses it, and the objects its
-// lists link are `Send + Sync` (every constructor of the shared flavor requires it).
-unsafe impl Send for LockedState {}
+/// One thread's part of the object space: generation lists behind a lock.
+pub(crate) struct Shard {
+    lock: Mutex<()>,
+    /// Only its lists are used (thresholds and statistics live in the space's `GenState`).
+    lists: GenState,
+    /// Creations minus deaths not yet added to `SharedSpace::young`.
+    unflushed: Cell<isize>,
+}
+
+// SAFETY: `lists` and `unflushed` (and the links of the objects in the lists) are only used
+// by a thread holding `lock` (the invariant of this module); the objects are `Send + Sync`.
+unsafe impl Sync for Shard {}
+// SAFETY: as above.
+unsafe impl Send for Shard {}
+
+impl Shard {
+    /// A new shard, leaked (shards live as long as the process), its lists initialised.
+    fn leak() -> &'static Shard {
+        let sh: &'static Shard = Box::leak(Box::new(Shard {
+            lock: Mutex::new(()),
+            lists: GenState::new(),
+            unflushed: Cell::new(0),
+        }));
+        // SAFETY: the shard never moves (leaked box).
+        unsafe { sh.lists.init() };
+        sh
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        // Nothing panics under a shard lock; should it be poisoned, the lists are consistent.
+        self.lock.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What the space lock guards: the thresholds, statistics and the scan's working lists, and
+/// the free shard ids.
+pub(crate) struct Central {
+    st: GenState,
+    free: Vec<u32>,
+}
+
+// SAFETY: `Central` is only reached through the space `Mutex` (one thread at a time); the
+// objects its lists link during a scan are `Send + Sync`.
+unsafe impl Send for Central {}
 
 /// The process-wide object space.
 pub(crate) struct SharedSpace {
-    state: Mutex<LockedState>,
+    central: Mutex<Central>,
     /// Held by a collection of this space from its scan to the end of its teardown, so that
     /// collections run one after another and `collect()` returns only once the garbage found
     /// by any collection that started before it is freed (an explicit `collect()` right after
@@ -62,6 +115,15 @@ pub(crate) struct SharedSpace {
     /// returns 0 without taking it. So a `Drop` can only deadlock on it by waiting for a thread
     /// that called `collect()` (see `pyheap::collect`).
     collection: Mutex<()>,
+    /// Shard `i` (published with Release before any object carries id `i`; never freed).
+    shards: Box<[AtomicPtr<Shard>]>,
+    /// Number of shards published.
+    nshards: AtomicUsize,
+    /// Tracked creations minus deaths since generation 0 was last collected (flushed
+    /// batches; an `isize` stored as `usize`).
+    young: AtomicUsize,
+    /// A copy of `threshold0` readable without the space lock.
+    threshold0: AtomicUsize,
     /// `gc.isenabled()` for the shared space.
     pub(crate) enabled: AtomicBool,
     /// A collection was requested and has not started yet.
@@ -72,9 +134,23 @@ pub(crate) struct SharedSpace {
 
 impl SharedSpace {
     fn new() -> Self {
+        let shards: Box<[AtomicPtr<Shard>]> = (0..MAX_SHARDS)
+            .map(|_| AtomicPtr::new(core::ptr::null_mut()))
+            .collect();
+        let zero = Shard::leak();
+        shards[0].store((zero as *const Shard).cast_mut(), Ordering::Release);
+        let central = Central {
+            st: GenState::new(),
+            free: Vec::new(),
+        };
+        // `central.st` moves into the mutex below; `lock_central` initialises it in place.
         Self {
-            state: Mutex::new(LockedState(GenState::new())),
+            central: Mutex::new(central),
             collection: Mutex::new(()),
+            shards,
+            nshards: AtomicUsize::new(1),
+            young: AtomicUsize::new(0),
+            threshold0: AtomicUsize::new(700),
             enabled: AtomicBool::new(true),
             pending: AtomicBool::new(false),
             #[cfg(not(loom))]
@@ -82,38 +158,226 @@ impl SharedSpace {
         }
     }
 
-    /// Lock the generations. Nothing panics under this lock (a panicking `Trace` aborts), so
-    /// poisoning cannot happen; should it, the state is still consistent and is used as is.
-    fn lock(&self) -> MutexGuard<'_, LockedState> {
-        let g = self.state.lock().unwrap_or_else(|e| e.into_inner());
+    /// Lock the space. Nothing panics under this lock (a panicking `Trace` aborts), so
+    /// poisoning cannot happen; should it, the state is consistent and is used as is.
+    fn lock_central(&self) -> MutexGuard<'_, Central> {
+        let g = self.central.lock().unwrap_or_else(|e| e.into_inner());
         // SAFETY: the state lives in the space, which is never moved (a static).
-        unsafe { g.0.init() };
+        unsafe { g.st.init() };
         g
     }
 
-    /// Run `f` with the generations, under the space lock.
+    /// Shard `id`.
     #[inline]
-    pub(crate) fn with_state<R>(&self, f: impl FnOnce(&GenState) -> R) -> R {
-        let g = self.lock();
-        f(&g.0)
+    fn shard(&self, id: u32) -> &'static Shard {
+        let p = self.shards[id as usize].load(Ordering::Acquire);
+        // SAFETY: ids are only handed out (and stored in objects) after their shard was
+        // published with Release; shards are leaked, so the reference lives forever.
+        unsafe { &*p }
     }
 
-    /// Link a new, fully built tracked object into generation 0; past the threshold, request
-    /// an automatic collection (after the lock is released).
+    /// The shard of the object at `links`.
     ///
     /// # Safety
-    /// `links` is the header of a live tracked object of this flavor in no list.
-    pub(crate) unsafe fn track_new(&self, links: *const Links) {
-        let due = self.with_state(|st| {
-            // SAFETY: lists are intact under the lock; `links` is unlinked per the caller.
-            unsafe { list::push_back(st.gen_head(0), links) };
-            let g0 = &st.gens[0];
-            let c = g0.count.get() + 1;
-            g0.count.set(c);
-            c > g0.threshold.get() && g0.threshold.get() != 0
-        });
-        if due && self.enabled.load(Ordering::Relaxed) {
+    /// `links` is the header of a live tracked object of this flavor.
+    #[inline]
+    unsafe fn shard_of(&self, links: *const Links) -> &'static Shard {
+        // SAFETY: per the caller; the id never changes after the object was first linked,
+        // and whoever reaches the object synchronised with its creation.
+        let id = unsafe { counts_of::<SharedCounts>(links) }
+            .shard
+            .load(Ordering::Relaxed);
+        self.shard(id)
+    }
+
+    /// Run `f` with the thresholds, counts and statistics, under the space lock.
+    #[inline]
+    pub(crate) fn with_state<R>(&self, f: impl FnOnce(&GenState) -> R) -> R {
+        let g = self.lock_central();
+        let young = self.young.load(Ordering::Relaxed) as isize;
+        g.st.gens[0].count.set(young.max(0) as usize);
+        f(&g.st)
+    }
+
+    /// `gc.set_threshold` for the shared space.
+    pub(crate) fn set_thresholds(&self, t0: usize, t1: usize, t2: usize) {
+        self.with_state(|st| st.set_thresholds(t0, t1, t2));
+        self.threshold0.store(t0, Ordering::Relaxed);
+    }
+
+    /// Run `f` with the space lock and every shard's lock held, and the generations
+    /// `0..=gen` of every shard spliced into the central lists; then give the objects left in
+    /// the generation survivors go to back to their shards. With `gen == NUM_GENERATIONS`,
+    /// nothing is spliced (`f` gets the shards through `each_shard` instead).
+    fn with_all_locked<R>(
+        &self,
+        gen: usize,
+        f: impl FnOnce(&GenState, &[&'static Shard]) -> R,
+    ) -> R {
+        let central = self.lock_central();
+        let n = self.nshards.load(Ordering::Acquire);
+        let shards: Vec<&'static Shard> = (0..n as u32).map(|i| self.shard(i)).collect();
+        let guards: Vec<MutexGuard<'_, ()>> = shards.iter().map(|s| s.lock()).collect();
+        let st = &central.st;
+        let young = self.young.load(Ordering::Relaxed) as isize;
+        st.gens[0].count.set(young.max(0) as usize);
+        if gen < NUM_GENERATIONS {
+            for sh in &shards {
+                for g in 0..=gen {
+                    // SAFETY: we hold the shard's lock and the space lock; both lists intact.
+                    unsafe { list::merge(sh.lists.gen_head(g), st.gen_head(g)) };
+                }
+            }
+        }
+        let r = f(st, &shards);
+        if gen < NUM_GENERATIONS {
+            // The collector merged everything it kept into one central generation; the other
+            // central lists are empty again. Give each object back to its own shard.
+            for g in 0..NUM_GENERATIONS {
+                let head = st.gen_head(g);
+                // SAFETY: all locks are held; the central list is intact; every object in it
+                // is live and carries the id of a published shard.
+                unsafe {
+                    while !list::is_empty(head) {
+                        let p = (*head).next.get();
+                        list::unlink(p);
+                        list::push_back(self.shard_of(p).lists.gen_head(g), p);
+                    }
+                }
+            }
+        }
+        if st.gens[0].count.get() == 0 {
+            self.young.store(0, Ordering::Relaxed);
+            for sh in &shards {
+                sh.unflushed.set(0);
+            }
+        }
+        drop(guards);
+        drop(central);
+        r
+    }
+
+    /// `gc.freeze()`, `gc.unfreeze()` and `gc.get_freeze_count()` over every shard.
+    pub(crate) fn freeze(&self) {
+        self.with_all_locked(NUM_GENERATIONS, |st, shards| {
+            for sh in shards {
+                // SAFETY: the shard's lock is held.
+                unsafe { sh.lists.freeze() };
+            }
+            st.gens[0].count.set(0);
+        })
+    }
+
+    /// See [`SharedSpace::freeze`].
+    pub(crate) fn unfreeze(&self) {
+        self.with_all_locked(NUM_GENERATIONS, |_, shards| {
+            for sh in shards {
+                // SAFETY: the shard's lock is held.
+                unsafe { sh.lists.unfreeze() };
+            }
+        })
+    }
+
+    /// See [`SharedSpace::freeze`].
+    pub(crate) fn freeze_count(&self) -> usize {
+        self.with_all_locked(NUM_GENERATIONS, |_, shards| {
+            // SAFETY: the shards' locks are held.
+            shards
+                .iter()
+                .map(|sh| unsafe { sh.lists.freeze_count() })
+                .sum()
+        })
+    }
+
+    /// This thread's shard id (taking one on first use; 0 once its thread-locals are gone).
+    fn my_shard(&self) -> u32 {
+        SHARD
+            .try_with(|slot| {
+                let id = slot.0.get();
+                if id != NO_SHARD {
+                    return id;
+                }
+                let id = self.acquire_shard();
+                slot.0.set(id);
+                id
+            })
+            .unwrap_or(0)
+    }
+
+    /// A free shard, or a new one, or shard 0 if `MAX_SHARDS` exist.
+    fn acquire_shard(&self) -> u32 {
+        let mut c = self.lock_central();
+        if let Some(id) = c.free.pop() {
+            return id;
+        }
+        let n = self.nshards.load(Ordering::Relaxed);
+        if n == MAX_SHARDS {
+            return 0;
+        }
+        let sh = Shard::leak();
+        self.shards[n].store((sh as *const Shard).cast_mut(), Ordering::Release);
+        self.nshards.store(n + 1, Ordering::Release);
+        n as u32
+    }
+
+    /// An exiting thread's shard goes back to the free list (its objects stay in it).
+    fn release_shard(&self, id: u32) {
+        self.lock_central().free.push(id);
+    }
+
+    /// Add `delta` to the young count; past the threshold, request an automatic collection.
+    fn add_young(&self, delta: isize) {
+        let y =
+            (self.young.fetch_add(delta as usize, Ordering::Relaxed) as isize).wrapping_add(delta);
+        let t = self.threshold0.load(Ordering::Relaxed);
+        if delta > 0 && t != 0 && y > t as isize && self.enabled.load(Ordering::Relaxed) {
             self.request_collection();
+        }
+    }
+
+    /// Link a new, fully built tracked object into generation 0 of this thread's shard.
+    ///
+    /// # Safety
+    /// `links` is the header of a live tracked object of this flavor in no list, not yet
+    /// reachable by other threads.
+    pub(crate) unsafe fn track_new(&self, links: *const Links) {
+        let id = self.my_shard();
+        // SAFETY: per the caller the object is ours alone; its id is set before it is
+        // linked, never to change.
+        unsafe { counts_of::<SharedCounts>(links) }
+            .shard
+            .store(id, Ordering::Relaxed);
+        let sh = self.shard(id);
+        let g = sh.lock();
+        // SAFETY: the shard's lock is held; `links` is unlinked per the caller.
+        unsafe { list::push_back(sh.lists.gen_head(0), links) };
+        let u = sh.unflushed.get() + 1;
+        if u >= BATCH {
+            sh.unflushed.set(0);
+            drop(g);
+            self.add_young(u);
+        } else {
+            sh.unflushed.set(u);
+        }
+    }
+
+    /// Take a live tracked object out of its generation (`try_unwrap`, a death).
+    ///
+    /// # Safety
+    /// `links` is the header of a live tracked object of this flavor.
+    pub(crate) unsafe fn untrack(&self, links: *const Links) {
+        // SAFETY: per the caller.
+        let sh = unsafe { self.shard_of(links) };
+        let g = sh.lock();
+        // SAFETY: the object's shard lock is held; a self-loop stays one.
+        unsafe { list::unlink(links) };
+        let u = sh.unflushed.get() - 1;
+        if u <= -BATCH {
+            sh.unflushed.set(0);
+            drop(g);
+            self.add_young(u);
+        } else {
+            sh.unflushed.set(u);
         }
     }
 
@@ -144,19 +408,6 @@ impl SharedSpace {
         self.collector.wait()
     }
 
-    /// Take a live tracked object out of its generation (`try_unwrap`, a death).
-    ///
-    /// # Safety
-    /// `links` is the header of a live tracked object of this flavor.
-    pub(crate) unsafe fn untrack(&self, links: *const Links) {
-        self.with_state(|st| {
-            // SAFETY: lists are intact under the lock; a self-loop stays one.
-            unsafe { list::unlink(links) };
-            let g0 = &st.gens[0].count;
-            g0.set(g0.get().saturating_sub(1));
-        });
-    }
-
     /// `get_mut`: take the object out of the generations (once) and mark it `FLAG_UNIQUE`, so
     /// no scan reads the value while the `&mut` may live. Waits out a running scan.
     ///
@@ -164,32 +415,46 @@ impl SharedSpace {
     /// `links` is the header of a live tracked object of this flavor whose only handle is
     /// the caller's (strong 1, no `Weak`).
     pub(crate) unsafe fn untrack_unique(&self, links: *const Links) {
-        self.with_state(|_| {
-            // SAFETY: under the lock; per the caller.
-            unsafe {
-                if SharedCounts::flags(links) & FLAG_UNIQUE == 0 {
-                    list::unlink(links);
-                    SharedCounts::set_flag(links, FLAG_UNIQUE);
-                }
+        // SAFETY: per the caller.
+        let sh = unsafe { self.shard_of(links) };
+        let _g = sh.lock();
+        // SAFETY: under the object's shard lock; per the caller.
+        unsafe {
+            if SharedCounts::flags(links) & FLAG_UNIQUE == 0 {
+                list::unlink(links);
+                SharedCounts::set_flag(links, FLAG_UNIQUE);
             }
-        });
+        }
     }
 
     /// A shared use of a `FLAG_UNIQUE` object's handle proves `get_mut`'s borrow over: put it
-    /// back into generation 0 (unless a collection already did).
+    /// back into generation 0 of its shard (unless a collection already did).
     ///
     /// # Safety
     /// `links` is the header of a live tracked object of this flavor.
     pub(crate) unsafe fn retrack(&self, links: *const Links) {
-        self.with_state(|st| {
-            // SAFETY: under the lock; the flag says whether it is in a list.
-            unsafe {
-                if SharedCounts::flags(links) & FLAG_UNIQUE != 0 {
-                    SharedCounts::clear_flag(links, FLAG_UNIQUE);
-                    list::push_back(st.gen_head(0), links);
-                }
+        // SAFETY: per the caller.
+        let sh = unsafe { self.shard_of(links) };
+        let _g = sh.lock();
+        // SAFETY: under the object's shard lock; the flag says whether it is in a list.
+        unsafe {
+            if SharedCounts::flags(links) & FLAG_UNIQUE != 0 {
+                SharedCounts::clear_flag(links, FLAG_UNIQUE);
+                list::push_back(sh.lists.gen_head(0), links);
             }
-        });
+        }
+    }
+}
+
+/// This thread's shard id; gives it back when the thread exits.
+struct ShardSlot(Cell<u32>);
+
+impl Drop for ShardSlot {
+    fn drop(&mut self) {
+        let id = self.0.get();
+        if id != NO_SHARD && id != 0 {
+            space().release_shard(id);
+        }
     }
 }
 
@@ -208,6 +473,8 @@ pub(crate) fn space() -> &'static SharedSpace {
 }
 
 thread_local! {
+    /// This thread's shard.
+    static SHARD: ShardSlot = const { ShardSlot(Cell::new(NO_SHARD)) };
     /// This thread is running a collection of the shared space (re-entrant `collect()` from a
     /// `Drop` returns 0).
     static COLLECTING: Cell<bool> = const { Cell::new(false) };
@@ -247,8 +514,9 @@ fn drain() {
 /// The thread-safe flavor, as the collector sees it.
 pub(crate) enum Shared {}
 
-// SAFETY: `with_state` holds the space lock for the whole closure, so it gives exclusive use
-// of the one `GenState` every shared object lives in; the rest keeps the stated contracts.
+// SAFETY: `with_scan_state` holds the space lock and every shard's lock for the whole
+// closure, with the generations asked for spliced into the central lists, so it gives
+// exclusive use of every object of those generations; the rest keeps the stated contracts.
 unsafe impl Flavor for Shared {
     type Counts = SharedCounts;
     const CONCURRENT: bool = true;
@@ -256,6 +524,18 @@ unsafe impl Flavor for Shared {
     #[inline]
     fn with_state<R>(f: impl FnOnce(&GenState) -> R) -> R {
         space().with_state(f)
+    }
+
+    fn with_scan_state<R>(gen: usize, f: impl FnOnce(&GenState) -> R) -> R {
+        space().with_all_locked(gen, |st, _| f(st))
+    }
+
+    unsafe fn relink(links: *const Links, gen: usize) {
+        // SAFETY: per the caller.
+        let sh = unsafe { space().shard_of(links) };
+        let _g = sh.lock();
+        // SAFETY: under the object's shard lock; the object is a self-loop per the caller.
+        unsafe { list::push_back(sh.lists.gen_head(gen), links) };
     }
 
     fn enter_collection() -> Option<CollectionToken<Self>> {
