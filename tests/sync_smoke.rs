@@ -226,3 +226,41 @@ fn long_chain_drops_without_recursion() {
     drop(head);
     assert_eq!(drops.load(Ordering::SeqCst), 1_000_001);
 }
+
+#[test]
+fn slices_and_str_and_a_cycle_through_a_tracked_slice() {
+    let _s = serial();
+    let s: Gc<str> = Gc::from("héllo");
+    let t = s.clone();
+    assert_eq!(std::thread::spawn(move || t.len()).join().unwrap(), 6);
+    assert!(!Gc::is_tracked(&s));
+    let nums: Gc<[u64]> = (1..=10).collect();
+    assert_eq!(nums.iter().sum::<u64>(), 55);
+    let strings: Gc<[String]> = Gc::from(&["a".to_string(), "b".to_string()][..]);
+    assert_eq!(strings[1], "b");
+
+    #[derive(Trace)]
+    struct N {
+        #[trace(skip)]
+        drops: Arc<AtomicUsize>,
+        s: Mutex<Option<Gc<[Gc<N>]>>>,
+    }
+    impl Drop for N {
+        fn drop(&mut self) {
+            self.drops.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let drops = Arc::new(AtomicUsize::new(0));
+    let a = Gc::new(N {
+        drops: drops.clone(),
+        s: Mutex::new(None),
+    });
+    let slice: Gc<[Gc<N>]> = Gc::from(vec![a.clone(), a.clone()]);
+    assert!(Gc::is_tracked(&slice));
+    let ws = Gc::downgrade(&slice);
+    *a.s.lock().unwrap() = Some(slice);
+    drop(a);
+    pyheap::collect();
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    assert!(ws.upgrade().is_none());
+}

@@ -78,6 +78,7 @@ pub(crate) mod header;
 pub(crate) mod list;
 pub(crate) mod local_controls;
 pub(crate) mod shared;
+pub(crate) mod slice;
 pub(crate) mod space;
 mod stats;
 pub(crate) mod trace;

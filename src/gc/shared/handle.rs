@@ -25,9 +25,10 @@ use super::counts::{flags_in, SharedCounts};
 use super::space::space;
 use crate::gc::finalize::Finalize;
 use crate::gc::header::{
-    links_of, tracked_layout, Counts, GcBox, Links, VTable, FLAG_DEAD, FLAG_UNIQUE,
-    FLAG_WEAKS_CLEARED,
+    alloc_layout, is_fat, links_of, tracked_layout, Counts, GcBox, Links, VTable, FLAG_DEAD,
+    FLAG_UNIQUE, FLAG_WEAKS_CLEARED,
 };
+use crate::gc::slice;
 use crate::gc::space::release_token;
 use crate::gc::trace::{Trace, Tracer};
 use crate::gc::vtable::VTables;
@@ -47,7 +48,9 @@ type Inner<T> = GcBox<C, T>;
 /// collector destroyed; see [`Gc::try_deref`]).
 ///
 /// Header: 40 bytes in front of a tracked value (24 of collector links, 16 of counts), 16 in
-/// front of an untracked one (as `Arc`), on 64-bit targets.
+/// front of an untracked one (as `Arc`), on 64-bit targets. As with `Arc`, `T` may be a slice
+/// or `str` (`Gc<str>`, `Gc<[T]>` from `&str`, `String`, `Vec<T>`, `&[T]` or an iterator); a
+/// `Gc<[T]>` is tracked iff `T` is.
 ///
 /// ```
 /// use pyheap::{Gc, Trace};
@@ -65,7 +68,7 @@ type Inner<T> = GcBox<C, T>;
 /// drop(a);
 /// assert!(pyheap::collect() >= 2); // the pair (and any other shared garbage)
 /// ```
-pub struct Gc<T: Trace + 'static> {
+pub struct Gc<T: ?Sized + Trace + 'static> {
     ptr: NonNull<Inner<T>>,
     _owns: PhantomData<Inner<T>>,
 }
@@ -82,20 +85,20 @@ pub struct Gc<T: Trace + 'static> {
 /// drop(a);
 /// assert!(w.upgrade().is_none());
 /// ```
-pub struct Weak<T: Trace + 'static> {
+pub struct Weak<T: ?Sized + Trace + 'static> {
     ptr: Option<NonNull<Inner<T>>>,
     _owns: PhantomData<Inner<T>>,
 }
 
 // SAFETY: as `Arc`: handles to a `Send + Sync` value may move and be shared between threads;
 // the counts are atomic and the object space is behind its lock.
-unsafe impl<T: Trace + Send + Sync + 'static> Send for Gc<T> {}
+unsafe impl<T: ?Sized + Trace + Send + Sync + 'static> Send for Gc<T> {}
 // SAFETY: as above.
-unsafe impl<T: Trace + Send + Sync + 'static> Sync for Gc<T> {}
+unsafe impl<T: ?Sized + Trace + Send + Sync + 'static> Sync for Gc<T> {}
 // SAFETY: as above.
-unsafe impl<T: Trace + Send + Sync + 'static> Send for Weak<T> {}
+unsafe impl<T: ?Sized + Trace + Send + Sync + 'static> Send for Weak<T> {}
 // SAFETY: as above.
-unsafe impl<T: Trace + Send + Sync + 'static> Sync for Weak<T> {}
+unsafe impl<T: ?Sized + Trace + Send + Sync + 'static> Sync for Weak<T> {}
 
 /// Allocate a header with `counts` and an uninitialised value; tracked types get links with
 /// `vtable` (not yet in any list). Returns the box pointer.
@@ -130,11 +133,16 @@ const fn layout_of<T: Trace + 'static>() -> (usize, Layout) {
 ///
 /// # Safety
 /// The weak count of `b` reached zero (no handle, no token) and the value is gone.
-unsafe fn deallocate<T: Trace + 'static>(b: NonNull<Inner<T>>) {
-    let (offset, layout) = layout_of::<T>();
-    // SAFETY: per the caller nobody references the allocation; base and layout are those
-    // `allocate` used.
-    unsafe { std::alloc::dealloc(b.as_ptr().cast::<u8>().sub(offset), layout) };
+unsafe fn deallocate<T: ?Sized + Trace + 'static>(b: NonNull<Inner<T>>) {
+    // Per the caller nobody else references the allocation; the box is still allocated, so
+    // `Layout::for_value` may look at it (it reads only the pointer's metadata). `alloc_layout`
+    // is the formula `allocate` (as `tracked_layout`) and `slice::allocate_slice` used.
+    // SAFETY: as just said, so base and layout match the allocation.
+    unsafe {
+        let box_layout = Layout::for_value(b.as_ref());
+        let (offset, layout) = alloc_layout(T::MAY_CONTAIN_GC, is_fat::<T>(), box_layout);
+        std::alloc::dealloc(b.as_ptr().cast::<u8>().sub(offset), layout);
+    }
 }
 
 #[cold]
@@ -262,7 +270,7 @@ impl<T: Trace + Send + Sync + 'static> Gc<T> {
     }
 }
 
-impl<T: Trace + 'static> Gc<T> {
+impl<T: ?Sized + Trace + 'static> Gc<T> {
     #[inline]
     fn inner(&self) -> &Inner<T> {
         // SAFETY: a strong handle keeps the header alive.
@@ -332,7 +340,10 @@ impl<T: Trace + 'static> Gc<T> {
     /// drop(b);
     /// assert_eq!(Gc::try_unwrap(a).ok(), Some(3));
     /// ```
-    pub fn try_unwrap(this: Self) -> Result<T, Self> {
+    pub fn try_unwrap(this: Self) -> Result<T, Self>
+    where
+        T: Sized,
+    {
         // One compare-and-swap from "one strong handle" to "none, dead", so a racing
         // `upgrade` either wins first (and we fail) or sees the object dead.
         if !this.inner().counts.try_take_last() {
@@ -449,7 +460,8 @@ impl<T: Trace + 'static> Gc<T> {
     /// ```
     #[inline]
     pub fn ptr_eq(this: &Self, other: &Self) -> bool {
-        this.ptr == other.ptr
+        // Addresses only (as `Arc::ptr_eq`): the length of a slice handle is not compared.
+        this.ptr.cast::<u8>() == other.ptr.cast::<u8>()
     }
 
     /// A raw pointer to the value (valid while a handle exists and the value is not dead).
@@ -506,7 +518,7 @@ impl<T: Trace + 'static> Gc<T> {
     }
 }
 
-impl<T: Trace + 'static> Drop for Gc<T> {
+impl<T: ?Sized + Trace + 'static> Drop for Gc<T> {
     #[inline]
     fn drop(&mut self) {
         if self.inner().counts.drop_strong() {
@@ -515,7 +527,7 @@ impl<T: Trace + 'static> Drop for Gc<T> {
     }
 }
 
-impl<T: Trace + 'static> Clone for Gc<T> {
+impl<T: ?Sized + Trace + 'static> Clone for Gc<T> {
     /// Another strong handle to the same object (one atomic add, as `Arc::clone`).
     ///
     /// ```
@@ -537,7 +549,7 @@ impl<T: Trace + 'static> Clone for Gc<T> {
     }
 }
 
-impl<T: Trace + 'static> Deref for Gc<T> {
+impl<T: ?Sized + Trace + 'static> Deref for Gc<T> {
     type Target = T;
 
     /// The value. Panics (in release builds too) if the collector already destroyed it; see
@@ -553,7 +565,7 @@ impl<T: Trace + 'static> Deref for Gc<T> {
 
 // SAFETY: a `Gc` owns one strong reference; it is an edge of the object graph when its
 // target is tracked (edges to untracked objects cannot close a cycle and are not reported).
-unsafe impl<T: Trace + 'static> Trace for Gc<T> {
+unsafe impl<T: ?Sized + Trace + 'static> Trace for Gc<T> {
     #[inline]
     fn trace(&self, tracer: &mut Tracer) {
         if T::MAY_CONTAIN_GC {
@@ -564,13 +576,13 @@ unsafe impl<T: Trace + 'static> Trace for Gc<T> {
 }
 
 // SAFETY: weak edges are not strong edges: nothing to report.
-unsafe impl<T: Trace + 'static> Trace for Weak<T> {
+unsafe impl<T: ?Sized + Trace + 'static> Trace for Weak<T> {
     #[inline(always)]
     fn trace(&self, _: &mut Tracer) {}
     const MAY_CONTAIN_GC: bool = false;
 }
 
-impl<T: Trace + 'static + fmt::Debug> fmt::Debug for Gc<T> {
+impl<T: ?Sized + Trace + 'static + fmt::Debug> fmt::Debug for Gc<T> {
     /// The value's `Debug`, or `<dead>` for a destroyed object (never panics).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match Gc::try_deref(self) {
@@ -580,7 +592,7 @@ impl<T: Trace + 'static + fmt::Debug> fmt::Debug for Gc<T> {
     }
 }
 
-impl<T: Trace + 'static + fmt::Display> fmt::Display for Gc<T> {
+impl<T: ?Sized + Trace + 'static + fmt::Display> fmt::Display for Gc<T> {
     /// The value's `Display`, or `<dead>` for a destroyed object (never panics).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match Gc::try_deref(self) {
@@ -590,13 +602,13 @@ impl<T: Trace + 'static + fmt::Display> fmt::Display for Gc<T> {
     }
 }
 
-impl<T: Trace + 'static> fmt::Pointer for Gc<T> {
+impl<T: ?Sized + Trace + 'static> fmt::Pointer for Gc<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Pointer::fmt(&Gc::as_ptr(self), f)
     }
 }
 
-impl<T: Trace + 'static + PartialEq> PartialEq for Gc<T> {
+impl<T: ?Sized + Trace + 'static + PartialEq> PartialEq for Gc<T> {
     /// Compares the values (Python's `==`); use [`Gc::ptr_eq`] for `is`.
     #[inline]
     fn eq(&self, other: &Self) -> bool {
@@ -604,35 +616,35 @@ impl<T: Trace + 'static + PartialEq> PartialEq for Gc<T> {
     }
 }
 
-impl<T: Trace + 'static + Eq> Eq for Gc<T> {}
+impl<T: ?Sized + Trace + 'static + Eq> Eq for Gc<T> {}
 
-impl<T: Trace + 'static + PartialOrd> PartialOrd for Gc<T> {
+impl<T: ?Sized + Trace + 'static + PartialOrd> PartialOrd for Gc<T> {
     #[inline]
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         (**self).partial_cmp(&**other)
     }
 }
 
-impl<T: Trace + 'static + Ord> Ord for Gc<T> {
+impl<T: ?Sized + Trace + 'static + Ord> Ord for Gc<T> {
     #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
         (**self).cmp(&**other)
     }
 }
 
-impl<T: Trace + 'static + Hash> Hash for Gc<T> {
+impl<T: ?Sized + Trace + 'static + Hash> Hash for Gc<T> {
     fn hash<H: Hasher>(&self, state: &mut H) {
         (**self).hash(state)
     }
 }
 
-impl<T: Trace + 'static> Borrow<T> for Gc<T> {
+impl<T: ?Sized + Trace + 'static> Borrow<T> for Gc<T> {
     fn borrow(&self) -> &T {
         self
     }
 }
 
-impl<T: Trace + 'static> AsRef<T> for Gc<T> {
+impl<T: ?Sized + Trace + 'static> AsRef<T> for Gc<T> {
     fn as_ref(&self) -> &T {
         self
     }
@@ -675,7 +687,9 @@ impl<T: Trace + 'static> Weak<T> {
             _owns: PhantomData,
         }
     }
+}
 
+impl<T: ?Sized + Trace + 'static> Weak<T> {
     /// A strong handle if the object is alive (Python's `r()`). Fails on an object whose last
     /// strong handle is gone, that is dead, or whose weak handles the collector cleared; waits
     /// (briefly) while a collection is deciding whether the object is garbage.
@@ -749,11 +763,11 @@ impl<T: Trace + 'static> Weak<T> {
     /// assert!(Weak::<u8>::new().ptr_eq(&Weak::new()));
     /// ```
     pub fn ptr_eq(&self, other: &Self) -> bool {
-        self.ptr == other.ptr
+        self.ptr.map(NonNull::cast::<u8>) == other.ptr.map(NonNull::cast::<u8>)
     }
 }
 
-impl<T: Trace + 'static> Drop for Weak<T> {
+impl<T: ?Sized + Trace + 'static> Drop for Weak<T> {
     fn drop(&mut self) {
         if let Some(p) = self.ptr {
             // SAFETY: this `Weak` holds one weak reference; if it was the last reference of any
@@ -767,7 +781,7 @@ impl<T: Trace + 'static> Drop for Weak<T> {
     }
 }
 
-impl<T: Trace + 'static> Clone for Weak<T> {
+impl<T: ?Sized + Trace + 'static> Clone for Weak<T> {
     /// Another weak handle to the same object.
     ///
     /// ```
@@ -787,7 +801,7 @@ impl<T: Trace + 'static> Clone for Weak<T> {
     }
 }
 
-impl<T: Trace + 'static> fmt::Debug for Weak<T> {
+impl<T: ?Sized + Trace + 'static> fmt::Debug for Weak<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("(Weak)")
     }
@@ -802,5 +816,183 @@ impl<T: Trace + 'static> Default for Weak<T> {
     /// ```
     fn default() -> Self {
         Weak::new()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Slices and `str` (`gc::slice` has the layout and the vtables).
+// ---------------------------------------------------------------------------------------
+
+impl<T: Trace + Send + Sync + 'static> Gc<[T]> {
+    /// The first handle of a slice object whose elements are all initialised.
+    ///
+    /// # Safety
+    /// `b` came from `slice::allocate_slice::<C, T>` and every element is initialised.
+    unsafe fn finish_slice(b: NonNull<Inner<[T]>>) -> Self {
+        if T::MAY_CONTAIN_GC {
+            // SAFETY: a fully built tracked object, in no list, known to nobody else.
+            unsafe { space().track_new(links_of(b.as_ptr())) };
+        }
+        Gc {
+            ptr: b,
+            _owns: PhantomData,
+        }
+    }
+}
+
+impl<T: Trace + Send + Sync + 'static> From<Vec<T>> for Gc<[T]> {
+    /// Move the elements of `v` into a new `Gc<[T]>` (tracked iff `T::MAY_CONTAIN_GC`).
+    ///
+    /// ```
+    /// use pyheap::Gc;
+    /// let g: Gc<[u32]> = Gc::from(vec![1, 2, 3]);
+    /// assert_eq!(&*g, &[1, 2, 3]);
+    /// assert!(!Gc::is_tracked(&g));
+    /// ```
+    fn from(mut v: Vec<T>) -> Self {
+        let len = v.len();
+        let b = slice::allocate_slice::<C, T>(len);
+        // SAFETY: the elements are moved out: the `Vec` forgets them before it is dropped
+        // (only its buffer is freed), and the new object owns them.
+        unsafe {
+            slice::move_into(b, v.as_ptr(), len);
+            v.set_len(0);
+            Gc::finish_slice(b)
+        }
+    }
+}
+
+impl<T: Trace + Send + Sync + Clone + 'static> From<&[T]> for Gc<[T]> {
+    /// Clone the elements into a new `Gc<[T]>`.
+    ///
+    /// ```
+    /// use pyheap::Gc;
+    /// let g: Gc<[String]> = Gc::from(&["a".to_string(), "b".to_string()][..]);
+    /// assert_eq!(g[1], "b");
+    /// ```
+    fn from(v: &[T]) -> Self {
+        let b = slice::allocate_slice::<C, T>(v.len());
+        // SAFETY: a fresh object of `v.len()` elements, known to nobody else; `clone_into`
+        // initialises every element (or frees the object and unwinds).
+        unsafe {
+            slice::clone_into(b, v);
+            Gc::finish_slice(b)
+        }
+    }
+}
+
+impl<T: Trace + Send + Sync + 'static> From<Box<[T]>> for Gc<[T]> {
+    /// Move the elements of a boxed slice into a new `Gc<[T]>`.
+    ///
+    /// ```
+    /// use pyheap::Gc;
+    /// let g: Gc<[u8]> = Gc::from(vec![7u8; 3].into_boxed_slice());
+    /// assert_eq!(g.len(), 3);
+    /// ```
+    fn from(v: Box<[T]>) -> Self {
+        Gc::from(v.into_vec())
+    }
+}
+
+impl<T: Trace + Send + Sync + 'static> FromIterator<T> for Gc<[T]> {
+    /// Collect the elements into a new `Gc<[T]>`.
+    ///
+    /// ```
+    /// use pyheap::Gc;
+    /// let g: Gc<[u64]> = (1..=4).collect();
+    /// assert_eq!(g.iter().sum::<u64>(), 10);
+    /// ```
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        Gc::from(iter.into_iter().collect::<Vec<T>>())
+    }
+}
+
+impl<T: Trace + Send + Sync + 'static> Default for Gc<[T]> {
+    /// An empty slice.
+    ///
+    /// ```
+    /// let g: pyheap::Gc<[u8]> = Default::default();
+    /// assert!(g.is_empty());
+    /// ```
+    fn default() -> Self {
+        Gc::from(Vec::new())
+    }
+}
+
+impl From<&str> for Gc<str> {
+    /// Copy the string into a new (untracked) `Gc<str>`, with a 16-byte header.
+    ///
+    /// ```
+    /// use pyheap::Gc;
+    /// let s: Gc<str> = Gc::from("hello");
+    /// assert_eq!(&*s, "hello");
+    /// let t = std::thread::spawn(move || s.to_uppercase()).join().unwrap();
+    /// assert_eq!(t, "HELLO");
+    /// ```
+    fn from(s: &str) -> Self {
+        let b = slice::allocate_slice::<C, u8>(s.len());
+        // SAFETY: `u8` is `Copy`, so copying the bytes takes nothing from `s`; all `s.len()`
+        // elements are then initialised.
+        let bytes = ManuallyDrop::new(unsafe {
+            slice::move_into(b, s.as_ptr(), s.len());
+            Gc::<[u8]>::finish_slice(b)
+        });
+        // SAFETY: `GcBox<C, [u8]>` and `GcBox<C, str>` have the same layout and metadata (the
+        // length in bytes), both types are untracked, and the bytes are valid UTF-8 (copied
+        // from a `str`); the handle's strong reference moves to the new `Gc`.
+        let ptr = unsafe { NonNull::new_unchecked(bytes.ptr.as_ptr() as *mut Inner<str>) };
+        Gc {
+            ptr,
+            _owns: PhantomData,
+        }
+    }
+}
+
+impl From<String> for Gc<str> {
+    /// Copy the string into a new `Gc<str>`.
+    ///
+    /// ```
+    /// let s: pyheap::Gc<str> = String::from("x").into();
+    /// assert_eq!(&*s, "x");
+    /// ```
+    fn from(s: String) -> Self {
+        Gc::from(s.as_str())
+    }
+}
+
+impl From<Box<str>> for Gc<str> {
+    /// Copy the string into a new `Gc<str>`.
+    ///
+    /// ```
+    /// let s: pyheap::Gc<str> = Box::<str>::from("x").into();
+    /// assert_eq!(&*s, "x");
+    /// ```
+    fn from(s: Box<str>) -> Self {
+        Gc::from(&*s)
+    }
+}
+
+impl Default for Gc<str> {
+    /// An empty string.
+    ///
+    /// ```
+    /// let s: pyheap::Gc<str> = Default::default();
+    /// assert_eq!(&*s, "");
+    /// ```
+    fn default() -> Self {
+        Gc::from("")
+    }
+}
+
+impl<T: Trace + Send + Sync + 'static> From<Box<T>> for Gc<T> {
+    /// Move the boxed value into a new `Gc` (the box is freed).
+    ///
+    /// ```
+    /// use pyheap::Gc;
+    /// let g: Gc<u32> = Gc::from(Box::new(5));
+    /// assert_eq!(*g, 5);
+    /// ```
+    fn from(b: Box<T>) -> Self {
+        Gc::new(*b)
     }
 }
