@@ -18,11 +18,13 @@ use core::ptr::{self, NonNull};
 
 use super::finalize::Finalize;
 use super::header::{
-    alloc_layout, is_fat, links_of, tracked_layout, tracked_offset, Counts, GcBox, Links,
-    LocalCounts, VTable, FLAG_DEAD, FLAG_UNIQUE, FLAG_WEAKS_CLEARED,
+    alloc_layout, is_fat, links_of, tracked_layout, Counts, GcBox, Links, LocalCounts, VTable,
+    FLAG_DEAD, FLAG_UNIQUE, FLAG_WEAKS_CLEARED,
 };
+use super::slice;
 use super::space::{release_token, with_space};
 use super::trace::{Trace, Tracer};
+use super::vtable::VTables;
 
 type C = LocalCounts;
 type Inner<T> = GcBox<C, T>;
@@ -92,66 +94,6 @@ pub struct Weak<T: ?Sized + Trace + 'static> {
     _owns: PhantomData<T>,
 }
 
-/// Per-type vtables for tracked objects.
-struct VTables<T>(PhantomData<T>);
-
-impl<T: Trace + 'static> VTables<T> {
-    const PLAIN: VTable = VTable {
-        box_offset: tracked_layout::<C, T>().0,
-        layout: layout_sized::<T>,
-        trace: trace_erased::<T>,
-        drop_value: drop_erased::<T>,
-        finalize: None,
-    };
-}
-
-impl<T: Trace + Finalize + 'static> VTables<T> {
-    const FINALIZED: VTable = VTable {
-        finalize: Some(finalize_erased::<T>),
-        ..Self::PLAIN
-    };
-}
-
-/// # Safety
-/// `l` is the links of a tracked `Inner<T>` allocation.
-#[inline]
-unsafe fn box_of<T: Trace + 'static>(l: *const Links) -> *const Inner<T> {
-    // SAFETY: per the caller the box sits `box_offset` after the links.
-    unsafe {
-        l.cast::<u8>()
-            .add(tracked_layout::<C, T>().0)
-            .cast::<Inner<T>>()
-    }
-}
-
-/// # Safety
-/// As `VTable::trace`: the value is alive.
-unsafe fn trace_erased<T: Trace + 'static>(l: *const Links, tracer: &mut Tracer) {
-    // SAFETY: per the caller the value is initialised; no one holds `&mut` to it (no user
-    // code runs during a pass, and an object whose `get_mut` borrow may still live is in no
-    // generation list, so no pass reaches it: see `FLAG_UNIQUE`).
-    unsafe { (*(*box_of::<T>(l)).value.get()).trace(tracer) }
-}
-
-/// # Safety
-/// As `VTable::drop_value`.
-unsafe fn drop_erased<T: Trace + 'static>(l: *const Links) {
-    // SAFETY: per the caller this is the one drop of an initialised value nobody references.
-    unsafe { ManuallyDrop::drop(&mut *(*box_of::<T>(l)).value.get()) }
-}
-
-/// As `VTable::layout` for a sized `T`: a constant.
-unsafe fn layout_sized<T: Trace + 'static>(_: *const Links) -> Layout {
-    tracked_layout::<C, T>().1
-}
-
-/// # Safety
-/// As `VTable::finalize`: the value is alive.
-unsafe fn finalize_erased<T: Trace + Finalize + 'static>(l: *const Links) {
-    // SAFETY: per the caller the value is initialised; only shared references are made.
-    unsafe { (*(*box_of::<T>(l)).value.get()).finalize() }
-}
-
 /// Allocate a header with `counts` and an uninitialised value; tracked types get links with
 /// `vtable` (not yet in any list). Returns the box pointer.
 fn allocate<T: Trace + 'static>(counts: C, vtable: &'static VTable) -> NonNull<Inner<T>> {
@@ -214,7 +156,7 @@ impl<T: Trace + 'static> Gc<T> {
     /// assert_eq!(g.len(), 3);
     /// ```
     pub fn new(value: T) -> Self {
-        Self::new_with(value, &VTables::<T>::PLAIN)
+        Self::new_with(value, &VTables::<C, T>::PLAIN)
     }
 
     fn new_with(value: T, vtable: &'static VTable) -> Self {
@@ -265,7 +207,7 @@ impl<T: Trace + 'static> Gc<T> {
                 "Gc::new_finalized needs a tracked type (MAY_CONTAIN_GC); use Drop instead"
             )
         };
-        Self::new_with(value, &VTables::<T>::FINALIZED)
+        Self::new_with(value, &VTables::<C, T>::FINALIZED)
     }
 
     /// Build a value that holds a weak handle to itself. During `data_fn`, the `Weak` does
@@ -285,7 +227,7 @@ impl<T: Trace + 'static> Gc<T> {
         if T::MAY_CONTAIN_GC {
             with_space(|s| s.before_tracked_alloc::<C>());
         }
-        let b = allocate::<T>(C::new_constructing(), &VTables::<T>::PLAIN);
+        let b = allocate::<T>(C::new_constructing(), &VTables::<C, T>::PLAIN);
         let weak = Weak {
             ptr: Some(b),
             _owns: PhantomData,
@@ -902,109 +844,6 @@ impl<T: Trace + 'static> Default for Weak<T> {
 // Slices and `str`.
 // ---------------------------------------------------------------------------------------
 
-/// Per-element-type vtables for tracked slices `Gc<[T]>`. Their allocation is
-/// `[Links][pad][len: usize][GcBox<C, [T]>]` (see `header::tracked_offset`): the erased
-/// functions read the length back from the header to rebuild the fat pointer.
-struct SliceVTables<T>(PhantomData<T>);
-
-impl<T: Trace + 'static> SliceVTables<T> {
-    /// Alignment of `GcBox<C, [T]>`: that of its fields (`repr(C)`).
-    const BOX_ALIGN: usize = if core::mem::align_of::<T>() > core::mem::align_of::<C>() {
-        core::mem::align_of::<T>()
-    } else {
-        core::mem::align_of::<C>()
-    };
-    const OFFSET: usize = tracked_offset(Self::BOX_ALIGN, true);
-    const VTABLE: VTable = VTable {
-        box_offset: Self::OFFSET,
-        layout: layout_slice::<T>,
-        trace: trace_slice::<T>,
-        drop_value: drop_slice::<T>,
-        finalize: None,
-    };
-}
-
-/// The layout of `GcBox<C, [T]>` holding `len` elements; panics if it overflows `isize`.
-fn slice_box_layout<T>(len: usize) -> Layout {
-    Layout::array::<T>(len)
-        .and_then(|v| Layout::new::<C>().extend(v))
-        .map(|(l, _)| l.pad_to_align())
-        .unwrap_or_else(|_| panic!("pyheap: Gc<[T]> of {len} elements is too large"))
-}
-
-/// The box of a tracked slice, as a fat pointer rebuilt from the length in the header.
-///
-/// # Safety
-/// `l` is the links of a live tracked `Inner<[T]>` allocation made by `allocate_slice`, with
-/// the provenance of the whole allocation.
-#[inline]
-unsafe fn slice_box<T: Trace + 'static>(l: *const Links) -> *mut Inner<[T]> {
-    let off = SliceVTables::<T>::OFFSET;
-    // SAFETY: per the caller, `allocate_slice` wrote the length in the `usize` right before
-    // the box and the box starts `off` bytes after the links, in the same allocation.
-    unsafe {
-        let base = l.cast::<u8>().cast_mut();
-        let len = base
-            .add(off - core::mem::size_of::<usize>())
-            .cast::<usize>()
-            .read();
-        ptr::slice_from_raw_parts_mut(base.add(off), len) as *mut Inner<[T]>
-    }
-}
-
-/// # Safety
-/// As `VTable::layout`: the header of a tracked slice is alive.
-unsafe fn layout_slice<T: Trace + 'static>(l: *const Links) -> Layout {
-    // SAFETY: per the caller; only the stored length is read.
-    let len = unsafe { (*slice_box::<T>(l)).value.get() as *const [T] }.len();
-    alloc_layout(true, true, slice_box_layout::<T>(len)).1
-}
-
-/// # Safety
-/// As `VTable::trace`: the elements are alive.
-unsafe fn trace_slice<T: Trace + 'static>(l: *const Links, tracer: &mut Tracer) {
-    // SAFETY: as `trace_erased`: initialised elements, no `&mut` to them exists.
-    unsafe { (*(*slice_box::<T>(l)).value.get()).trace(tracer) }
-}
-
-/// # Safety
-/// As `VTable::drop_value`.
-unsafe fn drop_slice<T: Trace + 'static>(l: *const Links) {
-    // SAFETY: per the caller this is the one drop of initialised elements nobody references.
-    unsafe { ManuallyDrop::drop(&mut *(*slice_box::<T>(l)).value.get()) }
-}
-
-/// Allocate the header of a `Gc<[T]>` of `len` elements, with one strong handle and the
-/// elements uninitialised; tracked element types get links (in no list), the slice vtable
-/// and the stored length. The caller initialises every element, then calls `finish_slice`.
-/// A tracked caller must have called `before_tracked_alloc` first.
-fn allocate_slice<T: Trace + 'static>(len: usize) -> NonNull<Inner<[T]>> {
-    let (offset, layout) = alloc_layout(T::MAY_CONTAIN_GC, true, slice_box_layout::<T>(len));
-    // SAFETY: the layout has non-zero size (it contains the counts).
-    let base = unsafe { std::alloc::alloc(layout) };
-    if base.is_null() {
-        std::alloc::handle_alloc_error(layout);
-    }
-    if T::MAY_CONTAIN_GC {
-        debug_assert_eq!(offset, SliceVTables::<T>::OFFSET);
-        Links::write_new(base.cast::<Links>(), &SliceVTables::<T>::VTABLE);
-        // SAFETY: the length slot is the `usize` before the box, inside the allocation after
-        // the links, and aligned (`offset` is a multiple of 8 here, the links' alignment).
-        unsafe {
-            base.add(offset - core::mem::size_of::<usize>())
-                .cast::<usize>()
-                .write(len)
-        };
-    }
-    // SAFETY: `offset` is within the allocation and aligned for the box; the fat pointer
-    // carries `len`, the number of elements the layout was computed for.
-    let b = unsafe { ptr::slice_from_raw_parts_mut(base.add(offset), len) } as *mut Inner<[T]>;
-    // SAFETY: as above; the elements stay uninitialised until the caller writes them.
-    unsafe { ptr::addr_of_mut!((*b).counts).write(C::new_live()) };
-    // SAFETY: `base` is non-null, so is `b`.
-    unsafe { NonNull::new_unchecked(b) }
-}
-
 impl<T: Trace + 'static> Gc<[T]> {
     /// A `Gc<[T]>` holding the `len` elements at `src`, moved bitwise.
     ///
@@ -1016,7 +855,7 @@ impl<T: Trace + 'static> Gc<[T]> {
         // SAFETY: the destination holds `len` uninitialised elements, disjoint from `src`;
         // per the caller the elements at `src` are ours to move.
         unsafe {
-            ptr::copy_nonoverlapping(src, (*b.as_ptr()).value.get() as *mut T, len);
+            slice::move_into(b, src, len);
             Self::finish_slice(b)
         }
     }
@@ -1029,7 +868,7 @@ impl<T: Trace + 'static> Gc<[T]> {
             // the elements still belong to the caller (untracked memory), so they are roots.
             with_space(|s| s.before_tracked_alloc::<C>());
         }
-        allocate_slice::<T>(len)
+        slice::allocate_slice::<C, T>(len)
     }
 
     /// The first handle of an object from `begin_slice`.
@@ -1080,38 +919,11 @@ impl<T: Trace + Clone + 'static> From<&[T]> for Gc<[T]> {
     /// assert_eq!(g[1], "b");
     /// ```
     fn from(v: &[T]) -> Self {
-        /// Drops the elements cloned so far and frees the allocation if a `clone` panics.
-        struct Partial<T: Trace + 'static> {
-            b: NonNull<Inner<[T]>>,
-            done: usize,
-        }
-        impl<T: Trace + 'static> Drop for Partial<T> {
-            fn drop(&mut self) {
-                let len = (self.b.as_ptr() as *const [()]).len();
-                let (offset, layout) =
-                    alloc_layout(T::MAY_CONTAIN_GC, true, slice_box_layout::<T>(len));
-                // SAFETY: the first `done` elements are initialised and owned by nobody else
-                // (the object was never tracked or handed out); the allocation was made by
-                // `allocate_slice` with this very layout, `offset` bytes before the box.
-                unsafe {
-                    let elems = (*self.b.as_ptr()).value.get() as *mut T;
-                    ptr::drop_in_place(ptr::slice_from_raw_parts_mut(elems, self.done));
-                    std::alloc::dealloc(self.b.as_ptr().cast::<u8>().sub(offset), layout);
-                }
-            }
-        }
         let b = Gc::<[T]>::begin_slice(v.len());
-        let mut partial = Partial { b, done: 0 };
-        // SAFETY: `b` has room for `v.len()` elements; each is written once, in order.
-        let elems = unsafe { (*b.as_ptr()).value.get() as *mut T };
-        for x in v {
-            // `clone` may run any code (even a collection): the object is in no list yet.
-            let c = x.clone();
-            // SAFETY: `done < v.len()`: in bounds and not yet written.
-            unsafe { elems.add(partial.done).write(c) };
-            partial.done += 1;
-        }
-        core::mem::forget(partial);
+        // SAFETY: a fresh object of `v.len()` elements in no list, known to nobody else;
+        // `clone_into` initialises every element (or frees the object and unwinds). A `clone`
+        // may run any code (even a collection): the object is in no list yet.
+        unsafe { slice::clone_into(b, v) };
         // SAFETY: all `v.len()` elements are initialised.
         unsafe { Gc::finish_slice(b) }
     }
