@@ -117,7 +117,7 @@ fn poisoned_lock_is_traced_through() {
 fn threads_clone_and_drop_while_collecting() {
     let _s = serial();
     let drops = Arc::new(AtomicUsize::new(0));
-    let n = 200;
+    let n = if cfg!(miri) { 12 } else { 200 };
     let nodes: Vec<_> = (0..n).map(|_| Node::new(&drops)).collect();
     for i in 0..n {
         nodes[i].link(&nodes[(i + 1) % n]);
@@ -153,7 +153,7 @@ fn threads_clone_and_drop_while_collecting() {
             }
         })
     };
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    std::thread::sleep(std::time::Duration::from_millis(if cfg!(miri) { 20 } else { 500 }));
     assert_eq!(
         drops.load(Ordering::SeqCst),
         0,
@@ -190,6 +190,7 @@ fn rwlock_and_weak_and_get_mut() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "5000 objects and a wait loop: too slow under Miri")]
 fn automatic_collection_runs_on_the_collector_thread() {
     let _s = serial();
     let drops = Arc::new(AtomicUsize::new(0));
@@ -214,6 +215,7 @@ fn automatic_collection_runs_on_the_collector_thread() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "a million nodes: too slow under Miri")]
 fn long_chain_drops_without_recursion() {
     let _s = serial();
     let drops = Arc::new(AtomicUsize::new(0));
