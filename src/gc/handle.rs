@@ -19,7 +19,7 @@ use core::ptr::{self, NonNull};
 use super::finalize::Finalize;
 use super::header::{
     alloc_layout, is_fat, links_of, tracked_layout, tracked_offset, Counts, GcBox, Links,
-    LocalCounts, VTable, FLAG_DEAD, FLAG_UNIQUE, FLAG_WEAKS_CLEARED,
+    LocalCounts, VTable, FLAG_DEAD, FLAG_FINALIZED, FLAG_UNIQUE, FLAG_WEAKS_CLEARED,
 };
 use super::space::{release_token, with_space};
 use super::trace::{Trace, Tracer};
@@ -191,6 +191,24 @@ unsafe fn deallocate<T: ?Sized + Trace + 'static>(b: NonNull<Inner<T>>) {
         let box_layout = Layout::for_value(b.as_ref());
         let (offset, layout) = alloc_layout(T::MAY_CONTAIN_GC, is_fat::<T>(), box_layout);
         std::alloc::dealloc(b.as_ptr().cast::<u8>().sub(offset), layout);
+    }
+}
+
+/// Run the finalizer of an object that refcounting is about to destroy (marking it
+/// finalized first, so it never runs again).
+///
+/// # Safety
+/// `l` is a tracked object being destroyed by `Gc::drop` (strong count zero, `FLAG_DEAD`
+/// set, value intact) and `fin` its vtable's finalizer.
+#[cold]
+#[inline(never)]
+unsafe fn finalize_now(l: *const Links, fin: unsafe fn(*const Links)) {
+    // SAFETY: per the caller the header is alive; no handle to the object exists (strong is
+    // zero and weak upgrades fail), so the finalizer cannot resurrect it; it sees an intact
+    // value.
+    unsafe {
+        (*l).set_flag(FLAG_FINALIZED);
+        fin(l);
     }
 }
 
@@ -572,15 +590,37 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
     fn drop_slow(&mut self) {
         if T::MAY_CONTAIN_GC {
             let l = self.links();
-            // SAFETY: the strong count just reached zero; the header is alive (the token is
-            // held). A dead object's value is gone already (the collector released its pin
-            // before this), so only the token remains to release; otherwise it dies now.
+            // The strong count just reached zero; the header is alive (the token is held).
+            // The flags and the vtable come from one read of the header word.
+            // SAFETY: as just said.
+            let (f, vt) = unsafe { ((*l).flags(), (*l).vtable()) };
+            if f & FLAG_DEAD != 0 {
+                // SAFETY: a dead object's value is gone already (the collector released its
+                // pin before this), so only the token remains to release.
+                unsafe { release_token::<C>(l) };
+                return;
+            }
+            let b = self.ptr;
+            // SAFETY: a live tracked object of this thread whose strong count just reached
+            // zero, `FLAG_DEAD` clear. The closure is this object's `destroy`, typed: `f`
+            // and `vt` were read before `object_died_with` set `FLAG_DEAD`, which is the only
+            // flag it changes, so `f` still tells whether the finalizer ran.
             unsafe {
-                if (*l).flags() & FLAG_DEAD != 0 {
-                    release_token::<C>(l);
-                } else {
-                    with_space(|s| s.object_died::<C>(l));
-                }
+                with_space(|s| {
+                    s.object_died_with::<C>(l, |l| {
+                        if let Some(fin) = vt.finalize {
+                            if f & FLAG_FINALIZED == 0 {
+                                finalize_now(l, fin);
+                            }
+                        }
+                        // The value is initialised, `FLAG_DEAD` is set, nobody references
+                        // it: dropped once, here. Then the token is released.
+                        ManuallyDrop::drop(&mut *(*b.as_ptr()).value.get());
+                        if (*b.as_ptr()).counts.dec_weak() == 0 {
+                            deallocate(b);
+                        }
+                    })
+                })
             }
         } else {
             // SAFETY: untracked objects are never dead while a handle exists; this was the last

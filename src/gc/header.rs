@@ -378,6 +378,7 @@ pub(crate) const fn tracked_offset(box_align: usize, fat: bool) -> usize {
 /// The offset of the box and the layout of the whole allocation holding a `GcBox` of layout
 /// `box_layout`: just the box for untracked objects, links (and, for `fat`, the length)
 /// followed by the box for tracked ones. The one formula allocation and deallocation share.
+#[inline]
 pub(crate) fn alloc_layout(tracked: bool, fat: bool, box_layout: Layout) -> (usize, Layout) {
     if !tracked {
         return (0, box_layout);
