@@ -70,7 +70,11 @@ pub(crate) unsafe fn handle_garbage<C: Counts>(
     old: *const Links,
 ) -> usize {
     // 0. + 1. Detach, pin, clear weak handles.
+    // No user code runs before step 2, and steps 2-3 only matter if some member has a
+    // finalizer still to run: if none has, the set is dead already, so `FLAG_DEAD` is set in
+    // this same walk (one pass over the set less); otherwise it is taken off again below.
     let mut set: Vec<*const Links> = Vec::new();
+    let mut finalizers = false;
     // SAFETY: per the caller the list is intact and its nodes live.
     unsafe {
         let mut p = (*unreachable).next.get();
@@ -78,7 +82,9 @@ pub(crate) unsafe fn handle_garbage<C: Counts>(
             let next = (*p).next.get();
             list::unlink(p);
             counts_of::<C>(p).inc_strong();
-            (*p).set_flag(FLAG_WEAKS_CLEARED);
+            let l = &*p;
+            finalizers |= l.vtable().finalize.is_some() && l.flags() & FLAG_FINALIZED == 0;
+            l.set_flag(FLAG_WEAKS_CLEARED | FLAG_DEAD);
             set.push(p);
             p = next;
         }
@@ -86,18 +92,27 @@ pub(crate) unsafe fn handle_garbage<C: Counts>(
     if set.is_empty() {
         return 0;
     }
+    if finalizers {
+        for &p in &set {
+            // SAFETY: members are pinned, so alive; no user code has run since `FLAG_DEAD`
+            // was set above, so nobody has seen it.
+            unsafe { (*p).clear_flag(FLAG_DEAD) };
+        }
+    }
 
     // 2. Finalizers, once each, on an intact set.
     let mut ran = false;
-    for &p in &set {
-        // SAFETY: members are pinned, so alive, and not yet dead.
-        unsafe {
-            let l = &*p;
-            if let Some(fin) = l.vtable().finalize {
-                if l.flags() & FLAG_FINALIZED == 0 {
-                    l.set_flag(FLAG_FINALIZED);
-                    ran = true;
-                    fin(p);
+    if finalizers {
+        for &p in &set {
+            // SAFETY: members are pinned, so alive, and not yet dead.
+            unsafe {
+                let l = &*p;
+                if let Some(fin) = l.vtable().finalize {
+                    if l.flags() & FLAG_FINALIZED == 0 {
+                        l.set_flag(FLAG_FINALIZED);
+                        ran = true;
+                        fin(p);
+                    }
                 }
             }
         }
@@ -124,10 +139,12 @@ pub(crate) unsafe fn handle_garbage<C: Counts>(
         return 0;
     }
 
-    // 4. The set is dead.
-    for &p in &set {
-        // SAFETY: pinned members are alive.
-        unsafe { (*p).set_flag(FLAG_DEAD) };
+    // 4. The set is dead (`FLAG_DEAD` is still set from step 1 if no finalizer was due).
+    if finalizers {
+        for &p in &set {
+            // SAFETY: pinned members are alive.
+            unsafe { (*p).set_flag(FLAG_DEAD) };
+        }
     }
     space.destroying::<C, _>(|| {
         for &p in &set {
