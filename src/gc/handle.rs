@@ -236,17 +236,25 @@ impl<T: Trace + 'static> Gc<T> {
     }
 
     fn new_with(value: T, vtable: &'static VTable) -> Self {
-        if T::MAY_CONTAIN_GC {
-            with_space(|s| s.before_tracked_alloc::<C>());
-        }
+        // One access to the space (and one init check) for the count and the link; no
+        // closure around the allocation, so the value is not copied through a closure's state.
+        let space = if T::MAY_CONTAIN_GC {
+            with_space(|s| {
+                s.before_tracked_alloc::<C>();
+                ptr::from_ref(s)
+            })
+        } else {
+            ptr::null()
+        };
         let b = allocate::<T>(C::new_live(), vtable);
         // SAFETY: `allocate` left the value field uninitialised and in bounds.
         unsafe {
             ptr::addr_of_mut!((*b.as_ptr()).value).write(UnsafeCell::new(ManuallyDrop::new(value)))
         };
         if T::MAY_CONTAIN_GC {
-            // SAFETY: a new, fully built tracked object, in no list.
-            with_space(|s| unsafe { s.track(links_of(b.as_ptr())) });
+            // SAFETY: `space` is this thread's object space, valid for the thread's whole life
+            // (see `with_space`); the object is new, fully built, tracked, in no list.
+            unsafe { (*space).track(links_of(b.as_ptr())) };
         }
         Gc {
             ptr: b,
