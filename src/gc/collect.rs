@@ -55,7 +55,9 @@
 //! that survived it (the long-lived ratio that keeps full collections amortised linear).
 
 use super::generations::{GenState, NUM_GENERATIONS};
-use super::header::{counts_of, Counts, Links, PREV_COLLECTING, PREV_REACHABLE, REFS_SHIFT};
+use super::header::{
+    counts_of, Counts, Links, FLAG_FINALIZED, PREV_COLLECTING, PREV_REACHABLE, REFS_SHIFT,
+};
 use super::list;
 use super::trace::{Mode, Tracer};
 
@@ -164,20 +166,21 @@ pub(crate) fn collect_generation<F: Flavor>(gen: usize) -> usize {
     };
     // SAFETY: `with_scan_state` gives exclusive use of the generations; `scan` runs no user
     // code.
-    let garbage = F::with_scan_state(gen, |st| unsafe { scan::<F>(st, gen) });
+    let (garbage, finalizers) = F::with_scan_state(gen, |st| unsafe { scan::<F>(st, gen) });
     let old = (gen + 1).min(NUM_GENERATIONS - 1);
-    // SAFETY: `garbage` is what `scan` committed: pinned, unlinked, unreachable.
-    let freed = unsafe { super::finalize::teardown::<F>(&garbage, old) };
+    // SAFETY: `garbage` is what `scan` committed: pinned, unlinked, dead, unreachable.
+    let freed = unsafe { super::finalize::teardown::<F>(&garbage, finalizers, old) };
     F::with_state(|st| st.record(gen, freed));
     freed
 }
 
 /// The part of a collection that runs under the flavor's lock: passes, validation, commit,
-/// promotion. Returns the garbage set, committed (see [`split_and_commit`]).
+/// promotion. Returns the garbage set, committed, and whether a member has a finalizer due
+/// (see [`split_and_commit`]).
 ///
 /// # Safety
 /// `st` is the flavor's generation state, used exclusively by this call.
-unsafe fn scan<F: Flavor>(st: &GenState, gen: usize) -> Vec<*const Links> {
+unsafe fn scan<F: Flavor>(st: &GenState, gen: usize) -> (Vec<*const Links>, bool) {
     // SAFETY: per the caller `st` stays put while in use.
     unsafe { st.init() };
     if gen + 1 < NUM_GENERATIONS {
@@ -203,7 +206,7 @@ unsafe fn scan<F: Flavor>(st: &GenState, gen: usize) -> Vec<*const Links> {
     let mut tracer = Tracer::new(Mode::Count, F::CONCURRENT);
     // SAFETY: the passes' contracts hold in sequence on the intact list `young`; only
     // `Trace` impls run, which may not create, drop or move handles.
-    let (survivors, garbage) = unsafe {
+    let (survivors, garbage, finalizers) = unsafe {
         loop {
             init_refs(young);
             count_internal(young, &mut tracer);
@@ -247,7 +250,7 @@ unsafe fn scan<F: Flavor>(st: &GenState, gen: usize) -> Vec<*const Links> {
         // SAFETY: both lists are intact.
         unsafe { list::merge(young, old) };
     }
-    garbage
+    (garbage, finalizers)
 }
 
 /// Iterate the `next` chain of a list whose `prev` fields may hold collection bits.
@@ -440,14 +443,15 @@ unsafe fn condemn<C: Counts>(young: *const Links, snaps: &[u64], tracer: &mut Tr
 
 /// Pass 6: split `young` into the reachable objects (left in `young`, `prev` restored) and
 /// the garbage, which is unlinked (a self-loop each) and committed: pinned with one strong
-/// reference and weak handles cleared ([`Counts::commit_garbage`]). Returns the number of
-/// survivors and the garbage.
+/// reference, weak handles cleared, marked dead ([`Counts::commit_garbage`]). Returns the
+/// number of survivors, the garbage, and whether some member has a finalizer still to run.
 ///
 /// # Safety
 /// After `mark` (and `condemn` for a concurrent flavor) on the same list.
-unsafe fn split_and_commit<C: Counts>(young: *const Links) -> (usize, Vec<*const Links>) {
+unsafe fn split_and_commit<C: Counts>(young: *const Links) -> (usize, Vec<*const Links>, bool) {
     let mut reachable = 0;
     let mut garbage = Vec::new();
+    let mut finalizers = false;
     // SAFETY: nodes are live; push_back rewrites `prev`, clearing the collection bits.
     unsafe {
         let mut p = (*young).next.get();
@@ -460,13 +464,14 @@ unsafe fn split_and_commit<C: Counts>(young: *const Links) -> (usize, Vec<*const
             } else {
                 (*p).next.set(p);
                 (*p).set_prev(p);
+                finalizers |= (*p).vtable().finalize.is_some() && C::flags(p) & FLAG_FINALIZED == 0;
                 C::commit_garbage(p);
                 garbage.push(p);
             }
             p = next;
         }
     }
-    (reachable, garbage)
+    (reachable, garbage, finalizers)
 }
 
 /// `check_garbage` of the single-thread flavor: after finalizers ran, is any member of `set`

@@ -59,60 +59,74 @@ pub trait Finalize {
     fn finalize(&self);
 }
 
-/// Tear down the garbage set a collection committed (steps 2 to 5 above; step 0 and 1 are
-/// `collect::split_and_commit`, done under the flavor's lock). Returns the number of objects
-/// freed. Runs user code (finalizers, `Drop`), so the caller holds no pyheap lock.
+/// Tear down the garbage set a collection committed (steps 2 to 5 above; steps 0 and 1 are
+/// `collect::split_and_commit`, done under the flavor's lock, which also marks every member
+/// `FLAG_DEAD`: if no member has a finalizer due (`finalizers` false) the set is dead already,
+/// one pass less; otherwise the mark is taken off again before any finalizer runs). Returns
+/// the number of objects freed. Runs user code (finalizers, `Drop`), so the caller holds no
+/// pyheap lock.
 ///
 /// # Safety
-/// Every member of `set` is a live tracked object of flavor `F`, unlinked, pinned once and
-/// with its weak handles cleared, and no handle outside the set can reach it; `old` is the
+/// Every member of `set` is a live tracked object of flavor `F`, unlinked, pinned once, with
+/// its weak handles cleared and `FLAG_DEAD` set, and no handle outside the set can reach it;
+/// `finalizers` says whether some member has a finalizer that has not run; `old` is the
 /// generation a resurrected set goes back to.
-pub(crate) unsafe fn teardown<F: Flavor>(set: &[*const Links], old: usize) -> usize {
+pub(crate) unsafe fn teardown<F: Flavor>(
+    set: &[*const Links],
+    finalizers: bool,
+    old: usize,
+) -> usize {
     type C<F> = <F as Flavor>::Counts;
     if set.is_empty() {
         return 0;
     }
 
-    // 2. Finalizers, once each, on an intact set.
-    let mut ran = false;
-    for &p in set {
-        // SAFETY: members are pinned, so alive, and not yet dead.
-        unsafe {
-            if let Some(fin) = (*p).vtable().finalize {
-                if C::<F>::flags(p) & FLAG_FINALIZED == 0 {
-                    C::<F>::set_flag(p, FLAG_FINALIZED);
-                    ran = true;
-                    fin(p);
-                }
-            }
-        }
-    }
-
-    // 3. Resurrection check.
-    // SAFETY: members are pinned, unlinked and not dead.
-    if ran && unsafe { F::resurrected(set) } {
+    if finalizers {
+        // 2. Finalizers, once each, on an intact (not yet dead) set.
         for &p in set {
-            // SAFETY: members are self-loops, alive (pinned).
-            unsafe { F::relink(p, old) };
+            // SAFETY: members are pinned, so alive; no user code ran since the commit.
+            unsafe { C::<F>::clear_flag(p, FLAG_DEAD) };
         }
-        F::destroying(|| {
-            for &p in set {
-                // SAFETY: each pin is released once; a member reaching zero is tracked and
-                // alive, so it dies the ordinary way.
-                unsafe {
-                    if counts_of::<C<F>>(p).dec_strong() == 0 {
-                        F::object_died(p);
+        let mut ran = false;
+        for &p in set {
+            // SAFETY: members are pinned, so alive, and not dead.
+            unsafe {
+                if let Some(fin) = (*p).vtable().finalize {
+                    if C::<F>::flags(p) & FLAG_FINALIZED == 0 {
+                        C::<F>::set_flag(p, FLAG_FINALIZED);
+                        ran = true;
+                        fin(p);
                     }
                 }
             }
-        });
-        return 0;
-    }
+        }
 
-    // 4. The set is dead.
-    for &p in set {
-        // SAFETY: pinned members are alive.
-        unsafe { C::<F>::set_flag(p, FLAG_DEAD) };
+        // 3. Resurrection check.
+        // SAFETY: members are pinned, unlinked and not dead.
+        if ran && unsafe { F::resurrected(set) } {
+            for &p in set {
+                // SAFETY: members are self-loops, alive (pinned).
+                unsafe { F::relink(p, old) };
+            }
+            F::destroying(|| {
+                for &p in set {
+                    // SAFETY: each pin is released once; a member reaching zero is tracked
+                    // and alive, so it dies the ordinary way.
+                    unsafe {
+                        if counts_of::<C<F>>(p).dec_strong() == 0 {
+                            F::object_died(p);
+                        }
+                    }
+                }
+            });
+            return 0;
+        }
+
+        // 4. The set is dead.
+        for &p in set {
+            // SAFETY: pinned members are alive.
+            unsafe { C::<F>::set_flag(p, FLAG_DEAD) };
+        }
     }
     F::destroying(|| {
         for &p in set {

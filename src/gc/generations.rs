@@ -75,6 +75,12 @@ impl GenState {
         }
     }
 
+    /// Whether [`GenState::init`] ran.
+    #[inline]
+    pub(crate) fn is_initialized(&self) -> bool {
+        self.initialized.get()
+    }
+
     /// Self-link the sentinels on first use (their address is only known in place).
     ///
     /// # Safety

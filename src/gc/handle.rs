@@ -19,7 +19,7 @@ use core::ptr::{self, NonNull};
 use super::finalize::Finalize;
 use super::header::{
     alloc_layout, is_fat, links_of, tracked_layout, Counts, GcBox, Links, LocalCounts, VTable,
-    FLAG_DEAD, FLAG_UNIQUE, FLAG_WEAKS_CLEARED,
+    FLAG_DEAD, FLAG_FINALIZED, FLAG_UNIQUE, FLAG_WEAKS_CLEARED,
 };
 use super::slice;
 use super::space::{release_token, with_space};
@@ -136,6 +136,24 @@ unsafe fn deallocate<T: ?Sized + Trace + 'static>(b: NonNull<Inner<T>>) {
     }
 }
 
+/// Run the finalizer of an object that refcounting is about to destroy (marking it
+/// finalized first, so it never runs again).
+///
+/// # Safety
+/// `l` is a tracked object being destroyed by `Gc::drop` (strong count zero, `FLAG_DEAD`
+/// set, value intact) and `fin` its vtable's finalizer.
+#[cold]
+#[inline(never)]
+unsafe fn finalize_now(l: *const Links, fin: unsafe fn(*const Links)) {
+    // SAFETY: per the caller the header is alive; no handle to the object exists (strong is
+    // zero and weak upgrades fail), so the finalizer cannot resurrect it; it sees an intact
+    // value.
+    unsafe {
+        (*l).set_flag(FLAG_FINALIZED);
+        fin(l);
+    }
+}
+
 #[cold]
 #[inline(never)]
 #[track_caller]
@@ -160,17 +178,25 @@ impl<T: Trace + 'static> Gc<T> {
     }
 
     fn new_with(value: T, vtable: &'static VTable) -> Self {
-        if T::MAY_CONTAIN_GC {
-            with_space(|s| s.before_tracked_alloc::<C>());
-        }
+        // One access to the space (and one init check) for the count and the link; no
+        // closure around the allocation, so the value is not copied through a closure's state.
+        let space = if T::MAY_CONTAIN_GC {
+            with_space(|s| {
+                s.before_tracked_alloc::<C>();
+                ptr::from_ref(s)
+            })
+        } else {
+            ptr::null()
+        };
         let b = allocate::<T>(C::new_live(), vtable);
         // SAFETY: `allocate` left the value field uninitialised and in bounds.
         unsafe {
             ptr::addr_of_mut!((*b.as_ptr()).value).write(UnsafeCell::new(ManuallyDrop::new(value)))
         };
         if T::MAY_CONTAIN_GC {
-            // SAFETY: a new, fully built tracked object, in no list.
-            with_space(|s| unsafe { s.track(links_of(b.as_ptr())) });
+            // SAFETY: `space` is this thread's object space, valid for the thread's whole life
+            // (see `with_space`); the object is new, fully built, tracked, in no list.
+            unsafe { (*space).track(links_of(b.as_ptr())) };
         }
         Gc {
             ptr: b,
@@ -514,15 +540,37 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
     fn drop_slow(&mut self) {
         if T::MAY_CONTAIN_GC {
             let l = self.links();
-            // SAFETY: the strong count just reached zero; the header is alive (the token is
-            // held). A dead object's value is gone already (the collector released its pin
-            // before this), so only the token remains to release; otherwise it dies now.
+            // The strong count just reached zero; the header is alive (the token is held).
+            // The flags and the vtable come from one read of the header word.
+            // SAFETY: as just said.
+            let (f, vt) = unsafe { ((*l).flags(), (*l).vtable()) };
+            if f & FLAG_DEAD != 0 {
+                // SAFETY: a dead object's value is gone already (the collector released its
+                // pin before this), so only the token remains to release.
+                unsafe { release_token::<C>(l) };
+                return;
+            }
+            let b = self.ptr;
+            // SAFETY: a live tracked object of this thread whose strong count just reached
+            // zero, `FLAG_DEAD` clear. The closure is this object's `destroy`, typed: `f`
+            // and `vt` were read before `object_died_with` set `FLAG_DEAD`, which is the only
+            // flag it changes, so `f` still tells whether the finalizer ran.
             unsafe {
-                if (*l).flags() & FLAG_DEAD != 0 {
-                    release_token::<C>(l);
-                } else {
-                    with_space(|s| s.object_died::<C>(l));
-                }
+                with_space(|s| {
+                    s.object_died_with::<C>(l, |l| {
+                        if let Some(fin) = vt.finalize {
+                            if f & FLAG_FINALIZED == 0 {
+                                finalize_now(l, fin);
+                            }
+                        }
+                        // The value is initialised, `FLAG_DEAD` is set, nobody references
+                        // it: dropped once, here. Then the token is released.
+                        ManuallyDrop::drop(&mut *(*b.as_ptr()).value.get());
+                        if (*b.as_ptr()).counts.dec_weak() == 0 {
+                            deallocate(b);
+                        }
+                    })
+                })
             }
         } else {
             // SAFETY: untracked objects are never dead while a handle exists; this was the last

@@ -167,7 +167,8 @@ pub(crate) unsafe trait Counts: Sized + 'static {
         false
     }
     /// The collector commits to destroying the object: one strong reference (the *pin*) is
-    /// added, weak handles stop upgrading, and a condemnation ends; one step, so that no
+    /// added, weak handles stop upgrading, the value is marked dead (the teardown takes the
+    /// mark off again while finalizers run), and a condemnation ends; one step, so that no
     /// observer sees the object condemned but upgradable.
     ///
     /// # Safety
@@ -178,7 +179,7 @@ pub(crate) unsafe trait Counts: Sized + 'static {
         // SAFETY: per the caller.
         unsafe {
             counts_of::<Self>(links).inc_strong();
-            Self::set_flag(links, FLAG_WEAKS_CLEARED);
+            Self::set_flag(links, FLAG_WEAKS_CLEARED | FLAG_DEAD);
         }
     }
 }
@@ -452,6 +453,7 @@ pub(crate) const fn tracked_offset(box_align: usize, fat: bool) -> usize {
 /// The offset of the box and the layout of the whole allocation holding a `GcBox` of layout
 /// `box_layout`: just the box for untracked objects, links (and, for `fat`, the length)
 /// followed by the box for tracked ones. The one formula allocation and deallocation share.
+#[inline]
 pub(crate) fn alloc_layout(tracked: bool, fat: bool, box_layout: Layout) -> (usize, Layout) {
     if !tracked {
         return (0, box_layout);

@@ -29,7 +29,6 @@ pub(crate) struct Space {
     dropping: Cell<bool>,
     /// Pending-destruction queue, linked through the dead objects' own `next` field.
     pending: Cell<*const Links>,
-    exit_guard: Cell<bool>,
 }
 
 impl Deref for Space {
@@ -48,24 +47,29 @@ impl Space {
             collecting: Cell::new(false),
             dropping: Cell::new(false),
             pending: Cell::new(core::ptr::null()),
-            exit_guard: Cell::new(false),
         }
     }
 
-    /// Self-link the sentinels on first use (their address is only known in place).
+    /// Self-link the sentinels on first use (their address is only known in place) and
+    /// register the thread-exit collection. One flag test on the fast path.
     #[inline]
     pub(crate) fn init(&self) {
-        // SAFETY: the space lives in a thread-local that never moves or dies while the thread
-        // runs (it has no drop glue).
-        unsafe { self.state.init() }
+        if !self.state.is_initialized() {
+            self.init_slow();
+        }
     }
 
-    /// Register the thread-exit collection (once; never from inside a thread-local destructor).
-    fn ensure_exit_guard(&self) {
-        if !self.exit_guard.get() {
-            self.exit_guard.set(true);
-            let _ = EXIT_GUARD.try_with(|_| ());
-        }
+    #[cold]
+    #[inline(never)]
+    fn init_slow(&self) {
+        // SAFETY: the space lives in a thread-local that never moves or dies while the
+        // thread runs (it has no drop glue).
+        unsafe { self.state.init() };
+        // Register the thread-exit collection now, once, rather than on every tracked
+        // allocation: a thread that uses the space collects its garbage when it exits. If
+        // the thread is already destroying its thread-locals and the guard is gone, there is
+        // no last collection (as before, when this ran on the first tracked allocation).
+        let _ = EXIT_GUARD.try_with(|_| ());
     }
 
     /// Account for a tracked allocation about to happen and run an automatic collection if
@@ -78,15 +82,21 @@ impl Space {
     /// means for user code.
     #[inline]
     pub(crate) fn before_tracked_alloc<C: Counts>(&self) {
-        self.init();
+        debug_assert!(self.state.is_initialized());
         let g0 = &self.gens[0];
         let c = g0.count.get() + 1;
         g0.count.set(c);
-        if c > g0.threshold.get()
-            && g0.threshold.get() != 0
-            && self.enabled.get()
-            && !self.collecting.get()
-        {
+        if c > g0.threshold.get() {
+            self.maybe_collect();
+        }
+    }
+
+    /// Generation 0 is over its threshold: collect unless disabled or already collecting.
+    /// Out of line, so the allocation fast path stays small.
+    #[cold]
+    #[inline(never)]
+    fn maybe_collect(&self) {
+        if self.gens[0].threshold.get() != 0 && self.enabled.get() && !self.collecting.get() {
             collect::collect_generations::<Local>();
         }
     }
@@ -94,11 +104,11 @@ impl Space {
     /// Link a new, fully built tracked object into generation 0.
     ///
     /// # Safety
-    /// `links` is the header of a live tracked object of this thread that is in no list.
+    /// `links` is the header of a live tracked object of this thread that is in no list
+    /// (so the space is initialised: the object was counted by `before_tracked_alloc`).
     #[inline]
     pub(crate) unsafe fn track(&self, links: *const Links) {
-        self.init();
-        self.ensure_exit_guard();
+        debug_assert!(self.state.is_initialized());
         // SAFETY: generation heads are initialised; `links` is unlinked per the caller.
         unsafe { list::push_back(self.gen_head(0), links) };
     }
@@ -107,6 +117,7 @@ impl Space {
     ///
     /// # Safety
     /// `links` is the header of a live tracked object of this thread.
+    #[inline]
     pub(crate) unsafe fn untrack(&self, links: *const Links) {
         // SAFETY: lists are intact outside the collector's passes.
         unsafe { list::unlink(links) };
@@ -122,6 +133,24 @@ impl Space {
     /// `links` is the header of a live tracked object of this thread whose strong count just
     /// reached zero, with `FLAG_DEAD` clear; counts are of type `C`.
     pub(crate) unsafe fn object_died<C: Counts>(&self, links: *const Links) {
+        // SAFETY: per the caller; `destroy` is the generic destruction of such an object.
+        unsafe { self.object_died_with::<C>(links, |l| destroy::<C>(l)) }
+    }
+
+    /// [`Space::object_died`] with the destruction supplied by the caller: `Gc::drop` passes
+    /// one that knows the value's type (no indirect calls, a constant layout). `destroy` is
+    /// called at most once, on `links`, only if no other frame is destroying objects; objects
+    /// that die meanwhile are queued and destroyed generically afterwards.
+    ///
+    /// # Safety
+    /// As for `object_died`; and `destroy(links)` must do what [`destroy`] does for this
+    /// object (finalize once, drop the value, release the token).
+    #[inline(always)]
+    pub(crate) unsafe fn object_died_with<C: Counts>(
+        &self,
+        links: *const Links,
+        destroy: impl FnOnce(*const Links),
+    ) {
         // SAFETY: the object is tracked and linked (or a self-loop); lists are intact because no
         // collection pass is running while user code drops handles.
         unsafe { self.untrack(links) };
@@ -134,9 +163,10 @@ impl Space {
             return;
         }
         let _g = DropGuard::enter(self);
-        // SAFETY: per the caller.
-        unsafe { destroy::<C>(links) };
-        self.drain::<C>();
+        destroy(links);
+        if !self.pending.get().is_null() {
+            self.drain::<C>();
+        }
     }
 
     /// Run `f` as the outermost destroyer: deaths inside it are queued, then drained here.
@@ -150,6 +180,8 @@ impl Space {
         r
     }
 
+    #[cold]
+    #[inline(never)]
     fn drain<C: Counts>(&self) {
         loop {
             let p = self.pending.get();
@@ -249,10 +281,15 @@ impl Drop for ExitGuard {
 /// Run `f` on this thread's object space. Always succeeds: the space has no destructor.
 #[inline]
 pub(crate) fn with_space<R>(f: impl FnOnce(&Space) -> R) -> R {
-    SPACE.with(|s| {
-        s.init();
-        f(s)
-    })
+    // Only the address comes out of `LocalKey::with` (a tiny closure that always inlines), so
+    // `f` is inlined into the caller or not on its own merits.
+    let s: *const Space = SPACE.with(|s| s as *const Space);
+    // SAFETY: `SPACE` is `const`-initialised and has no drop glue, so it stays valid, never
+    // moved, for the whole life of this thread (through thread-local teardown too); the
+    // reference does not outlive this call, and `Space` is `!Sync`, so it stays on this thread.
+    let s = unsafe { &*s };
+    s.init();
+    f(s)
 }
 
 /// The single-thread flavor, as the collector sees it.

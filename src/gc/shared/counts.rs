@@ -29,7 +29,7 @@
 
 use core::time::Duration;
 
-use crate::gc::header::{counts_of, Counts, Links, FLAG_CONDEMNED, FLAG_WEAKS_CLEARED};
+use crate::gc::header::{counts_of, Counts, Links, FLAG_CONDEMNED, FLAG_DEAD, FLAG_WEAKS_CLEARED};
 use crate::sync::{fence, AtomicU32, AtomicU64, Ordering};
 
 const FLAG_BITS: u64 = 0x3f;
@@ -286,8 +286,8 @@ unsafe impl Counts for SharedCounts {
         // already include `FLAG_WEAKS_CLEARED` from an earlier resurrection).
         let mut w = c.word.load(Ordering::Acquire);
         loop {
-            let new =
-                (w.wrapping_add(CLONE) | FLAG_WEAKS_CLEARED as u64) & !(FLAG_CONDEMNED as u64);
+            let new = (w.wrapping_add(CLONE) | (FLAG_WEAKS_CLEARED | FLAG_DEAD) as u64)
+                & !(FLAG_CONDEMNED as u64);
             match c
                 .word
                 .compare_exchange(w, new, Ordering::AcqRel, Ordering::Acquire)
