@@ -74,6 +74,22 @@ pub(crate) unsafe fn teardown<F: Flavor>(set: &[*const Links], old: usize) -> us
         return 0;
     }
 
+    // Concurrent flavor: the resurrection check keeps whatever finalizers could reach (it
+    // cannot look again exactly, see `Shared::resurrected`), so work out now, while nothing
+    // of the set has run, which members the finalizers about to run can reach. The others
+    // stay unreachable whatever the finalizers do and are freed by this collection, so
+    // garbage without finalizers never waits for (or piles up behind) finalized garbage.
+    let to_finalize = |p: *const Links| {
+        // SAFETY: members are pinned, so alive.
+        unsafe { (*p).vtable().finalize.is_some() && C::<F>::flags(p) & FLAG_FINALIZED == 0 }
+    };
+    let reach: Option<Vec<bool>> = if F::CONCURRENT && set.iter().any(|&p| to_finalize(p)) {
+        // SAFETY: per our caller; no user code of the set has run yet.
+        Some(unsafe { super::collect::reachable_from(set, to_finalize) })
+    } else {
+        None
+    };
+
     // 2. Finalizers, once each, on an intact set.
     let mut ran = false;
     for &p in set {
@@ -89,17 +105,34 @@ pub(crate) unsafe fn teardown<F: Flavor>(set: &[*const Links], old: usize) -> us
         }
     }
 
-    // 3. Resurrection check.
+    // 3. Resurrection check: of the whole set, or (concurrent flavor) of the part the
+    // finalizers could reach; the rest is dead in any case.
+    let split: Option<(Vec<*const Links>, Vec<*const Links>)> = reach.map(|r| {
+        let mut reached = Vec::new();
+        let mut rest = Vec::new();
+        for (&p, r) in set.iter().zip(r) {
+            if r {
+                reached.push(p);
+            } else {
+                rest.push(p);
+            }
+        }
+        (reached, rest)
+    });
+    let candidates: &[*const Links] = split.as_ref().map_or(set, |(reached, _)| reached);
     // SAFETY: members are pinned, unlinked and not dead.
-    if ran && unsafe { F::resurrected(set) } {
+    if ran && unsafe { F::resurrected(candidates) } {
         F::with_state(|st| {
-            for &p in set {
+            for &p in candidates {
                 // SAFETY: members are self-loops; the generations are intact and ours.
                 unsafe { list::push_back(st.gen_head(old), p) };
             }
         });
+        let dead: &[*const Links] = split.as_ref().map_or(&[], |(_, rest)| rest);
+        // SAFETY: the members no finalizer could reach are still unreachable from anywhere.
+        let freed = unsafe { destroy::<F>(dead) };
         F::destroying(|| {
-            for &p in set {
+            for &p in candidates {
                 // SAFETY: each pin is released once; a member reaching zero is tracked and
                 // alive, so it dies the ordinary way.
                 unsafe {
@@ -109,9 +142,20 @@ pub(crate) unsafe fn teardown<F: Flavor>(set: &[*const Links], old: usize) -> us
                 }
             }
         });
-        return 0;
+        return freed;
     }
+    // SAFETY: per our caller, and no finalizer resurrected anything.
+    unsafe { destroy::<F>(set) }
+}
 
+/// Steps 4 and 5 for `set`: mark every member dead, drop every value, release the pins.
+/// Returns the number of objects freed.
+///
+/// # Safety
+/// As [`teardown`], and no handle outside `set` can reach a member (finalizers, if any ran,
+/// did not resurrect it).
+unsafe fn destroy<F: Flavor>(set: &[*const Links]) -> usize {
+    type C<F> = <F as Flavor>::Counts;
     // 4. The set is dead.
     for &p in set {
         // SAFETY: pinned members are alive.
