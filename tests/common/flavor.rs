@@ -62,6 +62,7 @@ pub mod unsync {
     use std::cell::{RefCell, RefMut};
 
     pub use pyheap::unsync::gc;
+    #[allow(unused_imports)]
     pub use pyheap::unsync::{Gc, Weak};
 
     pub const SHARED: bool = false;
@@ -132,6 +133,7 @@ pub mod shared {
     use std::sync::{Mutex, MutexGuard};
 
     pub use pyheap::gc;
+    #[allow(unused_imports)]
     pub use pyheap::{Gc, Weak};
 
     pub const SHARED: bool = true;
