@@ -1,74 +1,79 @@
-//! Cycles of every shape, matched against drop counters.
+//! Cycles of every shape, matched against drop counters, for both flavors (`mod unsync`:
+//! `pyheap::unsync::Gc` with `RefCell` edges; `mod shared`: `pyheap::Gc` with `Mutex` edges;
+//! see `common/flavor.rs`). The tests of a binary run one at a time (`setup()`), so the exact
+//! `collect()` results hold for the shared space too.
 
-use pyheap::unsync::Gc;
+#[macro_use]
+#[path = "common/flavor.rs"]
+mod flavor;
+
 use pyheap::Trace;
-use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
-thread_local!(static DROPS: Cell<usize> = const { Cell::new(0) });
+static DROPS: AtomicUsize = AtomicUsize::new(0);
 
 fn drops() -> usize {
-    DROPS.with(|d| d.get())
+    DROPS.load(SeqCst)
 }
+
+both_flavors! {
 
 #[derive(Trace, Default)]
 struct Node {
-    edges: RefCell<Vec<Gc<Node>>>,
+    edges: Edge<Vec<Gc<Node>>>,
     label: u32,
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
-        DROPS.with(|d| d.set(d.get() + 1));
+        DROPS.fetch_add(1, SeqCst);
     }
 }
 
 fn node(label: u32) -> Gc<Node> {
     Gc::new(Node {
-        edges: RefCell::new(Vec::new()),
+        edges: Edge::new(Vec::new()),
         label,
     })
 }
 
 fn link(a: &Gc<Node>, b: &Gc<Node>) {
-    a.edges.borrow_mut().push(b.clone());
-}
-
-fn setup() -> usize {
-    pyheap::unsync::gc::disable();
-    pyheap::collect();
-    drops()
+    a.edges.lock().push(b.clone());
 }
 
 #[test]
 fn self_cycle() {
-    let d0 = setup();
+    let _s = setup();
+    let d0 = drops();
     let a = node(0);
     link(&a, &a);
     drop(a);
     assert_eq!(drops(), d0);
-    assert_eq!(pyheap::collect(), 1);
+    assert_eq!(collect(), 1);
     assert_eq!(drops(), d0 + 1);
-    assert_eq!(pyheap::collect(), 0);
+    assert_eq!(collect(), 0);
 }
 
 #[test]
 fn pair_cycle() {
-    let d0 = setup();
+    let _s = setup();
+    let d0 = drops();
     let a = node(0);
     let b = node(1);
     link(&a, &b);
     link(&b, &a);
     drop(a);
-    assert_eq!(pyheap::collect(), 0, "b still holds a, and b is held by us");
+    assert_eq!(collect(), 0, "b still holds a, and b is held by us");
     drop(b);
-    assert_eq!(pyheap::collect(), 2);
+    assert_eq!(collect(), 2);
     assert_eq!(drops(), d0 + 2);
 }
 
 /// Build a ring of `n` nodes, drop every handle, and check that `collect()` frees exactly
 /// the ring.
 fn collect_ring(n: u32) {
-    let d0 = setup();
+    let _s = setup();
+    let d0 = drops();
     let first = node(0);
     let mut prev = first.clone();
     for i in 1..n {
@@ -79,7 +84,7 @@ fn collect_ring(n: u32) {
     link(&prev, &first);
     drop(prev);
     drop(first);
-    assert_eq!(pyheap::collect(), n as usize);
+    assert_eq!(collect(), n as usize);
     assert_eq!(drops(), d0 + n as usize);
 }
 
@@ -95,7 +100,8 @@ fn ring_of_a_million_collected_without_stack_overflow() {
 
 #[test]
 fn cycle_hanging_off_a_live_root_is_kept() {
-    let d0 = setup();
+    let _s = setup();
+    let d0 = drops();
     let root = node(0);
     let a = node(1);
     let b = node(2);
@@ -103,20 +109,21 @@ fn cycle_hanging_off_a_live_root_is_kept() {
     link(&a, &b);
     link(&b, &a);
     drop((a, b));
-    assert_eq!(pyheap::collect(), 0);
+    assert_eq!(collect(), 0);
     assert_eq!(drops(), d0);
-    let a = root.edges.borrow()[0].clone();
+    let a = root.edges.lock()[0].clone();
     assert_eq!(a.label, 1);
-    assert_eq!(a.edges.borrow()[0].label, 2);
+    assert_eq!(a.edges.lock()[0].label, 2);
     drop(a);
-    root.edges.borrow_mut().clear();
-    assert_eq!(pyheap::collect(), 2);
+    root.edges.lock().clear();
+    assert_eq!(collect(), 2);
     assert_eq!(drops(), d0 + 2);
 }
 
 #[test]
 fn garbage_cycle_pointing_at_a_live_object_leaves_it_intact() {
-    let d0 = setup();
+    let _s = setup();
+    let d0 = drops();
     let live = node(7);
     let a = node(1);
     let b = node(2);
@@ -125,7 +132,7 @@ fn garbage_cycle_pointing_at_a_live_object_leaves_it_intact() {
     link(&a, &live);
     assert_eq!(Gc::strong_count(&live), 2);
     drop((a, b));
-    assert_eq!(pyheap::collect(), 2);
+    assert_eq!(collect(), 2);
     assert_eq!(drops(), d0 + 2);
     assert_eq!(Gc::strong_count(&live), 1);
     assert_eq!(live.label, 7);
@@ -133,7 +140,8 @@ fn garbage_cycle_pointing_at_a_live_object_leaves_it_intact() {
 
 #[test]
 fn acyclic_tree_hanging_off_a_cycle_is_freed_with_it() {
-    let d0 = setup();
+    let _s = setup();
+    let d0 = drops();
     let a = node(0);
     link(&a, &a);
     let mut leaf = node(1);
@@ -145,7 +153,7 @@ fn acyclic_tree_hanging_off_a_cycle_is_freed_with_it() {
     }
     drop(leaf);
     drop(a);
-    assert_eq!(pyheap::collect(), 1000);
+    assert_eq!(collect(), 1000);
     assert_eq!(drops(), d0 + 1000);
 }
 
@@ -153,21 +161,21 @@ fn acyclic_tree_hanging_off_a_cycle_is_freed_with_it() {
 fn garbage_cycle_holding_untracked_objects() {
     #[derive(Trace)]
     struct Holder {
-        me: RefCell<Option<Gc<Holder>>>,
+        me: Edge<Option<Gc<Holder>>>,
         text: Gc<String>,
     }
-    setup();
+    let _s = setup();
     let text = Gc::new(String::from("kept"));
     let w = Gc::downgrade(&text);
     let h = Gc::new(Holder {
-        me: RefCell::new(None),
+        me: Edge::new(None),
         text: text.clone(),
     });
-    *h.me.borrow_mut() = Some(h.clone());
+    *h.me.lock() = Some(h.clone());
     drop(h);
     drop(text);
     assert!(w.upgrade().is_some());
-    assert_eq!(pyheap::collect(), 1, "untracked objects are not counted");
+    assert_eq!(collect(), 1, "untracked objects are not counted");
     assert!(w.upgrade().is_none());
 }
 
@@ -175,45 +183,52 @@ fn garbage_cycle_holding_untracked_objects() {
 fn weak_edges_do_not_keep_cycles() {
     #[derive(Trace)]
     struct P {
-        child: RefCell<Option<Gc<C>>>,
+        child: Edge<Option<Gc<C>>>,
     }
     #[derive(Trace)]
     struct C {
-        parent: pyheap::unsync::Weak<P>,
+        parent: Weak<P>,
     }
-    setup();
+    let _s = setup();
     let p = Gc::new(P {
-        child: RefCell::new(None),
+        child: Edge::new(None),
     });
     let c = Gc::new(C {
         parent: Gc::downgrade(&p),
     });
-    *p.child.borrow_mut() = Some(c.clone());
+    *p.child.lock() = Some(c.clone());
     assert!(!Gc::is_tracked(&c), "a struct of weak handles is untracked");
     let wc = Gc::downgrade(&c);
     drop((p, c));
     assert!(wc.upgrade().is_none(), "no cycle: freed by counting");
-    assert_eq!(pyheap::collect(), 0);
+    assert_eq!(collect(), 0);
 }
 
+/// A cell borrowed (unsync: `RefCell::borrow_mut`) or locked (shared: a `Mutex` held by the
+/// collecting thread itself) while a collection runs: what it holds counts as referenced from
+/// outside; no panic, no deadlock, no miscount.
 #[test]
 fn mutably_borrowed_cells_are_roots() {
-    let d0 = setup();
+    let _s = setup();
+    let d0 = drops();
     let a = node(0);
     link(&a, &a);
     let w = Gc::downgrade(&a);
     let guard_owner = a.clone();
     drop(a);
     {
-        let _b = guard_owner.edges.borrow_mut();
+        let _b = guard_owner.edges.lock();
         // The cycle is reachable from `guard_owner` anyway; the borrowed cell must not make
         // the collector miscount.
-        assert_eq!(pyheap::collect(), 0);
+        assert_eq!(collect(), 0);
     }
     drop(guard_owner);
     assert!(w.upgrade().is_some());
-    assert_eq!(pyheap::collect(), 1);
+    assert_eq!(collect(), 1);
     assert_eq!(drops(), d0 + 1);
+}
+
+
 }
 
 // Locked and poisoned `Mutex`/`RwLock` interiors: see `gc_peer_failures.rs`.

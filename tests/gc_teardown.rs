@@ -1,11 +1,23 @@
 //! Teardown of garbage sets: handles stashed by Drop impls, finalizer order and resurrection
-//! (ports of CPython's test_gc / test_finalization). Drop impls that touch dead members or
-//! re-enter (allocate, drop, collect) are tested in `gc_peer_failures.rs`.
+//! (ports of CPython's test_gc / test_finalization), for both flavors (`mod unsync`,
+//! `mod shared`; see `common/flavor.rs`). Drop impls that touch dead members or re-enter
+//! (allocate, drop, collect) are tested in `gc_peer_failures.rs`.
+//!
+//! The one difference between the flavors here: the shared flavor's collection that runs a
+//! garbage set's finalizers keeps that set (it cannot recheck for resurrection while other
+//! threads run) and the next collection frees it (`collect_finalizing()` does both). Explicit
+//! collections run finalizers and drops on the calling thread in both flavors, so the
+//! thread-local logs below see them.
 
-use pyheap::unsync::{Gc, Weak};
+#[macro_use]
+#[path = "common/flavor.rs"]
+mod flavor;
+
 use pyheap::{Finalize, Trace};
 use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+
+both_flavors! {
 
 thread_local! {
     static LOG: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
@@ -33,18 +45,18 @@ enum Act {
 #[derive(Trace, Debug)]
 struct Obj {
     name: &'static str,
-    other: RefCell<Option<Gc<Obj>>>,
-    me: RefCell<Weak<Obj>>,
+    other: Edge<Option<Gc<Obj>>>,
+    me: Edge<Weak<Obj>>,
     #[trace(skip)]
     act: Act,
 }
 
 impl Finalize for Obj {
     fn finalize(&self) {
-        let me_alive = self.me.borrow().upgrade().is_some();
+        let me_alive = self.me.lock().upgrade().is_some();
         log(format!("fin {} weak_alive={}", self.name, me_alive));
         if self.act == Act::Resurrect {
-            if let Some(o) = &*self.other.borrow() {
+            if let Some(o) = &*self.other.lock() {
                 STASH.with(|s| s.borrow_mut().push(o.clone()));
             }
         }
@@ -54,7 +66,7 @@ impl Finalize for Obj {
 impl Drop for Obj {
     fn drop(&mut self) {
         log(format!("drop {}", self.name));
-        let other = self.other.borrow();
+        let other = self.other.lock();
         if let (Act::StashOther, Some(o)) = (self.act, &*other) {
             STASH.with(|s| s.borrow_mut().push(o.clone()));
         }
@@ -65,8 +77,8 @@ impl Obj {
     fn new(name: &'static str, act: Act, _f: bool) -> Obj {
         Obj {
             name,
-            other: RefCell::new(None),
-            me: RefCell::new(Weak::new()),
+            other: Edge::new(None),
+            me: Edge::new(Weak::new()),
             act,
         }
     }
@@ -79,31 +91,31 @@ fn make(name: &'static str, act: Act, finalized: bool) -> Gc<Obj> {
     } else {
         Gc::new(o)
     };
-    *g.me.borrow_mut() = Gc::downgrade(&g);
+    *g.me.lock() = Gc::downgrade(&g);
     g
 }
 
 fn pair(a: &Gc<Obj>, b: &Gc<Obj>) {
-    *a.other.borrow_mut() = Some(b.clone());
-    *b.other.borrow_mut() = Some(a.clone());
+    *a.other.lock() = Some(b.clone());
+    *b.other.lock() = Some(a.clone());
 }
 
-fn setup() {
-    pyheap::unsync::gc::disable();
-    pyheap::collect();
+fn setup_log() -> std::sync::MutexGuard<'static, ()> {
+    let g = setup();
     take_log();
     STASH.with(|s| s.borrow_mut().clear());
+    g
 }
 
 #[test]
 fn handle_stashed_by_a_drop_keeps_a_dead_header() {
-    setup();
+    let _s = setup_log();
     let a = make("a", Act::StashOther, false);
     let b = make("b", Act::Nothing, false);
     pair(&a, &b);
     let wb = Gc::downgrade(&b);
     drop((a, b));
-    assert_eq!(pyheap::collect(), 2);
+    assert_eq!(collect(), 2);
     let stashed = STASH.with(|s| s.borrow_mut().pop()).expect("a stashed b");
     assert!(Gc::try_deref(&stashed).is_none());
     assert!(!Gc::is_tracked(&stashed));
@@ -115,17 +127,18 @@ fn handle_stashed_by_a_drop_keeps_a_dead_header() {
     assert!(Gc::try_unwrap(clone).is_err());
     drop(stashed);
     drop(wb);
-    assert_eq!(pyheap::collect(), 0);
+    assert_eq!(collect(), 0);
 }
 
 #[test]
 fn finalizers_run_once_before_any_drop_with_weaks_already_cleared() {
-    setup();
+    let _s = setup_log();
     let a = make("a", Act::Nothing, true);
     let b = make("b", Act::Nothing, true);
     pair(&a, &b);
     drop((a, b));
-    assert_eq!(pyheap::collect(), 2);
+    // (shared: the first collection runs the finalizers, the second frees the pair)
+    assert_eq!(collect_finalizing(), 2);
     let log = take_log();
     assert_eq!(
         log,
@@ -141,7 +154,7 @@ fn finalizers_run_once_before_any_drop_with_weaks_already_cleared() {
 
 #[test]
 fn finalizer_runs_on_refcount_death_too() {
-    setup();
+    let _s = setup_log();
     let a = make("solo", Act::Nothing, true);
     drop(a);
     assert_eq!(take_log(), ["fin solo weak_alive=false", "drop solo"]);
@@ -150,13 +163,13 @@ fn finalizer_runs_on_refcount_death_too() {
 #[test]
 fn resurrection_by_a_finalizer_is_honoured() {
     // test_finalization's SelfCycleResurrector / test_gc's test_resurrection, for a pair.
-    setup();
+    let _s = setup_log();
     let a = make("a", Act::Resurrect, true);
     let b = make("b", Act::Nothing, true);
     pair(&a, &b);
     let wa = Gc::downgrade(&a);
     drop((a, b));
-    assert_eq!(pyheap::collect(), 0, "resurrected: nothing freed");
+    assert_eq!(collect(), 0, "resurrected: nothing freed");
     assert_eq!(
         take_log(),
         ["fin a weak_alive=false", "fin b weak_alive=false"]
@@ -164,12 +177,12 @@ fn resurrection_by_a_finalizer_is_honoured() {
     assert!(wa.upgrade().is_none(), "weak handles stay cleared");
     let b = STASH.with(|s| s.borrow_mut().pop()).unwrap();
     assert_eq!(b.name, "b");
-    let a = b.other.borrow().clone().unwrap();
+    let a = b.other.lock().clone().unwrap();
     assert_eq!(a.name, "a", "the whole set lives on with working handles");
     assert!(Gc::is_tracked(&a));
-    assert_eq!(pyheap::collect(), 0, "still reachable");
+    assert_eq!(collect(), 0, "still reachable");
     drop((a, b));
-    assert_eq!(pyheap::collect(), 2);
+    assert_eq!(collect(), 2);
     assert_eq!(
         take_log(),
         ["drop a", "drop b"],
@@ -179,61 +192,62 @@ fn resurrection_by_a_finalizer_is_honoured() {
 
 #[test]
 fn stats_count_no_collected_objects_for_a_resurrected_set() {
-    setup();
+    let _s = setup_log();
     let a = make("a", Act::Resurrect, true);
-    *a.other.borrow_mut() = Some(a.clone());
+    *a.other.lock() = Some(a.clone());
     drop(a);
-    let before = pyheap::unsync::gc::stats()[2];
-    assert_eq!(pyheap::collect(), 0);
-    let after = pyheap::unsync::gc::stats()[2];
+    let before = gc::stats()[2];
+    assert_eq!(collect(), 0);
+    let after = gc::stats()[2];
     assert_eq!(after.collected, before.collected);
     assert_eq!(after.collections, before.collections + 1);
     STASH.with(|s| s.borrow_mut().clear());
-    assert_eq!(pyheap::collect(), 1);
+    assert_eq!(collect(), 1);
     take_log();
 }
 
 #[test]
 fn a_panicking_drop_in_a_cycle_leaks_but_stays_sound() {
     #[derive(Trace)]
-    struct Bomb(RefCell<Option<Gc<Bomb>>>);
+    struct Bomb(Edge<Option<Gc<Bomb>>>);
     impl Drop for Bomb {
         fn drop(&mut self) {
             panic!("boom");
         }
     }
-    pyheap::unsync::gc::disable();
-    pyheap::collect();
-    let b = Gc::new(Bomb(RefCell::new(None)));
-    *b.0.borrow_mut() = Some(b.clone());
+    let _s = setup();
+    let b = Gc::new(Bomb(Edge::new(None)));
+    *b.0.lock() = Some(b.clone());
     drop(b);
-    assert!(catch_unwind(pyheap::collect).is_err());
+    assert!(catch_unwind(collect).is_err());
     // The collector is usable again afterwards.
     let c = Gc::new(Vec::<Gc<u8>>::new());
     drop(c);
-    assert_eq!(pyheap::collect(), 0);
+    assert_eq!(collect(), 0);
 }
 
 #[test]
 fn gc_of_objects_with_many_finalizers_in_a_long_ring() {
     thread_local!(static FIN: Cell<usize> = const { Cell::new(0) });
     #[derive(Trace)]
-    struct R(RefCell<Option<Gc<R>>>);
+    struct R(Edge<Option<Gc<R>>>);
     impl Finalize for R {
         fn finalize(&self) {
             FIN.with(|f| f.set(f.get() + 1));
         }
     }
-    pyheap::unsync::gc::disable();
-    let first = Gc::new_finalized(R(RefCell::new(None)));
+    let _s = setup();
+    let first = Gc::new_finalized(R(Edge::new(None)));
     let mut prev = first.clone();
     for _ in 1..100_000 {
-        let n = Gc::new_finalized(R(RefCell::new(None)));
-        *prev.0.borrow_mut() = Some(n.clone());
+        let n = Gc::new_finalized(R(Edge::new(None)));
+        *prev.0.lock() = Some(n.clone());
         prev = n;
     }
-    *prev.0.borrow_mut() = Some(first.clone());
+    *prev.0.lock() = Some(first.clone());
     drop((prev, first));
-    assert_eq!(pyheap::collect(), 100_000);
+    assert_eq!(collect_finalizing(), 100_000);
     assert_eq!(FIN.with(|f| f.get()), 100_000);
+}
+
 }

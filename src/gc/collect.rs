@@ -508,6 +508,54 @@ pub(crate) unsafe fn any_external_refs<C: Counts>(st: &GenState, set: &[*const L
     }
 }
 
+/// Concurrent flavor, before the finalizers of a committed garbage set run: which members
+/// can they reach? Marks, over the members' own edges, everything reachable from the members
+/// `from` selects; returns one flag per member of `set`. A finalizer reaches only what its
+/// value reaches (nothing outside the set reaches a member), so the unmarked members stay
+/// unreachable whatever the finalizers do, and can be freed by this collection
+/// (`finalize::teardown`).
+///
+/// # Safety
+/// Every member is live, pinned, unlinked (a self-loop), with its weak handles cleared, and
+/// unreachable from outside the set; no finalizer or `Drop` of the set has run yet (so no
+/// other thread or pass can touch a member); no user code runs during the call.
+pub(crate) unsafe fn reachable_from(
+    set: &[*const Links],
+    from: impl Fn(*const Links) -> bool,
+) -> Vec<bool> {
+    // SAFETY: per the caller the members are ours alone; their `prev` is restored to a
+    // self-loop before returning, and `Trace` impls (which may not touch handles) are the only
+    // code that runs.
+    unsafe {
+        let no_unwind = AbortOnUnwind;
+        for &p in set {
+            (*p).set_refs(PREV_COLLECTING);
+        }
+        // Not a concurrent tracer: the guards of interior locks are released at once (nobody
+        // else can reach these values).
+        let mut tracer = Tracer::new(Mode::Mark, false);
+        for &p in set {
+            if from(p) {
+                (*p).set_refs(PREV_COLLECTING | PREV_REACHABLE);
+                tracer.stack.push(p);
+            }
+        }
+        while let Some(p) = tracer.stack.pop() {
+            ((*p).vtable().trace)(p, &mut tracer);
+        }
+        let reached = set
+            .iter()
+            .map(|&p| {
+                let r = (*p).refs() & PREV_REACHABLE != 0;
+                (*p).set_prev(p);
+                r
+            })
+            .collect();
+        core::mem::forget(no_unwind);
+        reached
+    }
+}
+
 #[cold]
 fn over_reported() -> ! {
     // Continuing would free objects still in use; an over-reporting `Trace` impl broke its

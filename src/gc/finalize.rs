@@ -80,49 +80,98 @@ pub(crate) unsafe fn teardown<F: Flavor>(
     if set.is_empty() {
         return 0;
     }
+    if !finalizers {
+        // SAFETY: per our caller; the commit marked every member dead already.
+        return unsafe { destroy::<F>(set, false) };
+    }
 
-    if finalizers {
-        // 2. Finalizers, once each, on an intact (not yet dead) set.
-        for &p in set {
-            // SAFETY: members are pinned, so alive; no user code ran since the commit.
-            unsafe { C::<F>::clear_flag(p, FLAG_DEAD) };
-        }
-        let mut ran = false;
-        for &p in set {
-            // SAFETY: members are pinned, so alive, and not dead.
-            unsafe {
-                if let Some(fin) = (*p).vtable().finalize {
-                    if C::<F>::flags(p) & FLAG_FINALIZED == 0 {
-                        C::<F>::set_flag(p, FLAG_FINALIZED);
-                        ran = true;
-                        fin(p);
-                    }
+    // Finalizers see an intact set: take the commit's `FLAG_DEAD` off again.
+    for &p in set {
+        // SAFETY: members are pinned, so alive; no user code ran since the commit.
+        unsafe { C::<F>::clear_flag(p, FLAG_DEAD) };
+    }
+    // Concurrent flavor: the resurrection check keeps whatever finalizers could reach (it
+    // cannot look again exactly, see `Shared::resurrected`), so work out now, while nothing
+    // of the set has run, which members the finalizers about to run can reach. The others
+    // stay unreachable whatever the finalizers do and are freed by this collection, so
+    // garbage without finalizers never waits for (or piles up behind) finalized garbage.
+    let to_finalize = |p: *const Links| {
+        // SAFETY: members are pinned, so alive.
+        unsafe { (*p).vtable().finalize.is_some() && C::<F>::flags(p) & FLAG_FINALIZED == 0 }
+    };
+    let reach: Option<Vec<bool>> = if F::CONCURRENT {
+        // SAFETY: per our caller; no user code of the set has run yet.
+        Some(unsafe { super::collect::reachable_from(set, to_finalize) })
+    } else {
+        None
+    };
+
+    // 2. Finalizers, once each, on an intact set.
+    let mut ran = false;
+    for &p in set {
+        // SAFETY: members are pinned, so alive, and not dead.
+        unsafe {
+            if let Some(fin) = (*p).vtable().finalize {
+                if C::<F>::flags(p) & FLAG_FINALIZED == 0 {
+                    C::<F>::set_flag(p, FLAG_FINALIZED);
+                    ran = true;
+                    fin(p);
                 }
             }
         }
+    }
 
-        // 3. Resurrection check.
-        // SAFETY: members are pinned, unlinked and not dead.
-        if ran && unsafe { F::resurrected(set) } {
-            for &p in set {
-                // SAFETY: members are self-loops, alive (pinned).
-                unsafe { F::relink(p, old) };
+    // 3. Resurrection check: of the whole set, or (concurrent flavor) of the part the
+    // finalizers could reach; the rest is dead in any case.
+    let split: Option<(Vec<*const Links>, Vec<*const Links>)> = reach.map(|r| {
+        let mut reached = Vec::new();
+        let mut rest = Vec::new();
+        for (&p, r) in set.iter().zip(r) {
+            if r {
+                reached.push(p);
+            } else {
+                rest.push(p);
             }
-            F::destroying(|| {
-                for &p in set {
-                    // SAFETY: each pin is released once; a member reaching zero is tracked
-                    // and alive, so it dies the ordinary way.
-                    unsafe {
-                        if counts_of::<C<F>>(p).dec_strong() == 0 {
-                            F::object_died(p);
-                        }
+        }
+        (reached, rest)
+    });
+    let candidates: &[*const Links] = split.as_ref().map_or(set, |(reached, _)| reached);
+    // SAFETY: members are pinned, unlinked and not dead.
+    if ran && unsafe { F::resurrected(candidates) } {
+        for &p in candidates {
+            // SAFETY: members are self-loops, alive (pinned).
+            unsafe { F::relink(p, old) };
+        }
+        let dead: &[*const Links] = split.as_ref().map_or(&[], |(_, rest)| rest);
+        // SAFETY: the members no finalizer could reach are still unreachable from anywhere.
+        let freed = unsafe { destroy::<F>(dead, true) };
+        F::destroying(|| {
+            for &p in candidates {
+                // SAFETY: each pin is released once; a member reaching zero is tracked and
+                // alive, so it dies the ordinary way.
+                unsafe {
+                    if counts_of::<C<F>>(p).dec_strong() == 0 {
+                        F::object_died(p);
                     }
                 }
-            });
-            return 0;
-        }
+            }
+        });
+        return freed;
+    }
+    // SAFETY: per our caller, and no finalizer resurrected anything.
+    unsafe { destroy::<F>(set, true) }
+}
 
-        // 4. The set is dead.
+/// Steps 4 and 5 for `set`: mark every member dead (unless `mark` is false: the commit did),
+/// drop every value, release the pins. Returns the number of objects freed.
+///
+/// # Safety
+/// As [`teardown`], and no handle outside `set` can reach a member (finalizers, if any ran,
+/// did not resurrect it).
+unsafe fn destroy<F: Flavor>(set: &[*const Links], mark: bool) -> usize {
+    type C<F> = <F as Flavor>::Counts;
+    // 4. The set is dead.
+    if mark {
         for &p in set {
             // SAFETY: pinned members are alive.
             unsafe { C::<F>::set_flag(p, FLAG_DEAD) };
