@@ -225,11 +225,35 @@ unsafe fn scan<F: Flavor>(st: &GenState, gen: usize) -> (Vec<*const Links>, bool
             // in between is sound, nothing of the first round is used).
             tracer.release_guards();
         }
-        let snaps = find_roots::<F::Counts>(young, &mut tracer, F::CONCURRENT);
         tracer.set_mode(Mode::Mark);
-        mark(young, &mut tracer);
-        if F::CONCURRENT {
+        #[cfg_attr(loom, allow(unused_mut))]
+        let mut attempt = 1;
+        loop {
+            #[cfg(not(loom))]
+            let started = std::time::Instant::now();
+            let snaps = find_roots::<F::Counts>(young, &mut tracer, F::CONCURRENT);
+            mark(young, &mut tracer);
+            if !F::CONCURRENT {
+                break;
+            }
             condemn::<F::Counts>(young, &snaps, &mut tracer);
+            // The count word's version has 29 bits: equal words prove that no handle was
+            // created in between only if fewer than 2^29 count changes can have happened on
+            // one object between its snapshot and its condemnation (`docs/concurrency.md`
+            // §2.3, I8). Past the bound, the counts are read again (the edges, held, have not
+            // changed) and the validation redone; after the last attempt this collection
+            // keeps everything.
+            #[cfg(not(loom))]
+            if started.elapsed() > super::shared::counts::VALIDATION_BOUND {
+                let give_up = attempt == VALIDATION_ATTEMPTS;
+                retract::<F::Counts>(young, give_up);
+                if !give_up {
+                    attempt += 1;
+                    continue;
+                }
+            }
+            let _ = attempt;
+            break;
         }
         split_and_commit::<F::Counts>(young)
     };
@@ -395,8 +419,6 @@ unsafe fn mark(young: *const Links, tracer: &mut Tracer) {
 /// # Safety
 /// After `mark`, with `snaps` from `find_roots` on the same list in the same order.
 unsafe fn condemn<C: Counts>(young: *const Links, snaps: &[u64], tracer: &mut Tracer) {
-    #[cfg(not(loom))]
-    let started = std::time::Instant::now();
     loop {
         let mut failed = false;
         let mut i = 0;
@@ -423,23 +445,35 @@ unsafe fn condemn<C: Counts>(young: *const Links, snaps: &[u64], tracer: &mut Tr
         // SAFETY: as for `mark`.
         unsafe { mark(young, tracer) };
     }
-    // The count word's version has 29 bits: equal words prove that no handle was created in
-    // between only if fewer than 2^29 count changes can have happened since the snapshot
-    // (`docs/concurrency.md` §2.3, I8). Past the bound, this collection keeps everything.
-    #[cfg(not(loom))]
-    if started.elapsed() > super::shared::counts::VALIDATION_BOUND {
-        // SAFETY: as above.
-        unsafe {
-            for_each(young, |p| {
-                let c = counts_of::<C>(p);
-                if c.is_condemned() {
-                    c.uncondemn();
-                }
-                (*p).set_refs((*p).refs() | PREV_REACHABLE);
+}
+
+/// A validation took too long (see `scan`): take back every condemnation and every mark;
+/// with `keep_all`, mark everything reachable instead (the collection frees nothing).
+///
+/// # Safety
+/// After `condemn` on the same list, during the same scan.
+#[cfg(not(loom))]
+unsafe fn retract<C: Counts>(young: *const Links, keep_all: bool) {
+    // SAFETY: nodes are live tracked objects with counts of type `C`.
+    unsafe {
+        for_each(young, |p| {
+            let c = counts_of::<C>(p);
+            if c.is_condemned() {
+                c.uncondemn();
+            }
+            let bits = (*p).refs() & !PREV_REACHABLE;
+            (*p).set_refs(if keep_all {
+                bits | PREV_REACHABLE
+            } else {
+                bits
             });
-        }
+        });
     }
 }
+
+/// How many times a scan reads the counts and validates before it gives up (see `scan`).
+#[cfg(not(loom))]
+const VALIDATION_ATTEMPTS: u32 = 3;
 
 /// Pass 6: split `young` into the reachable objects (left in `young`, `prev` restored) and
 /// the garbage, which is unlinked (a self-loop each) and committed: pinned with one strong
