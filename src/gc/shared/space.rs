@@ -59,6 +59,9 @@ pub(crate) struct SharedSpace {
     pending: AtomicBool,
     #[cfg(not(loom))]
     collector: super::collector::CollectorThread,
+    /// Loom models only: how many times `pending` went from false to true.
+    #[cfg(loom)]
+    requests: crate::sync::StatCounter,
 }
 
 impl SharedSpace {
@@ -69,6 +72,8 @@ impl SharedSpace {
             pending: AtomicBool::new(false),
             #[cfg(not(loom))]
             collector: super::collector::CollectorThread::new(),
+            #[cfg(loom)]
+            requests: crate::sync::StatCounter::new(),
         }
     }
 
@@ -112,8 +117,22 @@ impl SharedSpace {
         if self.pending.swap(true, Ordering::AcqRel) {
             return;
         }
+        #[cfg(loom)]
+        self.requests.add_shared(1);
         #[cfg(not(loom))]
         self.collector.wake();
+    }
+
+    /// Loom models only: whether a collection is requested and not yet started.
+    #[cfg(loom)]
+    pub(crate) fn pending(&self) -> bool {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// Loom models only: how many requests raised `pending` (from false to true).
+    #[cfg(loom)]
+    pub(crate) fn requests(&self) -> u64 {
+        self.requests.get()
     }
 
     /// Run the requested automatic collection, if any (the collector thread's loop body; under
@@ -197,7 +216,7 @@ pub(crate) fn space() -> &'static SharedSpace {
     &SPACE
 }
 
-thread_local! {
+crate::sync::thread_local! {
     /// This thread is running a collection of the shared space (re-entrant `collect()` from a
     /// `Drop` returns 0).
     static COLLECTING: Cell<bool> = const { Cell::new(false) };
