@@ -67,3 +67,8 @@ pub fn tracked_count() -> usize {
         n + unsafe { list::len(&st.permanent) }
     })
 }
+
+/// The shared space's counts (as `pyheap::gc::count`).
+pub fn counts() -> (usize, usize, usize) {
+    space().with_state(|st| st.counts())
+}
