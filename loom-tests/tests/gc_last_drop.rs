@@ -40,11 +40,7 @@ fn last_drop_during_collect() {
     model(|| {
         let log = Log::new(2);
         let c = Gc::new(Node::new(&log, 1));
-        let a = Gc::new(
-            Node::new(&log, 0)
-                .with_mutex(vec![c])
-                .on_drop(stash_child),
-        );
+        let a = Gc::new(Node::new(&log, 0).with_mutex(vec![c]).on_drop(stash_child));
         let t = thread::spawn(move || drop(a));
         let freed = gcm::collect(0);
         t.join().unwrap();

@@ -53,12 +53,18 @@ fn threads_cross_the_threshold_while_collector_services() {
         gcm::service_pending();
         let requests = gcm::requests() as usize;
         let collections = gcm::collections();
-        assert!(collections <= requests, "{collections} collections, {requests} requests");
+        assert!(
+            collections <= requests,
+            "{collections} collections, {requests} requests"
+        );
         assert!(requests >= 1, "4 creations with threshold 1 must request");
         assert!(collections >= 1);
         assert!(!gcm::pending());
         let (young, _, _) = gcm::counts();
-        assert!(young <= 1, "generation 0 over its threshold ({young}) and nothing pending");
+        assert!(
+            young <= 1,
+            "generation 0 over its threshold ({young}) and nothing pending"
+        );
         drop((a, b));
         finish(&log);
     });
