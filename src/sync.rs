@@ -22,6 +22,24 @@ pub(crate) use std::sync::{Mutex, MutexGuard};
 #[cfg(loom)]
 mod loom_dpor;
 
+/// `thread_local!` for per-thread state that belongs to the protocols (the shared space's
+/// collecting / destroying flags and its pending-destruction queue). Under loom its threads
+/// are not OS threads (they all run on the one thread of the test), so `std`'s thread-locals
+/// would be shared by every loom thread; loom's are per loom thread and per execution.
+///
+/// Declarations use `std`'s `const { ... }` initialisers; under loom (whose macro takes a
+/// plain expression) the `const` block is unwrapped.
+#[cfg(not(loom))]
+pub(crate) use std::thread_local;
+#[cfg(loom)]
+macro_rules! loom_thread_local {
+    ($($(#[$attr:meta])* $vis:vis static $name:ident: $t:ty = const { $init:expr };)*) => {
+        loom::thread_local! { $($(#[$attr])* $vis static $name: $t = $init;)* }
+    };
+}
+#[cfg(loom)]
+pub(crate) use loom_thread_local as thread_local;
+
 /// `core`'s atomics, for the few places loom must not model: statistics counters and lookup
 /// tables kept in raw OS memory. Each use says why it needs no model.
 pub(crate) use core::sync::atomic as unmodelled;

@@ -77,6 +77,8 @@ pub(crate) mod handle;
 pub(crate) mod header;
 pub(crate) mod list;
 pub(crate) mod local_controls;
+#[cfg(loom)]
+pub mod model;
 pub(crate) mod shared;
 pub(crate) mod slice;
 pub(crate) mod space;

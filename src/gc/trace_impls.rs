@@ -273,3 +273,45 @@ unsafe impl<T: Trace + ?Sized> Trace for RwLock<T> {
     }
     const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
 }
+
+// SAFETY: as for `std::sync::Mutex`, through the same `Tracer::trace_locked` helper (loom
+// builds only: lets the loom models put their edges behind a lock that loom schedules). loom's
+// `Mutex` never poisons.
+#[cfg(loom)]
+unsafe impl<T: Trace + ?Sized> Trace for loom::sync::Mutex<T> {
+    fn trace(&self, tracer: &mut Tracer) {
+        if !T::MAY_CONTAIN_GC {
+            return;
+        }
+        tracer.trace_locked(
+            self,
+            |m| match m.try_lock() {
+                Ok(g) => Some(g),
+                Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(TryLockError::WouldBlock) => None,
+            },
+            |g| &**g,
+        )
+    }
+    const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
+}
+
+// SAFETY: as for `std::sync::RwLock` (loom builds only).
+#[cfg(loom)]
+unsafe impl<T: Trace + ?Sized> Trace for loom::sync::RwLock<T> {
+    fn trace(&self, tracer: &mut Tracer) {
+        if !T::MAY_CONTAIN_GC {
+            return;
+        }
+        tracer.trace_locked(
+            self,
+            |m| match m.try_read() {
+                Ok(g) => Some(g),
+                Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(TryLockError::WouldBlock) => None,
+            },
+            |g| &**g,
+        )
+    }
+    const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
+}

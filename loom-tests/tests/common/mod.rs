@@ -14,10 +14,22 @@ pub fn model<F>(f: F)
 where
     F: Fn() + Sync + Send + 'static,
 {
+    model_at_least(0, f)
+}
+
+/// As [`model`], with at least `min` preemptions whatever `LOOM_MAX_PREEMPTIONS` says: for a
+/// model whose bug needs more context switches than the default bound allows (each such
+/// model says why in its doc).
+pub fn model_at_least<F>(min: usize, f: F)
+where
+    F: Fn() + Sync + Send + 'static,
+{
     let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(DEFAULT_PREEMPTIONS);
-    }
+    let bound = builder
+        .preemption_bound
+        .unwrap_or(DEFAULT_PREEMPTIONS)
+        .max(min);
+    builder.preemption_bound = Some(bound);
     let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = runs.clone();
     let start = std::time::Instant::now();
@@ -26,7 +38,7 @@ where
         f()
     });
     eprintln!(
-        "loom: {} executions in {:.1?}",
+        "loom: {} executions in {:.1?} (preemption bound {bound})",
         runs.load(std::sync::atomic::Ordering::Relaxed),
         start.elapsed()
     );
@@ -75,3 +87,4 @@ pub fn capacity_of(a: &ModelAllocator, layout: Layout) -> usize {
     assert_eq!(c.pools, 1, "capacity_of wants exactly one pool\n{s}");
     c.free_blocks + c.blocks_in_use
 }
+pub mod gc;

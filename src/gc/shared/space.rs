@@ -53,8 +53,9 @@ use super::counts::SharedCounts;
 const MAX_SHARDS: usize = 256;
 #[cfg(loom)]
 const MAX_SHARDS: usize = 4;
-/// A shard adds its young count to the space's every `BATCH` creations (or deaths).
-const BATCH: isize = 32;
+/// A shard adds its young count to the space's every `BATCH` creations (or deaths); every
+/// one under loom, so that the models see each crossing of the threshold.
+const BATCH: isize = if cfg!(loom) { 1 } else { 32 };
 /// "No shard yet" in the thread-local slot.
 const NO_SHARD: u32 = u32::MAX;
 
@@ -130,6 +131,9 @@ pub(crate) struct SharedSpace {
     pending: AtomicBool,
     #[cfg(not(loom))]
     collector: super::collector::CollectorThread,
+    /// Loom models only: how many times `pending` went from false to true.
+    #[cfg(loom)]
+    requests: crate::sync::StatCounter,
 }
 
 impl SharedSpace {
@@ -155,6 +159,8 @@ impl SharedSpace {
             pending: AtomicBool::new(false),
             #[cfg(not(loom))]
             collector: super::collector::CollectorThread::new(),
+            #[cfg(loom)]
+            requests: crate::sync::StatCounter::new(),
         }
     }
 
@@ -219,8 +225,8 @@ impl SharedSpace {
         let shards: Vec<&'static Shard> = (0..n as u32).map(|i| self.shard(i)).collect();
         let guards: Vec<MutexGuard<'_, ()>> = shards.iter().map(|s| s.lock()).collect();
         let st = &central.st;
-        let young = self.young.load(Ordering::Relaxed) as isize;
-        st.gens[0].count.set(young.max(0) as usize);
+        let young = self.young.load(Ordering::Relaxed);
+        st.gens[0].count.set((young as isize).max(0) as usize);
         if gen < NUM_GENERATIONS {
             for sh in &shards {
                 for g in 0..=gen {
@@ -247,7 +253,11 @@ impl SharedSpace {
             }
         }
         if st.gens[0].count.get() == 0 {
-            self.young.store(0, Ordering::Relaxed);
+            // Generation 0 was emptied: take back what was counted up to our reading, with a
+            // read-modify-write, so that counts flushed since (their objects may or may not
+            // have been in this scan: an over-count only brings the next collection forward)
+            // are not lost, as a store of 0 could lose them (a loom model found that).
+            self.young.fetch_sub(young, Ordering::Relaxed);
             for sh in &shards {
                 sh.unflushed.set(0);
             }
@@ -286,6 +296,24 @@ impl SharedSpace {
                 .iter()
                 .map(|sh| unsafe { sh.lists.freeze_count() })
                 .sum()
+        })
+    }
+
+    /// Number of objects linked into the space's lists (every shard's generations and
+    /// permanent lists). Objects under `get_mut` and garbage being torn down are in none.
+    #[cfg(loom)]
+    pub(crate) fn tracked_count(&self) -> usize {
+        self.with_all_locked(NUM_GENERATIONS, |_, shards| {
+            let mut n = 0;
+            for sh in shards {
+                for g in 0..NUM_GENERATIONS {
+                    // SAFETY: the shard's lock is held; its lists are intact.
+                    n += unsafe { list::len(sh.lists.gen_head(g)) };
+                }
+                // SAFETY: as above.
+                n += unsafe { list::len(&sh.lists.permanent) };
+            }
+            n
         })
     }
 
@@ -386,8 +414,22 @@ impl SharedSpace {
         if self.pending.swap(true, Ordering::AcqRel) {
             return;
         }
+        #[cfg(loom)]
+        self.requests.add_shared(1);
         #[cfg(not(loom))]
         self.collector.wake();
+    }
+
+    /// Loom models only: whether a collection is requested and not yet started.
+    #[cfg(loom)]
+    pub(crate) fn pending(&self) -> bool {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// Loom models only: how many requests raised `pending` (from false to true).
+    #[cfg(loom)]
+    pub(crate) fn requests(&self) -> u64 {
+        self.requests.get()
     }
 
     /// Run the requested automatic collection, if any (the collector thread's loop body; under
@@ -452,7 +494,10 @@ struct ShardSlot(Cell<u32>);
 impl Drop for ShardSlot {
     fn drop(&mut self) {
         let id = self.0.get();
-        if id != NO_SHARD && id != 0 {
+        // Under loom the main thread's thread-locals are destroyed after the execution's
+        // statics (the space among them), so shards are not handed back there: each loom
+        // thread keeps its own (the models use fewer threads than `MAX_SHARDS`).
+        if id != NO_SHARD && id != 0 && cfg!(not(loom)) {
             space().release_shard(id);
         }
     }
@@ -472,7 +517,7 @@ pub(crate) fn space() -> &'static SharedSpace {
     &SPACE
 }
 
-thread_local! {
+crate::sync::thread_local! {
     /// This thread's shard.
     static SHARD: ShardSlot = const { ShardSlot(Cell::new(NO_SHARD)) };
     /// This thread is running a collection of the shared space (re-entrant `collect()` from a

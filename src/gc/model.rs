@@ -1,0 +1,65 @@
+//! The shared object space's internals, for the loom models in `loom-tests/` (`gc_*.rs`).
+//!
+//! Only built under `--cfg loom`. There the space of `pyheap::Gc` is a `loom::lazy_static!`
+//! (a fresh one per loom execution, dropped at its end), its thread-locals are loom's (per
+//! loom thread), and no collector thread exists: a model runs the requested automatic
+//! collection itself with [`service_pending`], on whichever loom thread it likes.
+//!
+//! A model must leave the space empty at the end of each execution ([`tracked_count`] `== 0`
+//! after its last collection): objects left in it would never be freed (the space is dropped
+//! with the execution, not its objects), and their loom atomics belong to that execution.
+
+use super::collect;
+use super::generations::NUM_GENERATIONS;
+use super::shared::space::{space, Shared};
+pub use super::stats::GenerationStats;
+
+/// Collect generation `gen` (and the younger ones) of the shared space only, on the calling
+/// loom thread; returns the number of objects freed (0 if called from a `Drop` or finalizer
+/// of a collection running on this thread).
+pub fn collect(gen: usize) -> usize {
+    collect::collect_generation::<Shared>(gen)
+}
+
+/// One iteration of the collector thread's loop: if an automatic collection was requested,
+/// clear the request and run it. Returns the number of objects freed.
+pub fn service_pending() -> usize {
+    space().service_pending()
+}
+
+/// Whether an automatic collection is requested and not yet started.
+pub fn pending() -> bool {
+    space().pending()
+}
+
+/// How many times `pending` went from false to true in this execution (each would wake the
+/// collector thread once).
+pub fn requests() -> u64 {
+    space().requests()
+}
+
+/// Set the shared space's thresholds (as `pyheap::gc::set_threshold`).
+pub fn set_threshold(t0: usize, t1: usize, t2: usize) {
+    space().set_thresholds(t0, t1, t2)
+}
+
+/// The shared space's statistics (as `pyheap::gc::stats`).
+pub fn stats() -> [GenerationStats; NUM_GENERATIONS] {
+    space().with_state(|st| st.stats())
+}
+
+/// Collections of the shared space run so far in this execution (all generations).
+pub fn collections() -> usize {
+    stats().iter().map(|s| s.collections).sum()
+}
+
+/// Number of objects linked into the shared space's lists (the three generations and the
+/// permanent one). Objects under `get_mut` and garbage being torn down are in no list.
+pub fn tracked_count() -> usize {
+    space().tracked_count()
+}
+
+/// The shared space's counts (as `pyheap::gc::count`).
+pub fn counts() -> (usize, usize, usize) {
+    space().with_state(|st| st.counts())
+}
