@@ -1,26 +1,16 @@
-//! Property test: random graph operations, then `collect()`; exactly the objects unreachable
-//! from the live handles must have been dropped (each once), and the rest must be intact.
+//! Property test, for both flavors: random graph operations, then `collect()`; exactly the
+//! objects unreachable from the live handles must have been dropped (each once), and the rest
+//! must be intact. With automatic collection on, the thread-safe flavor's collections run on
+//! pyheap's collector thread, concurrently with the operations.
+
+#[macro_use]
+#[path = "common/flavor.rs"]
+mod flavor;
 
 use proptest::prelude::*;
-use pyheap::unsync::Gc;
 use pyheap::Trace;
-use std::cell::RefCell;
 use std::collections::{BTreeSet, HashSet};
-
-thread_local!(static DROPPED: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) });
-
-#[derive(Trace)]
-struct Node {
-    #[trace(skip)]
-    id: usize,
-    edges: RefCell<Vec<Gc<Node>>>,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        DROPPED.with(|d| d.borrow_mut().push(self.id));
-    }
-}
+use std::sync::Mutex;
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -53,54 +43,79 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+both_flavors! {
+
+/// Drops, in order (a `Mutex`: the shared flavor's collector thread drops too).
+static DROPPED: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+fn dropped() -> std::sync::MutexGuard<'static, Vec<usize>> {
+    DROPPED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[derive(Trace)]
+struct Node {
+    #[trace(skip)]
+    id: usize,
+    edges: Edge<Vec<Gc<Node>>>,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        dropped().push(self.id);
+    }
+}
+
+fn node(id: usize) -> Gc<Node> {
+    Gc::new(Node {
+        id,
+        edges: Edge::new(Vec::new()),
+    })
+}
+
 fn run(ops: Vec<Op>, threshold0: usize) -> Result<(), TestCaseError> {
-    pyheap::unsync::gc::set_threshold(threshold0, 2, 2);
-    pyheap::unsync::gc::enable();
-    pyheap::collect();
-    DROPPED.with(|d| d.borrow_mut().clear());
+    let _serial = setup();
+    gc::set_threshold(threshold0, 2, 2);
+    if threshold0 > 0 {
+        gc::enable();
+    }
+    collect();
+    dropped().clear();
     let mut roots: Vec<Gc<Node>> = Vec::new();
     let mut next_id = 0;
     for op in ops {
         let n = roots.len();
         match op {
             Op::New => {
-                roots.push(Gc::new(Node {
-                    id: next_id,
-                    edges: RefCell::new(Vec::new()),
-                }));
+                roots.push(node(next_id));
                 next_id += 1;
             }
             Op::Edge(a, b) if n > 0 => {
                 let t = roots[b % n].clone();
-                roots[a % n].edges.borrow_mut().push(t);
+                roots[a % n].edges.lock().push(t);
             }
             Op::Unedge(a) if n > 0 => {
-                roots[a % n].edges.borrow_mut().pop();
+                let e = roots[a % n].edges.lock().pop();
+                drop(e);
             }
             Op::DropRoot(a) if n > 0 => {
                 roots.swap_remove(a % n);
             }
             Op::CloneRoot(a) if n > 0 => roots.push(roots[a % n].clone()),
             Op::Walk(a) if n > 0 => {
-                let t = roots[a % n].edges.borrow().last().cloned();
+                let t = roots[a % n].edges.lock().last().cloned();
                 if let Some(t) = t {
                     roots[a % n] = t;
                 }
             }
             Op::GetMut(a, b) if n > 0 => {
                 let t = roots[b % n].clone();
-                let fresh = Gc::new(Node {
-                    id: next_id,
-                    edges: RefCell::new(Vec::new()),
-                });
+                let fresh = node(next_id);
                 next_id += 1;
                 let mut r = roots.swap_remove(a % n);
                 if let Some(m) = Gc::get_mut(&mut r) {
-                    // A tracked allocation while the `&mut` lives: may run a collection.
-                    let g = Gc::new(Node {
-                        id: next_id,
-                        edges: RefCell::new(Vec::new()),
-                    });
+                    // A tracked allocation while the `&mut` lives: may run a collection
+                    // (on this thread, or on the collector thread for the shared flavor).
+                    let g = node(next_id);
                     next_id += 1;
                     m.edges.get_mut().push(t);
                     m.edges.get_mut().push(g);
@@ -111,27 +126,29 @@ fn run(ops: Vec<Op>, threshold0: usize) -> Result<(), TestCaseError> {
             Op::MoveInto(a, b) if n > 1 => {
                 let r = roots.swap_remove(a % n);
                 let n = roots.len();
-                roots[b % n].edges.borrow_mut().push(r);
+                roots[b % n].edges.lock().push(r);
             }
             Op::Collect => {
-                pyheap::collect();
+                collect();
             }
             _ => {}
         }
     }
-    pyheap::collect();
+    // Waits for any collection running on the collector thread, then collects.
+    collect();
     // Reachable ids, walking from the live handles.
     let mut reachable = HashSet::new();
     let mut stack: Vec<Gc<Node>> = roots.clone();
     while let Some(g) = stack.pop() {
         if reachable.insert(g.id) {
-            stack.extend(g.edges.borrow().iter().cloned());
+            let next: Vec<Gc<Node>> = g.edges.lock().iter().cloned().collect();
+            stack.extend(next);
         }
     }
-    let dropped = DROPPED.with(|d| d.borrow().clone());
-    let dropped_set: BTreeSet<usize> = dropped.iter().copied().collect();
+    let dropped_ids = dropped().clone();
+    let dropped_set: BTreeSet<usize> = dropped_ids.iter().copied().collect();
     prop_assert_eq!(
-        dropped.len(),
+        dropped_ids.len(),
         dropped_set.len(),
         "an object was dropped twice"
     );
@@ -139,10 +156,11 @@ fn run(ops: Vec<Op>, threshold0: usize) -> Result<(), TestCaseError> {
     prop_assert_eq!(dropped_set, expected);
     drop(stack);
     drop(roots);
-    pyheap::collect();
-    let all = DROPPED.with(|d| d.borrow().len());
+    collect();
+    let all = dropped().len();
     prop_assert_eq!(all, next_id, "everything is freed once the roots go");
-    pyheap::unsync::gc::set_threshold(700, 10, 10);
+    gc::set_threshold(700, 10, 10);
+    gc::disable();
     Ok(())
 }
 
@@ -161,4 +179,6 @@ proptest! {
     ) {
         run(ops, t0)?;
     }
+}
+
 }
