@@ -474,8 +474,7 @@ fn run_children(filter: &dyn Fn(&str) -> bool) -> HashSet<(String, String)> {
 
 /// The previous run's failures (with `SYNC_BENCH_CHILDREN=skip`).
 fn previous_failures() -> HashSet<(String, String)> {
-    let s =
-        std::fs::read_to_string(criterion_dir().join("sync_children.tsv")).unwrap_or_default();
+    let s = std::fs::read_to_string(criterion_dir().join("sync_children.tsv")).unwrap_or_default();
     s.lines()
         .skip(1)
         .filter_map(|l| {
@@ -508,15 +507,11 @@ fn bench_micro<C: Contender>(c: &mut Criterion, w: &str) {
         "deref" => {
             g.throughput(Throughput::Elements(DEREF_HANDLES as u64));
             let hs: Vec<C::Node> = (0..DEREF_HANDLES).map(|i| C::node(i as u64)).collect();
-            g.bench_function(C::NAME, |b| {
-                b.iter(|| deref_sum::<C>(black_box(&hs[..])))
-            });
+            g.bench_function(C::NAME, |b| b.iter(|| deref_sum::<C>(black_box(&hs[..]))));
         }
         "deref1" => {
             let h = C::node(7);
-            g.bench_function(C::NAME, |b| {
-                b.iter(|| C::node_value(black_box(&h)))
-            });
+            g.bench_function(C::NAME, |b| b.iter(|| C::node_value(black_box(&h))));
         }
         "alloc_small" => {
             g.bench_function(C::NAME, |b| {
