@@ -32,8 +32,10 @@ pub const CYCLES: usize = 1_000_000;
 pub const GRAPH_NODES: usize = 200_000;
 pub const GRAPH_EDGES: usize = 4;
 pub const GRAPH_ROOT_EVERY: usize = 10;
-/// Handles read per iteration of the deref workload.
+/// Handles read per iteration of the deref workload (1,024 nodes: 64-96 KiB, beyond L1) and
+/// of `deref_l1` (128 nodes: at most 12 KiB, L1-resident for every contender).
 pub const DEREF_HANDLES: usize = 1024;
+pub const DEREF_L1_HANDLES: usize = 128;
 /// The mix: shared slots, maximum out-edges per node, operations per thread per criterion
 /// iteration, operations per thread in the child process.
 pub const MIX_SLOTS: usize = 10_000;
@@ -504,9 +506,14 @@ fn bench_micro<C: Contender>(c: &mut Criterion, w: &str) {
                 b.iter_custom(|iters| clone_threads::<C>(&h, 2, iters))
             });
         }
-        "deref" => {
-            g.throughput(Throughput::Elements(DEREF_HANDLES as u64));
-            let hs: Vec<C::Node> = (0..DEREF_HANDLES).map(|i| C::node(i as u64)).collect();
+        "deref" | "deref_l1" => {
+            let n = if w == "deref" {
+                DEREF_HANDLES
+            } else {
+                DEREF_L1_HANDLES
+            };
+            g.throughput(Throughput::Elements(n as u64));
+            let hs: Vec<C::Node> = (0..n).map(|i| C::node(i as u64)).collect();
             g.bench_function(C::NAME, |b| b.iter(|| deref_sum::<C>(black_box(&hs[..]))));
         }
         "deref1" => {
@@ -585,10 +592,11 @@ fn bench_heavy<C: Contender>(c: &mut Criterion, w: &str) {
     C::collect();
 }
 
-pub const MICRO: [&str; 6] = [
+pub const MICRO: [&str; 7] = [
     "clone",
     "clone_2t",
     "deref",
+    "deref_l1",
     "deref1",
     "alloc_small",
     "alloc_node",
