@@ -143,7 +143,8 @@ pub fn graph_collect<C: Contender>(rest: Vec<C::Node>) {
 /// object graph) that both mutator threads use at once. Each operation picks a random slot
 /// `a` and does, at random:
 /// * 40% **create**: a new node with one edge to the node in a random slot `b` (if any),
-///   stored into slot `a` (the node there loses its slot handle);
+///   half of the time closed into a two-node ring with a second new node, stored into slot
+///   `a` (the node there loses its slot handle);
 /// * 25% **link**: an edge from the node in `a` to the node in a random `b` (when `a`
 ///   already has `MIX_MAX_EDGES` out-edges, its last one is removed first);
 /// * 20% **unlink**: remove the last out-edge of the node in `a`;
@@ -189,10 +190,17 @@ impl<C: Contender> Mix<C> {
                 if let Some(t) = self.get(rng.below(n)) {
                     C::push(&nd, t);
                 }
+                created += 1;
+                if rng.next_u64() & 1 == 1 {
+                    // A ring: garbage for the collector once nothing else points into it.
+                    let partner = C::node(i as u64);
+                    C::push(&partner, nd.clone());
+                    C::push(&nd, partner);
+                    created += 1;
+                }
                 let old = self.slots[a].lock().unwrap().replace(nd);
                 drop(old);
-                created += 1;
-                if created == 100 {
+                if created >= 100 {
                     self.created.fetch_add(created, Ordering::Relaxed);
                     created = 0;
                 }
@@ -334,9 +342,10 @@ fn child<C: Contender>(w: &str) {
             let m = Mix::<C>::new();
             let e = m.run2(mix_ops, 1);
             eprintln!(
-                "child {w}/{}: created {} nodes",
+                "child {w}/{}: created {} nodes, {} alive at the end",
                 C::NAME,
-                m.created.load(Ordering::Relaxed)
+                m.created.load(Ordering::Relaxed),
+                live()
             );
             drop(m);
             (e, 2 * mix_ops)
@@ -383,6 +392,16 @@ fn criterion_dir() -> PathBuf {
     target.join("criterion")
 }
 
+/// User plus system CPU ticks of process `pid` so far (0 if unreadable).
+fn cpu_ticks(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = s.rsplit_once(')').map_or("", |r| r.1);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let get = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    get(11) + get(12)
+}
+
 /// Run every heavy (workload, contender) pair in a child; write the table; return the pairs
 /// that failed (criterion skips them).
 fn run_children(filter: &dyn Fn(&str) -> bool) -> HashSet<(String, String)> {
@@ -408,11 +427,20 @@ fn run_children(filter: &dyn Fn(&str) -> bool) -> HashSet<(String, String)> {
                 .spawn()
                 .expect("spawn child");
             let deadline = Instant::now() + Duration::from_secs(120);
+            // A child that uses no CPU for 10 s is deadlocked (dumpster's mix does that).
+            let mut cpu = (cpu_ticks(child.id()), Instant::now());
+            let mut hung = false;
             let status = loop {
                 if let Some(s) = child.try_wait().expect("wait") {
                     break Some(s);
                 }
-                if Instant::now() > deadline {
+                let now = Instant::now();
+                if now.duration_since(cpu.1) > Duration::from_secs(10) {
+                    let t = cpu_ticks(child.id());
+                    hung = t == cpu.0;
+                    cpu = (t, now);
+                }
+                if now > deadline || hung {
                     let _ = child.kill();
                     let _ = child.wait();
                     break None;
@@ -425,6 +453,7 @@ fn run_children(filter: &dyn Fn(&str) -> bool) -> HashSet<(String, String)> {
             let _ = child.stderr.take().unwrap().read_to_string(&mut err);
             let result = out.lines().find(|l| l.starts_with("RESULT\t"));
             let (status, fields) = match (status, result) {
+                (None, _) if hung => ("deadlock (no CPU time for 10 s, killed)".to_string(), None),
                 (None, _) => ("timeout (>120 s)".to_string(), None),
                 (Some(s), Some(r)) if s.success() => {
                     let f: Vec<&str> = r.split('\t').skip(1).collect();
