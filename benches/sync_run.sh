@@ -2,7 +2,7 @@
 # Run the thread-safe Gc benchmarks (Arc, dumpster::sync, gcmodule::ThreadedCc, pyheap::Gc;
 # one binary) and write the comparison table.
 #
-#   benches/sync_run.sh                     # 2 runs, about 4-5 min each; report in target/sync-report.md
+#   benches/sync_run.sh                     # 2 runs, about 6 min each on 2 loaded cores; report in target/sync-report.md
 #   SYNC_BENCH_REPEAT=1 benches/sync_run.sh # one run only
 #   benches/sync_run.sh -- sync_cycles      # extra arguments after -- go to criterion (a filter)
 #
