@@ -1,0 +1,11 @@
+//! The thread-safe Gc benchmarks: `std::sync::Arc`, `dumpster::sync::Gc`,
+//! `gcmodule::ThreadedCc` and `pyheap::Gc` side by side on the workloads in
+//! `benches/sync_workloads/`, with the system allocator. Run everything with
+//! `benches/sync_run.sh`.
+
+#[path = "sync_workloads/mod.rs"]
+mod workloads;
+
+fn main() {
+    workloads::main();
+}
