@@ -1,9 +1,16 @@
 //! Model M7: **many triggers** (hazard 7; `docs/concurrency.md` §4.7, as implemented in
-//! `SharedSpace::track_new` / `request_collection` / `service_pending`).
+//! `SharedSpace::track_new` / `add_young` / `request_collection` / `service_pending`).
 //!
 //! Threshold 0 is 1; T1 and T2 each create two tracked nodes (and keep them), crossing the
-//! threshold several times between them; the main thread runs `service_pending()` (one
-//! iteration of the collector thread's loop) meanwhile, and once more after joining both.
+//! threshold several times between them. A crossing runs the due scan on the crossing thread
+//! (one at a time: `pending`) and queues its garbage; the main thread runs `service_pending()`
+//! (one iteration of the collector thread's loop: the queued teardowns) meanwhile, and once
+//! more after joining both.
+//!
+//! The race that matters now: T2 crosses while T1 scans, finds `pending` set and leaves; T1
+//! clears `pending` and re-reads the young count. Without the SeqCst fences on both sides
+//! (store-buffering), both can miss the other's write and the crossing is lost: this model
+//! fails when either fence is removed.
 //!
 //! Interleavings that matter:
 //! * two creations crossing together: `pending.swap(true)` lets one request through (one

@@ -164,13 +164,43 @@ pub(crate) fn collect_generation<F: Flavor>(gen: usize) -> usize {
     let Some(_token) = F::enter_collection() else {
         return 0;
     };
+    let garbage = scan_generation::<F>(gen);
+    // SAFETY: `garbage` comes from `scan_generation` and is torn down once, here.
+    unsafe { finish::<F>(garbage) }
+}
+
+/// What a scan found: a committed garbage set (pinned, unlinked, dead, unreachable), waiting
+/// for its teardown ([`finish`]).
+pub(crate) struct Garbage {
+    pub(crate) set: Vec<*const Links>,
+    pub(crate) finalizers: bool,
+    pub(crate) gen: usize,
+}
+
+/// The part of a collection of generation `gen` that runs no user code: the scan, under the
+/// flavor's locks. The caller must hand the result to [`finish`] exactly once.
+pub(crate) fn scan_generation<F: Flavor>(gen: usize) -> Garbage {
     // SAFETY: `with_scan_state` gives exclusive use of the generations; `scan` runs no user
     // code.
-    let (garbage, finalizers) = F::with_scan_state(gen, |st| unsafe { scan::<F>(st, gen) });
-    let old = (gen + 1).min(NUM_GENERATIONS - 1);
-    // SAFETY: `garbage` is what `scan` committed: pinned, unlinked, dead, unreachable.
-    let freed = unsafe { super::finalize::teardown::<F>(&garbage, finalizers, old) };
-    F::with_state(|st| st.record(gen, freed));
+    let (set, finalizers) = F::with_scan_state(gen, |st| unsafe { scan::<F>(st, gen) });
+    Garbage {
+        set,
+        finalizers,
+        gen,
+    }
+}
+
+/// The teardown of what a scan found (finalizers, `Drop`s, freeing: user code, so no pyheap
+/// lock may be held), then the statistics. Returns the number of objects freed.
+///
+/// # Safety
+/// `garbage` came from [`scan_generation::<F>`] and is finished once.
+pub(crate) unsafe fn finish<F: Flavor>(garbage: Garbage) -> usize {
+    let old = (garbage.gen + 1).min(NUM_GENERATIONS - 1);
+    // SAFETY: per the caller the set is what `scan` committed: pinned, unlinked, dead,
+    // unreachable.
+    let freed = unsafe { super::finalize::teardown::<F>(&garbage.set, garbage.finalizers, old) };
+    F::with_state(|st| st.record(garbage.gen, freed));
     freed
 }
 

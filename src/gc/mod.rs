@@ -33,12 +33,16 @@
 //! # When collections run
 //!
 //! Shared space: creating a tracked object counts toward generation 0; once the count
-//! (tracked objects created minus freed) exceeds `threshold().0`, the creating thread wakes
-//! pyheap's collector thread (`pyheap-gc`, started on first need), which runs the collection:
-//! the thread that allocates never runs other objects' `Drop` or finalizers, so a lock it
-//! holds cannot deadlock against a garbage object's `Drop` (CPython 3.12 moved its trigger to
-//! safe points for the same reason, gh-97922; a background thread is Rust's only safe point).
-//! Several threads crossing the threshold together cause one collection. Generations 1 and 2
+//! (tracked objects created minus freed) exceeds `threshold().0`, the creating thread runs
+//! the *scan* of the due generation itself (CPython's cadence: the young generation stays at
+//! its configured size) and hands the garbage found to pyheap's collector thread (`pyheap-gc`,
+//! started on first need), which runs its finalizers and `Drop`s. A scan runs no user code
+//! (only `Trace` impls, which never block), so it is safe whatever locks the allocating
+//! thread holds; the user code of the teardown runs on a thread that holds none of the
+//! caller's locks, so a lock the allocating thread holds cannot deadlock against a garbage
+//! object's `Drop` (CPython 3.12 moved its trigger to safe points for the same reason,
+//! gh-97922; a background thread is Rust's only safe point). Several threads crossing the
+//! threshold together cause one scan. Generations 1 and 2
 //! follow CPython's rules (count of younger collections over their threshold; the oldest only
 //! when the objects promoted into it since the last full collection exceed 25% of those that
 //! survived it).
@@ -113,6 +117,7 @@ pub fn collect_generation(generation: usize) -> usize {
         "pyheap::gc::collect_generation: invalid generation {generation} (must be 0, 1 or 2)"
     );
     collect::collect_generation::<Shared>(generation)
+        + space().finish_pending()
         + local_controls::collect_generation(generation)
 }
 

@@ -18,11 +18,11 @@ pub use super::stats::GenerationStats;
 /// loom thread; returns the number of objects freed (0 if called from a `Drop` or finalizer
 /// of a collection running on this thread).
 pub fn collect(gen: usize) -> usize {
-    collect::collect_generation::<Shared>(gen)
+    collect::collect_generation::<Shared>(gen) + space().finish_pending()
 }
 
-/// One iteration of the collector thread's loop: if an automatic collection was requested,
-/// clear the request and run it. Returns the number of objects freed.
+/// One iteration of the collector thread's loop: tear down the garbage sets automatic scans
+/// (run by the allocating threads) queued. Returns the number of objects freed.
 pub fn service_pending() -> usize {
     space().service_pending()
 }

@@ -1,10 +1,10 @@
 //! The background collector thread of the shared space (not under loom, whose models call
 //! `SharedSpace::service_pending` themselves).
 //!
-//! Spawned on the first automatic-collection request; it sleeps on a condition variable and
-//! runs one `collect_generations` per wake-up. If the thread cannot be spawned the request is
-//! dropped (and retried at the next one): automatic collection is a heuristic, explicit
-//! `collect()` always works.
+//! Spawned on the first garbage set an automatic scan queues; it sleeps on a condition
+//! variable and tears down the queued sets (finalizers, `Drop`s, freeing) at each wake-up. If
+//! the thread cannot be spawned the sets stay queued until the next explicit `collect()`,
+//! which finishes them.
 
 use std::sync::{Condvar, Mutex, OnceLock};
 
@@ -49,8 +49,9 @@ impl CollectorThread {
     }
 }
 
-/// The collector thread: wait, collect, forever. A panicking `Drop` in the garbage is caught
-/// (the objects it did not free stay leaked) so that automatic collection keeps working.
+/// The collector thread: wait, tear down, forever. A panicking `Drop` in the garbage is
+/// caught (the objects it did not free stay leaked) so that automatic collection keeps
+/// working.
 fn run() {
     let space = super::space::space();
     loop {

@@ -31,20 +31,22 @@
 //!
 //! Each shard counts its creations minus deaths under its lock and adds them to the space's
 //! `young` count every `BATCH`; past `threshold0` the thread that flushed raises `pending`
-//! (once for any number of racing threads) and wakes the collector thread (spawned on first
-//! need), which runs `collect_generations` with no caller lock held: a garbage object's `Drop`
-//! that needs a `Mutex` the allocating thread holds then simply waits for it, instead of
-//! deadlocking that thread (§5.1). `gc::count().0` is therefore exact up to `BATCH` per
-//! thread.
+//! (once for any number of racing threads), runs the due generation's *scan* itself (no user
+//! code runs in a scan) and queues the garbage found for the collector thread (spawned on
+//! first need), which runs the teardown — finalizers, `Drop`s — with no caller lock held: a
+//! garbage object's `Drop` that needs a `Mutex` the allocating thread holds then simply waits
+//! for it, instead of deadlocking that thread (§5.1). An explicit `collect()` finishes the
+//! queued teardowns itself and waits for the one the collector thread is running.
+//! `gc::count().0` is exact up to `BATCH` per thread.
 
 use core::cell::Cell;
 
-use crate::gc::collect::{self, CollectionToken, Flavor};
+use crate::gc::collect::{self, CollectionToken, Flavor, Garbage};
 use crate::gc::generations::{GenState, NUM_GENERATIONS};
 use crate::gc::header::{counts_of, Counts, Links, FLAG_DEAD, FLAG_UNIQUE};
 use crate::gc::list;
 use crate::gc::space::destroy;
-use crate::sync::{AtomicBool, AtomicPtr, AtomicUsize, Mutex, MutexGuard, Ordering};
+use crate::sync::{fence, AtomicBool, AtomicPtr, AtomicUsize, Mutex, MutexGuard, Ordering};
 
 use super::counts::SharedCounts;
 
@@ -104,6 +106,17 @@ pub(crate) struct Central {
 // objects its lists link during a scan are `Send + Sync`.
 unsafe impl Send for Central {}
 
+/// Garbage found by automatic scans, waiting for teardown, and how many batches a thread is
+/// tearing down right now.
+struct TeardownQueue {
+    batches: std::collections::VecDeque<Garbage>,
+    running: usize,
+}
+
+// SAFETY: a batch's pointers are to `Send + Sync` objects that only the batch's owner (the
+// queue, then the one thread that pops it) may touch (Lemma A: nobody else can reach them).
+unsafe impl Send for TeardownQueue {}
+
 /// The process-wide object space.
 pub(crate) struct SharedSpace {
     central: Mutex<Central>,
@@ -127,8 +140,15 @@ pub(crate) struct SharedSpace {
     threshold0: AtomicUsize,
     /// `gc.isenabled()` for the shared space.
     pub(crate) enabled: AtomicBool,
-    /// A collection was requested and has not started yet.
+    /// An automatic scan is running (or about to): other threads crossing the threshold
+    /// meanwhile do not start another.
     pending: AtomicBool,
+    /// Garbage sets found by automatic scans, waiting for their teardown on the collector
+    /// thread (or on a thread running an explicit `collect()`, which finishes them first).
+    queue: Mutex<TeardownQueue>,
+    /// Signalled when the collector thread finishes a batch (explicit `collect()` waits).
+    #[cfg(not(loom))]
+    batch_done: std::sync::Condvar,
     #[cfg(not(loom))]
     collector: super::collector::CollectorThread,
     /// Loom models only: how many times `pending` went from false to true.
@@ -157,6 +177,12 @@ impl SharedSpace {
             threshold0: AtomicUsize::new(700),
             enabled: AtomicBool::new(true),
             pending: AtomicBool::new(false),
+            queue: Mutex::new(TeardownQueue {
+                batches: std::collections::VecDeque::new(),
+                running: 0,
+            }),
+            #[cfg(not(loom))]
+            batch_done: std::sync::Condvar::new(),
             #[cfg(not(loom))]
             collector: super::collector::CollectorThread::new(),
             #[cfg(loom)]
@@ -359,6 +385,9 @@ impl SharedSpace {
             (self.young.fetch_add(delta as usize, Ordering::Relaxed) as isize).wrapping_add(delta);
         let t = self.threshold0.load(Ordering::Relaxed);
         if delta > 0 && t != 0 && y > t as isize && self.enabled.load(Ordering::Relaxed) {
+            // Pairs with the fence in `request_collection` (store `pending`, fence, load
+            // `young`): either that scanner sees our count, or we see `pending` cleared.
+            fence(Ordering::SeqCst);
             self.request_collection();
         }
     }
@@ -409,39 +438,129 @@ impl SharedSpace {
         }
     }
 
-    /// Raise `pending` (once for any number of racing requests) and wake the collector.
+    /// Generation 0 crossed its threshold: run the due scan **on this thread** (once for any
+    /// number of racing threads), and hand the garbage it finds to the collector thread for
+    /// its teardown.
+    ///
+    /// Why here and why split: a scan runs no user code (only `Trace` impls, which never
+    /// block), so it is safe on any thread whatever locks that thread holds, and doing it at
+    /// the threshold keeps the young generation at its configured size (CPython's cadence;
+    /// a collector thread that scans too falls behind a fast allocator, see BENCHMARKS.md).
+    /// The teardown runs `Drop`s and finalizers: on the collector thread, where no caller
+    /// lock is held (§5.1). After the scan `pending` is cleared and the threshold checked
+    /// again, so a crossing skipped while this scan ran is not lost.
     fn request_collection(&self) {
-        if self.pending.swap(true, Ordering::AcqRel) {
+        loop {
+            if self.pending.swap(true, Ordering::AcqRel) {
+                return;
+            }
+            #[cfg(loom)]
+            self.requests.add_shared(1);
+            let garbage = self
+                .with_state(|st| st.generation_due())
+                .map(collect::scan_generation::<Shared>);
+            self.pending.store(false, Ordering::Release);
+            if let Some(g) = garbage {
+                self.hand_over(g);
+            }
+            // A thread whose count crossed the threshold while we scanned found `pending` set
+            // and left. Store-buffering: it wrote `young` then read `pending`, we wrote
+            // `pending` then read `young`; with a SeqCst fence on both sides (the other in
+            // `add_young`) at least one of us sees the other's write, so its crossing is not
+            // lost (loom model M7 found the race without them).
+            fence(Ordering::SeqCst);
+            let young = self.young.load(Ordering::Relaxed) as isize;
+            let t = self.threshold0.load(Ordering::Relaxed);
+            if t == 0 || young <= t as isize || !self.enabled.load(Ordering::Relaxed) {
+                return;
+            }
+        }
+    }
+
+    /// Queue a scan's garbage for teardown (or record an empty collection at once).
+    fn hand_over(&self, g: Garbage) {
+        if g.set.is_empty() {
+            self.with_state(|st| st.record(g.gen, 0));
             return;
         }
-        #[cfg(loom)]
-        self.requests.add_shared(1);
+        self.lock_queue().batches.push_back(g);
         #[cfg(not(loom))]
         self.collector.wake();
     }
 
-    /// Loom models only: whether a collection is requested and not yet started.
+    fn lock_queue(&self) -> MutexGuard<'_, TeardownQueue> {
+        // Nothing panics under this lock.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Loom models only: whether an automatic scan is running.
     #[cfg(loom)]
     pub(crate) fn pending(&self) -> bool {
         self.pending.load(Ordering::Acquire)
     }
 
-    /// Loom models only: how many requests raised `pending` (from false to true).
+    /// Loom models only: how many scans were requested (`pending` from false to true).
     #[cfg(loom)]
     pub(crate) fn requests(&self) -> u64 {
         self.requests.get()
     }
 
-    /// Run the requested automatic collection, if any (the collector thread's loop body; under
-    /// loom the models call it directly). Returns the number of objects freed.
+    /// Tear down the queued garbage sets on this thread (the collector thread's loop body;
+    /// an explicit `collect()` also calls it; under loom the models do). Returns the number
+    /// of objects freed. A `collect()` called from one of these `Drop`s returns 0.
     pub(crate) fn service_pending(&self) -> usize {
-        if !self.pending.swap(false, Ordering::AcqRel) {
+        let token = Shared::enter_teardown();
+        let mut freed = 0;
+        loop {
+            let g = {
+                let mut q = self.lock_queue();
+                let Some(g) = q.batches.pop_front() else {
+                    break;
+                };
+                q.running += 1;
+                g
+            };
+            /// Counts the batch as done even if a `Drop` panics.
+            struct Done<'a>(&'a SharedSpace);
+            impl Drop for Done<'_> {
+                fn drop(&mut self) {
+                    self.0.lock_queue().running -= 1;
+                    #[cfg(not(loom))]
+                    self.0.batch_done.notify_all();
+                }
+            }
+            let _done = Done(self);
+            // SAFETY: the batch came from `scan_generation` through the queue, which hands
+            // each batch to one thread once.
+            freed += unsafe { collect::finish::<Shared>(g) };
+        }
+        drop(token);
+        freed
+    }
+
+    /// After an explicit collection: finish the queued garbage here, then wait for the batch
+    /// the collector thread may be tearing down, so that `collect()` returns only once every
+    /// garbage set found before it is freed. Returns the objects freed here.
+    pub(crate) fn finish_pending(&self) -> usize {
+        if COLLECTING.with(|c| c.get()) {
+            // Called from a `Drop` of a teardown on this thread: never wait for ourselves.
             return 0;
         }
-        if !self.enabled.load(Ordering::Relaxed) {
-            return 0;
+        let freed = self.service_pending();
+        let mut q = self.lock_queue();
+        while q.running > 0 {
+            #[cfg(not(loom))]
+            {
+                q = self.batch_done.wait(q).unwrap_or_else(|e| e.into_inner());
+            }
+            #[cfg(loom)]
+            {
+                drop(q);
+                crate::sync::spin_wait(0);
+                q = self.lock_queue();
+            }
         }
-        collect::collect_generations::<Shared>()
+        freed
     }
 
     /// The collector thread's wait for a request.
@@ -558,6 +677,18 @@ fn drain() {
 
 /// The thread-safe flavor, as the collector sees it.
 pub(crate) enum Shared {}
+
+impl Shared {
+    /// Mark this thread as collecting while it tears down queued batches (so a `collect()`
+    /// from their `Drop`s returns 0); nothing if it already is. Clears the mark when dropped.
+    fn enter_teardown() -> Option<CollectionToken<Shared>> {
+        if COLLECTING.with(|c| c.replace(true)) {
+            None
+        } else {
+            Some(CollectionToken::new(None))
+        }
+    }
+}
 
 // SAFETY: `with_scan_state` holds the space lock and every shard's lock for the whole
 // closure, with the generations asked for spliced into the central lists, so it gives
