@@ -56,7 +56,7 @@
 
 use super::generations::{GenState, NUM_GENERATIONS};
 use super::header::{
-    counts_of, Counts, Links, FLAG_FINALIZED, PREV_COLLECTING, PREV_REACHABLE, REFS_SHIFT,
+    addr, counts_of, Counts, Links, FLAG_FINALIZED, PREV_COLLECTING, PREV_REACHABLE, REFS_SHIFT,
 };
 use super::list;
 use super::trace::{Mode, Tracer};
@@ -588,6 +588,12 @@ pub(crate) unsafe fn reachable_from(
     set: &[*const Links],
     from: impl Fn(*const Links) -> bool,
 ) -> Vec<bool> {
+    // Members only: another thread may be scanning the generations right now (automatic
+    // scans run while teardowns do), and the `prev` fields of the objects it collects hold
+    // its collection bits. So membership is decided by address, never by reading a
+    // non-member's `prev` (that would race with the scanner, and marking one of its objects
+    // could erase a mark it set and make it free a live object: the stress test found it).
+    let members: std::collections::HashSet<usize> = set.iter().map(|&p| addr(p)).collect();
     // SAFETY: per the caller the members are ours alone; their `prev` is restored to a
     // self-loop before returning, and `Trace` impls (which may not touch handles) are the only
     // code that runs.
@@ -599,6 +605,7 @@ pub(crate) unsafe fn reachable_from(
         // Not a concurrent tracer: the guards of interior locks are released at once (nobody
         // else can reach these values).
         let mut tracer = Tracer::new(Mode::Mark, false);
+        tracer.restrict_to(members);
         for &p in set {
             if from(p) {
                 (*p).set_refs(PREV_COLLECTING | PREV_REACHABLE);

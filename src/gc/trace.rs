@@ -89,6 +89,10 @@ pub struct Tracer {
     /// walks this buffer instead of tracing again: one trace per object per scan, so every
     /// pass sees the same edges by construction.
     pub(crate) edges: Vec<*const Links>,
+    /// Set for a walk restricted to one garbage set (`collect::reachable_from`): edges to any
+    /// other object are ignored without reading its header, which a concurrent scan may be
+    /// writing.
+    members: Option<std::collections::HashSet<usize>>,
 }
 
 /// A guard kept by a concurrent scan, type-erased: dropping it releases its lock.
@@ -112,7 +116,13 @@ impl Tracer {
             retrack: Vec::new(),
             held: Vec::new(),
             edges: Vec::new(),
+            members: None,
         }
+    }
+
+    /// Only follow edges to these objects (by the address of their links).
+    pub(crate) fn restrict_to(&mut self, members: std::collections::HashSet<usize>) {
+        self.members = Some(members);
     }
 
     /// Whether this is a concurrent flavor's scan.
@@ -179,6 +189,11 @@ impl Tracer {
     /// `target` is the links of a tracked object kept alive by the handle being reported.
     #[inline]
     pub(crate) unsafe fn edge(&mut self, target: *const Links) {
+        if let Some(m) = &self.members {
+            if !m.contains(&crate::gc::header::addr(target)) {
+                return;
+            }
+        }
         // SAFETY: per the caller the target's header is alive.
         let t = unsafe { &*target };
         let prev = t.refs();
