@@ -283,7 +283,7 @@ impl SharedSpace {
             // read-modify-write, so that counts flushed since (their objects may or may not
             // have been in this scan: an over-count only brings the next collection forward)
             // are not lost, as a store of 0 could lose them (a loom model found that).
-            self.young.fetch_sub(young, Ordering::Relaxed);
+            self.sub_young(young);
             for sh in &shards {
                 sh.unflushed.set(0);
             }
@@ -379,8 +379,33 @@ impl SharedSpace {
         self.lock_central().free.push(id);
     }
 
+    /// Take `n` off the young count, stopping at zero (a read-modify-write loop: counts
+    /// flushed concurrently are never lost).
+    fn sub_young(&self, n: usize) {
+        let mut cur = self.young.load(Ordering::Relaxed);
+        loop {
+            let new = (cur as isize).saturating_sub(n as isize).max(0) as usize;
+            match self
+                .young
+                .compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(now) => cur = now,
+            }
+        }
+    }
+
     /// Add `delta` to the young count; past the threshold, request an automatic collection.
     fn add_young(&self, delta: isize) {
+        if delta < 0 {
+            // Deaths bring the count down, but never below zero (CPython's `count > 0` test
+            // in `PyObject_GC_Del`): the deaths of old objects must not leave credit that
+            // delays the next young collection indefinitely (a million-node chain dropped
+            // after its nodes were promoted would otherwise hold it off for a million
+            // allocations; a test found it).
+            self.sub_young(delta.unsigned_abs());
+            return;
+        }
         let y =
             (self.young.fetch_add(delta as usize, Ordering::Relaxed) as isize).wrapping_add(delta);
         let t = self.threshold0.load(Ordering::Relaxed);
