@@ -8,13 +8,14 @@
 //! writes through the `&mut`.
 //!
 //! Interleavings that matter:
-//! * the scan holds the space lock when T calls `get_mut`: `untrack_unique` waits for the
-//!   scan to end, then takes X out of the lists (`FLAG_UNIQUE`), so no later scan reads it;
+//! * the scan holds every shard lock (X's among them) when T calls `get_mut`:
+//!   `untrack_unique` waits for X's shard lock, i.e. for the scan to end, then takes X out
+//!   of the lists (`FLAG_UNIQUE`), so no later scan reads it;
 //! * `get_mut` first: the scan does not see X at all while the `&mut` may live;
-//! * T's shared use after the borrow (`Deref`) re-tracks X under the lock, before or after
+//! * T's shared use after the borrow (`Deref`) re-tracks X under its shard lock, before or after
 //!   the scan (a scan never sees X half-linked);
 //! * the `Gc::new` inside the borrow links a new object while the scan may be running (it
-//!   waits for the space lock).
+//!   waits for T's shard lock).
 //!
 //! Without `untrack_unique` (X stays in its generation while `&mut` lives), loom reports the
 //! collector's read of `payload` racing T's write (a causality violation).

@@ -7,8 +7,8 @@
 //! Interleavings that matter:
 //! * T's drop takes A's count to 0 before the collector reads it: A (strong 0, internal 0)
 //!   must be a root (`find_roots`: strong 0 is a root), so C, whose only reference is from
-//!   the dying A, is marked and not condemned. T's destruction waits for the space lock
-//!   (`object_died` → `untrack`) and runs A's `Drop` after the scan; the clone of C it makes
+//!   the dying A, is marked and not condemned. T's destruction waits for A's shard lock
+//!   (`object_died` → `untrack`; the scan holds every shard lock) and runs A's `Drop` after the scan; the clone of C it makes
 //!   reaches a live C;
 //! * the drop after the count read but before the CAS: A was a root anyway (strong 1 >
 //!   internal 0), and the CAS would fail;

@@ -11,7 +11,7 @@
 //! (`WouldBlock`: nothing reported, B behind it becomes a root); of a mutex the collecting
 //! thread itself holds (loom's `try_lock` fails as std's does: no self-deadlock); the
 //! mutator's `lock()` of a mutex a scan holds (it waits for the end of the scan, the scan
-//! waits for nobody); two collections racing for the space lock.
+//! waits for nobody); two collections racing for the collection and space locks.
 //!
 //! Without `try_lock` (a blocking `lock()` in `Trace`), loom reports a deadlock: in the
 //! second test the collecting thread waits for its own guard.
@@ -21,7 +21,7 @@
 //! loom can report a deadlock that cannot happen (`try_lock` never waits). In the second
 //! test the main thread therefore takes `A.m` before T exists; otherwise T's scan could be
 //! inside `try_lock(A.m)` when the main thread's `lock()` succeeds, T would be parked while
-//! holding the space lock, and the main thread's `collect` would wait for it forever: a
+//! holding the space and shard locks, and the main thread's `collect` would wait for it forever: a
 //! false report, seen while writing this model.
 //!
 //! Asserts: no deadlock (loom); while locked, nothing of the cycle is freed; a later full

@@ -9,14 +9,20 @@
 //! whose finalizers ran as resurrected: freed by the next collection that finds it
 //! unreachable), a later one drops it.
 //!
-//! Interleavings that matter: the two collections racing for the space lock, one tearing
-//! down while the other scans (the teardown holds no lock: the hooks' `Gc::new` and deaths
-//! take the space lock, which the other scan may hold: they wait); the re-entrant
+//! Interleavings that matter: the two collections racing for the collection lock (held
+//! from the scan to the end of the teardown, so they run one after the other); the hooks'
+//! `Gc::new` and deaths taking their shard's lock (and, on a thread without a shard yet, the
+//! space lock to get one) from inside the teardown, which holds no pyheap lock but the
+//! collection lock; the re-entrant
 //! `collect()` from `Drop` on the collecting thread (`COLLECTING`, a loom thread-local);
 //! N's and M's deaths queued under `DROPPING` and drained by the outermost destroyer.
 //!
-//! Without releasing the space lock before the teardown (user code run under it), the
-//! hooks' `Gc::new` waits for the lock its own thread holds: loom reports the deadlock.
+//! Without releasing the scan's locks before the teardown (teardown run inside
+//! `with_scan_state`: user code under the space lock and every shard lock), the hooks'
+//! `Gc::new` waits for a shard lock its own thread holds: loom reports the deadlock. (The
+//! old mutation, teardown under the space lock only, is caught too, but only because the
+//! collecting T has no shard yet and the finalizer's `Gc::new` takes the space lock to get
+//! one: with the shards, creations and deaths no longer take the space lock.)
 //!
 //! Asserts: the finalizer ran exactly once; every re-entrant `collect()` returned 0; in the
 //! end A, N and M were each dropped exactly once and the space is empty.

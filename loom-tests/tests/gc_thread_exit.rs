@@ -8,7 +8,7 @@
 //! runs `collect(0)` meanwhile, then a full collection after joining both.
 //!
 //! Interleavings that matter: T2's deaths (H, then C queued) against the scan (each death
-//! waits for the space lock; a dying H is a root, so C is not condemned under it); T1's
+//! waits for the object's shard lock, which the scan holds; a dying H is a root, so C is not condemned under it); T1's
 //! exit before or after T2's drops and the collection (objects belong to the process-wide
 //! space, never to a thread: nothing is freed or orphaned with T1); the pair found garbage
 //! by the concurrent collection or by the final one.

@@ -16,9 +16,9 @@
 //! * two creations crossing together: `pending.swap(true)` lets one request through (one
 //!   wake-up, one collection);
 //! * a crossing while the collector is between clearing `pending` and reading the counts
-//!   (under the space lock): the collection sees the count, or the crossing raises
+//!   (under the space and shard locks): the collection sees the count, or the crossing raises
 //!   `pending` again; never neither (no lost wake-up);
-//! * a crossing during the collection (its creation waits for the space lock): `pending` was
+//! * a crossing during the collection (its creation waits for its shard lock): `pending` was
 //!   cleared before the collection started, so the crossing after it raises it again.
 //!
 //! Without clearing `pending` before collecting (cleared after the collection instead), a
@@ -47,7 +47,32 @@ fn create(log: &Arc<Log>, ids: [usize; 2]) -> Vec<Gc<Node>> {
 
 #[test]
 fn threads_cross_the_threshold_while_collector_services() {
-    model(|| {
+    model(crossing_threads);
+}
+
+/// The same model at preemption bound 3. It FAILS on the sharded space (found by this
+/// verification, 2026-11-25, at 8590ca9 + loom docs; also fails at bound 4): "generation 0
+/// over its threshold (2) and nothing pending" — at the end the young count is 2 with
+/// threshold 1, `pending` is false, and no collection is coming: a lost wake-up of the
+/// automatic collection (a liveness bug: garbage waits for the next crossing, never a
+/// safety bug). Not yet reduced to its interleaving. The suspects are in
+/// `SharedSpace::track_new` / `with_all_locked`: a creation links its object under its shard
+/// lock but adds to `young` only after unlocking, so a collection can scan (and promote) the
+/// object before its +1 reaches `young`, and `with_all_locked` subtracts from `young` only
+/// what it read under the locks; how the remaining count then escapes a request still has
+/// to be worked out. Experiment (not committed): moving `self.add_young(u)` in `track_new`
+/// before `drop(g)` (flush under the shard lock) makes this pass (3,378 executions at bound
+/// 3); it is not applied because `add_young` may wake (and first spawn) the collector thread,
+/// which should be argued before it happens under a shard lock. Run with
+/// `cargo test --release --test gc_triggers -- --ignored`.
+#[test]
+#[ignore = "fails: lost wake-up at preemption bound 3 on the sharded space (see doc)"]
+fn threads_cross_the_threshold_while_collector_services_bound_3() {
+    common::model_at_least(3, crossing_threads);
+}
+
+fn crossing_threads() {
+    {
         let log = Log::new(4);
         gcm::set_threshold(1, 10, 10);
         let l1 = log.clone();
@@ -74,5 +99,5 @@ fn threads_cross_the_threshold_while_collector_services() {
         );
         drop((a, b));
         finish(&log);
-    });
+    }
 }
