@@ -15,7 +15,7 @@ declare -A model=(
   [m4_ignore_condemned]=gc_upgrade
   [m5_blocking_lock]=gc_locked
   [m6_teardown_under_lock]=gc_reentrant
-  [m7_clear_pending_late]=gc_triggers
+  [m7_no_fence]=gc_triggers
   [m8_no_drain]=gc_thread_exit
   [m9_scan_without_shard_locks]=gc_shards
 )

@@ -50,23 +50,13 @@ fn threads_cross_the_threshold_while_collector_services() {
     model(crossing_threads);
 }
 
-/// The same model at preemption bound 3. It FAILS on the sharded space (found by this
-/// verification, 2026-11-25, at 8590ca9 + loom docs; also fails at bound 4): "generation 0
-/// over its threshold (2) and nothing pending" — at the end the young count is 2 with
-/// threshold 1, `pending` is false, and no collection is coming: a lost wake-up of the
-/// automatic collection (a liveness bug: garbage waits for the next crossing, never a
-/// safety bug). Not yet reduced to its interleaving. The suspects are in
-/// `SharedSpace::track_new` / `with_all_locked`: a creation links its object under its shard
-/// lock but adds to `young` only after unlocking, so a collection can scan (and promote) the
-/// object before its +1 reaches `young`, and `with_all_locked` subtracts from `young` only
-/// what it read under the locks; how the remaining count then escapes a request still has
-/// to be worked out. Experiment (not committed): moving `self.add_young(u)` in `track_new`
-/// before `drop(g)` (flush under the shard lock) makes this pass (3,378 executions at bound
-/// 3); it is not applied because `add_young` may wake (and first spawn) the collector thread,
-/// which should be argued before it happens under a shard lock. Run with
-/// `cargo test --release --test gc_triggers -- --ignored`.
+/// The same at preemption bound 3 (about 2 s). On the first sharded version this failed with
+/// "generation 0 over its threshold (2) and nothing pending": a thread whose count crossed
+/// the threshold while another was scanning found `pending` set and left, and the scanner,
+/// after clearing `pending`, read a `young` that did not include that count yet
+/// (store-buffering). The SeqCst fences in `add_young` and `request_collection` fixed it;
+/// removing either makes the bound-2 model above fail too.
 #[test]
-#[ignore = "fails: lost wake-up at preemption bound 3 on the sharded space (see doc)"]
 fn threads_cross_the_threshold_while_collector_services_bound_3() {
     common::model_at_least(3, crossing_threads);
 }
