@@ -271,3 +271,37 @@ fn slices_and_str_and_a_cycle_through_a_tracked_slice() {
     assert_eq!(drops.load(Ordering::SeqCst), 1);
     assert!(ws.upgrade().is_none());
 }
+
+#[test]
+fn a_cycle_through_a_once_lock_is_collected() {
+    let _s = serial();
+    #[derive(Trace)]
+    struct O {
+        #[trace(skip)]
+        drops: Arc<AtomicUsize>,
+        next: std::sync::OnceLock<Gc<O>>,
+    }
+    impl Drop for O {
+        fn drop(&mut self) {
+            self.drops.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    const { assert!(!<std::sync::OnceLock<u32> as Trace>::MAY_CONTAIN_GC) };
+    let drops = Arc::new(AtomicUsize::new(0));
+    let a = Gc::new(O {
+        drops: drops.clone(),
+        next: std::sync::OnceLock::new(),
+    });
+    let b = Gc::new(O {
+        drops: drops.clone(),
+        next: std::sync::OnceLock::new(),
+    });
+    a.next.set(b.clone()).ok().unwrap();
+    b.next.set(a.clone()).ok().unwrap();
+    drop(a);
+    pyheap::collect();
+    assert_eq!(drops.load(Ordering::SeqCst), 0, "b is still held");
+    drop(b);
+    pyheap::collect();
+    assert_eq!(drops.load(Ordering::SeqCst), 2);
+}

@@ -315,3 +315,28 @@ unsafe impl<T: Trace + ?Sized> Trace for loom::sync::RwLock<T> {
     }
     const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
 }
+
+// SAFETY: reports the content once it is set. A set-once cell can gain a handle but never lose
+// one through a shared reference (`take` needs `&mut`), so an edge a concurrent scan reported
+// stays where it was until the scan ends (`docs/concurrency.md` I13); one set after it was
+// traced is counted as an outside reference, which only keeps its target.
+unsafe impl<T: Trace> Trace for std::sync::OnceLock<T> {
+    #[inline]
+    fn trace(&self, tracer: &mut Tracer) {
+        if let Some(v) = self.get() {
+            v.trace(tracer)
+        }
+    }
+    const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
+}
+
+// SAFETY: as for `OnceLock` (single-thread).
+unsafe impl<T: Trace> Trace for std::cell::OnceCell<T> {
+    #[inline]
+    fn trace(&self, tracer: &mut Tracer) {
+        if let Some(v) = self.get() {
+            v.trace(tracer)
+        }
+    }
+    const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
+}
