@@ -551,10 +551,11 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
                 return;
             }
             let b = self.ptr;
+            // The closure is this object's `destroy`, typed: `f` and `vt` were read before
+            // `object_died_with` set `FLAG_DEAD`, which is the only flag it changes, so `f`
+            // still tells whether the finalizer ran.
             // SAFETY: a live tracked object of this thread whose strong count just reached
-            // zero, `FLAG_DEAD` clear. The closure is this object's `destroy`, typed: `f`
-            // and `vt` were read before `object_died_with` set `FLAG_DEAD`, which is the only
-            // flag it changes, so `f` still tells whether the finalizer ran.
+            // zero, `FLAG_DEAD` clear; the closure destroys it once, as `space::destroy`.
             unsafe {
                 with_space(|s| {
                     s.object_died_with::<C>(l, |l| {

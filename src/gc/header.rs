@@ -6,7 +6,7 @@
 //! (`T::MAY_CONTAIN_GC == true`) has, in front of its `GcBox`, the collector's [`Links`]:
 //!
 //! ```text
-//!  tracked:    [ next | prev/gc_refs | vtable+flags ][ strong:u32 | weak:u32 ][ value ]
+//!  tracked:    [ next | prev/refs | vtable+flags ][ strong:u32 | weak:u32 ][ value ]
 //!               \______________ Links ____________/ \______ LocalCounts ______/
 //!  untracked:                                        [ strong:u32 | weak:u32 ][ value ]
 //! ```
@@ -22,7 +22,7 @@
 //! (`Gc<[Gc<Node>]>`) also stores its length in the header for the collector (40 bytes,
 //! like CPython's variable-size objects, which add `ob_size`). See [`tracked_offset`].
 //!
-//! # Invariants (kept by `gc::handle`, `gc::space`, `gc::collect` and `gc::finalize`)
+//! # Invariants (kept by `gc::handle`, `gc::space`, `gc::shared`, `gc::collect` and `gc::finalize`)
 //!
 //! * `strong` is the number of live `Gc` handles, plus one *pin* per object while the
 //!   collector tears down a garbage set containing it.
@@ -32,23 +32,32 @@
 //! * The value is initialised iff the token is held and [`FLAG_DEAD`] is clear; once
 //!   `FLAG_DEAD` is set nobody creates a reference to the value again (`Deref` panics,
 //!   `try_deref` gives `None`, `Weak::upgrade` gives `None`).
-//! * A tracked object is linked into exactly one generation list of its thread's object space
-//!   iff it is alive, not part of a garbage set being torn down, and not [`FLAG_UNIQUE`]
-//!   (a `&mut` from `Gc::get_mut` may be live: no collection may read the value); otherwise
-//!   its links are a self-loop, so unlinking it again is a harmless no-op.
+//! * A tracked object is linked into exactly one generation list of its object space (its
+//!   thread's space; for `pyheap::Gc`, its shard of the shared space) iff it is alive, not
+//!   part of a garbage set being torn down, and not [`FLAG_UNIQUE`] (a `&mut` from
+//!   `Gc::get_mut` may be live: no collection may read the value); otherwise its links are a
+//!   self-loop, so unlinking it again is a harmless no-op. Its links are only read or written
+//!   by the owner of that list (the thread, or the holder of the shard's lock).
+//! * `FLAG_CONDEMNED` exists only in the thread-safe flavor's count word (see
+//!   `gc::shared::counts`), where all the flags live; the single-thread flavor keeps them in
+//!   the low bits of the vtable word. [`Counts::flags`] and friends hide the difference.
 //! * A tracked slice (`Gc<[T]>`) stores its length in the `usize` just before its `GcBox`;
 //!   its vtable's functions rebuild the fat pointer from it (see [`tracked_offset`]).
 //! * Outside a collection `Links::prev` holds a pointer (low bits zero); during one it holds
-//!   `gc_refs << 2 | PREV_COLLECTING | PREV_REACHABLE` for the objects being collected, as
-//!   CPython reuses `_gc_prev`. No user code runs while any `prev` holds refs.
+//!   `internal << 2 | PREV_COLLECTING | PREV_REACHABLE` for the objects being collected (the
+//!   references from inside the generation, as CPython reuses `_gc_prev` for `gc_refs`), and
+//!   in a concurrent scan also the start of the object's edge run above bit 32 (see
+//!   `gc::collect`). No user code runs while any `prev` holds collection bits, and code
+//!   outside the scan never reads the `prev` of an object it does not own (a concurrent scan
+//!   may be writing it).
 //!
 //! # Provenance
 //!
 //! The header never turns an integer into a pointer (it passes Miri's
 //! `-Zmiri-strict-provenance`): `prev` and the tagged vtable word are stored as pointers;
 //! flag bits are added and removed with `wrapping_add`/`wrapping_sub` on the pointer itself
-//! (the `map_addr` of Rust 1.84, kept to this crate's MSRV of 1.82), and `gc_refs` is stored
-//! as a pointer without provenance that is only ever read back as an integer. The list code
+//! (the `map_addr` of Rust 1.84, kept to this crate's MSRV of 1.82), and the collection bits are
+//! stored as a pointer without provenance that is only ever read back as an integer. The list code
 //! restores real pointers into `prev` before any of them is dereferenced again.
 
 use core::alloc::Layout;
@@ -78,7 +87,7 @@ pub(crate) const FLAG_CONDEMNED: usize = 0b1_0000;
 pub(crate) const PREV_COLLECTING: usize = 0b01;
 /// In `prev` during a collection: the object was found reachable from a root.
 pub(crate) const PREV_REACHABLE: usize = 0b10;
-/// `gc_refs` is stored above the two collection bits.
+/// The internal-reference count is stored above the two collection bits.
 pub(crate) const REFS_SHIFT: u32 = 2;
 pub(crate) const REFS_ONE: usize = 1 << REFS_SHIFT;
 
@@ -369,8 +378,9 @@ impl Links {
         self.prev.set(p)
     }
 
-    /// `prev` as an integer: during a pass, `gc_refs << REFS_SHIFT | PREV_*` for the nodes
-    /// being collected; for any other node an address, whose two low bits are zero.
+    /// `prev` as an integer: during a pass, the collection bits (`internal << REFS_SHIFT |
+    /// PREV_*`) for the nodes being collected; for any other node an address, whose two low
+    /// bits are zero.
     #[inline]
     pub(crate) fn refs(&self) -> usize {
         addr(self.prev.get())

@@ -1,9 +1,10 @@
 //! Intrusive circular doubly-linked lists of [`Links`] with a sentinel head: the generations.
 //!
 //! Every function takes raw pointers to links that are alive (an object's header or a
-//! sentinel that has been [`init`]ed and not moved since) and belong to the calling thread's
-//! object space; none may be called while a collection has overwritten `prev` with `gc_refs`
-//! for the nodes it touches (the collector restores the pointers before user code runs).
+//! sentinel that has been [`init`]ed and not moved since) and belong to lists the caller owns
+//! (its thread's object space, or a shard of the shared space whose lock it holds); none may
+//! be called while a collection has overwritten `prev` with its collection bits for the nodes
+//! it touches (the collector restores the pointers before user code runs).
 
 use super::header::Links;
 

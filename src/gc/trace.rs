@@ -169,10 +169,11 @@ impl Tracer {
         value(&guard).trace(self);
         if self.concurrent {
             let boxed: Box<dyn HeldGuard + 'a> = Box::new(guard);
-            // SAFETY: only the lifetime is erased. The guard borrows a value inside an object
-            // the scan keeps alive (objects being scanned are destroyed only under the space
-            // lock, which the scan holds), and the tracer, with every guard it holds, is
-            // dropped (or `release_guards` is called) before the scan releases that lock.
+            // Only the lifetime is erased. The guard borrows a value inside an object the scan
+            // keeps alive (an object being scanned is destroyed only under its shard's lock,
+            // which the scan holds), and the tracer, with every guard it holds, is dropped (or
+            // `release_guards` is called) before the scan releases the shard locks.
+            // SAFETY: as just said.
             let boxed: Box<dyn HeldGuard> = unsafe {
                 core::mem::transmute::<Box<dyn HeldGuard + 'a>, Box<dyn HeldGuard>>(boxed)
             };

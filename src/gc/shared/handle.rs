@@ -494,10 +494,10 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
     fn drop_slow(&mut self) {
         if T::MAY_CONTAIN_GC {
             let l = self.links();
-            // SAFETY: the strong count just reached zero (with the Acquire fence); the header
-            // is alive (the token is held). A dead object's value is gone already (the
-            // collector released its pin before this), so only the token remains to release;
-            // otherwise it dies now.
+            // The strong count just reached zero (with the Acquire fence); the header is alive
+            // (the token is held). A dead object's value is gone already (the collector
+            // released its pin before this), so only the token remains to release.
+            // SAFETY: as just said; otherwise the object dies now, by refcount.
             unsafe {
                 if C::flags(l) & FLAG_DEAD != 0 {
                     release_token::<C>(l);
