@@ -78,6 +78,7 @@ pub(crate) mod collect;
 pub(crate) mod finalize;
 pub(crate) mod generations;
 pub(crate) mod handle;
+pub(crate) mod handle_impls;
 pub(crate) mod header;
 pub(crate) mod list;
 pub(crate) mod local_controls;

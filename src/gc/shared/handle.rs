@@ -145,16 +145,6 @@ unsafe fn deallocate<T: ?Sized + Trace + 'static>(b: NonNull<Inner<T>>) {
     }
 }
 
-#[cold]
-#[inline(never)]
-#[track_caller]
-fn dead_deref() -> ! {
-    panic!(
-        "pyheap: dereferenced a Gc whose object the cycle collector already destroyed \
-         (use Gc::try_deref in Drop impls of cycle members)"
-    )
-}
-
 impl<T: Trace + Send + Sync + 'static> Gc<T> {
     /// Put `value` in the shared object space and return the first handle. A tracked value
     /// counts toward generation 0; past the threshold the background collector is woken
@@ -549,106 +539,8 @@ impl<T: ?Sized + Trace + 'static> Clone for Gc<T> {
     }
 }
 
-impl<T: ?Sized + Trace + 'static> Deref for Gc<T> {
-    type Target = T;
-
-    /// The value. Panics (in release builds too) if the collector already destroyed it; see
-    /// [`Gc::try_deref`].
-    #[inline]
-    fn deref(&self) -> &T {
-        match Gc::try_deref(self) {
-            Some(v) => v,
-            None => dead_deref(),
-        }
-    }
-}
-
-// SAFETY: a `Gc` owns one strong reference; it is an edge of the object graph when its
-// target is tracked (edges to untracked objects cannot close a cycle and are not reported).
-unsafe impl<T: ?Sized + Trace + 'static> Trace for Gc<T> {
-    #[inline]
-    fn trace(&self, tracer: &mut Tracer) {
-        if T::MAY_CONTAIN_GC {
-            // SAFETY: this handle keeps the target's header alive.
-            unsafe { tracer.edge(self.links()) }
-        }
-    }
-}
-
-// SAFETY: weak edges are not strong edges: nothing to report.
-unsafe impl<T: ?Sized + Trace + 'static> Trace for Weak<T> {
-    #[inline(always)]
-    fn trace(&self, _: &mut Tracer) {}
-    const MAY_CONTAIN_GC: bool = false;
-}
-
-impl<T: ?Sized + Trace + 'static + fmt::Debug> fmt::Debug for Gc<T> {
-    /// The value's `Debug`, or `<dead>` for a destroyed object (never panics).
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match Gc::try_deref(self) {
-            Some(v) => fmt::Debug::fmt(v, f),
-            None => f.write_str("<dead>"),
-        }
-    }
-}
-
-impl<T: ?Sized + Trace + 'static + fmt::Display> fmt::Display for Gc<T> {
-    /// The value's `Display`, or `<dead>` for a destroyed object (never panics).
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match Gc::try_deref(self) {
-            Some(v) => fmt::Display::fmt(v, f),
-            None => f.write_str("<dead>"),
-        }
-    }
-}
-
-impl<T: ?Sized + Trace + 'static> fmt::Pointer for Gc<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Pointer::fmt(&Gc::as_ptr(self), f)
-    }
-}
-
-impl<T: ?Sized + Trace + 'static + PartialEq> PartialEq for Gc<T> {
-    /// Compares the values (Python's `==`); use [`Gc::ptr_eq`] for `is`.
-    #[inline]
-    fn eq(&self, other: &Self) -> bool {
-        **self == **other
-    }
-}
-
-impl<T: ?Sized + Trace + 'static + Eq> Eq for Gc<T> {}
-
-impl<T: ?Sized + Trace + 'static + PartialOrd> PartialOrd for Gc<T> {
-    #[inline]
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        (**self).partial_cmp(&**other)
-    }
-}
-
-impl<T: ?Sized + Trace + 'static + Ord> Ord for Gc<T> {
-    #[inline]
-    fn cmp(&self, other: &Self) -> Ordering {
-        (**self).cmp(&**other)
-    }
-}
-
-impl<T: ?Sized + Trace + 'static + Hash> Hash for Gc<T> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        (**self).hash(state)
-    }
-}
-
-impl<T: ?Sized + Trace + 'static> Borrow<T> for Gc<T> {
-    fn borrow(&self) -> &T {
-        self
-    }
-}
-
-impl<T: ?Sized + Trace + 'static> AsRef<T> for Gc<T> {
-    fn as_ref(&self) -> &T {
-        self
-    }
-}
+// The traits both flavors implement the same way, on the `Gc`/`Weak` of this module.
+crate::gc::handle_impls::handle_impls!();
 
 impl<T: Trace + Send + Sync + 'static> From<T> for Gc<T> {
     /// Same as [`Gc::new`].
@@ -798,12 +690,6 @@ impl<T: ?Sized + Trace + 'static> Clone for Weak<T> {
             ptr: self.ptr,
             _owns: PhantomData,
         }
-    }
-}
-
-impl<T: ?Sized + Trace + 'static> fmt::Debug for Weak<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("(Weak)")
     }
 }
 
