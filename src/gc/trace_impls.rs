@@ -10,7 +10,7 @@
 use super::trace::{Trace, Tracer};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet, LinkedList, VecDeque};
-use std::sync::{Mutex, RwLock, TryLockError};
+use std::sync::{Mutex, RwLock, TryLockError, TryLockResult};
 
 macro_rules! leaf {
     ($($t:ty),* $(,)?) => {$(
@@ -232,111 +232,61 @@ unsafe impl<T: Trace + ?Sized> Trace for RefCell<T> {
     const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
 }
 
-// SAFETY: as for `RefCell`: a held lock reports nothing (its referents become roots); the
-// tracer never blocks, so tracing a lock held by the collecting thread cannot deadlock. A
-// poisoned lock still owns its content, which is reported. In a concurrent collection the
-// tracer keeps the guard until the scan ends (`Tracer::trace_locked`), so every pass of one
-// collection sees the same content.
-unsafe impl<T: Trace + ?Sized> Trace for Mutex<T> {
-    fn trace(&self, tracer: &mut Tracer) {
-        if !T::MAY_CONTAIN_GC {
-            return;
-        }
-        tracer.trace_locked(
-            self,
-            |m| match m.try_lock() {
-                Ok(g) => Some(g),
-                Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
-                Err(TryLockError::WouldBlock) => None,
-            },
-            |g| &**g,
-        )
+/// A lock's `try_lock`/`try_read` result as the guard to trace through, if any: a busy lock
+/// gives nothing (never wait), a poisoned one still owns its content.
+fn acquired<G>(r: TryLockResult<G>) -> Option<G> {
+    match r {
+        Ok(g) => Some(g),
+        Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
     }
-    const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
 }
 
-// SAFETY: as for `Mutex`, with a shared lock.
-unsafe impl<T: Trace + ?Sized> Trace for RwLock<T> {
-    fn trace(&self, tracer: &mut Tracer) {
-        if !T::MAY_CONTAIN_GC {
-            return;
+/// `Trace` for a lock type, traced through `Tracer::trace_locked` with its non-blocking
+/// `$try` method (`try_lock`, or `try_read` for a shared lock).
+macro_rules! locked {
+    ($lock:ty, $try:ident) => {
+        // SAFETY: as for `RefCell`: a held lock reports nothing (its referents become roots);
+        // the tracer never blocks, so tracing a lock held by the collecting thread cannot
+        // deadlock. A poisoned lock still owns its content, which is reported. In a concurrent
+        // collection the tracer keeps the guard until the scan ends (`Tracer::trace_locked`),
+        // so every pass of one collection sees the same content.
+        unsafe impl<T: Trace + ?Sized> Trace for $lock {
+            fn trace(&self, tracer: &mut Tracer) {
+                if T::MAY_CONTAIN_GC {
+                    tracer.trace_locked(self, |m| acquired(m.$try()), |g| &**g)
+                }
+            }
+            const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
         }
-        tracer.trace_locked(
-            self,
-            |m| match m.try_read() {
-                Ok(g) => Some(g),
-                Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
-                Err(TryLockError::WouldBlock) => None,
-            },
-            |g| &**g,
-        )
-    }
-    const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
+    };
 }
 
-// SAFETY: as for `std::sync::Mutex`, through the same `Tracer::trace_locked` helper (loom
-// builds only: lets the loom models put their edges behind a lock that loom schedules). loom's
-// `Mutex` never poisons.
+locked!(Mutex<T>, try_lock);
+locked!(RwLock<T>, try_read);
+// loom builds only: lets the loom models put their edges behind locks that loom schedules,
+// traced by the same code (loom's locks never poison).
 #[cfg(loom)]
-unsafe impl<T: Trace + ?Sized> Trace for loom::sync::Mutex<T> {
-    fn trace(&self, tracer: &mut Tracer) {
-        if !T::MAY_CONTAIN_GC {
-            return;
-        }
-        tracer.trace_locked(
-            self,
-            |m| match m.try_lock() {
-                Ok(g) => Some(g),
-                Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
-                Err(TryLockError::WouldBlock) => None,
-            },
-            |g| &**g,
-        )
-    }
-    const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
-}
-
-// SAFETY: as for `std::sync::RwLock` (loom builds only).
+locked!(loom::sync::Mutex<T>, try_lock);
 #[cfg(loom)]
-unsafe impl<T: Trace + ?Sized> Trace for loom::sync::RwLock<T> {
-    fn trace(&self, tracer: &mut Tracer) {
-        if !T::MAY_CONTAIN_GC {
-            return;
-        }
-        tracer.trace_locked(
-            self,
-            |m| match m.try_read() {
-                Ok(g) => Some(g),
-                Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
-                Err(TryLockError::WouldBlock) => None,
-            },
-            |g| &**g,
-        )
-    }
-    const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
-}
+locked!(loom::sync::RwLock<T>, try_read);
 
-// SAFETY: reports the content once it is set. A set-once cell can gain a handle but never lose
-// one through a shared reference (`take` needs `&mut`), so an edge a concurrent scan reported
-// stays where it was until the scan ends (`docs/concurrency.md` I13); one set after it was
-// traced is counted as an outside reference, which only keeps its target.
-unsafe impl<T: Trace> Trace for std::sync::OnceLock<T> {
-    #[inline]
-    fn trace(&self, tracer: &mut Tracer) {
-        if let Some(v) = self.get() {
-            v.trace(tracer)
+macro_rules! set_once {
+    ($($cell:ty),*) => {$(
+        // SAFETY: reports the content once it is set. A set-once cell can gain a handle but
+        // never lose one through a shared reference (`take` needs `&mut`), so an edge a
+        // concurrent scan reported stays where it was until the scan ends
+        // (`docs/concurrency.md` I13); one set after it was traced is counted as an outside
+        // reference, which only keeps its target.
+        unsafe impl<T: Trace> Trace for $cell {
+            #[inline]
+            fn trace(&self, tracer: &mut Tracer) {
+                if let Some(v) = self.get() {
+                    v.trace(tracer)
+                }
+            }
+            const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
         }
-    }
-    const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
+    )*};
 }
-
-// SAFETY: as for `OnceLock` (single-thread).
-unsafe impl<T: Trace> Trace for std::cell::OnceCell<T> {
-    #[inline]
-    fn trace(&self, tracer: &mut Tracer) {
-        if let Some(v) = self.get() {
-            v.trace(tracer)
-        }
-    }
-    const MAY_CONTAIN_GC: bool = T::MAY_CONTAIN_GC;
-}
+set_once!(std::sync::OnceLock<T>, std::cell::OnceCell<T>);
