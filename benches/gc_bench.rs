@@ -2,6 +2,8 @@
 //! `pyheap::unsync::Gc` side by side on the workloads in `benches/gc_workloads/`, with the
 //! system allocator (the default a user has). Run everything with `benches/gc_run.sh`.
 
+#[path = "bench_harness.rs"]
+mod harness;
 #[path = "gc_workloads/mod.rs"]
 mod workloads;
 

@@ -10,6 +10,8 @@
 #[global_allocator]
 static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
 
+#[path = "bench_harness.rs"]
+mod harness;
 #[path = "gc_workloads/mod.rs"]
 mod workloads;
 

@@ -3,6 +3,8 @@
 //! `benches/sync_workloads/`, with the system allocator. Run everything with
 //! `benches/sync_run.sh`.
 
+#[path = "bench_harness.rs"]
+mod harness;
 #[path = "sync_workloads/mod.rs"]
 mod workloads;
 

@@ -15,11 +15,7 @@ pub mod contenders;
 use contenders::Contender;
 use criterion::{BatchSize, Criterion, SamplingMode, Throughput};
 use std::cell::Cell;
-use std::collections::HashSet;
 use std::hint::black_box;
-use std::io::Read;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Nodes in the tree and chain workloads.
@@ -42,23 +38,8 @@ pub const CHURN_MANUAL_COLLECT_EVERY: usize = 10_000;
 
 use contenders::LIVE;
 
-/// A small, fast, deterministic generator (splitmix64).
-pub struct Rng(u64);
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    pub fn below(&mut self, n: usize) -> usize {
-        (((self.next_u64() >> 32) * n as u64) >> 32) as usize
-    }
-}
+pub use crate::harness::Rng;
+use crate::harness::{status_kib, Suite};
 
 // ---- the workloads, generic over the contender -------------------------------------------
 
@@ -205,15 +186,6 @@ fn applicable<C: Contender>(w: &str) -> bool {
     C::COLLECTS || matches!(w, "clone" | "alloc_small" | "alloc_node" | "tree" | "chain")
 }
 
-fn status_kib(field: &str) -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 /// Run workload `w` once for `C` in this (child) process; print the result line.
 fn child<C: Contender>(w: &str) {
     // GC_BENCH_SCALE=k divides the sizes by k (for quick checks only).
@@ -303,115 +275,6 @@ fn is_applicable(contender: &str, w: &str) -> bool {
     dispatch!(contender, applicable, w)
 }
 
-fn criterion_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("CRITERION_HOME") {
-        return d.into();
-    }
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| "target".into(), PathBuf::from);
-    target.join("criterion")
-}
-
-/// Run every heavy (workload, contender) pair in a child; write the table; return the pairs
-/// that failed (criterion skips them).
-fn run_children(filter: &dyn Fn(&str) -> bool) -> HashSet<(String, String)> {
-    let exe = std::env::current_exe().expect("current_exe");
-    let mut failed = HashSet::new();
-    let mut rows = vec![
-        "workload\tcontender\tstatus\tns_per_object\tpeak_rss_kib\tbase_rss_kib\tlive_after"
-            .to_string(),
-    ];
-    for w in HEAVY {
-        if !filter(w) {
-            continue;
-        }
-        for c in CONTENDERS {
-            if !is_applicable(c, w) {
-                continue;
-            }
-            let mut child = Command::new(&exe)
-                .env("GC_BENCH_CHILD", format!("{w}/{c}"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn child");
-            let deadline = Instant::now() + Duration::from_secs(120);
-            let status = loop {
-                if let Some(s) = child.try_wait().expect("wait") {
-                    break Some(s);
-                }
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break None;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            };
-            let mut out = String::new();
-            let mut err = String::new();
-            let _ = child.stdout.take().unwrap().read_to_string(&mut out);
-            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-            let result = out.lines().find(|l| l.starts_with("RESULT\t"));
-            let (status, fields) = match (status, result) {
-                (None, _) => ("timeout (>120 s)".to_string(), None),
-                (Some(s), Some(r)) if s.success() => {
-                    let f: Vec<&str> = r.split('\t').skip(1).collect();
-                    let live: isize = f[3].parse().unwrap_or(-1);
-                    let st = if live == 0 {
-                        "ok".to_string()
-                    } else {
-                        format!("{live} nodes not dropped")
-                    };
-                    (
-                        st,
-                        Some(f.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
-                    )
-                }
-                (Some(_), _)
-                    if err.contains("overflowed its stack") || err.contains("stack overflow") =>
-                {
-                    ("stack overflow".to_string(), None)
-                }
-                (Some(s), _) => {
-                    use std::os::unix::process::ExitStatusExt;
-                    let last = err.lines().last().unwrap_or("").to_string();
-                    match s.signal() {
-                        Some(sig) => (format!("crash (signal {sig}) {last}"), None),
-                        None => (format!("failed (exit {:?}) {last}", s.code()), None),
-                    }
-                }
-            };
-            if fields.is_none() {
-                failed.insert((w.to_string(), c.to_string()));
-            }
-            let f = fields.unwrap_or_else(|| vec![String::new(); 4]);
-            eprintln!("gc child {w}/{c}: {status} {f:?}");
-            rows.push(format!(
-                "{w}\t{c}\t{status}\t{}\t{}\t{}\t{}",
-                f[0], f[1], f[2], f[3]
-            ));
-        }
-    }
-    let dir = criterion_dir();
-    let _ = std::fs::create_dir_all(&dir);
-    std::fs::write(dir.join("gc_children.tsv"), rows.join("\n") + "\n")
-        .expect("write gc_children.tsv");
-    failed
-}
-
-/// The previous run's failures (with `GC_BENCH_CHILDREN=skip`).
-fn previous_failures() -> HashSet<(String, String)> {
-    let s = std::fs::read_to_string(criterion_dir().join("gc_children.tsv")).unwrap_or_default();
-    s.lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split('\t').collect();
-            (f.len() >= 4 && f[3].is_empty()).then(|| (f[0].to_string(), f[1].to_string()))
-        })
-        .collect()
-}
-
 // ---- criterion --------------------------------------------------------------------------
 
 fn bench_micro<C: Contender>(c: &mut Criterion, w: &str) {
@@ -499,54 +362,29 @@ fn bench_heavy<C: Contender>(c: &mut Criterion, w: &str) {
 
 pub const MICRO: [&str; 3] = ["clone", "alloc_small", "alloc_node"];
 
-/// The bench binary's `main`.
-pub fn main() {
-    if let Ok(spec) = std::env::var("GC_BENCH_CHILD") {
-        let (w, c) = spec
-            .split_once('/')
-            .expect("GC_BENCH_CHILD=<workload>/<contender>");
-        dispatch!(c, child, w);
-        return;
-    }
-    let mut crit = Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(1))
-        .configure_from_args();
-    // A workload runs if a piece of the criterion filter (the first free argument, split at
-    // `|`, anchors dropped) is a substring of `gc_<workload>/` or contains it, or if there is
-    // no filter.
-    let filter_arg: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    let wanted = |w: &str| {
-        filter_arg.as_deref().is_none_or(|f| {
-            let id = format!("gc_{w}/");
-            f.split('|').any(|piece| {
-                let piece = piece.trim_start_matches('^').trim_end_matches('$');
-                id.contains(piece) || piece.contains(&id)
-            })
-        })
-    };
-    let failed = if std::env::var("GC_BENCH_CHILDREN").as_deref() == Ok("skip") {
-        previous_failures()
+fn run_child(c: &str, w: &str) {
+    dispatch!(c, child, w)
+}
+
+fn run_bench(crit: &mut Criterion, c: &str, w: &str) {
+    if MICRO.contains(&w) {
+        dispatch!(c, bench_micro, crit, w)
     } else {
-        run_children(&wanted)
-    };
-    // Rotate the contender order per workload so that no contender always runs first.
-    for (i, w) in MICRO.iter().chain(HEAVY.iter()).enumerate() {
-        if !wanted(w) {
-            continue;
-        }
-        for k in 0..CONTENDERS.len() {
-            let c = CONTENDERS[(i + k) % CONTENDERS.len()];
-            if !is_applicable(c, w) || failed.contains(&(w.to_string(), c.to_string())) {
-                continue;
-            }
-            if MICRO.contains(w) {
-                dispatch!(c, bench_micro, &mut crit, w);
-            } else {
-                dispatch!(c, bench_heavy, &mut crit, w);
-            }
-        }
+        dispatch!(c, bench_heavy, crit, w)
     }
-    crit.final_summary();
+}
+
+const SUITE: Suite = Suite {
+    prefix: "gc",
+    micro: &MICRO,
+    heavy: &HEAVY,
+    contenders: &CONTENDERS,
+    applicable: is_applicable,
+    child: run_child,
+    bench: run_bench,
+};
+
+/// The bench binary's `main` (the harness in `benches/bench_harness.rs`).
+pub fn main() {
+    SUITE.main()
 }
