@@ -49,8 +49,8 @@ def load_json(path):
         return None
 
 
-def ns_per_object(run, workload, contender):
-    base = os.path.join(run, "criterion", "gc_" + workload, contender, "new")
+def ns_per_object(run, workload, contender, prefix="gc"):
+    base = os.path.join(run, "criterion", prefix + "_" + workload, contender, "new")
     est = load_json(os.path.join(base, "estimates.json"))
     bench = load_json(os.path.join(base, "benchmark.json"))
     if not est:
@@ -61,10 +61,10 @@ def ns_per_object(run, workload, contender):
     return ns / n
 
 
-def load_children(run):
+def load_children(run, prefix="gc"):
     rows = {}
     try:
-        with open(os.path.join(run, "criterion", "gc_children.tsv")) as f:
+        with open(os.path.join(run, "criterion", prefix + "_children.tsv")) as f:
             lines = [l.rstrip("\n").split("\t") for l in f if l.strip()]
     except OSError:
         return rows
@@ -77,6 +77,8 @@ def load_children(run):
 def fmt_ns(v):
     if v is None:
         return "—"
+    if v < 10:
+        return f"{v:.2f}"
     return f"{v:.1f}" if v < 100 else f"{v:.0f}"
 
 

@@ -10,22 +10,25 @@
 # timed), then criterion times every contender of a workload back to back (the order rotates
 # per workload). gc_report.py takes each contender's best time over the runs. Each run's
 # results are kept in target/gc-runs/<n>/.
+# The suite is `gc` (gc_bench, gc_report.py) unless sync_run.sh sets BENCH_SUITE=sync.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ "${1:-}" == "--" ]] && shift
+suite=${BENCH_SUITE:-gc}
+repeat_var=${suite^^}_BENCH_REPEAT
 
-cargo bench --no-run --bench gc_bench
+cargo bench --no-run --bench "${suite}_bench"
 crit="${CARGO_TARGET_DIR:-target}/criterion"
-repeat=${GC_BENCH_REPEAT:-2}
+repeat=${!repeat_var:-2}
 runs=()
 for ((r = 1; r <= repeat; r++)); do
-    rm -rf "$crit"/gc_*
-    cargo bench -q --bench gc_bench -- "$@"
-    out="${CARGO_TARGET_DIR:-target}/gc-runs/$r"
+    rm -rf "$crit"/"${suite}"_*
+    cargo bench -q --bench "${suite}_bench" -- "$@"
+    out="${CARGO_TARGET_DIR:-target}/${suite}-runs/$r"
     rm -rf "$out"
     mkdir -p "$out/criterion"
-    cp -r "$crit"/gc_* "$out/criterion/"
+    cp -r "$crit"/"${suite}"_* "$out/criterion/"
     runs+=("$out")
 done
 
-python3 benches/gc_report.py "${runs[@]}" | tee "${CARGO_TARGET_DIR:-target}/gc-report.md"
+python3 "benches/${suite}_report.py" "${runs[@]}" | tee "${CARGO_TARGET_DIR:-target}/${suite}-report.md"

@@ -19,7 +19,6 @@ Peak RSS is the child's VmHWM minus its VmRSS before the workload (MiB), median 
 Usage: python3 benches/sync_report.py [run-dir ...]   (stdlib only; default: target)
 """
 
-import json
 import os
 import statistics
 import sys
@@ -44,49 +43,19 @@ WORKLOADS = [
 MIB = 1024.0
 
 
-def load_json(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
+# The readers and formatters are gc_report.py's, on the `sync_` criterion groups.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gc_report import fmt_ns, fmt_ratio  # noqa: E402
+from gc_report import load_children as _load_children  # noqa: E402
+from gc_report import ns_per_object as _ns_per_object  # noqa: E402
 
 
 def ns_per_object(run, workload, contender):
-    base = os.path.join(run, "criterion", "sync_" + workload, contender, "new")
-    est = load_json(os.path.join(base, "estimates.json"))
-    bench = load_json(os.path.join(base, "benchmark.json"))
-    if not est:
-        return None
-    ns = est["mean"]["point_estimate"]
-    tp = (bench or {}).get("throughput") or {}
-    n = tp.get("Elements") or tp.get("elements") or 1
-    return ns / n
+    return _ns_per_object(run, workload, contender, "sync")
 
 
 def load_children(run):
-    rows = {}
-    try:
-        with open(os.path.join(run, "criterion", "sync_children.tsv")) as f:
-            lines = [l.rstrip("\n").split("\t") for l in f if l.strip()]
-    except OSError:
-        return rows
-    for r in lines[1:]:
-        r += [""] * (7 - len(r))
-        rows[(r[0], r[1])] = r
-    return rows
-
-
-def fmt_ns(v):
-    if v is None:
-        return "—"
-    if v < 10:
-        return f"{v:.2f}"
-    return f"{v:.1f}" if v < 100 else f"{v:.0f}"
-
-
-def fmt_ratio(v):
-    return "—" if v is None else f"{v:.2f}x"
+    return _load_children(run, "sync")
 
 
 def main():

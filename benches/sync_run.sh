@@ -11,22 +11,5 @@
 # stack is reported, not timed), then criterion times every contender of a workload back to
 # back (the order rotates per workload). sync_report.py takes each contender's best time over
 # the runs. Each run's results are kept in target/sync-runs/<n>/.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-[[ "${1:-}" == "--" ]] && shift
-
-cargo bench --no-run --bench sync_bench
-crit="${CARGO_TARGET_DIR:-target}/criterion"
-repeat=${SYNC_BENCH_REPEAT:-2}
-runs=()
-for ((r = 1; r <= repeat; r++)); do
-    rm -rf "$crit"/sync_*
-    cargo bench -q --bench sync_bench -- "$@"
-    out="${CARGO_TARGET_DIR:-target}/sync-runs/$r"
-    rm -rf "$out"
-    mkdir -p "$out/criterion"
-    cp -r "$crit"/sync_* "$out/criterion/"
-    runs+=("$out")
-done
-
-python3 benches/sync_report.py "${runs[@]}" | tee "${CARGO_TARGET_DIR:-target}/sync-report.md"
+# The steps are gc_run.sh's, on the sync suite.
+BENCH_SUITE=sync exec "$(dirname "$0")/gc_run.sh" "$@"
