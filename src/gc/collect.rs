@@ -6,26 +6,40 @@
 //!
 //! Reference counting frees everything except cycles. To find the cycles of a generation,
 //! the collector works out, for every object in it, how many of its strong references come
-//! from *outside* the generation (trial deletion):
+//! from *outside* the generation (trial deletion). The single-thread flavor does it as
+//! CPython's `gc_collect_main` (nothing else runs meanwhile, see [`serial_scan`]):
 //!
-//! 1. [`init_refs`]: every object being collected gets `internal = 0` (stored in the `prev`
-//!    link, flagged `PREV_COLLECTING`).
-//! 2. [`count_internal`]: trace every object; each edge to an object being collected is an
-//!    internal reference: `internal += 1`.
-//! 3. [`find_roots`]: read each object's strong count *after* the tracing (the thread-safe
-//!    flavor needs this order, see `docs/concurrency.md` §2.5); `strong - internal` counts the
-//!    references from elsewhere (the stack, older generations, untracked containers): objects
-//!    with more strong references than internal ones are roots.
-//! 4. [`mark`]: everything reachable from the roots (an explicit stack, no recursion, so a
-//!    million-node ring costs heap, not stack).
-//! 5. Concurrent flavor only, [`condemn`]: every unmarked object is condemned with a
-//!    compare-and-swap from the exact count word read in step 3; an object whose word changed
-//!    (a handle was cloned, dropped or upgraded meanwhile) becomes a root, marking resumes, and
-//!    condemnations of objects now reachable are taken back, until every unreachable object is
-//!    condemned (`docs/concurrency.md` §2.5-§2.6 and §4.1 for why all-or-nothing).
+//! 1. [`update_refs`]: every object's `refs` starts at its strong count (stored in the `prev`
+//!    link, flagged `PREV_COLLECTING`, as CPython reuses `_gc_prev` for `gc_refs`).
+//! 2. [`subtract_internal`]: trace every object; each edge to an object being collected is an
+//!    internal reference: `refs -= 1`. What is left counts the references from elsewhere (the
+//!    stack, older generations, untracked containers).
+//! 3. [`move_unreachable`]: one walk that keeps the objects with `refs > 0` and everything
+//!    they reach, and moves the rest to a list of unreachable objects (tentatively, as CPython
+//!    does, moving an object back when something reachable later in the walk points to it).
+//!    No recursion: a million-node ring costs no stack.
+//! 4. [`commit_unreachable`]: the unreachable objects are unlinked, pinned (one strong
+//!    reference held by the collector), their weak handles cleared and marked dead, in one
+//!    step per object.
+//!
+//! The thread-safe flavor's scan runs while other threads clone, drop, upgrade and move
+//! handles, so it reads the counts *after* tracing and validates what it found
+//! (`docs/concurrency.md` §2.5):
+//!
+//! 1. [`init_refs`]: every object being collected gets `internal = 0`.
+//! 2. [`count_internal`]: trace every object once; each edge to an object being collected is
+//!    an internal reference, `internal += 1`, and is recorded in the tracer's edge buffer.
+//! 3. [`find_roots`]: read each object's strong count; objects with more strong references
+//!    than internal ones are roots.
+//! 4. [`mark`]: everything reachable from the roots, over the recorded edges (an explicit
+//!    stack, no recursion).
+//! 5. [`condemn`]: every unmarked object is condemned with a compare-and-swap from the exact
+//!    count word read in step 3; an object whose word changed (a handle was cloned, dropped or
+//!    upgraded meanwhile) becomes a root, marking resumes, and condemnations of objects now
+//!    reachable are taken back, until every unreachable object is condemned
+//!    (`docs/concurrency.md` §2.5-§2.6 and §4.1 for why all-or-nothing).
 //! 6. [`split_and_commit`]: reachable objects stay (and are promoted), unreachable ones are
-//!    unlinked, pinned (one strong reference held by the collector) and their weak handles
-//!    cleared, in one step per object.
+//!    unlinked and committed as in step 4 above.
 //!
 //! Then the caller's lock is released and `gc::finalize::teardown` runs the finalizers and
 //! drops in PEP 442's order. No user code runs before that point: only `Trace` impls, whose
@@ -59,7 +73,7 @@ use super::header::{
     addr, counts_of, Counts, Links, FLAG_FINALIZED, PREV_COLLECTING, PREV_REACHABLE, REFS_SHIFT,
 };
 use super::list;
-use super::trace::{Mode, Tracer};
+use super::trace::{over_reported, Mode, Tracer};
 
 /// What a flavor plugs into the collector: its counts, its locking, its object space.
 ///
@@ -238,55 +252,59 @@ unsafe fn scan<F: Flavor>(st: &GenState, gen: usize) -> (Vec<*const Links>, bool
     // SAFETY: the passes' contracts hold in sequence on the intact list `young`; only
     // `Trace` impls run, which may not create, drop or move handles.
     let (survivors, garbage, finalizers) = unsafe {
-        loop {
-            init_refs(young);
-            count_internal(young, &mut tracer);
-            if tracer.retrack.is_empty() {
-                break;
-            }
-            // Objects out of `get_mut`'s borrow that the generation points to join it, and
-            // the counting starts over, so a cycle through them is found in this very
-            // collection. Each round links at least one object, so this ends. `push_back`
-            // only follows the head's `prev` (a pointer: the passes never touch the
-            // sentinel) and the `next` chain, both intact mid-pass.
-            for p in core::mem::take(&mut tracer.retrack) {
-                list::push_back(young, p);
-            }
-            // A fresh snapshot: the counting that follows alone decides (releasing the locks
-            // in between is sound, nothing of the first round is used).
-            tracer.release_guards();
-        }
-        tracer.set_mode(Mode::Mark);
-        #[cfg_attr(loom, allow(unused_mut))]
-        let mut attempt = 1;
-        loop {
-            #[cfg(not(loom))]
-            let started = std::time::Instant::now();
-            let snaps = find_roots::<F::Counts>(young, &mut tracer, F::CONCURRENT);
-            mark(young, &mut tracer);
-            if !F::CONCURRENT {
-                break;
-            }
-            condemn::<F::Counts>(young, &snaps, &mut tracer);
-            // The count word's version has 29 bits: equal words prove that no handle was
-            // created in between only if fewer than 2^29 count changes can have happened on
-            // one object between its snapshot and its condemnation (`docs/concurrency.md`
-            // §2.3, I8). Past the bound, the counts are read again (the edges, held, have not
-            // changed) and the validation redone; after the last attempt this collection
-            // keeps everything.
-            #[cfg(not(loom))]
-            if started.elapsed() > super::shared::counts::VALIDATION_BOUND {
-                let give_up = attempt == VALIDATION_ATTEMPTS;
-                retract::<F::Counts>(young, give_up);
-                if !give_up {
-                    attempt += 1;
-                    continue;
+        if F::CONCURRENT {
+            loop {
+                init_refs(young);
+                count_internal(young, &mut tracer);
+                if tracer.retrack.is_empty() {
+                    break;
                 }
+                // Objects out of `get_mut`'s borrow that the generation points to join it, and
+                // the counting starts over, so a cycle through them is found in this very
+                // collection. Each round links at least one object, so this ends. `push_back`
+                // only follows the head's `prev` (a pointer: the passes never touch the
+                // sentinel) and the `next` chain, both intact mid-pass.
+                for p in core::mem::take(&mut tracer.retrack) {
+                    list::push_back(young, p);
+                }
+                // A fresh snapshot: the counting that follows alone decides (releasing the locks
+                // in between is sound, nothing of the first round is used).
+                tracer.release_guards();
             }
-            let _ = attempt;
-            break;
+            tracer.set_mode(Mode::Mark);
+            #[cfg_attr(loom, allow(unused_mut))]
+            let mut attempt = 1;
+            loop {
+                #[cfg(not(loom))]
+                let started = std::time::Instant::now();
+                let snaps = find_roots::<F::Counts>(young, &mut tracer, F::CONCURRENT);
+                mark(young, &mut tracer);
+                if !F::CONCURRENT {
+                    break;
+                }
+                condemn::<F::Counts>(young, &snaps, &mut tracer);
+                // The count word's version has 29 bits: equal words prove that no handle was
+                // created in between only if fewer than 2^29 count changes can have happened on
+                // one object between its snapshot and its condemnation (`docs/concurrency.md`
+                // §2.3, I8). Past the bound, the counts are read again (the edges, held, have not
+                // changed) and the validation redone; after the last attempt this collection
+                // keeps everything.
+                #[cfg(not(loom))]
+                if started.elapsed() > super::shared::counts::VALIDATION_BOUND {
+                    let give_up = attempt == VALIDATION_ATTEMPTS;
+                    retract::<F::Counts>(young, give_up);
+                    if !give_up {
+                        attempt += 1;
+                        continue;
+                    }
+                }
+                let _ = attempt;
+                break;
+            }
+            split_and_commit::<F::Counts>(young)
+        } else {
+            serial_scan::<F::Counts>(young, &mut tracer)
         }
-        split_and_commit::<F::Counts>(young)
     };
     // The interior locks the tracer held (concurrent flavor) are released before any user
     // code can run; the values they guard are no longer read.
@@ -304,6 +322,159 @@ unsafe fn scan<F: Flavor>(st: &GenState, gen: usize) -> (Vec<*const Links>, bool
     } else {
         // SAFETY: both lists are intact.
         unsafe { list::merge(young, old) };
+    }
+    (garbage, finalizers)
+}
+
+/// The single-thread flavor's scan of the list `young` (nothing else runs meanwhile, so the
+/// counts can be read first, as CPython does): [`update_refs`], [`subtract_internal`],
+/// [`move_unreachable`] (one walk that separates the reachable objects from the garbage),
+/// [`commit_unreachable`]. Returns what [`split_and_commit`] returns.
+///
+/// # Safety
+/// `young` is an intact list of live tracked objects with counts of type `C`, used
+/// exclusively by this call; only `Trace` impls run.
+unsafe fn serial_scan<C: Counts>(
+    young: *const Links,
+    tracer: &mut Tracer,
+) -> (usize, Vec<*const Links>, bool) {
+    // SAFETY: the passes' contracts hold in sequence on the intact list `young`.
+    unsafe {
+        loop {
+            update_refs::<C>(young);
+            tracer.set_mode(Mode::Subtract);
+            subtract_internal(young, tracer);
+            if tracer.retrack.is_empty() {
+                break;
+            }
+            // As in the concurrent path of `scan`: objects out of `get_mut`'s borrow join the
+            // generation and the counting starts over.
+            for p in core::mem::take(&mut tracer.retrack) {
+                list::push_back(young, p);
+            }
+        }
+        // The tentatively unreachable list's head lives on this frame for the walk, and is
+        // empty again (every member taken out by `commit_unreachable`) when it goes.
+        let unreachable = Links::sentinel();
+        let u: *const Links = &unreachable;
+        (*u).next.set(u);
+        (*u).set_prev_tagged(u);
+        tracer.set_mode(Mode::MoveReachable { young });
+        let survivors = move_unreachable(young, u, tracer);
+        let (garbage, finalizers) = commit_unreachable::<C>(u);
+        (survivors, garbage, finalizers)
+    }
+}
+
+/// Serial pass 1 (CPython's `update_refs`): every object's collection bits start from its
+/// strong count, flagged `PREV_COLLECTING`.
+///
+/// # Safety
+/// `young` is an intact list of live tracked objects with counts of type `C`.
+unsafe fn update_refs<C: Counts>(young: *const Links) {
+    // SAFETY: per the caller.
+    unsafe {
+        for_each(young, |p| {
+            // A strong count of zero cannot occur here (a single-thread object that dies by
+            // refcounting leaves its list before its destruction is queued); were it to, the
+            // object would count as referenced from outside and be kept.
+            let strong = counts_of::<C>(p).strong().max(1);
+            (*p).set_refs(strong << REFS_SHIFT | PREV_COLLECTING);
+        })
+    };
+}
+
+/// Serial pass 2 (CPython's `subtract_refs`): trace every object; each edge to an object being
+/// collected takes one from its count (`Mode::Subtract`), which then counts the references
+/// from outside the generation. Edges out of `get_mut` borrows are noted in
+/// `tracer.retrack`.
+///
+/// # Safety
+/// After `update_refs` on the same list; the tracer is in `Mode::Subtract`.
+unsafe fn subtract_internal(young: *const Links, tracer: &mut Tracer) {
+    // SAFETY: every node is a live tracked object (its value is initialised, and no `&mut`
+    // to it exists: objects under `get_mut` are in no list).
+    unsafe { for_each(young, |p| ((*p).vtable().trace)(p, tracer)) };
+}
+
+/// Serial pass 3 (CPython's `move_unreachable`): one walk of `young` that leaves in it exactly
+/// the objects reachable from those with references from outside, and moves the others to
+/// the list `unreachable`. Returns the number of reachable objects.
+///
+/// The walk keeps CPython's invariant: every object to the left of the cursor is reachable,
+/// has been traced (in `Mode::MoveReachable`), and has its `prev` restored to a real pointer
+/// with no collection bits (so edges to it are ignored from then on). An object the cursor
+/// meets with a positive count is reachable: it is traced, which gives every object it
+/// points to a count of at least one, moving those in `unreachable` back to the tail of
+/// `young` (ahead of the cursor, so it meets them again). An object met with a count of zero
+/// is moved to `unreachable` for now: only an object to its right could still point to it,
+/// and tracing that one brings it back. `unreachable` is linked through real `prev`
+/// pointers tagged [`PREV_TENTATIVE`] so that edges can tell its members apart and unlink
+/// them. `young`'s own `prev` (the tail) stays a real pointer to the last object at or
+/// right of the cursor throughout: the objects moved out of `young` are never its tail
+/// while the walk goes on (the walk ends when the tail leaves).
+///
+/// # Safety
+/// After `subtract_internal` on the same list, with no `retrack` pending; `unreachable` is an
+/// empty list head initialised with [`Links::set_prev_tagged`] (pointing at itself); the
+/// tracer is in `Mode::MoveReachable { young }`.
+unsafe fn move_unreachable(
+    young: *const Links,
+    unreachable: *const Links,
+    tracer: &mut Tracer,
+) -> usize {
+    let mut reachable = 0;
+    // SAFETY: every node of either list is a live tracked object; the links are rewritten
+    // only as described above, so both chains stay intact.
+    unsafe {
+        let mut last = young; // the last object found reachable (or the head)
+        let mut p = (*young).next.get();
+        while p != young {
+            if (*p).refs() >> REFS_SHIFT != 0 {
+                // Tracing may append to `young`, changing `p.next` if `p` is the tail: read
+                // the successor only afterwards.
+                ((*p).vtable().trace)(p, tracer);
+                (*p).set_prev(last);
+                last = p;
+                reachable += 1;
+            } else {
+                (*last).next.set((*p).next.get());
+                let tail = (*unreachable).prev_untagged();
+                (*tail).next.set(p);
+                (*p).set_prev_tagged(tail);
+                (*p).next.set(unreachable);
+                (*unreachable).set_prev_tagged(p);
+            }
+            p = (*last).next.get();
+        }
+        (*young).set_prev(last);
+    }
+    reachable
+}
+
+/// Serial pass 4: every member of `unreachable` is unlinked (a self-loop) and committed as
+/// [`split_and_commit`] does. Returns the garbage and whether some member has a finalizer
+/// still to run; leaves `unreachable` empty.
+///
+/// # Safety
+/// After `move_unreachable`, with its `unreachable` list.
+unsafe fn commit_unreachable<C: Counts>(unreachable: *const Links) -> (Vec<*const Links>, bool) {
+    let mut garbage = Vec::new();
+    let mut finalizers = false;
+    // SAFETY: members are live tracked objects with counts of type `C`; the `next` chain is
+    // intact and only each member's own links are rewritten.
+    unsafe {
+        let mut p = (*unreachable).next.get();
+        while p != unreachable {
+            let next = (*p).next.get();
+            (*p).next.set(p);
+            (*p).set_prev(p);
+            finalizers |= (*p).vtable().finalize.is_some() && C::flags(p) & FLAG_FINALIZED == 0;
+            C::commit_garbage(p);
+            garbage.push(p);
+            p = next;
+        }
+        list::init(unreachable);
     }
     (garbage, finalizers)
 }
@@ -626,12 +797,4 @@ pub(crate) unsafe fn reachable_from(
         core::mem::forget(no_unwind);
         reached
     }
-}
-
-#[cold]
-fn over_reported() -> ! {
-    // Continuing would free objects still in use; an over-reporting `Trace` impl broke its
-    // safety contract. Abort rather than unwind through a half-done collection.
-    eprintln!("pyheap: a Trace impl reported more edges than the value owns; aborting");
-    std::process::abort()
 }

@@ -19,9 +19,10 @@
 //! 4. `delete_garbage`: otherwise every member gets `FLAG_DEAD` (from now on `try_deref` gives
 //!    `None`, `Deref` panics), then every value is dropped. Handles inside the values drop
 //!    normally; deaths they cause outside the set are queued and destroyed iteratively.
-//! 5. The pins are released; a member whose strong count is then zero releases its value's
-//!    weak token, and its memory goes when the last `Weak` does. A handle to a member that
-//!    a `Drop` stashed away keeps the (dead) header alive until it is dropped.
+//! 5. Each member's pin is released right after its value is dropped (in the same walk); a
+//!    member whose strong count is then zero releases its value's weak token, and its memory
+//!    goes when the last `Weak` does. A handle to a member that a `Drop` stashed away, or
+//!    that a value not yet dropped holds, keeps the (dead) header alive until it is dropped.
 
 use super::collect::Flavor;
 use super::header::{counts_of, Counts, Links, FLAG_DEAD, FLAG_FINALIZED};
@@ -177,22 +178,24 @@ unsafe fn destroy<F: Flavor>(set: &[*const Links], mark: bool) -> usize {
             unsafe { C::<F>::set_flag(p, FLAG_DEAD) };
         }
     }
+    // 5. Drop each value, then release its pin at once (one walk over the set). Releasing
+    // a pin early is sound: a member is only ever reached through handles, each counted in
+    // its strong count, so if the pin was the last strong reference no handle to the member
+    // is left anywhere (not in the values still to drop, not stashed by a `Drop`) and its
+    // memory can go; otherwise the last handle's drop finds `FLAG_DEAD` and releases the
+    // token then. The members still to be dropped keep their own pins meanwhile.
     F::destroying(|| {
         for &p in set {
             // SAFETY: each value is initialised, marked dead, and dropped exactly once here;
-            // the pin keeps the header alive whatever the drops do.
-            unsafe { ((*p).vtable().drop_value)(p) };
-        }
-    });
-    // 5. Release the pins.
-    for &p in set {
-        // SAFETY: the pin is ours; if it was the last strong reference the value (already
-        // dropped) releases its token. Otherwise a handle stashed by a `Drop` releases it.
-        unsafe {
-            if counts_of::<C<F>>(p).dec_strong() == 0 {
-                release_token::<C<F>>(p);
+            // its pin keeps the header alive through the drop. The pin is ours to release;
+            // if it was the last strong reference, the value (dropped) releases its token.
+            unsafe {
+                ((*p).vtable().drop_value)(p);
+                if counts_of::<C<F>>(p).dec_strong() == 0 {
+                    release_token::<C<F>>(p);
+                }
             }
         }
-    }
+    });
     set.len()
 }

@@ -44,18 +44,20 @@
 //! * A tracked slice (`Gc<[T]>`) stores its length in the `usize` just before its `GcBox`;
 //!   its vtable's functions rebuild the fat pointer from it (see [`tracked_offset`]).
 //! * Outside a collection `Links::prev` holds a pointer (low bits zero); during one it holds
-//!   `internal << 2 | PREV_COLLECTING | PREV_REACHABLE` for the objects being collected (the
-//!   references from inside the generation, as CPython reuses `_gc_prev` for `gc_refs`), and
-//!   in a concurrent scan also the start of the object's edge run above bit 32 (see
-//!   `gc::collect`). No user code runs while any `prev` holds collection bits, and code
-//!   outside the scan never reads the `prev` of an object it does not own (a concurrent scan
-//!   may be writing it).
+//!   `refs << 2 | PREV_COLLECTING | PREV_REACHABLE` for the objects being collected (a count
+//!   of references, as CPython reuses `_gc_prev` for `gc_refs`), and in a concurrent scan
+//!   also the start of the object's edge run above bit 32 (see `gc::collect`); in the
+//!   single-thread scan's tentatively unreachable list, a real pointer with both low bits
+//!   set ([`PREV_TENTATIVE`]: links are at least 4-aligned, so the bits are free). No user
+//!   code runs while any `prev` holds collection bits, and code outside the scan never reads
+//!   the `prev` of an object it does not own (a concurrent scan may be writing it).
 //!
 //! # Provenance
 //!
 //! The header never turns an integer into a pointer (it passes Miri's
 //! `-Zmiri-strict-provenance`): `prev` and the tagged vtable word are stored as pointers;
-//! flag bits are added and removed with `wrapping_add`/`wrapping_sub` on the pointer itself
+//! flag bits (and `PREV_TENTATIVE` in `prev`) are added and removed with
+//! `wrapping_add`/`wrapping_sub` on the pointer itself
 //! (the `map_addr` of Rust 1.84, kept to this crate's MSRV of 1.82), and the collection bits are
 //! stored as a pointer without provenance that is only ever read back as an integer. The list code
 //! restores real pointers into `prev` before any of them is dereferenced again.
@@ -87,6 +89,11 @@ pub(crate) const FLAG_CONDEMNED: usize = 0b1_0000;
 pub(crate) const PREV_COLLECTING: usize = 0b01;
 /// In `prev` during a collection: the object was found reachable from a root.
 pub(crate) const PREV_REACHABLE: usize = 0b10;
+/// In `prev` during the single-thread scan's `move_unreachable` (`gc::collect`): the object
+/// is in the tentatively unreachable list, and `prev` is a real pointer to its predecessor
+/// there, moved forward by these two bits ([`Links::set_prev_tagged`]). Its reference count
+/// is zero and not stored. (That scan never marks `PREV_REACHABLE` otherwise.)
+pub(crate) const PREV_TENTATIVE: usize = PREV_COLLECTING | PREV_REACHABLE;
 /// The internal-reference count is stored above the two collection bits.
 pub(crate) const REFS_SHIFT: u32 = 2;
 pub(crate) const REFS_ONE: usize = 1 << REFS_SHIFT;
@@ -284,6 +291,9 @@ pub(crate) struct Links {
     vtable: Cell<*const VTable>,
 }
 
+// `PREV_TENTATIVE` is stored in the low bits of a pointer to `Links`.
+const _: () = assert!(core::mem::align_of::<Links>() > PREV_TENTATIVE);
+
 /// The address of `p` (`<*const T>::addr`, stable only since Rust 1.84). A pointer-to-integer
 /// cast never needs provenance, and nothing casts the result back to a pointer.
 #[inline(always)]
@@ -376,6 +386,24 @@ impl Links {
     #[inline]
     pub(crate) fn set_prev(&self, p: *const Links) {
         self.prev.set(p)
+    }
+
+    /// Link to `p` as the predecessor in `move_unreachable`'s tentatively unreachable list:
+    /// the pointer, with its provenance, moved forward by [`PREV_TENTATIVE`] (whose bits are
+    /// zero in the address of any `Links`, which is at least 4-aligned).
+    #[inline]
+    pub(crate) fn set_prev_tagged(&self, p: *const Links) {
+        self.prev
+            .set(p.cast::<u8>().wrapping_add(PREV_TENTATIVE).cast::<Links>())
+    }
+
+    /// The predecessor stored by [`Links::set_prev_tagged`] (or by [`Links::set_prev`]).
+    #[inline]
+    pub(crate) fn prev_untagged(&self) -> *const Links {
+        let p = self.prev.get();
+        p.cast::<u8>()
+            .wrapping_sub(addr(p) & PREV_TENTATIVE)
+            .cast::<Links>()
     }
 
     /// `prev` as an integer: during a pass, the collection bits (`internal << REFS_SHIFT |

@@ -1,6 +1,9 @@
 //! The [`Trace`] trait and the [`Tracer`] the collector hands to it.
 
-use super::header::{Counts, Links, FLAG_UNIQUE, PREV_COLLECTING, PREV_REACHABLE, REFS_ONE};
+use super::header::{
+    Counts, Links, FLAG_UNIQUE, PREV_COLLECTING, PREV_REACHABLE, PREV_TENTATIVE, REFS_ONE,
+    REFS_SHIFT,
+};
 
 /// A value the cycle collector can look into: it reports the `Gc` handles it owns.
 ///
@@ -53,6 +56,13 @@ pub(crate) enum Mode {
     Count,
     /// `mark`: an edge from a reachable object makes its target reachable.
     Mark,
+    /// `subtract_internal` (single-thread scan): an edge to an object being collected takes
+    /// one from the references it has from outside (CPython's `visit_decref`).
+    Subtract,
+    /// `move_unreachable` (single-thread scan): an edge from a reachable object makes its
+    /// target reachable, moving it back from the tentatively unreachable list to the tail of
+    /// the generation, which is `young` (CPython's `visit_reachable`).
+    MoveReachable { young: *const Links },
 }
 
 /// The visitor a collection passes to [`Trace::trace`]. Only the collector creates one; a
@@ -199,7 +209,7 @@ impl Tracer {
         let t = unsafe { &*target };
         let prev = t.refs();
         if prev & PREV_COLLECTING == 0 {
-            if self.mode == Mode::Count {
+            if matches!(self.mode, Mode::Count | Mode::Subtract) {
                 // SAFETY: as above.
                 unsafe { self.maybe_retrack(target) };
             }
@@ -216,6 +226,34 @@ impl Tracer {
                 if prev & PREV_REACHABLE == 0 {
                     t.set_refs(prev | PREV_REACHABLE);
                     self.stack.push(target);
+                }
+            }
+            Mode::Subtract => {
+                if prev >> REFS_SHIFT == 0 {
+                    // Every reported edge is a live handle, counted in the strong count the
+                    // pass started from; going below zero means a `Trace` impl reports edges
+                    // it does not own.
+                    over_reported();
+                }
+                t.set_refs(prev - REFS_ONE);
+            }
+            Mode::MoveReachable { young } => {
+                if prev & PREV_TENTATIVE == PREV_TENTATIVE {
+                    // SAFETY: `t` is in `move_unreachable`'s tentatively unreachable list,
+                    // whose links (real pointers, tagged in `prev`) are intact, and `young` is
+                    // the generation's head, whose `prev` is its tail (see
+                    // `collect::move_unreachable`).
+                    unsafe {
+                        let before = t.prev_untagged();
+                        let after = t.next.get();
+                        (*before).next.set(after);
+                        (*after).set_prev_tagged(before);
+                        crate::gc::list::push_back(young, target);
+                    }
+                    t.set_refs(REFS_ONE | PREV_COLLECTING);
+                } else if prev >> REFS_SHIFT == 0 {
+                    // Still ahead of the walk: it will be found reachable there.
+                    t.set_refs(prev + REFS_ONE);
                 }
             }
         }
@@ -242,4 +280,13 @@ impl Tracer {
             }
         }
     }
+}
+
+/// A `Trace` impl reported more edges to an object than it has handles: continuing would free
+/// objects still in use (it broke its safety contract), and unwinding through a half-done
+/// collection is unsound, so abort.
+#[cold]
+pub(crate) fn over_reported() -> ! {
+    eprintln!("pyheap: a Trace impl reported more edges than the value owns; aborting");
+    std::process::abort()
 }
