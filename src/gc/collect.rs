@@ -73,6 +73,7 @@ use super::header::{
     addr, counts_of, Counts, Links, FLAG_FINALIZED, PREV_COLLECTING, PREV_REACHABLE, REFS_SHIFT,
 };
 use super::list;
+use super::scratch;
 use super::trace::{over_reported, Mode, Tracer};
 
 /// What a flavor plugs into the collector: its counts, its locking, its object space.
@@ -214,6 +215,7 @@ pub(crate) unsafe fn finish<F: Flavor>(garbage: Garbage) -> usize {
     // SAFETY: per the caller the set is what `scan` committed: pinned, unlinked, dead,
     // unreachable.
     let freed = unsafe { super::finalize::teardown::<F>(&garbage.set, garbage.finalizers, old) };
+    scratch::give(F::CONCURRENT, scratch::Kind::Garbage, garbage.set);
     F::with_state(|st| st.record(garbage.gen, freed));
     freed
 }
@@ -283,6 +285,7 @@ unsafe fn scan<F: Flavor>(st: &GenState, gen: usize) -> (Vec<*const Links>, bool
                     break;
                 }
                 condemn::<F::Counts>(young, &snaps, &mut tracer);
+                scratch::give_words(true, snaps);
                 // The count word's version has 29 bits: equal words prove that no handle was
                 // created in between only if fewer than 2^29 count changes can have happened on
                 // one object between its snapshot and its condemnation (`docs/concurrency.md`
@@ -461,7 +464,7 @@ unsafe fn move_unreachable(
 /// # Safety
 /// After `move_unreachable`, with its `unreachable` list.
 unsafe fn commit_unreachable<C: Counts>(unreachable: *const Links) -> (Vec<*const Links>, bool) {
-    let mut garbage = Vec::new();
+    let mut garbage = scratch::take(false, scratch::Kind::Garbage);
     let mut finalizers = false;
     // SAFETY: members are live tracked objects with counts of type `C`; the `next` chain is
     // intact and only each member's own links are rewritten.
@@ -571,7 +574,11 @@ unsafe fn find_roots<C: Counts>(
     tracer: &mut Tracer,
     record: bool,
 ) -> Vec<u64> {
-    let mut snaps = Vec::new();
+    let mut snaps = if record {
+        scratch::take_words(true)
+    } else {
+        Vec::new()
+    };
     // SAFETY: nodes are live tracked objects with counts of type `C`.
     unsafe {
         for_each(young, |p| {
@@ -706,7 +713,7 @@ const VALIDATION_ATTEMPTS: u32 = 3;
 /// After `mark` (and `condemn` for a concurrent flavor) on the same list.
 unsafe fn split_and_commit<C: Counts>(young: *const Links) -> (usize, Vec<*const Links>, bool) {
     let mut reachable = 0;
-    let mut garbage = Vec::new();
+    let mut garbage = scratch::take(true, scratch::Kind::Garbage);
     let mut finalizers = false;
     // SAFETY: nodes are live; push_back rewrites `prev`, clearing the collection bits.
     unsafe {

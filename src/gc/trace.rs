@@ -4,6 +4,7 @@ use super::header::{
     Counts, Links, FLAG_UNIQUE, PREV_COLLECTING, PREV_REACHABLE, PREV_TENTATIVE, REFS_ONE,
     REFS_SHIFT,
 };
+use super::scratch;
 
 /// A value the cycle collector can look into: it reports the `Gc` handles it owns.
 ///
@@ -105,6 +106,19 @@ pub struct Tracer {
     members: Option<std::collections::HashSet<usize>>,
 }
 
+impl Drop for Tracer {
+    /// The guards held are released (field order: `held` is dropped after this runs, which
+    /// is fine: nothing here touches the guarded values); the stack's and edge buffer's
+    /// allocations are kept for the next collection.
+    fn drop(&mut self) {
+        let c = self.concurrent;
+        scratch::give(c, scratch::Kind::Stack, core::mem::take(&mut self.stack));
+        if c {
+            scratch::give(true, scratch::Kind::Edges, core::mem::take(&mut self.edges));
+        }
+    }
+}
+
 /// A guard kept by a concurrent scan, type-erased: dropping it releases its lock.
 trait HeldGuard {}
 impl<G> HeldGuard for G {}
@@ -122,10 +136,14 @@ impl Tracer {
         Self {
             mode,
             concurrent,
-            stack: Vec::new(),
+            stack: scratch::take(concurrent, scratch::Kind::Stack),
             retrack: Vec::new(),
             held: Vec::new(),
-            edges: Vec::new(),
+            edges: if concurrent {
+                scratch::take(true, scratch::Kind::Edges)
+            } else {
+                Vec::new()
+            },
             members: None,
         }
     }
