@@ -199,6 +199,12 @@ fn child<C: Contender>(w: &str) {
         GRAPH_NODES / k,
         CHURN_CHILD_OPS / k,
     );
+    // GC_BENCH_PYHEAP_THRESHOLD=a,b,c: pyheap's thresholds in this child (default CPython's
+    // 700,10,10; for experiments with the policy only, never used by the suite).
+    if let Ok(t) = std::env::var("GC_BENCH_PYHEAP_THRESHOLD") {
+        let v: Vec<usize> = t.split(',').map(|x| x.parse().expect("a,b,c")).collect();
+        pyheap::unsync::gc::set_threshold(v[0], v[1], v[2]);
+    }
     let base = status_kib("VmRSS:");
     let (elapsed, objects) = match w {
         "tree" => {
