@@ -80,6 +80,7 @@ pub(crate) mod generations;
 pub(crate) mod handle;
 pub(crate) mod handle_impls;
 pub(crate) mod header;
+pub(crate) mod held;
 pub(crate) mod list;
 pub(crate) mod local_controls;
 #[cfg(loom)]

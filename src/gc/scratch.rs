@@ -1,7 +1,7 @@
 //! Vectors the collector keeps between collections.
 //!
 //! A collection fills vectors as long as the generation it scans (the garbage set; in a
-//! concurrent scan also the count snapshots and the recorded edges). Allocating them afresh
+//! concurrent scan also the count snapshots, the recorded edges and the held lock guards). Allocating them afresh
 //! every time costs more than filling them: with glibc's malloc, a request of 1 KiB or more
 //! made while freed small chunks wait in the fast bins first consolidates those bins, merging
 //! the chunks that the next small allocations would have reused at once. A generation-0
@@ -20,6 +20,7 @@
 use core::cell::Cell;
 
 use super::header::Links;
+use super::held::Held;
 
 /// The largest capacity kept (512 KiB of pointers on 64-bit).
 const KEEP_MAX: usize = 1 << 16;
@@ -31,6 +32,7 @@ struct Spares {
     edges: Vec<*const Links>,
     stack: Vec<*const Links>,
     words: Vec<u64>,
+    held: Vec<Held>,
 }
 
 #[cfg(not(loom))]
@@ -129,6 +131,25 @@ pub(crate) fn give_words(concurrent: bool, mut v: Vec<u64>) {
     with_spares(concurrent, |s| {
         if s.words.capacity() < v.capacity() {
             s.words = v;
+        }
+    });
+}
+
+/// An empty vector for a concurrent tracer's held guards.
+pub(crate) fn take_held() -> Vec<Held> {
+    with_spares(true, |s| core::mem::take(&mut s.held)).unwrap_or_default()
+}
+
+/// Keep the guards vector's allocation (after its guards were released: it is cleared here
+/// in any case, so no guard outlives the caller's scan).
+pub(crate) fn give_held(mut v: Vec<Held>) {
+    v.clear();
+    if v.capacity() > KEEP_MAX || v.capacity() == 0 {
+        return;
+    }
+    with_spares(true, |s| {
+        if s.held.capacity() < v.capacity() {
+            s.held = v;
         }
     });
 }

@@ -4,6 +4,7 @@ use super::header::{
     Counts, Links, FLAG_UNIQUE, PREV_COLLECTING, PREV_REACHABLE, PREV_TENTATIVE, REFS_ONE,
     REFS_SHIFT,
 };
+use super::held::Held;
 use super::scratch;
 
 /// A value the cycle collector can look into: it reports the `Gc` handles it owns.
@@ -94,7 +95,7 @@ pub struct Tracer {
     pub(crate) retrack: Vec<*const Links>,
     /// Concurrent flavor: the guards of the interior locks this scan took, released when the
     /// scan ends (or its counting starts over).
-    held: Vec<Box<dyn HeldGuard>>,
+    held: Vec<Held>,
     /// Concurrent flavor, `Count`: the targets of the edges to objects being collected, in
     /// trace order (each object's run starts where `collect::count_internal` noted). Marking
     /// walks this buffer instead of tracing again: one trace per object per scan, so every
@@ -107,21 +108,18 @@ pub struct Tracer {
 }
 
 impl Drop for Tracer {
-    /// The guards held are released (field order: `held` is dropped after this runs, which
-    /// is fine: nothing here touches the guarded values); the stack's and edge buffer's
-    /// allocations are kept for the next collection.
+    /// The guards held are released; the allocations of the stack, the edge buffer and the
+    /// guards' vector are kept for the next collection.
     fn drop(&mut self) {
         let c = self.concurrent;
         scratch::give(c, scratch::Kind::Stack, core::mem::take(&mut self.stack));
         if c {
             scratch::give(true, scratch::Kind::Edges, core::mem::take(&mut self.edges));
+            // Releases the guards here, then keeps the allocation.
+            scratch::give_held(core::mem::take(&mut self.held));
         }
     }
 }
-
-/// A guard kept by a concurrent scan, type-erased: dropping it releases its lock.
-trait HeldGuard {}
-impl<G> HeldGuard for G {}
 
 impl core::fmt::Debug for Tracer {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -138,7 +136,11 @@ impl Tracer {
             concurrent,
             stack: scratch::take(concurrent, scratch::Kind::Stack),
             retrack: Vec::new(),
-            held: Vec::new(),
+            held: if concurrent {
+                scratch::take_held()
+            } else {
+                Vec::new()
+            },
             edges: if concurrent {
                 scratch::take(true, scratch::Kind::Edges)
             } else {
@@ -196,16 +198,12 @@ impl Tracer {
         };
         value(&guard).trace(self);
         if self.concurrent {
-            let boxed: Box<dyn HeldGuard + 'a> = Box::new(guard);
-            // Only the lifetime is erased. The guard borrows a value inside an object the scan
-            // keeps alive (an object being scanned is destroyed only under its shard's lock,
-            // which the scan holds), and the tracer, with every guard it holds, is dropped (or
-            // `release_guards` is called) before the scan releases the shard locks.
-            // SAFETY: as just said.
-            let boxed: Box<dyn HeldGuard> = unsafe {
-                core::mem::transmute::<Box<dyn HeldGuard + 'a>, Box<dyn HeldGuard>>(boxed)
-            };
-            self.held.push(boxed);
+            // The guard borrows a value inside an object the scan keeps alive (an object
+            // being scanned is destroyed only under its shard's lock, which the scan holds),
+            // and the tracer, with every guard it holds, is dropped (or `release_guards` is
+            // called) before the scan releases the shard locks.
+            // SAFETY: as just said, the `Held` is dropped while the lock is alive.
+            self.held.push(unsafe { Held::new(guard) });
         }
     }
 
