@@ -95,6 +95,21 @@ impl SharedCounts {
         old
     }
 
+    /// `Gc::clone`'s form of [`SharedCounts::clone_strong`]: one test of the old word for
+    /// the count limit and the flags in `watch` together (the fast path of a clone is the
+    /// `fetch_add`, one test and one branch, as `Arc::clone`); `slow` runs when any of them
+    /// is set, after the limit has been checked.
+    #[inline]
+    pub(crate) fn clone_strong_watching(&self, watch: usize, slow: impl FnOnce(u64)) {
+        let old = self.word.fetch_add(CLONE, Ordering::Relaxed);
+        if old & (STRONG_LIMIT_BIT | watch as u64) != 0 {
+            if old & STRONG_LIMIT_BIT != 0 {
+                count_overflow();
+            }
+            slow(old);
+        }
+    }
+
     /// Drop a strong reference; true if it was the last one. Release, then an Acquire fence
     /// on the last drop, as `Arc::drop`: every use of the value through other handles
     /// happens before its destruction.

@@ -527,11 +527,11 @@ impl<T: ?Sized + Trace + 'static> Clone for Gc<T> {
     /// ```
     #[inline]
     fn clone(&self) -> Self {
-        let old = self.inner().counts.clone_strong();
-        if T::MAY_CONTAIN_GC && flags_in(old) & FLAG_UNIQUE != 0 {
+        let watch = if T::MAY_CONTAIN_GC { FLAG_UNIQUE } else { 0 };
+        self.inner().counts.clone_strong_watching(watch, |old| {
             // A second handle now exists: `get_mut`'s exemption must end.
             self.check_alive_slow(flags_in(old));
-        }
+        });
         Gc {
             ptr: self.ptr,
             _owns: PhantomData,
