@@ -255,10 +255,10 @@ impl Tracer {
             }
             Mode::MoveReachable { young } => {
                 if prev & PREV_TENTATIVE == PREV_TENTATIVE {
-                    // SAFETY: `t` is in `move_unreachable`'s tentatively unreachable list,
-                    // whose links (real pointers, tagged in `prev`) are intact, and `young` is
-                    // the generation's head, whose `prev` is its tail (see
-                    // `collect::move_unreachable`).
+                    // `t` is in `move_unreachable`'s tentatively unreachable list, whose
+                    // links (real pointers, tagged in `prev`) are intact, and `young` is the
+                    // generation's head, whose `prev` is its tail (`collect::move_unreachable`).
+                    // SAFETY: as just said: unlink `t` there, append it to `young`.
                     unsafe {
                         let before = t.prev_untagged();
                         let after = t.next.get();
