@@ -285,7 +285,7 @@ unsafe fn scan<F: Flavor>(st: &GenState, gen: usize) -> (Vec<*const Links>, bool
                     break;
                 }
                 condemn::<F::Counts>(young, &snaps, &mut tracer);
-                scratch::give_words(true, snaps);
+                scratch::give_words(snaps);
                 // The count word's version has 29 bits: equal words prove that no handle was
                 // created in between only if fewer than 2^29 count changes can have happened on
                 // one object between its snapshot and its condemnation (`docs/concurrency.md`
@@ -575,7 +575,7 @@ unsafe fn find_roots<C: Counts>(
     record: bool,
 ) -> Vec<u64> {
     let mut snaps = if record {
-        scratch::take_words(true)
+        scratch::take_words()
     } else {
         Vec::new()
     };

@@ -98,58 +98,52 @@ fn slot(s: &mut Spares, kind: Kind) -> &mut Vec<*const Links> {
     }
 }
 
-/// An empty vector of `kind`, with the capacity an earlier collection left.
-pub(crate) fn take(concurrent: bool, kind: Kind) -> Vec<*const Links> {
-    with_spares(concurrent, |s| core::mem::take(slot(s, kind))).unwrap_or_default()
+/// The spare `pick` selects, emptied out of the spares (an empty vector if there is none).
+fn take_from<T>(concurrent: bool, pick: impl FnOnce(&mut Spares) -> &mut Vec<T>) -> Vec<T> {
+    with_spares(concurrent, |s| core::mem::take(pick(s))).unwrap_or_default()
 }
 
-/// Keep `v`'s allocation for a later collection (the larger of it and the spare kept).
-pub(crate) fn give(concurrent: bool, kind: Kind, mut v: Vec<*const Links>) {
-    if v.capacity() > KEEP_MAX || v.capacity() == 0 {
+/// Clear `v` (dropping its elements here, outside any lock) and keep its allocation as the
+/// spare `pick` selects if it is larger than the one kept.
+fn give_to<T>(concurrent: bool, pick: impl FnOnce(&mut Spares) -> &mut Vec<T>, mut v: Vec<T>) {
+    v.clear();
+    if v.capacity() == 0 || v.capacity() > KEEP_MAX {
         return;
     }
-    v.clear();
     with_spares(concurrent, |s| {
-        let kept = slot(s, kind);
+        let kept = pick(s);
         if kept.capacity() < v.capacity() {
             *kept = v;
         }
     });
 }
 
+/// An empty vector of `kind`, with the capacity an earlier collection left.
+pub(crate) fn take(concurrent: bool, kind: Kind) -> Vec<*const Links> {
+    take_from(concurrent, |s| slot(s, kind))
+}
+
+/// Keep `v`'s allocation for a later collection.
+pub(crate) fn give(concurrent: bool, kind: Kind, v: Vec<*const Links>) {
+    give_to(concurrent, |s| slot(s, kind), v);
+}
+
 /// An empty vector for the concurrent scan's count snapshots.
-pub(crate) fn take_words(concurrent: bool) -> Vec<u64> {
-    with_spares(concurrent, |s| core::mem::take(&mut s.words)).unwrap_or_default()
+pub(crate) fn take_words() -> Vec<u64> {
+    take_from(true, |s| &mut s.words)
 }
 
 /// Keep the snapshots' allocation.
-pub(crate) fn give_words(concurrent: bool, mut v: Vec<u64>) {
-    if v.capacity() > KEEP_MAX || v.capacity() == 0 {
-        return;
-    }
-    v.clear();
-    with_spares(concurrent, |s| {
-        if s.words.capacity() < v.capacity() {
-            s.words = v;
-        }
-    });
+pub(crate) fn give_words(v: Vec<u64>) {
+    give_to(true, |s| &mut s.words, v);
 }
 
 /// An empty vector for a concurrent tracer's held guards.
 pub(crate) fn take_held() -> Vec<Held> {
-    with_spares(true, |s| core::mem::take(&mut s.held)).unwrap_or_default()
+    take_from(true, |s| &mut s.held)
 }
 
-/// Keep the guards vector's allocation (after its guards were released: it is cleared here
-/// in any case, so no guard outlives the caller's scan).
-pub(crate) fn give_held(mut v: Vec<Held>) {
-    v.clear();
-    if v.capacity() > KEEP_MAX || v.capacity() == 0 {
-        return;
-    }
-    with_spares(true, |s| {
-        if s.held.capacity() < v.capacity() {
-            s.held = v;
-        }
-    });
+/// Release the guards in `v` and keep its allocation.
+pub(crate) fn give_held(v: Vec<Held>) {
+    give_to(true, |s| &mut s.held, v);
 }
