@@ -3,11 +3,8 @@
 //! `mod shared`; see `common/flavor.rs`). Drop impls that touch dead members or re-enter
 //! (allocate, drop, collect) are tested in `gc_peer_failures.rs`.
 //!
-//! The one difference between the flavors here: the shared flavor's collection that runs a
-//! garbage set's finalizers keeps that set (it cannot recheck for resurrection while other
-//! threads run) and the next collection frees it (`collect_finalizing()` does both). Explicit
-//! collections run finalizers and drops on the calling thread in both flavors, so the
-//! thread-local logs below see them.
+//! Explicit collections run finalizers and drops on the calling thread in both flavors, so
+//! the thread-local logs below see them.
 
 #[macro_use]
 #[path = "common/flavor.rs"]
@@ -137,8 +134,7 @@ fn finalizers_run_once_before_any_drop_with_weaks_already_cleared() {
     let b = make("b", Act::Nothing, true);
     pair(&a, &b);
     drop((a, b));
-    // (shared: the first collection runs the finalizers, the second frees the pair)
-    assert_eq!(collect_finalizing(), 2);
+    assert_eq!(collect(), 2);
     let log = take_log();
     assert_eq!(
         log,
@@ -246,7 +242,7 @@ fn gc_of_objects_with_many_finalizers_in_a_long_ring() {
     }
     *prev.0.lock() = Some(first.clone());
     drop((prev, first));
-    assert_eq!(collect_finalizing(), 100_000);
+    assert_eq!(collect(), 100_000);
     assert_eq!(FIN.with(|f| f.get()), 100_000);
 }
 

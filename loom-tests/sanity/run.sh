@@ -18,6 +18,7 @@ declare -A model=(
   [m7_no_fence]=gc_triggers
   [m8_no_drain]=gc_thread_exit
   [m9_scan_without_shard_locks]=gc_shards
+  [m10_recheck_releases_guards]=gc_resurrect
 )
 logs=target/loom/sanity
 mkdir -p "$logs"

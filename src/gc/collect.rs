@@ -119,12 +119,16 @@ pub(crate) unsafe trait Flavor: 'static {
     /// `links` is a live tracked object of this flavor whose strong count just reached zero
     /// and whose value is not dead.
     unsafe fn object_died(links: *const Links);
-    /// After finalizers ran on `set`: is any member referenced from outside the set (beyond
-    /// the collector's pins)? `true` keeps the whole set alive (resurrection).
+    /// After finalizers ran on `set`: which members are now referenced from outside the set
+    /// (beyond the collector's pins), or reachable from one that is? `None`: none, the whole
+    /// set is garbage. `Some(kept)`: one flag per member; the flagged members are resurrected
+    /// and stay, the others are still unreachable (CPython's `handle_resurrected_objects`).
+    /// A flavor may flag more than that (the single-thread flavor keeps the whole set), never
+    /// less.
     ///
     /// # Safety
     /// Every member is pinned, unlinked and not dead.
-    unsafe fn resurrected(set: &[*const Links]) -> bool;
+    unsafe fn resurrected(set: &[*const Links]) -> Option<Vec<bool>>;
 }
 
 /// Marks this thread as collecting (for re-entrant `collect()` calls) until dropped, even if
@@ -279,7 +283,7 @@ unsafe fn scan<F: Flavor>(st: &GenState, gen: usize) -> (Vec<*const Links>, bool
             loop {
                 #[cfg(not(loom))]
                 let started = std::time::Instant::now();
-                let snaps = find_roots::<F::Counts>(young, &mut tracer, F::CONCURRENT);
+                let snaps = find_roots::<F::Counts>(young, &mut tracer, F::CONCURRENT, 0);
                 mark(young, &mut tracer);
                 if !F::CONCURRENT {
                     break;
@@ -562,10 +566,11 @@ unsafe fn count_internal(young: *const Links, tracer: &mut Tracer) {
     };
 }
 
-/// Pass 3: read the counts; objects with references from outside are roots (marked reachable
-/// and pushed on the tracer's stack). So is an object whose count is already zero (concurrent
-/// flavor: its last handle was just dropped and its destroyer waits for the lock; its `Drop`
-/// is still to run). Returns the snapshots in list order if `record` (for [`condemn`]).
+/// Pass 3: read the counts (less `pins` each); objects with references from outside are roots
+/// (marked reachable and pushed on the tracer's stack). So is an object whose count is already
+/// zero (concurrent flavor: its last handle was just dropped and its destroyer waits for the
+/// lock; its `Drop` is still to run). Returns the snapshots in list order if `record` (for
+/// [`condemn`]).
 ///
 /// # Safety
 /// After `count_internal` on the same list, with counts of type `C`.
@@ -573,6 +578,7 @@ unsafe fn find_roots<C: Counts>(
     young: *const Links,
     tracer: &mut Tracer,
     record: bool,
+    pins: usize,
 ) -> Vec<u64> {
     let mut snaps = if record {
         scratch::take_words()
@@ -586,7 +592,10 @@ unsafe fn find_roots<C: Counts>(
             if record {
                 snaps.push(snap);
             }
-            let strong = C::strong_of(snap);
+            // `pins`: references the collector itself holds on every object (a garbage set's
+            // pins, in `validated_external_refs`), neither internal nor from outside.
+            let raw = C::strong_of(snap);
+            let strong = raw.saturating_sub(pins);
             let bits = (*p).refs();
             let internal = internal_of(bits, record);
             if internal > strong {
@@ -594,7 +603,7 @@ unsafe fn find_roots<C: Counts>(
                 // references than handles means a `Trace` impl reports edges it does not own.
                 over_reported();
             }
-            if internal < strong || strong == 0 {
+            if internal < strong || raw == 0 {
                 (*p).set_refs(bits | PREV_REACHABLE);
                 tracer.stack.push(p);
             }
@@ -681,7 +690,6 @@ unsafe fn condemn<C: Counts>(young: *const Links, snaps: &[u64], tracer: &mut Tr
 ///
 /// # Safety
 /// After `condemn` on the same list, during the same scan.
-#[cfg(not(loom))]
 unsafe fn retract<C: Counts>(young: *const Links, keep_all: bool) {
     // SAFETY: nodes are live tracked objects with counts of type `C`.
     unsafe {
@@ -771,57 +779,73 @@ pub(crate) unsafe fn any_external_refs<C: Counts>(st: &GenState, set: &[*const L
     }
 }
 
-/// Concurrent flavor, before the finalizers of a committed garbage set run: which members
-/// can they reach? Marks, over the members' own edges, everything reachable from the members
-/// `from` selects; returns one flag per member of `set`. A finalizer reaches only what its
-/// value reaches (nothing outside the set reaches a member), so the unmarked members stay
-/// unreachable whatever the finalizers do, and can be freed by this collection
-/// (`finalize::teardown`).
+/// `check_garbage` of the thread-safe flavor: after finalizers ran on a committed garbage set,
+/// which members are referenced from outside the set (beyond the collector's pins), or
+/// reachable from one that is? Returns `None` if none, else one flag per member (see
+/// [`Flavor::resurrected`]). A finalizer may
+/// have handed a handle to another thread, which may clone, drop or move it while this runs,
+/// so a single reading of the counts proves nothing: the set is scanned as a generation of its
+/// own with a concurrent scan's validated passes (`init_refs` .. `condemn`: the counts are read
+/// after tracing, with the interior locks held, and confirmed by compare-and-swap, exactly as
+/// for a generation; `docs/concurrency.md` §2.6), each count discounted by the pin. The tracer
+/// is restricted to the members, so no other object's header is read. Anything the scan cannot
+/// prove (a busy lock, a changed count) counts as a reference from outside, so what it reaches
+/// is kept, which is always safe; past the validation's time bound the whole set is kept. The
+/// unflagged members were condemned by compare-and-swap from the counts read: nothing outside
+/// the set referenced them then, and nothing can since (no handle to them is left outside the
+/// set, and the flagged members, which stay, cannot reach them). The members are left
+/// as they came: self-loops, not condemned.
 ///
 /// # Safety
-/// Every member is live, pinned, unlinked (a self-loop), with its weak handles cleared, and
-/// unreachable from outside the set; no finalizer or `Drop` of the set has run yet (so no
-/// other thread or pass can touch a member); no user code runs during the call.
-pub(crate) unsafe fn reachable_from(
-    set: &[*const Links],
-    from: impl Fn(*const Links) -> bool,
-) -> Vec<bool> {
-    // Members only: another thread may be scanning the generations right now (automatic
-    // scans run while teardowns do), and the `prev` fields of the objects it collects hold
-    // its collection bits. So membership is decided by address, never by reading a
-    // non-member's `prev` (that would race with the scanner, and marking one of its objects
-    // could erase a mark it set and make it free a live object: the stress test found it).
+/// Every member is live, pinned once, unlinked (a self-loop), with its weak handles cleared
+/// and not dead, with counts of type `C`; the caller holds the lock every scan holds (so no
+/// other pass reads or writes collection bits meanwhile); no user code runs during the call.
+pub(crate) unsafe fn validated_external_refs<C: Counts>(set: &[*const Links]) -> Option<Vec<bool>> {
     let members: std::collections::HashSet<usize> = set.iter().map(|&p| addr(p)).collect();
-    // SAFETY: per the caller the members are ours alone; their `prev` is restored to a
-    // self-loop before returning, and `Trace` impls (which may not touch handles) are the only
-    // code that runs.
+    let head = Links::sentinel();
+    let h: *const Links = &head;
+    // SAFETY: per the caller the members are ours to link (nobody else links or reads an
+    // unlinked, pinned object's links) and only `Trace` impls run; every member is a
+    // self-loop again before `head` goes away.
     unsafe {
         let no_unwind = AbortOnUnwind;
+        list::init(h);
         for &p in set {
-            (*p).set_refs(PREV_COLLECTING);
+            list::push_back(h, p);
         }
-        // Not a concurrent tracer: the guards of interior locks are released at once (nobody
-        // else can reach these values).
-        let mut tracer = Tracer::new(Mode::Mark, false);
+        let mut tracer = Tracer::new(Mode::Count, true);
         tracer.restrict_to(members);
-        for &p in set {
-            if from(p) {
-                (*p).set_refs(PREV_COLLECTING | PREV_REACHABLE);
-                tracer.stack.push(p);
-            }
-        }
-        while let Some(p) = tracer.stack.pop() {
-            ((*p).vtable().trace)(p, &mut tracer);
-        }
-        let reached = set
+        init_refs(h);
+        count_internal(h, &mut tracer);
+        tracer.set_mode(Mode::Mark);
+        #[cfg(not(loom))]
+        let started = std::time::Instant::now();
+        let snaps = find_roots::<C>(h, &mut tracer, true, 1);
+        mark(h, &mut tracer);
+        condemn::<C>(h, &snaps, &mut tracer);
+        scratch::give_words(snaps);
+        // Past the bound the equal words prove nothing (`scan`): keep the whole set.
+        #[cfg(not(loom))]
+        let keep_all = started.elapsed() > super::shared::counts::VALIDATION_BOUND;
+        #[cfg(loom)]
+        let keep_all = false;
+        // `set`'s order, not the list's (the same here: pushed in `set`'s order).
+        let kept: Vec<bool> = set
             .iter()
-            .map(|&p| {
-                let r = (*p).refs() & PREV_REACHABLE != 0;
-                (*p).set_prev(p);
-                r
-            })
+            .map(|&p| keep_all || (*p).refs() & PREV_REACHABLE != 0)
             .collect();
+        retract::<C>(h, false);
+        let mut p = (*h).next.get();
+        while p != h {
+            let next = (*p).next.get();
+            (*p).next.set(p);
+            (*p).set_prev(p);
+            p = next;
+        }
+        list::init(h);
+        // The guards are released only now: the decision was taken with them held.
+        drop(tracer);
         core::mem::forget(no_unwind);
-        reached
+        kept.contains(&true).then_some(kept)
     }
 }

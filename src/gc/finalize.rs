@@ -91,22 +91,6 @@ pub(crate) unsafe fn teardown<F: Flavor>(
         // SAFETY: members are pinned, so alive; no user code ran since the commit.
         unsafe { C::<F>::clear_flag(p, FLAG_DEAD) };
     }
-    // Concurrent flavor: the resurrection check keeps whatever finalizers could reach (it
-    // cannot look again exactly, see `Shared::resurrected`), so work out now, while nothing
-    // of the set has run, which members the finalizers about to run can reach. The others
-    // stay unreachable whatever the finalizers do and are freed by this collection, so
-    // garbage without finalizers never waits for (or piles up behind) finalized garbage.
-    let to_finalize = |p: *const Links| {
-        // SAFETY: members are pinned, so alive.
-        unsafe { (*p).vtable().finalize.is_some() && C::<F>::flags(p) & FLAG_FINALIZED == 0 }
-    };
-    let reach: Option<Vec<bool>> = if F::CONCURRENT {
-        // SAFETY: per our caller; no user code of the set has run yet.
-        Some(unsafe { super::collect::reachable_from(set, to_finalize) })
-    } else {
-        None
-    };
-
     // 2. Finalizers, once each, on an intact set.
     let mut ran = false;
     for &p in set {
@@ -122,32 +106,34 @@ pub(crate) unsafe fn teardown<F: Flavor>(
         }
     }
 
-    // 3. Resurrection check: of the whole set, or (concurrent flavor) of the part the
-    // finalizers could reach; the rest is dead in any case.
-    let split: Option<(Vec<*const Links>, Vec<*const Links>)> = reach.map(|r| {
-        let mut reached = Vec::new();
-        let mut rest = Vec::new();
-        for (&p, r) in set.iter().zip(r) {
-            if r {
-                reached.push(p);
+    // 3. Resurrection check: which members are referenced from outside the set now (or
+    // reachable from one that is)? They stay, in the older generation, with working handles;
+    // the rest is still unreachable and freed (CPython's `handle_resurrected_objects`).
+    // SAFETY: members are pinned, unlinked and not dead.
+    let kept = if ran {
+        unsafe { F::resurrected(set) }
+    } else {
+        None
+    };
+    if let Some(kept) = kept {
+        let mut stay = Vec::new();
+        let mut dead = Vec::new();
+        for (&p, k) in set.iter().zip(kept) {
+            if k {
+                stay.push(p);
             } else {
-                rest.push(p);
+                dead.push(p);
             }
         }
-        (reached, rest)
-    });
-    let candidates: &[*const Links] = split.as_ref().map_or(set, |(reached, _)| reached);
-    // SAFETY: members are pinned, unlinked and not dead.
-    if ran && unsafe { F::resurrected(candidates) } {
-        for &p in candidates {
+        for &p in &stay {
             // SAFETY: members are self-loops, alive (pinned).
             unsafe { F::relink(p, old) };
         }
-        let dead: &[*const Links] = split.as_ref().map_or(&[], |(_, rest)| rest);
-        // SAFETY: the members no finalizer could reach are still unreachable from anywhere.
-        let freed = unsafe { destroy::<F>(dead, true) };
+        // SAFETY: the members not kept are unreachable from anywhere (see
+        // `Flavor::resurrected`), and none of them has run its `Drop`.
+        let freed = unsafe { destroy::<F>(&dead, true) };
         F::destroying(|| {
-            for &p in candidates {
+            for &p in &stay {
                 // SAFETY: each pin is released once; a member reaching zero is tracked and
                 // alive, so it dies the ordinary way.
                 unsafe {

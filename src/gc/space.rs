@@ -341,8 +341,11 @@ unsafe impl Flavor for Local {
         with_space(|s| unsafe { s.object_died::<LocalCounts>(links) })
     }
 
-    unsafe fn resurrected(set: &[*const Links]) -> bool {
+    unsafe fn resurrected(set: &[*const Links]) -> Option<Vec<bool>> {
         // SAFETY: forwarded contract; no user code runs in the check.
-        with_space(|s| unsafe { collect::any_external_refs::<LocalCounts>(&s.state, set) })
+        let any =
+            with_space(|s| unsafe { collect::any_external_refs::<LocalCounts>(&s.state, set) });
+        // The whole set stays (as CPython before 3.9).
+        any.then(|| vec![true; set.len()])
     }
 }

@@ -11,9 +11,6 @@
 //!   `take()`, `get_mut()`;
 //! * `collect()`: `pyheap::collect()` (both flavors: it collects the shared space and this
 //!   thread's space);
-//! * `collect_finalizing()`: collections until a garbage set with finalizers is freed: one
-//!   for unsync, two for shared (whose collection that runs finalizers keeps their set for
-//!   the next one, see `pyheap::Gc::new_finalized`); returns the total freed;
 //! * `gc`: the flavor's controls (`pyheap::unsync::gc` is per thread, `pyheap::gc`
 //!   process-wide);
 //! * `setup()`: takes this binary's serialising lock (held until the returned guard drops),
@@ -113,10 +110,6 @@ pub mod unsync {
         pyheap::collect()
     }
 
-    pub fn collect_finalizing() -> usize {
-        pyheap::collect()
-    }
-
     pub fn setup() -> std::sync::MutexGuard<'static, ()> {
         let g = super::serial();
         pyheap::gc::disable();
@@ -183,11 +176,6 @@ pub mod shared {
 
     pub fn collect() -> usize {
         pyheap::collect()
-    }
-
-    /// The collection that runs finalizers keeps their garbage set; the next one frees it.
-    pub fn collect_finalizing() -> usize {
-        pyheap::collect() + pyheap::collect()
     }
 
     pub fn setup() -> MutexGuard<'static, ()> {

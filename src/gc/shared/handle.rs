@@ -177,22 +177,34 @@ impl<T: Trace + Send + Sync + 'static> Gc<T> {
     /// Like [`Gc::new`], with `T`'s [`Finalize::finalize`] run once before the object is
     /// destroyed. `T` must be a tracked type (checked at compile time).
     ///
-    /// Unlike the single-thread flavor, a garbage cycle whose finalizers ran is not freed by
-    /// the same collection: it stays for the next one (its finalizers do not run again), which
-    /// frees it if nothing resurrected it. Checking for resurrection within one collection
-    /// would need a second validated scan while other threads run.
+    /// A garbage cycle's finalizers run before any of its values is dropped. After they ran,
+    /// the collection checks the cycle again (a validated scan of it alone, since another
+    /// thread may now hold a handle a finalizer gave it): the part a finalizer resurrected
+    /// (made reachable from outside, with what it reaches) stays, with working handles,
+    /// cleared weak handles and finalizers that never run again; the rest is freed by the
+    /// same collection.
     ///
     /// ```
     /// use pyheap::{Finalize, Gc, Trace};
     /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::sync::Mutex;
     /// static RUNS: AtomicU32 = AtomicU32::new(0);
     /// #[derive(Trace)]
-    /// struct Obj(std::sync::Mutex<Option<Gc<Obj>>>);
+    /// struct Obj(Mutex<Option<Gc<Obj>>>);
     /// impl Finalize for Obj {
     ///     fn finalize(&self) { RUNS.fetch_add(1, Ordering::Relaxed); }
     /// }
     /// drop(Gc::new_finalized(Obj(Default::default())));
     /// assert_eq!(RUNS.load(Ordering::Relaxed), 1);
+    ///
+    /// // A self-cycle: its finalizer runs and it is freed by the same collection.
+    /// let c = Gc::new_finalized(Obj(Mutex::new(None)));
+    /// *c.0.lock().unwrap() = Some(c.clone());
+    /// drop(c);
+    /// pyheap::gc::disable(); // no automatic collection in between, for the exact count
+    /// assert_eq!(pyheap::collect(), 1);
+    /// pyheap::gc::enable();
+    /// assert_eq!(RUNS.load(Ordering::Relaxed), 2);
     /// ```
     pub fn new_finalized(value: T) -> Self
     where

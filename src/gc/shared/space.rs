@@ -783,12 +783,15 @@ unsafe impl Flavor for Shared {
         })
     }
 
-    unsafe fn resurrected(_set: &[*const Links]) -> bool {
-        // Conservative: a set whose finalizers ran goes back to the old generation (its
-        // finalizers never run again) and is freed by the next collection that finds it
-        // unreachable. Checking for resurrection exactly would need a second validated scan
-        // of the set; a one-collection delay for finalized cycles is the price of not having
-        // it (documented on `Gc::new_finalized`).
-        true
+    unsafe fn resurrected(set: &[*const Links]) -> Option<Vec<bool>> {
+        // A validated scan of the set alone, under the space lock, which every scan holds
+        // throughout: so no other scan reads or writes collection bits meanwhile (another
+        // scan's tracer could otherwise meet a member through a live object's edge and take
+        // its bits for its own).
+        // SAFETY: per the caller the members are pinned, unlinked and not dead; the space
+        // lock is held for the call, and only `Trace` impls run.
+        Self::with_state(|_| unsafe {
+            crate::gc::collect::validated_external_refs::<SharedCounts>(set)
+        })
     }
 }
