@@ -187,6 +187,29 @@ fn resurrection_by_a_finalizer_is_honoured() {
 }
 
 #[test]
+fn only_the_resurrected_part_of_a_garbage_set_stays() {
+    // CPython's handle_resurrected_objects: one collection finds two garbage pairs; a's
+    // finalizer resurrects its own pair, which stays; the other pair is freed at once.
+    let _s = setup_log();
+    let a = make("a", Act::Resurrect, true);
+    let b = make("b", Act::Nothing, false);
+    pair(&a, &b);
+    let z = make("z", Act::Nothing, false);
+    let w = make("w", Act::Nothing, false);
+    pair(&z, &w);
+    drop((a, b, z, w));
+    assert_eq!(collect(), 2, "the pair nobody resurrected is freed");
+    let mut log = take_log();
+    log.sort();
+    assert_eq!(log, ["drop w", "drop z", "fin a weak_alive=false"]);
+    let b = STASH.with(|s| s.borrow_mut().pop()).expect("a stashed b");
+    assert_eq!(b.other.lock().as_ref().map(|a| a.name), Some("a"));
+    drop(b);
+    assert_eq!(collect(), 2);
+    assert_eq!(take_log(), ["drop a", "drop b"], "finalizers never run again");
+}
+
+#[test]
 fn stats_count_no_collected_objects_for_a_resurrected_set() {
     let _s = setup_log();
     let a = make("a", Act::Resurrect, true);

@@ -123,8 +123,7 @@ pub(crate) unsafe trait Flavor: 'static {
     /// (beyond the collector's pins), or reachable from one that is? `None`: none, the whole
     /// set is garbage. `Some(kept)`: one flag per member; the flagged members are resurrected
     /// and stay, the others are still unreachable (CPython's `handle_resurrected_objects`).
-    /// A flavor may flag more than that (the single-thread flavor keeps the whole set), never
-    /// less.
+    /// A flavor may flag more than that (never less).
     ///
     /// # Safety
     /// Every member is pinned, unlinked and not dead.
@@ -745,14 +744,19 @@ unsafe fn split_and_commit<C: Counts>(young: *const Links) -> (usize, Vec<*const
     (reachable, garbage, finalizers)
 }
 
-/// `check_garbage` of the single-thread flavor: after finalizers ran, is any member of `set`
-/// referenced from outside the set? Each member carries one pin, discounted. Objects whose
-/// `get_mut` borrow the tracing proves over are linked back into `young`.
+/// `check_garbage` of the single-thread flavor: after finalizers ran, which members of `set`
+/// are referenced from outside the set, or reachable from one that is? Returns `None` if
+/// none, else one flag per member (see [`Flavor::resurrected`]). Each member carries one pin,
+/// discounted. Objects whose `get_mut` borrow the tracing proves over are linked back into
+/// generation 0.
 ///
 /// # Safety
 /// Every member is live, pinned once, unlinked (a self-loop), with counts of type `C`; no
 /// user code runs during the call; `st` is used exclusively.
-pub(crate) unsafe fn any_external_refs<C: Counts>(st: &GenState, set: &[*const Links]) -> bool {
+pub(crate) unsafe fn resurrected_part<C: Counts>(
+    st: &GenState,
+    set: &[*const Links],
+) -> Option<Vec<bool>> {
     // SAFETY: per the caller; the members' `prev` is restored to a self-loop before returning.
     unsafe {
         let no_unwind = AbortOnUnwind;
@@ -764,18 +768,33 @@ pub(crate) unsafe fn any_external_refs<C: Counts>(st: &GenState, set: &[*const L
         for &p in set {
             ((*p).vtable().trace)(p, &mut tracer);
         }
-        let mut external = false;
+        // Members with more handles than internal edges (beyond the pin) are roots; everything
+        // they reach in the set stays with them.
+        tracer.set_mode(Mode::Mark);
         for &p in set {
-            let strong = counts_of::<C>(p).strong() - 1;
-            external |= strong > (*p).refs() >> REFS_SHIFT;
-            (*p).set_prev(p);
+            let bits = (*p).refs();
+            if counts_of::<C>(p).strong() - 1 > bits >> REFS_SHIFT {
+                (*p).set_refs(bits | PREV_REACHABLE);
+                tracer.stack.push(p);
+            }
         }
+        while let Some(p) = tracer.stack.pop() {
+            ((*p).vtable().trace)(p, &mut tracer);
+        }
+        let kept: Vec<bool> = set
+            .iter()
+            .map(|&p| {
+                let k = (*p).refs() & PREV_REACHABLE != 0;
+                (*p).set_prev(p);
+                k
+            })
+            .collect();
         st.in_pass.set(false);
         core::mem::forget(no_unwind);
         for p in core::mem::take(&mut tracer.retrack) {
             list::push_back(st.gen_head(0), p);
         }
-        external
+        kept.contains(&true).then_some(kept)
     }
 }
 

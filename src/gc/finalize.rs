@@ -11,14 +11,16 @@
 //!    `None` before any user code runs (no `Weak` can bring garbage back).
 //! 2. `finalize_garbage`: each member with a finalizer that has not run yet runs it, once
 //!    (`FLAG_FINALIZED`), while the whole set is intact.
-//! 3. `check_garbage`: if a finalizer ran, the set is checked again with the collector's own
-//!    passes: any reference from outside the set (beyond the pins) means a finalizer stored a
-//!    handle somewhere: the set is resurrected. It is put back into the older generation
-//!    with working handles; its weak handles stay cleared and its finalizers will not run
-//!    again. Nothing is freed.
-//! 4. `delete_garbage`: otherwise every member gets `FLAG_DEAD` (from now on `try_deref` gives
-//!    `None`, `Deref` panics), then every value is dropped. Handles inside the values drop
-//!    normally; deaths they cause outside the set are queued and destroyed iteratively.
+//! 3. `check_garbage` / `handle_resurrected_objects`: if a finalizer ran, the set is checked
+//!    again with the collector's own passes (`Flavor::resurrected`): a member referenced from
+//!    outside the set (beyond the pins) means a finalizer stored a handle somewhere, so it and
+//!    everything it reaches are resurrected: put back into the older generation with working
+//!    handles; their weak handles stay cleared and their finalizers will not run again. The
+//!    rest of the set is still unreachable and goes on to step 4.
+//! 4. `delete_garbage`: every member not resurrected gets `FLAG_DEAD` (from now on
+//!    `try_deref` gives `None`, `Deref` panics), then every value is dropped. Handles inside
+//!    the values drop normally; deaths they cause outside the set are queued and destroyed
+//!    iteratively.
 //! 5. Each member's pin is released right after its value is dropped (in the same walk); a
 //!    member whose strong count is then zero releases its value's weak token, and its memory
 //!    goes when the last `Weak` does. A handle to a member that a `Drop` stashed away, or

@@ -343,9 +343,6 @@ unsafe impl Flavor for Local {
 
     unsafe fn resurrected(set: &[*const Links]) -> Option<Vec<bool>> {
         // SAFETY: forwarded contract; no user code runs in the check.
-        let any =
-            with_space(|s| unsafe { collect::any_external_refs::<LocalCounts>(&s.state, set) });
-        // The whole set stays (as CPython before 3.9).
-        any.then(|| vec![true; set.len()])
+        with_space(|s| unsafe { collect::resurrected_part::<LocalCounts>(&s.state, set) })
     }
 }
