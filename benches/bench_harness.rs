@@ -30,6 +30,20 @@ impl Rng {
     }
 }
 
+/// `a,b,c` from the environment variable `var` (a child run's pyheap thresholds, for policy
+/// experiments only: the suites never set it). Panics with the variable's name on anything
+/// but three numbers.
+pub fn thresholds_from_env(var: &str) -> Option<(usize, usize, usize)> {
+    let t = std::env::var(var).ok()?;
+    let v: Vec<usize> = t
+        .split(',')
+        .map(|x| x.trim().parse().ok())
+        .collect::<Option<_>>()
+        .filter(|v: &Vec<usize>| v.len() == 3)
+        .unwrap_or_else(|| panic!("{var}={t}: expected three numbers a,b,c"));
+    Some((v[0], v[1], v[2]))
+}
+
 /// A field of `/proc/self/status`, in KiB (0 if unreadable).
 pub fn status_kib(field: &str) -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

@@ -201,9 +201,8 @@ fn child<C: Contender>(w: &str) {
     );
     // GC_BENCH_PYHEAP_THRESHOLD=a,b,c: pyheap's thresholds in this child (default CPython's
     // 700,10,10; for experiments with the policy only, never used by the suite).
-    if let Ok(t) = std::env::var("GC_BENCH_PYHEAP_THRESHOLD") {
-        let v: Vec<usize> = t.split(',').map(|x| x.parse().expect("a,b,c")).collect();
-        pyheap::unsync::gc::set_threshold(v[0], v[1], v[2]);
+    if let Some((t0, t1, t2)) = crate::harness::thresholds_from_env("GC_BENCH_PYHEAP_THRESHOLD") {
+        pyheap::unsync::gc::set_threshold(t0, t1, t2);
     }
     let base = status_kib("VmRSS:");
     let (elapsed, objects) = match w {

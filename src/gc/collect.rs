@@ -475,16 +475,31 @@ unsafe fn commit_unreachable<C: Counts>(unreachable: *const Links) -> (Vec<*cons
         let mut p = (*unreachable).next.get();
         while p != unreachable {
             let next = (*p).next.get();
-            (*p).next.set(p);
-            (*p).set_prev(p);
-            finalizers |= (*p).vtable().finalize.is_some() && C::flags(p) & FLAG_FINALIZED == 0;
-            C::commit_garbage(p);
-            garbage.push(p);
+            finalizers |= commit_member::<C>(p, &mut garbage);
             p = next;
         }
         list::init(unreachable);
     }
     (garbage, finalizers)
+}
+
+/// Commit one unreachable object (both scans' last step): a self-loop, pinned, weak handles
+/// cleared, dead ([`Counts::commit_garbage`]), appended to `garbage`. Returns whether it has a
+/// finalizer still to run.
+///
+/// # Safety
+/// `p` is a live tracked object with counts of type `C`, found unreachable by the current
+/// scan; the caller no longer follows its links (they are rewritten).
+unsafe fn commit_member<C: Counts>(p: *const Links, garbage: &mut Vec<*const Links>) -> bool {
+    // SAFETY: per the caller.
+    unsafe {
+        (*p).next.set(p);
+        (*p).set_prev(p);
+        let due = (*p).vtable().finalize.is_some() && C::flags(p) & FLAG_FINALIZED == 0;
+        C::commit_garbage(p);
+        garbage.push(p);
+        due
+    }
 }
 
 /// Iterate the `next` chain of a list whose `prev` fields may hold collection bits.
@@ -732,11 +747,7 @@ unsafe fn split_and_commit<C: Counts>(young: *const Links) -> (usize, Vec<*const
                 list::push_back(young, p);
                 reachable += 1;
             } else {
-                (*p).next.set(p);
-                (*p).set_prev(p);
-                finalizers |= (*p).vtable().finalize.is_some() && C::flags(p) & FLAG_FINALIZED == 0;
-                C::commit_garbage(p);
-                garbage.push(p);
+                finalizers |= commit_member::<C>(p, &mut garbage);
             }
             p = next;
         }

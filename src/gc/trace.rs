@@ -101,9 +101,8 @@ pub struct Tracer {
     /// walks this buffer instead of tracing again: one trace per object per scan, so every
     /// pass sees the same edges by construction.
     pub(crate) edges: Vec<*const Links>,
-    /// Set for a walk restricted to one garbage set (`collect::reachable_from`): edges to any
-    /// other object are ignored without reading its header, which a concurrent scan may be
-    /// writing.
+    /// Set for a scan restricted to one garbage set (`collect::validated_external_refs`):
+    /// edges to any other object are ignored without reading its header.
     members: Option<std::collections::HashSet<usize>>,
 }
 
