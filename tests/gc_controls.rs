@@ -77,20 +77,35 @@ fn survivors_are_promoted() {
     pyheap::collect();
     let n = Gc::new(N::default());
     gc::collect_generation(0); // n survives: promoted into generation 1
-    gc::collect_generation(1); // and into generation 2
     *n.0.borrow_mut() = Some(n.clone());
     drop(n);
     assert_eq!(
         gc::collect_generation(0),
         0,
-        "the cycle lives in generation 2"
+        "the cycle lives in generation 1"
     );
+    assert_eq!(gc::collect_generation(1), 1);
+}
+
+#[test]
+fn old_objects_that_lose_a_reference_wait_for_a_generation_1_collection() {
+    gc::disable();
+    pyheap::collect();
+    let n = Gc::new(N::default());
+    gc::collect_generation(0); // promoted into generation 1
+    gc::collect_generation(1); // and into generation 2
+    *n.0.borrow_mut() = Some(n.clone());
+    drop(n); // an old object lost a reference: it is examined by the next collection of 1
     assert_eq!(
-        gc::collect_generation(1),
+        gc::collect_generation(0),
         0,
-        "the cycle lives in generation 2"
+        "a young collection does not look at old objects"
     );
-    assert_eq!(gc::collect_generation(2), 1);
+    let before = gc::stats();
+    assert_eq!(gc::collect_generation(1), 1);
+    let after = gc::stats();
+    assert_eq!(after[1].collected, before[1].collected + 1);
+    assert_eq!(after[2], before[2], "no full collection ran");
 }
 
 #[test]

@@ -27,6 +27,9 @@ enum Op {
     /// Move root `a` into root `b`'s edges without any shared use of its handle.
     MoveInto(usize, usize),
     Collect,
+    /// Collect generation `g % 3` only (a young one examines only part of the objects; a
+    /// generation-1 one also the old objects that lost a reference).
+    CollectGeneration(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -40,6 +43,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Op::GetMut(a, b)),
         2 => (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Op::MoveInto(a, b)),
         1 => Just(Op::Collect),
+        1 => any::<usize>().prop_map(Op::CollectGeneration),
     ]
 }
 
@@ -130,6 +134,9 @@ fn run(ops: Vec<Op>, threshold0: usize) -> Result<(), TestCaseError> {
             }
             Op::Collect => {
                 collect();
+            }
+            Op::CollectGeneration(g) => {
+                gc::collect_generation(g % 3);
             }
             _ => {}
         }

@@ -67,10 +67,16 @@
 //! `n - 1` since its own last collection exceeds `threshold_n`, and the oldest additionally
 //! only when the objects promoted into it since the last full collection exceed 25% of those
 //! that survived it (the long-lived ratio that keeps full collections amortised linear).
+//!
+//! One addition, single-thread flavor only: a collection of generation 1 also takes in the
+//! old objects that lost a reference since the last one and the old objects they reach, up
+//! to a budget (`gc::old_touched`, which explains why this is sound for any set taken in),
+//! so that cycles which die after their promotion do not wait for a full collection.
 
 use super::generations::{GenState, NUM_GENERATIONS};
 use super::header::{
-    addr, counts_of, Counts, Links, FLAG_FINALIZED, PREV_COLLECTING, PREV_REACHABLE, REFS_SHIFT,
+    addr, counts_of, Counts, Links, FLAG_FINALIZED, FLAG_OLD, FLAG_TOUCHED, PREV_COLLECTING,
+    PREV_REACHABLE, REFS_SHIFT,
 };
 use super::list;
 use super::scratch;
@@ -250,13 +256,29 @@ unsafe fn scan<F: Flavor>(st: &GenState, gen: usize) -> (Vec<*const Links>, bool
     } else {
         young
     };
+    // Single-thread flavor: the old objects that lost a reference (`gc::old_touched`) are
+    // part of the oldest generation, so a full collection takes them along.
+    if !F::CONCURRENT && gen == NUM_GENERATIONS - 1 {
+        // SAFETY: both lists are intact.
+        unsafe { list::merge(&st.touched, young) };
+        st.touched_count.set(0);
+    }
+    // Whether the survivors go into the oldest generation (and must be flagged old).
+    let to_oldest = gen + 1 >= NUM_GENERATIONS - 1;
 
     let no_unwind = AbortOnUnwind;
     st.in_pass.set(true);
     let mut tracer = Tracer::new(Mode::Count, F::CONCURRENT);
+    if !F::CONCURRENT && gen == NUM_GENERATIONS - 2 {
+        // A collection of generation 1 also examines the old objects that lost a reference
+        // since the last one, and what they reach up to a budget (`gc::old_touched`).
+        // SAFETY: `young` is intact and exclusively ours, no pass has started, `in_pass` is
+        // set.
+        unsafe { super::old_touched::gather(st, young, &mut tracer) };
+    }
     // SAFETY: the passes' contracts hold in sequence on the intact list `young`; only
     // `Trace` impls run, which may not create, drop or move handles.
-    let (survivors, garbage, finalizers) = unsafe {
+    let (survivors, were_old, garbage, finalizers) = unsafe {
         if F::CONCURRENT {
             loop {
                 init_refs(young);
@@ -307,9 +329,10 @@ unsafe fn scan<F: Flavor>(st: &GenState, gen: usize) -> (Vec<*const Links>, bool
                 let _ = attempt;
                 break;
             }
-            split_and_commit::<F::Counts>(young)
+            let (survivors, garbage, finalizers) = split_and_commit::<F::Counts>(young);
+            (survivors, 0, garbage, finalizers)
         } else {
-            serial_scan::<F::Counts>(young, &mut tracer)
+            serial_scan::<F::Counts>(young, &mut tracer, to_oldest)
         }
     };
     // The interior locks the tracer held (concurrent flavor) are released before any user
@@ -319,8 +342,9 @@ unsafe fn scan<F: Flavor>(st: &GenState, gen: usize) -> (Vec<*const Links>, bool
     core::mem::forget(no_unwind);
 
     if gen == NUM_GENERATIONS - 2 {
+        // Survivors gathered from the oldest generation were not promoted now.
         st.long_lived_pending
-            .set(st.long_lived_pending.get() + survivors);
+            .set(st.long_lived_pending.get() + (survivors - were_old));
     }
     if gen == NUM_GENERATIONS - 1 {
         st.long_lived_pending.set(0);
@@ -335,15 +359,18 @@ unsafe fn scan<F: Flavor>(st: &GenState, gen: usize) -> (Vec<*const Links>, bool
 /// The single-thread flavor's scan of the list `young` (nothing else runs meanwhile, so the
 /// counts can be read first, as CPython does): [`update_refs`], [`subtract_internal`],
 /// [`move_unreachable`] (one walk that separates the reachable objects from the garbage),
-/// [`commit_unreachable`]. Returns what [`split_and_commit`] returns.
+/// [`commit_unreachable`]. Returns the number of survivors, how many of them were old
+/// already (`to_oldest` only), the garbage, and whether a member has a finalizer due.
 ///
 /// # Safety
 /// `young` is an intact list of live tracked objects with counts of type `C`, used
-/// exclusively by this call; only `Trace` impls run.
+/// exclusively by this call; only `Trace` impls run. `to_oldest`: the survivors go into the
+/// oldest generation (they are flagged old, see `gc::old_touched`).
 unsafe fn serial_scan<C: Counts>(
     young: *const Links,
     tracer: &mut Tracer,
-) -> (usize, Vec<*const Links>, bool) {
+    to_oldest: bool,
+) -> (usize, usize, Vec<*const Links>, bool) {
     // SAFETY: the passes' contracts hold in sequence on the intact list `young`.
     unsafe {
         loop {
@@ -366,9 +393,13 @@ unsafe fn serial_scan<C: Counts>(
         (*u).next.set(u);
         (*u).set_prev_tagged(u);
         tracer.set_mode(Mode::MoveReachable { young });
-        let survivors = move_unreachable(young, u, tracer);
+        let (survivors, were_old) = if to_oldest {
+            move_unreachable::<true>(young, u, tracer)
+        } else {
+            move_unreachable::<false>(young, u, tracer)
+        };
         let (garbage, finalizers) = commit_unreachable::<C>(u);
-        (survivors, garbage, finalizers)
+        (survivors, were_old, garbage, finalizers)
     }
 }
 
@@ -405,7 +436,9 @@ unsafe fn subtract_internal(young: *const Links, tracer: &mut Tracer) {
 
 /// Serial pass 3 (CPython's `move_unreachable`): one walk of `young` that leaves in it exactly
 /// the objects reachable from those with references from outside, and moves the others to
-/// the list `unreachable`. Returns the number of reachable objects.
+/// the list `unreachable`. Returns the number of reachable objects and, if `TO_OLDEST` (the
+/// survivors go into the oldest generation: each is flagged old, untouched), how many of them
+/// were flagged old already (gathered by `gc::old_touched`).
 ///
 /// The walk keeps CPython's invariant: every object to the left of the cursor is reachable,
 /// has been traced (in `Mode::MoveReachable`), and has its `prev` restored to a real pointer
@@ -424,12 +457,13 @@ unsafe fn subtract_internal(young: *const Links, tracer: &mut Tracer) {
 /// After `subtract_internal` on the same list, with no `retrack` pending; `unreachable` is an
 /// empty list head initialised with [`Links::set_prev_tagged`] (pointing at itself); the
 /// tracer is in `Mode::MoveReachable { young }`.
-unsafe fn move_unreachable(
+unsafe fn move_unreachable<const TO_OLDEST: bool>(
     young: *const Links,
     unreachable: *const Links,
     tracer: &mut Tracer,
-) -> usize {
+) -> (usize, usize) {
     let mut reachable = 0;
+    let mut were_old = 0;
     // SAFETY: every node of either list is a live tracked object; the links are rewritten
     // only as described above, so both chains stay intact.
     unsafe {
@@ -442,6 +476,11 @@ unsafe fn move_unreachable(
                 // the successor only afterwards.
                 ((*p).vtable().trace)(p, tracer);
                 (*p).set_prev(last);
+                if TO_OLDEST {
+                    were_old += ((*p).flags() & FLAG_OLD != 0) as usize;
+                    (*p).clear_flag(FLAG_TOUCHED);
+                    (*p).set_flag(FLAG_OLD);
+                }
                 last = p;
                 reachable += 1;
             } else {
@@ -457,7 +496,7 @@ unsafe fn move_unreachable(
         }
         (*young).set_prev(last);
     }
-    reachable
+    (reachable, were_old)
 }
 
 /// Serial pass 4: every member of `unreachable` is unlinked (a self-loop) and committed as
@@ -475,6 +514,9 @@ unsafe fn commit_unreachable<C: Counts>(unreachable: *const Links) -> (Vec<*cons
         let mut p = (*unreachable).next.get();
         while p != unreachable {
             let next = (*p).next.get();
+            // Out of every list now: a `Drop` or finalizer dropping a handle to it must not
+            // move it to the touched list (`gc::old_touched`).
+            (*p).clear_flag(FLAG_OLD | FLAG_TOUCHED);
             finalizers |= commit_member::<C>(p, &mut garbage);
             p = next;
         }

@@ -56,6 +56,13 @@ pub(crate) struct GenState {
     pub(crate) long_lived_total: Cell<usize>,
     /// CPython's `long_lived_pending`: objects promoted into the oldest generation since.
     pub(crate) long_lived_pending: Cell<usize>,
+    /// Single-thread flavor: the oldest generation's objects that lost a reference since the
+    /// last collection of generation 1 (`gc::old_touched`); part of the oldest generation.
+    /// Always empty in the thread-safe flavor.
+    pub(crate) touched: Links,
+    /// How many objects entered `touched` since the last collection of generation 1 (the
+    /// budget of the next one's gathering; objects that left it since are not subtracted).
+    pub(crate) touched_count: Cell<usize>,
 }
 
 impl GenState {
@@ -72,6 +79,8 @@ impl GenState {
             in_pass: Cell::new(false),
             long_lived_total: Cell::new(0),
             long_lived_pending: Cell::new(0),
+            touched: Links::sentinel(),
+            touched_count: Cell::new(0),
         }
     }
 
@@ -94,7 +103,10 @@ impl GenState {
                 unsafe { list::init(&g.head) };
             }
             // SAFETY: as above.
-            unsafe { list::init(&self.permanent) };
+            unsafe {
+                list::init(&self.permanent);
+                list::init(&self.touched);
+            }
         }
     }
 

@@ -19,8 +19,9 @@ use core::ptr::{self, NonNull};
 use super::finalize::Finalize;
 use super::header::{
     alloc_layout, is_fat, links_of, tracked_layout, Counts, GcBox, Links, LocalCounts, VTable,
-    FLAG_DEAD, FLAG_FINALIZED, FLAG_UNIQUE, FLAG_WEAKS_CLEARED,
+    FLAG_DEAD, FLAG_FINALIZED, FLAG_OLD, FLAG_TOUCHED, FLAG_UNIQUE, FLAG_WEAKS_CLEARED,
 };
+use super::old_touched;
 use super::slice;
 use super::space::{release_token, with_space};
 use super::trace::{Trace, Tracer};
@@ -431,6 +432,9 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
                 unsafe {
                     if (*l).flags() & FLAG_UNIQUE == 0 {
                         with_space(|s| s.untrack(l));
+                        // In no list now: not old either (`gc::old_touched`); it is tracked
+                        // again in generation 0.
+                        (*l).clear_flag(FLAG_OLD | FLAG_TOUCHED);
                         (*l).set_flag(FLAG_UNIQUE);
                     }
                 }
@@ -581,6 +585,15 @@ impl<T: ?Sized + Trace + 'static> Drop for Gc<T> {
     fn drop(&mut self) {
         if self.inner().counts.dec_strong() == 0 {
             self.drop_slow();
+        } else if T::MAY_CONTAIN_GC {
+            // An old object that lost a reference: a candidate for the next collection of
+            // generation 1 (`gc::old_touched`). One flag test.
+            let l = self.links();
+            // SAFETY: a strong handle remains, so the header is alive.
+            if old_touched::must_move(unsafe { (*l).flags() }) {
+                // SAFETY: a live tracked object of this thread, `must_move` holds.
+                with_space(|s| unsafe { old_touched::lost_reference(s, l) });
+            }
         }
     }
 }

@@ -37,7 +37,14 @@
 //!   part of a garbage set being torn down, and not [`FLAG_UNIQUE`] (a `&mut` from
 //!   `Gc::get_mut` may be live: no collection may read the value); otherwise its links are a
 //!   self-loop, so unlinking it again is a harmless no-op. Its links are only read or written
-//!   by the owner of that list (the thread, or the holder of the shard's lock).
+//!   by the owner of that list (the thread, or the holder of the shard's lock). (The
+//!   single-thread flavor's lists are its three generations, the permanent one of
+//!   `gc.freeze()`, and the touched list, which is part of the oldest generation.)
+//! * Single-thread flavor: [`FLAG_OLD`] is set iff the object is linked in the oldest
+//!   generation's list or the touched list, or a running generation-1 scan took it from
+//!   one of them; [`FLAG_TOUCHED`] is set iff it is in the touched list or a running scan
+//!   took it from there or from the oldest generation (`gc::old_touched`). Neither is set on
+//!   a garbage set's members (the commit clears them), nor on an object `get_mut` took out.
 //! * `FLAG_CONDEMNED` exists only in the thread-safe flavor's count word (see
 //!   `gc::shared::counts`), where all the flags live; the single-thread flavor keeps them in
 //!   the low bits of the vtable word. [`Counts::flags`] and friends hide the difference.
@@ -80,7 +87,16 @@ pub(crate) const FLAG_WEAKS_CLEARED: usize = 0b100;
 /// friends), or by a collection whose traced values report a handle to it (read through a
 /// shared reference, so not mutably borrowed: the only handle, from which the `&mut` came).
 pub(crate) const FLAG_UNIQUE: usize = 0b1000;
-const FLAG_MASK: usize = 0b1111;
+/// Single-thread flavor only: the object belongs to the oldest generation (it is linked in
+/// that generation's list or in the list of old objects that lost a reference, or a
+/// generation-1 scan took it from either). See `gc::old_touched`.
+pub(crate) const FLAG_OLD: usize = 0b10_0000;
+/// Single-thread flavor only, with [`FLAG_OLD`]: the old object lost a reference since the
+/// last generation-1 collection (it is in the touched list, or in the scan that took it).
+pub(crate) const FLAG_TOUCHED: usize = 0b100_0000;
+/// The flag bits kept in the low bits of the vtable word (which is 128-aligned).
+/// `FLAG_CONDEMNED` (`0b1_0000`) is not among them: it lives in the other flavor's count word.
+const FLAG_MASK: usize = 0b110_1111;
 /// Thread-safe flavor only (the flag lives in its count word): the collector is deciding
 /// whether the object is garbage; `Weak::upgrade` waits until the decision is made.
 pub(crate) const FLAG_CONDEMNED: usize = 0b1_0000;
@@ -287,10 +303,12 @@ pub(crate) struct Links {
     /// The previous node (outside a collection) or the collection bits (during one); see the
     /// module's invariants. Accessed through `prev`/`set_prev` and `refs`/`set_refs`.
     prev: Cell<*const Links>,
-    /// `&'static VTable` with the `FLAG_*` bits in its low bits (the vtable is 16-aligned).
+    /// `&'static VTable` with the `FLAG_*` bits in its low bits (the vtable is 128-aligned).
     vtable: Cell<*const VTable>,
 }
 
+// The flags are stored in the low bits of a pointer to a `VTable`.
+const _: () = assert!(core::mem::align_of::<VTable>() > FLAG_MASK);
 // `PREV_TENTATIVE` is stored in the low bits of a pointer to `Links`.
 const _: () = assert!(core::mem::align_of::<Links>() > PREV_TENTATIVE);
 
@@ -302,7 +320,7 @@ pub(crate) fn addr<T>(p: *const T) -> usize {
 }
 
 /// What the collector needs to handle an object without knowing its type.
-#[repr(C, align(16))]
+#[repr(C, align(128))]
 pub(crate) struct VTable {
     /// Bytes from the start of the allocation (the `Links`) to the `GcBox`.
     pub(crate) box_offset: usize,
@@ -344,7 +362,7 @@ impl Links {
     pub(crate) fn vtable(&self) -> &'static VTable {
         let p = self.vtable.get();
         // SAFETY: for objects (never sentinels, which the collector never asks), the word is
-        // a `&'static VTable` (16-aligned) moved forward by its flag bits within the vtable;
+        // a `&'static VTable` (128-aligned) moved forward by its flag bits within the vtable;
         // moving back by them gives the vtable pointer, with its provenance.
         unsafe {
             &*p.cast::<u8>()
@@ -363,7 +381,7 @@ impl Links {
         debug_assert_eq!(flag & !FLAG_MASK, 0);
         let p = self.vtable.get();
         // ORs `flag` into the low bits: adds exactly the bits not yet set (they are zero in
-        // the 16-aligned vtable address), keeping the pointer's provenance.
+        // the 128-aligned vtable address), keeping the pointer's provenance.
         let add = flag & !addr(p);
         self.vtable.set(p.cast::<u8>().wrapping_add(add).cast());
     }

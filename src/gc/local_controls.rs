@@ -10,6 +10,31 @@ use super::stats::GenerationStats;
 /// returns the number of objects freed. A call made while a collection is running on this
 /// thread (from a `Drop` or finalizer it runs) does nothing and returns 0, as in CPython.
 ///
+/// Unlike CPython, a collection of generation 1 (automatic or asked for) also examines the
+/// objects of the oldest generation that lost a reference since the last one, and the old
+/// objects they reach, up to a budget proportional to their number: a garbage cycle of old
+/// objects is freed then instead of waiting for a full collection. Live objects are never
+/// freed by this (a collection is correct on any set of objects), and what it frees counts
+/// in generation 1's statistics. When the oldest generation itself is collected is
+/// CPython's rule, unchanged.
+///
+/// ```
+/// use pyheap::unsync::{gc, Gc};
+/// use pyheap::Trace;
+/// use std::cell::RefCell;
+///
+/// #[derive(Trace)]
+/// struct Node(RefCell<Option<Gc<Node>>>);
+///
+/// # gc::disable();
+/// let n = Gc::new(Node(RefCell::new(None)));
+/// gc::collect_generation(1); // survivors of generation 1 go into the oldest generation
+/// *n.0.borrow_mut() = Some(n.clone());
+/// drop(n); // the old object lost a reference: the cycle is garbage
+/// assert_eq!(gc::collect_generation(0), 0, "young collections look at young objects only");
+/// assert_eq!(gc::collect_generation(1), 1);
+/// ```
+///
 /// # Panics
 /// If `generation > 2`.
 ///
@@ -138,7 +163,7 @@ pub fn stats() -> [GenerationStats; 3] {
 /// ```
 pub fn freeze() {
     // SAFETY: lists are intact outside a collection's passes, which run no user code.
-    with_space(|s| unsafe { s.freeze() })
+    with_space(|s| unsafe { super::old_touched::freeze(s) })
 }
 
 /// Move the permanent generation back into the oldest one (`gc.unfreeze()`).
@@ -148,7 +173,7 @@ pub fn freeze() {
 /// ```
 pub fn unfreeze() {
     // SAFETY: lists are intact outside a collection's passes.
-    with_space(|s| unsafe { s.unfreeze() })
+    with_space(|s| unsafe { super::old_touched::unfreeze(s) })
 }
 
 /// Number of objects in the permanent generation (`gc.get_freeze_count()`).

@@ -85,6 +85,7 @@ pub(crate) mod list;
 pub(crate) mod local_controls;
 #[cfg(loom)]
 pub mod model;
+pub(crate) mod old_touched;
 pub(crate) mod scratch;
 pub(crate) mod shared;
 pub(crate) mod slice;

@@ -313,8 +313,12 @@ unsafe impl Flavor for Local {
     }
 
     unsafe fn relink(links: *const Links, gen: usize) {
-        // SAFETY: per the caller; the thread's lists are intact outside a pass.
-        with_space(|s| unsafe { list::push_back(s.gen_head(gen), links) })
+        // SAFETY: per the caller; the thread's lists are intact outside a pass; the flags
+        // follow the generation (`gc::old_touched`).
+        with_space(|s| unsafe {
+            super::old_touched::flag_for_generation(links, gen);
+            list::push_back(s.gen_head(gen), links)
+        })
     }
 
     fn enter_collection() -> Option<CollectionToken<Self>> {

@@ -65,6 +65,10 @@ pub(crate) enum Mode {
     /// target reachable, moving it back from the tentatively unreachable list to the tail of
     /// the generation, which is `young` (CPython's `visit_reachable`).
     MoveReachable { young: *const Links },
+    /// Before a single-thread collection of generation 1 (`gc::old_touched::gather`): an
+    /// edge to an old object not yet touched takes it from the oldest generation into
+    /// `young`, the list being collected, while `gather_budget` lasts.
+    Gather { young: *const Links },
 }
 
 /// The visitor a collection passes to [`Trace::trace`]. Only the collector creates one; a
@@ -104,6 +108,8 @@ pub struct Tracer {
     /// Set for a scan restricted to one garbage set (`collect::validated_external_refs`):
     /// edges to any other object are ignored without reading its header.
     members: Option<std::collections::HashSet<usize>>,
+    /// `Gather`: how many more old objects may be taken into the collection.
+    pub(crate) gather_budget: usize,
 }
 
 impl Drop for Tracer {
@@ -146,6 +152,7 @@ impl Tracer {
                 Vec::new()
             },
             members: None,
+            gather_budget: 0,
         }
     }
 
@@ -224,9 +231,15 @@ impl Tracer {
         let t = unsafe { &*target };
         let prev = t.refs();
         if prev & PREV_COLLECTING == 0 {
-            if matches!(self.mode, Mode::Count | Mode::Subtract) {
+            match self.mode {
                 // SAFETY: as above.
-                unsafe { self.maybe_retrack(target) };
+                Mode::Count | Mode::Subtract => unsafe { self.maybe_retrack(target) },
+                // Before the passes no `prev` holds collection bits: every edge comes here.
+                // SAFETY: as above; `gather` runs before the passes, on the list `young`.
+                Mode::Gather { young } => unsafe {
+                    crate::gc::old_touched::gather_edge(self, target, young)
+                },
+                _ => {}
             }
             return;
         }
@@ -252,6 +265,7 @@ impl Tracer {
                 }
                 t.set_refs(prev - REFS_ONE);
             }
+            Mode::Gather { .. } => {}
             Mode::MoveReachable { young } => {
                 if prev & PREV_TENTATIVE == PREV_TENTATIVE {
                     // `t` is in `move_unreachable`'s tentatively unreachable list, whose
