@@ -75,8 +75,8 @@
 
 use super::generations::{GenState, NUM_GENERATIONS};
 use super::header::{
-    addr, counts_of, Counts, Links, FLAG_FINALIZED, FLAG_OLD, FLAG_TOUCHED, PREV_COLLECTING,
-    PREV_REACHABLE, REFS_SHIFT,
+    addr, counts_of, Counts, Links, FLAG_FINALIZED, FLAG_OLD, PREV_COLLECTING, PREV_REACHABLE,
+    REFS_SHIFT,
 };
 use super::list;
 use super::scratch;
@@ -478,8 +478,7 @@ unsafe fn move_unreachable<const TO_OLDEST: bool>(
                 (*p).set_prev(last);
                 if TO_OLDEST {
                     were_old += ((*p).flags() & FLAG_OLD != 0) as usize;
-                    (*p).clear_flag(FLAG_TOUCHED);
-                    (*p).set_flag(FLAG_OLD);
+                    super::old_touched::enter_oldest(p);
                 }
                 last = p;
                 reachable += 1;
@@ -516,7 +515,7 @@ unsafe fn commit_unreachable<C: Counts>(unreachable: *const Links) -> (Vec<*cons
             let next = (*p).next.get();
             // Out of every list now: a `Drop` or finalizer dropping a handle to it must not
             // move it to the touched list (`gc::old_touched`).
-            (*p).clear_flag(FLAG_OLD | FLAG_TOUCHED);
+            super::old_touched::leave_oldest(p);
             finalizers |= commit_member::<C>(p, &mut garbage);
             p = next;
         }

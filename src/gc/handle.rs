@@ -19,7 +19,7 @@ use core::ptr::{self, NonNull};
 use super::finalize::Finalize;
 use super::header::{
     alloc_layout, is_fat, links_of, tracked_layout, Counts, GcBox, Links, LocalCounts, VTable,
-    FLAG_DEAD, FLAG_FINALIZED, FLAG_OLD, FLAG_TOUCHED, FLAG_UNIQUE, FLAG_WEAKS_CLEARED,
+    FLAG_DEAD, FLAG_FINALIZED, FLAG_UNIQUE, FLAG_WEAKS_CLEARED, STRONG_COUNT,
 };
 use super::old_touched;
 use super::slice;
@@ -164,10 +164,12 @@ impl<T: Trace + 'static> Gc<T> {
     /// let g = pyheap::unsync::Gc::new(vec![1, 2, 3]);
     /// assert_eq!(g.len(), 3);
     /// ```
+    #[inline]
     pub fn new(value: T) -> Self {
         Self::new_with(value, &VTables::<C, T>::PLAIN)
     }
 
+    #[inline]
     fn new_with(value: T, vtable: &'static VTable) -> Self {
         // One access to the space (and one init check) for the count and the link; no
         // closure around the allocation, so the value is not copied through a closure's state.
@@ -385,8 +387,12 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
             let l = this.links();
             // SAFETY: a live tracked object of this thread, in a list.
             with_space(|s| unsafe { s.untrack(l) });
-            // SAFETY: as above; nobody can reach the value any more.
-            unsafe { (*l).set_flag(FLAG_DEAD) };
+            // SAFETY: as above; nobody can reach the value any more; in no list, so neither
+            // old nor watched.
+            unsafe {
+                (*l).set_flag(FLAG_DEAD);
+                old_touched::leave_oldest(l);
+            }
         }
         let inner = this.inner();
         inner.counts.set_strong(0);
@@ -434,7 +440,7 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
                         with_space(|s| s.untrack(l));
                         // In no list now: not old either (`gc::old_touched`); it is tracked
                         // again in generation 0.
-                        (*l).clear_flag(FLAG_OLD | FLAG_TOUCHED);
+                        old_touched::leave_oldest(l);
                         (*l).set_flag(FLAG_UNIQUE);
                     }
                 }
@@ -529,9 +535,18 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
         T::MAY_CONTAIN_GC && this.check_alive()
     }
 
+    /// `Drop` left `left` strong handles: zero, or the object is watched (then it moves to
+    /// the touched list, `gc::old_touched`).
     #[cold]
     #[inline(never)]
-    fn drop_slow(&mut self) {
+    fn drop_slow(&mut self, left: usize) {
+        if T::MAY_CONTAIN_GC && left != 0 {
+            let l = self.links();
+            // SAFETY: a live tracked object of this thread (a strong handle remains), watched
+            // (the caller's test; nothing ran since).
+            with_space(|s| unsafe { old_touched::lost_reference(s, l) });
+            return;
+        }
         if T::MAY_CONTAIN_GC {
             let l = self.links();
             // The strong count just reached zero; the header is alive (the token is held).
@@ -583,17 +598,12 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
 impl<T: ?Sized + Trace + 'static> Drop for Gc<T> {
     #[inline]
     fn drop(&mut self) {
-        if self.inner().counts.dec_strong() == 0 {
-            self.drop_slow();
-        } else if T::MAY_CONTAIN_GC {
-            // An old object that lost a reference: a candidate for the next collection of
-            // generation 1 (`gc::old_touched`). One flag test.
-            let l = self.links();
-            // SAFETY: a strong handle remains, so the header is alive.
-            if old_touched::must_move(unsafe { (*l).flags() }) {
-                // SAFETY: a live tracked object of this thread, `must_move` holds.
-                with_space(|s| unsafe { old_touched::lost_reference(s, l) });
-            }
+        let word = self.inner().counts.release();
+        // One comparison: the last handle, or a watched object (an old one that lost a
+        // reference: a candidate for the next collection of generation 1, see
+        // `gc::old_touched`; only tracked objects are ever watched).
+        if C::is_slow_drop(word) {
+            self.drop_slow((word & STRONG_COUNT) as usize);
         }
     }
 }

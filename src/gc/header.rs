@@ -40,11 +40,12 @@
 //!   by the owner of that list (the thread, or the holder of the shard's lock). (The
 //!   single-thread flavor's lists are its three generations, the permanent one of
 //!   `gc.freeze()`, and the touched list, which is part of the oldest generation.)
-//! * Single-thread flavor: [`FLAG_OLD`] is set iff the object is linked in the oldest
-//!   generation's list or the touched list, or a running generation-1 scan took it from
-//!   one of them; [`FLAG_TOUCHED`] is set iff it is in the touched list or a running scan
-//!   took it from there or from the oldest generation (`gc::old_touched`). Neither is set on
-//!   a garbage set's members (the commit clears them), nor on an object `get_mut` took out.
+//! * Single-thread flavor (`gc::old_touched`): [`FLAG_OLD`] is set iff the object is linked
+//!   in the oldest generation's list or the touched list, or a running generation-1 scan
+//!   took it from one of them; [`STRONG_WATCH`], in its strong count, iff it is linked in the
+//!   oldest generation's own list (so a `Gc::drop` that leaves handles moves it to the touched
+//!   list). Neither is set on a garbage set's members (the commit clears them), on frozen
+//!   objects, nor on an object `get_mut` took out.
 //! * `FLAG_CONDEMNED` exists only in the thread-safe flavor's count word (see
 //!   `gc::shared::counts`), where all the flags live; the single-thread flavor keeps them in
 //!   the low bits of the vtable word. [`Counts::flags`] and friends hide the difference.
@@ -91,12 +92,9 @@ pub(crate) const FLAG_UNIQUE: usize = 0b1000;
 /// that generation's list or in the list of old objects that lost a reference, or a
 /// generation-1 scan took it from either). See `gc::old_touched`.
 pub(crate) const FLAG_OLD: usize = 0b10_0000;
-/// Single-thread flavor only, with [`FLAG_OLD`]: the old object lost a reference since the
-/// last generation-1 collection (it is in the touched list, or in the scan that took it).
-pub(crate) const FLAG_TOUCHED: usize = 0b100_0000;
-/// The flag bits kept in the low bits of the vtable word (which is 128-aligned).
+/// The flag bits kept in the low bits of the vtable word (which is 64-aligned).
 /// `FLAG_CONDEMNED` (`0b1_0000`) is not among them: it lives in the other flavor's count word.
-const FLAG_MASK: usize = 0b110_1111;
+const FLAG_MASK: usize = 0b10_1111;
 /// Thread-safe flavor only (the flag lives in its count word): the collector is deciding
 /// whether the object is garbage; `Weak::upgrade` waits until the decision is made.
 pub(crate) const FLAG_CONDEMNED: usize = 0b1_0000;
@@ -217,11 +215,54 @@ pub(crate) unsafe trait Counts: Sized + 'static {
 }
 
 /// The single-thread flavor's counts: two plain `u32`s (8 bytes). Overflow aborts the
-/// process, as std's `Rc` does; 2^32 handles to one object is not a realistic program.
+/// process, as std's `Rc` does (past 2^31 - 1 strong or 2^32 - 1 weak handles, which no
+/// realistic program holds).
+///
+/// The top bit of `strong` is not part of the count: it is [`STRONG_WATCH`] (see the module's
+/// invariants), so that `Gc::drop` tells "last handle" and "old object that lost a handle"
+/// from the one word it writes anyway, with one comparison.
 #[repr(C)]
 pub(crate) struct LocalCounts {
     strong: Cell<u32>,
     weak: Cell<u32>,
+}
+
+/// In `LocalCounts::strong`: the object is linked in its space's oldest generation's own
+/// list (`gc::old_touched`).
+pub(crate) const STRONG_WATCH: u32 = 1 << 31;
+/// The count part of `LocalCounts::strong`.
+pub(crate) const STRONG_COUNT: u32 = STRONG_WATCH - 1;
+
+impl LocalCounts {
+    /// `Gc::drop`'s decrement: the new word, [`STRONG_WATCH`] included. The drop takes its
+    /// slow path iff `word.wrapping_sub(1) >= STRONG_COUNT`: the count reached zero, or the
+    /// object is watched ([`LocalCounts::is_slow_drop`]).
+    #[inline(always)]
+    pub(crate) fn release(&self) -> u32 {
+        let s = self.strong.get() - 1;
+        self.strong.set(s);
+        s
+    }
+
+    /// Whether the word [`LocalCounts::release`] returned asks for `Gc::drop`'s slow path
+    /// (no handle left, or a watched object): one comparison.
+    #[inline(always)]
+    pub(crate) fn is_slow_drop(word: u32) -> bool {
+        word.wrapping_sub(1) >= STRONG_COUNT
+    }
+
+    /// Set or clear [`STRONG_WATCH`].
+    #[inline]
+    pub(crate) fn set_watch(&self, on: bool) {
+        let s = self.strong.get() & STRONG_COUNT;
+        self.strong.set(if on { s | STRONG_WATCH } else { s });
+    }
+
+    /// Whether [`STRONG_WATCH`] is set.
+    #[inline]
+    pub(crate) fn watched(&self) -> bool {
+        self.strong.get() & STRONG_WATCH != 0
+    }
 }
 
 #[cold]
@@ -247,25 +288,25 @@ unsafe impl Counts for LocalCounts {
     }
     #[inline]
     fn strong(&self) -> usize {
-        self.strong.get() as usize
+        (self.strong.get() & STRONG_COUNT) as usize
     }
     #[inline]
     fn set_strong(&self, n: usize) {
-        self.strong.set(n as u32)
+        debug_assert!(n <= STRONG_COUNT as usize);
+        self.strong.set(self.strong.get() & STRONG_WATCH | n as u32)
     }
     #[inline]
     fn inc_strong(&self) {
         let s = self.strong.get().wrapping_add(1);
-        if s == 0 {
+        // The count part wrapped (into the watch bit, or past it): too many handles.
+        if s & STRONG_COUNT == 0 {
             count_overflow();
         }
         self.strong.set(s);
     }
     #[inline]
     fn dec_strong(&self) -> usize {
-        let s = self.strong.get() - 1;
-        self.strong.set(s);
-        s as usize
+        (self.release() & STRONG_COUNT) as usize
     }
     #[inline]
     fn weak(&self) -> usize {
@@ -303,7 +344,7 @@ pub(crate) struct Links {
     /// The previous node (outside a collection) or the collection bits (during one); see the
     /// module's invariants. Accessed through `prev`/`set_prev` and `refs`/`set_refs`.
     prev: Cell<*const Links>,
-    /// `&'static VTable` with the `FLAG_*` bits in its low bits (the vtable is 128-aligned).
+    /// `&'static VTable` with the `FLAG_*` bits in its low bits (the vtable is 64-aligned).
     vtable: Cell<*const VTable>,
 }
 
@@ -320,7 +361,7 @@ pub(crate) fn addr<T>(p: *const T) -> usize {
 }
 
 /// What the collector needs to handle an object without knowing its type.
-#[repr(C, align(128))]
+#[repr(C, align(64))]
 pub(crate) struct VTable {
     /// Bytes from the start of the allocation (the `Links`) to the `GcBox`.
     pub(crate) box_offset: usize,
@@ -362,7 +403,7 @@ impl Links {
     pub(crate) fn vtable(&self) -> &'static VTable {
         let p = self.vtable.get();
         // SAFETY: for objects (never sentinels, which the collector never asks), the word is
-        // a `&'static VTable` (128-aligned) moved forward by its flag bits within the vtable;
+        // a `&'static VTable` (64-aligned) moved forward by its flag bits within the vtable;
         // moving back by them gives the vtable pointer, with its provenance.
         unsafe {
             &*p.cast::<u8>()
@@ -381,7 +422,7 @@ impl Links {
         debug_assert_eq!(flag & !FLAG_MASK, 0);
         let p = self.vtable.get();
         // ORs `flag` into the low bits: adds exactly the bits not yet set (they are zero in
-        // the 128-aligned vtable address), keeping the pointer's provenance.
+        // the 64-aligned vtable address), keeping the pointer's provenance.
         let add = flag & !addr(p);
         self.vtable.set(p.cast::<u8>().wrapping_add(add).cast());
     }

@@ -19,19 +19,21 @@
 //! and that is a `Gc::drop` that leaves one member's strong count above zero (the other
 //! members still point to it). So:
 //!
-//! 1. **On the drop path** ([`lost_reference`]): when `Gc::drop` leaves the count of an
-//!    object flagged [`FLAG_OLD`] (and not yet [`FLAG_TOUCHED`]) above zero, the object moves
-//!    from the oldest generation's list to the *touched* list, and is flagged `TOUCHED`. One
-//!    flag test on the drop path (the flags share the header word the drop already reads
-//!    nearby); an O(1) list move the first time only, so an old object that is cloned and
-//!    dropped in a loop costs nothing more after its first drop.
+//! 1. **On the drop path** ([`lost_reference`]): an object in the oldest generation's own
+//!    list carries [`STRONG_WATCH`], the top bit of its strong count word. When `Gc::drop`
+//!    leaves such an object's count above zero, the object moves from the oldest
+//!    generation's list to the *touched* list, and the bit is cleared. The test costs
+//!    nothing on the drop path: the drop writes that word anyway, and one unsigned
+//!    comparison of the new word tells both "no handle left" and "watched"
+//!    (`LocalCounts::is_slow_drop`). The move is O(1), and happens the first time only, so
+//!    an old object that is cloned and dropped in a loop costs nothing more after that.
 //! 2. **In a collection of generation 1** ([`gather`]), whose survivors go into the oldest
 //!    generation anyway: the touched list is appended to the objects being collected, and,
-//!    breadth first, every untouched old object they point to (taken out of the oldest
-//!    generation's list and flagged `TOUCHED`), up to a budget of
+//!    breadth first, every watched object they point to (taken out of the oldest
+//!    generation's list, no longer watched), up to a budget of
 //!    `GATHER_PER_TOUCHED * touched + GATHER_MIN` objects. Then the scan runs as usual on the
-//!    whole set, and every survivor goes into the oldest generation with `FLAG_OLD` set and
-//!    `FLAG_TOUCHED` clear (`collect::move_unreachable`).
+//!    whole set, and every survivor goes into the oldest generation flagged [`FLAG_OLD`] and
+//!    watched ([`enter_oldest`], from `collect::move_unreachable`).
 //! 3. A full collection takes the touched list along with everything else; a collection of
 //!    generation 0 leaves it alone.
 //!
@@ -46,15 +48,15 @@
 //! garbage structure bigger than the budget reaches stays for the full collection, as it
 //! would in CPython.
 //!
-//! The flags keep the lists consistent (the invariant is stated in `gc::header`): `FLAG_OLD`
-//! is set exactly on the objects of the oldest generation (its list, the touched list, or
-//! taken from them into a running scan), `FLAG_TOUCHED` on those in the touched list or
-//! taken into a scan. The drop path moves only objects with `OLD` and without `TOUCHED`,
-//! `DEAD` or `UNIQUE`: those are in the oldest generation's list. Everything that links an
-//! object elsewhere clears or sets the flags to match: a young scan's survivors never carry
+//! Two bits keep the lists consistent (the invariant is stated in `gc::header`): `FLAG_OLD`
+//! (in the vtable word) is set exactly on the objects of the oldest generation (its list,
+//! the touched list, or taken from them into a running scan), `STRONG_WATCH` (in the strong
+//! count) exactly on those linked in the oldest generation's own list. The drop path and the
+//! gathering move only watched objects, which are in that list. Everything that links an
+//! object elsewhere sets or clears the bits to match: a young scan's survivors never carry
 //! them, the commit of a garbage set clears them (so a finalizer or `Drop` dropping a
 //! handle to a member never relinks it), `Gc::get_mut` clears them when it takes an object
-//! out, resurrection relinks with the flags of the generation it relinks into, and
+//! out, resurrection relinks with the bits of the generation it relinks into, and
 //! `gc.freeze()`/`gc.unfreeze()` walk what they move ([`freeze`], [`unfreeze`]).
 //!
 //! # Accounting
@@ -64,8 +66,10 @@
 //! rule for when the oldest generation is collected is unchanged. What a collection of
 //! generation 1 frees from the touched list is counted in generation 1's statistics.
 
-use super::generations::GenState;
-use super::header::{Links, FLAG_DEAD, FLAG_OLD, FLAG_TOUCHED, FLAG_UNIQUE};
+use super::generations::{GenState, NUM_GENERATIONS};
+#[cfg(doc)]
+use super::header::STRONG_WATCH;
+use super::header::{counts_of, Links, LocalCounts, FLAG_OLD};
 use super::list;
 use super::trace::{Mode, Tracer};
 
@@ -76,20 +80,50 @@ pub(crate) const GATHER_PER_TOUCHED: usize = 4;
 /// structure costs at most this much tracing per generation-1 collection).
 pub(crate) const GATHER_MIN: usize = 1024;
 
-/// Whether `Gc::drop` must call [`lost_reference`] for an object with flags `f` whose strong
-/// count stays above zero: it is in the oldest generation's list (see the module docs).
+/// The counts of a single-thread object.
+///
+/// # Safety
+/// `links` is a live tracked object of the single-thread flavor.
 #[inline(always)]
-pub(crate) fn must_move(f: usize) -> bool {
-    f & (FLAG_OLD | FLAG_TOUCHED | FLAG_DEAD | FLAG_UNIQUE) == FLAG_OLD
+unsafe fn counts(links: *const Links) -> &'static LocalCounts {
+    // SAFETY: per the caller; the reference is only used while the object is alive.
+    unsafe { counts_of::<LocalCounts>(links) }
+}
+
+/// `links` is linked into the oldest generation's own list (or is about to be): old and
+/// watched.
+///
+/// # Safety
+/// `links` is a live tracked object of the single-thread flavor.
+#[inline(always)]
+pub(crate) unsafe fn enter_oldest(links: *const Links) {
+    // SAFETY: per the caller.
+    unsafe {
+        (*links).set_flag(FLAG_OLD);
+        counts(links).set_watch(true);
+    }
+}
+
+/// `links` leaves the oldest generation altogether (garbage, `get_mut`, frozen, or linked
+/// into a younger generation): neither old nor watched.
+///
+/// # Safety
+/// `links` is a live tracked object of the single-thread flavor.
+#[inline(always)]
+pub(crate) unsafe fn leave_oldest(links: *const Links) {
+    // SAFETY: per the caller.
+    unsafe {
+        (*links).clear_flag(FLAG_OLD);
+        counts(links).set_watch(false);
+    }
 }
 
 /// An old object lost a reference and still has some: move it to the touched list.
 ///
 /// # Safety
-/// `links` is a live tracked object of the thread whose generations are `st`, with flags
-/// for which [`must_move`] holds (so it is linked in the oldest generation's list).
-#[cold]
-#[inline(never)]
+/// `links` is a live tracked object of the thread whose generations are `st`, watched (so
+/// it is linked in the oldest generation's list).
+#[inline]
 pub(crate) unsafe fn lost_reference(st: &GenState, links: *const Links) {
     // A `Trace` impl dropping a handle (its contract forbids it) must not relink anything
     // mid-pass: the object then simply stays where it is.
@@ -102,7 +136,7 @@ pub(crate) unsafe fn lost_reference(st: &GenState, links: *const Links) {
     unsafe {
         list::unlink(links);
         list::push_back(&st.touched, links);
-        (*links).set_flag(FLAG_TOUCHED);
+        counts(links).set_watch(false);
     }
     st.touched_count.set(st.touched_count.get() + 1);
 }
@@ -144,8 +178,8 @@ pub(crate) unsafe fn gather(st: &GenState, young: *const Links, tracer: &mut Tra
     }
 }
 
-/// One edge met while gathering: an old object not yet touched joins the list being
-/// collected.
+/// One edge met while gathering: a watched object (in the oldest generation's list) joins
+/// the list being collected.
 ///
 /// # Safety
 /// `target` is a live tracked object of this thread (the handle reported keeps it alive); no
@@ -155,60 +189,60 @@ pub(crate) unsafe fn gather_edge(tracer: &mut Tracer, target: *const Links, youn
     if tracer.gather_budget == 0 {
         return;
     }
-    // SAFETY: per the caller the header is alive; `must_move` means it is in the oldest
+    // SAFETY: per the caller the header is alive; watched means it is in the oldest
     // generation's list, whose links are intact.
     unsafe {
-        if must_move((*target).flags()) {
+        let c = counts(target);
+        if c.watched() {
             list::unlink(target);
             list::push_back(young, target);
-            (*target).set_flag(FLAG_TOUCHED);
+            c.set_watch(false);
             tracer.gather_budget -= 1;
         }
     }
 }
 
 /// `gc.freeze()` for the single-thread space: the touched list back into the oldest
-/// generation, every flag cleared (frozen objects are in no generation), then everything
-/// into the permanent generation.
+/// generation, its objects no longer old nor watched (frozen objects are in no generation),
+/// then everything into the permanent generation.
 ///
 /// # Safety
 /// `st` is initialised, its lists intact (no pass running).
 pub(crate) unsafe fn freeze(st: &GenState) {
-    let oldest = st.gen_head(super::generations::NUM_GENERATIONS - 1);
+    let oldest = st.gen_head(NUM_GENERATIONS - 1);
     // SAFETY: per the caller.
     unsafe {
         list::merge(&st.touched, oldest);
-        for_each_in(oldest, |p| (*p).clear_flag(FLAG_OLD | FLAG_TOUCHED));
+        for_each_in(oldest, |p| leave_oldest(p));
         st.freeze();
     }
     st.touched_count.set(0);
 }
 
 /// `gc.unfreeze()` for the single-thread space: the permanent generation back into the
-/// oldest one, flagged old.
+/// oldest one, old and watched.
 ///
 /// # Safety
 /// As [`freeze`].
 pub(crate) unsafe fn unfreeze(st: &GenState) {
     // SAFETY: per the caller.
     unsafe {
-        for_each_in(&st.permanent, |p| (*p).set_flag(FLAG_OLD));
+        for_each_in(&st.permanent, |p| enter_oldest(p));
         st.unfreeze();
     }
 }
 
-/// Set or clear the flags of an object being linked into generation `gen` (resurrection).
+/// Set or clear the bits of an object being linked into generation `gen` (resurrection).
 ///
 /// # Safety
 /// `links` is a live tracked object of the single-thread flavor.
 pub(crate) unsafe fn flag_for_generation(links: *const Links, gen: usize) {
     // SAFETY: per the caller.
     unsafe {
-        (*links).clear_flag(FLAG_TOUCHED);
-        if gen == super::generations::NUM_GENERATIONS - 1 {
-            (*links).set_flag(FLAG_OLD);
+        if gen == NUM_GENERATIONS - 1 {
+            enter_oldest(links);
         } else {
-            (*links).clear_flag(FLAG_OLD);
+            leave_oldest(links);
         }
     }
 }
