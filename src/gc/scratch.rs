@@ -31,6 +31,7 @@ struct Spares {
     links: Vec<*const Links>,
     edges: Vec<*const Links>,
     stack: Vec<*const Links>,
+    objects: Vec<*const Links>,
     words: Vec<u64>,
     held: Vec<Held>,
 }
@@ -62,6 +63,8 @@ pub(crate) enum Kind {
     Edges,
     /// The tracer's mark stack.
     Stack,
+    /// A concurrent scan's objects, in list order.
+    Objects,
 }
 
 /// Run `f` on the spares of this flavor (`concurrent`: the process-wide ones).
@@ -95,6 +98,7 @@ fn slot(s: &mut Spares, kind: Kind) -> &mut Vec<*const Links> {
         Kind::Garbage => &mut s.links,
         Kind::Edges => &mut s.edges,
         Kind::Stack => &mut s.stack,
+        Kind::Objects => &mut s.objects,
     }
 }
 

@@ -101,10 +101,15 @@ pub struct Tracer {
     /// scan ends (or its counting starts over).
     held: Vec<Held>,
     /// Concurrent flavor, `Count`: the targets of the edges to objects being collected, in
-    /// trace order (each object's run starts where `collect::count_internal` noted). Marking
+    /// trace order (each object's run starts where `collect::count_internal` noted in its `prev`
+    /// and ends with a null entry). Marking
     /// walks this buffer instead of tracing again: one trace per object per scan, so every
     /// pass sees the same edges by construction.
     pub(crate) edges: Vec<*const Links>,
+    /// Concurrent flavor: the objects being scanned, in list order (`collect::init_refs`),
+    /// which the later passes walk instead of the list: the next objects' addresses are
+    /// known ahead, so their headers can be prefetched.
+    pub(crate) objects: Vec<*const Links>,
     /// Set for a scan restricted to one garbage set (`collect::validated_external_refs`):
     /// edges to any other object are ignored without reading its header.
     members: Option<std::collections::HashSet<usize>>,
@@ -120,6 +125,11 @@ impl Drop for Tracer {
         scratch::give(c, scratch::Kind::Stack, core::mem::take(&mut self.stack));
         if c {
             scratch::give(true, scratch::Kind::Edges, core::mem::take(&mut self.edges));
+            scratch::give(
+                true,
+                scratch::Kind::Objects,
+                core::mem::take(&mut self.objects),
+            );
             // Releases the guards here, then keeps the allocation.
             scratch::give_held(core::mem::take(&mut self.held));
         }
@@ -148,6 +158,11 @@ impl Tracer {
             },
             edges: if concurrent {
                 scratch::take(true, scratch::Kind::Edges)
+            } else {
+                Vec::new()
+            },
+            objects: if concurrent {
+                scratch::take(true, scratch::Kind::Objects)
             } else {
                 Vec::new()
             },
