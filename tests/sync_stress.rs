@@ -1,6 +1,7 @@
 //! Real-thread stress test of the thread-safe flavor (`pyheap::Gc`), issue 4.
 //!
-//! Four mutator threads run random create / link / unlink / move / clone / drop / downgrade /
+//! Four mutator threads (in one wave, or in eight waves of short-lived threads that adopt the
+//! shards the exited ones handed back) run random create / link / unlink / move / clone / drop / downgrade /
 //! upgrade / walk / `get_mut` operations on one shared graph (a table of slots holding strong
 //! or weak handles, plus edges inside the nodes behind `Mutex` and `RwLock`), while another
 //! thread collects in a loop (`collect_loop`) or automatic collection runs with a tiny
@@ -506,7 +507,10 @@ const OPS: usize = if cfg!(debug_assertions) {
     400_000
 };
 
-fn run(seed: u64, collecting_thread: bool) {
+/// One stress run: `THREADS` mutators at a time, in `waves` successive waves of `OPS / waves`
+/// operations each (threads of a later wave adopt the shards the exited ones handed back,
+/// with those threads' objects still in them).
+fn run(seed: u64, collecting_thread: bool, waves: usize) {
     let world = World::new();
     let stop = Arc::new(AtomicBool::new(false));
     let collector = collecting_thread.then(|| {
@@ -525,16 +529,19 @@ fn run(seed: u64, collecting_thread: bool) {
             (runs, freed)
         })
     });
-    let ts: Vec<_> = (0..THREADS)
-        .map(|t| {
-            let w = world.clone();
-            let s = seed.wrapping_add(t as u64 * 0x1_0000_0001);
-            std::thread::spawn(move || mutator(w, s, OPS))
-        })
-        .collect();
     let mut panicked = 0;
-    for t in ts {
-        panicked += t.join().is_err() as usize;
+    for wave in 0..waves {
+        let ts: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let w = world.clone();
+                let k = (wave * THREADS + t) as u64;
+                let s = seed.wrapping_add(k * 0x1_0000_0001);
+                std::thread::spawn(move || mutator(w, s, OPS / waves))
+            })
+            .collect();
+        for t in ts {
+            panicked += t.join().is_err() as usize;
+        }
     }
     stop.store(true, SeqCst);
     if let Some(c) = collector {
@@ -596,7 +603,7 @@ fn stress_with_a_collecting_thread() {
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     pyheap::gc::disable(); // only the collecting thread collects
     for r in 0..rounds() {
-        run(0x5EED_0000 + r as u64, true);
+        run(0x5EED_0000 + r as u64, true, 1);
     }
     pyheap::gc::enable();
 }
@@ -608,7 +615,26 @@ fn stress_with_automatic_collection() {
     pyheap::gc::enable();
     let before = pyheap::gc::stats()[0].collections;
     for r in 0..rounds() {
-        run(0xA070_0000 + r as u64, false);
+        run(0xA070_0000 + r as u64, false, 1);
+    }
+    let after = pyheap::gc::stats()[0].collections;
+    pyheap::gc::set_threshold(700, 10, 10);
+    assert!(after > before, "automatic collections ran");
+}
+
+/// Mutator threads that come and go: 8 waves of 4 short-lived threads, with automatic
+/// collection (scans on the threads that cross the threshold). Every exited thread hands its
+/// shard back with its objects (still referenced from the slots, still in cycles) in it; the
+/// next wave's threads adopt those shards and link, unlink and drop the earlier threads'
+/// objects while scans take the shards' lists.
+#[test]
+fn stress_with_short_lived_threads_adopting_shards() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    pyheap::gc::set_threshold(50, 3, 3);
+    pyheap::gc::enable();
+    let before = pyheap::gc::stats()[0].collections;
+    for r in 0..rounds() {
+        run(0xAD07_0000 + r as u64, false, 8);
     }
     let after = pyheap::gc::stats()[0].collections;
     pyheap::gc::set_threshold(700, 10, 10);
