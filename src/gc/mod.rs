@@ -48,25 +48,27 @@
 //! survived it).
 //!
 //! Per-thread spaces collect on their own thread at tracked allocation (see
-//! [`pyheap::unsync::gc`](crate::unsync::gc)).
+//! [`pyheap::unsync::gc`](crate::unsync::gc)), by the same rules, with one addition: a
+//! collection of generation 1 also examines the old objects that lost a reference since the
+//! last one (see [`pyheap::unsync::gc::collect_generation`](crate::unsync::gc::collect_generation)).
 //!
 //! # Teardown of a garbage cycle (PEP 442's order)
 //!
 //! 1. `Weak` handles into the set stop upgrading.
 //! 2. Finalizers ([`Finalize`](crate::Finalize), attached by `Gc::new_finalized`) run once
 //!    each, with the whole set intact.
-//! 3. If a finalizer stored a handle to a member somewhere reachable, the whole set is
-//!    resurrected: nothing is freed, its finalizers never run again, its weak handles stay
-//!    cleared. (The shared space keeps any set whose finalizers ran until the next
-//!    collection, which frees it if it is still unreachable.)
-//! 4. Otherwise every value is dropped; from then on `Gc::try_deref` on a member gives `None`
-//!    and `Deref` panics (in release builds too).
+//! 3. If a finalizer stored a handle to a member somewhere reachable, that member and every
+//!    member it reaches are resurrected (CPython's `handle_resurrected_objects`): they stay,
+//!    their finalizers never run again, their weak handles stay cleared. The rest of the set
+//!    is still unreachable and goes on to step 4 in the same collection.
+//! 4. Every value still in the set is dropped; from then on `Gc::try_deref` on a member gives
+//!    `None` and `Deref` panics (in release builds too).
 //! 5. The memory goes once no `Gc` or `Weak` handle refers to it.
 //!
 //! Files: `header` (layout, counts, flags), `list` (generation lists), `generations` (the
 //! generational state of one space), `collect` (the passes and the `Flavor` trait both
-//! flavors implement), `finalize` (teardown of a garbage set), `space` and `handle` (the
-//! single-thread flavor), `shared/` (the thread-safe flavor), `vtable` (per-type vtables),
+//! flavors implement), `finalize` (teardown of a garbage set), `space`, `handle` and
+//! `old_touched` (the single-thread flavor), `shared/` (the thread-safe flavor), `vtable` (per-type vtables),
 //! `trace` and `trace_impls` (`Trace`), `stats`, `local_controls` (`pyheap::unsync::gc`).
 //!
 //! One collector for both flavors: the passes (`collect`) and the teardown (`finalize`) are
