@@ -547,7 +547,7 @@ unsafe fn commit_member<C: Counts>(p: *const Links, garbage: &mut Vec<*const Lin
 ///
 /// # Safety
 /// `head` is a list whose `next` chain is intact; `f` must not relink nodes.
-unsafe fn for_each(head: *const Links, mut f: impl FnMut(*const Links)) {
+pub(crate) unsafe fn for_each(head: *const Links, mut f: impl FnMut(*const Links)) {
     // SAFETY: per the caller the chain is intact.
     unsafe {
         let mut p = (*head).next.get();

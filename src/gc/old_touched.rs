@@ -66,6 +66,7 @@
 //! rule for when the oldest generation is collected is unchanged. What a collection of
 //! generation 1 frees from the touched list is counted in generation 1's statistics.
 
+use super::collect::for_each;
 use super::generations::{GenState, NUM_GENERATIONS};
 #[cfg(doc)]
 use super::header::STRONG_WATCH;
@@ -213,7 +214,7 @@ pub(crate) unsafe fn freeze(st: &GenState) {
     // SAFETY: per the caller.
     unsafe {
         list::merge(&st.touched, oldest);
-        for_each_in(oldest, |p| leave_oldest(p));
+        for_each(oldest, |p| leave_oldest(p));
         st.freeze();
     }
     st.touched_count.set(0);
@@ -227,7 +228,7 @@ pub(crate) unsafe fn freeze(st: &GenState) {
 pub(crate) unsafe fn unfreeze(st: &GenState) {
     // SAFETY: per the caller.
     unsafe {
-        for_each_in(&st.permanent, |p| enter_oldest(p));
+        for_each(&st.permanent, |p| enter_oldest(p));
         st.unfreeze();
     }
 }
@@ -243,21 +244,6 @@ pub(crate) unsafe fn flag_for_generation(links: *const Links, gen: usize) {
             enter_oldest(links);
         } else {
             leave_oldest(links);
-        }
-    }
-}
-
-/// Iterate an intact list.
-///
-/// # Safety
-/// `head` is an intact list; `f` does not relink nodes.
-unsafe fn for_each_in(head: *const Links, mut f: impl FnMut(*const Links)) {
-    // SAFETY: per the caller.
-    unsafe {
-        let mut p = (*head).next.get();
-        while p != head {
-            f(p);
-            p = (*p).next.get();
         }
     }
 }
