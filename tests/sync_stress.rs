@@ -17,7 +17,9 @@
 //! Deterministic seeds per thread (the interleaving is not deterministic, the operation
 //! sequence of each thread is). The work is a fixed number of operations, not a duration.
 //! Run in release builds too: `cargo test --release --test sync_stress`; more rounds with
-//! `PYHEAP_STRESS_ROUNDS=n`.
+//! `PYHEAP_STRESS_ROUNDS=n`; progress (nodes created and live, collections per generation)
+//! every half second on stderr with `PYHEAP_STRESS_MONITOR=1` and `--nocapture`, which is how
+//! mutators starved by back-to-back scans were found (see `src/gc/shared/fairness.rs`).
 
 use pyheap::{Finalize, Gc, Trace, Weak};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::SeqCst};
@@ -529,6 +531,28 @@ fn run(seed: u64, collecting_thread: bool, waves: usize) {
             (runs, freed)
         })
     });
+    let monitor = std::env::var_os("PYHEAP_STRESS_MONITOR").map(|_| {
+        let w = world.clone();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let t0 = std::time::Instant::now();
+            while !stop.load(SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                let c = w.created();
+                let d = w.dropped();
+                let st = pyheap::gc::stats();
+                eprintln!(
+                    "[{:6.1}s] created {c} live {} gc0 {} gc1 {} gc2 {} count {:?}",
+                    t0.elapsed().as_secs_f64(),
+                    c - d,
+                    st[0].collections,
+                    st[1].collections,
+                    st[2].collections,
+                    pyheap::gc::count()
+                );
+            }
+        })
+    });
     let mut panicked = 0;
     for wave in 0..waves {
         let ts: Vec<_> = (0..THREADS)
@@ -544,6 +568,9 @@ fn run(seed: u64, collecting_thread: bool, waves: usize) {
         }
     }
     stop.store(true, SeqCst);
+    if let Some(m) = monitor {
+        m.join().expect("monitor");
+    }
     if let Some(c) = collector {
         let (runs, freed) = c.join().expect("collector thread");
         eprintln!("sync_stress seed {seed:#x}: {runs} collections freed {freed}");
@@ -639,4 +666,21 @@ fn stress_with_short_lived_threads_adopting_shards() {
     let after = pyheap::gc::stats()[0].collections;
     pyheap::gc::set_threshold(700, 10, 10);
     assert!(after > before, "automatic collections ran");
+}
+
+/// Automatic collection (threshold 50, scans on the crossing threads) and an explicit
+/// `collect()` loop at once, with 8 waves of short-lived threads: scans follow each other
+/// back to back from several threads, and the mutators (whose creations and deaths need
+/// their shard's lock) must still get their turn between them. Before scans paused for
+/// blocked threads this run took 15-120 s instead of 1 s in release builds (it still passed:
+/// starvation shows as time, which the CI's total time bounds).
+#[test]
+fn stress_with_automatic_collection_and_a_collecting_thread() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    pyheap::gc::set_threshold(50, 3, 3);
+    pyheap::gc::enable();
+    for r in 0..rounds() {
+        run(0xB07B_0000 + r as u64, true, 8);
+    }
+    pyheap::gc::set_threshold(700, 10, 10);
 }

@@ -4,10 +4,12 @@
 //!
 //! Files: `counts` (the count word: strong count, version, flags), `space` (the shared
 //! generations behind the space lock, refcount deaths, the `Flavor` impl the collector core
-//! runs on), `collector` (the background thread), `handle` (the handles).
+//! runs on), `collector` (the background thread), `fairness` (scans leave blocked threads their turn),
+//! `handle` (the handles).
 
 #[cfg(not(loom))]
 mod collector;
 pub(crate) mod counts;
+mod fairness;
 pub(crate) mod handle;
 pub(crate) mod space;

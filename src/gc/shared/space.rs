@@ -49,6 +49,7 @@ use crate::gc::space::destroy;
 use crate::sync::{fence, AtomicBool, AtomicPtr, AtomicUsize, Mutex, MutexGuard, Ordering};
 
 use super::counts::SharedCounts;
+use super::fairness::{self, lock_counted};
 
 /// How many shards exist at most (threads beyond this share shard 0).
 #[cfg(not(loom))]
@@ -90,8 +91,7 @@ impl Shard {
     }
 
     fn lock(&self) -> MutexGuard<'_, ()> {
-        // Nothing panics under a shard lock; should it be poisoned, the lists are consistent.
-        self.lock.lock().unwrap_or_else(|e| e.into_inner())
+        lock_counted(&self.lock)
     }
 }
 
@@ -193,7 +193,7 @@ impl SharedSpace {
     /// Lock the space. Nothing panics under this lock (a panicking `Trace` aborts), so
     /// poisoning cannot happen; should it, the state is consistent and is used as is.
     fn lock_central(&self) -> MutexGuard<'_, Central> {
-        let g = self.central.lock().unwrap_or_else(|e| e.into_inner());
+        let g = lock_counted(&self.central);
         // SAFETY: the state lives in the space, which is never moved (a static).
         unsafe { g.st.init() };
         g
@@ -246,10 +246,12 @@ impl SharedSpace {
         gen: usize,
         f: impl FnOnce(&GenState, &[&'static Shard]) -> R,
     ) -> R {
+        fairness::before_scan();
         let central = self.lock_central();
         let n = self.nshards.load(Ordering::Acquire);
         let shards: Vec<&'static Shard> = (0..n as u32).map(|i| self.shard(i)).collect();
         let guards: Vec<MutexGuard<'_, ()>> = shards.iter().map(|s| s.lock()).collect();
+        let held = fairness::Held::now();
         let st = &central.st;
         let young = self.young.load(Ordering::Relaxed);
         st.gens[0].count.set((young as isize).max(0) as usize);
@@ -288,6 +290,7 @@ impl SharedSpace {
                 sh.unflushed.set(0);
             }
         }
+        fairness::after_scan(held);
         drop(guards);
         drop(central);
         r
