@@ -17,6 +17,7 @@ declare -A model=(
   [m6_teardown_under_lock]=gc_reentrant
   [m7_no_fence]=gc_triggers
   [m8_no_drain]=gc_thread_exit
+  [m8b_reset_adopted_shard]=gc_thread_exit
   [m9_scan_without_shard_locks]=gc_shards
   [m10_recheck_releases_guards]=gc_resurrect
 )

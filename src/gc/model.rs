@@ -63,3 +63,21 @@ pub fn tracked_count() -> usize {
 pub fn counts() -> (usize, usize, usize) {
     space().with_state(|st| st.counts())
 }
+
+/// The calling thread hands its shard back, as its exit does outside loom (where loom
+/// threads keep theirs: see `ShardSlot`'s `Drop`); the next thread that needs a shard
+/// adopts it, with the objects in it. An allocation on this thread afterwards takes a shard
+/// again.
+pub fn release_my_shard() {
+    super::shared::space::release_my_shard()
+}
+
+/// The calling thread's shard id (taking a free one, or a new one, if it has none yet).
+pub fn my_shard() -> u32 {
+    super::shared::space::my_shard_id()
+}
+
+/// The shard `h`'s object was created in (and whose lock guards its list links for life).
+pub fn shard_of<T: crate::Trace + ?Sized + 'static>(h: &crate::Gc<T>) -> u32 {
+    crate::Gc::shard_id(h)
+}

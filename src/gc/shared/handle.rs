@@ -279,6 +279,15 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
         unsafe { self.ptr.as_ref() }
     }
 
+    /// Loom models only: the shard the object was created in (untracked types: 0).
+    #[cfg(loom)]
+    pub(crate) fn shard_id(this: &Self) -> u32 {
+        this.inner()
+            .counts
+            .shard
+            .load(crate::sync::Ordering::Relaxed)
+    }
+
     #[inline]
     fn links(&self) -> *const Links {
         debug_assert!(T::MAY_CONTAIN_GC);

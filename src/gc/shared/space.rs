@@ -638,16 +638,39 @@ impl SharedSpace {
 /// This thread's shard id; gives it back when the thread exits.
 struct ShardSlot(Cell<u32>);
 
-impl Drop for ShardSlot {
-    fn drop(&mut self) {
-        let id = self.0.get();
-        // Under loom the main thread's thread-locals are destroyed after the execution's
-        // statics (the space among them), so shards are not handed back there: each loom
-        // thread keeps its own (the models use fewer threads than `MAX_SHARDS`).
-        if id != NO_SHARD && id != 0 && cfg!(not(loom)) {
+impl ShardSlot {
+    /// Hand the shard back (what a thread's exit does).
+    fn release(&self) {
+        let id = self.0.replace(NO_SHARD);
+        if id != NO_SHARD && id != 0 {
             space().release_shard(id);
         }
     }
+}
+
+impl Drop for ShardSlot {
+    fn drop(&mut self) {
+        // Under loom a thread's thread-locals are destroyed by loom's `thread_done` (the main
+        // thread's after the execution's statics, the space among them), and loom operations
+        // there corrupted the heap of the models: so loom threads do not hand their shards
+        // back on exit; the models simulate an exit with `gc::model::release_my_shard`, which
+        // runs the same `release`.
+        #[cfg(not(loom))]
+        self.release();
+    }
+}
+
+/// Loom models only: the calling thread hands its shard back as its exit would (a later
+/// thread adopts it); a later allocation on this thread takes a shard again.
+#[cfg(loom)]
+pub(crate) fn release_my_shard() {
+    SHARD.with(|slot| slot.release());
+}
+
+/// Loom models only: this thread's shard id (taking one if it has none).
+#[cfg(loom)]
+pub(crate) fn my_shard_id() -> u32 {
+    space().my_shard()
 }
 
 #[cfg(not(loom))]
