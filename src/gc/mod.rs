@@ -52,6 +52,27 @@
 //! collection of generation 1 also examines the old objects that lost a reference since the
 //! last one (see [`pyheap::unsync::gc::collect_generation`](crate::unsync::gc::collect_generation)).
 //!
+//! # What waits for a scan
+//!
+//! A scan of the shared space holds the space's locks while it runs (milliseconds for a
+//! large generation): creating a tracked object, its last drop and `get_mut` wait for it;
+//! clone, drop (not the last), deref, downgrade and upgrade never do. A scan that made threads
+//! wait makes the next scan, on any thread (`collect()` included), wait before it starts for
+//! as long as it held the locks (at most 100 ms), so that back-to-back collections cannot
+//! starve the other threads.
+//!
+//! # `fork()`
+//!
+//! The shared space is not prepared for `fork()` (the allocator is: see
+//! [`pyheap::alloc`](crate::alloc)). A child forked while another thread held one of the
+//! space's locks (during a scan, or while creating or dropping a tracked object) waits
+//! forever at its first use of that lock; pyheap's collector thread (started by the first
+//! automatic collection that finds garbage) is such another thread, and it does not exist in
+//! the child: the child's automatic collections keep their garbage until an explicit
+//! `collect()`, which waits forever if that thread was tearing garbage down at the fork.
+//! POSIX allows only async-signal-safe calls in the child of a multi-threaded
+//! process until it calls `exec`, and `Gc` operations are not among them.
+//!
 //! # Teardown of a garbage cycle (PEP 442's order)
 //!
 //! 1. `Weak` handles into the set stop upgrading.
