@@ -54,6 +54,21 @@ unsafe impl Sync for SharedSpares {}
 #[cfg(not(loom))]
 static SHARED: SharedSpares = SharedSpares(std::sync::Mutex::new(None));
 
+/// The process-wide spares' lock, held across `fork()` (`gc/shared/fork.rs`).
+#[cfg(not(loom))]
+pub(crate) struct SparesGuard(#[allow(dead_code)] std::sync::MutexGuard<'static, Option<Spares>>);
+
+/// Take the process-wide spares' lock (a leaf lock: its holders wait for nothing).
+#[cfg(not(loom))]
+pub(crate) fn lock_spares() -> SparesGuard {
+    SparesGuard(
+        SHARED
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    )
+}
+
 /// Which vector (the snapshots have their own functions, [`take_words`]).
 #[derive(Clone, Copy)]
 pub(crate) enum Kind {

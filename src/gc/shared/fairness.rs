@@ -129,3 +129,9 @@ pub(crate) fn after_scan(held: Held) {
 /// Under loom: nothing.
 #[cfg(loom)]
 pub(crate) fn after_scan(_held: Held) {}
+
+/// `fork()` child handler: the threads counted as blocked were not forked with us.
+#[cfg(not(loom))]
+pub(crate) fn reset_in_child() {
+    WAITERS.store(0, Relaxed);
+}

@@ -4,12 +4,14 @@
 //!
 //! Files: `counts` (the count word: strong count, version, flags), `space` (the shared
 //! generations behind the space lock, refcount deaths, the `Flavor` impl the collector core
-//! runs on), `collector` (the background thread), `fairness` (scans leave blocked threads their turn),
+//! runs on), `collector` (the background thread), `fairness` (scans leave blocked threads their turn), `fork` (`fork()` handlers),
 //! `handle` (the handles).
 
 #[cfg(not(loom))]
 mod collector;
 pub(crate) mod counts;
 mod fairness;
+#[cfg(not(loom))]
+mod fork;
 pub(crate) mod handle;
 pub(crate) mod space;

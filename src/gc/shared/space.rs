@@ -127,7 +127,11 @@ pub(crate) struct SharedSpace {
     /// one pyheap lock held while user code (the garbage's `Drop`s and finalizers) runs; only
     /// collections take it, and a collection re-entered from that user code on the same thread
     /// returns 0 without taking it. So a `Drop` can only deadlock on it by waiting for a thread
-    /// that called `collect()` (see `pyheap::collect`).
+    /// that called `collect()` (see `pyheap::collect`). Replaced by a fresh one in a forked
+    /// child if a thread that did not come along held it (`fork.rs`).
+    #[cfg(not(loom))]
+    collection: super::fork::CollectionLock,
+    #[cfg(loom)]
     collection: Mutex<()>,
     /// Shard `i` (published with Release before any object carries id `i`; never freed).
     shards: Box<[AtomicPtr<Shard>]>,
@@ -161,6 +165,8 @@ impl SharedSpace {
         let shards: Box<[AtomicPtr<Shard>]> = (0..MAX_SHARDS)
             .map(|_| AtomicPtr::new(core::ptr::null_mut()))
             .collect();
+        #[cfg(not(loom))]
+        super::fork::register();
         let zero = Shard::leak();
         shards[0].store((zero as *const Shard).cast_mut(), Ordering::Release);
         let central = Central {
@@ -170,6 +176,9 @@ impl SharedSpace {
         // `central.st` moves into the mutex below; `lock_central` initialises it in place.
         Self {
             central: Mutex::new(central),
+            #[cfg(not(loom))]
+            collection: super::fork::CollectionLock::new(),
+            #[cfg(loom)]
             collection: Mutex::new(()),
             shards,
             nshards: AtomicUsize::new(1),
@@ -635,6 +644,64 @@ impl SharedSpace {
     }
 }
 
+/// Every lock of the shared space, held by the forking thread across `fork()` (`fork.rs`).
+/// Fields drop in order, which unlocks them.
+#[cfg(not(loom))]
+pub(crate) struct ForkGuards {
+    _central: MutexGuard<'static, Central>,
+    _shards: [Option<MutexGuard<'static, ()>>; MAX_SHARDS],
+    _spares: crate::gc::scratch::SparesGuard,
+    queue: MutexGuard<'static, TeardownQueue>,
+    _wake: MutexGuard<'static, bool>,
+}
+
+#[cfg(not(loom))]
+impl SharedSpace {
+    /// `fork()` prepare handler: take every lock of the space, in the scan's order (the space
+    /// lock, the shards by id) and then the leaf locks (kept vectors, teardown queue,
+    /// collector wake-up), which no holder keeps while waiting for anything. Only scans and
+    /// the operations of mutators and of the collector thread hold these locks, none of
+    /// them waits for the forking thread, and the forking thread holds none of them (it runs
+    /// user code): so this waits at most for a scan to end. The `collection` lock is not
+    /// taken: its holder runs user `Drop`s, which may wait for the forking thread.
+    pub(crate) fn lock_for_fork(&'static self) -> ForkGuards {
+        let central = self.central.lock().unwrap_or_else(|e| e.into_inner());
+        let n = self.nshards.load(Ordering::Acquire);
+        let mut shards = [const { None }; MAX_SHARDS];
+        for (i, slot) in shards.iter_mut().enumerate().take(n) {
+            *slot = Some(
+                self.shard(i as u32)
+                    .lock
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()),
+            );
+        }
+        ForkGuards {
+            _central: central,
+            _shards: shards,
+            _spares: crate::gc::scratch::lock_spares(),
+            queue: self.lock_queue(),
+            _wake: self.collector.lock_for_fork(),
+        }
+    }
+
+    /// `fork()` child handler, with the locks still held: the child has one thread, the one
+    /// that forked. Forget the others: a teardown the collector thread was running is
+    /// abandoned (its objects stay allocated, unreachable: a leak, never a use), the queued
+    /// sets wait for the child's own collector thread or `collect()`, threads counted as
+    /// blocked are gone, an automatic scan another thread requested is forgotten, and a
+    /// `collection` lock held by another thread is replaced.
+    pub(crate) fn after_fork_in_child(&'static self, guards: &mut ForkGuards) {
+        guards.queue.running = 0;
+        // An automatic scan another thread had requested (or was running) will not finish
+        // here: without this, no automatic collection would ever run in the child.
+        self.pending.store(false, Ordering::Relaxed);
+        self.collector.forget_thread();
+        self.collection.reset_in_child();
+        fairness::reset_in_child();
+    }
+}
+
 /// This thread's shard id; gives it back when the thread exits.
 struct ShardSlot(Cell<u32>);
 
@@ -771,6 +838,9 @@ unsafe impl Flavor for Shared {
         }
         // Nothing panics while this is held except user `Drop`s, whose panic the teardown
         // leaves consistent; a poisoned lock is used as is.
+        #[cfg(not(loom))]
+        let serial = space().collection.lock();
+        #[cfg(loom)]
         let serial = space().collection.lock().unwrap_or_else(|e| e.into_inner());
         COLLECTING.with(|c| c.set(true));
         Some(CollectionToken::new(Some(serial)))
@@ -778,6 +848,8 @@ unsafe impl Flavor for Shared {
 
     fn leave_collection() {
         COLLECTING.with(|c| c.set(false));
+        #[cfg(not(loom))]
+        space().collection.leaving();
     }
 
     fn destroying<R>(f: impl FnOnce() -> R) -> R {
