@@ -7,6 +7,9 @@
 //! Users care because `fork()` from a multithreaded program (to `exec` a subprocess, or in
 //! pre-fork servers) is common, and a child hung on an allocator lock is a silent outage.
 
+#[path = "common/fork.rs"]
+mod fork;
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -77,32 +80,7 @@ fn fork_while_another_thread_allocates_never_deadlocks_the_child() {
     for fork_no in 0..20 {
         // Some allocation on this thread too, right before the fork.
         let keep: Vec<String> = (0..100).map(|i| i.to_string()).collect();
-        // SAFETY: the child only allocates through our allocator and libc, then `_exit`s
-        // without running at-exit handlers or unwinding into the test harness.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0, "fork failed");
-        if pid == 0 {
-            // SAFETY: alarm and _exit are async-signal-safe.
-            unsafe {
-                libc::alarm(20);
-                let status = std::panic::catch_unwind(child_work).unwrap_or(5);
-                libc::_exit(status);
-            }
-        }
-        let mut status = 0;
-        // SAFETY: waiting for our own child.
-        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-        assert!(
-            libc::WIFEXITED(status),
-            "fork {fork_no}: child killed by signal {} ({})",
-            libc::WTERMSIG(status),
-            if libc::WTERMSIG(status) == libc::SIGALRM {
-                "deadlock"
-            } else {
-                "crash"
-            }
-        );
-        assert_eq!(libc::WEXITSTATUS(status), 0, "fork {fork_no}: child failed");
+        fork::fork_and_check(fork_no, 20, 5, child_work);
         assert_eq!(keep[99], "99");
     }
     stop.store(true, Ordering::Relaxed);

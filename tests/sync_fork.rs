@@ -14,6 +14,9 @@
 //! Users care: pre-fork servers and `multiprocessing`-style workers fork processes whose
 //! threads are busy, and a child hung on a lock is a silent outage.
 
+#[path = "common/fork.rs"]
+mod fork;
+
 use pyheap::{Gc, Trace};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
@@ -113,36 +116,7 @@ fn fork_while_other_threads_collect_never_deadlocks_the_child() {
         thread::yield_now();
     }
     for fork_no in 0..20 {
-        // SAFETY: the child uses pyheap, std threads and libc, then `_exit`s without running
-        // at-exit handlers or unwinding into the test harness.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0, "fork failed");
-        if pid == 0 {
-            // SAFETY: alarm and _exit are async-signal-safe.
-            unsafe {
-                libc::alarm(30);
-                let status = std::panic::catch_unwind(child_work).unwrap_or(9);
-                libc::_exit(status);
-            }
-        }
-        let mut status = 0;
-        // SAFETY: waiting for our own child.
-        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-        assert!(
-            libc::WIFEXITED(status),
-            "fork {fork_no}: child killed by signal {} ({})",
-            libc::WTERMSIG(status),
-            if libc::WTERMSIG(status) == libc::SIGALRM {
-                "deadlock"
-            } else {
-                "crash"
-            }
-        );
-        assert_eq!(
-            libc::WEXITSTATUS(status),
-            0,
-            "fork {fork_no}: child check failed (see child_work's return codes)"
-        );
+        fork::fork_and_check(fork_no, 30, 9, child_work);
         thread::sleep(std::time::Duration::from_millis(3));
     }
     stop.store(true, SeqCst);

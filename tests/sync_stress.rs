@@ -672,7 +672,7 @@ fn stress_with_short_lived_threads_adopting_shards() {
 /// `collect()` loop at once, with 8 waves of short-lived threads: scans follow each other
 /// back to back from several threads, and the mutators (whose creations and deaths need
 /// their shard's lock) must still get their turn between them. Before scans paused for
-/// blocked threads this run took 15-120 s instead of 1 s in release builds (it still passed:
+/// blocked threads this run took 8-120 s instead of 1 s in release builds (it still passed:
 /// starvation shows as time, which the CI's total time bounds).
 #[test]
 fn stress_with_automatic_collection_and_a_collecting_thread() {

@@ -4,8 +4,8 @@
 //!
 //! Files: `counts` (the count word: strong count, version, flags), `space` (the shared
 //! generations behind the space lock, refcount deaths, the `Flavor` impl the collector core
-//! runs on), `collector` (the background thread), `fairness` (scans leave blocked threads their turn), `fork` (`fork()` handlers),
-//! `handle` (the handles).
+//! runs on), `collector` (the background thread), `fairness` (scans leave blocked threads
+//! their turn), `fork` (the `fork()` handlers), `handle` (the handles).
 
 #[cfg(not(loom))]
 mod collector;

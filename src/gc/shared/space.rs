@@ -260,7 +260,7 @@ impl SharedSpace {
         let n = self.nshards.load(Ordering::Acquire);
         let shards: Vec<&'static Shard> = (0..n as u32).map(|i| self.shard(i)).collect();
         let guards: Vec<MutexGuard<'_, ()>> = shards.iter().map(|s| s.lock()).collect();
-        let held = fairness::Held::now();
+        let held = fairness::LocksTaken::now();
         let st = &central.st;
         let young = self.young.load(Ordering::Relaxed);
         st.gens[0].count.set((young as isize).max(0) as usize);
@@ -665,16 +665,11 @@ impl SharedSpace {
     /// user code): so this waits at most for a scan to end. The `collection` lock is not
     /// taken: its holder runs user `Drop`s, which may wait for the forking thread.
     pub(crate) fn lock_for_fork(&'static self) -> ForkGuards {
-        let central = self.central.lock().unwrap_or_else(|e| e.into_inner());
+        let central = self.lock_central();
         let n = self.nshards.load(Ordering::Acquire);
         let mut shards = [const { None }; MAX_SHARDS];
         for (i, slot) in shards.iter_mut().enumerate().take(n) {
-            *slot = Some(
-                self.shard(i as u32)
-                    .lock
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()),
-            );
+            *slot = Some(self.shard(i as u32).lock());
         }
         ForkGuards {
             _central: central,
@@ -718,10 +713,10 @@ impl ShardSlot {
 impl Drop for ShardSlot {
     fn drop(&mut self) {
         // Under loom a thread's thread-locals are destroyed by loom's `thread_done` (the main
-        // thread's after the execution's statics, the space among them), and loom operations
-        // there corrupted the heap of the models: so loom threads do not hand their shards
-        // back on exit; the models simulate an exit with `gc::model::release_my_shard`, which
-        // runs the same `release`.
+        // thread's after the execution's statics, the space among them), and handing shards
+        // back from there crashed the models with heap corruption (cause not found): so loom
+        // threads keep their shards on exit; the models simulate an exit with
+        // `gc::model::release_my_shard`, which runs the same `release`.
         #[cfg(not(loom))]
         self.release();
     }
