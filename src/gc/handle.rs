@@ -627,7 +627,7 @@ impl<T: ?Sized + Trace + 'static> Clone for Gc<T> {
 }
 
 // The traits both flavors implement the same way, on the `Gc`/`Weak` of this module.
-crate::gc::handle_impls::handle_impls!();
+crate::gc::handle_impls::handle_impls!(concurrent: false);
 
 impl<T: Trace + 'static> From<T> for Gc<T> {
     /// Same as [`Gc::new`].

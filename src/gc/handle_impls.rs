@@ -17,7 +17,7 @@ pub(crate) fn dead_deref() -> ! {
 /// `Deref`, `Trace`, the formatting, comparison and hashing traits, `Borrow` and `AsRef` for
 /// the invoking module's `Gc<T>`, and `Trace`/`Debug` for its `Weak<T>`.
 macro_rules! handle_impls {
-    () => {
+    (concurrent: $concurrent:expr) => {
         impl<T: ?Sized + Trace + 'static> Deref for Gc<T> {
             type Target = T;
 
@@ -33,13 +33,16 @@ macro_rules! handle_impls {
         }
 
         // SAFETY: a `Gc` owns one strong reference; it is an edge of the object graph when its
-        // target is tracked (edges to untracked objects cannot close a cycle and are not reported).
+        // target is tracked (edges to untracked objects cannot close a cycle and are not
+        // reported). The edge names this module's flavor, so that a collector of the other
+        // flavor ignores it without reading the target's header (`Tracer::edge`).
         unsafe impl<T: ?Sized + Trace + 'static> Trace for Gc<T> {
             #[inline]
             fn trace(&self, tracer: &mut Tracer) {
                 if T::MAY_CONTAIN_GC {
-                    // SAFETY: this handle keeps the target's header alive.
-                    unsafe { tracer.edge(self.links()) }
+                    // SAFETY: this handle keeps the target's header alive, and it is a header
+                    // of this module's flavor.
+                    unsafe { tracer.edge(self.links(), $concurrent) }
                 }
             }
         }

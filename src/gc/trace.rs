@@ -228,15 +228,37 @@ impl Tracer {
         }
     }
 
-    /// One strong edge to the tracked object whose links are `target`.
+    /// One strong edge to the tracked object whose links are `target`, an object of the
+    /// thread-safe flavor's space if `concurrent`, else of a single-thread space.
     ///
-    /// Objects outside the generation being collected have a plain pointer in `prev`, whose
-    /// low bits are zero, so they are ignored, as in CPython's `visit_decref`.
+    /// Which edges a collection follows (the rule, for every pass):
+    /// - **another flavor's object: never**, and its header is not read. A single-thread
+    ///   value may own `pyheap::Gc` handles (the reverse cannot compile: shared values are
+    ///   `Send + Sync`), so no cycle passes through both flavors and each collector treats
+    ///   the other's objects as outside its space: to a single-thread scan a shared object is
+    ///   what a `String` is. Reading its header would race with the shared space's scan,
+    ///   which owns the `prev` word, and misread its atomic count word as plain counts.
+    /// - **an object of the same flavor outside the generations being collected** (older
+    ///   generations, frozen objects, objects `get_mut` took out, an exited thread's objects
+    ///   in the shared space): ignored as in CPython's `visit_decref`: their `prev` is a
+    ///   plain pointer, whose low bits are zero, and the scan that owns their list is this one
+    ///   or none (the shared scan holds every shard lock). `get_mut`'s objects are noted for
+    ///   relinking (`maybe_retrack`), and `Gather` takes old ones in.
+    /// - **an object being torn down** (a garbage set whose finalizers or `Drop`s are running,
+    ///   which may call `collect()`): its members were unlinked with plain `prev` pointers and
+    ///   are pinned, so they are outside every scan: ignored, like the previous case.
+    /// - **another thread's single-thread space**: unreachable, since single-thread handles
+    ///   are `!Send` and shared values `Send + Sync`.
     ///
     /// # Safety
-    /// `target` is the links of a tracked object kept alive by the handle being reported.
+    /// `target` is the links of a tracked object of the flavor `concurrent` names, kept
+    /// alive by the handle being reported.
     #[inline]
-    pub(crate) unsafe fn edge(&mut self, target: *const Links) {
+    pub(crate) unsafe fn edge(&mut self, target: *const Links, concurrent: bool) {
+        if concurrent != self.concurrent {
+            // The other flavor's object: outside this collector's space (see above).
+            return;
+        }
         if let Some(m) = &self.members {
             if !m.contains(&crate::gc::header::addr(target)) {
                 return;
