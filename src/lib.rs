@@ -35,12 +35,24 @@ pub use pyheap_derive::Trace;
 /// [`pyheap::Gc`](crate::Gc) and of the calling thread's space of
 /// [`pyheap::unsync::Gc`](crate::unsync::Gc), and return the number of objects freed in both.
 ///
-/// Runs on the calling thread, after any collection of the shared space already running on
-/// another thread (pyheap's collector thread, or another `collect()`) has finished its
-/// teardown: when `collect()` returns, every cycle that was garbage when it was called has
-/// been freed. The garbage's `Drop`s and finalizers run on the calling thread, so do not call
-/// it while holding a lock that such a `Drop` takes (the same rule as for any code that drops
-/// values); a `collect()` called from such a `Drop` returns 0.
+/// Runs on the calling thread, and tears down there the garbage it finds, the garbage the
+/// shared space's automatic collections queued and no thread has started on, and the garbage
+/// this thread's automatic collections left for a safe point
+/// ([`unsync::gc::safe_point`](crate::unsync::gc::safe_point)). It waits for nothing but a
+/// running scan (which runs no user code): a teardown already running on another thread (the
+/// `pyheap-gc` collector thread, or another thread's `collect()`) goes on there, and its
+/// objects, already unreachable, with their `Weak` handles cleared, are not counted here —
+/// one of their `Drop`s may be waiting for this very thread, so waiting for it could
+/// deadlock. (A `collect()` called from such a `Drop` returns 0, as CPython's `gc.collect()`
+/// during a collection.)
+///
+/// The garbage's `Drop`s and finalizers run on the calling thread, so do not call it while
+/// holding a lock that such a `Drop` takes (the same rule as for any code that drops values).
+///
+/// # Panics
+/// If a `Drop` or finalizer of the garbage panics, the collection still tears down every
+/// garbage object (each finalized at most once, dropped exactly once, its memory freed), then
+/// resumes the first panic here. Later panics are dropped; none aborts the process.
 ///
 /// ```
 /// use pyheap::unsync::Gc;

@@ -43,7 +43,9 @@ pub use crate::gc::handle::{Gc, Weak};
 pub mod gc {
     pub use crate::gc::local_controls::{
         collect, collect_generation, count, disable, enable, freeze, freeze_count, is_enabled,
-        set_threshold, stats, threshold, unfreeze,
+        safe_point, set_teardown_limit, set_threshold, stats, teardown_limit, threshold, unfreeze,
+        waiting,
     };
+    pub use crate::gc::space::DEFAULT_TEARDOWN_LIMIT;
     pub use crate::gc::GenerationStats;
 }

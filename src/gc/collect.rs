@@ -79,6 +79,7 @@ use super::header::{
     REFS_SHIFT,
 };
 use super::list;
+use super::panics::FirstPanic;
 use super::scratch;
 use super::trace::{over_reported, Mode, Tracer};
 
@@ -117,8 +118,9 @@ pub(crate) unsafe trait Flavor: 'static {
     /// Leave the collection entered by [`Flavor::enter_collection`].
     fn leave_collection();
     /// Run `f` as the outermost destroyer of this thread: refcount deaths inside it are
-    /// queued and destroyed iteratively after it returns.
-    fn destroying<R>(f: impl FnOnce() -> R) -> R;
+    /// queued and destroyed iteratively after it returns, their panics kept in `panics`
+    /// (which `f` gets too).
+    fn destroying<R>(panics: &mut FirstPanic, f: impl FnOnce(&mut FirstPanic) -> R) -> R;
     /// A tracked object's strong count reached zero by refcounting: untrack and destroy it.
     ///
     /// # Safety
@@ -137,16 +139,14 @@ pub(crate) unsafe trait Flavor: 'static {
 }
 
 /// Marks this thread as collecting (for re-entrant `collect()` calls) until dropped, even if
-/// a finalizer or `Drop` panics; for the shared flavor it also holds the collection lock.
+/// something unwinds.
 pub(crate) struct CollectionToken<F: Flavor> {
-    _serial: Option<crate::sync::MutexGuard<'static, ()>>,
     _flavor: core::marker::PhantomData<F>,
 }
 
 impl<F: Flavor> CollectionToken<F> {
-    pub(crate) fn new(serial: Option<crate::sync::MutexGuard<'static, ()>>) -> Self {
+    pub(crate) fn new() -> Self {
         Self {
-            _serial: serial,
             _flavor: core::marker::PhantomData,
         }
     }
@@ -170,17 +170,11 @@ impl Drop for AbortOnUnwind {
     }
 }
 
-/// CPython's `collect_generations`: collect the oldest generation over its threshold.
-pub(crate) fn collect_generations<F: Flavor>() -> usize {
-    match F::with_state(|st| st.generation_due()) {
-        Some(gen) => collect_generation::<F>(gen),
-        None => 0,
-    }
-}
-
 /// Collect generation `gen` and all younger ones; return the number of objects freed.
-/// Returns 0 at once if a collection is already running on this thread.
-pub(crate) fn collect_generation<F: Flavor>(gen: usize) -> usize {
+/// Returns 0 at once if a collection is already running on this thread. The teardown runs
+/// to its end whatever its user code does; the first panic it met is left in `panics` for
+/// the caller to resume once it holds nothing that unwinding must not cross.
+pub(crate) fn collect_generation<F: Flavor>(gen: usize, panics: &mut FirstPanic) -> usize {
     assert!(
         gen < NUM_GENERATIONS,
         "pyheap::gc: invalid generation {gen} (must be 0, 1 or 2)"
@@ -190,7 +184,7 @@ pub(crate) fn collect_generation<F: Flavor>(gen: usize) -> usize {
     };
     let garbage = scan_generation::<F>(gen);
     // SAFETY: `garbage` comes from `scan_generation` and is torn down once, here.
-    unsafe { finish::<F>(garbage) }
+    unsafe { finish::<F>(garbage, panics) }
 }
 
 /// What a scan found: a committed garbage set (pinned, unlinked, dead, unreachable), waiting
@@ -215,17 +209,19 @@ pub(crate) fn scan_generation<F: Flavor>(gen: usize) -> Garbage {
 }
 
 /// The teardown of what a scan found (finalizers, `Drop`s, freeing: user code, so no pyheap
-/// lock may be held), then the statistics. Returns the number of objects freed.
+/// lock may be held), then the statistics. Returns the number of objects freed; panics of the
+/// user code are kept in `panics` (the teardown finishes all the same).
 ///
 /// # Safety
 /// `garbage` came from [`scan_generation::<F>`] and is finished once.
-pub(crate) unsafe fn finish<F: Flavor>(garbage: Garbage) -> usize {
+pub(crate) unsafe fn finish<F: Flavor>(garbage: Garbage, panics: &mut FirstPanic) -> usize {
     let old = (garbage.gen + 1).min(NUM_GENERATIONS - 1);
     // SAFETY: per the caller the set is what `scan` committed: pinned, unlinked, dead,
     // unreachable.
-    let freed = unsafe { super::finalize::teardown::<F>(&garbage.set, garbage.finalizers, old) };
+    let freed =
+        unsafe { super::finalize::teardown::<F>(&garbage.set, garbage.finalizers, old, panics) };
     scratch::give(F::CONCURRENT, scratch::Kind::Garbage, garbage.set);
-    F::with_state(|st| st.record(garbage.gen, freed));
+    F::with_state(|st| st.record_collected(garbage.gen, freed));
     freed
 }
 
@@ -246,6 +242,9 @@ unsafe fn scan<F: Flavor>(st: &GenState, gen: usize) -> (Vec<*const Links>, bool
     for g in &st.gens[..=gen] {
         g.count.set(0);
     }
+    // Counted when it runs; what it frees is added when its teardown ends (which, for
+    // automatic collections, may be later: on the collector thread, or at a safe point).
+    st.record_collection(gen);
     let young = st.gen_head(gen);
     for i in 0..gen {
         // SAFETY: generation lists are intact between collections.

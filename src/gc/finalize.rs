@@ -25,9 +25,16 @@
 //!    member whose strong count is then zero releases its value's weak token, and its memory
 //!    goes when the last `Weak` does. A handle to a member that a `Drop` stashed away, or
 //!    that a value not yet dropped holds, keeps the (dead) header alive until it is dropped.
+//!
+//! A finalizer or `Drop` that panics does not stop the teardown: the panic is caught, every
+//! other member is still finalized (at most once) and dropped (exactly once), and the caller
+//! gets the first panic to resume once the collection is over (`gc::panics`). A member whose
+//! finalizer panicked is treated as finalized; one whose `drop` panicked as dropped (std's
+//! rule for a value whose `drop` unwinds: its remaining fields were dropped on the way).
 
 use super::collect::Flavor;
 use super::header::{counts_of, Counts, Links, FLAG_DEAD, FLAG_FINALIZED};
+use super::panics::FirstPanic;
 use super::space::release_token;
 
 /// A finalizer: runs once, before the object is destroyed, with the object (and, for a
@@ -73,11 +80,12 @@ pub trait Finalize {
 /// Every member of `set` is a live tracked object of flavor `F`, unlinked, pinned once, with
 /// its weak handles cleared and `FLAG_DEAD` set, and no handle outside the set can reach it;
 /// `finalizers` says whether some member has a finalizer that has not run; `old` is the
-/// generation a resurrected set goes back to.
+/// generation a resurrected set goes back to. Panics of user code are kept in `panics`.
 pub(crate) unsafe fn teardown<F: Flavor>(
     set: &[*const Links],
     finalizers: bool,
     old: usize,
+    panics: &mut FirstPanic,
 ) -> usize {
     type C<F> = <F as Flavor>::Counts;
     if set.is_empty() {
@@ -85,7 +93,7 @@ pub(crate) unsafe fn teardown<F: Flavor>(
     }
     if !finalizers {
         // SAFETY: per our caller; the commit marked every member dead already.
-        return unsafe { destroy::<F>(set, false) };
+        return unsafe { destroy::<F>(set, false, panics) };
     }
 
     // Finalizers see an intact set: take the commit's `FLAG_DEAD` off again.
@@ -102,7 +110,10 @@ pub(crate) unsafe fn teardown<F: Flavor>(
                 if C::<F>::flags(p) & FLAG_FINALIZED == 0 {
                     C::<F>::set_flag(p, FLAG_FINALIZED);
                     ran = true;
-                    fin(p);
+                    // A panic leaves the member finalized (its flag is set) and intact; its
+                    // handles and refcount deaths it caused are as consistent as after any
+                    // finalizer, so the teardown goes on.
+                    F::destroying(panics, |panics| panics.run(|| fin(p)));
                 }
             }
         }
@@ -133,8 +144,8 @@ pub(crate) unsafe fn teardown<F: Flavor>(
         }
         // SAFETY: the members not kept are unreachable from anywhere (see
         // `Flavor::resurrected`), and none of them has run its `Drop`.
-        let freed = unsafe { destroy::<F>(&dead, true) };
-        F::destroying(|| {
+        let freed = unsafe { destroy::<F>(&dead, true, panics) };
+        F::destroying(panics, |_| {
             for &p in &stay {
                 // SAFETY: each pin is released once; a member reaching zero is tracked and
                 // alive, so it dies the ordinary way.
@@ -148,16 +159,17 @@ pub(crate) unsafe fn teardown<F: Flavor>(
         return freed;
     }
     // SAFETY: per our caller, and no finalizer resurrected anything.
-    unsafe { destroy::<F>(set, true) }
+    unsafe { destroy::<F>(set, true, panics) }
 }
 
 /// Steps 4 and 5 for `set`: mark every member dead (unless `mark` is false: the commit did),
-/// drop every value, release the pins. Returns the number of objects freed.
+/// drop every value, release the pins. Returns the number of objects freed. Panics of
+/// `Drop`s are kept in `panics`; every member is dropped and unpinned all the same.
 ///
 /// # Safety
 /// As [`teardown`], and no handle outside `set` can reach a member (finalizers, if any ran,
 /// did not resurrect it).
-unsafe fn destroy<F: Flavor>(set: &[*const Links], mark: bool) -> usize {
+unsafe fn destroy<F: Flavor>(set: &[*const Links], mark: bool, panics: &mut FirstPanic) -> usize {
     type C<F> = <F as Flavor>::Counts;
     // 4. The set is dead.
     if mark {
@@ -172,13 +184,14 @@ unsafe fn destroy<F: Flavor>(set: &[*const Links], mark: bool) -> usize {
     // is left anywhere (not in the values still to drop, not stashed by a `Drop`) and its
     // memory can go; otherwise the last handle's drop finds `FLAG_DEAD` and releases the
     // token then. The members still to be dropped keep their own pins meanwhile.
-    F::destroying(|| {
+    F::destroying(panics, |panics| {
         for &p in set {
-            // SAFETY: each value is initialised, marked dead, and dropped exactly once here;
+            // SAFETY: each value is initialised, marked dead, and dropped exactly once here
+            // (a `drop` that unwinds has dropped what it could: the value counts as dropped);
             // its pin keeps the header alive through the drop. The pin is ours to release;
             // if it was the last strong reference, the value (dropped) releases its token.
             unsafe {
-                ((*p).vtable().drop_value)(p);
+                panics.run(|| ((*p).vtable().drop_value)(p));
                 if counts_of::<C<F>>(p).dec_strong() == 0 {
                     release_token::<C<F>>(p);
                 }

@@ -190,11 +190,18 @@ impl GenState {
         unsafe { list::len(&self.permanent) }
     }
 
-    /// Record one finished collection of generation `gen` that freed `freed` objects.
-    pub(crate) fn record(&self, gen: usize, freed: usize) {
+    /// Record one collection of generation `gen` (its scan is done).
+    pub(crate) fn record_collection(&self, gen: usize) {
         let cell = &self.gens[gen].stats;
         let mut st = cell.get();
         st.collections += 1;
+        cell.set(st);
+    }
+
+    /// Record `freed` objects freed by the teardown of a collection of generation `gen`.
+    pub(crate) fn record_collected(&self, gen: usize, freed: usize) {
+        let cell = &self.gens[gen].stats;
+        let mut st = cell.get();
         st.collected += freed;
         cell.set(st);
     }

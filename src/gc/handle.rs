@@ -22,6 +22,7 @@ use super::header::{
     FLAG_DEAD, FLAG_FINALIZED, FLAG_UNIQUE, FLAG_WEAKS_CLEARED, STRONG_COUNT,
 };
 use super::old_touched;
+use super::panics::FirstPanic;
 use super::slice;
 use super::space::{release_token, with_space};
 use super::trace::{Trace, Tracer};
@@ -143,15 +144,40 @@ unsafe fn deallocate<T: ?Sized + Trace + 'static>(b: NonNull<Inner<T>>) {
 /// # Safety
 /// `l` is a tracked object being destroyed by `Gc::drop` (strong count zero, `FLAG_DEAD`
 /// set, value intact) and `fin` its vtable's finalizer.
+///
+/// A panic of the finalizer is caught and returned, for the caller to resume once the value
+/// is dropped and its memory released (the object dies all the same).
 #[cold]
 #[inline(never)]
-unsafe fn finalize_now(l: *const Links, fin: unsafe fn(*const Links)) {
+unsafe fn finalize_now(l: *const Links, fin: unsafe fn(*const Links)) -> FirstPanic {
+    let mut panics = FirstPanic::new();
     // SAFETY: per the caller the header is alive; no handle to the object exists (strong is
     // zero and weak upgrades fail), so the finalizer cannot resurrect it; it sees an intact
     // value.
     unsafe {
         (*l).set_flag(FLAG_FINALIZED);
-        fin(l);
+        panics.run(|| fin(l));
+    }
+    panics
+}
+
+/// Releases the value's weak token when dropped, freeing the allocation if it was the last
+/// weak reference: after the value's `drop`, also when that `drop` unwinds (as `Rc` frees its
+/// allocation when `T`'s `drop` panics).
+struct ReleaseToken<T: ?Sized + Trace + 'static>(NonNull<Inner<T>>);
+
+impl<T: ?Sized + Trace + 'static> Drop for ReleaseToken<T> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: the guard is made right before the value is dropped, with the strong count
+        // at zero and the token held (`ReleaseToken`'s users): the header is alive until this
+        // releases the token, and if it was the last weak reference nobody else references
+        // the allocation.
+        unsafe {
+            if self.0.as_ref().counts.dec_weak() == 0 {
+                deallocate(self.0);
+            }
+        }
     }
 }
 
@@ -568,28 +594,29 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
             unsafe {
                 with_space(|s| {
                     s.object_died_with::<C>(l, |l| {
+                        let mut panics = FirstPanic::new();
                         if let Some(fin) = vt.finalize {
                             if f & FLAG_FINALIZED == 0 {
-                                finalize_now(l, fin);
+                                panics = finalize_now(l, fin);
                             }
                         }
                         // The value is initialised, `FLAG_DEAD` is set, nobody references
-                        // it: dropped once, here. Then the token is released.
+                        // it: dropped once, here. Then the token is released (also if the
+                        // drop unwinds), then a finalizer's panic resumes.
+                        let _token = ReleaseToken(b);
                         ManuallyDrop::drop(&mut *(*b.as_ptr()).value.get());
-                        if (*b.as_ptr()).counts.dec_weak() == 0 {
-                            deallocate(b);
-                        }
+                        drop(_token);
+                        panics.resume();
                     })
                 })
             }
         } else {
             // SAFETY: untracked objects are never dead while a handle exists; this was the last
-            // strong handle, so the value is dropped once, then the token is released.
+            // strong handle, so the value is dropped once, then the token is released (also if
+            // the drop unwinds).
             unsafe {
+                let _token = ReleaseToken(self.ptr);
                 ManuallyDrop::drop(&mut *self.inner().value.get());
-                if self.inner().counts.dec_weak() == 0 {
-                    deallocate(self.ptr);
-                }
             }
         }
     }

@@ -3,6 +3,7 @@
 //! its own thresholds, counts, statistics and switch.
 
 use super::collect;
+use super::panics::FirstPanic;
 use super::space::{with_space, Local, NUM_GENERATIONS};
 use super::stats::GenerationStats;
 
@@ -35,18 +36,120 @@ use super::stats::GenerationStats;
 /// assert_eq!(gc::collect_generation(1), 1);
 /// ```
 ///
+/// An explicit collection is a safe point: it also tears down the garbage automatic
+/// collections left waiting (see [`safe_point`]).
+///
 /// # Panics
-/// If `generation > 2`.
+/// If `generation > 2`; and, after every garbage object was torn down, with the first panic
+/// of a garbage object's `Drop` or finalizer (each object is finalized at most once and
+/// dropped exactly once whatever panics; later panics are dropped).
 ///
 /// ```
 /// assert_eq!(pyheap::unsync::gc::collect_generation(0), 0);
 /// ```
 pub fn collect_generation(generation: usize) -> usize {
+    let mut panics = FirstPanic::new();
+    let freed = collect_generation_into(generation, &mut panics);
+    panics.resume();
+    freed
+}
+
+/// [`collect_generation`] with its panics left in `panics`.
+pub(crate) fn collect_generation_into(generation: usize, panics: &mut FirstPanic) -> usize {
     assert!(
         generation < NUM_GENERATIONS,
         "pyheap::unsync::gc::collect_generation: invalid generation {generation} (must be 0, 1 or 2)"
     );
-    collect::collect_generation::<Local>(generation)
+    collect::collect_generation::<Local>(generation, panics) + with_space(|s| s.safe_point(panics))
+}
+
+/// A safe point (the single-thread flavor's answer to CPython's gh-97922): tear down, here,
+/// the garbage this thread's automatic collections found; returns the number of objects
+/// freed.
+///
+/// Automatic collections run when `Gc::new` (or `new_cyclic`, `new_finalized`) crosses the
+/// threshold, on the allocating thread, at a point the program does not choose: the caller
+/// may hold a `Mutex` a garbage object's `Drop` takes (a deadlock) or borrow a `RefCell` it
+/// borrows (a panic). So they only *scan* there, which runs no user code; the garbage they
+/// find (unreachable already, its `Weak` handles cleared) waits for a safe point, where its
+/// finalizers and `Drop`s run: this function, any explicit collection ([`collect`],
+/// [`collect_generation`], [`pyheap::collect`](crate::collect)), or the thread's exit. Call
+/// it where your program holds nothing a `Drop` could need — once per frame, per request,
+/// per loop iteration. A program that never reaches one is not left to grow without bound:
+/// past the [teardown limit](set_teardown_limit) of waiting objects, the automatic
+/// collection tears them down itself.
+///
+/// Called from a `Drop` or finalizer that a collection on this thread runs, it does nothing.
+///
+/// # Panics
+/// After every waiting object was torn down, with the first panic of their `Drop`s or
+/// finalizers.
+///
+/// ```
+/// use pyheap::unsync::{gc, Gc};
+/// use std::cell::RefCell;
+///
+/// #[derive(pyheap::Trace)]
+/// struct Node(RefCell<Option<Gc<Node>>>);
+///
+/// gc::set_threshold(10, 10, 10);
+/// for _ in 0..100 {
+///     let n = Gc::new(Node(RefCell::new(None)));
+///     *n.0.borrow_mut() = Some(n.clone()); // a self-cycle, garbage once `n` goes
+/// }
+/// // Automatic collections found most of them; their `Drop`s have not run yet.
+/// assert!(gc::waiting() > 0);
+/// let freed = gc::safe_point();
+/// assert!(freed > 0);
+/// assert_eq!(gc::waiting(), 0);
+/// # gc::set_threshold(700, 10, 10);
+/// ```
+pub fn safe_point() -> usize {
+    let mut panics = FirstPanic::new();
+    let freed = with_space(|s| s.safe_point(&mut panics));
+    panics.resume();
+    freed
+}
+
+/// How many garbage objects automatic collections found that wait for a safe point (see
+/// [`safe_point`]).
+///
+/// ```
+/// pyheap::unsync::gc::safe_point();
+/// assert_eq!(pyheap::unsync::gc::waiting(), 0);
+/// ```
+pub fn waiting() -> usize {
+    with_space(|s| s.waiting_objects())
+}
+
+/// Set how many garbage objects may wait for a safe point before an automatic collection
+/// tears them down itself, in `Gc::new` (default
+/// [`DEFAULT_TEARDOWN_LIMIT`](crate::unsync::gc::DEFAULT_TEARDOWN_LIMIT), 10,000). `None`:
+/// never; garbage then waits for [`safe_point`], an explicit collection or the thread's exit,
+/// and no `Drop` of garbage ever runs inside `Gc::new`. `Some(0)`: at once, in the
+/// collection that found it (pyheap before 0.2, and most Rust `Gc` crates). Panics of a
+/// teardown run by an automatic collection are reported on stderr, not raised in `Gc::new`.
+///
+/// ```
+/// use pyheap::unsync::gc;
+/// gc::set_teardown_limit(None);
+/// assert_eq!(gc::teardown_limit(), None);
+/// gc::set_teardown_limit(Some(gc::DEFAULT_TEARDOWN_LIMIT));
+/// ```
+pub fn set_teardown_limit(limit: Option<usize>) {
+    with_space(|s| s.teardown_limit.set(limit.unwrap_or(usize::MAX)))
+}
+
+/// The teardown limit (see [`set_teardown_limit`]).
+///
+/// ```
+/// assert_eq!(pyheap::unsync::gc::teardown_limit(), Some(10_000));
+/// ```
+pub fn teardown_limit() -> Option<usize> {
+    with_space(|s| match s.teardown_limit.get() {
+        usize::MAX => None,
+        n => Some(n),
+    })
 }
 
 /// Turn automatic collection on (`gc.enable()`).
@@ -187,7 +290,8 @@ pub fn freeze_count() -> usize {
 }
 
 /// Full collection of the calling thread's object space (`gc.collect()` for
-/// `pyheap::unsync` objects only); returns the number of objects freed.
+/// `pyheap::unsync` objects only); returns the number of objects freed. A safe point (see
+/// [`safe_point`]); panics as [`collect_generation`].
 ///
 /// ```
 /// use pyheap::unsync::Gc;

@@ -108,11 +108,13 @@ pub(crate) mod local_controls;
 #[cfg(loom)]
 pub mod model;
 pub(crate) mod old_touched;
+pub(crate) mod panics;
 pub(crate) mod scratch;
 pub(crate) mod shared;
 pub(crate) mod slice;
 pub(crate) mod space;
 mod stats;
+pub(crate) mod thread_exit;
 pub(crate) mod trace;
 mod trace_impls;
 pub(crate) mod vtable;
@@ -126,12 +128,14 @@ use crate::sync::Ordering;
 
 /// Collect generation `generation` and all younger ones of the shared space, then of the
 /// calling thread's space (Python's `gc.collect(generation)`); returns the number of objects
-/// freed in both. Runs on the calling thread. A call made from a `Drop` or finalizer that a
-/// collection on this thread is running does nothing for that space and counts 0, as in
-/// CPython.
+/// freed in both. Runs on the calling thread, and waits for no teardown running on another
+/// thread (see [`pyheap::collect`](crate::collect)). A call made from a `Drop` or finalizer
+/// that a collection on this thread is running does nothing for that space and counts 0, as
+/// in CPython.
 ///
 /// # Panics
-/// If `generation > 2`.
+/// If `generation > 2`; and, after every garbage object was torn down, with the first panic
+/// of a garbage object's `Drop` or finalizer (see [`pyheap::collect`](crate::collect)).
 ///
 /// ```
 /// let freed = pyheap::gc::collect_generation(0);
@@ -142,9 +146,12 @@ pub fn collect_generation(generation: usize) -> usize {
         generation < NUM_GENERATIONS,
         "pyheap::gc::collect_generation: invalid generation {generation} (must be 0, 1 or 2)"
     );
-    collect::collect_generation::<Shared>(generation)
-        + space().finish_pending()
-        + local_controls::collect_generation(generation)
+    let mut panics = panics::FirstPanic::new();
+    let freed = collect::collect_generation::<Shared>(generation, &mut panics)
+        + space().finish_pending(&mut panics)
+        + local_controls::collect_generation_into(generation, &mut panics);
+    panics.resume();
+    freed
 }
 
 /// Turn automatic collection of the shared space on (`gc.enable()`).

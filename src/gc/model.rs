@@ -18,13 +18,20 @@ pub use super::stats::GenerationStats;
 /// loom thread; returns the number of objects freed (0 if called from a `Drop` or finalizer
 /// of a collection running on this thread).
 pub fn collect(gen: usize) -> usize {
-    collect::collect_generation::<Shared>(gen) + space().finish_pending()
+    let mut panics = crate::gc::panics::FirstPanic::new();
+    let freed = collect::collect_generation::<Shared>(gen, &mut panics)
+        + space().finish_pending(&mut panics);
+    panics.resume();
+    freed
 }
 
 /// One iteration of the collector thread's loop: tear down the garbage sets automatic scans
 /// (run by the allocating threads) queued. Returns the number of objects freed.
 pub fn service_pending() -> usize {
-    space().service_pending()
+    let mut panics = crate::gc::panics::FirstPanic::new();
+    let freed = space().service_pending(&mut panics);
+    panics.resume();
+    freed
 }
 
 /// Whether an automatic collection is requested and not yet started.

@@ -1,22 +1,40 @@
 //! The per-thread object space of the single-thread flavor: the three generation lists, the
-//! permanent (frozen) generation, thresholds, counts, statistics, and the pending-destruction
-//! queue that keeps refcount deaths iterative.
+//! permanent (frozen) generation, thresholds, counts, statistics, the pending-destruction
+//! queue that keeps refcount deaths iterative, and the garbage automatic collections found,
+//! waiting for a safe point.
 //!
 //! It lives in a `const`-initialised `thread_local!` of a type without drop glue, so it is
 //! reachable for the whole life of the thread, including while other thread-locals' destructors
-//! drop their handles: a late drop still unlinks its object from a valid list. A second
-//! thread-local, [`ExitGuard`], runs one last full collection when the thread exits (even if
-//! automatic collection is disabled), so a thread's garbage cycles do not outlive it; objects
-//! still held elsewhere stay valid.
+//! drop their handles: a late drop still unlinks its object from a valid list. When the thread
+//! exits, full collections run (even if automatic collection is disabled), so that a thread's
+//! garbage cycles do not outlive it, whatever the order its thread-locals are destroyed in
+//! (`gc::thread_exit`); objects still held elsewhere stay valid.
+//!
+//! # Automatic collections and safe points
+//!
+//! An automatic collection runs at the start of creating a tracked object, on the creating
+//! thread. It runs only the *scan* there (no user code: `Trace` impls only), and leaves the
+//! garbage it found committed (unreachable, pinned, weak handles cleared) in `waiting`. The
+//! *teardown* (finalizers, `Drop`s, freeing) runs at the thread's next **safe point**:
+//! `pyheap::unsync::gc::safe_point()`, any explicit collection, or thread exit. So `Gc::new`
+//! never runs a garbage object's `Drop` while its caller holds a lock that `Drop` takes, or
+//! borrows a `RefCell` it borrows (CPython 3.12 moved its trigger to safe points for the same
+//! reason, gh-97922). The one exception, for programs that never reach a safe point: once
+//! more objects wait than the *teardown limit* (`set_teardown_limit`, default
+//! [`DEFAULT_TEARDOWN_LIMIT`]), the automatic collection tears them down itself, as before;
+//! `set_teardown_limit(None)` turns that off.
 
 use core::cell::Cell;
+use core::mem::ManuallyDrop;
 use core::ops::Deref;
+use std::collections::VecDeque;
 
-use super::collect::{self, CollectionToken, Flavor};
+use super::collect::{self, CollectionToken, Flavor, Garbage};
 use super::generations::GenState;
 pub(crate) use super::generations::NUM_GENERATIONS;
 use super::header::{Counts, Links, LocalCounts, FLAG_DEAD, FLAG_FINALIZED};
 use super::list;
+use super::panics::FirstPanic;
 
 /// The state of one object space. Every pointer in it refers to objects of this thread.
 pub(crate) struct Space {
@@ -29,7 +47,21 @@ pub(crate) struct Space {
     dropping: Cell<bool>,
     /// Pending-destruction queue, linked through the dead objects' own `next` field.
     pending: Cell<*const Links>,
+    /// Garbage sets automatic collections found, oldest first, waiting for a safe point
+    /// (each committed: unlinked, pinned, weak handles cleared, dead). `ManuallyDrop` keeps
+    /// the space free of drop glue; the thread's exit collection empties it and frees its
+    /// buffer.
+    waiting: Cell<ManuallyDrop<VecDeque<Garbage>>>,
+    /// Objects in `waiting`.
+    waiting_objects: Cell<usize>,
+    /// Past this many waiting objects, an automatic collection tears them down at once
+    /// (`usize::MAX`: never).
+    pub(crate) teardown_limit: Cell<usize>,
 }
+
+/// How many garbage objects may wait for a safe point before an automatic collection tears
+/// them down itself (`pyheap::unsync::gc::set_teardown_limit`).
+pub const DEFAULT_TEARDOWN_LIMIT: usize = 10_000;
 
 impl Deref for Space {
     type Target = GenState;
@@ -47,6 +79,9 @@ impl Space {
             collecting: Cell::new(false),
             dropping: Cell::new(false),
             pending: Cell::new(core::ptr::null()),
+            waiting: Cell::new(ManuallyDrop::new(VecDeque::new())),
+            waiting_objects: Cell::new(0),
+            teardown_limit: Cell::new(DEFAULT_TEARDOWN_LIMIT),
         }
     }
 
@@ -65,11 +100,9 @@ impl Space {
         // SAFETY: the space lives in a thread-local that never moves or dies while the
         // thread runs (it has no drop glue).
         unsafe { self.state.init() };
-        // Register the thread-exit collection now, once, rather than on every tracked
-        // allocation: a thread that uses the space collects its garbage when it exits. If
-        // the thread is already destroying its thread-locals and the guard is gone, there is
-        // no last collection (as before, when this ran on the first tracked allocation).
-        let _ = EXIT_GUARD.try_with(|_| ());
+        // Register the thread-exit collections now, once, rather than on every tracked
+        // allocation: a thread that uses the space collects its garbage when it exits.
+        super::thread_exit::arm();
     }
 
     /// Account for a tracked allocation about to happen and run an automatic collection if
@@ -97,8 +130,83 @@ impl Space {
     #[inline(never)]
     fn maybe_collect(&self) {
         if self.gens[0].threshold.get() != 0 && self.enabled.get() && !self.collecting.get() {
-            collect::collect_generations::<Local>();
+            self.automatic_collection();
         }
+    }
+
+    /// Scan the generation due (no user code runs) and leave its garbage waiting for a safe
+    /// point, unless more than the teardown limit waits: then tear it down here (the module
+    /// docs). Panics of that teardown are reported on stderr, not raised out of `Gc::new`:
+    /// they belong to unrelated objects (CPython's "Exception ignored in" for automatic
+    /// collections).
+    fn automatic_collection(&self) {
+        let Some(gen) = self.state.generation_due() else {
+            return;
+        };
+        let Some(token) = Local::enter_collection() else {
+            return;
+        };
+        let garbage = collect::scan_generation::<Local>(gen);
+        drop(token);
+        self.defer(garbage);
+        if self.waiting_objects.get() > self.teardown_limit.get() {
+            let mut panics = FirstPanic::new();
+            self.safe_point(&mut panics);
+            panics.report("a Drop or finalizer of garbage torn down by an automatic collection");
+        }
+    }
+
+    /// Queue a scan's garbage for the next safe point (or record an empty collection now).
+    fn defer(&self, g: Garbage) {
+        if g.set.is_empty() {
+            return;
+        }
+        self.waiting_objects
+            .set(self.waiting_objects.get() + g.set.len());
+        let mut w = self.waiting.take();
+        w.push_back(g);
+        self.waiting.set(w);
+    }
+
+    /// Objects waiting for a safe point.
+    pub(crate) fn waiting_objects(&self) -> usize {
+        self.waiting_objects.get()
+    }
+
+    /// A safe point: tear down the garbage automatic collections left waiting, oldest set
+    /// first; returns the objects freed. Panics of their user code are kept in `panics`.
+    /// Called from a `Drop` or finalizer a collection on this thread runs, it does nothing.
+    pub(crate) fn safe_point(&self, panics: &mut FirstPanic) -> usize {
+        let Some(_token) = Local::enter_collection() else {
+            return 0;
+        };
+        let mut freed = 0;
+        loop {
+            let mut w = self.waiting.take();
+            let next = w.pop_front();
+            self.waiting.set(w);
+            let Some(g) = next else {
+                break;
+            };
+            self.waiting_objects
+                .set(self.waiting_objects.get() - g.set.len());
+            // SAFETY: the set came from `scan_generation` (through `defer`) and leaves the
+            // queue here, once.
+            freed += unsafe { collect::finish::<Local>(g, panics) };
+        }
+        freed
+    }
+
+    /// The thread is exiting: full collection, then every waiting set, then the queue's
+    /// buffer. Panics are reported (a thread-local destructor must not unwind).
+    pub(crate) fn exit_collection(&self) {
+        let mut panics = FirstPanic::new();
+        collect::collect_generation::<Local>(NUM_GENERATIONS - 1, &mut panics);
+        self.safe_point(&mut panics);
+        if self.waiting_objects.get() == 0 {
+            drop(ManuallyDrop::into_inner(self.waiting.take()));
+        }
+        panics.report("a Drop or finalizer of garbage collected at thread exit");
     }
 
     /// Link a new, fully built tracked object into generation 0.
@@ -162,27 +270,36 @@ impl Space {
             self.pending.set(links);
             return;
         }
-        let _g = DropGuard::enter(self);
+        let _g = DropGuard::<C>::enter(self);
         destroy(links);
         if !self.pending.get().is_null() {
-            self.drain::<C>();
+            let mut panics = FirstPanic::new();
+            self.drain::<C>(&mut panics);
+            panics.resume();
         }
     }
 
-    /// Run `f` as the outermost destroyer: deaths inside it are queued, then drained here.
-    pub(crate) fn destroying<C: Counts, R>(&self, f: impl FnOnce() -> R) -> R {
+    /// Run `f` as the outermost destroyer: deaths inside it are queued, then drained here,
+    /// with their panics kept in `panics` (the first one) so that every queued object is
+    /// destroyed.
+    pub(crate) fn destroying<C: Counts, R>(
+        &self,
+        panics: &mut FirstPanic,
+        f: impl FnOnce(&mut FirstPanic) -> R,
+    ) -> R {
         if self.dropping.get() {
-            return f();
+            return f(panics);
         }
-        let _g = DropGuard::enter(self);
-        let r = f();
-        self.drain::<C>();
+        let _g = DropGuard::<C>::enter(self);
+        let r = f(panics);
+        self.drain::<C>(panics);
         r
     }
 
+    /// Destroy every queued object (and those their drops queue), catching their panics.
     #[cold]
     #[inline(never)]
-    fn drain<C: Counts>(&self) {
+    fn drain<C: Counts>(&self, panics: &mut FirstPanic) {
         loop {
             let p = self.pending.get();
             if p.is_null() {
@@ -190,33 +307,43 @@ impl Space {
             }
             // SAFETY: queued objects are dead, unlinked, with their value not yet dropped; the
             // queue owns them (their strong count is zero, so nothing else will destroy them).
+            // A panic leaves the object destroyed all the same (`destroy`) and the queue intact.
             unsafe {
                 self.pending.set((*p).next.get());
                 (*p).next.set(p);
-                destroy::<C>(p);
+                panics.run(|| destroy::<C>(p));
             }
         }
     }
 }
 
-/// Sets `dropping` for the outermost destroyer; clears it even if a `Drop` panics (the queue
-/// then keeps its objects for the next drain: a delay, never a double drop).
-struct DropGuard<'a>(&'a Space);
+/// Sets `dropping` for the outermost destroyer and clears it when dropped. If a `Drop`
+/// unwinds through it (the refcount path, which propagates the panic as `Rc` does), the
+/// objects queued meanwhile are destroyed first, still as the outermost destroyer (no
+/// recursion), their own panics dropped: a second panic in flight would abort.
+struct DropGuard<'a, C: Counts>(&'a Space, core::marker::PhantomData<C>);
 
-impl<'a> DropGuard<'a> {
+impl<'a, C: Counts> DropGuard<'a, C> {
     fn enter(space: &'a Space) -> Self {
         space.dropping.set(true);
-        DropGuard(space)
+        DropGuard(space, core::marker::PhantomData)
     }
 }
 
-impl Drop for DropGuard<'_> {
+impl<C: Counts> Drop for DropGuard<'_, C> {
     fn drop(&mut self) {
+        if !self.0.pending.get().is_null() {
+            // Only when unwinding: the normal paths drain before the guard goes.
+            // Dropping the `FirstPanic` discards what it caught.
+            self.0.drain::<C>(&mut FirstPanic::new());
+        }
         self.0.dropping.set(false);
     }
 }
 
 /// Finalize (once), drop the value, release the value's weak token, free if no `Weak` is left.
+/// A panicking finalizer or `Drop` still leaves the object destroyed and its token released
+/// (as `Rc` frees its allocation when `T`'s `drop` panics); the panic then propagates.
 ///
 /// # Safety
 /// `links` is a dead (`FLAG_DEAD`), unlinked tracked object with strong count zero whose
@@ -225,16 +352,42 @@ pub(crate) unsafe fn destroy<C: Counts>(links: *const Links) {
     // SAFETY: per the caller the header is alive and the value initialised.
     unsafe {
         let vt = (*links).vtable();
+        let mut panics = FirstPanic::new();
         if let Some(fin) = vt.finalize {
             if C::flags(links) & FLAG_FINALIZED == 0 {
                 C::set_flag(links, FLAG_FINALIZED);
                 // No handle to the object exists (strong is zero and weak upgrades fail), so
-                // the finalizer cannot resurrect it; it sees an intact value.
-                fin(links);
+                // the finalizer cannot resurrect it; it sees an intact value. A panic in it
+                // leaves the value intact: it is dropped next all the same.
+                panics.run(|| fin(links));
             }
         }
-        (vt.drop_value)(links);
-        release_token::<C>(links);
+        {
+            let _token = ReleaseToken::<C>::new(links);
+            (vt.drop_value)(links);
+        }
+        panics.resume();
+    }
+}
+
+/// Releases the value's weak token when dropped, also when the value's `drop` unwinds.
+pub(crate) struct ReleaseToken<C: Counts>(*const Links, core::marker::PhantomData<C>);
+
+impl<C: Counts> ReleaseToken<C> {
+    /// # Safety
+    /// When this is dropped, `links`' value has been dropped (or moved out), its strong count
+    /// is zero, and the token is held (see [`release_token`]).
+    #[inline]
+    pub(crate) unsafe fn new(links: *const Links) -> Self {
+        Self(links, core::marker::PhantomData)
+    }
+}
+
+impl<C: Counts> Drop for ReleaseToken<C> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: per `new`'s contract.
+        unsafe { release_token::<C>(self.0) }
     }
 }
 
@@ -256,26 +409,6 @@ pub(crate) unsafe fn release_token<C: Counts>(links: *const Links) {
 thread_local! {
     /// This thread's object space. No drop glue: it stays valid through thread-local teardown.
     static SPACE: Space = const { Space::new() };
-    /// Its destructor runs the thread's last collection.
-    static EXIT_GUARD: ExitGuard = const { ExitGuard };
-}
-
-/// Runs a full collection of this thread's space when the thread exits.
-struct ExitGuard;
-
-impl Drop for ExitGuard {
-    fn drop(&mut self) {
-        // Like CPython's collection at interpreter shutdown, this runs even if automatic
-        // collection is disabled. A `Drop` that panics here (for instance because it uses a
-        // thread-local already destroyed) must not unwind out of a thread-local destructor,
-        // which would abort: the panic is caught and whatever was not freed is leaked.
-        let _ = SPACE.try_with(|s| {
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let _ = s;
-                collect::collect_generation::<Local>(NUM_GENERATIONS - 1)
-            }));
-        });
-    }
 }
 
 /// Run `f` on this thread's object space. Always succeeds: the space has no destructor.
@@ -327,7 +460,7 @@ unsafe impl Flavor for Local {
                 None
             } else {
                 s.collecting.set(true);
-                Some(CollectionToken::new(None))
+                Some(CollectionToken::new())
             }
         })
     }
@@ -336,8 +469,8 @@ unsafe impl Flavor for Local {
         let _ = SPACE.try_with(|s| s.collecting.set(false));
     }
 
-    fn destroying<R>(f: impl FnOnce() -> R) -> R {
-        with_space(|s| s.destroying::<LocalCounts, R>(f))
+    fn destroying<R>(panics: &mut FirstPanic, f: impl FnOnce(&mut FirstPanic) -> R) -> R {
+        with_space(|s| s.destroying::<LocalCounts, R>(panics, f))
     }
 
     unsafe fn object_died(links: *const Links) {

@@ -84,13 +84,15 @@ impl CollectorThread {
     }
 }
 
-/// The collector thread: wait, tear down, forever. A panicking `Drop` in the garbage is
-/// caught (the objects it did not free stay leaked) so that automatic collection keeps
-/// working.
+/// The collector thread: wait, tear down, forever. A panicking `Drop` or finalizer in the
+/// garbage does not stop a teardown (`gc::panics`): the first panic of each wake-up is
+/// reported on stderr, as CPython's "Exception ignored in", and the thread lives on.
 fn run() {
     let space = super::space::space();
     loop {
         space.collector_wait();
-        let _ = std::panic::catch_unwind(|| space.service_pending());
+        let mut panics = crate::gc::panics::FirstPanic::new();
+        space.service_pending(&mut panics);
+        panics.report("a Drop or finalizer of garbage torn down by the pyheap-gc thread");
     }
 }

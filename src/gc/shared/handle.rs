@@ -145,6 +145,25 @@ unsafe fn deallocate<T: ?Sized + Trace + 'static>(b: NonNull<Inner<T>>) {
     }
 }
 
+/// Releases an untracked value's weak token when dropped, freeing the allocation if it was the
+/// last weak reference: after the value's `drop`, also when that `drop` unwinds.
+struct ReleaseToken<T: ?Sized + Trace + 'static>(NonNull<Inner<T>>);
+
+impl<T: ?Sized + Trace + 'static> Drop for ReleaseToken<T> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: the guard is made right before the value of an untracked object is dropped
+        // by its last strong handle, the token held: the header is alive until this releases
+        // the token, and if it was the last weak reference nobody else references the
+        // allocation.
+        unsafe {
+            if self.0.as_ref().counts.dec_weak() == 0 {
+                deallocate(self.0);
+            }
+        }
+    }
+}
+
 impl<T: Trace + Send + Sync + 'static> Gc<T> {
     /// Put `value` in the shared object space and return the first handle. A tracked value
     /// counts toward generation 0; past the threshold the background collector is woken
@@ -518,12 +537,11 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
             }
         } else {
             // SAFETY: untracked objects are never dead while a handle exists; this was the last
-            // strong handle, so the value is dropped once, then the token is released.
+            // strong handle, so the value is dropped once, then the token is released (also if
+            // the drop unwinds, as `Arc` frees its allocation when `T`'s `drop` panics).
             unsafe {
+                let _token = ReleaseToken(self.ptr);
                 ManuallyDrop::drop(&mut *self.inner().value.get());
-                if self.inner().counts.dec_weak() == 0 {
-                    deallocate(self.ptr);
-                }
             }
         }
     }

@@ -45,6 +45,7 @@ use crate::gc::collect::{self, CollectionToken, Flavor, Garbage};
 use crate::gc::generations::{GenState, NUM_GENERATIONS};
 use crate::gc::header::{counts_of, Counts, Links, FLAG_DEAD, FLAG_UNIQUE};
 use crate::gc::list;
+use crate::gc::panics::FirstPanic;
 use crate::gc::space::destroy;
 use crate::sync::{fence, AtomicBool, AtomicPtr, AtomicUsize, Mutex, MutexGuard, Ordering};
 
@@ -106,11 +107,9 @@ pub(crate) struct Central {
 // objects its lists link during a scan are `Send + Sync`.
 unsafe impl Send for Central {}
 
-/// Garbage found by automatic scans, waiting for teardown, and how many batches a thread is
-/// tearing down right now.
+/// Garbage found by automatic scans, waiting for teardown.
 struct TeardownQueue {
     batches: std::collections::VecDeque<Garbage>,
-    running: usize,
 }
 
 // SAFETY: a batch's pointers are to `Send + Sync` objects that only the batch's owner (the
@@ -120,19 +119,6 @@ unsafe impl Send for TeardownQueue {}
 /// The process-wide object space.
 pub(crate) struct SharedSpace {
     central: Mutex<Central>,
-    /// Held by a collection of this space from its scan to the end of its teardown, so that
-    /// collections run one after another and `collect()` returns only once the garbage found
-    /// by any collection that started before it is freed (an explicit `collect()` right after
-    /// an automatic one must not return while the automatic one is still dropping). It is the
-    /// one pyheap lock held while user code (the garbage's `Drop`s and finalizers) runs; only
-    /// collections take it, and a collection re-entered from that user code on the same thread
-    /// returns 0 without taking it. So a `Drop` can only deadlock on it by waiting for a thread
-    /// that called `collect()` (see `pyheap::collect`). Replaced by a fresh one in a forked
-    /// child if a thread that did not come along held it (`fork.rs`).
-    #[cfg(not(loom))]
-    collection: super::fork::CollectionLock,
-    #[cfg(loom)]
-    collection: Mutex<()>,
     /// Shard `i` (published with Release before any object carries id `i`; never freed).
     shards: Box<[AtomicPtr<Shard>]>,
     /// Number of shards published.
@@ -148,11 +134,10 @@ pub(crate) struct SharedSpace {
     /// meanwhile do not start another.
     pending: AtomicBool,
     /// Garbage sets found by automatic scans, waiting for their teardown on the collector
-    /// thread (or on a thread running an explicit `collect()`, which finishes them first).
+    /// thread (or on a thread running an explicit `collect()`, which takes them first). No
+    /// pyheap lock is held while user code runs: teardowns of different sets may run at the
+    /// same time on different threads, and nobody waits for a teardown (`pyheap::collect`).
     queue: Mutex<TeardownQueue>,
-    /// Signalled when the collector thread finishes a batch (explicit `collect()` waits).
-    #[cfg(not(loom))]
-    batch_done: std::sync::Condvar,
     #[cfg(not(loom))]
     collector: super::collector::CollectorThread,
     /// Loom models only: how many times `pending` went from false to true.
@@ -176,10 +161,6 @@ impl SharedSpace {
         // `central.st` moves into the mutex below; `lock_central` initialises it in place.
         Self {
             central: Mutex::new(central),
-            #[cfg(not(loom))]
-            collection: super::fork::CollectionLock::new(),
-            #[cfg(loom)]
-            collection: Mutex::new(()),
             shards,
             nshards: AtomicUsize::new(1),
             young: AtomicUsize::new(0),
@@ -188,10 +169,7 @@ impl SharedSpace {
             pending: AtomicBool::new(false),
             queue: Mutex::new(TeardownQueue {
                 batches: std::collections::VecDeque::new(),
-                running: 0,
             }),
-            #[cfg(not(loom))]
-            batch_done: std::sync::Condvar::new(),
             #[cfg(not(loom))]
             collector: super::collector::CollectorThread::new(),
             #[cfg(loom)]
@@ -517,7 +495,6 @@ impl SharedSpace {
     /// Queue a scan's garbage for teardown (or record an empty collection at once).
     fn hand_over(&self, g: Garbage) {
         if g.set.is_empty() {
-            self.with_state(|st| st.record(g.gen, 0));
             return;
         }
         self.lock_queue().batches.push_back(g);
@@ -544,60 +521,33 @@ impl SharedSpace {
 
     /// Tear down the queued garbage sets on this thread (the collector thread's loop body;
     /// an explicit `collect()` also calls it; under loom the models do). Returns the number
-    /// of objects freed. A `collect()` called from one of these `Drop`s returns 0.
-    pub(crate) fn service_pending(&self) -> usize {
+    /// of objects freed; panics of their user code are kept in `panics` (every set is torn
+    /// down all the same). A `collect()` called from one of these `Drop`s returns 0.
+    pub(crate) fn service_pending(&self, panics: &mut FirstPanic) -> usize {
         let token = Shared::enter_teardown();
         let mut freed = 0;
         loop {
-            let g = {
-                let mut q = self.lock_queue();
-                let Some(g) = q.batches.pop_front() else {
-                    break;
-                };
-                q.running += 1;
-                g
+            let Some(g) = self.lock_queue().batches.pop_front() else {
+                break;
             };
-            /// Counts the batch as done even if a `Drop` panics.
-            struct Done<'a>(&'a SharedSpace);
-            impl Drop for Done<'_> {
-                fn drop(&mut self) {
-                    self.0.lock_queue().running -= 1;
-                    #[cfg(not(loom))]
-                    self.0.batch_done.notify_all();
-                }
-            }
-            let _done = Done(self);
             // SAFETY: the batch came from `scan_generation` through the queue, which hands
             // each batch to one thread once.
-            freed += unsafe { collect::finish::<Shared>(g) };
+            freed += unsafe { collect::finish::<Shared>(g, panics) };
         }
         drop(token);
         freed
     }
 
-    /// After an explicit collection: finish the queued garbage here, then wait for the batch
-    /// the collector thread may be tearing down, so that `collect()` returns only once every
-    /// garbage set found before it is freed. Returns the objects freed here.
-    pub(crate) fn finish_pending(&self) -> usize {
+    /// After an explicit collection: tear down here the garbage automatic scans queued and no
+    /// thread has started on. A batch another thread is tearing down (the collector thread,
+    /// or another `collect()`) is not waited for: one of its `Drop`s may be waiting for this
+    /// thread (issue 12: that wait was a deadlock). Returns the objects freed here.
+    pub(crate) fn finish_pending(&self, panics: &mut FirstPanic) -> usize {
         if COLLECTING.with(|c| c.get()) {
             // Called from a `Drop` of a teardown on this thread: never wait for ourselves.
             return 0;
         }
-        let freed = self.service_pending();
-        let mut q = self.lock_queue();
-        while q.running > 0 {
-            #[cfg(not(loom))]
-            {
-                q = self.batch_done.wait(q).unwrap_or_else(|e| e.into_inner());
-            }
-            #[cfg(loom)]
-            {
-                drop(q);
-                crate::sync::spin_wait(0);
-                q = self.lock_queue();
-            }
-        }
-        freed
+        self.service_pending(panics)
     }
 
     /// The collector thread's wait for a request.
@@ -687,12 +637,11 @@ impl SharedSpace {
     /// blocked are gone, an automatic scan another thread requested is forgotten, and a
     /// `collection` lock held by another thread is replaced.
     pub(crate) fn after_fork_in_child(&'static self, guards: &mut ForkGuards) {
-        guards.queue.running = 0;
+        let _ = &mut guards.queue;
         // An automatic scan another thread had requested (or was running) will not finish
         // here: without this, no automatic collection would ever run in the child.
         self.pending.store(false, Ordering::Relaxed);
         self.collector.forget_thread();
-        self.collection.reset_in_child();
         fairness::reset_in_child();
     }
 }
@@ -762,28 +711,44 @@ crate::sync::thread_local! {
     static PENDING: Cell<*const Links> = const { Cell::new(core::ptr::null()) };
 }
 
-/// Clears `DROPPING` even if a `Drop` panics (queued objects are then destroyed by the next
-/// outermost destroyer on this thread: a delay, never a double drop).
+/// Clears `DROPPING` when the outermost destroyer is done. If a `Drop` unwinds through it
+/// (the refcount path, which propagates the panic as `Arc` does), the objects queued
+/// meanwhile are destroyed first, still as the outermost destroyer (no recursion), their own
+/// panics dropped: a second panic in flight would abort.
 struct DroppingGuard;
+
+impl DroppingGuard {
+    fn enter() -> Self {
+        DROPPING.with(|d| d.set(true));
+        DroppingGuard
+    }
+}
 
 impl Drop for DroppingGuard {
     fn drop(&mut self) {
+        if !PENDING.with(|q| q.get()).is_null() {
+            // Only when unwinding: the normal paths drain before the guard goes. Dropping the
+            // `FirstPanic` discards what it caught.
+            drain(&mut FirstPanic::new());
+        }
         DROPPING.with(|d| d.set(false));
     }
 }
 
-fn drain() {
+/// Destroy every queued object (and those their drops queue), catching their panics.
+fn drain(panics: &mut FirstPanic) {
     loop {
         let p = PENDING.with(|q| q.get());
         if p.is_null() {
             break;
         }
         // SAFETY: queued objects are dead, unlinked, with strong zero and their value not yet
-        // dropped; the queue owns them.
+        // dropped; the queue owns them. A panic leaves the object destroyed all the same
+        // (`destroy`) and the queue intact.
         unsafe {
             PENDING.with(|q| q.set((*p).next.get()));
             (*p).next.set(p);
-            destroy::<SharedCounts>(p);
+            panics.run(|| destroy::<SharedCounts>(p));
         }
     }
 }
@@ -798,7 +763,7 @@ impl Shared {
         if COLLECTING.with(|c| c.replace(true)) {
             None
         } else {
-            Some(CollectionToken::new(None))
+            Some(CollectionToken::new())
         }
     }
 }
@@ -828,32 +793,23 @@ unsafe impl Flavor for Shared {
     }
 
     fn enter_collection() -> Option<CollectionToken<Self>> {
-        if COLLECTING.with(|c| c.get()) {
+        if COLLECTING.with(|c| c.replace(true)) {
             return None;
         }
-        // Nothing panics while this is held except user `Drop`s, whose panic the teardown
-        // leaves consistent; a poisoned lock is used as is.
-        #[cfg(not(loom))]
-        let serial = space().collection.lock();
-        #[cfg(loom)]
-        let serial = space().collection.lock().unwrap_or_else(|e| e.into_inner());
-        COLLECTING.with(|c| c.set(true));
-        Some(CollectionToken::new(Some(serial)))
+        Some(CollectionToken::new())
     }
 
     fn leave_collection() {
         COLLECTING.with(|c| c.set(false));
-        #[cfg(not(loom))]
-        space().collection.leaving();
     }
 
-    fn destroying<R>(f: impl FnOnce() -> R) -> R {
+    fn destroying<R>(panics: &mut FirstPanic, f: impl FnOnce(&mut FirstPanic) -> R) -> R {
         if DROPPING.with(|d| d.replace(true)) {
-            return f();
+            return f(panics);
         }
         let _g = DroppingGuard;
-        let r = f();
-        drain();
+        let r = f(panics);
+        drain(panics);
         r
     }
 
@@ -870,10 +826,15 @@ unsafe impl Flavor for Shared {
             PENDING.with(|q| q.set(links));
             return;
         }
-        Self::destroying(|| {
-            // SAFETY: dead, unlinked, strong zero, value not dropped: ours to destroy.
-            unsafe { destroy::<SharedCounts>(links) }
-        })
+        let _g = DroppingGuard::enter();
+        // SAFETY: dead, unlinked, strong zero, value not dropped: ours to destroy. A panic
+        // unwinds through the guard, which destroys what was queued meanwhile.
+        unsafe { destroy::<SharedCounts>(links) };
+        if !PENDING.with(|q| q.get()).is_null() {
+            let mut panics = FirstPanic::new();
+            drain(&mut panics);
+            panics.resume();
+        }
     }
 
     unsafe fn resurrected(set: &[*const Links]) -> Option<Vec<bool>> {
