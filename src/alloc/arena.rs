@@ -3,8 +3,11 @@
 //!
 //! An arena is an [`ARENA_SIZE`]-aligned mapping of [`POOLS_PER_ARENA`] pools. Its first pool
 //! (the metadata pool, see `pool.rs`) holds the arena header (`Arena`, at the arena's first
-//! byte) and the headers of all its pools; the other 63 pools hold blocks. Pools are handed out from the *fullest* arena that has a free one (as
-//! CPython sorts `usable_arenas`), so that lightly used arenas drain and can go back to the OS.
+//! byte) and the headers of all its pools; the other 63 pools hold blocks. Pools are handed
+//! out from the *fullest* arena that has a free one (as CPython sorts `usable_arenas`), so
+//! that lightly used arenas drain and can go back to the OS. The arenas are filed by their
+//! count of free pools (`arena_lists.rs`), so that choosing one, and moving one when a pool
+//! leaves or comes back, is O(1) under the lock whatever the size of the heap.
 //!
 //! Hysteresis: an arena whose pools are all free is unmapped only if more than
 //! [`ArenaManager::retained_limit`] empty arenas are already kept (at least
@@ -12,39 +15,22 @@
 //! in a loop reuses them instead of paying `mmap`, page faults and `munmap` each time. As the
 //! mapped count falls, so does the limit, and arenas retained earlier are unmapped too.
 
+use super::arena_lists::{Arena, ArenaLists, USABLE_POOLS};
 use super::arena_map::{ArenaMap, ADDRESS_LIMIT};
 use super::heap::Heap;
 use super::lock::RawLock;
 use super::os;
-use super::pool::{pool_header, pool_index, Pool, PoolState, HEADERS_OFFSET, METADATA_POOLS};
+use super::pool::{pool_header, pool_index, Pool, PoolState, METADATA_POOLS};
 use super::size_class::{ARENA_SIZE, POOLS_PER_ARENA};
 use crate::sync::StatCounter;
 use core::cell::UnsafeCell;
 use core::ptr;
-
-/// The header of an arena. All fields are guarded by the manager's lock.
-struct Arena {
-    /// Pools given back to this arena (dirty memory), linked through `Pool::next`.
-    free_pools: *mut Pool,
-    /// Pools `untouched..POOLS_PER_ARENA` were never handed out: still zero OS memory.
-    untouched: usize,
-    /// Free pools: those on `free_pools` plus the untouched ones.
-    nfree: usize,
-    /// The manager's doubly linked list of all arenas.
-    prev: *mut Arena,
-    next: *mut Arena,
-}
-
-const _: () = assert!(core::mem::size_of::<Arena>() <= HEADERS_OFFSET);
 
 const _: () = assert!(POOLS_PER_ARENA <= 64); // a free-pool mask fits a u64
 
 /// At most this many arenas are unmapped by one `release_pool` call (a bound on the work done
 /// under the lock; the next release trims the rest).
 const TRIM_BATCH: usize = 8;
-
-/// Pools of an arena that hold blocks.
-const USABLE_POOLS: usize = POOLS_PER_ARENA - METADATA_POOLS;
 
 fn arena_of(pool: *mut Pool) -> *mut Arena {
     ((pool as usize) & !(ARENA_SIZE - 1)) as *mut Arena
@@ -54,14 +40,10 @@ fn arena_base(arena: *mut Arena) -> *mut u8 {
     arena.cast()
 }
 
-/// The lists of the manager, guarded by its lock.
+/// The manager's state, guarded by its lock.
 struct Lists {
-    /// All mapped arenas.
-    all: *mut Arena,
-    /// The arena pools are taken from while it has free ones.
-    current: *mut Arena,
-    /// Arenas whose pools are all free, kept mapped for reuse.
-    empty: usize,
+    /// Every mapped arena, by count of free pools.
+    arenas: ArenaLists,
     /// Under loom, released arenas are made inaccessible rather than unmapped (so a stray
     /// touch faults); they are unmapped when the manager is dropped.
     #[cfg(loom)]
@@ -80,14 +62,15 @@ pub(crate) struct ArenaCounters {
 
 /// # Invariants
 /// * `lists` and every `Arena` header are accessed only with `lock` held.
-/// * An arena is in `lists.all` from its mapping until it is unmapped; its bit in the arena
-///   map is set for exactly that span.
+/// * An arena is on `lists.arenas` from its mapping until it is unmapped (see `ArenaLists`
+///   for how); its bit in the arena map is set for exactly that span.
 /// * A pool is `PoolState::Free` (and owned by the manager) exactly while it is on its
 ///   arena's `free_pools` list or beyond its `untouched` mark.
 pub(crate) struct ArenaManager {
     lock: RawLock,
     lists: UnsafeCell<Lists>,
     pub(crate) counters: ArenaCounters,
+    pub(crate) work: super::work::ArenaWork,
     /// Empty arenas always kept mapped (at least).
     min_retained: usize,
 }
@@ -98,9 +81,7 @@ impl ArenaManager {
             ArenaManager {
                 lock: RawLock::new(),
                 lists: UnsafeCell::new(Lists {
-                    all: ptr::null_mut(),
-                    current: ptr::null_mut(),
-                    empty: 0,
+                    arenas: ArenaLists::new(),
                     #[cfg(loom)]
                     released: [ptr::null_mut(); 64],
                     #[cfg(loom)]
@@ -112,6 +93,7 @@ impl ArenaManager {
                     mapped_total: StatCounter::new(),
                     returned: StatCounter::new(),
                 },
+                work: super::work::ArenaWork::new(),
                 min_retained: 2,
             }
         }
@@ -145,6 +127,7 @@ impl ArenaManager {
     /// be mapped.
     pub(crate) fn acquire_pool(&self, map: &ArenaMap, owner: *mut Heap, class: usize) -> *mut Pool {
         self.lock();
+        self.work.pool_requests.add(1);
         // SAFETY: lock held.
         let mut arena = unsafe { self.pick_arena() };
         if arena.is_null() {
@@ -171,14 +154,18 @@ impl ArenaManager {
     /// Call `f` with the header of every pool handed out (in use by some heap), under the
     /// lock. `f` may read a pool's `class` and `capacity` (fixed while the pool is handed out)
     /// and its `used` (an atomic), nothing else: the holders run meanwhile.
+    ///
+    /// Bound (audit of issue 13): a walk over every mapped arena and its 64 pool headers, with
+    /// the lock held, so every pool request waits for it: O(arenas mapped), about 8 KiB of
+    /// headers read per MiB of heap. This is `stats()`'s cost, paid only by callers of
+    /// `stats()`, never by allocation or freeing.
     pub(crate) fn for_each_pool_in_use(&self, mut f: impl FnMut(&Pool)) {
         self.lock();
-        // SAFETY: lock held; arenas on the list are mapped; pools below `untouched` and not on
-        // the free list are handed out, hence initialized (`acquire_pool` initializes under
-        // the lock).
+        // SAFETY: lock held; arenas on the lists are mapped; pools below `untouched` and not
+        // on the free list are handed out, hence initialized (`acquire_pool` initializes
+        // under the lock).
         unsafe {
-            let mut a = (*self.lists.get()).all;
-            while !a.is_null() {
+            (*self.lists.get()).arenas.for_each(|a| {
                 let h = &*a;
                 let mut free = 0u64;
                 let mut p = h.free_pools;
@@ -191,8 +178,7 @@ impl ArenaManager {
                         f(&*pool_header(arena_base(a), index));
                     }
                 }
-                a = h.next;
-            }
+            });
         }
         self.unlock();
     }
@@ -200,7 +186,7 @@ impl ArenaManager {
     /// Give `pool` back to its arena. If that empties the arena, unmap empty arenas until at
     /// most [`retained_limit`](Self::retained_limit) of them stay mapped: this one first, then
     /// others retained earlier, when a shrinking mapped count lowered the limit below the
-    /// number already kept.
+    /// number already kept. O(1) per arena unmapped, at most [`TRIM_BATCH`] of them.
     ///
     /// # Safety
     /// `pool` is empty (`used == 0`: no live block, no freer in flight) and on no heap list;
@@ -210,35 +196,26 @@ impl ArenaManager {
         let mut victims = [ptr::null_mut::<Arena>(); TRIM_BATCH];
         let mut nvictims = 0;
         self.lock();
-        // SAFETY: lock held; the arena of a pool in use is mapped and in `all`; arenas on
+        // SAFETY: lock held; the arena of a pool in use is mapped and on the lists; arenas on
         // the lists are mapped.
         unsafe {
-            let a = &mut *arena;
+            let lists = &mut (*self.lists.get()).arenas;
             let p = &*pool;
             p.state.set(PoolState::Free);
-            p.next.set(a.free_pools);
-            a.free_pools = pool;
-            a.nfree += 1;
-            if a.nfree == USABLE_POOLS {
-                // A raw pointer, not a `&mut` held across `remove` (which takes its own).
-                let lists = self.lists.get();
-                (*lists).empty += 1;
+            p.next.set((*arena).free_pools);
+            (*arena).free_pools = pool;
+            lists.set_nfree(arena, (*arena).nfree + 1);
+            if (*arena).nfree == USABLE_POOLS {
+                // The arena just emptied heads the list of empty arenas: it goes first.
                 let mut mapped = self.counters.mapped.get() as usize;
-                let mut victim = arena;
-                while (*lists).empty > self.retained_limit(mapped) && nvictims < TRIM_BATCH {
-                    if victim.is_null() {
-                        victim = Self::find_empty((*lists).all);
-                        if victim.is_null() {
-                            break;
-                        }
-                    }
-                    (*lists).empty -= 1;
-                    self.remove(victim);
+                while lists.empty > self.retained_limit(mapped) && nvictims < TRIM_BATCH {
+                    let victim = lists.an_empty_arena();
+                    self.work.arenas_visited.add(1);
+                    lists.unlink(victim);
                     map.remove(arena_base(victim));
                     mapped -= 1;
                     victims[nvictims] = victim;
                     nvictims += 1;
-                    victim = ptr::null_mut();
                 }
             }
         }
@@ -271,52 +248,17 @@ impl ArenaManager {
         }
     }
 
-    /// An arena of the list starting at `a` whose pools are all free, or null.
-    ///
-    /// # Safety
-    /// Lock held.
-    unsafe fn find_empty(mut a: *mut Arena) -> *mut Arena {
-        while !a.is_null() {
-            // SAFETY: arenas on the list are mapped; lock held (caller).
-            let (nfree, next) = unsafe { ((*a).nfree, (*a).next) };
-            if nfree == USABLE_POOLS {
-                return a;
-            }
-            a = next;
-        }
-        ptr::null_mut()
-    }
-
-    /// The current arena if it has a free pool, else the fullest arena with one (which
-    /// becomes current), else null.
+    /// The fullest arena with a free pool, or null. O(1): it looks at one arena header.
     ///
     /// # Safety
     /// Lock held.
     unsafe fn pick_arena(&self) -> *mut Arena {
         // SAFETY: lock held (caller).
-        let lists = unsafe { &mut *self.lists.get() };
-        let current = lists.current;
-        // SAFETY: arenas on the lists are mapped; lock held.
-        if !current.is_null() && unsafe { (*current).nfree } > 0 {
-            return current;
+        let arena = unsafe { (*self.lists.get()).arenas.fullest_with_free_pool() };
+        if !arena.is_null() {
+            self.work.arenas_visited.add(1);
         }
-        let mut best: *mut Arena = ptr::null_mut();
-        let mut best_free = usize::MAX;
-        let mut a = lists.all;
-        while !a.is_null() {
-            // SAFETY: as above.
-            let (nfree, next) = unsafe { ((*a).nfree, (*a).next) };
-            if nfree > 0 && nfree < best_free {
-                best = a;
-                best_free = nfree;
-                if nfree == 1 {
-                    break;
-                }
-            }
-            a = next;
-        }
-        lists.current = best;
-        best
+        arena
     }
 
     /// Take a free pool of `arena`. Returns the pool and whether it is untouched memory.
@@ -324,12 +266,10 @@ impl ArenaManager {
     /// # Safety
     /// Lock held; `arena.nfree > 0`.
     unsafe fn take_pool(&self, arena: *mut Arena) -> (*mut Pool, bool) {
-        // SAFETY: lock held (caller).
-        let (a, lists) = unsafe { (&mut *arena, &mut *self.lists.get()) };
-        if a.nfree == USABLE_POOLS {
-            lists.empty -= 1;
-        }
-        a.nfree -= 1;
+        // SAFETY: lock held (caller); the arena is mapped and on the lists.
+        let (a, lists) = unsafe { (&mut *arena, &mut (*self.lists.get()).arenas) };
+        // SAFETY: as above.
+        unsafe { lists.set_nfree(arena, a.nfree - 1) };
         let pool = a.free_pools;
         if !pool.is_null() {
             // SAFETY: free pools of the arena are the manager's; lock held.
@@ -353,36 +293,15 @@ impl ArenaManager {
         }
         let arena = base.cast::<Arena>();
         // SAFETY: fresh mapping, ours alone; the header fits in the first pool.
-        unsafe {
-            ptr::write(
-                arena,
-                Arena {
-                    free_pools: ptr::null_mut(),
-                    untouched: METADATA_POOLS,
-                    nfree: USABLE_POOLS,
-                    prev: ptr::null_mut(),
-                    next: ptr::null_mut(),
-                },
-            );
-        }
+        unsafe { ptr::write(arena, Arena::fresh()) };
         arena
     }
 
     /// # Safety
-    /// Lock held; `arena` is new (all pools free, counted as not empty-retained).
+    /// Lock held; `arena` is new (all pools free, on no list).
     unsafe fn insert(&self, arena: *mut Arena) {
-        // SAFETY: lock held (caller).
-        unsafe {
-            let lists = &mut *self.lists.get();
-            (*arena).next = lists.all;
-            if !lists.all.is_null() {
-                (*lists.all).prev = arena;
-            }
-            lists.all = arena;
-            lists.current = arena;
-            // It is empty until `take_pool` takes its first pool, which follows at once.
-            lists.empty += 1;
-        }
+        // SAFETY: lock held (caller); the arena is mapped and on no list.
+        unsafe { (*self.lists.get()).arenas.push(arena) };
         let mapped = self.counters.mapped.get() + 1;
         self.counters.mapped.add(1);
         self.counters.mapped_total.add(1);
@@ -390,27 +309,6 @@ impl ArenaManager {
             self.counters
                 .high_water
                 .add(mapped - self.counters.high_water.get());
-        }
-    }
-
-    /// # Safety
-    /// Lock held; `arena` is in `all` and empty-retained is not counting it.
-    unsafe fn remove(&self, arena: *mut Arena) {
-        // SAFETY: lock held (caller).
-        unsafe {
-            let lists = &mut *self.lists.get();
-            let (prev, next) = ((*arena).prev, (*arena).next);
-            if prev.is_null() {
-                lists.all = next;
-            } else {
-                (*prev).next = next;
-            }
-            if !next.is_null() {
-                (*next).prev = prev;
-            }
-            if lists.current == arena {
-                lists.current = ptr::null_mut();
-            }
         }
     }
 }
@@ -422,15 +320,13 @@ impl ArenaManager {
     /// handed out (not free in their arena).
     pub(crate) fn check_invariants(&self, map: &ArenaMap) -> usize {
         self.lock();
-        // SAFETY: lock held; arenas on `all` are mapped.
-        let (in_use, arenas, empty, current_listed, current) = unsafe {
-            let lists = &*self.lists.get();
-            let (mut in_use, mut arenas, mut empty, mut current_listed) = (0, 0, 0, false);
-            let mut prev: *mut Arena = ptr::null_mut();
-            let mut a = lists.all;
-            while !a.is_null() {
+        // SAFETY: lock held; arenas on the lists are mapped.
+        let (in_use, arenas) = unsafe {
+            let lists = &(*self.lists.get()).arenas;
+            let arenas = lists.check();
+            let mut in_use = 0;
+            lists.for_each(|a| {
                 let h = &*a;
-                assert_eq!(h.prev, prev, "arena list: broken back link");
                 assert!(
                     map.contains(arena_base(a)),
                     "arena list: arena not in the arena map"
@@ -453,25 +349,11 @@ impl ArenaManager {
                     free_listed + POOLS_PER_ARENA - h.untouched,
                     "arena: nfree disagrees with its free pools"
                 );
-                if h.nfree == USABLE_POOLS {
-                    empty += 1;
-                }
-                current_listed |= a == lists.current;
                 in_use += USABLE_POOLS - h.nfree;
-                arenas += 1;
-                prev = a;
-                a = h.next;
-            }
-            (in_use, arenas, empty, current_listed, lists.current)
+            });
+            (in_use, arenas)
         };
-        // SAFETY: lock held.
-        let counted_empty = unsafe { (*self.lists.get()).empty };
         self.unlock();
-        assert_eq!(empty, counted_empty, "empty arenas miscounted");
-        assert!(
-            current.is_null() || current_listed,
-            "current arena not on the list"
-        );
         assert_eq!(
             arenas as u64,
             self.counters.mapped.get(),
@@ -484,18 +366,32 @@ impl ArenaManager {
         );
         in_use
     }
+
+    /// Loom models only: the free-pool counts of the mapped arenas, fullest first.
+    pub(crate) fn free_pool_counts(&self) -> std::vec::Vec<usize> {
+        let mut counts = std::vec::Vec::new();
+        self.lock();
+        // SAFETY: lock held; arenas on the lists are mapped.
+        unsafe {
+            (*self.lists.get())
+                .arenas
+                .for_each(|a| counts.push((*a).nfree))
+        };
+        self.unlock();
+        counts.sort_unstable();
+        counts
+    }
 }
 
 #[cfg(loom)]
 impl Drop for ArenaManager {
     fn drop(&mut self) {
         let lists = self.lists.get_mut();
-        let mut a = lists.all;
-        while !a.is_null() {
-            // SAFETY: exclusive access; the arena is mapped.
-            let next = unsafe { (*a).next };
-            os::unmap(arena_base(a), ARENA_SIZE);
-            a = next;
+        let mut bases = std::vec::Vec::new();
+        // SAFETY: exclusive access; arenas on the lists are mapped.
+        unsafe { lists.arenas.for_each(|a| bases.push(arena_base(a))) };
+        for base in bases {
+            os::unmap(base, ARENA_SIZE);
         }
         for &base in &lists.released[..lists.nreleased] {
             os::unmap(base, ARENA_SIZE);

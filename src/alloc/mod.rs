@@ -29,12 +29,15 @@
 //! | `remote.rs` | the remote-free protocol (cross-thread frees) |
 //! | `registry.rs` | all heaps; abandon, adopt, sweep |
 //! | `arena.rs` | arenas: taking and returning pools, returning arenas to the OS |
+//! | `arena_lists.rs` | the arenas filed by free pools: the O(1) choice of the fullest |
 //! | `arena_map.rs` | which addresses are pyheap's (pool block or system block?) |
 //! | `lock.rs`, `fork.rs` | the one lock, and keeping it sane across `fork()` |
 //! | `os.rs` | `mmap`/`munmap` and the system allocator |
 //! | `stats.rs` | [`stats`] and its report |
+//! | `work.rs` | counters of the slow paths' work (arenas and heaps visited), for tests |
 
 mod arena;
+mod arena_lists;
 mod arena_map;
 #[cfg(not(loom))]
 mod fork;
@@ -53,6 +56,7 @@ mod size_class;
 mod stats;
 #[cfg(not(loom))]
 mod thread;
+mod work;
 
 #[cfg(not(loom))]
 pub use pool_alloc::PoolAlloc;
@@ -63,3 +67,8 @@ pub use size_class::{
 #[cfg(not(loom))]
 pub use stats::stats;
 pub use stats::{AllocStats, ClassStats};
+#[cfg(not(loom))]
+#[doc(hidden)]
+pub use work::slow_path_work;
+#[doc(hidden)]
+pub use work::SlowPathWork;

@@ -13,8 +13,10 @@
 
 use super::global::Global;
 use super::heap::Heap;
+use super::pool::Pool;
 use super::size_class::size_class;
 use super::stats::AllocStats;
+use super::work::SlowPathWork;
 use core::alloc::Layout;
 use std::sync::Arc;
 
@@ -86,11 +88,61 @@ impl ModelAllocator {
         self.global.map.contains(ptr)
     }
 
+    /// Take a pool of `layout`'s class straight from the arena manager, handed to no heap
+    /// (for the models of the arena choice, which need dozens of pools: taking them through
+    /// a heap would cost a block allocation each). Panics if no arena can be mapped.
+    pub fn acquire_raw_pool(&self, layout: Layout) -> PoolPtr {
+        let pool = self.global.arenas.acquire_pool(
+            &self.global.map,
+            core::ptr::null_mut(),
+            class_of(layout),
+        );
+        assert!(!pool.is_null(), "no arena could be mapped");
+        PoolPtr(pool.cast())
+    }
+
+    /// Give back a pool from [`acquire_raw_pool`](Self::acquire_raw_pool).
+    ///
+    /// # Safety
+    /// `pool` came from `acquire_raw_pool` of this allocator and is given back once.
+    pub unsafe fn release_raw_pool(&self, pool: PoolPtr) {
+        // SAFETY: an empty pool on no heap list (caller's contract).
+        unsafe {
+            self.global
+                .arenas
+                .release_pool(&self.global.map, pool.0.cast::<Pool>())
+        }
+    }
+
+    /// The free-pool counts of the mapped arenas, lowest (fullest arena) first.
+    pub fn arena_free_pools(&self) -> Vec<usize> {
+        self.global.arenas.free_pool_counts()
+    }
+
+    /// The slow paths' work so far in this allocator (arenas and heaps looked at).
+    pub fn work(&self) -> SlowPathWork {
+        SlowPathWork::collect(&self.global)
+    }
+
     /// Check the arena manager's lists against each other and against its counters (under
     /// its lock), panicking on an inconsistency. Returns the number of pools handed out to
     /// heaps, as the arenas count them.
     pub fn check_arenas(&self) -> usize {
         self.global.arenas.check_invariants(&self.global.map)
+    }
+}
+
+/// A pool handed out by [`ModelAllocator::acquire_raw_pool`] (its header's address).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PoolPtr(*mut u8);
+
+// SAFETY: a plain address; the model keeps track of who may give the pool back.
+unsafe impl Send for PoolPtr {}
+
+impl PoolPtr {
+    /// The base address of the pool's arena.
+    pub fn arena(&self) -> usize {
+        self.0 as usize & !(super::size_class::ARENA_SIZE - 1)
     }
 }
 

@@ -23,12 +23,17 @@ const HEAP_MAPPING: usize = (core::mem::size_of::<Heap>() + 4095) & !4095;
 pub(crate) struct HeapRegistry {
     head: AtomicPtr<Heap>,
     abandoned: AtomicUsize,
+    pub(crate) work: super::work::HeapWork,
 }
 
 impl HeapRegistry {
     crate::sync::maybe_const_fn! {
         pub(crate) fn new() -> HeapRegistry {
-            HeapRegistry { head: AtomicPtr::new(ptr::null_mut()), abandoned: AtomicUsize::new(0) }
+            HeapRegistry {
+                head: AtomicPtr::new(ptr::null_mut()),
+                abandoned: AtomicUsize::new(0),
+                work: super::work::HeapWork::new(),
+            }
         }
     }
 
@@ -48,8 +53,10 @@ impl HeapRegistry {
     /// A heap for the calling thread to hold: an adopted abandoned one, else a new one.
     /// Returns null if no memory can be mapped.
     pub(crate) fn bind(&self, global: *const super::global::Global) -> *mut Heap {
+        self.work.binds.add_shared(1);
         if self.abandoned.load(Ordering::Relaxed) > 0 {
             for heap in self.iter() {
+                self.work.visited.add_shared(1);
                 if heap.state.load(Ordering::Relaxed) == ABANDONED
                     && heap
                         .state
@@ -93,6 +100,7 @@ impl HeapRegistry {
     /// # Safety
     /// The caller holds `heap` and never touches it again.
     pub(crate) unsafe fn abandon(&self, heap: &Heap) {
+        self.work.exits.add_shared(1);
         heap.collect_remote_frees();
         heap.release_empty_pools();
         self.abandoned.fetch_add(1, Ordering::Relaxed);
@@ -111,6 +119,7 @@ impl HeapRegistry {
             return;
         }
         for heap in self.iter() {
+            self.work.visited.add_shared(1);
             self.sweep(heap);
         }
     }

@@ -1,0 +1,202 @@
+//! `ArenaLists`: the mapped arenas, filed by how many free pools each has, so that the
+//! fullest arena with a free pool is found in O(1).
+//!
+//! CPython keeps `usable_arenas` sorted by free pools and finds where an arena moves with
+//! `nfp2lasta` (the last arena of each count). The counts here are small (0 to
+//! [`USABLE_POOLS`]), so instead there is one doubly linked list per count and a bitmask of
+//! the counts whose list is not empty: the fullest arena with a free pool is the head of the
+//! list of the lowest set bit above 0 (one `trailing_zeros`), and an arena whose count changes
+//! by one moves between two lists (an unlink and a push). Every operation is O(1); nothing
+//! walks the arenas but [`ArenaLists::for_each`] (statistics and model checks).
+//!
+//! Within one count the lists are LIFO: the arena that most recently reached the count is
+//! taken first. Arenas whose pools are all free are on the list of [`USABLE_POOLS`], the last
+//! one chosen, and the one the manager unmaps from (`ArenaManager::release_pool`).
+
+use super::pool::{Pool, HEADERS_OFFSET, METADATA_POOLS};
+use super::size_class::POOLS_PER_ARENA;
+use core::ptr;
+
+/// Pools of an arena that hold blocks.
+pub(super) const USABLE_POOLS: usize = POOLS_PER_ARENA - METADATA_POOLS;
+
+const _: () = assert!(USABLE_POOLS < 64); // every count has a bit in a u64
+
+/// The header of an arena, at its first byte. All fields are guarded by the manager's lock.
+pub(super) struct Arena {
+    /// Pools given back to this arena (dirty memory), linked through `Pool::next`.
+    pub(super) free_pools: *mut Pool,
+    /// Pools `untouched..POOLS_PER_ARENA` were never handed out: still zero OS memory.
+    pub(super) untouched: usize,
+    /// Free pools: those on `free_pools` plus the untouched ones. The arena is on the list of
+    /// this count (`ArenaLists::by_free[nfree]`).
+    pub(super) nfree: usize,
+    /// Links in that list.
+    prev: *mut Arena,
+    next: *mut Arena,
+}
+
+const _: () = assert!(core::mem::size_of::<Arena>() <= HEADERS_OFFSET);
+
+impl Arena {
+    /// A fresh arena's header: every usable pool untouched, on no list yet.
+    pub(super) fn fresh() -> Arena {
+        Arena {
+            free_pools: ptr::null_mut(),
+            untouched: METADATA_POOLS,
+            nfree: USABLE_POOLS,
+            prev: ptr::null_mut(),
+            next: ptr::null_mut(),
+        }
+    }
+}
+
+/// # Invariants (all under the manager's lock)
+/// * Every mapped arena is on exactly one list, `by_free[a.nfree]`, and the lists hold
+///   nothing else; `prev`/`next` are consistent.
+/// * Bit `n` of `nonempty` is set exactly when `by_free[n]` is not empty.
+/// * `empty` is the length of `by_free[USABLE_POOLS]` (arenas whose pools are all free).
+pub(super) struct ArenaLists {
+    by_free: [*mut Arena; USABLE_POOLS + 1],
+    nonempty: u64,
+    pub(super) empty: usize,
+}
+
+impl ArenaLists {
+    pub(super) const fn new() -> ArenaLists {
+        ArenaLists {
+            by_free: [ptr::null_mut(); USABLE_POOLS + 1],
+            nonempty: 0,
+            empty: 0,
+        }
+    }
+
+    /// The fullest arena with a free pool, or null. O(1).
+    pub(super) fn fullest_with_free_pool(&self) -> *mut Arena {
+        let with_free = self.nonempty & !1;
+        if with_free == 0 {
+            return ptr::null_mut();
+        }
+        self.by_free[with_free.trailing_zeros() as usize]
+    }
+
+    /// An arena whose pools are all free, or null. O(1).
+    pub(super) fn an_empty_arena(&self) -> *mut Arena {
+        self.by_free[USABLE_POOLS]
+    }
+
+    /// File `arena` (mapped, on no list) under its `nfree`.
+    ///
+    /// # Safety
+    /// `arena` is a mapped arena on no list; the caller holds the lock.
+    pub(super) unsafe fn push(&mut self, arena: *mut Arena) {
+        // SAFETY: caller's contract; arenas on the lists are mapped.
+        unsafe {
+            let n = (*arena).nfree;
+            let head = self.by_free[n];
+            (*arena).prev = ptr::null_mut();
+            (*arena).next = head;
+            if !head.is_null() {
+                (*head).prev = arena;
+            }
+            self.by_free[n] = arena;
+            self.nonempty |= 1 << n;
+            if n == USABLE_POOLS {
+                self.empty += 1;
+            }
+        }
+    }
+
+    /// Take `arena` off its list.
+    ///
+    /// # Safety
+    /// `arena` is on the list of its `nfree`; the caller holds the lock.
+    pub(super) unsafe fn unlink(&mut self, arena: *mut Arena) {
+        // SAFETY: caller's contract; its neighbours are on the same list, hence mapped.
+        unsafe {
+            let n = (*arena).nfree;
+            let (prev, next) = ((*arena).prev, (*arena).next);
+            if prev.is_null() {
+                self.by_free[n] = next;
+                if next.is_null() {
+                    self.nonempty &= !(1 << n);
+                }
+            } else {
+                (*prev).next = next;
+            }
+            if !next.is_null() {
+                (*next).prev = prev;
+            }
+            if n == USABLE_POOLS {
+                self.empty -= 1;
+            }
+        }
+    }
+
+    /// Change `arena`'s free-pool count to `nfree`, moving it to that list. O(1).
+    ///
+    /// # Safety
+    /// As for [`unlink`](Self::unlink); `nfree <= USABLE_POOLS`.
+    pub(super) unsafe fn set_nfree(&mut self, arena: *mut Arena, nfree: usize) {
+        // SAFETY: forwarded contract.
+        unsafe {
+            self.unlink(arena);
+            (*arena).nfree = nfree;
+            self.push(arena);
+        }
+    }
+
+    /// Call `f` with every arena on the lists (the only walk over all arenas: statistics and
+    /// model checks). `f` must not change the lists.
+    ///
+    /// # Safety
+    /// The caller holds the lock.
+    pub(super) unsafe fn for_each(&self, mut f: impl FnMut(*mut Arena)) {
+        for &head in &self.by_free {
+            let mut a = head;
+            while !a.is_null() {
+                // SAFETY: arenas on the lists are mapped (caller holds the lock).
+                let next = unsafe { (*a).next };
+                f(a);
+                a = next;
+            }
+        }
+    }
+
+    /// Loom models only: check the invariants above, panicking on a violation. Returns the
+    /// number of arenas.
+    ///
+    /// # Safety
+    /// The caller holds the lock.
+    #[cfg(loom)]
+    pub(super) unsafe fn check(&self) -> usize {
+        let (mut arenas, mut empty) = (0, 0);
+        for (n, &head) in self.by_free.iter().enumerate() {
+            assert_eq!(
+                self.nonempty & (1 << n) != 0,
+                !head.is_null(),
+                "arena lists: bit {n} of the mask disagrees with its list"
+            );
+            let mut prev: *mut Arena = ptr::null_mut();
+            let mut a = head;
+            while !a.is_null() {
+                // SAFETY: arenas on the lists are mapped (caller holds the lock).
+                let h = unsafe { &*a };
+                assert_eq!(h.prev, prev, "arena lists: broken back link");
+                assert_eq!(
+                    h.nfree, n,
+                    "arena lists: arena on the list of another count"
+                );
+                arenas += 1;
+                if n == USABLE_POOLS {
+                    empty += 1;
+                }
+                assert!(arenas < 1 << 20, "arena lists: a list cycles");
+                prev = a;
+                a = h.next;
+            }
+        }
+        assert_eq!(empty, self.empty, "arena lists: empty arenas miscounted");
+        arenas
+    }
+}
