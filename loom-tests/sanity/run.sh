@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Re-check the gc models' sanity mutations: apply each patch to src/, build, run its model,
-# expect a failure of the model (not of the build), revert. Needs a clean src/ (the patches
-# are against the committed tree). Each run's output is kept in target/loom/sanity/NAME.log,
+# Re-check the loom models' sanity mutations (allocator: a*, collector: m*): apply each patch
+# to src/, build, run its model, expect a failure of the model (not of the build), revert.
+# Needs a clean src/ (the patches are against the committed tree). Each run's output is kept in target/loom/sanity/NAME.log,
 # with the last lines of the failure printed, so that the reason can be checked.
 #   loom-tests/sanity/run.sh            # all
 #   loom-tests/sanity/run.sh m4         # those whose name starts with m4
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 declare -A model=(
+  [a1_emptiest_first]=alloc_arena_choice
+  [a2_take_without_moving]=alloc_arena_choice
   [m1_no_version]=gc_clone_aba
   [m2_release_guards]=gc_move
   [m2mut_no_untrack]=gc_get_mut
