@@ -1,25 +1,66 @@
-//! `fork()` safety: the arena manager's lock is taken before a fork and released after it, in
-//! the parent and in the child, so a child never inherits it locked by a thread that does not
+//! `fork()` safety: the allocator's locks are taken before a fork and released after it, in
+//! the parent and in the child, so a child never inherits one locked by a thread that does not
 //! exist there.
 //!
+//! The handlers are registered when the library is loaded, from a constructor in
+//! `.init_array` (`__mod_init_func` on Apple platforms): before `main`, before any thread of
+//! the program can fork. Registering them at the first pool request instead (as before issue
+//! 13) raced with a concurrent `fork()`: a child forked while another thread was inside
+//! `pthread_atfork` inherited "registering" with no thread left to finish, and hung at its
+//! first pool request; and a handler registered while a fork was past its prepare step was
+//! not run for that fork. The first pool request, a thread's first allocation and `stats()`
+//! still call [`register_once`], for the rare allocation that comes before the constructor
+//! (another library's constructor), and on platforms without one: that path is made safe by
+//! `fork_registration.rs` (a child that inherits a registration in progress redoes it), and
+//! the handlers below tolerate being registered twice, which that can cause.
+//!
 //! The child inherits the other threads' heaps as they were; those threads do not exist in
-//! the child, so their heaps stay `ACTIVE` and their pools are never reused there (a leak
+//! the child, so their heaps stay held and their pools are never reused there (a leak
 //! bounded by what they held, as with any thread-caching allocator). Blocks the child frees
 //! into them go onto their remote-free lists, which is always safe.
+//!
+//! Bound (audit of issue 13): the handlers take and release two locks, O(1); nothing walks
+//! a structure that grows with the heap or the threads.
 
+use super::fork_registration::Registration;
 use super::global::GLOBAL;
-use crate::sync::unmodelled::{AtomicU8, Ordering};
+use crate::sync::unmodelled::{AtomicUsize, Ordering};
 
-/// 0: not registered; 1: a thread is registering; 2: registered.
-static REGISTERED: AtomicU8 = AtomicU8::new(0);
+static REGISTRATION: Registration = Registration::new();
 
-/// Install the fork handlers the first time an arena is needed. Returns only once they are
-/// installed: a thread that went on to take the arena lock while another was still
-/// registering could be holding it when a third thread forks, before any prepare handler
-/// exists, and the child would inherit it locked.
+/// Registers the handlers at load time (see the module doc). `#[used]` keeps the entry even
+/// though nothing names it; rustc keeps `#[used]` statics of a dependency in the link.
+#[cfg(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly",
+    target_os = "illumos",
+    target_os = "solaris"
+))]
+#[used]
+#[link_section = ".init_array"]
+static REGISTER_AT_LOAD: extern "C" fn() = register_at_load;
+
+#[cfg(target_vendor = "apple")]
+#[used]
+#[link_section = "__DATA,__mod_init_func"]
+static REGISTER_AT_LOAD: extern "C" fn() = register_at_load;
+
+#[allow(dead_code)] // on platforms with neither section
+extern "C" fn register_at_load() {
+    register_once();
+}
+
+/// Make sure the fork handlers are installed. Returns only once they are: a thread that
+/// went on to take an allocator lock while another was still registering could be holding it
+/// when a third thread forks, before any prepare handler exists, and the child would inherit
+/// it locked.
 #[inline]
 pub(crate) fn register_once() {
-    if REGISTERED.load(Ordering::Acquire) == 2 {
+    if REGISTRATION.is_done() {
         return;
     }
     register_slow();
@@ -27,33 +68,60 @@ pub(crate) fn register_once() {
 
 #[cold]
 fn register_slow() {
-    if REGISTERED
-        .compare_exchange(0, 1, Ordering::Acquire, Ordering::Acquire)
-        .is_ok()
-    {
-        // SAFETY: the handlers are `extern "C"` functions with no arguments, valid for the
-        // process's life; registration allocates through libc's own malloc, not through us.
-        unsafe {
-            libc::pthread_atfork(Some(prepare), Some(parent), Some(child));
-        }
-        REGISTERED.store(2, Ordering::Release);
-        return;
-    }
-    let mut round = 0;
-    while REGISTERED.load(Ordering::Acquire) != 2 {
-        crate::sync::spin_wait(round);
-        round = round.saturating_add(1);
-    }
+    REGISTRATION.ensure(
+        // SAFETY: getpid has no preconditions.
+        || unsafe { libc::getpid() } as u32,
+        || {
+            // SAFETY: the handlers are `extern "C"` functions with no arguments, valid for the
+            // process's life; registration allocates through libc's own malloc, not through
+            // us.
+            unsafe {
+                libc::pthread_atfork(Some(prepare), Some(parent), Some(child));
+            }
+        },
+    );
+}
+
+/// The thread that holds the allocator's locks for a fork (`pthread_self`), or 0.
+static HOLDER: AtomicUsize = AtomicUsize::new(0);
+/// How many more times the handlers run for the same fork (registered twice, see the module
+/// doc). Touched only by the `HOLDER` thread, with the locks held.
+static NESTED: AtomicUsize = AtomicUsize::new(0);
+
+fn this_thread() -> usize {
+    // SAFETY: pthread_self has no preconditions.
+    unsafe { libc::pthread_self() as usize }
 }
 
 extern "C" fn prepare() {
+    // Only the thread that stored its id can read it back: it holds the locks already (a
+    // second registration's prepare for the same fork).
+    if HOLDER.load(Ordering::Relaxed) == this_thread() {
+        NESTED.store(NESTED.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        return;
+    }
     GLOBAL.arenas.lock();
+    HOLDER.store(this_thread(), Ordering::Relaxed);
 }
 
 extern "C" fn parent() {
+    let nested = NESTED.load(Ordering::Relaxed);
+    if nested > 0 {
+        NESTED.store(nested - 1, Ordering::Relaxed);
+        return;
+    }
+    HOLDER.store(0, Ordering::Relaxed);
     GLOBAL.arenas.unlock();
 }
 
 extern "C" fn child() {
+    // The handlers ran in this process image, so they are registered here.
+    REGISTRATION.mark_done();
+    let nested = NESTED.load(Ordering::Relaxed);
+    if nested > 0 {
+        NESTED.store(nested - 1, Ordering::Relaxed);
+        return;
+    }
+    HOLDER.store(0, Ordering::Relaxed);
     GLOBAL.arenas.force_unlock();
 }

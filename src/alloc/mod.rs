@@ -31,7 +31,8 @@
 //! | `arena.rs` | arenas: taking and returning pools, returning arenas to the OS |
 //! | `arena_lists.rs` | the arenas filed by free pools: the O(1) choice of the fullest |
 //! | `arena_map.rs` | which addresses are pyheap's (pool block or system block?) |
-//! | `lock.rs`, `fork.rs` | the one lock, and keeping it sane across `fork()` |
+//! | `lock.rs`, `fork.rs` | the allocator's lock, and keeping it sane across `fork()` |
+//! | `fork_registration.rs` | registering the fork handlers once, safe against a concurrent `fork()` |
 //! | `os.rs` | `mmap`/`munmap` and the system allocator |
 //! | `stats.rs` | [`stats`] and its report |
 //! | `work.rs` | counters of the slow paths' work (arenas and heaps visited), for tests |
@@ -41,6 +42,7 @@ mod arena_lists;
 mod arena_map;
 #[cfg(not(loom))]
 mod fork;
+mod fork_registration;
 mod global;
 mod heap;
 mod lock;

@@ -132,6 +132,42 @@ impl ModelAllocator {
     }
 }
 
+/// The registration of the `fork()` handlers (`fork_registration.rs`), with the process id
+/// and the registering call passed in, and `fork()` modelled as a copy of its state.
+pub struct ModelForkRegistration(super::fork_registration::Registration);
+
+impl ModelForkRegistration {
+    /// Nothing registered yet.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        ModelForkRegistration(super::fork_registration::Registration::new())
+    }
+
+    /// Return once the handlers are registered, calling `register` if no thread of process
+    /// `pid` did or is doing it (the code `PoolAlloc` runs, with `getpid` and
+    /// `pthread_atfork` replaced).
+    pub fn ensure(&self, pid: u32, register: impl FnOnce()) {
+        self.0.ensure(|| pid, register)
+    }
+
+    /// What a child inherits when a thread of process `pid` was registering at the fork.
+    pub fn inherited_while_registering(pid: u32) -> Self {
+        ModelForkRegistration(
+            super::fork_registration::Registration::inherited_while_registering(pid),
+        )
+    }
+
+    /// What a child forked at this moment inherits.
+    pub fn fork_copy(&self) -> Self {
+        ModelForkRegistration(self.0.fork_copy())
+    }
+
+    /// The child handler ran (the handlers are registered in this process image).
+    pub fn mark_done(&self) {
+        self.0.mark_done()
+    }
+}
+
 /// A pool handed out by [`ModelAllocator::acquire_raw_pool`] (its header's address).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PoolPtr(*mut u8);

@@ -184,6 +184,9 @@ fn clamp(v: u64) -> usize {
 /// ```
 #[cfg(not(loom))]
 pub fn stats() -> AllocStats {
+    // It takes the arena lock: the fork handlers must exist first (normally done at load
+    // time, see `fork.rs`).
+    super::fork::register_once();
     AllocStats::collect(&super::global::GLOBAL)
 }
 

@@ -77,6 +77,8 @@ fn bind_slow(current: *mut Heap) -> *mut Heap {
     if current == DEAD {
         return ptr::null_mut();
     }
+    // Normally done at load time already (see `fork.rs`).
+    super::fork::register_once();
     let heap = GLOBAL.heaps.bind(&GLOBAL);
     if heap.is_null() {
         return heap;
