@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Re-check the loom models' sanity mutations (allocator: a*, collector: m*): apply each patch
+# Re-check the loom models' sanity mutations (allocator: a*, f*, collector: m*): apply each patch
 # to src/, build, run its model, expect a failure of the model (not of the build), revert.
 # Needs a clean src/ (the patches are against the committed tree). Each run's output is kept in target/loom/sanity/NAME.log,
 # with the last lines of the failure printed, so that the reason can be checked.
@@ -10,6 +10,7 @@ cd "$(dirname "$0")/../.."
 declare -A model=(
   [a1_emptiest_first]=alloc_arena_choice
   [a2_take_without_moving]=alloc_arena_choice
+  [f1_child_waits_for_registrant]=alloc_fork_registration
   [m1_no_version]=gc_clone_aba
   [m2_release_guards]=gc_move
   [m2mut_no_untrack]=gc_get_mut
@@ -38,7 +39,7 @@ for name in $(printf '%s\n' "${!model[@]}" | sort); do
     echo "$name: ${model[$name]} PASSED (the mutation was not caught)"; status=1
   else
     echo "$name: ${model[$name]} failed, as it must:"
-    grep -E "panicked|Causality|deadlock|signal|assertion" "$log" | head -3 | sed 's/^/    /'
+    grep -E "panicked|Causality|deadlock|signal|assertion|exceeded" "$log" | head -3 | sed 's/^/    /'
   fi
   git apply -R "loom-tests/sanity/$name.patch"
 done
