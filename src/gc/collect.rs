@@ -298,36 +298,13 @@ unsafe fn scan<F: Flavor>(st: &GenState, gen: usize) -> (Vec<*const Links>, bool
                 tracer.release_guards();
             }
             tracer.set_mode(Mode::Mark);
-            #[cfg_attr(loom, allow(unused_mut))]
-            let mut attempt = 1;
-            loop {
-                #[cfg(not(loom))]
-                let started = std::time::Instant::now();
-                let snaps = find_roots::<F::Counts>(&mut tracer, F::CONCURRENT, 0);
-                mark(&mut tracer);
-                if !F::CONCURRENT {
-                    break;
-                }
-                condemn::<F::Counts>(&snaps, &mut tracer);
-                scratch::give_words(snaps);
-                // The count word's version has 29 bits: equal words prove that no handle was
-                // created in between only if fewer than 2^29 count changes can have happened on
-                // one object between its snapshot and its condemnation (`docs/concurrency.md`
-                // §2.3, I8). Past the bound, the counts are read again (the edges, held, have not
-                // changed) and the validation redone; after the last attempt this collection
-                // keeps everything.
-                #[cfg(not(loom))]
-                if started.elapsed() > super::shared::counts::VALIDATION_BOUND {
-                    let give_up = attempt == VALIDATION_ATTEMPTS;
-                    retract::<F::Counts>(&tracer, give_up);
-                    if !give_up {
-                        attempt += 1;
-                        continue;
-                    }
-                }
-                let _ = attempt;
-                break;
-            }
+            // Equal count words prove that no handle was created or dropped in between: the
+            // version cannot wrap around while this scan holds the space lock, however long
+            // it takes (`gc::shared::counts`, I8). No clock is involved.
+            let snaps = find_roots::<F::Counts>(&mut tracer, true, 0);
+            mark(&mut tracer);
+            condemn::<F::Counts>(&snaps, &mut tracer);
+            scratch::give_words(snaps);
             let (survivors, garbage, finalizers) = split_and_commit::<F::Counts>(young, &tracer);
             (survivors, 0, garbage, finalizers)
         } else {
@@ -681,7 +658,8 @@ unsafe fn find_roots<C: Counts>(tracer: &mut Tracer, record: bool, pins: usize) 
                 // references than handles means a `Trace` impl reports edges it does not own.
                 over_reported();
             }
-            if internal < strong || raw == 0 {
+            // A word whose version may be wrapping proves nothing: such an object is touched.
+            if internal < strong || raw == 0 || C::wrap_pending(snap) {
                 (*p).set_refs(bits | PREV_REACHABLE);
                 stack.push(p);
             }
@@ -761,12 +739,11 @@ unsafe fn condemn<C: Counts>(snaps: &[u64], tracer: &mut Tracer) {
     }
 }
 
-/// A validation took too long (see `scan`): take back every condemnation and every mark;
-/// with `keep_all`, mark everything reachable instead (the collection frees nothing).
+/// Take back every condemnation and every mark (the resurrection check is done with them).
 ///
 /// # Safety
 /// After `condemn` with the same tracer, during the same scan.
-unsafe fn retract<C: Counts>(tracer: &Tracer, keep_all: bool) {
+unsafe fn retract<C: Counts>(tracer: &Tracer) {
     // SAFETY: the objects are live tracked objects with counts of type `C`.
     unsafe {
         for_each_object(&tracer.objects, |_, p| {
@@ -774,19 +751,10 @@ unsafe fn retract<C: Counts>(tracer: &Tracer, keep_all: bool) {
             if c.is_condemned() {
                 c.uncondemn();
             }
-            let bits = (*p).refs() & !PREV_REACHABLE;
-            (*p).set_refs(if keep_all {
-                bits | PREV_REACHABLE
-            } else {
-                bits
-            });
+            (*p).set_refs((*p).refs() & !PREV_REACHABLE);
         });
     }
 }
-
-/// How many times a scan reads the counts and validates before it gives up (see `scan`).
-#[cfg(not(loom))]
-const VALIDATION_ATTEMPTS: u32 = 3;
 
 /// Pass 6: split `young` into the reachable objects (left in `young`, `prev` restored) and
 /// the garbage, which is unlinked (a self-loop each) and committed: pinned with one strong
@@ -912,23 +880,16 @@ pub(crate) unsafe fn validated_external_refs<C: Counts>(set: &[*const Links]) ->
         init_refs(h, &mut tracer);
         count_internal(&mut tracer);
         tracer.set_mode(Mode::Mark);
-        #[cfg(not(loom))]
-        let started = std::time::Instant::now();
         let snaps = find_roots::<C>(&mut tracer, true, 1);
         mark(&mut tracer);
         condemn::<C>(&snaps, &mut tracer);
         scratch::give_words(snaps);
-        // Past the bound the equal words prove nothing (`scan`): keep the whole set.
-        #[cfg(not(loom))]
-        let keep_all = started.elapsed() > super::shared::counts::VALIDATION_BOUND;
-        #[cfg(loom)]
-        let keep_all = false;
         // `set`'s order, not the list's (the same here: pushed in `set`'s order).
         let kept: Vec<bool> = set
             .iter()
-            .map(|&p| keep_all || (*p).refs() & PREV_REACHABLE != 0)
+            .map(|&p| (*p).refs() & PREV_REACHABLE != 0)
             .collect();
-        retract::<C>(&tracer, false);
+        retract::<C>(&tracer);
         let mut p = (*h).next.get();
         while p != h {
             let next = (*p).next.get();

@@ -182,6 +182,13 @@ pub(crate) unsafe trait Counts: Sized + 'static {
     fn strong_of(snapshot: u64) -> usize {
         snapshot as usize
     }
+    /// Whether a [`Counts::snapshot`] cannot be validated: the thread-safe flavor's version
+    /// is in the half of its cycle where a wrap-around could follow (`gc::shared::counts`,
+    /// I8). The collector treats such an object as touched: a root.
+    #[inline]
+    fn wrap_pending(_snapshot: u64) -> bool {
+        false
+    }
     /// Condemn the object iff its counts still equal `snapshot` (no handle was created or
     /// dropped since). Only flavors whose mutators run during a scan need this.
     #[inline]

@@ -35,9 +35,22 @@ use super::scratch;
 ///
 /// `trace` must report, through the `Trace` impls of the handles it owns, only `Gc` handles
 /// that this value owns (that are dropped when it is dropped), each at most once per call, and
-/// must not create or drop handles. Reporting fewer handles than owned is safe (the objects
-/// behind the unreported ones are kept alive: a leak); reporting a handle the value does not
-/// own makes the collector free objects that are still in use. `trace` must not call into
+/// must not create or drop handles.
+///
+/// **Every call within one collection must report the same handles.** A collection may call
+/// `trace` more than once on a value: the single-thread collector traces each object once to
+/// count its internal references and again to mark what is reachable (as CPython does), and
+/// the check after finalizers runs (both flavors) traces the garbage set again. What a value
+/// owns cannot change in between (no user code runs while a collection traces), so an impl
+/// that reports what its fields hold meets this by construction, as the derive does; only an
+/// impl that keeps state of its own (a call counter in a `Cell`, a random choice) can break
+/// it. Reporting fewer handles than owned, the same ones on every call, is safe: the objects
+/// behind the unreported ones are kept alive (a leak). Reporting a handle the value does not
+/// own, or a handle in one call and not in another, can make the collector destroy objects
+/// that are still held: pyheap never reads freed memory because of it (such an object is
+/// torn down as dead garbage: `try_deref` gives `None`, `Deref` panics, the header lives on
+/// until its last handle goes), but the program has lost a value it holds, and a `Drop` of
+/// the wrongly collected set may observe what it should not. `trace` must not call into
 /// pyheap other than through the `Trace` impls of what it owns (no `Gc::new`, no dropping or
 /// cloning handles, no `gc::freeze`): it runs while the collector's lists are mid-pass. A
 /// `trace` that panics aborts the process for the same reason. `MAY_CONTAIN_GC` may only be

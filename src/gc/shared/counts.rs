@@ -2,20 +2,34 @@
 //! the flags, plus a 32-bit weak count (`docs/concurrency.md` §2.3).
 //!
 //! ```text
-//!  63                35 34                  6 5     0
-//!  [ version: 29 bits  ][ strong: 29 bits     ][ flags ]
+//!  63 62               35 34                  6 5     0
+//!  [T][ version: 28 bits ][ strong: 29 bits     ][ flags ]
 //!  CLONE = version + 1, strong + 1     DROP = version + 1, strong - 1   (one fetch_add each)
+//!  T (VERSION_TOP) is the version's top bit: T:version is a 29-bit counter whose carry leaves
+//!  the word
 //! ```
 //!
 //! # Invariants
 //!
 //! * **Every change of the strong count changes the version** (I6): clone, drop, upgrade,
-//!   `try_unwrap`, the collector's pin and unpin all add [`CLONE`] or [`DROP`]. So two equal
-//!   readings of the word, less than [`VALIDATION_BOUND`] apart, prove that no handle was
-//!   created or destroyed in between (fewer than 2^29 read-modify-writes fit in that time:
-//!   assumption A-RMW, §2.3). The collector condemns garbage with a compare-and-swap from the
-//!   exact word it read (`Counts::try_condemn`), which is how a clone racing with a scan
-//!   (hazard 1, with its ABA) keeps the object alive.
+//!   `try_unwrap`, the collector's pin and unpin all add [`CLONE`] or [`DROP`]. The collector
+//!   condemns garbage with a compare-and-swap from the exact word it read
+//!   (`Counts::try_condemn`), which is how a clone racing with a scan (hazard 1, with its ABA)
+//!   keeps the object alive.
+//! * **No wrap-around inside a scan, whatever the speed of the machine** (I8,
+//!   `docs/concurrency.md` §2.3): two equal readings of the word, both taken while the scan
+//!   holds the space lock, prove that no handle was created or destroyed in between. The
+//!   counter T:version returns to a value only after 2^29 increments, half of which start
+//!   from a word with T set. A mutator whose read-modify-write finds T set in the *old* word
+//!   takes the slow path ([`SharedCounts::version_top_seen`]): it waits for the space lock,
+//!   then clears T. A scan holds that lock from its first count read to its last
+//!   condemnation, so during a scan each thread makes at most one increment from a word with
+//!   T set, and then waits: a wrap inside a scan would need 2^28 threads. T is cleared only
+//!   under the space lock, so never inside a scan; and the collector treats a word read with
+//!   T set as touched (a root, [`Counts::wrap_pending`]). The clear costs nothing on the fast
+//!   paths: the clone's test of the old word for the count limit and the drop's test for the
+//!   last handle take T into the same mask. A thread takes the slow path once every 2^28
+//!   count changes of an object.
 //! * **The word is only changed by read-modify-writes** once the object is published (I2):
 //!   a plain store could erase a concurrent clone.
 //! * **strong < 2^28** (I7): a clone whose *old* word has bit 34 set aborts, like `Arc` at
@@ -27,8 +41,6 @@
 //!   `gc::header`, plus [`FLAG_CONDEMNED`]: set only by the collector holding the space lock,
 //!   between its snapshot and its decision; `Weak::upgrade` waits while it is set.
 
-use core::time::Duration;
-
 use crate::gc::header::{counts_of, Counts, Links, FLAG_CONDEMNED, FLAG_DEAD, FLAG_WEAKS_CLEARED};
 use crate::sync::{fence, AtomicU32, AtomicU64, Ordering};
 
@@ -36,22 +48,20 @@ const FLAG_BITS: u64 = 0x3f;
 const STRONG_SHIFT: u32 = 6;
 const STRONG_ONE: u64 = 1 << STRONG_SHIFT;
 const STRONG_MASK: u64 = ((1 << 29) - 1) << STRONG_SHIFT;
+/// The version's lowest bit. Under loom the version is 2 bits (T and one below it), so that a
+/// model can drive it around in a few steps.
+#[cfg(not(loom))]
 const VERSION_ONE: u64 = 1 << 35;
+#[cfg(loom)]
+const VERSION_ONE: u64 = 1 << 62;
+/// The version's top bit, T (see the module docs).
+pub(crate) const VERSION_TOP: u64 = 1 << 63;
 /// Added by every operation that creates a strong reference.
 pub(crate) const CLONE: u64 = VERSION_ONE + STRONG_ONE;
 /// Added by every operation that destroys one (wrapping: it subtracts from the strong field).
 pub(crate) const DROP: u64 = VERSION_ONE.wrapping_sub(STRONG_ONE);
 /// Set in the old word of a clone: too many handles (I7).
 const STRONG_LIMIT_BIT: u64 = 1 << 34;
-
-/// How long a validation may take, from the first count read to the last condemnation, before
-/// the collector reads the counts again (`collect::scan`): the 29-bit version wraps after
-/// 2^29 read-modify-writes on one object, which take more than a second at 2 ns each. Two
-/// nanoseconds is below every `lock xadd`/`ldadd` latency we know of on one cache line
-/// (dependent RMWs by one thread; several threads contending are slower still): assumption
-/// A-RMW of `docs/concurrency.md` §2.3, in this one place.
-#[cfg_attr(loom, allow(dead_code))]
-pub(crate) const VALIDATION_BOUND: Duration = Duration::from_millis(1000);
 
 /// The strong count in a count word.
 #[inline]
@@ -89,10 +99,34 @@ impl SharedCounts {
     #[inline]
     pub(crate) fn clone_strong(&self) -> u64 {
         let old = self.word.fetch_add(CLONE, Ordering::Relaxed);
+        if old & (STRONG_LIMIT_BIT | VERSION_TOP) != 0 {
+            self.clone_slow(old);
+        }
+        old
+    }
+
+    /// A clone found the count limit or T set in the old word.
+    #[cold]
+    #[inline(never)]
+    fn clone_slow(&self, old: u64) {
         if old & STRONG_LIMIT_BIT != 0 {
             count_overflow();
         }
-        old
+        self.version_top_seen();
+    }
+
+    /// A read-modify-write that advanced the version found T set in the old word (I8): wait
+    /// until no scan holds the space lock, then clear T under it.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn version_top_seen(&self) {
+        super::space::space().with_space_lock(|| {
+            // Under the space lock, which every scan holds from its first count read to its
+            // last condemnation: no scan is between a reading of this word and its
+            // compare-and-swap now. Only T changes (flags, strong count and the rest of the
+            // version stay): a read-modify-write, not a store (I2).
+            self.word.fetch_and(!VERSION_TOP, Ordering::Relaxed);
+        });
     }
 
     /// `Gc::clone`'s form of [`SharedCounts::clone_strong`]: one test of the old word for
@@ -102,11 +136,13 @@ impl SharedCounts {
     #[inline]
     pub(crate) fn clone_strong_watching(&self, watch: usize, slow: impl FnOnce(u64)) {
         let old = self.word.fetch_add(CLONE, Ordering::Relaxed);
-        if old & (STRONG_LIMIT_BIT | watch as u64) != 0 {
-            if old & STRONG_LIMIT_BIT != 0 {
-                count_overflow();
+        if old & (STRONG_LIMIT_BIT | VERSION_TOP | watch as u64) != 0 {
+            if old & (STRONG_LIMIT_BIT | VERSION_TOP) != 0 {
+                self.clone_slow(old);
             }
-            slow(old);
+            if old & watch as u64 != 0 {
+                slow(old);
+            }
         }
     }
 
@@ -116,8 +152,14 @@ impl SharedCounts {
     #[inline]
     pub(crate) fn drop_strong(&self) -> bool {
         let old = self.word.fetch_add(DROP, Ordering::Release);
-        if old & STRONG_MASK != STRONG_ONE {
-            return false;
+        if old & (STRONG_MASK | VERSION_TOP) != STRONG_ONE {
+            if old & VERSION_TOP == 0 {
+                return false;
+            }
+            self.version_top_seen();
+            if old & STRONG_MASK != STRONG_ONE {
+                return false;
+            }
         }
         fence(Ordering::Acquire);
         true
@@ -159,7 +201,12 @@ impl SharedCounts {
                 Ordering::Acquire,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return true,
+                Ok(_) => {
+                    if w & VERSION_TOP != 0 {
+                        self.version_top_seen();
+                    }
+                    return true;
+                }
                 Err(cur) => w = cur,
             }
         }
@@ -178,7 +225,12 @@ impl SharedCounts {
                 .word
                 .compare_exchange(w, new, Ordering::Acquire, Ordering::Acquire)
             {
-                Ok(_) => return true,
+                Ok(_) => {
+                    if w & VERSION_TOP != 0 {
+                        self.version_top_seen();
+                    }
+                    return true;
+                }
                 Err(cur) => w = cur,
             }
         }
@@ -210,7 +262,8 @@ unsafe impl Counts for SharedCounts {
     }
     fn set_strong(&self, n: usize) {
         // Only from zero to one (the end of `new_cyclic`): a read-modify-write, because a
-        // `Weak` handed out by the constructor may be racing an `upgrade` on another thread.
+        // `Weak` handed out by the constructor may be racing an `upgrade` on another thread
+        // (which fails at strong zero: the version is still 0 here, T clear).
         assert_eq!(n, 1, "SharedCounts::set_strong: only 0 -> 1");
         self.word.fetch_add(CLONE, Ordering::Release);
     }
@@ -221,6 +274,9 @@ unsafe impl Counts for SharedCounts {
     #[inline]
     fn dec_strong(&self) -> usize {
         let old = self.word.fetch_add(DROP, Ordering::Release);
+        if old & VERSION_TOP != 0 {
+            self.version_top_seen();
+        }
         let new = strong_in(old) - 1;
         if new == 0 {
             fence(Ordering::Acquire);
@@ -277,6 +333,10 @@ unsafe impl Counts for SharedCounts {
         strong_in(snapshot)
     }
     #[inline]
+    fn wrap_pending(snapshot: u64) -> bool {
+        snapshot & VERSION_TOP != 0
+    }
+    #[inline]
     fn try_condemn(&self, snapshot: u64) -> bool {
         self.word
             .compare_exchange(
@@ -303,7 +363,11 @@ unsafe impl Counts for SharedCounts {
         // handle (Lemma A): nobody else changes the word now and the loop runs once. Still a
         // compare-and-swap, not a store (I2), and exact flag arithmetic (the flags may
         // already include `FLAG_WEAKS_CLEARED` from an earlier resurrection).
+        // The word is the snapshot the condemnation matched, read with T clear (a word read
+        // with T set is a root), so this pin never takes the slow path: the collector holds
+        // the space lock, which the slow path would wait for.
         let mut w = c.word.load(Ordering::Acquire);
+        debug_assert_eq!(w & VERSION_TOP, 0);
         loop {
             let new = (w.wrapping_add(CLONE) | (FLAG_WEAKS_CLEARED | FLAG_DEAD) as u64)
                 & !(FLAG_CONDEMNED as u64);

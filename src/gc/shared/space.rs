@@ -218,6 +218,15 @@ impl SharedSpace {
         f(&g.st)
     }
 
+    /// Run `f` under the space lock, which every scan holds from its first count read to its
+    /// last condemnation (and the resurrection check throughout): `f` runs while no scan is
+    /// deciding. For `SharedCounts::version_top_seen` (I8). The caller holds no lock of the
+    /// space (so this waits at most for a scan).
+    pub(crate) fn with_space_lock<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _g = self.lock_central();
+        f()
+    }
+
     /// `gc.set_threshold` for the shared space.
     pub(crate) fn set_thresholds(&self, t0: usize, t1: usize, t2: usize) {
         self.with_state(|st| st.set_thresholds(t0, t1, t2));
