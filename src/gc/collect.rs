@@ -47,17 +47,18 @@
 //!
 //! # When it runs (the trigger point)
 //!
-//! Single-thread flavor: automatically at the start of creating a tracked object (`Gc::new`,
-//! `Gc::new_cyclic`, `Gc::new_finalized`) once generation 0's count exceeds its threshold, on
-//! the creating thread, before the new object exists; and when asked (`pyheap::collect()`).
-//! CPython 3.12 moved its trigger from allocation to the interpreter's safe points (gh-97922)
-//! because C code in the middle of an allocation could see arbitrary `__del__` effects on
-//! objects it held raw pointers into. Here that hazard cannot arise: pyheap holds no borrow of
-//! its own state across the collection, and user code can only reach objects through handles
-//! and borrows the compiler checks, so the worst a `Drop` or finalizer of garbage can meet is
-//! a `RefCell` the caller is borrowing (a panic from `RefCell`, never undefined behaviour).
-//! Code that must not run foreign drops at a given point can wrap it in `disable()`/`enable()`.
-//! The thread-safe flavor collects on a background thread instead (see `gc::shared::space`).
+//! Single-thread flavor: the *scan* runs automatically at the start of creating a tracked
+//! object (`Gc::new`, `Gc::new_cyclic`, `Gc::new_finalized`) once generation 0's count
+//! exceeds its threshold, on the creating thread, before the new object exists; the garbage it
+//! finds waits for a *safe point* (`pyheap::unsync::gc::safe_point()`, an explicit collection,
+//! thread exit), where its finalizers and `Drop`s run (`gc::space`). CPython 3.12 moved its
+//! trigger from allocation to the interpreter's safe points (gh-97922) because arbitrary
+//! `__del__` code ran in the middle of an allocation; in Rust the same happens to a caller of
+//! `Gc::new` that holds a `Mutex` a garbage `Drop` takes (a deadlock) or borrows a `RefCell`
+//! it borrows (a panic). A scan runs no user code, so it is harmless anywhere. (Past the
+//! teardown limit of waiting objects, for programs that reach no safe point, the automatic
+//! collection tears down itself: `set_teardown_limit`.) The thread-safe flavor scans on the
+//! allocating thread and tears down on a background thread (see `gc::shared::space`).
 //!
 //! # Generations
 //!
@@ -643,7 +644,7 @@ unsafe fn find_roots<C: Counts>(tracer: &mut Tracer, record: bool, pins: usize) 
     // SAFETY: the objects are live tracked objects with counts of type `C`.
     unsafe {
         for_each_object(&tracer.objects, |_, p| {
-            let snap = counts_of::<C>(p).snapshot();
+            let snap = counts_of::<C>(p).scan_snapshot();
             if record {
                 snaps.push(snap);
             }
@@ -658,8 +659,7 @@ unsafe fn find_roots<C: Counts>(tracer: &mut Tracer, record: bool, pins: usize) 
                 // references than handles means a `Trace` impl reports edges it does not own.
                 over_reported();
             }
-            // A word whose version may be wrapping proves nothing: such an object is touched.
-            if internal < strong || raw == 0 || C::wrap_pending(snap) {
+            if internal < strong || raw == 0 {
                 (*p).set_refs(bits | PREV_REACHABLE);
                 stack.push(p);
             }

@@ -183,8 +183,13 @@ impl<T: ?Sized + Trace + 'static> Drop for ReleaseToken<T> {
 
 impl<T: Trace + 'static> Gc<T> {
     /// Put `value` in the object space and return the first handle. For a tracked type this
-    /// counts toward generation 0 and may run an automatic collection first (see
-    /// [`pyheap::gc`](crate::gc)).
+    /// counts toward generation 0 and may run an automatic collection first. That collection
+    /// only *scans* (no user code runs): the `Drop`s and finalizers of the garbage it finds
+    /// run at the thread's next safe point ([`gc::safe_point`](crate::unsync::gc::safe_point),
+    /// an explicit collection, thread exit), so calling `Gc::new` while holding a lock that
+    /// some garbage's `Drop` takes is safe — unless more garbage waits than the
+    /// [teardown limit](crate::unsync::gc::set_teardown_limit) (10,000 objects by default;
+    /// `set_teardown_limit(None)` removes it), for programs that never reach a safe point.
     ///
     /// ```
     /// let g = pyheap::unsync::Gc::new(vec![1, 2, 3]);

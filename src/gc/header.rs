@@ -182,12 +182,12 @@ pub(crate) unsafe trait Counts: Sized + 'static {
     fn strong_of(snapshot: u64) -> usize {
         snapshot as usize
     }
-    /// Whether a [`Counts::snapshot`] cannot be validated: the thread-safe flavor's version
-    /// is in the half of its cycle where a wrap-around could follow (`gc::shared::counts`,
-    /// I8). The collector treats such an object as touched: a root.
+    /// The collector's reading of the counts in a scan, under the lock every scan holds: a
+    /// [`Counts::snapshot`] that [`Counts::try_condemn`] can validate. The thread-safe flavor
+    /// first clears its version's top bit there (`gc::shared::counts`, I8).
     #[inline]
-    fn wrap_pending(_snapshot: u64) -> bool {
-        false
+    fn scan_snapshot(&self) -> u64 {
+        self.snapshot()
     }
     /// Condemn the object iff its counts still equal `snapshot` (no handle was created or
     /// dropped since). Only flavors whose mutators run during a scan need this.

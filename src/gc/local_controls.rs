@@ -60,7 +60,9 @@ pub(crate) fn collect_generation_into(generation: usize, panics: &mut FirstPanic
         generation < NUM_GENERATIONS,
         "pyheap::unsync::gc::collect_generation: invalid generation {generation} (must be 0, 1 or 2)"
     );
-    collect::collect_generation::<Local>(generation, panics) + with_space(|s| s.safe_point(panics))
+    // The waiting garbage first: its teardown may release the last outside handles of
+    // cycles (in older generations) that the collection then finds.
+    with_space(|s| s.safe_point(panics)) + collect::collect_generation::<Local>(generation, panics)
 }
 
 /// A safe point (the single-thread flavor's answer to CPython's gh-97922): tear down, here,

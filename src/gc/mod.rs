@@ -47,10 +47,23 @@
 //! when the objects promoted into it since the last full collection exceed 25% of those that
 //! survived it).
 //!
-//! Per-thread spaces collect on their own thread at tracked allocation (see
-//! [`pyheap::unsync::gc`](crate::unsync::gc)), by the same rules, with one addition: a
-//! collection of generation 1 also examines the old objects that lost a reference since the
-//! last one (see [`pyheap::unsync::gc::collect_generation`](crate::unsync::gc::collect_generation)).
+//! Per-thread spaces scan on their own thread at tracked allocation, by the same rules, and
+//! leave the teardown of what they find (finalizers, `Drop`s) to the thread's next safe point
+//! ([`pyheap::unsync::gc::safe_point`](crate::unsync::gc::safe_point), an explicit
+//! collection, or thread exit), so that `Gc::new` never runs a garbage object's `Drop` while
+//! its caller holds a lock that `Drop` takes. One addition to CPython's rules: a collection
+//! of generation 1 also examines the old objects that lost a reference since the last one
+//! (see [`pyheap::unsync::gc::collect_generation`](crate::unsync::gc::collect_generation)).
+//!
+//! # Panics in teardown
+//!
+//! A finalizer or `Drop` that panics does not stop a teardown: every member of the garbage
+//! set is still finalized (at most once), dropped (exactly once) and freed; then the first
+//! panic is resumed in the thread that called `collect()` (later ones are dropped, none
+//! aborts the process), or, for a teardown on the `pyheap-gc` thread or one run by an
+//! automatic collection, printed on stderr (CPython's "Exception ignored in"). A `Drop` that
+//! panics when the last handle goes behaves as with `Rc` and `Arc`: the panic propagates, the
+//! object's memory is freed on the way.
 //!
 //! # What waits for a scan
 //!
@@ -147,8 +160,10 @@ pub fn collect_generation(generation: usize) -> usize {
         "pyheap::gc::collect_generation: invalid generation {generation} (must be 0, 1 or 2)"
     );
     let mut panics = panics::FirstPanic::new();
-    let freed = collect::collect_generation::<Shared>(generation, &mut panics)
-        + space().finish_pending(&mut panics)
+    // Queued garbage first: its teardown may release the last outside handles of cycles
+    // (in older generations) that the scan then finds.
+    let freed = space().finish_pending(&mut panics)
+        + collect::collect_generation::<Shared>(generation, &mut panics)
         + local_controls::collect_generation_into(generation, &mut panics);
     panics.resume();
     freed

@@ -19,8 +19,8 @@ pub use super::stats::GenerationStats;
 /// of a collection running on this thread).
 pub fn collect(gen: usize) -> usize {
     let mut panics = crate::gc::panics::FirstPanic::new();
-    let freed = collect::collect_generation::<Shared>(gen, &mut panics)
-        + space().finish_pending(&mut panics);
+    let freed = space().finish_pending(&mut panics)
+        + collect::collect_generation::<Shared>(gen, &mut panics);
     panics.resume();
     freed
 }

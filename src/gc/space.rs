@@ -201,8 +201,8 @@ impl Space {
     /// buffer. Panics are reported (a thread-local destructor must not unwind).
     pub(crate) fn exit_collection(&self) {
         let mut panics = FirstPanic::new();
-        collect::collect_generation::<Local>(NUM_GENERATIONS - 1, &mut panics);
         self.safe_point(&mut panics);
+        collect::collect_generation::<Local>(NUM_GENERATIONS - 1, &mut panics);
         if self.waiting_objects.get() == 0 {
             drop(ManuallyDrop::into_inner(self.waiting.take()));
         }

@@ -24,9 +24,9 @@ pub struct GenerationStats {
     /// ([`Finalize`](crate::Finalize)) follow PEP 442 (all run, then the set is re-checked and
     /// either freed or resurrected whole), `Drop` cannot resurrect, and there is no save-all
     /// mode. A garbage set resurrected by its finalizers is not garbage any more and is
-    /// counted neither here nor in `collected`. (A `Drop` that panics during teardown unwinds
-    /// out of the collection, which then records nothing; the rest of that set is leaked,
-    /// never freed twice: see `tests/gc_teardown.rs`.) The field is kept so the statistics
-    /// read like `gc.get_stats()`.
+    /// counted neither here nor in `collected`. (A `Drop` or finalizer that panics during
+    /// teardown does not stop it: the set is freed all the same and counted in `collected`,
+    /// then the panic is resumed; see `tests/gc_panics.rs`.) The field is kept so the
+    /// statistics read like `gc.get_stats()`.
     pub uncollectable: usize,
 }

@@ -25,8 +25,9 @@
 //!   then clears T. A scan holds that lock from its first count read to its last
 //!   condemnation, so during a scan each thread makes at most one increment from a word with
 //!   T set, and then waits: a wrap inside a scan would need 2^28 threads. T is cleared only
-//!   under the space lock, so never inside a scan; and the collector treats a word read with
-//!   T set as touched (a root, [`Counts::wrap_pending`]). The clear costs nothing on the fast
+//!   under the space lock: by that slow path, or by the scan itself right before it reads a
+//!   word (`Counts::scan_snapshot`), never between a reading and its compare-and-swap. The
+//!   clear costs nothing on the fast
 //!   paths: the clone's test of the old word for the count limit and the drop's test for the
 //!   last handle take T into the same mask. A thread takes the slow path once every 2^28
 //!   count changes of an object.
@@ -333,8 +334,15 @@ unsafe impl Counts for SharedCounts {
         strong_in(snapshot)
     }
     #[inline]
-    fn wrap_pending(snapshot: u64) -> bool {
-        snapshot & VERSION_TOP != 0
+    fn scan_snapshot(&self) -> u64 {
+        let w = self.word.load(Ordering::Acquire);
+        if w & VERSION_TOP == 0 {
+            return w;
+        }
+        // The caller is a scan, holding the space lock (`Counts::scan_snapshot`): clear T as
+        // the mutators' slow path does, before this reading starts the object's window
+        // (I8), so that an object whose last count change set T is not a root for ever.
+        self.word.fetch_and(!VERSION_TOP, Ordering::AcqRel) & !VERSION_TOP
     }
     #[inline]
     fn try_condemn(&self, snapshot: u64) -> bool {
