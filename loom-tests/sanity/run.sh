@@ -23,6 +23,7 @@ declare -A model=(
   [m8b_reset_adopted_shard]=gc_thread_exit
   [m9_scan_without_shard_locks]=gc_shards
   [m10_recheck_releases_guards]=gc_resurrect
+  [m11_no_wrap_guard]=gc_version_wrap
 )
 logs=target/loom/sanity
 mkdir -p "$logs"
