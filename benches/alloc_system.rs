@@ -11,6 +11,10 @@ static GLOBAL: std::alloc::System = std::alloc::System;
 #[path = "alloc_workloads/mod.rs"]
 mod workloads;
 
+#[path = "workspace_root.rs"]
+mod workspace_root;
+
 fn main() {
+    workspace_root::enter();
     workloads::main("system");
 }

@@ -15,7 +15,7 @@ many=220 # batches of 1000 pairs; (many - few) * 1000 pairs are counted
 
 benches=()
 for c in "${contenders[@]}"; do benches+=(--bench "alloc_$c"); done
-exes=$(cargo bench --no-run --message-format=json "${benches[@]}" | python3 -c '
+exes=$(cargo bench -p pyheap-bench --no-run --message-format=json "${benches[@]}" | python3 -c '
 import json, sys
 for line in sys.stdin:
     m = json.loads(line)

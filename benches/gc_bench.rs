@@ -7,6 +7,10 @@ mod harness;
 #[path = "gc_workloads/mod.rs"]
 mod workloads;
 
+#[path = "workspace_root.rs"]
+mod workspace_root;
+
 fn main() {
+    workspace_root::enter();
     workloads::main();
 }

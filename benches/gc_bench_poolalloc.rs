@@ -3,7 +3,7 @@
 //! go to criterion's usual directory, so give this binary its own:
 //!
 //! ```sh
-//! CRITERION_HOME=target/criterion-poolalloc cargo bench --bench gc_bench_poolalloc -- gc_cycles
+//! CRITERION_HOME=target/criterion-poolalloc cargo bench -p pyheap-bench --bench gc_bench_poolalloc -- gc_cycles
 //! python3 benches/gc_report.py target/criterion-poolalloc/..   # (expects <dir>/criterion/)
 //! ```
 
@@ -15,6 +15,10 @@ mod harness;
 #[path = "gc_workloads/mod.rs"]
 mod workloads;
 
+#[path = "workspace_root.rs"]
+mod workspace_root;
+
 fn main() {
+    workspace_root::enter();
     workloads::main();
 }

@@ -17,13 +17,13 @@ cd "$(dirname "$0")/.."
 suite=${BENCH_SUITE:-gc}
 repeat_var=${suite^^}_BENCH_REPEAT
 
-cargo bench --no-run --bench "${suite}_bench"
+cargo bench -p pyheap-bench --no-run --bench "${suite}_bench"
 crit="${CARGO_TARGET_DIR:-target}/criterion"
 repeat=${!repeat_var:-2}
 runs=()
 for ((r = 1; r <= repeat; r++)); do
     rm -rf "$crit"/"${suite}"_*
-    cargo bench -q --bench "${suite}_bench" -- "$@"
+    cargo bench -p pyheap-bench -q --bench "${suite}_bench" -- "$@"
     out="${CARGO_TARGET_DIR:-target}/${suite}-runs/$r"
     rm -rf "$out"
     mkdir -p "$out/criterion"

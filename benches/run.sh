@@ -23,14 +23,14 @@ if [[ "${1:-}" == "--no-time" ]]; then timings=0; shift; fi
 
 benches=()
 for c in "${contenders[@]}"; do benches+=(--bench "alloc_$c"); done
-cargo bench --no-run "${benches[@]}"
+cargo bench -p pyheap-bench --no-run "${benches[@]}"
 
 repeat=${ALLOC_BENCH_REPEAT:-3}
 runs=()
 for ((r = 1; r <= repeat; r++)); do
     # Fragmentation first, each in a fresh process.
     for c in "${contenders[@]}"; do
-        ALLOC_BENCH_FRAGMENTATION=only cargo bench -q --bench "alloc_$c"
+        ALLOC_BENCH_FRAGMENTATION=only cargo bench -p pyheap-bench -q --bench "alloc_$c"
     done
 
     if [[ $timings == 1 ]]; then
@@ -38,7 +38,7 @@ for ((r = 1; r <= repeat; r++)); do
         for w in "${workloads[@]}"; do
             for i in 0 1 2 3; do
                 c=${contenders[$(((i + rot) % 4))]}
-                ALLOC_BENCH_FRAGMENTATION=skip cargo bench -q --bench "alloc_$c" -- "$w" "$@"
+                ALLOC_BENCH_FRAGMENTATION=skip cargo bench -p pyheap-bench -q --bench "alloc_$c" -- "$w" "$@"
             done
             rot=$((rot + 1))
         done

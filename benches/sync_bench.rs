@@ -8,6 +8,10 @@ mod harness;
 #[path = "sync_workloads/mod.rs"]
 mod workloads;
 
+#[path = "workspace_root.rs"]
+mod workspace_root;
+
 fn main() {
+    workspace_root::enter();
     workloads::main();
 }
