@@ -7,8 +7,10 @@
 //!
 //! The owner holds the one live block of the arena's one pool. Another thread frees it
 //! remotely while the owner reclaims its remote frees and exits (returning its empty current
-//! pool, hence the arena), or while the owner is already gone and the freer's own sweep of
-//! the abandoned heap releases the arena.
+//! pool, hence the arena), or while the owner is already gone and the freer, whose push made
+//! it the holder of the abandoned heap, takes the block back and releases the pool, the arena
+//! and the heap. Retired heaps are `PROT_NONE` under loom too, so a freer that touched the
+//! heap after its push (when it did not become the holder) would fault as well.
 //!
 //! Interleavings that matter: the owner's swap of `Pool::remote` right after the freer's CAS
 //! (the block is counted in `used` until then, so the pool cannot be released earlier), and,
@@ -27,6 +29,9 @@ use loom::thread;
 use pyheap::alloc::model::{BlockPtr, ModelAllocator};
 
 fn assert_arena_returned(a: &ModelAllocator, b: BlockPtr) {
+    // The owner's heap was retired (by its exit or by the free that emptied it), with no
+    // sweep: nothing is left for one.
+    assert_eq!(a.check_heaps(), 0, "an abandoned heap is left");
     assert_pools(a, 0, 0);
     let s = a.stats();
     assert_eq!(s.arenas_mapped, 0, "\n{s}");
@@ -53,15 +58,14 @@ fn last_block_freed_while_owner_releases_arena() {
         owner.exit();
         let h1 = t.join().unwrap();
 
-        a.sweep_abandoned();
         assert_arena_returned(&a, b);
         drop(h1);
     });
 }
 
 /// The owner's heap is abandoned (with the block live) while the block is freed with no
-/// heap: the freer's own sweep may be the one that releases the arena, and an exiting
-/// thread's sweep races with it.
+/// heap: the freer may be the one that releases the arena (its push finds the heap unheld),
+/// or the exiting thread (its letting go fails while the pool is queued).
 #[test]
 fn last_block_freed_without_heap_while_owner_exits() {
     model(|| {
@@ -74,7 +78,6 @@ fn last_block_freed_without_heap_while_owner_exits() {
         unsafe { a.dealloc_without_heap(b.0, SMALL) };
         t_owner.join().unwrap();
 
-        a.sweep_abandoned();
         assert_arena_returned(&a, b);
     });
 }
@@ -105,7 +108,6 @@ fn two_freers_while_owner_releases_arena() {
         let h1 = t1.join().unwrap();
         t2.join().unwrap();
 
-        a.sweep_abandoned();
         assert_arena_returned(&a, b0);
         drop(h1);
     });

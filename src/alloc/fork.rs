@@ -1,6 +1,6 @@
-//! `fork()` safety: the allocator's locks are taken before a fork and released after it, in
-//! the parent and in the child, so a child never inherits one locked by a thread that does not
-//! exist there.
+//! `fork()` safety: the allocator's locks (the arena manager's and the heap registry's) are
+//! taken before a fork and released after it, in the parent and in the child, so a child
+//! never inherits one locked by a thread that does not exist there.
 //!
 //! The handlers are registered when the library is loaded, from a constructor in
 //! `.init_array` (`__mod_init_func` on Apple platforms): before `main`, before any thread of
@@ -100,6 +100,8 @@ extern "C" fn prepare() {
         NESTED.store(NESTED.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         return;
     }
+    // Registry first, then arenas: the same order everywhere (no path holds both anyway).
+    GLOBAL.heaps.lock();
     GLOBAL.arenas.lock();
     HOLDER.store(this_thread(), Ordering::Relaxed);
 }
@@ -112,6 +114,7 @@ extern "C" fn parent() {
     }
     HOLDER.store(0, Ordering::Relaxed);
     GLOBAL.arenas.unlock();
+    GLOBAL.heaps.unlock();
 }
 
 extern "C" fn child() {
@@ -124,4 +127,5 @@ extern "C" fn child() {
     }
     HOLDER.store(0, Ordering::Relaxed);
     GLOBAL.arenas.force_unlock();
+    GLOBAL.heaps.force_unlock();
 }

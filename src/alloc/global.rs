@@ -33,8 +33,9 @@ pub(crate) struct Global {
     pub(crate) small_system_blocks: crate::sync::unmodelled::AtomicBool,
 }
 
-// SAFETY: all shared state in `Global` is atomics, or guarded by the arena manager's lock, or
-// (heaps and pools) accessed only under the holder discipline documented on `Heap` and `Pool`.
+// SAFETY: all shared state in `Global` is atomics, or guarded by the arena manager's lock or
+// the heap registry's, or (heaps and pools) accessed only under the holder discipline
+// documented on `Heap` and `Pool`.
 unsafe impl Sync for Global {}
 // SAFETY: as above; `Global` owns no thread-bound resource.
 unsafe impl Send for Global {}
@@ -63,10 +64,10 @@ impl Global {
         }
     }
 
-    /// A new pool of `class` for `owner`, after sweeping abandoned heaps (which may return
-    /// pools to the arenas first). Null when no arena can be mapped.
+    /// A new pool of `class` for `owner`. Null when no arena can be mapped. (Abandoned heaps
+    /// need no sweep here: pools of exited threads go back to the arenas as their blocks are
+    /// freed, see `registry.rs`.)
     pub(crate) fn acquire_pool(&self, owner: *mut Heap, class: usize) -> *mut Pool {
-        self.heaps.sweep_abandoned();
         #[cfg(not(loom))]
         super::fork::register_once();
         self.arenas.acquire_pool(&self.map, owner, class)
@@ -86,8 +87,8 @@ impl Global {
     /// `block` is a live block of size `class` from one of this state's pools.
     pub(crate) unsafe fn free_without_heap(&self, block: *mut u8, class: usize) {
         let pool = super::pool::pool_of(block);
-        // SAFETY: the block is live, so its pool header is valid and its owner is a heap
-        // (heaps are never freed).
+        // SAFETY: the block is live, so its pool header is valid and its owner is a mapped
+        // heap (Heap invariants), which this thread, holding no heap, does not hold.
         unsafe {
             (*pool).check_class(class);
             super::heap::free_into(pool, block, self);

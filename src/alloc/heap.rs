@@ -8,9 +8,9 @@ use super::arena_map::ArenaMap;
 use super::global::Global;
 use super::os::fatal;
 use super::pool::{pool_of, Pool, PoolState};
-use super::remote::{free_remote, take_remote_blocks, RemoteQueue};
+use super::remote::{free_remote, take_remote_blocks, Pushed, RemoteFree, RemoteQueue};
 use super::size_class::{class_block_size, NUM_SIZE_CLASSES};
-use crate::sync::{AtomicUsize, StatCounter};
+use crate::sync::StatCounter;
 use core::cell::Cell;
 use core::ptr;
 
@@ -39,41 +39,59 @@ pub(crate) struct FallbackCounters {
     pub(crate) bytes_freed: StatCounter,
 }
 
-/// A heap holder's state, in `Heap::state`.
-pub(crate) const ACTIVE: usize = 0;
-pub(crate) const ABANDONED: usize = 1;
-pub(crate) const CLAIMED: usize = 2;
-
 /// A thread's allocator state.
 ///
 /// # Invariants
 ///
-/// * **One holder.** At any time at most one thread *holds* a heap: the thread it is bound to
-///   (state `ACTIVE`), or a thread that claimed it with a CAS from `ABANDONED` (to adopt it, or,
-///   as `CLAIMED`, to sweep it). Only the holder touches the `Cell`s here and the holder-only
-///   fields of the heap's pools; handing a heap over goes through a Release store / Acquire CAS
-///   of `state`, which orders one holder's accesses before the next one's.
-/// * **Never freed.** Heaps live in their own OS mappings that are never unmapped (outside
-///   loom models), so a pointer to a heap read from `Pool::owner` is always valid.
+/// * **One holder.** At any time at most one thread *holds* a heap: the thread it is bound to,
+///   or a thread that claimed it while nobody held it (an adopter, or a freer whose push found
+///   it unheld: see `RemoteQueue`, whose word is the holder token). Only the holder touches
+///   the holder-only `Cell`s here and the holder-only fields of the heap's pools; the token
+///   passes with a `Release` CAS (letting go) and an `Acquire` CAS (claiming), which order one
+///   holder's accesses before the next one's.
+/// * **Lifetime.** A heap is mapped from its creation until its holder retires it
+///   (`HeapRegistry::retire`), which it does only when the heap owns no pool (`pools == 0`)
+///   and after taking it off the registry's lists under the registry lock. So a thread that
+///   holds a live block reaches a valid heap through the block's `Pool::owner` (the heap owns
+///   that pool), until its remote free queues the pool; after that it must not touch the heap
+///   unless the push made it the holder (`free_remote`). A retired heap's memory may be
+///   reused for a new heap.
 /// * Every pool the heap owns (`Pool::owner == self`) is exactly one of: some class's
-///   `current`, on that class's `partial` list, or `Full`; its `state` says which.
+///   `current`, on that class's `partial` list, or `Full`; its `state` says which. `pools`
+///   counts them.
+/// * The registry fields (`reg_prev`, `reg_next`, `listed`) are read and written only with the
+///   registry lock held, by any thread.
 pub(crate) struct Heap {
     classes: [ClassQueue; NUM_SIZE_CLASSES],
     pub(crate) fallback: FallbackCounters,
-    /// Pools of this heap with blocks freed by other threads (see `remote.rs`).
+    /// Pools of this heap with blocks freed by other threads, and the holder token (see
+    /// `remote.rs`).
     pub(crate) remote_pools: RemoteQueue,
-    /// `ACTIVE`, `ABANDONED` or `CLAIMED` (see the invariants).
-    pub(crate) state: AtomicUsize,
-    /// Next heap in the registry's list; written once before the heap is published.
-    pub(crate) next: *mut Heap,
+    /// Pools this heap owns (holder only).
+    pools: Cell<usize>,
+    /// Links in the registry's list of held or of abandoned heaps (registry lock).
+    pub(crate) reg_prev: Cell<*mut Heap>,
+    pub(crate) reg_next: Cell<*mut Heap>,
+    /// Which of the two lists the heap is on (registry lock).
+    pub(crate) listed: Cell<Listed>,
     pub(crate) global: *const Global,
     /// The global arena map's words (never null: a heap is made only once the map exists).
     map_words: *const crate::sync::unmodelled::AtomicU64,
 }
 
+/// The registry list a heap is on.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Listed {
+    /// Bound to a running thread.
+    Held,
+    /// Its thread exited with live blocks in its pools; waiting for adoption or for its last
+    /// block to be freed.
+    Abandoned,
+}
+
 impl Heap {
-    /// A fresh heap, held (`ACTIVE`) by its creator. `map_words` are the arena map's words
-    /// of `global` (non-null).
+    /// A fresh heap, held by its creator, on no list yet. `map_words` are the arena map's
+    /// words of `global` (non-null).
     pub(crate) fn new(
         global: *const Global,
         map_words: *const crate::sync::unmodelled::AtomicU64,
@@ -87,8 +105,10 @@ impl Heap {
             }),
             fallback: FallbackCounters::default(),
             remote_pools: RemoteQueue::new(),
-            state: AtomicUsize::new(ACTIVE),
-            next: ptr::null_mut(),
+            pools: Cell::new(0),
+            reg_prev: Cell::new(ptr::null_mut()),
+            reg_next: Cell::new(ptr::null_mut()),
+            listed: Cell::new(Listed::Held),
             global,
             map_words,
         }
@@ -220,8 +240,8 @@ impl Heap {
         p.check_class(class);
         // Not ours (`free_fast` took every block of our own pools): another heap's pool.
         self.classes[class].remote_frees.add(1);
-        // SAFETY: the owner is valid memory (heaps are never freed) and the block is live
-        // (caller's contract).
+        // SAFETY: the block is live (caller's contract), so its pool's owner is a mapped heap
+        // (Heap invariants), and we do not hold it (the pool is not ours).
         unsafe { free_into(pool, block, self.global()) };
     }
 
@@ -262,6 +282,7 @@ impl Heap {
             if pool.is_null() {
                 return (ptr::null_mut(), false);
             }
+            self.pools.set(self.pools.get() + 1);
             q.current.set(pool);
         }
     }
@@ -290,9 +311,15 @@ impl Heap {
     }
 
     fn release_pool(&self, pool: *mut Pool) {
+        self.pools.set(self.pools.get() - 1);
         // SAFETY: `pool` is ours, empty (used == 0: no live block, no freer in flight), and on
         // none of our lists any more.
         unsafe { self.global().release_pool(pool) };
+    }
+
+    /// Pools this heap owns. Holder only.
+    pub(crate) fn pools(&self) -> usize {
+        self.pools.get()
     }
 
     fn push_partial(&self, pool: *mut Pool) {
@@ -368,26 +395,22 @@ impl Heap {
     }
 }
 
-/// Free `block` of `pool` through the pool's remote-free list; if that queued the pool on an
-/// abandoned heap, sweep that heap at once, so an exited thread's pools go back to the arenas
-/// as the program frees their blocks.
+/// Free `block` of `pool` through the pool's remote-free list; if that made this thread the
+/// holder of the pool's owner heap (an abandoned heap nobody held), take the heap's remote
+/// frees back and let go of it, or retire it if it owns no pool any more: so an exited
+/// thread's pools go back to the arenas, and its heap goes, as the program frees their blocks.
 ///
 /// # Safety
 /// `block` is a live block of `pool`, not used again by the caller, and the caller does not
 /// hold the pool's owner heap.
 pub(crate) unsafe fn free_into(pool: *mut Pool, block: *mut u8, global: &Global) {
-    // SAFETY: the block is live, so the pool header is valid and its owner is a heap, and
-    // heaps are never freed (caller's contract and Heap invariants).
+    // SAFETY: the block is live, so the pool header is valid and its owner is a mapped heap
+    // that owns the pool (caller's contract and Heap invariants).
     unsafe {
         let owner = (*pool).owner.load(crate::sync::Ordering::Relaxed);
-        if free_remote(pool, block, &(*owner).remote_pools) {
-            // We queued the pool. Pairs with the fence after a holder lets go of the heap
-            // (see `HeapRegistry::sweep`): if that holder did not see our pool, we see
-            // ABANDONED here.
-            crate::sync::fence(crate::sync::Ordering::SeqCst);
-            if (*owner).state.load(crate::sync::Ordering::Relaxed) == ABANDONED {
-                global.heaps.sweep(&*owner);
-            }
+        if free_remote(pool, block, &(*owner).remote_pools) == RemoteFree::Pushed(Pushed::Claimed) {
+            // We hold the heap now: nobody else can retire it.
+            global.heaps.let_go(&*owner);
         }
     }
 }

@@ -1,10 +1,10 @@
-//! `RawLock`: the allocator's one lock, a test-and-test-and-set spin lock that yields to the
-//! scheduler when it spins for long.
+//! `RawLock`: the allocator's locks (the arena manager's, the heap registry's), a
+//! test-and-test-and-set spin lock that yields to the scheduler when it spins for long.
 //!
 //! The allocator cannot use `std::sync::Mutex` guards across `fork()` handlers (they cannot be
 //! force-unlocked) nor `parking_lot` (it allocates its parking table). The lock guards only
-//! short list manipulations on slow paths (taking or returning a pool, adding a heap); no
-//! system call and no user code runs under it.
+//! short list manipulations on slow paths (taking or returning a pool; binding, abandoning or
+//! retiring a heap); no system call and no user code runs under it.
 
 use crate::sync::{maybe_const_fn, spin_wait, AtomicBool, Ordering};
 

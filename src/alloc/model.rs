@@ -78,9 +78,12 @@ impl ModelAllocator {
         AllocStats::collect(&self.global)
     }
 
-    /// Sweep abandoned heaps (as taking a new pool does).
-    pub fn sweep_abandoned(&self) {
-        self.global.heaps.sweep_abandoned();
+    /// With every other thread of the model joined: check that no abandoned heap is left
+    /// held (a holder that never let go, so work queued on it would never be taken back) or
+    /// owning no pool (a heap that should have been retired). Returns the number of abandoned
+    /// heaps.
+    pub fn check_heaps(&self) -> usize {
+        self.global.heaps.check_quiescent()
     }
 
     /// Whether `ptr` lies in one of this allocator's arenas now.

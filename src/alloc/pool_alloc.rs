@@ -52,7 +52,7 @@ fn fallback_counters(heap: *mut Heap) -> (&'static FallbackCounters, bool) {
     if heap.is_null() {
         (&GLOBAL.orphan.fallback, true)
     } else {
-        // SAFETY: the calling thread holds its heap; heaps are never freed.
+        // SAFETY: the calling thread holds its heap, so the heap is mapped (Heap invariants).
         (unsafe { &(*heap).fallback }, false)
     }
 }

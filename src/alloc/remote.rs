@@ -11,7 +11,8 @@
 //! * **Freer** (any thread, holding a live block `b` of pool `p`): write `b.next = head`, then
 //!   CAS `remote` from `head|q` to `b|QUEUED`. If the word it replaced had no `QUEUED` bit, it
 //!   (and only it) then pushes `p` onto the owner heap's queue. After its last successful CAS
-//!   the freer never touches `p` again.
+//!   the freer never touches `p` again, nor the heap (unless that push made it the heap's
+//!   holder: an abandoned heap nobody held, see `RemoteQueue`).
 //! * **Owner** (the thread holding the heap): takes the whole queue with one swap, reads each
 //!   pool's `queue_next`, and only then swaps the pool's `remote` word to 0, taking its blocks
 //!   and clearing `QUEUED` at once. It subtracts the blocks from `Pool::used`.
@@ -33,70 +34,151 @@
 //! * `queue_next` is written by a freer only after it saw `QUEUED` clear, i.e. after the owner's
 //!   swap (AcqRel) that followed the owner's read of `queue_next`: the read happens before the
 //!   write.
-//! * Heaps are never unmapped, so the owner heap a freer reads from `Pool::owner` is always
-//!   valid memory, whichever thread holds it now (or none: an abandoned heap's queue is
-//!   drained by whoever adopts or sweeps it).
+//! * The owner heap a freer reads from `Pool::owner` is valid memory until the freer's push:
+//!   a heap is retired only when it owns no pool, and the freer's block keeps the pool owned
+//!   (counted in `used`) until the holder dequeues it. After its push the freer touches the
+//!   heap only if the push made it the holder (`RemoteQueue`: the queue word is also the
+//!   heap's holder token), and a holder is who retires a heap.
 //!
 //! The loom models in `loom-tests/tests/alloc_*.rs` run this code.
 
 use super::pool::{Block, Pool};
-use crate::sync::{AtomicPtr, Ordering};
+use crate::sync::{AtomicUsize, Ordering};
 use core::ptr;
 
 const QUEUED: usize = 1;
 
-/// A heap's queue of pools that have blocks on their remote-free list.
+/// The word of a heap's queue when no thread holds the heap (its queue is then empty).
+const UNHELD: usize = 1;
+
+/// A heap's queue of pools that have blocks on their remote-free list, and the heap's holder
+/// token.
+///
+/// One word: the head of a Treiber stack of pools (linked through `Pool::queue_next`) while
+/// some thread holds the heap, or `UNHELD` (no pool queued) while none does. Keeping both in
+/// one word is what lets a freer find out, in the very CAS that queues its pool, that nobody
+/// will take the pool back; it then becomes the holder itself (see `registry.rs`):
+///
+/// * a freer pushing onto `UNHELD` replaces it by its pool and holds the heap from then on
+///   ([`Pushed::Claimed`]); onto anything else, it just pushes ([`Pushed::Queued`]) and never
+///   touches the heap again;
+/// * the holder takes the whole stack with one swap ([`take_all`](Self::take_all)), and lets
+///   go of the heap with a CAS from an empty stack to `UNHELD`
+///   ([`try_let_go`](Self::try_let_go)), which fails while a pool is queued: a holder never
+///   lets go with work left, and a heap with work always has a holder;
+/// * an adopter claims a heap nobody holds with a CAS from `UNHELD` to an empty stack
+///   ([`try_claim`](Self::try_claim)).
+///
+/// The claiming CASes are `Acquire` and the letting-go CAS `Release`: one holder's accesses
+/// to the heap happen before the next holder's.
 pub(crate) struct RemoteQueue {
-    head: AtomicPtr<Pool>,
+    word: AtomicUsize,
+}
+
+/// What [`RemoteQueue::push`] did.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Pushed {
+    /// The pool is queued for the heap's holder.
+    Queued,
+    /// Nobody held the heap: the pushing thread holds it now, and must take the pool back
+    /// itself and let go of the heap (`HeapRegistry::let_go`).
+    Claimed,
 }
 
 impl RemoteQueue {
     crate::sync::maybe_const_fn! {
+        /// A queue whose heap is held by its creator.
         pub(crate) fn new() -> RemoteQueue {
-            RemoteQueue { head: AtomicPtr::new(ptr::null_mut()) }
+            RemoteQueue { word: AtomicUsize::new(0) }
         }
     }
 
-    /// Whether any pool is queued (a hint; the owner acts on `take_all`).
+    /// Whether any pool is queued (a hint for the holder, which acts on `take_all`).
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.head.load(Ordering::Relaxed).is_null()
+        self.word.load(Ordering::Relaxed) & !UNHELD == 0
     }
 
-    fn push(&self, pool: *mut Pool) {
-        let mut head = self.head.load(Ordering::Relaxed);
+    fn push(&self, pool: *mut Pool) -> Pushed {
+        let mut word = self.word.load(Ordering::Relaxed);
         loop {
+            let next = if word == UNHELD { 0 } else { word };
             // SAFETY: the caller (the freer that set QUEUED) has the exclusive right to write
             // `queue_next` until the push below publishes the pool.
-            unsafe { (*pool).queue_next.store(head, Ordering::Relaxed) };
-            match self
-                .head
-                .compare_exchange_weak(head, pool, Ordering::Release, Ordering::Relaxed)
-            {
-                Ok(_) => return,
-                Err(now) => head = now,
+            unsafe {
+                (*pool)
+                    .queue_next
+                    .store(next as *mut Pool, Ordering::Relaxed)
+            };
+            // Release: publishes `queue_next` (and the blocks, published earlier) to the
+            // holder. Acquire: a claim makes the last holder's accesses visible.
+            match self.word.compare_exchange_weak(
+                word,
+                pool as usize,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) if word == UNHELD => return Pushed::Claimed,
+                Ok(_) => return Pushed::Queued,
+                Err(now) => word = now,
             }
         }
     }
 
-    /// Owner: take every queued pool. Walk the result with [`take_remote_blocks`], which reads
+    /// Holder: take every queued pool. Walk the result with [`take_remote_blocks`], which reads
     /// each pool's link before it lets the pool be queued again.
     pub(crate) fn take_all(&self) -> *mut Pool {
         if self.is_empty() {
             return ptr::null_mut();
         }
-        self.head.swap(ptr::null_mut(), Ordering::Acquire)
+        self.word.swap(0, Ordering::Acquire) as *mut Pool
+    }
+
+    /// Holder: let go of the heap, if no pool is queued. Returns false (still holding) when
+    /// one is: take it back first.
+    pub(crate) fn try_let_go(&self) -> bool {
+        self.word
+            .compare_exchange(0, UNHELD, Ordering::Release, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Claim the heap if nobody holds it. Returns whether the caller holds it now.
+    pub(crate) fn try_claim(&self) -> bool {
+        self.word
+            .compare_exchange(UNHELD, 0, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Whether nobody holds the heap (exact only when no thread races with the caller).
+    #[cfg(loom)]
+    pub(crate) fn is_unheld(&self) -> bool {
+        self.word.load(Ordering::Relaxed) == UNHELD
     }
 }
 
+/// What [`free_remote`] did.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum RemoteFree {
+    /// The pool was queued already: the block waits on its list.
+    Listed,
+    /// This free queued the pool on its owner heap's queue, see [`Pushed`].
+    Pushed(Pushed),
+}
+
 /// Free `block`, a live block of `pool`, from a thread that does not hold the pool's owner
-/// heap. `queue` is the owner heap's queue. Returns true if this call queued the pool (the
-/// first remote free since the owner last looked).
+/// heap. `queue` is the owner heap's queue. Says whether this call queued the pool (the first
+/// remote free since the owner last looked) and, if so, whether it now holds the heap. After
+/// it returns anything but `Pushed(Claimed)`, the caller must not touch the heap again: the
+/// holder may take the block back, release the pool and retire the heap at any moment.
 ///
 /// # Safety
 /// `block` is a live block of `pool`, not used again by the caller; `queue` belongs to the
 /// heap in `pool.owner`.
-pub(crate) unsafe fn free_remote(pool: *mut Pool, block: *mut u8, queue: &RemoteQueue) -> bool {
+pub(crate) unsafe fn free_remote(
+    pool: *mut Pool,
+    block: *mut u8,
+    queue: &RemoteQueue,
+) -> RemoteFree {
     let block = block.cast::<Block>();
     // SAFETY: `pool` has a live block (ours), so it is not back in its arena: its header is
     // mapped and initialized (Pool invariant on `used`).
@@ -117,11 +199,11 @@ pub(crate) unsafe fn free_remote(pool: *mut Pool, block: *mut u8, queue: &Remote
     }
     if word & QUEUED == 0 {
         // We set QUEUED: the pool is ours to queue. Its `used` still counts our block, so it
-        // stays mapped until the owner dequeues it, which is after this push.
-        queue.push(pool);
-        return true;
+        // stays mapped, and owned by its heap (which stays mapped), until the holder dequeues
+        // it, which is after this push.
+        return RemoteFree::Pushed(queue.push(pool));
     }
-    false
+    RemoteFree::Listed
 }
 
 /// Owner: take the remote-free blocks of `pool`, a pool just taken from the heap's queue.

@@ -8,6 +8,11 @@
 //! `stats()` holds the arena lock for the walk (microseconds per hundred arenas). A snapshot
 //! taken while other threads allocate is approximate (each count is exact, but they are read
 //! one after another); a snapshot of a quiescent program adds up exactly.
+//!
+//! Bound (audit of issue 13): `stats()` walks every arena (under the arena lock, see
+//! `ArenaManager::for_each_pool_in_use`) and every heap not retired (under the registry lock,
+//! `HeapRegistry::for_each_heap`): O(arenas mapped + heaps of live threads + abandoned heaps).
+//! Only its caller pays; allocation never calls it.
 
 use super::global::Global;
 use super::heap::FallbackCounters;
@@ -66,7 +71,8 @@ pub struct AllocStats {
     pub fallback_total: usize,
     /// Heaps held by a running thread.
     pub heaps_active: usize,
-    /// Heaps left by exited threads, waiting for adoption.
+    /// Heaps left by exited threads with live blocks in their pools, waiting for adoption or
+    /// for their last block to be freed (a heap left with none is freed at once).
     pub heaps_abandoned: usize,
 }
 
@@ -111,7 +117,7 @@ impl AllocStats {
             fb[2] = fb[2].wrapping_add(c.bytes_allocated.get());
             fb[3] = fb[3].wrapping_add(c.bytes_freed.get());
         };
-        for heap in global.heaps.iter() {
+        let heaps = global.heaps.for_each_heap(|heap| {
             for (class, pending) in pending.iter_mut().enumerate() {
                 let q = heap.class(class);
                 *pending = pending
@@ -119,8 +125,17 @@ impl AllocStats {
                     .wrapping_sub(q.reclaimed.get());
             }
             add_fallback(&heap.fallback);
+        });
+        let retired = &heaps.retired;
+        for (class, pending) in pending.iter_mut().enumerate() {
+            *pending = pending
+                .wrapping_add(retired.remote_frees[class])
+                .wrapping_sub(retired.reclaimed[class]);
         }
         add_fallback(&global.orphan.fallback);
+        for (acc, v) in fb.iter_mut().zip(retired.fallback) {
+            *acc = acc.wrapping_add(v);
+        }
         let mut classes = [ClassStats::default(); NUM_SIZE_CLASSES];
         let mut bytes_in_blocks = 0;
         for (class, out) in classes.iter_mut().enumerate() {
@@ -134,7 +149,6 @@ impl AllocStats {
             };
             bytes_in_blocks += in_use * out.block_size;
         }
-        let (heaps_active, heaps_abandoned) = global.heaps.counts();
         let a = &global.arenas.counters;
         AllocStats {
             classes,
@@ -146,8 +160,8 @@ impl AllocStats {
             fallback_bytes: clamp(fb[2].wrapping_sub(fb[3])),
             fallback_count: clamp(fb[0].wrapping_sub(fb[1])),
             fallback_total: fb[0] as usize,
-            heaps_active,
-            heaps_abandoned,
+            heaps_active: heaps.held,
+            heaps_abandoned: heaps.abandoned,
         }
     }
 }

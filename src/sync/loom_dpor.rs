@@ -123,6 +123,7 @@ impl AtomicBool {
     }
 }
 
+#[allow(dead_code)] // not every operation is used in every build of the models
 impl AtomicUsize {
     pub(crate) fn swap(&self, v: usize, order: Ordering) -> usize {
         self.v.swap(v, order)
@@ -137,6 +138,7 @@ impl AtomicUsize {
     }
 }
 
+#[allow(dead_code)] // as above
 impl<T> AtomicPtr<T> {
     pub(crate) fn swap(&self, v: *mut T, order: Ordering) -> *mut T {
         self.v.swap(v, order)
