@@ -256,6 +256,11 @@ impl HeapRegistry {
     pub(crate) unsafe fn abandon(&self, heap: &Heap) {
         self.work.exits.add_shared(1);
         self.work.visited.add_shared(1);
+        #[cfg(loom)]
+        assert!(
+            !heap.remote_pools.is_unheld(),
+            "a thread exits with a heap it does not hold"
+        );
         heap.collect_remote_frees();
         heap.release_empty_pools();
         let h = heap as *const Heap as *mut Heap;
