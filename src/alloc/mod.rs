@@ -15,7 +15,10 @@
 //! lock and no atomic read-modify-write. A block freed by another thread goes onto its pool's
 //! lock-free remote-free list and the owner takes such blocks back in batches (`remote.rs`).
 //! When a thread exits, its heap is abandoned with the pools that still hold live blocks, and
-//! adopted by the next thread that starts (`registry.rs`).
+//! adopted by the next thread that starts; a heap that holds no live block any more (at the
+//! exit, or when its last block is freed) is freed (`registry.rs`). No path walks all heaps or
+//! all arenas: choosing an arena for a pool is O(1) (`arena_lists.rs`), and blocks freed into
+//! an exited thread's heap are taken back by the freeing thread (`remote.rs`).
 //!
 //! # Where things are
 //!
