@@ -239,3 +239,47 @@ fn thread_exit_frees_cycles_of_thread_locals_touched_before_the_first_gc() {
 fn thread_exit_frees_cycles_of_thread_locals_touched_after_the_first_gc() {
     thread_exit_frees_cycles_held_by_thread_locals(false);
 }
+
+/// Found by the fuzzer: the last collection at thread exit runs a finalizer that resurrects
+/// its object into a thread-local touched for the first time right then, whose destructor
+/// glibc would never run (it ran the thread's list already). The cycle is held until that
+/// destructor runs, then freed.
+#[test]
+fn thread_exit_frees_a_cycle_resurrected_into_a_thread_local_first_touched_at_exit() {
+    use pyheap::Finalize;
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    static FINALIZED: AtomicUsize = AtomicUsize::new(0);
+    #[derive(Trace)]
+    struct Phoenix(RefCell<Option<Gc<Phoenix>>>);
+    impl Drop for Phoenix {
+        fn drop(&mut self) {
+            DROPS.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    thread_local! {
+        static HOLD: RefCell<Option<Gc<Phoenix>>> = const { RefCell::new(None) };
+        static STASH: RefCell<Vec<Gc<Phoenix>>> = const { RefCell::new(Vec::new()) };
+    }
+    impl Finalize for Phoenix {
+        fn finalize(&self) {
+            FINALIZED.fetch_add(1, Ordering::SeqCst);
+            let me = self.0.borrow().clone();
+            // First touch of STASH: during the exit collection.
+            let _ = STASH.try_with(|s| s.borrow_mut().extend(me));
+        }
+    }
+    std::thread::spawn(|| {
+        HOLD.with(|_| ()); // destroyed after the first exit collection
+        let p = Gc::new_finalized(Phoenix(RefCell::new(None)));
+        *p.0.borrow_mut() = Some(p.clone());
+        HOLD.with(|h| *h.borrow_mut() = Some(p));
+    })
+    .join()
+    .unwrap();
+    assert_eq!(FINALIZED.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        DROPS.load(Ordering::SeqCst),
+        1,
+        "the resurrected cycle outlived its thread"
+    );
+}

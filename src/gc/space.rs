@@ -197,16 +197,18 @@ impl Space {
         freed
     }
 
-    /// The thread is exiting: full collection, then every waiting set, then the queue's
-    /// buffer. Panics are reported (a thread-local destructor must not unwind).
-    pub(crate) fn exit_collection(&self) {
+    /// The thread is exiting: every waiting set, then a full collection, then the queue's
+    /// buffer; returns the objects freed. Panics are reported (a thread-local destructor must
+    /// not unwind).
+    pub(crate) fn exit_collection(&self) -> usize {
         let mut panics = FirstPanic::new();
-        self.safe_point(&mut panics);
-        collect::collect_generation::<Local>(NUM_GENERATIONS - 1, &mut panics);
+        let freed = self.safe_point(&mut panics)
+            + collect::collect_generation::<Local>(NUM_GENERATIONS - 1, &mut panics);
         if self.waiting_objects.get() == 0 {
             drop(ManuallyDrop::into_inner(self.waiting.take()));
         }
         panics.report("a Drop or finalizer of garbage collected at thread exit");
+        freed
     }
 
     /// Link a new, fully built tracked object into generation 0.
