@@ -1168,6 +1168,7 @@ impl Interp {
         self.checkpoint();
         for round in 0..32 {
             self.what = format!("the end (stashes emptied, collection round {round})");
+            self.f3_flush();
             let mut had = false;
             loop {
                 let e = s_stash().pop();
@@ -1188,11 +1189,11 @@ impl Interp {
             let n = self.note(n);
             self.m.sync_ids();
             let after = self.m.drops_now().iter().filter(|&&d| d > 0).count();
-            if !had && n == Some(0) && before == after && s_stash().is_empty() {
+            let stashed = !s_stash().is_empty() || !objects::u_stash_ids().is_empty();
+            if !had && n == Some(0) && before == after && !stashed {
                 break;
             }
         }
-        self.f3_flush();
         if UNEXPECTED.load(Ordering::SeqCst) {
             self.checkpoint();
         }

@@ -414,10 +414,14 @@ impl Model {
     /// After worker `w` was joined: every single-thread object it made is dropped.
     pub fn check_thread_exit(&self, w: usize) {
         let drops = self.drops_now();
+        let exempt = self.f2_exempt(&drops);
         let left: Vec<Id> = (0..self.objs.len() as Id)
             .filter(|&x| {
                 let o = self.obj(x);
-                !o.shared && o.owner as usize == w + 1 && drops[x as usize] == 0
+                !o.shared
+                    && o.owner as usize == w + 1
+                    && drops[x as usize] == 0
+                    && exempt[x as usize] == NOT
             })
             .collect();
         if !left.is_empty() {

@@ -76,3 +76,153 @@ fn f3_queued_death_behind_a_panicking_drop_unsync() {
 fn f3_queued_death_behind_a_panicking_drop_shared() {
     must_pass(vec![New(F::S, ALLOC_THEN_PANIC)], 1);
 }
+
+// ---- issue 12, item 2: a panic in a collection's teardown leaks the garbage ----
+// Found by `fuzz_single_thread`, seed 307752994, on the unfixed code (5e2e783), in seconds.
+// #0 -> #1 (whose `Drop` panics), #0 a self-cycle: the collection at the end drops #1, which
+// panics, and #0 was never dropped.
+
+#[test]
+#[ignore = "issue 12 item 2: not fixed on main yet"]
+fn item2_drop_panic_in_teardown_found() {
+    const P: Spec = Spec {
+        how: How::New,
+        on_drop: act::PANIC,
+        on_finalize: 0,
+    };
+    must_pass(
+        vec![
+            New(F::U, Spec::PLAIN),
+            New(F::U, P),
+            Edge(E::UU, 92, 13),
+            DropRoot(F::U, 43),
+            Edge(E::UU, 0, 0),
+            CloneRoot(F::U, 0),
+        ],
+        1,
+    );
+}
+
+/// The issue's other form: a finalizer that panics in a garbage cycle (both flavors, and a
+/// collection asked for explicitly, whose panic must come out of `collect()` after the
+/// teardown freed everything).
+#[test]
+#[ignore = "issue 12 item 2: not fixed on main yet"]
+fn item2_finalizer_panic_in_teardown() {
+    const P: Spec = Spec {
+        how: How::Finalized,
+        on_drop: 0,
+        on_finalize: act::PANIC,
+    };
+    for f in [F::U, F::S] {
+        let e = if f == F::U { E::UU } else { E::SS };
+        must_pass(
+            vec![
+                New(f, P),
+                New(f, Spec::PLAIN),
+                New(f, P),
+                Edge(e, 0, 1),
+                Edge(e, 1, 2),
+                Edge(e, 2, 0),
+                DropRoot(f, 0),
+                DropRoot(f, 0),
+                DropRoot(f, 0),
+                Collect,
+            ],
+            1,
+        );
+    }
+}
+
+/// Two panicking `Drop`s in one garbage set (a second panic while the first unwinds must not
+/// abort), both flavors.
+#[test]
+#[ignore = "issue 12 item 2: not fixed on main yet"]
+fn item2_two_drop_panics_in_one_teardown() {
+    const P: Spec = Spec {
+        how: How::New,
+        on_drop: act::PANIC,
+        on_finalize: 0,
+    };
+    for f in [F::U, F::S] {
+        let e = if f == F::U { E::UU } else { E::SS };
+        must_pass(
+            vec![
+                New(f, P),
+                New(f, P),
+                Edge(e, 0, 1),
+                Edge(e, 1, 0),
+                DropRoot(f, 0),
+                DropRoot(f, 0),
+                Collect,
+            ],
+            1,
+        );
+    }
+}
+
+// ---- issue 12, item 5: a thread's garbage cycles outlive it ----
+// Found by `fuzz_threads`, seed 307752994, on the unfixed code with PYHEAP_FUZZ_ACTS=15 (no
+// panics, to look past item 2): a worker touches its thread-locals before its first Gc, makes
+// a finalized self-cycle whose finalizer resurrects it into a thread-local stash; the exit
+// collection finalizes it, the stash's destructor runs after and releases the cycle.
+
+#[test]
+#[ignore = "issue 12 item 5: not fixed on main yet"]
+fn item5_thread_exit_resurrection_into_an_early_thread_local_found() {
+    const R: Spec = Spec {
+        how: How::Finalized,
+        on_drop: 0,
+        on_finalize: act::STASH,
+    };
+    must_pass(
+        vec![
+            Spawn { tls_first: true },
+            W(0, WOp::New(F::U, R)),
+            W(0, WOp::Edge(E::UU, 0, 0)),
+        ],
+        1,
+    );
+}
+
+/// The same when the stash is first touched *during* the exit collection (by the finalizer):
+/// found with PYHEAP_FUZZ_AVOID=tls_first, same seed.
+#[test]
+#[ignore = "issue 12 item 5: not fixed on main yet"]
+fn item5_thread_exit_resurrection_into_a_thread_local_touched_at_exit() {
+    const R: Spec = Spec {
+        how: How::Finalized,
+        on_drop: 0,
+        on_finalize: act::STASH,
+    };
+    must_pass(
+        vec![
+            New(F::U, Spec::PLAIN),
+            New(F::S, Spec::PLAIN),
+            Spawn { tls_first: false },
+            Send(0, 0),
+            W(0, WOp::New(F::U, R)),
+            W(0, WOp::Edge(E::UU, 0, 0)),
+        ],
+        1,
+    );
+}
+
+/// The issue's form: a cycle held by a `thread_local!` touched before the first Gc, and
+/// after it (which always worked).
+#[test]
+#[ignore = "issue 12 item 5: not fixed on main yet"]
+fn item5_cycle_in_a_thread_local_touched_before_the_first_gc() {
+    for tls_first in [false, true] {
+        must_pass(
+            vec![
+                Spawn { tls_first },
+                W(0, WOp::New(F::U, Spec::PLAIN)),
+                W(0, WOp::Edge(E::UU, 0, 0)),
+                W(0, WOp::ToTls(F::U, 0)),
+                Exit(0),
+            ],
+            1,
+        );
+    }
+}
