@@ -81,6 +81,15 @@ mod runner;
 #[path = "gc_fuzz/worker.rs"]
 mod worker;
 
+/// The findings the default run looks past because they are still open on `main` (see
+/// `model::tolerated`; `PYHEAP_FUZZ_OPEN=` for a strict run). Remove each one as its fix
+/// lands, and un-ignore its regression tests in `gc_fuzz/regressions.rs`:
+/// * `I2`: issue 12 item 2 (a panic in a collection's teardown leaks the set): no panics;
+/// * `I5`: issue 12 item 5 (a thread's cycles released after its exit collection): workers
+///   never touch thread-locals before their first `Gc`, their finalizers never resurrect;
+/// * `F1`, `F2`, `F3`: /work/notes/fuzz-findings.md (leaks after refcount-drop panics).
+pub const OPEN_ON_MAIN: &str = "I2,I5,F1,F2,F3";
+
 #[global_allocator]
 static GLOBAL: alloc_count::Counting = alloc_count::Counting;
 

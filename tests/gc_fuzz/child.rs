@@ -116,6 +116,8 @@ pub fn contain_with(secs: u32, work: impl FnOnce()) -> Outcome {
             libc::close(fds[1]);
             libc::alarm(secs);
         }
+        // glibc's own fatal messages ("double free detected") to stderr, not the tty.
+        std::env::set_var("LIBC_FATAL_STDERR_", "1");
         crate::interp::install_panic_hook();
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
         let code = if r.is_ok() { 0 } else { EXIT_PANIC };

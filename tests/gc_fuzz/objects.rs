@@ -258,6 +258,8 @@ fn panic_now(id: Id, in_finalize: bool) -> ! {
 pub struct Stashed<H> {
     pub id: Id,
     pub strong: bool,
+    /// The handle itself: held, never read (dropping it is the point).
+    #[allow(dead_code)]
     pub h: H,
 }
 

@@ -5,13 +5,14 @@
 #![allow(unused_imports)]
 use crate::objects::{act, How, Spec};
 use crate::program::{Op, Op::*, WOp, E, F};
-use crate::runner::check;
+use crate::runner::check_strict;
 
-/// Run `ops` (contained) `times` times; any failure fails the test with the child's report.
+/// Run `ops` (contained, strict oracle) `times` times; any failure fails the test with the
+/// child's report.
 pub fn must_pass(ops: Vec<Op>, times: usize) {
     let _s = crate::child::serial();
     for _ in 0..times {
-        if let Err(m) = check(&ops) {
+        if let Err(m) = check_strict(&ops) {
             panic!("regression program failed:\n{ops:?}\n{m}");
         }
     }
@@ -186,7 +187,7 @@ fn item5_thread_exit_resurrection_into_an_early_thread_local_found() {
 }
 
 /// The same when the stash is first touched *during* the exit collection (by the finalizer):
-/// found with PYHEAP_FUZZ_AVOID=tls_first, same seed.
+/// found with workers never touching thread-locals first, same seed.
 #[test]
 #[ignore = "issue 12 item 5: not fixed on main yet"]
 fn item5_thread_exit_resurrection_into_a_thread_local_touched_at_exit() {

@@ -8,7 +8,11 @@
 //! * `PYHEAP_FUZZ_SEED`: the first seed (default: fixed, so CI runs the same programs every
 //!   time; `random` for a fresh one);
 //! * `PYHEAP_FUZZ_MAX_OPS`: longest program (default 80);
-//! * `PYHEAP_FUZZ_WATCHDOG_SECS`: a child running longer is killed and reported (120).
+//! * `PYHEAP_FUZZ_WATCHDOG_SECS`: a child running longer is killed and reported (120);
+//! * `PYHEAP_FUZZ_OPEN`: the open findings to look past (default `OPEN_ON_MAIN`; empty for a
+//!   strict run), see `model::tolerated`;
+//! * `PYHEAP_FUZZ_ACTS`: a mask of the `act::*` behaviours generated (default all);
+//! * `PYHEAP_FUZZ_RETRIES`: extra runs of a passing shrink candidate (3), for flaky failures.
 //!
 //! A failure panics with the seed and proptest's shrunk program, printed as Rust (paste it
 //! into `regressions.rs`). Proptest also records the failing seed in
@@ -28,6 +32,18 @@ fn env<T: std::str::FromStr>(name: &str) -> Option<T> {
 /// Run `ops` contained; `Err` with the child's report if it failed.
 pub fn check(ops: &[crate::program::Op]) -> Result<(), String> {
     match contain(|| crate::interp::run_program(ops)) {
+        Outcome::Pass => Ok(()),
+        Outcome::Fail(m) => Err(m),
+    }
+}
+
+/// [`check`] with no open finding looked past (the regression tests' strict oracle).
+pub fn check_strict(ops: &[crate::program::Op]) -> Result<(), String> {
+    match contain(|| {
+        // In the child (one thread so far), or in process under Miri.
+        std::env::set_var("PYHEAP_FUZZ_OPEN", "");
+        crate::interp::run_program(ops)
+    }) {
         Outcome::Pass => Ok(()),
         Outcome::Fail(m) => Err(m),
     }

@@ -8,9 +8,7 @@
 //! after pyheap's thread-exit collection (destructors run newest first).
 
 use crate::interp::run_user;
-use crate::objects::{
-    self, lock as _lock, FuzzPanic, Id, SNode, Spec, TlsVec, UNode, THREAD_TAG, U_STASH,
-};
+use crate::objects::{self, FuzzPanic, Id, SNode, Spec, TlsVec, UNode, THREAD_TAG, U_STASH};
 use crate::program::F;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -238,9 +236,4 @@ impl Bg {
             crate::child::violation("the collecting thread panicked".into());
         }
     }
-}
-
-#[allow(dead_code)]
-fn _unused() {
-    let _ = _lock::<()>;
 }
