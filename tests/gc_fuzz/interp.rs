@@ -485,6 +485,12 @@ impl Interp {
                     self.note(r);
                 }
             }
+            Op::Storm(n) => {
+                for k in 0..=(n % 32) as usize {
+                    let r = run_user(|| pyheap::unsync::gc::collect_generation(k % 3));
+                    self.note(r);
+                }
+            }
             Op::Freeze(f) => self.freeze(f, true),
             Op::Unfreeze(f) => self.freeze(f, false),
             Op::Auto(F::U, on) => {
@@ -1214,6 +1220,7 @@ fn stash_root(r: &mut Roots, id: Id, strong: bool, wh: String) {
     }
     if strong {
         r.strong.push((id, wh));
+        r.resurrected.push(id);
     } else {
         r.zombie.push(id);
     }
@@ -1222,6 +1229,17 @@ fn stash_root(r: &mut Roots, id: Id, strong: bool, wh: String) {
 /// Run one program: the whole of a child process's work.
 pub fn run_program(ops: &[Op]) {
     THREAD_TAG.with(|t| t.set(0));
+    if crate::child::in_process() {
+        // The previous program passed (a failure aborts), so it left nothing behind but
+        // its ids and pyheap's settings.
+        objects::reset();
+        pyheap::unsync::gc::unfreeze();
+        pyheap::gc::unfreeze();
+        pyheap::unsync::gc::set_threshold(700, 10, 10);
+        pyheap::unsync::gc::enable();
+        pyheap::gc::set_threshold(700, 10, 10);
+        pyheap::gc::enable();
+    }
     if alloc_count::live_nodes() != 0 {
         violation("fuzzer: node allocations live before the program started".into());
     }

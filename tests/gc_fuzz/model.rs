@@ -15,8 +15,8 @@
 //!   zombie) before `pyheap::collect()` (or `collect_generation(2)`) must be dropped after
 //!   it, unless a finalizer resurrected it meanwhile (it is reachable after). Conservative
 //!   points: a shared object held only by single-thread objects counts as reachable (the
-//!   shared space is collected first, while they still hold it); frozen objects are exempt
-//!   until unfrozen; automatic and younger-generation collections are never required to free
+//!   shared space is collected first, while they still hold it); frozen objects, and what
+//!   they hold, are exempt until unfrozen; automatic and younger-generation collections are never required to free
 //!   anything.
 //! * **Counts**: a single-thread object's strong and weak counts are exact (nothing else can
 //!   change them between two operations); a shared object's are bounded below by the handles
@@ -71,6 +71,8 @@ pub struct Roots {
     pub zombie: Vec<Id>,
     /// Weak roots (for weak counts).
     pub weak: Vec<Id>,
+    /// The strong roots that finalizers stashed (resurrections; also in `strong`).
+    pub resurrected: Vec<Id>,
 }
 
 /// Whether the run looks past open finding `finding` (`PYHEAP_FUZZ_OPEN`, default
@@ -252,8 +254,11 @@ impl Model {
                 .chain(roots.zombie.iter().copied()),
             &drops,
         );
+        // What finalizers resurrected was garbage a moment ago (maybe inside the operation,
+        // never seen unreachable here): its weak handles may be cleared.
+        let res = self.reach(roots.resurrected.iter().copied(), &drops);
         for (x, o) in self.objs.iter_mut().enumerate() {
-            if all[x] == NOT && drops[x] == 0 && !o.gone {
+            if (all[x] == NOT && drops[x] == 0 && !o.gone) || res[x] != NOT {
                 o.ever_garbage = true;
             }
         }
@@ -282,12 +287,17 @@ impl Model {
     pub fn must_free(&self, roots: &Roots, shared: bool, local: Option<u8>) -> Vec<Id> {
         let drops = self.drops_now();
         let exempt = self.f2_exempt(&drops);
+        // Frozen objects are never collected: what they hold is held.
+        let frozen: Vec<Id> = (0..self.objs.len() as Id)
+            .filter(|&x| self.obj(x).frozen && !self.is_dropped(x, &drops))
+            .collect();
         let all_roots = || {
             roots
                 .strong
                 .iter()
                 .map(|r| r.0)
                 .chain(roots.zombie.iter().copied())
+                .chain(frozen.iter().copied())
         };
         let via = self.reach(all_roots(), &drops);
         // Shared objects held by any single-thread object (garbage or not) are kept by the

@@ -26,10 +26,7 @@ pub const MAX_IDS: usize = 1 << 14;
 
 /// Words of padding: makes every node's allocation a size nothing else in the process asks
 /// for (about 12 KiB), so that `alloc_count` can count the nodes' allocations.
-#[cfg(not(miri))]
 pub const PAD_WORDS: usize = 1500;
-#[cfg(miri)]
-pub const PAD_WORDS: usize = 40;
 
 /// What a `Drop` or a finalizer does (a bit set).
 pub mod act {
@@ -105,6 +102,16 @@ fn new_id(shared: bool) -> Id {
     let tag = THREAD_TAG.try_with(|t| t.get()).unwrap_or(127);
     KIND[id as usize].store(KIND_CREATED | tag << 1 | shared as u8, Relaxed);
     id
+}
+
+/// Forget every object (in-process mode runs one program after another).
+pub fn reset() {
+    let n = NEXT_ID.swap(0, AcqRel) as usize;
+    for i in 0..n.min(MAX_IDS) {
+        DROPS[i].store(0, Relaxed);
+        FINALIZES[i].store(0, Relaxed);
+        KIND[i].store(0, Relaxed);
+    }
 }
 
 pub fn dropped(id: Id) -> u8 {

@@ -62,6 +62,9 @@ pub enum Op {
     CollectGen(u8),
     /// `pyheap::unsync::gc::collect_generation(g % 3)` (this thread's space only).
     CollectGenU(u8),
+    /// `n % 32 + 1` collections of this thread's space in a row (generations 0, 1, 2 in
+    /// turn): races the shared space's collections on other threads.
+    Storm(u8),
     Freeze(F),
     Unfreeze(F),
     /// Automatic collection of a flavor on or off (`enable`/`disable`).
@@ -224,6 +227,7 @@ pub fn op(p: Profile) -> BoxedStrategy<Op> {
         3 => Just(Op::Collect),
         1 => i().prop_map(Op::CollectGen),
         1 => i().prop_map(Op::CollectGenU),
+        1 => i().prop_map(Op::Storm),
         1 => flavor().prop_map(Op::Freeze),
         1 => flavor().prop_map(Op::Unfreeze),
         1 => (0u8..8, 1u8..4, 1u8..4).prop_map(|(a, b, c)| Op::Threshold(F::U, a, b, c)),

@@ -227,3 +227,24 @@ fn item5_cycle_in_a_thread_local_touched_before_the_first_gc() {
         );
     }
 }
+
+// ---- the model's own mistakes, kept so they stay fixed ----
+
+/// A frozen cycle holding a younger object: the younger one is not garbage (its holder is
+/// never collected). The model once required it freed (release run, seed
+/// 1796486081081262934).
+#[test]
+fn model_frozen_holder_keeps_what_it_holds() {
+    must_pass(
+        vec![
+            New(F::S, Spec::PLAIN),
+            Edge(E::SS, 0, 0),
+            Freeze(F::S),
+            New(F::S, Spec::PLAIN),
+            Move(E::SS, 31, 0),
+            DropRoot(F::S, 0),
+            Collect,
+        ],
+        1,
+    );
+}
