@@ -29,29 +29,25 @@ const PANIC_ON_FINALIZE: Spec = Spec {
     on_finalize: act::PANIC,
 };
 
-// Finding F1 (fuzz-findings.md): a refcount drop whose `Drop` panics leaks the allocation
-// (std's `Rc` frees it). Ignored until the fix lands.
+// Finding F1 (fuzz-findings.md): a refcount drop whose `Drop` panics leaked the allocation
+// (std's `Rc` frees it). Fixed on main by e5596fb/be6e033.
 #[test]
-#[ignore = "finding F1: refcount drop panic leaks the allocation"]
 fn f1_refcount_drop_panic_frees_memory_unsync() {
     must_pass(vec![New(F::U, PANIC_ON_DROP)], 1);
 }
 
 #[test]
-#[ignore = "finding F1: refcount drop panic leaks the allocation"]
 fn f1_refcount_drop_panic_frees_memory_shared() {
     must_pass(vec![New(F::S, PANIC_ON_DROP)], 1);
 }
 
-// Finding F2: a refcount death whose finalizer panics never drops the value.
+// Finding F2: a refcount death whose finalizer panicked never dropped the value.
 #[test]
-#[ignore = "finding F2: refcount finalizer panic leaks the value"]
 fn f2_refcount_finalizer_panic_still_drops_unsync() {
     must_pass(vec![New(F::U, PANIC_ON_FINALIZE)], 1);
 }
 
 #[test]
-#[ignore = "finding F2: refcount finalizer panic leaks the value"]
 fn f2_refcount_finalizer_panic_still_drops_shared() {
     must_pass(vec![New(F::S, PANIC_ON_FINALIZE)], 1);
 }
@@ -64,16 +60,14 @@ const ALLOC_THEN_PANIC: Spec = Spec {
     on_finalize: 0,
 };
 
-// Finding F3: a death queued behind a `Drop` that panics stays queued until the thread's next
-// refcount death; `collect()` does not run it: leaked if none comes.
+// Finding F3: a death queued behind a `Drop` that panicked stayed queued until the thread's
+// next refcount death; `collect()` did not run it: leaked if none came.
 #[test]
-#[ignore = "finding F3: deaths queued behind a panicking Drop are never run"]
 fn f3_queued_death_behind_a_panicking_drop_unsync() {
     must_pass(vec![New(F::U, ALLOC_THEN_PANIC)], 1);
 }
 
 #[test]
-#[ignore = "finding F3: deaths queued behind a panicking Drop are never run"]
 fn f3_queued_death_behind_a_panicking_drop_shared() {
     must_pass(vec![New(F::S, ALLOC_THEN_PANIC)], 1);
 }
@@ -84,7 +78,6 @@ fn f3_queued_death_behind_a_panicking_drop_shared() {
 // panics, and #0 was never dropped.
 
 #[test]
-#[ignore = "issue 12 item 2: not fixed on main yet"]
 fn item2_drop_panic_in_teardown_found() {
     const P: Spec = Spec {
         how: How::New,
@@ -108,7 +101,6 @@ fn item2_drop_panic_in_teardown_found() {
 /// collection asked for explicitly, whose panic must come out of `collect()` after the
 /// teardown freed everything).
 #[test]
-#[ignore = "issue 12 item 2: not fixed on main yet"]
 fn item2_finalizer_panic_in_teardown() {
     const P: Spec = Spec {
         how: How::Finalized,
@@ -138,7 +130,6 @@ fn item2_finalizer_panic_in_teardown() {
 /// Two panicking `Drop`s in one garbage set (a second panic while the first unwinds must not
 /// abort), both flavors.
 #[test]
-#[ignore = "issue 12 item 2: not fixed on main yet"]
 fn item2_two_drop_panics_in_one_teardown() {
     const P: Spec = Spec {
         how: How::New,
@@ -169,7 +160,6 @@ fn item2_two_drop_panics_in_one_teardown() {
 // collection finalizes it, the stash's destructor runs after and releases the cycle.
 
 #[test]
-#[ignore = "issue 12 item 5: not fixed on main yet"]
 fn item5_thread_exit_resurrection_into_an_early_thread_local_found() {
     const R: Spec = Spec {
         how: How::Finalized,
@@ -189,7 +179,6 @@ fn item5_thread_exit_resurrection_into_an_early_thread_local_found() {
 /// The same when the stash is first touched *during* the exit collection (by the finalizer):
 /// found with workers never touching thread-locals first, same seed.
 #[test]
-#[ignore = "issue 12 item 5: not fixed on main yet"]
 fn item5_thread_exit_resurrection_into_a_thread_local_touched_at_exit() {
     const R: Spec = Spec {
         how: How::Finalized,
@@ -212,7 +201,6 @@ fn item5_thread_exit_resurrection_into_a_thread_local_touched_at_exit() {
 /// The issue's form: a cycle held by a `thread_local!` touched before the first Gc, and
 /// after it (which always worked).
 #[test]
-#[ignore = "issue 12 item 5: not fixed on main yet"]
 fn item5_cycle_in_a_thread_local_touched_before_the_first_gc() {
     for tls_first in [false, true] {
         must_pass(
@@ -247,4 +235,38 @@ fn model_frozen_holder_keeps_what_it_holds() {
         ],
         1,
     );
+}
+
+// ---- issue 12, item 1: a single-thread collector treating shared objects as its own ----
+// Found by `fuzz_threads` (release, PYHEAP_FUZZ_SECS, seed 1796486789425851644) on the unfixed
+// code (5e2e783): a 66-operation program with the collecting thread running (`BgStart`),
+// single-thread nodes holding shared handles (`Edge(US, ..)`) and storms of single-thread
+// collections aborted with "a Trace impl reported more edges than the value owns": the
+// single-thread scan read and wrote the `prev` word of shared objects the shared scan owned.
+// The failure is a race, so shrinking kept most of the program; this is the same shape made
+// bigger (longer scans on both sides): on the unfixed code it aborts in 7 runs of 10.
+
+#[test]
+fn item1_single_thread_scans_race_the_shared_scan() {
+    let mut p = vec![];
+    for _ in 0..30 {
+        p.push(New(F::S, Spec::PLAIN));
+    }
+    for k in 0..30u8 {
+        p.push(Edge(E::SS, k, k + 1));
+    }
+    for _ in 0..20 {
+        p.push(New(F::U, Spec::PLAIN));
+    }
+    for a in 0..20u8 {
+        for k in 0..6u8 {
+            p.push(Edge(E::US, a, a.wrapping_mul(7).wrapping_add(k * 5)));
+        }
+        p.push(Edge(E::UU, a, a + 1));
+    }
+    p.push(BgStart);
+    for _ in 0..40 {
+        p.push(Storm(31));
+    }
+    must_pass(p, 3);
 }
