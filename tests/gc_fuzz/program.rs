@@ -171,6 +171,19 @@ fn acts(allowed: u8) -> impl Strategy<Value = u8> {
     ]
 }
 
+/// A spec for a node of flavor `f` (while F4 is open, shared nodes never panic nor collect
+/// in `Drop`, which may resume another object's panic: a single-thread node's panicking
+/// `Drop` may release them during its unwinding).
+pub fn spec_for(f: F) -> impl Strategy<Value = Spec> {
+    spec().prop_map(move |mut s| {
+        if f == F::S && tolerated("F4") {
+            s.on_drop &= !(act::PANIC | act::COLLECT);
+            s.on_finalize &= !act::PANIC;
+        }
+        s
+    })
+}
+
 pub fn spec() -> impl Strategy<Value = Spec> {
     (
         prop_oneof![4 => Just(How::New), 3 => Just(How::Finalized), 1 => Just(How::Cyclic)],
@@ -193,7 +206,7 @@ fn wop() -> impl Strategy<Value = WOp> {
     prop_oneof![
         // While item 5 is open, workers' finalizers do not resurrect (into a thread-local
         // first touched at exit: the exit collection has run by the time it is dropped).
-        4 => (flavor(), spec()).prop_map(|(f, mut s)| {
+        4 => flavor().prop_flat_map(|f| (Just(f), spec_for(f))).prop_map(|(f, mut s)| {
             if tolerated("I5") {
                 s.on_finalize &= !act::STASH;
             }
@@ -212,7 +225,7 @@ fn wop() -> impl Strategy<Value = WOp> {
 pub fn op(p: Profile) -> BoxedStrategy<Op> {
     let i = any::<u8>;
     let single = prop_oneof![
-        6 => (flavor(), spec()).prop_map(|(f, s)| Op::New(f, s)),
+        6 => flavor().prop_flat_map(|f| (Just(f), spec_for(f))).prop_map(|(f, s)| Op::New(f, s)),
         8 => (edge_kind(), i(), i()).prop_map(|(e, a, b)| Op::Edge(e, a, b)),
         2 => (edge_kind(), i()).prop_map(|(e, a)| Op::PopEdge(e, a)),
         5 => (flavor(), i()).prop_map(|(f, a)| Op::DropRoot(f, a)),
