@@ -86,11 +86,13 @@ pub enum Op {
     /// Worker `w` exits holding whatever it holds (its roots, its thread-locals).
     Exit(u8),
     /// A deliberate bug, for the oracle's own tests (never generated).
+    #[cfg_attr(miri, allow(dead_code))]
     Sabotage(Sab),
 }
 
 /// Deliberate bugs the oracle must catch (`oracle_selftest.rs`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(miri, allow(dead_code))]
 pub enum Sab {
     /// Leak a clone of the first single-thread root, then drop the root: a leaked object.
     Leak,
@@ -171,9 +173,10 @@ fn acts(allowed: u8) -> impl Strategy<Value = u8> {
     ]
 }
 
-/// A spec for a node of flavor `f` (while F4 is open, shared nodes never panic nor collect
-/// in `Drop`, which may resume another object's panic: a single-thread node's panicking
-/// `Drop` may release them during its unwinding).
+/// A spec for a node of flavor `f`. While F4 is open, shared nodes never panic nor call
+/// `collect()` in `Drop` (which may resume another object's panic): a shared node's death
+/// during the unwinding of a panic out of a single-thread node's `Drop` (or its drop glue)
+/// aborts the process if it panics.
 pub fn spec_for(f: F) -> impl Strategy<Value = Spec> {
     spec().prop_map(move |mut s| {
         if f == F::S && tolerated("F4") {

@@ -296,9 +296,25 @@ fn f4_mixed_flavor_cascade_with_two_panics_does_not_abort() {
         ],
         1,
     );
+    // Third form: no single-thread panic at all; a single-thread node holds two shared nodes
+    // whose finalizers panic: the first panic unwinds through the node's drop glue, which
+    // drops the second (found by `fuzz_threads`, seed 307752994, shrunk by hand).
+    must_pass(
+        vec![
+            New(F::U, Spec::PLAIN),
+            New(F::S, PANIC_ON_FINALIZE),
+            New(F::S, PANIC_ON_FINALIZE),
+            Edge(E::US, 0, 0),
+            Edge(E::US, 0, 1),
+            DropRoot(F::S, 0),
+            DropRoot(F::S, 0),
+        ],
+        1,
+    );
 }
 
-/// The same within each flavor alone (queued behind the first panic): no abort.
+/// The same within each flavor alone (queued behind the first panic), and a panicking
+/// single-thread finalizer before a panicking shared `Drop`: no abort.
 #[test]
 fn f4_same_flavor_cascade_with_two_panics_does_not_abort() {
     must_pass(

@@ -38,6 +38,7 @@ pub fn check(ops: &[crate::program::Op]) -> Result<(), String> {
 }
 
 /// [`check`] with no open finding looked past (the regression tests' strict oracle).
+#[cfg_attr(miri, allow(dead_code))]
 pub fn check_strict(ops: &[crate::program::Op]) -> Result<(), String> {
     match contain(|| {
         // In the child (one thread so far), or in process under Miri.
