@@ -107,7 +107,7 @@ fn fuzz_single_thread() {
         "fuzz_single_thread",
         file!(),
         p,
-        if cfg!(miri) { 2 } else { 300 },
+        if cfg!(miri) { 2 } else { 1500 },
     );
 }
 
