@@ -27,6 +27,8 @@ declare -A model=(
   [m9_scan_without_shard_locks]=gc_shards
   [m10_recheck_releases_guards]=gc_resurrect
   [m11_no_wrap_guard]=gc_version_wrap
+  [m12_teardown_stops_at_a_panic]=gc_teardown_panic
+  [m13_collect_waits_for_teardowns]=gc_collect_no_wait
 )
 logs=target/loom/sanity
 mkdir -p "$logs"

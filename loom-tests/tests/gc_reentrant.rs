@@ -9,11 +9,11 @@
 //! whose finalizers ran as resurrected: freed by the next collection that finds it
 //! unreachable), a later one drops it.
 //!
-//! Interleavings that matter: the two collections racing for the collection lock (held
-//! from the scan to the end of the teardown, so they run one after the other); the hooks'
-//! `Gc::new` and deaths taking their shard's lock (and, on a thread without a shard yet, the
-//! space lock to get one) from inside the teardown, which holds no pyheap lock but the
-//! collection lock; the re-entrant
+//! Interleavings that matter: the two collections racing for the space lock (their scans
+//! run one after the other; since issue 12 their teardowns may overlap, and neither waits
+//! for the other's); the hooks' `Gc::new` and deaths taking their shard's lock (and, on a
+//! thread without a shard yet, the space lock to get one) from inside the teardown, which
+//! holds no pyheap lock; the re-entrant
 //! `collect()` from `Drop` on the collecting thread (`COLLECTING`, a loom thread-local);
 //! N's and M's deaths queued under `DROPPING` and drained by the outermost destroyer.
 //!

@@ -6,7 +6,8 @@
 //! S = {A, B} as in M1: `A.imm` holds B, `B.cell` holds A. The setup brings both versions
 //! to a value with T clear (A: 1, B: 0 mod 4). The mutator T starts with the only outside
 //! handle, `hA`, and walks the cycle five times (clone the next node's handle, drop the one
-//! it holds): each step changes both words once. The attack: `r_B` | 1 step | `r_A` | 3
+//! it holds): each step changes both words once. It yields after steps 1 and 4, so that the
+//! schedule below costs the collector three preemptions. The attack: `r_B` | 1 step | `r_A` | 3
 //! steps | `k_B` | 1 step | `k_A` (`r`: the collector's count read, `k`: its condemning CAS).
 //! At each read and CAS the strong count is 1 (the cycle's own edge), and B's word changed
 //! 4 times between `r_B` and `k_B`, A's 4 times between `r_A` and `k_A`: with a plain 2-bit
@@ -43,24 +44,23 @@ fn the_version_does_not_wrap_inside_a_scan() {
         drop(a.imm.clone()); // B: 4 = 0 mod 4, T clear; A stays at 1, T clear
 
         let t = thread::spawn(move || {
-            let mut ha = Some(a);
-            let mut hb = None;
-            for _ in 0..5 {
-                if let Some(x) = ha.take() {
-                    let y = x.imm.clone().unwrap();
-                    drop(x);
-                    assert_live(&y);
-                    hb = Some(y);
-                } else {
-                    let x = hb.take().unwrap();
-                    let y = x.cell.get().unwrap().clone();
-                    drop(x);
-                    assert_live(&y);
-                    ha = Some(y);
-                }
-                thread::yield_now();
-            }
-            hb.unwrap() // five steps from A end on B
+            // One step: clone the other node's handle out of the one held, drop the held one.
+            let step = |held: Gc<Node>| -> Gc<Node> {
+                let next = match held.imm.clone() {
+                    Some(b) => b,                             // from A to B
+                    None => held.cell.get().unwrap().clone(), // from B to A
+                };
+                drop(held);
+                assert_live(&next);
+                next
+            };
+            // The attack's schedule needs the collector to run between steps 1 and 2 and
+            // between steps 4 and 5: T yields there (a switch that costs no preemption).
+            let h = step(a);
+            thread::yield_now();
+            let h = step(step(step(h)));
+            thread::yield_now();
+            step(h) // five steps from A end on B
         });
         let freed = model::collect(0);
         let hb = t.join().unwrap();
