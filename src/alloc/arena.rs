@@ -124,7 +124,8 @@ impl ArenaManager {
     }
 
     /// Take a free pool and make it `owner`'s pool of `class`. Returns null when no arena can
-    /// be mapped.
+    /// be mapped. Bound (audit of issue 13): O(1) under the lock, one arena header looked at
+    /// (`pick_arena`), whatever the number of arenas; mapping a new arena is done outside it.
     pub(crate) fn acquire_pool(&self, map: &ArenaMap, owner: *mut Heap, class: usize) -> *mut Pool {
         self.lock();
         self.work.pool_requests.add(1);
@@ -186,7 +187,9 @@ impl ArenaManager {
     /// Give `pool` back to its arena. If that empties the arena, unmap empty arenas until at
     /// most [`retained_limit`](Self::retained_limit) of them stay mapped: this one first, then
     /// others retained earlier, when a shrinking mapped count lowered the limit below the
-    /// number already kept. O(1) per arena unmapped, at most [`TRIM_BATCH`] of them.
+    /// number already kept. Bound (audit of issue 13): O(1) to file the arena under its new
+    /// count, and O(1) per arena unmapped, at most [`TRIM_BATCH`] of them (an empty arena is
+    /// the head of its list: none is searched for).
     ///
     /// # Safety
     /// `pool` is empty (`used == 0`: no live block, no freer in flight) and on no heap list;

@@ -10,6 +10,11 @@
 //! Invariant: a bit is set before any block of its arena is handed out, and cleared only after
 //! every pool of the arena went back to the arena manager, i.e. when no block of it is live. A
 //! thread holding a live block therefore always sees its bit set.
+//!
+//! Bound (audit of issue 13): every operation is one word (a load, a `fetch_or`, a
+//! `fetch_and`) at an index computed from the address; nothing ever walks the map, however
+//! many arenas there are. Its size is fixed (32 MiB of address space, resident only where
+//! arenas are).
 
 use super::os;
 use super::size_class::ARENA_SIZE;

@@ -357,6 +357,12 @@ impl Heap {
 
     /// Take back every block other threads freed into our pools. Returns whether any pool
     /// was queued. Holder only.
+    ///
+    /// Bound (audit of issue 13): it walks the queued pools and each one's list of blocks
+    /// (`take_remote_blocks`), so its work is the number of remote frees since the last
+    /// collection: O(1) amortized per remote free, taken with no lock. It is called when the
+    /// heap's pools of a class run out (before taking a new pool), at thread exit, and by a
+    /// freer that became an abandoned heap's holder.
     pub(crate) fn collect_remote_frees(&self) -> bool {
         let mut pool = self.remote_pools.take_all();
         let any = !pool.is_null();
@@ -382,7 +388,9 @@ impl Heap {
     }
 
     /// Give every empty current pool back to its arena (a heap nobody allocates from soon:
-    /// an exiting thread's, or an abandoned one being swept). Holder only.
+    /// an exiting thread's, or an abandoned one being let go). Holder only. O(size classes):
+    /// it looks at each class's current pool, never at the partial lists (a partial pool is
+    /// never empty: it goes back to its arena as soon as its last block does).
     pub(crate) fn release_empty_pools(&self) {
         for q in &self.classes {
             let pool = q.current.get();

@@ -18,7 +18,9 @@
 //! adopted by the next thread that starts; a heap that holds no live block any more (at the
 //! exit, or when its last block is freed) is freed (`registry.rs`). No path walks all heaps or
 //! all arenas: choosing an arena for a pool is O(1) (`arena_lists.rs`), and blocks freed into
-//! an exited thread's heap are taken back by the freeing thread (`remote.rs`).
+//! an exited thread's heap are taken back by the freeing thread (`remote.rs`). Each slow path that
+//! could grow with the heap or the thread count says its bound where it lives, in a comment
+//! starting "Bound (audit of issue 13)".
 //!
 //! # Where things are
 //!

@@ -16,7 +16,7 @@
 //! stays owned by some heap until it is taken back), no block is handed out twice (a heap has
 //! one holder at a time), and the heaps of exited threads go as their last blocks are freed.
 //!
-//! # Bounds (audit of issue 13)
+//! # Bound (audit of issue 13)
 //!
 //! Nothing here walks all heaps on an allocation path. A pool request looks at no heap. A
 //! thread's start looks at no more than [`ADOPT_TRIES`] abandoned heaps (it skips only heaps

@@ -208,7 +208,8 @@ pub(crate) unsafe fn free_remote(
 
 /// Owner: take the remote-free blocks of `pool`, a pool just taken from the heap's queue.
 /// Returns the pool that followed it in the queue, the list of blocks, and how many there
-/// are.
+/// are. Bound (audit of issue 13): a walk of the blocks freed into the pool since it was last
+/// taken (to count them and find the tail), at most the pool's capacity, once per block.
 ///
 /// # Safety
 /// The caller holds the pool's owner heap and got `pool` from that heap's `take_all`.
