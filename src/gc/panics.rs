@@ -14,6 +14,13 @@
 //! unwinds out of `Gc::drop`, with the object's memory freed on the way; deaths queued by
 //! that cascade are destroyed during the unwinding (their panics caught and dropped, since a
 //! second panic in flight would abort).
+//!
+//! **Never a second panic in flight.** A death met while the thread is already unwinding (a
+//! `Gc` dropped by the drop glue of a value whose `Drop` panicked, whichever flavor either
+//! belongs to — the fuzzer's F4) destroys its object with panics caught and dropped
+//! ([`while_unwinding`]); a collection run during an unwinding (a `Drop` calling `collect()`)
+//! reports its first panic instead of resuming it ([`FirstPanic::resume`]). `Rc` and `Arc`
+//! abort the process there; a collector whose teardown runs arbitrary `Drop`s cannot.
 
 use std::any::Any;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -60,9 +67,19 @@ impl FirstPanic {
         }
     }
 
-    /// Unwind with the first panic, if any.
+    /// Unwind with the first panic, if any; if the thread is already unwinding (this runs in
+    /// a destructor called by the unwinding), report it instead: a second panic in flight
+    /// would abort the process.
     pub(crate) fn resume(mut self) {
         if let Some(p) = self.0.take() {
+            if std::thread::panicking() {
+                eprintln!(
+                    "pyheap: panic ignored (another panic is unwinding): {}",
+                    message(&p)
+                );
+                discard(p);
+                return;
+            }
             resume_unwind(p);
         }
     }
@@ -74,6 +91,24 @@ impl FirstPanic {
             eprintln!("pyheap: panic ignored in {context}: {}", message(&p));
             discard(p);
         }
+    }
+}
+
+/// Run `f` (a refcount death's destruction) on a thread that is already unwinding: its panics
+/// are caught and dropped (the panic hook printed them), since one escaping here would be a
+/// second panic in flight.
+#[cold]
+#[inline(never)]
+pub(crate) fn while_unwinding(f: impl FnOnce()) {
+    drop(FirstPanic::run_new(f));
+}
+
+impl FirstPanic {
+    /// A new `FirstPanic` holding `f`'s panic, if any.
+    fn run_new(f: impl FnOnce()) -> Self {
+        let mut p = Self::new();
+        p.run(f);
+        p
     }
 }
 

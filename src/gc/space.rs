@@ -34,7 +34,7 @@ use super::generations::GenState;
 pub(crate) use super::generations::NUM_GENERATIONS;
 use super::header::{Counts, Links, LocalCounts, FLAG_DEAD, FLAG_FINALIZED};
 use super::list;
-use super::panics::FirstPanic;
+use super::panics::{self, FirstPanic};
 
 /// The state of one object space. Every pointer in it refers to objects of this thread.
 pub(crate) struct Space {
@@ -273,6 +273,12 @@ impl Space {
             return;
         }
         let _g = DropGuard::<C>::enter(self);
+        if std::thread::panicking() {
+            // A death during another panic's unwinding (`gc::panics`): no second panic may
+            // escape. The guard drains the queue the same way when it goes.
+            panics::while_unwinding(|| destroy(links));
+            return;
+        }
         destroy(links);
         if !self.pending.get().is_null() {
             let mut panics = FirstPanic::new();

@@ -278,7 +278,6 @@ fn item1_single_thread_scans_race_the_shared_scan() {
 // finishes without aborting. Found by both fuzz tests at once (seed 307752994) on main
 // be6e033.
 #[test]
-#[ignore = "finding F4: a mixed-flavor refcount cascade with two panics aborts"]
 fn f4_mixed_flavor_cascade_with_two_panics_does_not_abort() {
     must_pass(
         vec![

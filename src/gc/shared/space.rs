@@ -836,6 +836,13 @@ unsafe impl Flavor for Shared {
             return;
         }
         let _g = DroppingGuard::enter();
+        if std::thread::panicking() {
+            // A death during another panic's unwinding (`gc::panics`): no second panic may
+            // escape. The guard drains the queue the same way when it goes.
+            // SAFETY: as below.
+            crate::gc::panics::while_unwinding(|| unsafe { destroy::<SharedCounts>(links) });
+            return;
+        }
         // SAFETY: dead, unlinked, strong zero, value not dropped: ours to destroy. A panic
         // unwinds through the guard, which destroys what was queued meanwhile.
         unsafe { destroy::<SharedCounts>(links) };
