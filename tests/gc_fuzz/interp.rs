@@ -16,7 +16,9 @@
 //! 3. strong and weak counts of the main thread's roots agree with the model;
 //! 4. after a full collection, everything that was garbage before it is dropped;
 //! 5. after a worker exits, every single-thread object it made is dropped;
-//! 6. at the end, every object dropped once, finalized as promised, every node's memory freed.
+//! 6. at the end, every object dropped once, finalized as promised, every node's memory
+//!    freed, and pyheap's collector thread, if it was started, still alive (panics in the
+//!    teardowns it runs are reported, not fatal).
 
 use crate::alloc_count;
 use crate::child::{raw_eprint, violation};
@@ -125,6 +127,22 @@ pub struct Interp {
     panics: Vec<FuzzPanic>,
     /// The operation being run (for messages).
     what: String,
+    /// pyheap's collector thread was seen (it must then live to the end).
+    gc_thread_seen: bool,
+}
+
+/// Whether pyheap's collector thread (`pyheap-gc`) exists in this process (Linux `/proc`;
+/// false where that cannot be read, e.g. under Miri).
+fn gc_thread_exists() -> bool {
+    if cfg!(miri) {
+        return false;
+    }
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return false;
+    };
+    dir.flatten().any(|t| {
+        std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim_end() == "pyheap-gc")
+    })
 }
 
 impl Default for Interp {
@@ -148,6 +166,7 @@ impl Interp {
             step: 0,
             panics: vec![],
             what: String::new(),
+            gc_thread_seen: false,
         }
     }
 
@@ -210,6 +229,9 @@ impl Interp {
         self.strong_via = self.m.check_reachable_alive(&roots, &self.what);
         self.verify_real();
         self.check_counts(&roots);
+        if !self.gc_thread_seen {
+            self.gc_thread_seen = gc_thread_exists();
+        }
     }
 
     /// Walk the real graph from the main thread's roots (raw reads through `Gc::as_ptr`) and
@@ -1205,6 +1227,9 @@ impl Interp {
         }
         self.m.sync_ids();
         self.m.check_end();
+        if self.gc_thread_seen && !gc_thread_exists() {
+            violation("pyheap's collector thread (pyheap-gc) died during the program".into());
+        }
         let live = alloc_count::live_nodes();
         if live != 0 && !crate::model::memory_check_tolerated(&self.m) {
             violation(format!(
