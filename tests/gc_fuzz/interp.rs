@@ -970,11 +970,21 @@ impl Interp {
                                 self.what
                             ));
                         }
+                        let mut v = v;
                         v.core.expect(id, "a value moved out by try_unwrap");
                         v.core.unwrapped.store(true, Ordering::Relaxed);
                         self.m.obj_mut(id).gone = true;
+                        // The value is a plain Rust value now: if its `Drop` panicked while
+                        // its fields held handles whose drops panic, Rust itself would abort
+                        // (as with `Rc`). Its handles go one by one after it instead.
+                        let e = std::mem::take(v.edges.get_mut());
+                        let se = std::mem::take(v.sedges.get_mut());
+                        let w = std::mem::take(v.weaks.get_mut());
                         let r = run_user(move || drop(v));
                         self.note(r);
+                        self.drop_each(e);
+                        self.drop_each(se);
+                        self.drop_each(w);
                     }
                     Err(h) => {
                         if su == 1 {
@@ -998,15 +1008,31 @@ impl Interp {
                                 self.what
                             ));
                         }
+                        let mut v = v;
                         v.core.expect(id, "a value moved out by try_unwrap");
                         v.core.unwrapped.store(true, Ordering::Relaxed);
                         self.m.obj_mut(id).gone = true;
+                        // As above.
+                        let e =
+                            std::mem::take(v.edges.get_mut().unwrap_or_else(|e| e.into_inner()));
+                        let w =
+                            std::mem::take(v.weaks.get_mut().unwrap_or_else(|e| e.into_inner()));
                         let r = run_user(move || drop(v));
                         self.note(r);
+                        self.drop_each(e);
+                        self.drop_each(w);
                     }
                     Err(h) => self.ms.push((id, h)),
                 }
             }
+        }
+    }
+
+    /// Drop handles one at a time, each caught.
+    fn drop_each<T>(&mut self, v: Vec<T>) {
+        for h in v {
+            let r = run_user(move || drop(h));
+            self.note(r);
         }
     }
 

@@ -218,6 +218,32 @@ fn item5_cycle_in_a_thread_local_touched_before_the_first_gc() {
 
 // ---- the model's own mistakes, kept so they stay fixed ----
 
+/// A value moved out by `try_unwrap` whose `Drop` panics while it holds the last handle to a
+/// node whose `Drop` panics: Rust aborts (a panic in a destructor during unwinding, as with
+/// `Rc`); not pyheap's business, so the interpreter drops such a value's handles after it.
+/// (Release run, seed 1796487056441362091.)
+#[test]
+fn model_unwrapped_value_drops_its_handles_after_it() {
+    must_pass(
+        vec![
+            New(F::U, PANIC_ON_DROP),
+            New(F::U, PANIC_ON_DROP),
+            Move(E::UU, 0, 0),
+            TryUnwrap(F::U, 0),
+        ],
+        1,
+    );
+    must_pass(
+        vec![
+            New(F::S, PANIC_ON_DROP),
+            New(F::S, PANIC_ON_DROP),
+            Move(E::SS, 0, 0),
+            TryUnwrap(F::S, 0),
+        ],
+        1,
+    );
+}
+
 /// A frozen cycle holding a younger object: the younger one is not garbage (its holder is
 /// never collected). The model once required it freed (release run, seed
 /// 1796486081081262934).

@@ -65,6 +65,9 @@ pub fn fuzz(name: &str, source_file: &'static str, mut profile: Profile, default
         Ok(s) => s.parse().expect("PYHEAP_FUZZ_SEED: a number or `random`"),
         Err(_) => 0x1257_f022,
     };
+    if crate::child::in_process() {
+        crate::interp::install_panic_hook();
+    }
     let start = Instant::now();
     let deadline = secs.map(|s| start + Duration::from_secs(s));
     let mut total = 0u64;
