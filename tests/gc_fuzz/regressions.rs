@@ -302,7 +302,7 @@ fn item1_single_thread_scans_race_the_shared_scan() {
 // (only same-flavor deaths are queued behind a running destroyer) and its panic aborts the
 // process ("panic in a destructor during cleanup"). Within one flavor the same cascade
 // finishes without aborting. Found by both fuzz tests at once (seed 307752994) on main
-// be6e033.
+// be6e033; fixed by fa0b871.
 #[test]
 fn f4_mixed_flavor_cascade_with_two_panics_does_not_abort() {
     must_pass(
