@@ -288,8 +288,9 @@ impl Model {
         let drops = self.drops_now();
         let exempt = self.f2_exempt(&drops);
         // Frozen objects are never collected: what they hold is held.
+        // ... and objects still being made are held by the frame making them.
         let frozen: Vec<Id> = (0..self.objs.len() as Id)
-            .filter(|&x| self.obj(x).frozen && !self.is_dropped(x, &drops))
+            .filter(|&x| (self.obj(x).frozen || !objects::built(x)) && !self.is_dropped(x, &drops))
             .collect();
         let all_roots = || {
             roots
@@ -341,7 +342,7 @@ impl Model {
         let left: Vec<Id> = must
             .iter()
             .copied()
-            .filter(|&x| drops[x as usize] == 0 && via[x as usize] == NOT)
+            .filter(|&x| drops[x as usize] == 0 && via[x as usize] == NOT && objects::built(x))
             .collect();
         if !left.is_empty() {
             let list: Vec<String> = left.iter().take(8).map(|&x| self.describe(x)).collect();

@@ -86,6 +86,13 @@ pub static FINALIZES: [AtomicU8; MAX_IDS] = [const { AtomicU8::new(0) }; MAX_IDS
 /// `flavor | thread tag << 1`, written at creation (0 = not created).
 pub static KIND: [AtomicU8; MAX_IDS] = [const { AtomicU8::new(0) }; MAX_IDS];
 pub const KIND_CREATED: u8 = 0x80;
+/// Set once `Gc::new` returned the object's first handle: before that, a node being made
+/// (by a `Drop` on another thread, say) is held by the frame making it.
+pub static BUILT: [AtomicBool; MAX_IDS] = [const { AtomicBool::new(false) }; MAX_IDS];
+
+pub fn built(id: Id) -> bool {
+    BUILT[id as usize].load(Acquire)
+}
 pub const KIND_SHARED: u8 = 1;
 
 thread_local! {
@@ -111,6 +118,7 @@ pub fn reset() {
         DROPS[i].store(0, Relaxed);
         FINALIZES[i].store(0, Relaxed);
         KIND[i].store(0, Relaxed);
+        BUILT[i].store(false, Relaxed);
     }
 }
 
@@ -379,6 +387,9 @@ impl UNode {
                 v
             }),
         });
+        if r.is_ok() {
+            BUILT[id as usize].store(true, Release);
+        }
         (id, r)
     }
 
@@ -445,6 +456,9 @@ impl SNode {
                 v
             }),
         });
+        if r.is_ok() {
+            BUILT[id as usize].store(true, Release);
+        }
         (id, r)
     }
 }
