@@ -345,6 +345,35 @@ impl Interp {
         }
     }
 
+    /// After a full collection: every object of `must` is freed (or resurrected), the shared
+    /// ones possibly by a teardown another thread was already running when `collect()` was
+    /// called (`collect()` does not wait for it, by design: it could deadlock). That thread
+    /// is given time to finish; the bound (`PYHEAP_FUZZ_SETTLE_SECS`, 10 s) is a watchdog,
+    /// not a claim about speed: pyheap promises these objects are freed, not when.
+    fn settle(&mut self, mut must: Vec<Id>) {
+        let secs: u64 = std::env::var("PYHEAP_FUZZ_SETTLE_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10);
+        let start = std::time::Instant::now();
+        loop {
+            self.m.sync_ids();
+            let roots = self.roots();
+            must = self.m.check_freed(&must, &roots, &self.what);
+            if must.is_empty() {
+                return;
+            }
+            // Only another thread's teardown can be in the way: the collecting thread, or
+            // pyheap's collector thread (if it was ever started).
+            let others = self.bg.is_some() || self.gc_thread_seen || gc_thread_exists();
+            if !others || start.elapsed() > std::time::Duration::from_secs(secs) {
+                self.m
+                    .not_freed(&must, &format!("{} (and {secs} s later)", self.what));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
     /// Finding F3 tolerated: deaths queued behind a panicking `Drop` wait for the thread's
     /// next refcount death; make one of each flavor.
     fn f3_flush(&mut self) {
@@ -368,9 +397,7 @@ impl Interp {
         let must = self.m.must_free(&self.roots(), shared, local.then_some(0));
         let before = self.m.drops_now();
         let r = run_user(f);
-        self.m.sync_ids();
-        let roots = self.roots();
-        self.m.check_freed(&must, &roots, &self.what);
+        self.settle(must.clone());
         let n = self.note(r)?;
         if !shared && !self.frozen[0] {
             // A collection of this thread's space alone: it returns how many of its objects
@@ -1162,9 +1189,7 @@ impl Interp {
         }
         self.acked(w, ack);
         if let Some(must) = must {
-            self.m.sync_ids();
-            let roots = self.roots();
-            self.m.check_freed(&must, &roots, &self.what);
+            self.settle(must);
         }
     }
 
@@ -1251,6 +1276,9 @@ impl Interp {
         if UNEXPECTED.load(Ordering::SeqCst) {
             self.checkpoint();
         }
+        // Teardowns other threads started may still be running (see `settle`).
+        let all: Vec<Id> = (0..self.m.objs.len() as Id).collect();
+        self.settle(all);
         self.m.sync_ids();
         self.m.check_end();
         if self.gc_thread_seen && !gc_thread_exists() {
