@@ -465,6 +465,9 @@ fn chapter_3_shared() {
     drop(roots);
     let freed = pyheap::collect();
     println!("  dropped the ring of roots: pyheap::collect() = {freed}");
+    // collect() waits for no teardown on another thread (a garbage Drop there might be
+    // waiting for this one); before counting, wait for the collector thread's last batch.
+    pyheap::gc::wait_for_teardowns();
     print_shared_stats("after");
     let (created, dropped) = (
         SHARED_CREATED.load(Ordering::Relaxed),

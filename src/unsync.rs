@@ -19,7 +19,7 @@
 //! assert_eq!(pyheap::unsync::gc::collect(), 2);
 //! ```
 
-pub use crate::gc::handle::{Gc, Weak};
+pub use crate::gc::local::handle::{Gc, Weak};
 
 /// Python's `gc` controls for the calling thread's object space (the objects of
 /// [`pyheap::unsync`](crate::unsync)). Each thread has its own space, thresholds, counts,
@@ -41,11 +41,11 @@ pub use crate::gc::handle::{Gc, Weak};
 /// assert_eq!(pyheap::unsync::gc::threshold(), (700, 10, 10));
 /// ```
 pub mod gc {
-    pub use crate::gc::local_controls::{
+    pub use crate::gc::local::controls::{
         collect, collect_generation, count, disable, enable, freeze, freeze_count, is_enabled,
         safe_point, set_teardown_limit, set_threshold, stats, teardown_limit, threshold, unfreeze,
         waiting,
     };
-    pub use crate::gc::space::DEFAULT_TEARDOWN_LIMIT;
+    pub use crate::gc::local::space::DEFAULT_TEARDOWN_LIMIT;
     pub use crate::gc::GenerationStats;
 }

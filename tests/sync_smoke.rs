@@ -215,7 +215,11 @@ fn automatic_collection_runs_on_the_collector_thread() {
         "{}",
         drops.load(Ordering::SeqCst)
     );
+    // `collect()` frees what it finds and what is queued, but does not wait for a batch the
+    // collector thread is tearing down (a `Drop` there could be waiting for this thread);
+    // `wait_for_teardowns` does.
     pyheap::collect();
+    pyheap::gc::wait_for_teardowns();
     assert_eq!(drops.load(Ordering::SeqCst), 5000);
 }
 

@@ -51,7 +51,7 @@
 //! object (`Gc::new`, `Gc::new_cyclic`, `Gc::new_finalized`) once generation 0's count
 //! exceeds its threshold, on the creating thread, before the new object exists; the garbage it
 //! finds waits for a *safe point* (`pyheap::unsync::gc::safe_point()`, an explicit collection,
-//! thread exit), where its finalizers and `Drop`s run (`gc::space`). CPython 3.12 moved its
+//! thread exit), where its finalizers and `Drop`s run (`gc::local::space`). CPython 3.12 moved its
 //! trigger from allocation to the interpreter's safe points (gh-97922) because arbitrary
 //! `__del__` code ran in the middle of an allocation; in Rust the same happens to a caller of
 //! `Gc::new` that holds a `Mutex` a garbage `Drop` takes (a deadlock) or borrows a `RefCell`
@@ -71,7 +71,7 @@
 //!
 //! One addition, single-thread flavor only: a collection of generation 1 also takes in the
 //! old objects that lost a reference since the last one and the old objects they reach, up
-//! to a budget (`gc::old_touched`, which explains why this is sound for any set taken in),
+//! to a budget (`gc::local::old_touched`, which explains why this is sound for any set taken in),
 //! so that cycles which die after their promotion do not wait for a full collection.
 
 use super::generations::{GenState, NUM_GENERATIONS};
@@ -137,6 +137,28 @@ pub(crate) unsafe trait Flavor: 'static {
     /// # Safety
     /// Every member is pinned, unlinked and not dead.
     unsafe fn resurrected(set: &[*const Links]) -> Option<Vec<bool>>;
+
+    /// The single-thread flavor's bookkeeping of old objects (`gc::local::old_touched`),
+    /// called by the serial scan; the thread-safe flavor has none (the defaults do nothing).
+    ///
+    /// Before the passes of a collection of generation 1: take the old objects that lost a
+    /// reference, and the old objects they reach, into `young`.
+    ///
+    /// # Safety
+    /// `young` is the intact list being collected, exclusively ours; no pass has started and
+    /// `st.in_pass` is set.
+    unsafe fn gather_old(_st: &GenState, _young: *const Links, _tracer: &mut Tracer) {}
+    /// A survivor goes into the oldest generation.
+    ///
+    /// # Safety
+    /// `p` is a live tracked object of this flavor, about to be linked into the oldest
+    /// generation.
+    unsafe fn enter_oldest(_p: *const Links) {}
+    /// A garbage object leaves every generation.
+    ///
+    /// # Safety
+    /// `p` is a live tracked object of this flavor being committed as garbage.
+    unsafe fn leave_oldest(_p: *const Links) {}
 }
 
 /// Marks this thread as collecting (for re-entrant `collect()` calls) until dropped, even if
@@ -256,7 +278,7 @@ unsafe fn scan<F: Flavor>(st: &GenState, gen: usize) -> (Vec<*const Links>, bool
     } else {
         young
     };
-    // Single-thread flavor: the old objects that lost a reference (`gc::old_touched`) are
+    // Single-thread flavor: the old objects that lost a reference (`gc::local::old_touched`) are
     // part of the oldest generation, so a full collection takes them along.
     if !F::CONCURRENT && gen == NUM_GENERATIONS - 1 {
         // SAFETY: both lists are intact.
@@ -268,13 +290,13 @@ unsafe fn scan<F: Flavor>(st: &GenState, gen: usize) -> (Vec<*const Links>, bool
 
     let no_unwind = AbortOnUnwind;
     st.in_pass.set(true);
-    let mut tracer = Tracer::new(Mode::Count, F::CONCURRENT);
+    let mut tracer = Tracer::new::<F::Counts>(Mode::Count, F::CONCURRENT);
     if !F::CONCURRENT && gen == NUM_GENERATIONS - 2 {
         // A collection of generation 1 also examines the old objects that lost a reference
-        // since the last one, and what they reach up to a budget (`gc::old_touched`).
+        // since the last one, and what they reach up to a budget (`gc::local::old_touched`).
         // SAFETY: `young` is intact and exclusively ours, no pass has started, `in_pass` is
         // set.
-        unsafe { super::old_touched::gather(st, young, &mut tracer) };
+        unsafe { F::gather_old(st, young, &mut tracer) };
     }
     // SAFETY: the passes' contracts hold in sequence on the intact list `young`; only
     // `Trace` impls run, which may not create, drop or move handles.
@@ -309,7 +331,7 @@ unsafe fn scan<F: Flavor>(st: &GenState, gen: usize) -> (Vec<*const Links>, bool
             let (survivors, garbage, finalizers) = split_and_commit::<F::Counts>(young, &tracer);
             (survivors, 0, garbage, finalizers)
         } else {
-            serial_scan::<F::Counts>(young, &mut tracer, to_oldest)
+            serial_scan::<F>(young, &mut tracer, to_oldest)
         }
     };
     // The interior locks the tracer held (concurrent flavor) are released before any user
@@ -342,8 +364,8 @@ unsafe fn scan<F: Flavor>(st: &GenState, gen: usize) -> (Vec<*const Links>, bool
 /// # Safety
 /// `young` is an intact list of live tracked objects with counts of type `C`, used
 /// exclusively by this call; only `Trace` impls run. `to_oldest`: the survivors go into the
-/// oldest generation (they are flagged old, see `gc::old_touched`).
-unsafe fn serial_scan<C: Counts>(
+/// oldest generation (they are flagged old, see `gc::local::old_touched`).
+unsafe fn serial_scan<F: Flavor>(
     young: *const Links,
     tracer: &mut Tracer,
     to_oldest: bool,
@@ -351,7 +373,7 @@ unsafe fn serial_scan<C: Counts>(
     // SAFETY: the passes' contracts hold in sequence on the intact list `young`.
     unsafe {
         loop {
-            update_refs::<C>(young);
+            update_refs::<F::Counts>(young);
             tracer.set_mode(Mode::Subtract);
             subtract_internal(young, tracer);
             if tracer.retrack.is_empty() {
@@ -371,11 +393,11 @@ unsafe fn serial_scan<C: Counts>(
         (*u).set_prev_tagged(u);
         tracer.set_mode(Mode::MoveReachable { young });
         let (survivors, were_old) = if to_oldest {
-            move_unreachable::<true>(young, u, tracer)
+            move_unreachable::<F, true>(young, u, tracer)
         } else {
-            move_unreachable::<false>(young, u, tracer)
+            move_unreachable::<F, false>(young, u, tracer)
         };
-        let (garbage, finalizers) = commit_unreachable::<C>(u);
+        let (garbage, finalizers) = commit_unreachable::<F>(u);
         (survivors, were_old, garbage, finalizers)
     }
 }
@@ -415,7 +437,7 @@ unsafe fn subtract_internal(young: *const Links, tracer: &mut Tracer) {
 /// the objects reachable from those with references from outside, and moves the others to
 /// the list `unreachable`. Returns the number of reachable objects and, if `TO_OLDEST` (the
 /// survivors go into the oldest generation: each is flagged old, untouched), how many of them
-/// were flagged old already (gathered by `gc::old_touched`).
+/// were flagged old already (gathered by `gc::local::old_touched`).
 ///
 /// The walk keeps CPython's invariant: every object to the left of the cursor is reachable,
 /// has been traced (in `Mode::MoveReachable`), and has its `prev` restored to a real pointer
@@ -434,7 +456,7 @@ unsafe fn subtract_internal(young: *const Links, tracer: &mut Tracer) {
 /// After `subtract_internal` on the same list, with no `retrack` pending; `unreachable` is an
 /// empty list head initialised with [`Links::set_prev_tagged`] (pointing at itself); the
 /// tracer is in `Mode::MoveReachable { young }`.
-unsafe fn move_unreachable<const TO_OLDEST: bool>(
+unsafe fn move_unreachable<F: Flavor, const TO_OLDEST: bool>(
     young: *const Links,
     unreachable: *const Links,
     tracer: &mut Tracer,
@@ -455,7 +477,7 @@ unsafe fn move_unreachable<const TO_OLDEST: bool>(
                 (*p).set_prev(last);
                 if TO_OLDEST {
                     were_old += ((*p).flags() & FLAG_OLD != 0) as usize;
-                    super::old_touched::enter_oldest(p);
+                    F::enter_oldest(p);
                 }
                 last = p;
                 reachable += 1;
@@ -481,7 +503,7 @@ unsafe fn move_unreachable<const TO_OLDEST: bool>(
 ///
 /// # Safety
 /// After `move_unreachable`, with its `unreachable` list.
-unsafe fn commit_unreachable<C: Counts>(unreachable: *const Links) -> (Vec<*const Links>, bool) {
+unsafe fn commit_unreachable<F: Flavor>(unreachable: *const Links) -> (Vec<*const Links>, bool) {
     let mut garbage = scratch::take(false, scratch::Kind::Garbage);
     let mut finalizers = false;
     // SAFETY: members are live tracked objects with counts of type `C`; the `next` chain is
@@ -491,9 +513,9 @@ unsafe fn commit_unreachable<C: Counts>(unreachable: *const Links) -> (Vec<*cons
         while p != unreachable {
             let next = (*p).next.get();
             // Out of every list now: a `Drop` or finalizer dropping a handle to it must not
-            // move it to the touched list (`gc::old_touched`).
-            super::old_touched::leave_oldest(p);
-            finalizers |= commit_member::<C>(p, &mut garbage);
+            // move it to the touched list (`gc::local::old_touched`).
+            F::leave_oldest(p);
+            finalizers |= commit_member::<F::Counts>(p, &mut garbage);
             p = next;
         }
         list::init(unreachable);
@@ -807,7 +829,7 @@ pub(crate) unsafe fn resurrected_part<C: Counts>(
         for &p in set {
             (*p).set_refs(PREV_COLLECTING);
         }
-        let mut tracer = Tracer::new(Mode::Count, false);
+        let mut tracer = Tracer::new::<C>(Mode::Count, false);
         for &p in set {
             ((*p).vtable().trace)(p, &mut tracer);
         }
@@ -875,7 +897,7 @@ pub(crate) unsafe fn validated_external_refs<C: Counts>(set: &[*const Links]) ->
         for &p in set {
             list::push_back(h, p);
         }
-        let mut tracer = Tracer::new(Mode::Count, true);
+        let mut tracer = Tracer::new::<C>(Mode::Count, true);
         tracer.restrict_to(members);
         init_refs(h, &mut tracer);
         count_internal(&mut tracer);

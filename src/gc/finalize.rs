@@ -33,9 +33,9 @@
 //! rule for a value whose `drop` unwinds: its remaining fields were dropped on the way).
 
 use super::collect::Flavor;
+use super::destroy::release_token;
 use super::header::{counts_of, Counts, Links, FLAG_DEAD, FLAG_FINALIZED};
 use super::panics::FirstPanic;
-use super::space::release_token;
 
 /// A finalizer: runs once, before the object is destroyed, with the object (and, for a
 /// garbage cycle, the whole cycle) still intact. Python's `__del__` (PEP 442 semantics).

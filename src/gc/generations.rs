@@ -57,7 +57,7 @@ pub(crate) struct GenState {
     /// CPython's `long_lived_pending`: objects promoted into the oldest generation since.
     pub(crate) long_lived_pending: Cell<usize>,
     /// Single-thread flavor: the oldest generation's objects that lost a reference since the
-    /// last collection of generation 1 (`gc::old_touched`); part of the oldest generation.
+    /// last collection of generation 1 (`gc::local::old_touched`); part of the oldest generation.
     /// Always empty in the thread-safe flavor.
     pub(crate) touched: Links,
     /// How many objects entered `touched` since the last collection of generation 1 (the

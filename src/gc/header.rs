@@ -22,7 +22,7 @@
 //! (`Gc<[Gc<Node>]>`) also stores its length in the header for the collector (40 bytes,
 //! like CPython's variable-size objects, which add `ob_size`). See [`tracked_offset`].
 //!
-//! # Invariants (kept by `gc::handle`, `gc::space`, `gc::shared`, `gc::collect` and `gc::finalize`)
+//! # Invariants (kept by `gc::local`, `gc::shared`, `gc::collect` and `gc::finalize`)
 //!
 //! * `strong` is the number of live `Gc` handles, plus one *pin* per object while the
 //!   collector tears down a garbage set containing it.
@@ -40,7 +40,7 @@
 //!   by the owner of that list (the thread, or the holder of the shard's lock). (The
 //!   single-thread flavor's lists are its three generations, the permanent one of
 //!   `gc.freeze()`, and the touched list, which is part of the oldest generation.)
-//! * Single-thread flavor (`gc::old_touched`): [`FLAG_OLD`] is set iff the object is linked
+//! * Single-thread flavor (`gc::local::old_touched`): [`FLAG_OLD`] is set iff the object is linked
 //!   in the oldest generation's list or the touched list, or a running generation-1 scan
 //!   took it from one of them; [`STRONG_WATCH`], in its strong count, iff it is linked in the
 //!   oldest generation's own list (so a `Gc::drop` that leaves handles moves it to the touched
@@ -74,8 +74,6 @@ use core::alloc::Layout;
 use core::cell::{Cell, UnsafeCell};
 use core::mem::ManuallyDrop;
 
-use super::trace::Tracer;
-
 /// The finalizer of this object has run (or is running); it never runs again.
 pub(crate) const FLAG_FINALIZED: usize = 0b001;
 /// The value has been (or is being) dropped; no reference to it may be created.
@@ -90,7 +88,7 @@ pub(crate) const FLAG_WEAKS_CLEARED: usize = 0b100;
 pub(crate) const FLAG_UNIQUE: usize = 0b1000;
 /// Single-thread flavor only: the object belongs to the oldest generation (it is linked in
 /// that generation's list or in the list of old objects that lost a reference, or a
-/// generation-1 scan took it from either). See `gc::old_touched`.
+/// generation-1 scan took it from either). See `gc::local::old_touched`.
 pub(crate) const FLAG_OLD: usize = 0b10_0000;
 /// The flag bits kept in the low bits of the vtable word (which is 64-aligned).
 /// `FLAG_CONDEMNED` (`0b1_0000`) is not among them: it lives in the other flavor's count word.
@@ -235,7 +233,7 @@ pub(crate) struct LocalCounts {
 }
 
 /// In `LocalCounts::strong`: the object is linked in its space's oldest generation's own
-/// list (`gc::old_touched`).
+/// list (`gc::local::old_touched`).
 pub(crate) const STRONG_WATCH: u32 = 1 << 31;
 /// The count part of `LocalCounts::strong`.
 pub(crate) const STRONG_COUNT: u32 = STRONG_WATCH - 1;
@@ -351,12 +349,23 @@ pub(crate) struct Links {
     /// The previous node (outside a collection) or the collection bits (during one); see the
     /// module's invariants. Accessed through `prev`/`set_prev` and `refs`/`set_refs`.
     prev: Cell<*const Links>,
-    /// `&'static VTable` with the `FLAG_*` bits in its low bits (the vtable is 64-aligned).
-    vtable: Cell<*const VTable>,
+    /// The object's `&'static VTable` (`gc::vtable`, which begins with a [`VTableHead`]) with
+    /// the `FLAG_*` bits in its low bits (the vtable is 64-aligned).
+    vtable: Cell<*const VTableHead>,
 }
 
-// The flags are stored in the low bits of a pointer to a `VTable`.
-const _: () = assert!(core::mem::align_of::<VTable>() > FLAG_MASK);
+/// The part of a per-type vtable the header itself needs: where the counts are. Every
+/// `gc::vtable::VTable` begins with it (`repr(C)`), so the header reads it without knowing
+/// the rest (the functions, which name the tracer: a layer above this one).
+#[repr(C)]
+pub(crate) struct VTableHead {
+    /// Bytes from the start of the allocation (the `Links`) to the `GcBox`.
+    pub(crate) box_offset: usize,
+}
+
+/// The vtables' alignment: their flag-free low bits hold the flags.
+pub(crate) const VTABLE_ALIGN: usize = 64;
+const _: () = assert!(VTABLE_ALIGN > FLAG_MASK);
 // `PREV_TENTATIVE` is stored in the low bits of a pointer to `Links`.
 const _: () = assert!(core::mem::align_of::<Links>() > PREV_TENTATIVE);
 
@@ -365,23 +374,6 @@ const _: () = assert!(core::mem::align_of::<Links>() > PREV_TENTATIVE);
 #[inline(always)]
 pub(crate) fn addr<T>(p: *const T) -> usize {
     p as usize
-}
-
-/// What the collector needs to handle an object without knowing its type.
-#[repr(C, align(64))]
-pub(crate) struct VTable {
-    /// Bytes from the start of the allocation (the `Links`) to the `GcBox`.
-    pub(crate) box_offset: usize,
-    /// Layout of the whole allocation (for a slice it depends on the length stored in the
-    /// header, hence a function). Caller: the header is alive.
-    pub(crate) layout: unsafe fn(*const Links) -> Layout,
-    /// Report the value's edges. Caller: the value is alive.
-    pub(crate) trace: unsafe fn(*const Links, &mut Tracer),
-    /// Drop the value in place. Caller: the value is alive, `FLAG_DEAD` is set, and this is
-    /// the one call that drops it.
-    pub(crate) drop_value: unsafe fn(*const Links),
-    /// Run the value's `Finalize::finalize`, for values created by `Gc::new_finalized`.
-    pub(crate) finalize: Option<unsafe fn(*const Links)>,
 }
 
 impl Links {
@@ -394,8 +386,10 @@ impl Links {
         }
     }
 
-    /// The links of a new object: a self-loop (not in any list) with the given vtable.
-    pub(crate) fn write_new(at: *mut Links, vtable: &'static VTable) {
+    /// The links of a new object: a self-loop (not in any list) with the vtable whose head
+    /// is `vtable` (a `&'static gc::vtable::VTable`, `VTABLE_ALIGN`-aligned).
+    pub(crate) fn write_new(at: *mut Links, vtable: *const VTableHead) {
+        debug_assert_eq!(addr(vtable) % VTABLE_ALIGN, 0);
         // SAFETY: callers pass freshly allocated, suitably aligned memory for a `Links`.
         unsafe {
             at.write(Links {
@@ -406,17 +400,16 @@ impl Links {
         };
     }
 
+    /// The object's vtable pointer, flags removed (the head of a `&'static VTable`).
     #[inline]
-    pub(crate) fn vtable(&self) -> &'static VTable {
+    pub(crate) fn vtable_ptr(&self) -> *const VTableHead {
         let p = self.vtable.get();
-        // SAFETY: for objects (never sentinels, which the collector never asks), the word is
-        // a `&'static VTable` (64-aligned) moved forward by its flag bits within the vtable;
+        // For objects (never sentinels, which the collector never asks) the word is the
+        // vtable's address (64-aligned) moved forward by its flag bits within the vtable;
         // moving back by them gives the vtable pointer, with its provenance.
-        unsafe {
-            &*p.cast::<u8>()
-                .wrapping_sub(addr(p) & FLAG_MASK)
-                .cast::<VTable>()
-        }
+        p.cast::<u8>()
+            .wrapping_sub(addr(p) & FLAG_MASK)
+            .cast::<VTableHead>()
     }
 
     #[inline]
@@ -502,7 +495,7 @@ pub(crate) unsafe fn counts_of<'a, C: Counts>(links: *const Links) -> &'a C {
     // SAFETY: per the caller the header is alive; the `GcBox` (whose first field, `repr(C)`,
     // is the counts) sits `box_offset` bytes after the links in the same allocation.
     unsafe {
-        let off = (*links).vtable().box_offset;
+        let off = (*(*links).vtable_ptr()).box_offset;
         &*links.cast::<u8>().add(off).cast::<C>()
     }
 }

@@ -98,11 +98,18 @@
 //!    `None` and `Deref` panics (in release builds too).
 //! 5. The memory goes once no `Gc` or `Weak` handle refers to it.
 //!
-//! Files: `header` (layout, counts, flags), `list` (generation lists), `generations` (the
-//! generational state of one space), `collect` (the passes and the `Flavor` trait both
-//! flavors implement), `finalize` (teardown of a garbage set), `space`, `handle` and
-//! `old_touched` (the single-thread flavor), `shared/` (the thread-safe flavor), `vtable` (per-type vtables),
-//! `trace` and `trace_impls` (`Trace`), `stats`, `local_controls` (`pyheap::unsync::gc`).
+//! Files, in layers (each uses only the ones above it):
+//! - the core both flavors share: `header` (layout, counts, flags, the vtable's head),
+//!   `list` (generation lists), `panics`, `held` and `scratch` (the tracer's kept buffers),
+//!   `trace` and `trace_impls` (`Trace`, `Tracer`), `vtable` (per-type vtables), `slice`
+//!   (`Gc<[T]>`, `Gc<str>`), `generations` (the generational state of one space), `stats`,
+//!   `collect` (the passes and the `Flavor` trait both flavors implement), `destroy` (one
+//!   object's destruction), `finalize` (teardown of a garbage set), `handle_impls` (the
+//!   handle traits both flavors implement alike);
+//! - `local/`, the single-thread flavor (`pyheap::unsync`): `handle`, `space`, `controls`
+//!   (`pyheap::unsync::gc`), `old_touched`, `thread_exit`;
+//! - `shared/`, the thread-safe flavor (`pyheap::Gc`): `handle`, `counts`, `space`,
+//!   `collector`, `fairness`, `fork`.
 //!
 //! One collector for both flavors: the passes (`collect`) and the teardown (`finalize`) are
 //! written once, generic over `collect::Flavor`, which supplies the count storage
@@ -110,24 +117,21 @@
 //! thread's own space, or the shared space's lock) and the refcount-death queue.
 
 pub(crate) mod collect;
+pub(crate) mod destroy;
 pub(crate) mod finalize;
 pub(crate) mod generations;
-pub(crate) mod handle;
 pub(crate) mod handle_impls;
 pub(crate) mod header;
 pub(crate) mod held;
 pub(crate) mod list;
-pub(crate) mod local_controls;
+pub(crate) mod local;
 #[cfg(loom)]
 pub mod model;
-pub(crate) mod old_touched;
 pub(crate) mod panics;
 pub(crate) mod scratch;
 pub(crate) mod shared;
 pub(crate) mod slice;
-pub(crate) mod space;
 mod stats;
-pub(crate) mod thread_exit;
 pub(crate) mod trace;
 mod trace_impls;
 pub(crate) mod vtable;
@@ -164,7 +168,52 @@ pub fn collect_generation(generation: usize) -> usize {
     // (in older generations) that the scan then finds.
     let freed = space().finish_pending(&mut panics)
         + collect::collect_generation::<Shared>(generation, &mut panics)
-        + local_controls::collect_generation_into(generation, &mut panics);
+        + local::controls::collect_generation_into(generation, &mut panics);
+    panics.resume();
+    freed
+}
+
+/// Wait until the teardowns of the shared space's automatic collections are over: tear down
+/// here the garbage they queued, then wait for the ones other threads (pyheap's collector
+/// thread, or a `collect()` that took a queued batch) are running. Returns the number of
+/// objects freed on this thread.
+///
+/// [`collect()`](crate::collect) never waits for another thread's teardown, because a
+/// garbage object's `Drop` there may be waiting for the caller. This function does: call it
+/// only where no `Drop` of garbage can be waiting for this thread — in a test that counts
+/// drops after `collect()` with automatic collection on, at the end of a program that checks
+/// everything was freed. Called from a `Drop` or finalizer a teardown on this thread runs, it
+/// returns 0 at once. Python has no counterpart (its collections run on the calling thread).
+///
+/// # Panics
+/// After the queued garbage was torn down, with the first panic of its `Drop`s or
+/// finalizers.
+///
+/// ```
+/// use pyheap::{Gc, Trace};
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::sync::Mutex;
+///
+/// static DROPS: AtomicUsize = AtomicUsize::new(0);
+/// #[derive(Trace)]
+/// struct Node(Mutex<Option<Gc<Node>>>);
+/// impl Drop for Node {
+///     fn drop(&mut self) { DROPS.fetch_add(1, Ordering::SeqCst); }
+/// }
+///
+/// pyheap::gc::set_threshold(10, 10, 10); // automatic collections, torn down elsewhere
+/// for _ in 0..100 {
+///     let n = Gc::new(Node(Mutex::new(None)));
+///     *n.0.lock().unwrap() = Some(n.clone()); // garbage once `n` goes
+/// }
+/// pyheap::collect();
+/// pyheap::gc::wait_for_teardowns(); // what the collector thread was dropping is gone too
+/// assert_eq!(DROPS.load(Ordering::SeqCst), 100);
+/// # pyheap::gc::set_threshold(700, 10, 10);
+/// ```
+pub fn wait_for_teardowns() -> usize {
+    let mut panics = panics::FirstPanic::new();
+    let freed = space().wait_for_teardowns(&mut panics);
     panics.resume();
     freed
 }

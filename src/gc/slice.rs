@@ -12,8 +12,9 @@ use core::marker::PhantomData;
 use core::mem::ManuallyDrop;
 use core::ptr::{self, NonNull};
 
-use super::header::{alloc_layout, tracked_offset, Counts, GcBox, Links, VTable};
+use super::header::{alloc_layout, tracked_offset, Counts, GcBox, Links, VTableHead};
 use super::trace::{Trace, Tracer};
+use super::vtable::VTable;
 
 /// Per-element-type vtables of tracked slices with counts `C`.
 pub(crate) struct SliceVTables<C, T>(PhantomData<(C, T)>);
@@ -29,7 +30,9 @@ impl<C: 'static, T: Trace + 'static> SliceVTables<C, T> {
     pub(crate) const OFFSET: usize = tracked_offset(Self::BOX_ALIGN, true);
     /// The vtable.
     pub(crate) const VTABLE: VTable = VTable {
-        box_offset: Self::OFFSET,
+        head: VTableHead {
+            box_offset: Self::OFFSET,
+        },
         layout: layout_slice::<C, T>,
         trace: trace_slice::<C, T>,
         drop_value: drop_slice::<C, T>,
@@ -100,7 +103,10 @@ pub(crate) fn allocate_slice<C: Counts, T: Trace + 'static>(len: usize) -> NonNu
     }
     if T::MAY_CONTAIN_GC {
         debug_assert_eq!(offset, SliceVTables::<C, T>::OFFSET);
-        Links::write_new(base.cast::<Links>(), &SliceVTables::<C, T>::VTABLE);
+        Links::write_new(
+            base.cast::<Links>(),
+            SliceVTables::<C, T>::VTABLE.head_ptr(),
+        );
         // SAFETY: the length slot is the `usize` before the box, inside the allocation after
         // the links, and aligned (`offset` is a multiple of 8 here, the links' alignment).
         unsafe {

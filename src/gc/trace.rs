@@ -65,7 +65,7 @@ pub unsafe trait Trace {
 }
 
 /// What a collection pass does with each edge it is told about.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) enum Mode {
     /// `count_internal`: an edge to an object being collected is an internal reference.
     Count,
@@ -78,11 +78,20 @@ pub(crate) enum Mode {
     /// target reachable, moving it back from the tentatively unreachable list to the tail of
     /// the generation, which is `young` (CPython's `visit_reachable`).
     MoveReachable { young: *const Links },
-    /// Before a single-thread collection of generation 1 (`gc::old_touched::gather`): an
-    /// edge to an old object not yet touched takes it from the oldest generation into
-    /// `young`, the list being collected, while `gather_budget` lasts.
-    Gather { young: *const Links },
+    /// Before a single-thread collection of generation 1 (`gc::local::old_touched::gather`):
+    /// an edge to an object outside the generations being collected is handed to `visit`
+    /// (which takes old objects not yet touched from the oldest generation into `young`, the
+    /// list being collected, while `gather_budget` lasts). A function of the flavor's own, so
+    /// that this layer does not name it.
+    Gather {
+        young: *const Links,
+        visit: GatherEdge,
+    },
 }
+
+/// `Mode::Gather`'s visitor: `(tracer, target, young)`. Called with a target of the tracer's
+/// flavor, alive, outside the generations being collected.
+pub(crate) type GatherEdge = unsafe fn(&mut Tracer, *const Links, *const Links);
 
 /// The visitor a collection passes to [`Trace::trace`]. Only the collector creates one; a
 /// `Trace` impl hands it to the `Trace` impls of its fields.
@@ -110,6 +119,10 @@ pub struct Tracer {
     /// shared reference, so the `&mut` `get_mut` made from it is over. The collector links
     /// them back into generation 0 once the pass is done.
     pub(crate) retrack: Vec<*const Links>,
+    /// The flavor's flag accessors (`Counts::flags`, `Counts::clear_flag`), for the objects
+    /// `get_mut` took out (`maybe_retrack`): this layer does not name the flavors' counts.
+    flags: unsafe fn(*const Links) -> usize,
+    clear_flag: unsafe fn(*const Links, usize),
     /// Concurrent flavor: the guards of the interior locks this scan took, released when the
     /// scan ends (or its counting starts over).
     held: Vec<Held>,
@@ -158,10 +171,14 @@ impl core::fmt::Debug for Tracer {
 }
 
 impl Tracer {
-    pub(crate) fn new(mode: Mode, concurrent: bool) -> Self {
+    /// A tracer for a scan of objects with counts `C`, of the thread-safe flavor's space if
+    /// `concurrent`.
+    pub(crate) fn new<C: Counts>(mode: Mode, concurrent: bool) -> Self {
         Self {
             mode,
             concurrent,
+            flags: C::flags,
+            clear_flag: C::clear_flag,
             stack: scratch::take(concurrent, scratch::Kind::Stack),
             retrack: Vec::new(),
             held: if concurrent {
@@ -286,9 +303,7 @@ impl Tracer {
                 Mode::Count | Mode::Subtract => unsafe { self.maybe_retrack(target) },
                 // Before the passes no `prev` holds collection bits: every edge comes here.
                 // SAFETY: as above; `gather` runs before the passes, on the list `young`.
-                Mode::Gather { young } => unsafe {
-                    crate::gc::old_touched::gather_edge(self, target, young)
-                },
+                Mode::Gather { young, visit } => unsafe { visit(self, target, young) },
                 _ => {}
             }
             return;
@@ -345,12 +360,12 @@ impl Tracer {
     /// As [`Tracer::edge`].
     #[inline]
     unsafe fn maybe_retrack(&mut self, target: *const Links) {
-        // SAFETY: per the caller the header is alive; its counts are the flavor's.
+        // SAFETY: per the caller the header is alive; its counts are the flavor's, whose
+        // accessors `new` stored (the single-thread flavor's flags are in the links).
         unsafe {
             if self.concurrent {
-                type S = crate::gc::shared::counts::SharedCounts;
-                if S::flags(target) & FLAG_UNIQUE != 0 {
-                    S::clear_flag(target, FLAG_UNIQUE);
+                if (self.flags)(target) & FLAG_UNIQUE != 0 {
+                    (self.clear_flag)(target, FLAG_UNIQUE);
                     self.retrack.push(target);
                 }
             } else if (*target).flags() & FLAG_UNIQUE != 0 {

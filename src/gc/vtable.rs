@@ -6,8 +6,47 @@ use core::marker::PhantomData;
 use core::mem::ManuallyDrop;
 
 use super::finalize::Finalize;
-use super::header::{tracked_layout, GcBox, Links, VTable};
+use super::header::{tracked_layout, GcBox, Links, VTableHead, VTABLE_ALIGN};
 use super::trace::{Trace, Tracer};
+
+/// What the collector needs to handle an object without knowing its type. Its head (the box
+/// offset) is all the header layer reads (`header::VTableHead`).
+#[repr(C, align(64))]
+pub(crate) struct VTable {
+    /// Where the counts are: bytes from the start of the allocation (the `Links`) to the
+    /// `GcBox`.
+    pub(crate) head: VTableHead,
+    /// Layout of the whole allocation (for a slice it depends on the length stored in the
+    /// header, hence a function). Caller: the header is alive.
+    pub(crate) layout: unsafe fn(*const Links) -> Layout,
+    /// Report the value's edges. Caller: the value is alive.
+    pub(crate) trace: unsafe fn(*const Links, &mut Tracer),
+    /// Drop the value in place. Caller: the value is alive, `FLAG_DEAD` is set, and this is
+    /// the one call that drops it.
+    pub(crate) drop_value: unsafe fn(*const Links),
+    /// Run the value's `Finalize::finalize`, for values created by `Gc::new_finalized`.
+    pub(crate) finalize: Option<unsafe fn(*const Links)>,
+}
+
+const _: () = assert!(core::mem::align_of::<VTable>() == VTABLE_ALIGN);
+
+impl VTable {
+    /// The head to store in a new object's links (`Links::write_new`).
+    pub(crate) fn head_ptr(&'static self) -> *const VTableHead {
+        &self.head
+    }
+}
+
+impl Links {
+    /// The object's vtable.
+    #[inline]
+    pub(crate) fn vtable(&self) -> &'static VTable {
+        // SAFETY: for objects, the pointer is to the head of a `&'static VTable`, its first
+        // field (`repr(C)`), derived from the whole `&'static VTable` (`head_ptr`) and moved
+        // back to it by `vtable_ptr` with its provenance.
+        unsafe { &*self.vtable_ptr().cast::<VTable>() }
+    }
+}
 
 /// The vtables of a sized tracked `T` with counts `C`.
 pub(crate) struct VTables<C, T>(PhantomData<(C, T)>);
@@ -15,7 +54,9 @@ pub(crate) struct VTables<C, T>(PhantomData<(C, T)>);
 impl<C: 'static, T: Trace + 'static> VTables<C, T> {
     /// Without a finalizer.
     pub(crate) const PLAIN: VTable = VTable {
-        box_offset: tracked_layout::<C, T>().0,
+        head: VTableHead {
+            box_offset: tracked_layout::<C, T>().0,
+        },
         layout: layout_sized::<C, T>,
         trace: trace_erased::<C, T>,
         drop_value: drop_erased::<C, T>,

@@ -23,15 +23,15 @@ use core::ptr::{self, NonNull};
 
 use super::counts::{flags_in, SharedCounts};
 use super::space::space;
+use crate::gc::destroy::release_token;
 use crate::gc::finalize::Finalize;
 use crate::gc::header::{
-    alloc_layout, is_fat, links_of, tracked_layout, Counts, GcBox, Links, VTable, FLAG_DEAD,
-    FLAG_UNIQUE, FLAG_WEAKS_CLEARED,
+    alloc_layout, is_fat, links_of, tracked_layout, Counts, GcBox, Links, FLAG_DEAD, FLAG_UNIQUE,
+    FLAG_WEAKS_CLEARED,
 };
 use crate::gc::slice;
-use crate::gc::space::release_token;
 use crate::gc::trace::{Trace, Tracer};
-use crate::gc::vtable::VTables;
+use crate::gc::vtable::{VTable, VTables};
 
 type C = SharedCounts;
 type Inner<T> = GcBox<C, T>;
@@ -110,7 +110,7 @@ fn allocate<T: Trace + 'static>(counts: C, vtable: &'static VTable) -> NonNull<I
         std::alloc::handle_alloc_error(layout);
     }
     if T::MAY_CONTAIN_GC {
-        Links::write_new(base.cast::<Links>(), vtable);
+        Links::write_new(base.cast::<Links>(), vtable.head_ptr());
     }
     // SAFETY: `offset` is within the fresh allocation and aligned for `Inner<T>`.
     let b = unsafe { base.add(offset) }.cast::<Inner<T>>();

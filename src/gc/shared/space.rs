@@ -42,11 +42,11 @@
 use core::cell::Cell;
 
 use crate::gc::collect::{self, CollectionToken, Flavor, Garbage};
+use crate::gc::destroy::destroy;
 use crate::gc::generations::{GenState, NUM_GENERATIONS};
 use crate::gc::header::{counts_of, Counts, Links, FLAG_DEAD, FLAG_UNIQUE};
 use crate::gc::list;
 use crate::gc::panics::FirstPanic;
-use crate::gc::space::destroy;
 use crate::sync::{fence, AtomicBool, AtomicPtr, AtomicUsize, Mutex, MutexGuard, Ordering};
 
 use super::counts::SharedCounts;
@@ -107,9 +107,12 @@ pub(crate) struct Central {
 // objects its lists link during a scan are `Send + Sync`.
 unsafe impl Send for Central {}
 
-/// Garbage found by automatic scans, waiting for teardown.
+/// Garbage found by automatic scans, waiting for teardown, and how many of its batches
+/// threads are tearing down right now (for `gc::wait_for_teardowns`, the one thing that
+/// waits for them).
 struct TeardownQueue {
     batches: std::collections::VecDeque<Garbage>,
+    running: usize,
 }
 
 // SAFETY: a batch's pointers are to `Send + Sync` objects that only the batch's owner (the
@@ -138,6 +141,9 @@ pub(crate) struct SharedSpace {
     /// pyheap lock is held while user code runs: teardowns of different sets may run at the
     /// same time on different threads, and nobody waits for a teardown (`pyheap::collect`).
     queue: Mutex<TeardownQueue>,
+    /// Signalled when a thread finishes a queued batch (`wait_for_teardowns`).
+    #[cfg(not(loom))]
+    batch_done: std::sync::Condvar,
     #[cfg(not(loom))]
     collector: super::collector::CollectorThread,
     /// Loom models only: how many times `pending` went from false to true.
@@ -169,7 +175,10 @@ impl SharedSpace {
             pending: AtomicBool::new(false),
             queue: Mutex::new(TeardownQueue {
                 batches: std::collections::VecDeque::new(),
+                running: 0,
             }),
+            #[cfg(not(loom))]
+            batch_done: std::sync::Condvar::new(),
             #[cfg(not(loom))]
             collector: super::collector::CollectorThread::new(),
             #[cfg(loom)]
@@ -536,14 +545,46 @@ impl SharedSpace {
         let token = Shared::enter_teardown();
         let mut freed = 0;
         loop {
-            let Some(g) = self.lock_queue().batches.pop_front() else {
-                break;
+            let g = {
+                let mut q = self.lock_queue();
+                let Some(g) = q.batches.pop_front() else {
+                    break;
+                };
+                q.running += 1;
+                g
             };
             // SAFETY: the batch came from `scan_generation` through the queue, which hands
             // each batch to one thread once.
             freed += unsafe { collect::finish::<Shared>(g, panics) };
+            self.lock_queue().running -= 1;
+            #[cfg(not(loom))]
+            self.batch_done.notify_all();
         }
         drop(token);
+        freed
+    }
+
+    /// `gc::wait_for_teardowns`: tear down the queued batches here, then wait until no thread
+    /// is tearing one down. Returns the objects freed here. From a `Drop` a teardown on this
+    /// thread runs, returns 0 at once (never waits for itself).
+    pub(crate) fn wait_for_teardowns(&self, panics: &mut FirstPanic) -> usize {
+        if COLLECTING.with(|c| c.get()) {
+            return 0;
+        }
+        let freed = self.service_pending(panics);
+        let mut q = self.lock_queue();
+        while q.running > 0 || !q.batches.is_empty() {
+            #[cfg(not(loom))]
+            {
+                q = self.batch_done.wait(q).unwrap_or_else(|e| e.into_inner());
+            }
+            #[cfg(loom)]
+            {
+                drop(q);
+                crate::sync::spin_wait(0);
+                q = self.lock_queue();
+            }
+        }
         freed
     }
 
@@ -646,7 +687,9 @@ impl SharedSpace {
     /// blocked are gone, an automatic scan another thread requested is forgotten, and a
     /// `collection` lock held by another thread is replaced.
     pub(crate) fn after_fork_in_child(&'static self, guards: &mut ForkGuards) {
-        let _ = &mut guards.queue;
+        // A batch a thread that did not come along was tearing down is abandoned (its
+        // objects leaked, never used).
+        guards.queue.running = 0;
         // An automatic scan another thread had requested (or was running) will not finish
         // here: without this, no automatic collection would ever run in the child.
         self.pending.store(false, Ordering::Relaxed);

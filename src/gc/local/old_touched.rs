@@ -66,13 +66,13 @@
 //! rule for when the oldest generation is collected is unchanged. What a collection of
 //! generation 1 frees from the touched list is counted in generation 1's statistics.
 
-use super::collect::for_each;
-use super::generations::{GenState, NUM_GENERATIONS};
+use crate::gc::collect::for_each;
+use crate::gc::generations::{GenState, NUM_GENERATIONS};
 #[cfg(doc)]
-use super::header::STRONG_WATCH;
-use super::header::{counts_of, Links, LocalCounts, FLAG_OLD};
-use super::list;
-use super::trace::{Mode, Tracer};
+use crate::gc::header::STRONG_WATCH;
+use crate::gc::header::{counts_of, Links, LocalCounts, FLAG_OLD};
+use crate::gc::list;
+use crate::gc::trace::{Mode, Tracer};
 
 /// Old objects a generation-1 collection may gather, per object that entered the touched
 /// list since the last one (the ring mates of a dead cluster, and what they point to).
@@ -166,7 +166,10 @@ pub(crate) unsafe fn gather(st: &GenState, young: *const Links, tracer: &mut Tra
         st.touched_count.set(0);
         let first = (*touched).next.get();
         list::merge(touched, young);
-        tracer.set_mode(Mode::Gather { young });
+        tracer.set_mode(Mode::Gather {
+            young,
+            visit: gather_edge,
+        });
         tracer.gather_budget = budget;
         // The walk starts at the first touched object and follows `next` to the end of
         // `young`: gathered objects are appended behind the cursor, so they are traced in

@@ -2,10 +2,10 @@
 //! `pyheap::unsync`), published as `pyheap::unsync::gc`. Each thread has its own space, with
 //! its own thresholds, counts, statistics and switch.
 
-use super::collect;
-use super::panics::FirstPanic;
 use super::space::{with_space, Local, NUM_GENERATIONS};
-use super::stats::GenerationStats;
+use crate::gc::collect;
+use crate::gc::panics::FirstPanic;
+use crate::gc::stats::GenerationStats;
 
 /// Collect generation `generation` and all younger ones (Python's `gc.collect(generation)`);
 /// returns the number of objects freed. A call made while a collection is running on this

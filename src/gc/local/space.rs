@@ -29,12 +29,14 @@ use core::mem::ManuallyDrop;
 use core::ops::Deref;
 use std::collections::VecDeque;
 
-use super::collect::{self, CollectionToken, Flavor, Garbage};
-use super::generations::GenState;
-pub(crate) use super::generations::NUM_GENERATIONS;
-use super::header::{Counts, Links, LocalCounts, FLAG_DEAD, FLAG_FINALIZED};
-use super::list;
-use super::panics::{self, FirstPanic};
+use crate::gc::collect::{self, CollectionToken, Flavor, Garbage};
+use crate::gc::destroy::destroy;
+use crate::gc::generations::GenState;
+pub(crate) use crate::gc::generations::NUM_GENERATIONS;
+use crate::gc::header::{Counts, Links, LocalCounts, FLAG_DEAD};
+use crate::gc::list;
+use crate::gc::panics::{self, FirstPanic};
+use crate::gc::trace::Tracer;
 
 /// The state of one object space. Every pointer in it refers to objects of this thread.
 pub(crate) struct Space {
@@ -349,71 +351,6 @@ impl<C: Counts> Drop for DropGuard<'_, C> {
     }
 }
 
-/// Finalize (once), drop the value, release the value's weak token, free if no `Weak` is left.
-/// A panicking finalizer or `Drop` still leaves the object destroyed and its token released
-/// (as `Rc` frees its allocation when `T`'s `drop` panics); the panic then propagates.
-///
-/// # Safety
-/// `links` is a dead (`FLAG_DEAD`), unlinked tracked object with strong count zero whose
-/// value has not been dropped; nothing else will drop it.
-pub(crate) unsafe fn destroy<C: Counts>(links: *const Links) {
-    // SAFETY: per the caller the header is alive and the value initialised.
-    unsafe {
-        let vt = (*links).vtable();
-        let mut panics = FirstPanic::new();
-        if let Some(fin) = vt.finalize {
-            if C::flags(links) & FLAG_FINALIZED == 0 {
-                C::set_flag(links, FLAG_FINALIZED);
-                // No handle to the object exists (strong is zero and weak upgrades fail), so
-                // the finalizer cannot resurrect it; it sees an intact value. A panic in it
-                // leaves the value intact: it is dropped next all the same.
-                panics.run(|| fin(links));
-            }
-        }
-        {
-            let _token = ReleaseToken::<C>::new(links);
-            (vt.drop_value)(links);
-        }
-        panics.resume();
-    }
-}
-
-/// Releases the value's weak token when dropped, also when the value's `drop` unwinds.
-pub(crate) struct ReleaseToken<C: Counts>(*const Links, core::marker::PhantomData<C>);
-
-impl<C: Counts> ReleaseToken<C> {
-    /// # Safety
-    /// When this is dropped, `links`' value has been dropped (or moved out), its strong count
-    /// is zero, and the token is held (see [`release_token`]).
-    #[inline]
-    pub(crate) unsafe fn new(links: *const Links) -> Self {
-        Self(links, core::marker::PhantomData)
-    }
-}
-
-impl<C: Counts> Drop for ReleaseToken<C> {
-    #[inline]
-    fn drop(&mut self) {
-        // SAFETY: per `new`'s contract.
-        unsafe { release_token::<C>(self.0) }
-    }
-}
-
-/// Release the value's weak token; free the allocation if it was the last weak reference.
-///
-/// # Safety
-/// The value has been dropped (or moved out), the strong count is zero, and the token is held.
-pub(crate) unsafe fn release_token<C: Counts>(links: *const Links) {
-    // SAFETY: per the caller the header is alive until we free it here.
-    unsafe {
-        let l = &*links;
-        if super::header::counts_of::<C>(links).dec_weak() == 0 {
-            let layout = (l.vtable().layout)(links);
-            std::alloc::dealloc(links.cast::<u8>().cast_mut(), layout);
-        }
-    }
-}
-
 thread_local! {
     /// This thread's object space. No drop glue: it stays valid through thread-local teardown.
     static SPACE: Space = const { Space::new() };
@@ -455,7 +392,7 @@ unsafe impl Flavor for Local {
 
     unsafe fn relink(links: *const Links, gen: usize) {
         // SAFETY: per the caller; the thread's lists are intact outside a pass; the flags
-        // follow the generation (`gc::old_touched`).
+        // follow the generation (`gc::local::old_touched`).
         with_space(|s| unsafe {
             super::old_touched::flag_for_generation(links, gen);
             list::push_back(s.gen_head(gen), links)
@@ -489,5 +426,20 @@ unsafe impl Flavor for Local {
     unsafe fn resurrected(set: &[*const Links]) -> Option<Vec<bool>> {
         // SAFETY: forwarded contract; no user code runs in the check.
         with_space(|s| unsafe { collect::resurrected_part::<LocalCounts>(&s.state, set) })
+    }
+
+    unsafe fn gather_old(st: &GenState, young: *const Links, tracer: &mut Tracer) {
+        // SAFETY: forwarded contract.
+        unsafe { super::old_touched::gather(st, young, tracer) }
+    }
+
+    unsafe fn enter_oldest(p: *const Links) {
+        // SAFETY: forwarded contract.
+        unsafe { super::old_touched::enter_oldest(p) }
+    }
+
+    unsafe fn leave_oldest(p: *const Links) {
+        // SAFETY: forwarded contract.
+        unsafe { super::old_touched::leave_oldest(p) }
     }
 }

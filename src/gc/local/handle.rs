@@ -16,17 +16,18 @@ use core::mem::ManuallyDrop;
 use core::ops::Deref;
 use core::ptr::{self, NonNull};
 
-use super::finalize::Finalize;
-use super::header::{
-    alloc_layout, is_fat, links_of, tracked_layout, Counts, GcBox, Links, LocalCounts, VTable,
-    FLAG_DEAD, FLAG_FINALIZED, FLAG_UNIQUE, FLAG_WEAKS_CLEARED, STRONG_COUNT,
-};
 use super::old_touched;
-use super::panics::FirstPanic;
-use super::slice;
-use super::space::{release_token, with_space};
-use super::trace::{Trace, Tracer};
-use super::vtable::VTables;
+use super::space::with_space;
+use crate::gc::destroy::release_token;
+use crate::gc::finalize::Finalize;
+use crate::gc::header::{
+    alloc_layout, is_fat, links_of, tracked_layout, Counts, GcBox, Links, LocalCounts, FLAG_DEAD,
+    FLAG_FINALIZED, FLAG_UNIQUE, FLAG_WEAKS_CLEARED, STRONG_COUNT,
+};
+use crate::gc::panics::FirstPanic;
+use crate::gc::slice;
+use crate::gc::trace::{Trace, Tracer};
+use crate::gc::vtable::{VTable, VTables};
 
 type C = LocalCounts;
 type Inner<T> = GcBox<C, T>;
@@ -110,7 +111,7 @@ fn allocate<T: Trace + 'static>(counts: C, vtable: &'static VTable) -> NonNull<I
         std::alloc::handle_alloc_error(layout);
     }
     if T::MAY_CONTAIN_GC {
-        Links::write_new(base.cast::<Links>(), vtable);
+        Links::write_new(base.cast::<Links>(), vtable.head_ptr());
     }
     // SAFETY: `offset` is within the fresh allocation and aligned for `Inner<T>`.
     let b = unsafe { base.add(offset) }.cast::<Inner<T>>();
@@ -469,7 +470,7 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
                 unsafe {
                     if (*l).flags() & FLAG_UNIQUE == 0 {
                         with_space(|s| s.untrack(l));
-                        // In no list now: not old either (`gc::old_touched`); it is tracked
+                        // In no list now: not old either (`gc::local::old_touched`); it is tracked
                         // again in generation 0.
                         old_touched::leave_oldest(l);
                         (*l).set_flag(FLAG_UNIQUE);
@@ -567,7 +568,7 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
     }
 
     /// `Drop` left `left` strong handles: zero, or the object is watched (then it moves to
-    /// the touched list, `gc::old_touched`).
+    /// the touched list, `gc::local::old_touched`).
     #[cold]
     #[inline(never)]
     fn drop_slow(&mut self, left: usize) {
@@ -633,7 +634,7 @@ impl<T: ?Sized + Trace + 'static> Drop for Gc<T> {
         let word = self.inner().counts.release();
         // One comparison: the last handle, or a watched object (an old one that lost a
         // reference: a candidate for the next collection of generation 1, see
-        // `gc::old_touched`; only tracked objects are ever watched).
+        // `gc::local::old_touched`; only tracked objects are ever watched).
         if C::is_slow_drop(word) {
             self.drop_slow((word & STRONG_COUNT) as usize);
         }
