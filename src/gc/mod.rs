@@ -173,10 +173,10 @@ pub fn collect_generation(generation: usize) -> usize {
     freed
 }
 
-/// Wait until the teardowns of the shared space's automatic collections are over: tear down
-/// here the garbage they queued, then wait for the ones other threads (pyheap's collector
-/// thread, or a `collect()` that took a queued batch) are running. Returns the number of
-/// objects freed on this thread.
+/// Wait until no collection of the shared space is tearing down garbage: tear down here the
+/// garbage automatic collections queued, then wait for the collections other threads are
+/// running (pyheap's collector thread, other threads' `collect()`), teardown included.
+/// Returns the number of objects freed on this thread.
 ///
 /// [`collect()`](crate::collect) never waits for another thread's teardown, because a
 /// garbage object's `Drop` there may be waiting for the caller. This function does: call it

@@ -107,9 +107,9 @@ pub(crate) struct Central {
 // objects its lists link during a scan are `Send + Sync`.
 unsafe impl Send for Central {}
 
-/// Garbage found by automatic scans, waiting for teardown, and how many of its batches
-/// threads are tearing down right now (for `gc::wait_for_teardowns`, the one thing that
-/// waits for them).
+/// Garbage found by automatic scans, waiting for teardown, and how many teardowns threads are
+/// running right now (a queued batch, or an explicit collection from its scan to the end of
+/// its teardown), for `gc::wait_for_teardowns`, the one thing that waits for them.
 struct TeardownQueue {
     batches: std::collections::VecDeque<Garbage>,
     running: usize,
@@ -141,7 +141,7 @@ pub(crate) struct SharedSpace {
     /// pyheap lock is held while user code runs: teardowns of different sets may run at the
     /// same time on different threads, and nobody waits for a teardown (`pyheap::collect`).
     queue: Mutex<TeardownQueue>,
-    /// Signalled when a thread finishes a queued batch (`wait_for_teardowns`).
+    /// Signalled when a teardown counted in `running` ends (`wait_for_teardowns`).
     #[cfg(not(loom))]
     batch_done: std::sync::Condvar,
     #[cfg(not(loom))]
@@ -545,27 +545,26 @@ impl SharedSpace {
         let token = Shared::enter_teardown();
         let mut freed = 0;
         loop {
-            let g = {
-                let mut q = self.lock_queue();
-                let Some(g) = q.batches.pop_front() else {
-                    break;
-                };
-                q.running += 1;
-                g
+            let Some(g) = self.lock_queue().batches.pop_front() else {
+                break;
             };
             // SAFETY: the batch came from `scan_generation` through the queue, which hands
             // each batch to one thread once.
             freed += unsafe { collect::finish::<Shared>(g, panics) };
-            self.lock_queue().running -= 1;
-            #[cfg(not(loom))]
-            self.batch_done.notify_all();
         }
         drop(token);
         freed
     }
 
-    /// `gc::wait_for_teardowns`: tear down the queued batches here, then wait until no thread
-    /// is tearing one down. Returns the objects freed here. From a `Drop` a teardown on this
+    /// A teardown counted in `running` ended.
+    fn teardown_ended(&self) {
+        self.lock_queue().running -= 1;
+        #[cfg(not(loom))]
+        self.batch_done.notify_all();
+    }
+
+    /// `gc::wait_for_teardowns`: tear down the queued batches here, then wait until no other
+    /// thread is running a teardown (a batch, or an explicit collection). Returns the objects freed here. From a `Drop` a teardown on this
     /// thread runs, returns 0 at once (never waits for itself).
     pub(crate) fn wait_for_teardowns(&self, panics: &mut FirstPanic) -> usize {
         if COLLECTING.with(|c| c.get()) {
@@ -815,6 +814,8 @@ impl Shared {
         if COLLECTING.with(|c| c.replace(true)) {
             None
         } else {
+            // Counted until the token goes (`leave_collection`), for `wait_for_teardowns`.
+            space().lock_queue().running += 1;
             Some(CollectionToken::new())
         }
     }
@@ -848,11 +849,14 @@ unsafe impl Flavor for Shared {
         if COLLECTING.with(|c| c.replace(true)) {
             return None;
         }
+        // Counted until its teardown ends, for `wait_for_teardowns` (nothing else waits).
+        space().lock_queue().running += 1;
         Some(CollectionToken::new())
     }
 
     fn leave_collection() {
         COLLECTING.with(|c| c.set(false));
+        space().teardown_ended();
     }
 
     fn destroying<R>(panics: &mut FirstPanic, f: impl FnOnce(&mut FirstPanic) -> R) -> R {
