@@ -9,6 +9,9 @@
 //! * `ALLOC_BENCH_FRAGMENTATION=only|skip`: run only the RSS measurement, or skip it.
 //! * `ALLOC_BENCH_LIFO=<size>:<batches>`: run that many untimed LIFO batches and exit (for
 //!   instruction counting under callgrind).
+//! * `ALLOC_BENCH_SCALE=all|holes,threads,thread_churn` (with `ALLOC_BENCH_HOLES_GIB`,
+//!   `ALLOC_BENCH_THREADS`): also run the workloads at scale of `scale.rs` (issue 13), which
+//!   `benches/scale_run.sh` runs.
 
 mod block;
 mod btree;
@@ -18,6 +21,7 @@ mod larson;
 mod lifo;
 mod producer_consumer;
 mod rng;
+mod scale;
 
 use criterion::Criterion;
 use std::time::Duration;
@@ -51,5 +55,6 @@ pub fn main(contender: &'static str) {
     btree::bench(&mut c, contender);
     producer_consumer::bench(&mut c, contender);
     larson::bench(&mut c, contender);
+    scale::bench(&mut c, contender);
     c.final_summary();
 }
