@@ -46,6 +46,10 @@ pub mod gc {
         safe_point, set_teardown_limit, set_threshold, stats, teardown_limit, threshold, unfreeze,
         waiting,
     };
+    pub use crate::gc::local::introspection::{
+        census, get_objects, get_objects_in, get_referents, get_referrers, GcAny, GcObject,
+    };
     pub use crate::gc::local::space::DEFAULT_TEARDOWN_LIMIT;
     pub use crate::gc::GenerationStats;
+    pub use crate::gc::{Census, CensusEntry};
 }

@@ -138,6 +138,35 @@ pub(crate) unsafe trait Flavor: 'static {
     /// Every member is pinned, unlinked and not dead.
     unsafe fn resurrected(set: &[*const Links]) -> Option<Vec<bool>>;
 
+    /// Introspection (`gc::introspect`): run `f` on every tracked object of generation `gen`
+    /// (of all three and the permanent one if `None`), holding what keeps the lists
+    /// still and every scan out (the thread-safe flavor: the space lock and every shard lock,
+    /// as a scan; the single-thread flavor: nothing, its collections run on this thread and
+    /// `f` runs no user code). `f` may trace the objects (a tracer of this flavor, dropped
+    /// before `f` returns).
+    fn for_each_tracked(gen: Option<usize>, f: &mut dyn FnMut(*const Links));
+    /// Run `f` with the locks [`Flavor::for_each_tracked`] holds, walking nothing.
+    fn with_walk_locks(f: &mut dyn FnMut());
+    /// Inside [`Flavor::for_each_tracked`] or [`Flavor::with_walk_locks`]: take one strong
+    /// reference to `p` unless it is dying (strong zero), dead, or its weak handles were
+    /// cleared; true if taken. The reference is released by [`Flavor::release_erased`].
+    ///
+    /// # Safety
+    /// `p` is a live tracked object of this flavor, met in the walk (or reached through a
+    /// traced value's handle in it).
+    unsafe fn acquire_in_walk(p: *const Links) -> bool;
+    /// Take one more strong reference to `p` (a type-erased handle's clone).
+    ///
+    /// # Safety
+    /// The caller holds a strong reference to the live tracked object `p`.
+    unsafe fn clone_erased(p: *const Links);
+    /// Release one strong reference to `p` (a type-erased handle's drop), as the flavor's
+    /// `Gc::drop` does for a tracked value.
+    ///
+    /// # Safety
+    /// The caller owns a strong reference to the tracked object `p`, given up here.
+    unsafe fn release_erased(p: *const Links);
+
     /// The single-thread flavor's bookkeeping of old objects (`gc::local::old_touched`),
     /// called by the serial scan; the thread-safe flavor has none (the defaults do nothing).
     ///

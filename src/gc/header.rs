@@ -344,7 +344,7 @@ pub(crate) struct GcBox<C, T: ?Sized> {
 /// The collector's part of a tracked object's header (also used, with a null vtable, as the
 /// sentinel head of every generation list).
 #[repr(C)]
-pub(crate) struct Links {
+pub struct Links {
     pub(crate) next: Cell<*const Links>,
     /// The previous node (outside a collection) or the collection bits (during one); see the
     /// module's invariants. Accessed through `prev`/`set_prev` and `refs`/`set_refs`.

@@ -85,6 +85,22 @@ pub(crate) unsafe fn merge(from: *const Links, to: *const Links) {
     }
 }
 
+/// Run `f` on every node of the list at `head`, in order.
+///
+/// # Safety
+/// `head` is an initialised list whose `next` chain is intact, and `f` does not relink.
+pub(crate) unsafe fn for_each_node(head: *const Links, f: &mut dyn FnMut(*const Links)) {
+    // SAFETY: per the caller the list is intact and `f` does not relink.
+    unsafe {
+        let mut p = (*head).next.get();
+        while p != head {
+            let next = (*p).next.get();
+            f(p);
+            p = next;
+        }
+    }
+}
+
 /// Number of nodes in the list.
 ///
 /// # Safety

@@ -116,6 +116,7 @@
 //! (`header::Counts`: two `Cell<u32>`, or an atomic versioned word), the locking (the
 //! thread's own space, or the shared space's lock) and the refcount-death queue.
 
+pub(crate) mod any;
 pub(crate) mod collect;
 pub(crate) mod destroy;
 pub(crate) mod finalize;
@@ -123,6 +124,7 @@ pub(crate) mod generations;
 pub(crate) mod handle_impls;
 pub(crate) mod header;
 pub(crate) mod held;
+pub(crate) mod introspect;
 pub(crate) mod list;
 pub(crate) mod local;
 #[cfg(loom)]
@@ -136,6 +138,10 @@ pub(crate) mod trace;
 mod trace_impls;
 pub(crate) mod vtable;
 
+pub use introspect::{Census, CensusEntry};
+pub use shared::introspection::{
+    census, get_objects, get_objects_in, get_referents, get_referrers, GcAny, GcObject,
+};
 pub use stats::GenerationStats;
 
 use generations::NUM_GENERATIONS;

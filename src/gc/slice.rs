@@ -37,6 +37,7 @@ impl<C: 'static, T: Trace + 'static> SliceVTables<C, T> {
         trace: trace_slice::<C, T>,
         drop_value: drop_slice::<C, T>,
         finalize: None,
+        type_info: super::vtable::type_info::<[T]>,
     };
 }
 

@@ -87,6 +87,12 @@ pub(crate) enum Mode {
         young: *const Links,
         visit: GatherEdge,
     },
+    /// Introspection (`gc::get_referrers`), outside any pass: does the traced value hold a
+    /// handle to `wanted`? Sets [`Tracer::found`].
+    Find { wanted: *const Links },
+    /// Introspection (`gc::get_referents`), outside any pass: every target is pushed on
+    /// [`Tracer::stack`].
+    Referents,
 }
 
 /// `Mode::Gather`'s visitor: `(tracer, target, young)`. Called with a target of the tracer's
@@ -141,6 +147,8 @@ pub struct Tracer {
     members: Option<std::collections::HashSet<usize>>,
     /// `Gather`: how many more old objects may be taken into the collection.
     pub(crate) gather_budget: usize,
+    /// `Find`: the wanted object was reported.
+    pub(crate) found: bool,
 }
 
 impl Drop for Tracer {
@@ -198,6 +206,7 @@ impl Tracer {
             },
             members: None,
             gather_budget: 0,
+            found: false,
         }
     }
 
@@ -304,6 +313,9 @@ impl Tracer {
                 // Before the passes no `prev` holds collection bits: every edge comes here.
                 // SAFETY: as above; `gather` runs before the passes, on the list `young`.
                 Mode::Gather { young, visit } => unsafe { visit(self, target, young) },
+                // Introspection runs outside every pass, so every edge comes here.
+                Mode::Find { wanted } => self.found |= target == wanted,
+                Mode::Referents => self.stack.push(target),
                 _ => {}
             }
             return;
@@ -330,7 +342,7 @@ impl Tracer {
                 }
                 t.set_refs(prev - REFS_ONE);
             }
-            Mode::Gather { .. } => {}
+            Mode::Gather { .. } | Mode::Find { .. } | Mode::Referents => {}
             Mode::MoveReachable { young } => {
                 if prev & PREV_TENTATIVE == PREV_TENTATIVE {
                     // `t` is in `move_unreachable`'s tentatively unreachable list, whose

@@ -26,6 +26,23 @@ pub(crate) struct VTable {
     pub(crate) drop_value: unsafe fn(*const Links),
     /// Run the value's `Finalize::finalize`, for values created by `Gc::new_finalized`.
     pub(crate) finalize: Option<unsafe fn(*const Links)>,
+    /// The value's type, for introspection (`gc::get_objects`, `GcAny::downcast`, `census`).
+    pub(crate) type_info: fn() -> TypeInfo,
+}
+
+/// A tracked value's type, as introspection sees it.
+#[derive(Clone, Copy)]
+pub(crate) struct TypeInfo {
+    pub(crate) id: core::any::TypeId,
+    pub(crate) name: &'static str,
+}
+
+/// [`TypeInfo`] of `T`.
+pub(crate) fn type_info<T: ?Sized + 'static>() -> TypeInfo {
+    TypeInfo {
+        id: core::any::TypeId::of::<T>(),
+        name: core::any::type_name::<T>(),
+    }
 }
 
 const _: () = assert!(core::mem::align_of::<VTable>() == VTABLE_ALIGN);
@@ -61,6 +78,7 @@ impl<C: 'static, T: Trace + 'static> VTables<C, T> {
         trace: trace_erased::<C, T>,
         drop_value: drop_erased::<C, T>,
         finalize: None,
+        type_info: type_info::<T>,
     };
 }
 

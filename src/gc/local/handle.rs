@@ -332,6 +332,12 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
         unsafe { links_of(self.ptr.as_ptr()) }
     }
 
+    /// Introspection (`gc::introspect`, `GcAny`): the object's links, if it is tracked.
+    #[inline]
+    pub(crate) fn tracked_links(this: &Self) -> Option<*const Links> {
+        T::MAY_CONTAIN_GC.then(|| this.links())
+    }
+
     #[inline]
     fn is_dead(&self) -> bool {
         // SAFETY: tracked types have live links while a handle exists.
@@ -1028,5 +1034,24 @@ impl<T: Trace + 'static> From<Box<T>> for Gc<T> {
     /// ```
     fn from(b: Box<T>) -> Self {
         Gc::new(*b)
+    }
+}
+
+impl<T: Trace + 'static> Gc<T> {
+    /// A handle from the links of a tracked `T`, taking over one strong reference (a
+    /// `GcAny`'s, in `downcast`).
+    ///
+    /// # Safety
+    /// `p` is the links of a live tracked allocation of this flavor whose value is a `T`
+    /// (its vtable's type is `T`), and the caller gives up one strong reference to it.
+    pub(crate) unsafe fn from_tracked_links(p: *const Links) -> Self {
+        // SAFETY: per the caller the allocation is a tracked `GcBox<C, T>`, whose box sits
+        // where `box_of` computes, with the provenance of the whole allocation.
+        let b = unsafe { crate::gc::vtable::box_of::<C, T>(p) };
+        Gc {
+            // SAFETY: derived from a non-null allocation.
+            ptr: unsafe { NonNull::new_unchecked(b.cast_mut()) },
+            _owns: PhantomData,
+        }
     }
 }

@@ -6,6 +6,7 @@
 
 pub(crate) mod controls;
 pub(crate) mod handle;
+pub(crate) mod introspection;
 pub(crate) mod old_touched;
 pub(crate) mod space;
 pub(crate) mod thread_exit;

@@ -33,7 +33,9 @@ use crate::gc::collect::{self, CollectionToken, Flavor, Garbage};
 use crate::gc::destroy::destroy;
 use crate::gc::generations::GenState;
 pub(crate) use crate::gc::generations::NUM_GENERATIONS;
-use crate::gc::header::{Counts, Links, LocalCounts, FLAG_DEAD};
+use crate::gc::header::{
+    counts_of, Counts, Links, LocalCounts, FLAG_DEAD, FLAG_UNIQUE, FLAG_WEAKS_CLEARED, STRONG_COUNT,
+};
 use crate::gc::list;
 use crate::gc::panics::{self, FirstPanic};
 use crate::gc::trace::Tracer;
@@ -426,6 +428,69 @@ unsafe impl Flavor for Local {
     unsafe fn resurrected(set: &[*const Links]) -> Option<Vec<bool>> {
         // SAFETY: forwarded contract; no user code runs in the check.
         with_space(|s| unsafe { collect::resurrected_part::<LocalCounts>(&s.state, set) })
+    }
+
+    fn for_each_tracked(gen: Option<usize>, f: &mut dyn FnMut(*const Links)) {
+        with_space(|s| {
+            let gens = match gen {
+                None => 0..NUM_GENERATIONS,
+                Some(g) => g.min(NUM_GENERATIONS)..(g + 1).min(NUM_GENERATIONS),
+            };
+            for g in gens {
+                // SAFETY: outside a pass the lists are intact; `f` runs no user code (only
+                // `Trace` impls and count changes), so nothing relinks meanwhile.
+                unsafe { list::for_each_node(s.gen_head(g), &mut *f) };
+                if g == NUM_GENERATIONS - 1 {
+                    // The old objects that lost a reference are part of the oldest generation.
+                    // SAFETY: as above.
+                    unsafe { list::for_each_node(&s.touched, &mut *f) };
+                }
+            }
+            if gen.is_none() {
+                // SAFETY: as above.
+                unsafe { list::for_each_node(&s.permanent, &mut *f) };
+            }
+        })
+    }
+
+    fn with_walk_locks(f: &mut dyn FnMut()) {
+        f()
+    }
+
+    unsafe fn acquire_in_walk(p: *const Links) -> bool {
+        // SAFETY: per the caller `p` is a live tracked object of this thread.
+        unsafe {
+            let c = counts_of::<LocalCounts>(p);
+            let gone = FLAG_DEAD | FLAG_WEAKS_CLEARED | FLAG_UNIQUE;
+            if c.strong() == 0 || (*p).flags() & gone != 0 {
+                return false;
+            }
+            c.inc_strong();
+        }
+        true
+    }
+
+    unsafe fn clone_erased(p: *const Links) {
+        // SAFETY: per the caller the object is alive.
+        unsafe { counts_of::<LocalCounts>(p).inc_strong() }
+    }
+
+    unsafe fn release_erased(p: *const Links) {
+        // As `Gc::drop` for a tracked value: the last handle, or a watched object losing one.
+        // SAFETY: per the caller we own a strong reference to the live object `p`.
+        unsafe {
+            let word = counts_of::<LocalCounts>(p).release();
+            if !LocalCounts::is_slow_drop(word) {
+                return;
+            }
+            if word & STRONG_COUNT != 0 {
+                with_space(|s| super::old_touched::lost_reference(s, p));
+            } else if (*p).flags() & FLAG_DEAD != 0 {
+                crate::gc::destroy::release_token::<LocalCounts>(p);
+            } else {
+                with_space(|s| s.object_died::<LocalCounts>(p));
+            }
+        }
     }
 
     unsafe fn gather_old(st: &GenState, young: *const Links, tracer: &mut Tracer) {

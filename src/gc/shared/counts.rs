@@ -213,6 +213,33 @@ impl SharedCounts {
         }
     }
 
+    /// Introspection (`gc::introspect`), with the space lock held: add a strong reference
+    /// unless the object is dying (strong zero), dead, its weak handles were cleared, or
+    /// `get_mut` took it out (`FLAG_UNIQUE`); true if added. No scan runs (the lock), so
+    /// `FLAG_CONDEMNED` is never set; T is cleared here, as the slow path would (I8: allowed
+    /// under the space lock), instead of waiting for the lock this thread holds.
+    pub(crate) fn try_acquire_under_space_lock(&self) -> bool {
+        use crate::gc::header::{FLAG_DEAD, FLAG_UNIQUE};
+        let gone = (FLAG_DEAD | FLAG_WEAKS_CLEARED | FLAG_UNIQUE | FLAG_CONDEMNED) as u64;
+        let mut w = self.word.load(Ordering::Acquire);
+        loop {
+            if w & gone != 0 || strong_in(w) == 0 {
+                return false;
+            }
+            if w & STRONG_LIMIT_BIT != 0 {
+                count_overflow();
+            }
+            let new = w.wrapping_add(CLONE) & !VERSION_TOP;
+            match self
+                .word
+                .compare_exchange_weak(w, new, Ordering::Acquire, Ordering::Acquire)
+            {
+                Ok(_) => return true,
+                Err(cur) => w = cur,
+            }
+        }
+    }
+
     /// `try_unwrap`: from exactly one strong handle to none, marking the value dead in the
     /// same step (so no `upgrade` can slip in between). False if other handles exist.
     pub(crate) fn try_take_last(&self) -> bool {

@@ -14,4 +14,5 @@ mod fairness;
 #[cfg(not(loom))]
 mod fork;
 pub(crate) mod handle;
+pub(crate) mod introspection;
 pub(crate) mod space;

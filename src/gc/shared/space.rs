@@ -900,6 +900,54 @@ unsafe impl Flavor for Shared {
         }
     }
 
+    fn for_each_tracked(gen: Option<usize>, f: &mut dyn FnMut(*const Links)) {
+        space().with_all_locked(NUM_GENERATIONS, |_, shards| {
+            let gens = match gen {
+                None => 0..NUM_GENERATIONS,
+                Some(g) => g.min(NUM_GENERATIONS)..(g + 1).min(NUM_GENERATIONS),
+            };
+            for sh in shards {
+                for g in gens.clone() {
+                    // SAFETY: every shard's lock is held (and the space lock: no scan), so the
+                    // lists are intact and nothing links or unlinks meanwhile; `f` does not.
+                    unsafe { list::for_each_node(sh.lists.gen_head(g), &mut *f) };
+                }
+                if gen.is_none() {
+                    // SAFETY: as above.
+                    unsafe { list::for_each_node(&sh.lists.permanent, &mut *f) };
+                }
+            }
+        })
+    }
+
+    fn with_walk_locks(f: &mut dyn FnMut()) {
+        space().with_all_locked(NUM_GENERATIONS, |_, _| f())
+    }
+
+    unsafe fn acquire_in_walk(p: *const Links) -> bool {
+        // SAFETY: per the caller the object is alive; the walk holds the space lock.
+        unsafe { counts_of::<SharedCounts>(p).try_acquire_under_space_lock() }
+    }
+
+    unsafe fn clone_erased(p: *const Links) {
+        // SAFETY: per the caller the object is alive.
+        unsafe { counts_of::<SharedCounts>(p).clone_strong() };
+    }
+
+    unsafe fn release_erased(p: *const Links) {
+        // As `Gc::drop` for a tracked value.
+        // SAFETY: per the caller we own a strong reference to the live object `p`.
+        unsafe {
+            if counts_of::<SharedCounts>(p).drop_strong() {
+                if SharedCounts::flags(p) & FLAG_DEAD != 0 {
+                    crate::gc::destroy::release_token::<SharedCounts>(p);
+                } else {
+                    Self::object_died(p);
+                }
+            }
+        }
+    }
+
     unsafe fn resurrected(set: &[*const Links]) -> Option<Vec<bool>> {
         // A validated scan of the set alone, under the space lock, which every scan holds
         // throughout: so no other scan reads or writes collection bits meanwhile (another
