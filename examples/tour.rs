@@ -30,10 +30,16 @@ use pyheap::Trace;
 static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
 
 fn resident_bytes() -> Option<usize> {
+    if !cfg!(unix) {
+        return None;
+    }
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: usize = statm.split_whitespace().nth(1)?.parse().ok()?;
     // SAFETY: sysconf has no preconditions.
+    #[cfg(unix)]
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    #[cfg(not(unix))]
+    let page = 0;
     Some(pages * page.max(1) as usize)
 }
 

@@ -21,9 +21,14 @@
 //!
 //! Bound (audit of issue 13): the handlers take and release two locks, O(1); nothing walks
 //! a structure that grows with the heap or the threads.
+//!
+//! Not on Unix there is no `fork()`: [`register_once`] registers nothing (and `PoolAlloc`
+//! forwards every request to the system allocator there, see `os.rs`).
 
 use super::fork_registration::Registration;
+#[cfg(unix)]
 use super::global::GLOBAL;
+#[cfg(unix)]
 use crate::sync::unmodelled::{AtomicUsize, Ordering};
 
 static REGISTRATION: Registration = Registration::new();
@@ -67,6 +72,7 @@ pub(crate) fn register_once() {
 }
 
 #[cold]
+#[cfg(unix)]
 fn register_slow() {
     REGISTRATION.ensure(
         // SAFETY: getpid has no preconditions.
@@ -82,17 +88,28 @@ fn register_slow() {
     );
 }
 
+/// No `fork()` on this platform: nothing to register.
+#[cold]
+#[cfg(not(unix))]
+fn register_slow() {
+    REGISTRATION.mark_done();
+}
+
 /// The thread that holds the allocator's locks for a fork (`pthread_self`), or 0.
+#[cfg(unix)]
 static HOLDER: AtomicUsize = AtomicUsize::new(0);
 /// How many more times the handlers run for the same fork (registered twice, see the module
 /// doc). Touched only by the `HOLDER` thread, with the locks held.
+#[cfg(unix)]
 static NESTED: AtomicUsize = AtomicUsize::new(0);
 
+#[cfg(unix)]
 fn this_thread() -> usize {
     // SAFETY: pthread_self has no preconditions.
     unsafe { libc::pthread_self() as usize }
 }
 
+#[cfg(unix)]
 extern "C" fn prepare() {
     // Only the thread that stored its id can read it back: it holds the locks already (a
     // second registration's prepare for the same fork).
@@ -106,6 +123,7 @@ extern "C" fn prepare() {
     HOLDER.store(this_thread(), Ordering::Relaxed);
 }
 
+#[cfg(unix)]
 extern "C" fn parent() {
     let nested = NESTED.load(Ordering::Relaxed);
     if nested > 0 {
@@ -117,6 +135,7 @@ extern "C" fn parent() {
     GLOBAL.heaps.unlock();
 }
 
+#[cfg(unix)]
 extern "C" fn child() {
     // The handlers ran in this process image, so they are registered here.
     REGISTRATION.mark_done();

@@ -41,6 +41,15 @@
 //! | `os.rs` | `mmap`/`munmap` and the system allocator |
 //! | `stats.rs` | [`stats`] and its report |
 //! | `work.rs` | counters of the slow paths' work (arenas and heaps visited), for tests |
+//!
+//! # Not on Unix
+//!
+//! The OS layer is Unix's (`mmap`, `pthread_atfork`). Elsewhere `PoolAlloc` forwards every
+//! request to `std::alloc::System` (`os.rs`), the pools are compiled but never used, and
+//! there is no `fork()` to prepare for.
+
+// Off Unix the pools' fork support is compiled but never called (see above).
+#![cfg_attr(not(unix), allow(dead_code))]
 
 mod arena;
 mod arena_lists;

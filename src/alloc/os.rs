@@ -2,13 +2,20 @@
 //! requests the pools do not serve.
 //!
 //! Nothing here allocates through Rust's global allocator.
+//!
+//! Unix only (`mmap`, `malloc` and `posix_memalign` through `libc`). Elsewhere `PoolAlloc`
+//! forwards every request to `std::alloc::System` before it reaches the pools
+//! ([`system_alloc`], [`system_dealloc`], [`system_realloc`]), and this module's Unix
+//! functions are replaced by stand-ins that are never reached (see `portable`).
 
 #![cfg_attr(loom, allow(dead_code))] // the system allocator is used by `PoolAlloc` only
 
+#[cfg(unix)]
 use core::ptr;
 
 /// Map `size` bytes aligned to `align` (both powers of two, `align >= page size`), readable and
 /// writable, zero-filled. Returns null when the OS refuses.
+#[cfg(unix)]
 pub(crate) fn map_aligned(size: usize, align: usize) -> *mut u8 {
     let Some(span) = size.checked_add(align) else {
         return ptr::null_mut();
@@ -31,6 +38,7 @@ pub(crate) fn map_aligned(size: usize, align: usize) -> *mut u8 {
 }
 
 /// Map `size` bytes of zeroed, readable and writable memory. Returns null on failure.
+#[cfg(unix)]
 pub(crate) fn map(size: usize) -> *mut u8 {
     #[cfg(target_os = "linux")]
     let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
@@ -55,6 +63,7 @@ pub(crate) fn map(size: usize) -> *mut u8 {
 }
 
 /// Return `size` bytes at `p` (a range this module mapped) to the OS.
+#[cfg(unix)]
 pub(crate) fn unmap(p: *mut u8, size: usize) {
     // SAFETY: callers pass a range they own that was mapped by `map`; nothing refers to it
     // any more. A failure leaves the range mapped (a leak, not unsoundness).
@@ -75,12 +84,14 @@ pub(crate) fn protect_none(p: *mut u8, size: usize) {
 }
 
 /// The alignment the system `malloc` guarantees for every request.
+#[cfg(unix)]
 const MALLOC_ALIGN: usize = 16;
 
 /// Allocate from the system allocator. Returns null on failure.
 ///
 /// # Safety
 /// `align` is a power of two and `size` rounded up to `align` does not overflow `isize`.
+#[cfg(unix)]
 pub(crate) unsafe fn sys_alloc(size: usize, align: usize) -> *mut u8 {
     if align <= MALLOC_ALIGN {
         // SAFETY: malloc accepts any size; it returns null on failure.
@@ -90,6 +101,7 @@ pub(crate) unsafe fn sys_alloc(size: usize, align: usize) -> *mut u8 {
     }
 }
 
+#[cfg(unix)]
 fn sys_alloc_aligned(size: usize, align: usize) -> *mut u8 {
     let mut out = ptr::null_mut();
     let align = align.max(core::mem::size_of::<usize>());
@@ -107,6 +119,7 @@ fn sys_alloc_aligned(size: usize, align: usize) -> *mut u8 {
 ///
 /// # Safety
 /// As for [`sys_alloc`].
+#[cfg(unix)]
 pub(crate) unsafe fn sys_alloc_zeroed(size: usize, align: usize) -> *mut u8 {
     if align <= MALLOC_ALIGN {
         // SAFETY: calloc accepts any size; it returns null on failure.
@@ -127,6 +140,7 @@ pub(crate) unsafe fn sys_alloc_zeroed(size: usize, align: usize) -> *mut u8 {
 /// # Safety
 /// `p` came from [`sys_alloc`] or [`sys_alloc_zeroed`] with alignment `align` and size
 /// `old_size`, and is not used again unless null is returned.
+#[cfg(unix)]
 pub(crate) unsafe fn sys_realloc(
     p: *mut u8,
     old_size: usize,
@@ -153,6 +167,7 @@ pub(crate) unsafe fn sys_realloc(
 ///
 /// # Safety
 /// `p` came from one of the `sys_*` functions above and is not used again.
+#[cfg(unix)]
 pub(crate) unsafe fn sys_free(p: *mut u8) {
     // SAFETY: caller's contract.
     unsafe { libc::free(p.cast()) }
@@ -162,11 +177,126 @@ pub(crate) unsafe fn sys_free(p: *mut u8) {
 /// own invariants broken by the caller (a pointer freed with the wrong layout): it cannot
 /// panic, since a panic allocates.
 #[cold]
+#[cfg(unix)]
 pub(crate) fn fatal(msg: &str) -> ! {
     // SAFETY: write(2) reads `msg.len()` bytes from a valid slice; abort never returns.
     unsafe {
         libc::write(2, msg.as_ptr().cast(), msg.len());
         libc::write(2, b"\n".as_ptr().cast(), 1);
         libc::abort()
+    }
+}
+
+/// Requests of every size, when `PoolAlloc` forwards to the system allocator (not on Unix).
+///
+/// # Safety
+/// As for `GlobalAlloc::alloc` (`layout` of non-zero size).
+#[inline]
+pub(crate) unsafe fn system_alloc(layout: core::alloc::Layout, zeroed: bool) -> *mut u8 {
+    use core::alloc::GlobalAlloc;
+    // SAFETY: forwarded contract.
+    unsafe {
+        if zeroed {
+            std::alloc::System.alloc_zeroed(layout)
+        } else {
+            std::alloc::System.alloc(layout)
+        }
+    }
+}
+
+/// Free a block [`system_alloc`] or [`system_realloc`] gave.
+///
+/// # Safety
+/// As for `GlobalAlloc::dealloc`, for a block of `std::alloc::System`.
+#[inline]
+pub(crate) unsafe fn system_dealloc(p: *mut u8, layout: core::alloc::Layout) {
+    use core::alloc::GlobalAlloc;
+    // SAFETY: forwarded contract.
+    unsafe { std::alloc::System.dealloc(p, layout) }
+}
+
+/// Resize a block [`system_alloc`] or [`system_realloc`] gave.
+///
+/// # Safety
+/// As for `GlobalAlloc::realloc`, for a block of `std::alloc::System`.
+#[inline]
+pub(crate) unsafe fn system_realloc(
+    p: *mut u8,
+    layout: core::alloc::Layout,
+    new_size: usize,
+) -> *mut u8 {
+    use core::alloc::GlobalAlloc;
+    // SAFETY: forwarded contract.
+    unsafe { std::alloc::System.realloc(p, layout, new_size) }
+}
+
+#[cfg(not(unix))]
+pub(crate) use portable::*;
+
+/// Stand-ins for the Unix functions above, so that the pools compile everywhere. None is
+/// reached: off Unix, `PoolAlloc`'s entry points forward every request to the system
+/// allocator before any pool, arena or heap is touched (so `map` is never asked, and would
+/// answer "refused"), and `fatal` is the only one with a real body.
+#[cfg(not(unix))]
+mod portable {
+    /// The OS refuses (never asked, see the module).
+    pub(crate) fn map_aligned(_size: usize, _align: usize) -> *mut u8 {
+        core::ptr::null_mut()
+    }
+
+    /// The OS refuses (never asked, see the module).
+    pub(crate) fn map(_size: usize) -> *mut u8 {
+        core::ptr::null_mut()
+    }
+
+    /// Nothing was mapped, so nothing is returned.
+    pub(crate) fn unmap(_p: *mut u8, _size: usize) {}
+
+    /// Never asked (see the module): refuses.
+    ///
+    /// # Safety
+    /// None needed; `unsafe` to keep the Unix signature.
+    pub(crate) unsafe fn sys_alloc(_size: usize, _align: usize) -> *mut u8 {
+        core::ptr::null_mut()
+    }
+
+    /// Never asked (see the module): refuses.
+    ///
+    /// # Safety
+    /// None needed; `unsafe` to keep the Unix signature.
+    pub(crate) unsafe fn sys_alloc_zeroed(_size: usize, _align: usize) -> *mut u8 {
+        core::ptr::null_mut()
+    }
+
+    /// Never asked (see the module): refuses, leaving the block as it is.
+    ///
+    /// # Safety
+    /// None needed; `unsafe` to keep the Unix signature.
+    pub(crate) unsafe fn sys_realloc(
+        _p: *mut u8,
+        _old_size: usize,
+        _align: usize,
+        _new_size: usize,
+    ) -> *mut u8 {
+        core::ptr::null_mut()
+    }
+
+    /// No block of this module's exists to be freed (`sys_alloc` never gives one).
+    ///
+    /// # Safety
+    /// None needed; `unsafe` to keep the Unix signature.
+    pub(crate) unsafe fn sys_free(_p: *mut u8) {
+        fatal("pyheap: sys_free of a block the system stand-ins never gave");
+    }
+
+    /// Write `msg` to standard error and abort (as the Unix `fatal`, without `libc`). Standard
+    /// error is unbuffered: the write does not allocate.
+    #[cold]
+    pub(crate) fn fatal(msg: &str) -> ! {
+        use std::io::Write;
+        let mut e = std::io::stderr();
+        let _ = e.write_all(msg.as_bytes());
+        let _ = e.write_all(b"\n");
+        std::process::abort()
     }
 }

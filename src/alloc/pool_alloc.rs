@@ -41,6 +41,10 @@ use core::ptr::{self, NonNull};
 /// assert_eq!(m["answer"], 42);
 /// ```
 ///
+/// Not on Unix (no `mmap` there in this version), every request goes to the system allocator,
+/// `std::alloc::System`: the API is the same, the pools are not used, and [`stats`](super::stats)
+/// reports no blocks.
+///
 /// `alloc` never panics and never unwinds: on exhaustion it returns null (`AllocError`
 /// through `Allocator`), and Rust's `handle_alloc_error` takes it from there.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -101,6 +105,11 @@ impl PoolAlloc {
     /// pool) is inline and calls nothing; every other case is one tail call away.
     #[inline(always)]
     unsafe fn alloc_impl(layout: Layout, zeroed: bool) -> *mut u8 {
+        if !cfg!(unix) {
+            // Not on Unix: the system allocator serves everything (`os.rs`).
+            // SAFETY: forwarded contract (a valid layout of non-zero size).
+            return unsafe { os::system_alloc(layout, zeroed) };
+        }
         let Some(class) = size_class(layout.size(), layout.align()) else {
             return Self::alloc_large(layout, zeroed);
         };
@@ -153,6 +162,10 @@ impl PoolAlloc {
     /// every other case is one tail call away.
     #[inline(always)]
     unsafe fn dealloc_impl(ptr: *mut u8, layout: Layout) {
+        if !cfg!(unix) {
+            // SAFETY: not on Unix every block is the system allocator's (`alloc_impl`).
+            return unsafe { os::system_dealloc(ptr, layout) };
+        }
         let Some(class) = size_class(layout.size(), layout.align()) else {
             // SAFETY: a system block (caller's contract).
             return unsafe { Self::fallback_free(ptr, layout.size()) };
@@ -234,6 +247,10 @@ unsafe impl GlobalAlloc for PoolAlloc {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if !cfg!(unix) {
+            // SAFETY: as in `dealloc_impl`; forwarded contract.
+            return unsafe { os::system_realloc(ptr, layout, new_size) };
+        }
         let align = layout.align();
         let old_class = size_class(layout.size(), align);
         let new_class = size_class(new_size, align);

@@ -26,8 +26,12 @@
 //! So the key's destructor alternates: collect, then run the destructors registered since
 //! (glibc's `__call_tls_dtors`, looked up at run time; it is what `start_thread` calls), at
 //! least twice (a finalizer that resurrects into a new thread-local frees nothing in the
-//! first round), then until a collection frees nothing (at most [`EXIT_ROUNDS`] rounds).
+//! first round), then until a collection frees nothing (at most `EXIT_ROUNDS` rounds).
+//!
+//! Not on Unix there are no pthread keys: only the first hook runs, so a cycle released by
+//! a thread-local destroyed after the guard's collection outlives its thread (a leak).
 
+#[cfg(unix)]
 use crate::sync::unmodelled::{AtomicUsize, Ordering};
 
 use super::space::with_space;
@@ -37,6 +41,7 @@ pub(crate) fn arm() {
     // If the thread is already destroying its thread-locals, the guard is gone: the key's
     // destructor still runs.
     let _ = EXIT_GUARD.try_with(|_| ());
+    #[cfg(unix)]
     arm_key();
 }
 
@@ -58,9 +63,11 @@ impl Drop for ExitGuard {
 
 /// The pthread key whose destructor runs the last collection, plus one (0: not created yet;
 /// `usize::MAX`: creation failed, only the first hook runs).
+#[cfg(unix)]
 static KEY: AtomicUsize = AtomicUsize::new(0);
 
 /// Give this thread a non-null value under the key, so that its destructor runs at exit.
+#[cfg(unix)]
 fn arm_key() {
     let Some(key) = key() else {
         return;
@@ -71,6 +78,7 @@ fn arm_key() {
 }
 
 /// The process's key, created on first use (racing creators keep the first one published).
+#[cfg(unix)]
 fn key() -> Option<libc::pthread_key_t> {
     let k = KEY.load(Ordering::Acquire);
     if k == usize::MAX {
@@ -97,6 +105,7 @@ fn key() -> Option<libc::pthread_key_t> {
     }
 }
 
+#[cfg(unix)]
 fn key_after_race() -> Option<libc::pthread_key_t> {
     match KEY.load(Ordering::Acquire) {
         0 | usize::MAX => None,
@@ -105,9 +114,11 @@ fn key_after_race() -> Option<libc::pthread_key_t> {
 }
 
 /// Most collect-then-destroy rounds the key's destructor runs.
+#[cfg(unix)]
 const EXIT_ROUNDS: usize = 8;
 
 /// The key's destructor: after every Rust thread-local destructor of the thread.
+#[cfg(unix)]
 extern "C" fn last_collection(_: *mut libc::c_void) {
     for round in 0..EXIT_ROUNDS {
         // Nothing may unwind out of here (`exit_collection` reports panics); `with_space`
@@ -121,6 +132,7 @@ extern "C" fn last_collection(_: *mut libc::c_void) {
 
 /// Run the thread-local destructors registered since glibc ran the thread's list (by the
 /// user code of the last collection); false if there is no such function here (not glibc).
+#[cfg(unix)]
 fn run_new_tls_destructors() -> bool {
     static CALL_TLS_DTORS: AtomicUsize = AtomicUsize::new(0);
     const MISSING: usize = 1;

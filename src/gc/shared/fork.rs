@@ -35,11 +35,17 @@ static HELD: Held = Held(UnsafeCell::new(None));
 
 /// Install the handlers (once per process; called when the space is created).
 pub(crate) fn register() {
-    // SAFETY: the handlers are `extern "C"` functions with no arguments, valid for the whole
-    // process; `pthread_atfork` allocates through libc's own malloc.
-    let r = unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
-    // ENOMEM: the space then works as before, without fork handling.
-    let _ = r;
+    #[cfg(unix)]
+    {
+        // SAFETY: the handlers are `extern "C"` functions with no arguments, valid for the
+        // whole process; `pthread_atfork` allocates through libc's own malloc.
+        let r = unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+        // ENOMEM: the space then works as before, without fork handling.
+        let _ = r;
+    }
+    // No `fork()` on this platform: the handlers are never called.
+    #[cfg(not(unix))]
+    let _: [extern "C" fn(); 3] = [prepare, parent, child];
 }
 
 extern "C" fn prepare() {
