@@ -83,6 +83,8 @@ fn child_work() -> i32 {
         thread::sleep(std::time::Duration::from_millis(1));
     }
     pyheap::collect();
+    // `collect()` does not wait for the batch the collector thread may be tearing down.
+    pyheap::gc::wait_for_teardowns();
     if DROPS.load(SeqCst) != 3000 + 4000 {
         return 7;
     }

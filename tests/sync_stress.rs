@@ -599,6 +599,7 @@ fn run(seed: u64, collecting_thread: bool, waves: usize) {
     let mut reachable = 0;
     for _ in 0..200 {
         pyheap::collect();
+        pyheap::gc::wait_for_teardowns();
         reachable = check_reachable(&world);
         if world.dropped() == world.created() - reachable {
             break;

@@ -174,8 +174,12 @@ pub mod shared {
         const MAY_CONTAIN_GC: bool = <Mutex<T> as Trace>::MAY_CONTAIN_GC;
     }
 
+    /// `pyheap::collect()`, then the teardowns other threads were running (the collector
+    /// thread's, when automatic collection is on): `collect()` does not wait for those.
     pub fn collect() -> usize {
-        pyheap::collect()
+        let n = pyheap::collect();
+        pyheap::gc::wait_for_teardowns();
+        n
     }
 
     pub fn setup() -> MutexGuard<'static, ()> {

@@ -558,7 +558,10 @@ impl SharedSpace {
 
     /// A teardown counted in `running` ended.
     fn teardown_ended(&self) {
-        self.lock_queue().running -= 1;
+        // Saturating: a fork from inside a teardown leaves the child's count reset under it.
+        let mut q = self.lock_queue();
+        q.running = q.running.saturating_sub(1);
+        drop(q);
         #[cfg(not(loom))]
         self.batch_done.notify_all();
     }
