@@ -129,6 +129,31 @@ pub struct Interp {
     what: String,
     /// pyheap's collector thread was seen (it must then live to the end).
     gc_thread_seen: bool,
+    /// What the program exercised (`PYHEAP_FUZZ_STATS`).
+    stats: Stats,
+}
+
+/// Counts of what a program exercised, appended as one line to the file
+/// `PYHEAP_FUZZ_STATS` names (to check that the generator reaches what it should).
+#[derive(Default, Debug)]
+struct Stats {
+    /// Full collections with garbage to free, and the garbage objects they had to free.
+    full_with_garbage: u32,
+    garbage_freed: u32,
+    /// Panics caught (out of drops, `Gc::new`, collections, on workers).
+    panics: u32,
+    /// Operations whose caught panics came from a collection's teardown.
+    collect_panics: u32,
+    /// Objects reachable from a finalizer's stash (resurrected) at a checkpoint, at most.
+    resurrected: u32,
+    upgrades_some: u32,
+    upgrades_none: u32,
+    get_mut_some: u32,
+    try_unwrap_ok: u32,
+    worker_exits: u32,
+    /// Single-thread objects freed by worker exits.
+    exit_freed: u32,
+    objects: u32,
 }
 
 /// Whether pyheap's collector thread (`pyheap-gc`) exists in this process (Linux `/proc`;
@@ -167,6 +192,7 @@ impl Interp {
             panics: vec![],
             what: String::new(),
             gc_thread_seen: false,
+            stats: Stats::default(),
         }
     }
 
@@ -175,6 +201,7 @@ impl Interp {
             Ok(r) => Some(r),
             Err(p) => {
                 self.panics.push(p);
+                self.stats.panics += 1;
                 None
             }
         }
@@ -227,6 +254,7 @@ impl Interp {
         self.m.sync_ids();
         let roots = self.roots();
         self.strong_via = self.m.check_reachable_alive(&roots, &self.what);
+        self.stats.resurrected = self.stats.resurrected.max(roots.resurrected.len() as u32);
         self.verify_real();
         self.check_counts(&roots);
         if !self.gc_thread_seen {
@@ -395,8 +423,15 @@ impl Interp {
         self.f3_flush();
         self.m.sync_ids();
         let must = self.m.must_free(&self.roots(), shared, local.then_some(0));
+        if !must.is_empty() {
+            self.stats.full_with_garbage += 1;
+            self.stats.garbage_freed += must.len() as u32;
+        }
         let before = self.m.drops_now();
         let r = run_user(f);
+        if r.is_err() {
+            self.stats.collect_panics += 1;
+        }
         self.settle(must.clone());
         let n = self.note(r)?;
         if !shared && !self.frozen[0] {
@@ -437,6 +472,26 @@ impl Interp {
     fn op(&mut self, op: &Op) {
         match *op {
             Op::New(f, spec) => self.new_root(f, spec),
+            Op::Ring(f, ref specs) => {
+                let first = if f == F::U {
+                    self.mu.len()
+                } else {
+                    self.ms.len()
+                };
+                for &spec in specs {
+                    self.new_root(f, spec);
+                }
+                let n = if f == F::U {
+                    self.mu.len()
+                } else {
+                    self.ms.len()
+                } - first;
+                let e = if f == F::U { E::UU } else { E::SS };
+                for k in 0..n {
+                    // Indices below 256 name exactly these roots (MAX_ROOTS is smaller).
+                    self.edge(e, (first + k) as u8, (first + (k + 1) % n) as u8);
+                }
+            }
             Op::Edge(e, a, b) => self.edge(e, a, b),
             Op::PopEdge(e, a) => self.pop_edge(e, a),
             Op::DropRoot(F::U, a) => {
@@ -856,7 +911,12 @@ impl Interp {
     }
 
     /// Judge an `upgrade`; true if it gave a handle (to be kept as a root).
-    fn upgraded(&self, t: Id, got: Option<&objects::Core>) -> bool {
+    fn upgraded(&mut self, t: Id, got: Option<&objects::Core>) -> bool {
+        if got.is_some() {
+            self.stats.upgrades_some += 1;
+        } else {
+            self.stats.upgrades_none += 1;
+        }
         let via = self.strong_via.get(t as usize).copied().unwrap_or(u32::MAX);
         match got {
             Some(c) => {
@@ -899,6 +959,7 @@ impl Interp {
                 let mut made = None;
                 match UGc::get_mut(&mut self.mu[i].1) {
                     Some(n) => {
+                        self.stats.get_mut_some += 1;
                         if sl > 1 || wl > 0 {
                             violation(format!(
                                 "{}: get_mut gave &mut with {sl} strong / {wl} weak handles",
@@ -944,6 +1005,7 @@ impl Interp {
                 let mut made = None;
                 match SGc::get_mut(&mut self.ms[i].1) {
                     Some(n) => {
+                        self.stats.get_mut_some += 1;
                         if sl > 1 || wl > 0 {
                             violation(format!(
                                 "{}: get_mut gave &mut with {sl} strong / {wl} weak handles",
@@ -991,6 +1053,7 @@ impl Interp {
                 let ((sl, su), _) = counts[id as usize];
                 match UGc::try_unwrap(h) {
                     Ok(v) => {
+                        self.stats.try_unwrap_ok += 1;
                         if sl > 1 {
                             violation(format!(
                                 "{}: try_unwrap succeeded with {sl} strong handles",
@@ -1029,6 +1092,7 @@ impl Interp {
                 let ((sl, _), _) = counts[id as usize];
                 match SGc::try_unwrap(h) {
                     Ok(v) => {
+                        self.stats.try_unwrap_ok += 1;
                         if sl > 1 {
                             violation(format!(
                                 "{}: try_unwrap succeeded with {sl} strong handles",
@@ -1205,6 +1269,13 @@ impl Interp {
         wm.ustash.clear();
         self.m.sync_ids();
         self.m.check_thread_exit(w);
+        self.stats.worker_exits += 1;
+        self.stats.exit_freed += self
+            .m
+            .objs
+            .iter()
+            .filter(|o| !o.shared && o.owner as usize == w + 1)
+            .count() as u32;
     }
 
     /// The end of a program: everything goes, and everything must have gone exactly once.
@@ -1283,6 +1354,17 @@ impl Interp {
         self.m.check_end();
         if self.gc_thread_seen && !gc_thread_exists() {
             violation("pyheap's collector thread (pyheap-gc) died during the program".into());
+        }
+        if let Ok(path) = std::env::var("PYHEAP_FUZZ_STATS") {
+            self.stats.objects = self.m.objs.len() as u32;
+            let line = format!("{:?}\n", self.stats);
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
+                let _ = std::io::Write::write_all(&mut f, line.as_bytes());
+            }
         }
         let live = alloc_count::live_nodes();
         if live != 0 && !crate::model::memory_check_tolerated(&self.m) {

@@ -34,6 +34,8 @@ pub enum E {
 pub enum Op {
     /// A new node, as a root of the main thread.
     New(F, Spec),
+    /// New nodes, as roots, linked into a ring (a cycle waiting for its roots to go).
+    Ring(F, Vec<Spec>),
     /// Root `a` gets an edge of kind `E` to root `b` (a clone of it, or a `Weak`).
     Edge(E, u8, u8),
     /// Root `a` loses its last edge of kind `E`.
@@ -228,14 +230,17 @@ fn wop() -> impl Strategy<Value = WOp> {
 pub fn op(p: Profile) -> BoxedStrategy<Op> {
     let i = any::<u8>;
     let single = prop_oneof![
-        6 => flavor().prop_flat_map(|f| (Just(f), spec_for(f))).prop_map(|(f, s)| Op::New(f, s)),
-        8 => (edge_kind(), i(), i()).prop_map(|(e, a, b)| Op::Edge(e, a, b)),
+        8 => flavor().prop_flat_map(|f| (Just(f), spec_for(f))).prop_map(|(f, s)| Op::New(f, s)),
+        3 => flavor()
+            .prop_flat_map(|f| (Just(f), proptest::collection::vec(spec_for(f), 2..6)))
+            .prop_map(|(f, v)| Op::Ring(f, v)),
+        10 => (edge_kind(), i(), i()).prop_map(|(e, a, b)| Op::Edge(e, a, b)),
         2 => (edge_kind(), i()).prop_map(|(e, a)| Op::PopEdge(e, a)),
-        5 => (flavor(), i()).prop_map(|(f, a)| Op::DropRoot(f, a)),
+        7 => (flavor(), i()).prop_map(|(f, a)| Op::DropRoot(f, a)),
         1 => (flavor(), i()).prop_map(|(f, a)| Op::CloneRoot(f, a)),
         2 => (prop_oneof![Just(E::UU), Just(E::US), Just(E::SS)], i()).prop_map(|(e, a)| Op::Walk(e, a)),
         2 => (prop_oneof![Just(E::UU), Just(E::US), Just(E::SS)], i(), i()).prop_map(|(e, a, b)| Op::Move(e, a, b)),
-        1 => (flavor(), i()).prop_map(|(f, a)| Op::Downgrade(f, a)),
+        2 => (flavor(), i()).prop_map(|(f, a)| Op::Downgrade(f, a)),
         1 => (flavor(), i()).prop_map(|(f, a)| Op::DropWeak(f, a)),
         2 => (flavor(), i()).prop_map(|(f, a)| Op::Upgrade(f, a)),
         1 => (flavor(), i(), i()).prop_map(|(f, a, b)| Op::GetMut(f, a, b)),
