@@ -1348,8 +1348,8 @@ impl Interp {
             self.checkpoint();
         }
         // Teardowns other threads started may still be running (see `settle`).
-        let all: Vec<Id> = (0..self.m.objs.len() as Id).collect();
-        self.settle(all);
+        let pending = self.m.end_pending();
+        self.settle(pending);
         self.m.sync_ids();
         self.m.check_end();
         if self.gc_thread_seen && !gc_thread_exists() {

@@ -463,6 +463,18 @@ impl Model {
         }
     }
 
+    /// At the end: the shared objects not dropped yet (a teardown on another thread may still
+    /// be running), less those an open finding excuses.
+    pub fn end_pending(&self) -> Vec<Id> {
+        let drops = self.drops_now();
+        let exempt = self.f2_exempt(&drops);
+        (0..self.objs.len() as Id)
+            .filter(|&x| {
+                self.obj(x).shared && !self.is_dropped(x, &drops) && exempt[x as usize] == NOT
+            })
+            .collect()
+    }
+
     /// At the end: every object dropped exactly once, finalized exactly once (never if moved
     /// out by `try_unwrap`).
     pub fn check_end(&self) {

@@ -97,6 +97,16 @@ fn item2_drop_panic_in_teardown_found() {
     );
 }
 
+/// The same, as the final generator finds it on 5e2e783 (seed 307752994, `PYHEAP_FUZZ_OPEN=F1,F2,F3`,
+/// first batch): a two-node ring whose second node's `Drop` panics; the other is never
+/// dropped.
+#[test]
+fn item2_ring_with_a_panicking_drop() {
+    for f in [F::U, F::S] {
+        must_pass(vec![Ring(f, vec![Spec::PLAIN, PANIC_ON_DROP])], 1);
+    }
+}
+
 /// The other form: a finalizer that panics in a garbage cycle (both flavors, and a
 /// collection asked for explicitly, whose panic must come out of `collect()` after the
 /// teardown freed everything).
