@@ -375,30 +375,18 @@ impl Interp {
 
     /// After a full collection: every object of `must` is freed (or resurrected), the shared
     /// ones possibly by a teardown another thread was already running when `collect()` was
-    /// called (`collect()` does not wait for it, by design: it could deadlock). That thread
-    /// is given time to finish; the bound (`PYHEAP_FUZZ_SETTLE_SECS`, 10 s) is a watchdog,
-    /// not a claim about speed: pyheap promises these objects are freed, not when.
-    fn settle(&mut self, mut must: Vec<Id>) {
-        let secs: u64 = std::env::var("PYHEAP_FUZZ_SETTLE_SECS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(10);
-        let start = std::time::Instant::now();
-        loop {
-            self.m.sync_ids();
-            let roots = self.roots();
-            must = self.m.check_freed(&must, &roots, &self.what);
-            if must.is_empty() {
-                return;
-            }
-            // Only another thread's teardown can be in the way: the collecting thread, or
-            // pyheap's collector thread (if it was ever started).
-            let others = self.bg.is_some() || self.gc_thread_seen || gc_thread_exists();
-            if !others || start.elapsed() > std::time::Duration::from_secs(secs) {
-                self.m
-                    .not_freed(&must, &format!("{} (and {secs} s later)", self.what));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
+    /// called (`collect()` does not wait for it, by design: it could deadlock), so first
+    /// `pyheap::gc::wait_for_teardowns()` (safe here: no `Drop` of ours waits for a thread).
+    fn settle(&mut self, must: Vec<Id>) {
+        if must.iter().any(|&x| self.m.obj(x).shared) {
+            let r = run_user(pyheap::gc::wait_for_teardowns);
+            self.note(r);
+        }
+        self.m.sync_ids();
+        let roots = self.roots();
+        let left = self.m.check_freed(&must, &roots, &self.what);
+        if !left.is_empty() {
+            self.m.not_freed(&left, &self.what);
         }
     }
 

@@ -329,10 +329,10 @@ impl Model {
     }
 
     /// After that collection: each of `must` is dropped, or reachable again (resurrected).
-    /// Returns the shared objects that are neither (yet): `collect()` does not wait for a
-    /// teardown another thread (pyheap's collector thread, the collecting thread) is running,
-    /// so garbage that thread took is freed when it finishes (`Interp::settle`). A
-    /// single-thread object left is a violation at once.
+    /// Returns the shared objects that are neither: `collect()` does not wait for a teardown
+    /// another thread (pyheap's collector thread, the collecting thread) is running, so the
+    /// caller waits for those (`Interp::settle`) before it judges them. A single-thread object
+    /// left is a violation at once.
     pub fn check_freed(&self, must: &[Id], roots: &Roots, what: &str) -> Vec<Id> {
         let drops = self.drops_now();
         let via = self.reach(
