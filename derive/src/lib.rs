@@ -8,6 +8,13 @@
 //! which field is live.
 //!
 //! Use it through the re-export `pyheap::Trace`; see that trait for examples.
+//!
+//! Attributes:
+//! - `#[trace(skip)]` on a field: not traced, and its type need not implement `Trace`.
+//! - `#[trace(crate = "path")]` on the type: the path of the pyheap crate in the generated
+//!   code, for crates that use pyheap under another name (a renamed dependency,
+//!   `my_pyheap = { package = "pyheap", .. }`) or through a re-export
+//!   (`#[trace(crate = "my_runtime::pyheap")]`). The default is `::pyheap`.
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
@@ -17,7 +24,8 @@ use syn::{parse_macro_input, Data, DeriveInput, Fields, Ident, Type};
 
 /// Derive `pyheap::Trace`. Fields marked `#[trace(skip)]` are neither traced nor required
 /// to implement `Trace`; a skipped field must not own a `Gc` that could be part of a cycle
-/// (skipping only ever leaks, never frees too early).
+/// (skipping only ever leaks, never frees too early). `#[trace(crate = "path")]` on the type
+/// names the pyheap crate when it is not `::pyheap` (a renamed dependency or a re-export).
 #[proc_macro_derive(Trace, attributes(trace))]
 pub fn derive_trace(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
@@ -38,12 +46,43 @@ fn is_skipped(attrs: &[syn::Attribute]) -> syn::Result<bool> {
             if meta.path.is_ident("skip") {
                 skip = true;
                 Ok(())
+            } else if meta.path.is_ident("crate") {
+                Err(meta.error("`#[trace(crate = \"..\")]` goes on the type, not on a field"))
             } else {
                 Err(meta.error("unknown trace attribute: the only one is `#[trace(skip)]`"))
             }
         })?;
     }
     Ok(skip)
+}
+
+/// The path of the pyheap crate: `#[trace(crate = "path")]` on the type, else `::pyheap`. Any
+/// other `#[trace(..)]` content on the type is an error.
+fn crate_path(attrs: &[syn::Attribute]) -> syn::Result<syn::Path> {
+    let mut path = None;
+    for attr in attrs {
+        if !attr.path().is_ident("trace") {
+            continue;
+        }
+        attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("crate") {
+                if path.is_some() {
+                    return Err(meta.error("`crate` is given twice"));
+                }
+                let lit: syn::LitStr = meta.value()?.parse()?;
+                path = Some(lit.parse::<syn::Path>()?);
+                Ok(())
+            } else if meta.path.is_ident("skip") {
+                Err(meta.error("#[trace(skip)] goes on fields, not on the type"))
+            } else {
+                Err(meta.error(
+                    "unknown trace attribute: on the type, the only one is \
+                     `#[trace(crate = \"path::to::pyheap\")]`",
+                ))
+            }
+        })?;
+    }
+    Ok(path.unwrap_or_else(|| syn::parse_quote!(::pyheap)))
 }
 
 /// Collects the names of the type parameters that occur in a type.
@@ -111,6 +150,7 @@ fn fields_pattern<'a>(
 
 fn expand(mut input: DeriveInput) -> syn::Result<TokenStream2> {
     let name = input.ident.clone();
+    let krate = crate_path(&input.attrs)?;
     let mut arms = Vec::new();
     let mut all_traced_types: Vec<Type> = Vec::new();
     match &input.data {
@@ -118,7 +158,7 @@ fn expand(mut input: DeriveInput) -> syn::Result<TokenStream2> {
             let (pat, traced) = fields_pattern(&s.fields, quote!(Self))?;
             let calls = traced.iter().map(|t| {
                 let b = &t.binding;
-                quote!(::pyheap::Trace::trace(#b, __tracer);)
+                quote!(#krate::Trace::trace(#b, __tracer);)
             });
             arms.push(quote!(#pat => { #(#calls)* }));
             all_traced_types.extend(traced.iter().map(|t| t.ty.clone()));
@@ -135,7 +175,7 @@ fn expand(mut input: DeriveInput) -> syn::Result<TokenStream2> {
                 let (pat, traced) = fields_pattern(&v.fields, quote!(Self::#vname))?;
                 let calls = traced.iter().map(|t| {
                     let b = &t.binding;
-                    quote!(::pyheap::Trace::trace(#b, __tracer);)
+                    quote!(#krate::Trace::trace(#b, __tracer);)
                 });
                 arms.push(quote!(#pat => { #(#calls)* }));
                 all_traced_types.extend(traced.iter().map(|t| t.ty.clone()));
@@ -166,18 +206,21 @@ fn expand(mut input: DeriveInput) -> syn::Result<TokenStream2> {
     let used = uses.used;
     for (tp, used) in input.generics.type_params_mut().zip(used) {
         if used {
-            tp.bounds.push(syn::parse_quote!(::pyheap::Trace));
+            tp.bounds.push(syn::parse_quote!(#krate::Trace));
         }
     }
     let (impl_g, ty_g, where_c) = input.generics.split_for_impl();
 
+    // `|`, not `||`: every field's constant is evaluated, so a field whose constant is a
+    // compile error (`Cell<T>` of a `T` that may hold a `Gc`) is caught even after a field
+    // that makes the OR true.
     let may = if all_traced_types.is_empty() {
         quote!(false)
     } else {
         let parts = all_traced_types
             .iter()
-            .map(|t| quote!(<#t as ::pyheap::Trace>::MAY_CONTAIN_GC));
-        quote!(#(#parts)||*)
+            .map(|t| quote!(<#t as #krate::Trace>::MAY_CONTAIN_GC));
+        quote!(#(#parts)|*)
     };
     let tracer = Ident::new("__tracer", Span::call_site());
     let body = if arms.is_empty() {
@@ -190,10 +233,10 @@ fn expand(mut input: DeriveInput) -> syn::Result<TokenStream2> {
         // SAFETY: the generated `trace` reports every non-skipped field exactly once through
         // that field's own `Trace` impl, and reports nothing else.
         #[automatically_derived]
-        unsafe impl #impl_g ::pyheap::Trace for #name #ty_g #where_c {
+        unsafe impl #impl_g #krate::Trace for #name #ty_g #where_c {
             #[inline]
             #[allow(clippy::let_unit_value)]
-            fn trace(&self, #tracer: &mut ::pyheap::Tracer) {
+            fn trace(&self, #tracer: &mut #krate::Tracer) {
                 #body
             }
             const MAY_CONTAIN_GC: bool = #may;

@@ -10,7 +10,38 @@ use super::scratch;
 /// A value the cycle collector can look into: it reports the `Gc` handles it owns.
 ///
 /// Derive it with `#[derive(Trace)]` (always correct); fields marked `#[trace(skip)]` are not
-/// looked into. Implementations exist for the primitives and the std containers.
+/// looked into, and `#[trace(crate = "path")]` on the type names pyheap when it is used under
+/// another name (a renamed dependency, a re-export).
+///
+/// # Provided impls
+///
+/// - Leaves (`MAY_CONTAIN_GC = false`): the primitives, `str`, `String`, every `NonZero*`,
+///   the atomics, `Duration`, `Instant`, `SystemTime`, paths, OS and C strings, network
+///   addresses, `ThreadId`, `TypeId`, `Layout`, `cmp::Ordering`, `PhantomData`, `&T`, raw and
+///   function pointers, std's `rc::Weak`/`sync::Weak` (which own no value).
+/// - Containers, reporting what they own: `Box`, `Vec`, `VecDeque`, `LinkedList`,
+///   `BinaryHeap`, `HashMap`/`HashSet`/`BTreeMap`/`BTreeSet`, arrays, slices, tuples,
+///   `Option`, `Result`, `Cow` (its owned form), `Reverse`, `Wrapping`, `Saturating`, the
+///   ranges and `Bound`, `ManuallyDrop` (see below), `Pin<P>` (what `P` owns: `Pin<Box<T>>`,
+///   `Pin<Gc<T>>`).
+/// - Interiors: `RefCell` (a borrowed one reports nothing: its referents are kept),
+///   `Mutex`/`RwLock` (a held lock reports nothing; a poisoned one is traced; the shared
+///   flavor keeps the guard until its scan has decided), `OnceCell`/`OnceLock`, and
+///   `LazyCell`/`LazyLock` (the value once initialised; tracing never runs nor waits for the
+///   initialiser).
+/// - Only for a `T` that holds no `Gc` (a compile error otherwise, at `cargo build`):
+///   `Cell<T>` (it cannot be looked into through `&self`: use `RefCell`), `Rc<T>`/`Arc<T>`
+///   (a handle behind a shared owner has no single owner to report it: share through a `Gc`),
+///   and `LazyCell<T>`/`LazyLock<T>` on Rust before 1.94 (no `get` to look without
+///   initialising).
+/// - With cargo features: `hashbrown` (`HashMap`, `HashSet`, `HashTable`), `indexmap`
+///   (`IndexMap`, `IndexSet`), `smallvec` (`SmallVec`), `parking_lot` (`Mutex`, `FairMutex`,
+///   `RwLock`: any `lock_api` lock, traced as std's).
+///
+/// A `ManuallyDrop` is traced like a plain field: after `ManuallyDrop::take` or
+/// `ManuallyDrop::drop`, whose contract is that the `ManuallyDrop` is not used again, the value
+/// that holds it must not be traced again either (call them in that value's own `Drop`, as is
+/// usual; elsewhere, keep the content in an `Option` and `take` it).
 ///
 /// ```
 /// use pyheap::unsync::Gc;
