@@ -41,15 +41,21 @@ pub use crate::gc::local::handle::{Gc, Weak};
 /// assert_eq!(pyheap::unsync::gc::threshold(), (700, 10, 10));
 /// ```
 pub mod gc {
+    pub use crate::gc::local::callbacks;
     pub use crate::gc::local::controls::{
         collect, collect_generation, count, disable, enable, freeze, freeze_count, is_enabled,
         safe_point, set_teardown_limit, set_threshold, stats, teardown_limit, threshold, unfreeze,
         waiting,
     };
     pub use crate::gc::local::introspection::{
-        census, get_objects, get_objects_in, get_referents, get_referrers, GcAny, GcObject,
+        census, clear_garbage, garbage, get_debug, get_objects, get_objects_in, get_referents,
+        get_referrers, is_finalized, set_debug, GcAny, GcObject,
     };
     pub use crate::gc::local::space::DEFAULT_TEARDOWN_LIMIT;
     pub use crate::gc::GenerationStats;
+    pub use crate::gc::{
+        CallbackId, CollectionInfo, Phase, DEBUG_COLLECTABLE, DEBUG_LEAK, DEBUG_SAVEALL,
+        DEBUG_STATS, DEBUG_UNCOLLECTABLE,
+    };
     pub use crate::gc::{Census, CensusEntry};
 }

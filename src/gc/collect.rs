@@ -74,6 +74,7 @@
 //! to a budget (`gc::local::old_touched`, which explains why this is sound for any set taken in),
 //! so that cycles which die after their promotion do not wait for a full collection.
 
+use super::debug::{CollectionInfo, Phase, DEBUG_COLLECTABLE, DEBUG_SAVEALL, DEBUG_STATS};
 use super::generations::{GenState, NUM_GENERATIONS};
 use super::header::{
     addr, counts_of, Counts, Links, FLAG_FINALIZED, FLAG_OLD, PREV_COLLECTING, PREV_REACHABLE,
@@ -155,6 +156,17 @@ pub(crate) unsafe trait Flavor: 'static {
     /// `p` is a live tracked object of this flavor, met in the walk (or reached through a
     /// traced value's handle in it).
     unsafe fn acquire_in_walk(p: *const Links) -> bool;
+    /// Take one more strong reference to `p` with the flavor's state lock held (`with_state`:
+    /// the thread-safe flavor's space lock), for `gc::garbage()`.
+    ///
+    /// # Safety
+    /// `p` is a live tracked object of this flavor on which a strong reference is held.
+    unsafe fn clone_erased_locked(p: *const Links);
+    /// Call the collection callbacks registered for this space (`gc::debug`) with `phase` and
+    /// `info`, with no pyheap lock held; their panics are kept in `panics`.
+    fn notify(phase: Phase, info: CollectionInfo, panics: &mut FirstPanic);
+    /// Whether any collection callback is registered.
+    fn has_callbacks() -> bool;
     /// Take one more strong reference to `p` (a type-erased handle's clone).
     ///
     /// # Safety
@@ -236,7 +248,35 @@ pub(crate) fn collect_generation<F: Flavor>(gen: usize, panics: &mut FirstPanic)
     };
     let garbage = scan_generation::<F>(gen);
     // SAFETY: `garbage` comes from `scan_generation` and is torn down once, here.
-    unsafe { finish::<F>(garbage, panics) }
+    unsafe { finish_notified::<F>(garbage, panics) }
+}
+
+/// [`finish`] between the collection callbacks' `Start` and `Stop` (which a collection calls
+/// around its teardown, on the thread that runs it, with the thread marked as collecting: a
+/// callback calling `collect()` gets 0).
+///
+/// # Safety
+/// As [`finish`].
+pub(crate) unsafe fn finish_notified<F: Flavor>(
+    garbage: Garbage,
+    panics: &mut FirstPanic,
+) -> usize {
+    let generation = garbage.gen;
+    let info = |collected| CollectionInfo {
+        generation,
+        collected,
+        uncollectable: 0,
+    };
+    let notify = F::has_callbacks();
+    if notify {
+        F::notify(Phase::Start, info(0), panics);
+    }
+    // SAFETY: per the caller.
+    let freed = unsafe { finish::<F>(garbage, panics) };
+    if notify {
+        F::notify(Phase::Stop, info(freed), panics);
+    }
+    freed
 }
 
 /// What a scan found: a committed garbage set (pinned, unlinked, dead, unreachable), waiting
@@ -252,7 +292,27 @@ pub(crate) struct Garbage {
 pub(crate) fn scan_generation<F: Flavor>(gen: usize) -> Garbage {
     // SAFETY: `with_scan_state` gives exclusive use of the generations; `scan` runs no user
     // code.
-    let (set, finalizers) = F::with_scan_state(gen, |st| unsafe { scan::<F>(st, gen) });
+    let (set, finalizers) = F::with_scan_state(gen, |st| {
+        let debug = st.debug.get();
+        let started = (debug & DEBUG_STATS != 0).then(|| {
+            eprintln!("gc: collecting generation {gen}...");
+            std::time::Instant::now()
+        });
+        // SAFETY: as said above.
+        let r = unsafe { scan::<F>(st, gen) };
+        if let Some(t) = started {
+            eprintln!(
+                "gc: done, {} unreachable, 0 uncollectable, {:.4}s elapsed",
+                r.0.len(),
+                t.elapsed().as_secs_f64()
+            );
+        }
+        if debug & DEBUG_COLLECTABLE != 0 {
+            // SAFETY: the garbage is committed (pinned): alive.
+            unsafe { super::debug::print_collectable(&r.0) };
+        }
+        r
+    });
     Garbage {
         set,
         finalizers,
@@ -268,10 +328,16 @@ pub(crate) fn scan_generation<F: Flavor>(gen: usize) -> Garbage {
 /// `garbage` came from [`scan_generation::<F>`] and is finished once.
 pub(crate) unsafe fn finish<F: Flavor>(garbage: Garbage, panics: &mut FirstPanic) -> usize {
     let old = (garbage.gen + 1).min(NUM_GENERATIONS - 1);
+    let save = !garbage.set.is_empty() && F::with_state(|st| st.debug.get() & DEBUG_SAVEALL != 0);
     // SAFETY: per the caller the set is what `scan` committed: pinned, unlinked, dead,
     // unreachable.
-    let freed =
-        unsafe { super::finalize::teardown::<F>(&garbage.set, garbage.finalizers, old, panics) };
+    let freed = unsafe {
+        if save {
+            super::finalize::save_all::<F>(&garbage.set, old, panics)
+        } else {
+            super::finalize::teardown::<F>(&garbage.set, garbage.finalizers, old, panics)
+        }
+    };
     scratch::give(F::CONCURRENT, scratch::Kind::Garbage, garbage.set);
     F::with_state(|st| st.record_collected(garbage.gen, freed));
     freed

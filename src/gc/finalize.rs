@@ -162,6 +162,47 @@ pub(crate) unsafe fn teardown<F: Flavor>(
     unsafe { destroy::<F>(set, true, panics) }
 }
 
+/// `DEBUG_SAVEALL` (`gc::debug`): the set's finalizers run (once each; its weak handles
+/// were cleared by the commit), then, instead of being dropped, every member becomes a live
+/// object again in generation `old`, its pin handed to the space's garbage list (`gc.garbage`).
+/// Returns how many were saved.
+///
+/// # Safety
+/// As [`teardown`].
+pub(crate) unsafe fn save_all<F: Flavor>(
+    set: &[*const Links],
+    old: usize,
+    panics: &mut FirstPanic,
+) -> usize {
+    type C<F> = <F as Flavor>::Counts;
+    for &p in set {
+        // SAFETY: members are pinned, so alive; no user code ran since the commit.
+        unsafe { C::<F>::clear_flag(p, FLAG_DEAD) };
+    }
+    for &p in set {
+        // SAFETY: as in `teardown`: pinned, intact, not dead.
+        unsafe {
+            if let Some(fin) = (*p).vtable().finalize {
+                if C::<F>::flags(p) & FLAG_FINALIZED == 0 {
+                    C::<F>::set_flag(p, FLAG_FINALIZED);
+                    F::destroying(panics, |panics| panics.run(|| fin(p)));
+                }
+            }
+        }
+    }
+    for &p in set {
+        // SAFETY: members are self-loops (unlinked by the commit), alive (pinned).
+        unsafe { F::relink(p, old) };
+    }
+    // The pins pass to the garbage list, which releases them in `gc::clear_garbage`.
+    F::with_state(|st| {
+        let mut g = st.garbage.take();
+        g.extend_from_slice(set);
+        st.garbage.set(g);
+    });
+    set.len()
+}
+
 /// Steps 4 and 5 for `set`: mark every member dead (unless `mark` is false: the commit did),
 /// drop every value, release the pins. Returns the number of objects freed. Panics of
 /// `Drop`s are kept in `panics`; every member is dropped and unpinned all the same.

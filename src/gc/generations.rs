@@ -9,6 +9,7 @@
 //! by that holder (the invariant is stated on `gc::list`).
 
 use core::cell::Cell;
+use core::mem::ManuallyDrop;
 
 use super::header::Links;
 use super::list;
@@ -63,6 +64,13 @@ pub(crate) struct GenState {
     /// How many objects entered `touched` since the last collection of generation 1 (the
     /// budget of the next one's gathering; objects that left it since are not subtracted).
     pub(crate) touched_count: Cell<usize>,
+    /// `gc.set_debug` flags (`gc::debug`).
+    pub(crate) debug: Cell<u32>,
+    /// `gc.garbage` under `DEBUG_SAVEALL`: objects, each holding the pin its collection took
+    /// (a strong reference this list owns), alive again in the oldest generation
+    /// (`gc::debug`). `ManuallyDrop`: no drop glue (the single-thread space's constraint);
+    /// emptied by `gc::clear_garbage` and at thread exit.
+    pub(crate) garbage: Cell<ManuallyDrop<Vec<*const Links>>>,
 }
 
 impl GenState {
@@ -81,6 +89,8 @@ impl GenState {
             long_lived_pending: Cell::new(0),
             touched: Links::sentinel(),
             touched_count: Cell::new(0),
+            debug: Cell::new(0),
+            garbage: Cell::new(ManuallyDrop::new(Vec::new())),
         }
     }
 

@@ -118,6 +118,7 @@
 
 pub(crate) mod any;
 pub(crate) mod collect;
+pub(crate) mod debug;
 pub(crate) mod destroy;
 pub(crate) mod finalize;
 pub(crate) mod generations;
@@ -138,9 +139,15 @@ pub(crate) mod trace;
 mod trace_impls;
 pub(crate) mod vtable;
 
+pub use debug::{
+    CallbackId, CollectionInfo, Phase, DEBUG_COLLECTABLE, DEBUG_LEAK, DEBUG_SAVEALL, DEBUG_STATS,
+    DEBUG_UNCOLLECTABLE,
+};
 pub use introspect::{Census, CensusEntry};
+pub use shared::callbacks;
 pub use shared::introspection::{
-    census, get_objects, get_objects_in, get_referents, get_referrers, GcAny, GcObject,
+    census, clear_garbage, garbage, get_debug, get_objects, get_objects_in, get_referents,
+    get_referrers, is_finalized, set_debug, GcAny, GcObject,
 };
 pub use stats::GenerationStats;
 

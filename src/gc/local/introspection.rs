@@ -134,3 +134,119 @@ pub fn get_referents(x: &impl GcObject) -> Vec<GcAny> {
             .collect()
     }
 }
+
+/// Set this thread's space's debugging flags (Python's `gc.set_debug`): a combination of
+/// [`DEBUG_STATS`](crate::unsync::gc::DEBUG_STATS), [`DEBUG_COLLECTABLE`](crate::unsync::gc::DEBUG_COLLECTABLE),
+/// [`DEBUG_UNCOLLECTABLE`](crate::unsync::gc::DEBUG_UNCOLLECTABLE),
+/// [`DEBUG_SAVEALL`](crate::unsync::gc::DEBUG_SAVEALL), [`DEBUG_LEAK`](crate::unsync::gc::DEBUG_LEAK).
+/// Lines are printed on stderr.
+///
+/// # Panics
+/// If `flags` has a bit no flag names.
+///
+/// ```
+/// use pyheap::unsync::gc;
+/// gc::set_debug(gc::DEBUG_SAVEALL);
+/// assert_eq!(gc::get_debug(), gc::DEBUG_SAVEALL);
+/// gc::set_debug(0);
+/// ```
+pub fn set_debug(flags: u32) {
+    assert_eq!(
+        flags & !crate::gc::debug::KNOWN,
+        0,
+        "pyheap::unsync::gc::set_debug: unknown flags {flags:#x}"
+    );
+    super::space::with_space(|s| s.state.debug.set(flags));
+}
+
+/// This thread's space's debugging flags (`gc.get_debug()`).
+///
+/// ```
+/// assert_eq!(pyheap::unsync::gc::get_debug(), 0);
+/// ```
+pub fn get_debug() -> u32 {
+    super::space::with_space(|s| s.state.debug.get())
+}
+
+/// The objects collections kept under [`DEBUG_SAVEALL`](crate::unsync::gc::DEBUG_SAVEALL) instead of
+/// freeing them (Python's `gc.garbage`), as handles: alive and usable (their weak handles
+/// stay cleared, their finalizers ran). They stay until [`clear_garbage`].
+///
+/// ```
+/// use pyheap::unsync::{gc, Gc};
+/// use std::cell::RefCell;
+/// #[derive(pyheap::Trace)]
+/// struct N(RefCell<Option<Gc<N>>>, #[trace(skip)] u32);
+/// let n = Gc::new(N(RefCell::new(None), 7));
+/// *n.0.borrow_mut() = Some(n.clone());
+/// drop(n);
+/// gc::set_debug(gc::DEBUG_SAVEALL);
+/// assert_eq!(gc::collect(), 1); // found, and saved
+/// gc::set_debug(0);
+/// let kept = gc::garbage();
+/// let n: Gc<N> = kept[0].clone().downcast().ok().unwrap();
+/// assert_eq!(n.1, 7);
+/// drop((kept, n));
+/// assert_eq!(gc::clear_garbage(), 1);
+/// assert_eq!(gc::collect(), 1); // unreachable again: freed now
+/// ```
+pub fn garbage() -> Vec<GcAny> {
+    use crate::gc::collect::Flavor;
+    let held: Vec<*const crate::gc::header::Links> = super::space::with_space(|s| {
+        let st = &s.state;
+        let g = st.garbage.take();
+        for &p in g.iter() {
+            // SAFETY: the list holds a strong reference on each; no lock in this flavor.
+            unsafe { Local::clone_erased_locked(p) };
+        }
+        let copy = g.to_vec();
+        st.garbage.set(g);
+        copy
+    });
+    // SAFETY: one strong reference each was taken for us above.
+    held.into_iter()
+        .map(|p| unsafe { GcAny::from_acquired(p) })
+        .collect()
+}
+
+/// Empty [`garbage`] (Python's `gc.garbage.clear()`): the list's references go; objects no
+/// one else holds are garbage again, freed by the next collection (unless `DEBUG_SAVEALL`
+/// is still set). Returns how many were in the list.
+///
+/// ```
+/// pyheap::unsync::gc::clear_garbage();
+/// assert!(pyheap::unsync::gc::garbage().is_empty());
+/// ```
+pub fn clear_garbage() -> usize {
+    use crate::gc::collect::Flavor;
+    let g = super::space::with_space(|s| s.state.garbage.take());
+    let n = g.len();
+    for p in core::mem::ManuallyDrop::into_inner(g) {
+        // SAFETY: the list owned one strong reference on each, given up here.
+        unsafe { Local::release_erased(p) };
+    }
+    n
+}
+
+/// Whether `x`'s finalizer ([`Finalize`](crate::Finalize)) has run (`gc.is_finalized`): a
+/// finalizer runs once, when the object dies or its garbage cycle is torn down, and not
+/// again after a resurrection. False for objects of types that hold no `Gc`.
+///
+/// ```
+/// use pyheap::unsync::{gc, Gc};
+/// use pyheap::Finalize;
+/// #[derive(pyheap::Trace)]
+/// struct R(std::cell::RefCell<Vec<Gc<R>>>);
+/// impl Finalize for R {
+///     fn finalize(&self) {}
+/// }
+/// let r = Gc::new_finalized(R(Default::default()));
+/// assert!(!gc::is_finalized(&r));
+/// ```
+pub fn is_finalized(x: &impl GcObject) -> bool {
+    match sealed::Sealed::tracked_links(x) {
+        // SAFETY: `x` keeps the object alive.
+        Some(p) => unsafe { (*p).flags() & crate::gc::header::FLAG_FINALIZED != 0 },
+        None => false,
+    }
+}

@@ -4,6 +4,7 @@
 //! core the two flavors share (`gc::collect`, `gc::finalize`, `gc::header`, `gc::trace`, …),
 //! as `gc::shared` is.
 
+pub mod callbacks;
 pub(crate) mod controls;
 pub(crate) mod handle;
 pub(crate) mod introspection;

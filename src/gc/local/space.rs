@@ -30,6 +30,7 @@ use core::ops::Deref;
 use std::collections::VecDeque;
 
 use crate::gc::collect::{self, CollectionToken, Flavor, Garbage};
+use crate::gc::debug::{CollectionInfo, Phase};
 use crate::gc::destroy::destroy;
 use crate::gc::generations::GenState;
 pub(crate) use crate::gc::generations::NUM_GENERATIONS;
@@ -162,7 +163,7 @@ impl Space {
 
     /// Queue a scan's garbage for the next safe point (or record an empty collection now).
     fn defer(&self, g: Garbage) {
-        if g.set.is_empty() {
+        if g.set.is_empty() && !super::callbacks::has_callbacks() {
             return;
         }
         self.waiting_objects
@@ -196,7 +197,7 @@ impl Space {
                 .set(self.waiting_objects.get() - g.set.len());
             // SAFETY: the set came from `scan_generation` (through `defer`) and leaves the
             // queue here, once.
-            freed += unsafe { collect::finish::<Local>(g, panics) };
+            freed += unsafe { collect::finish_notified::<Local>(g, panics) };
         }
         freed
     }
@@ -206,6 +207,14 @@ impl Space {
     /// not unwind).
     pub(crate) fn exit_collection(&self) -> usize {
         let mut panics = FirstPanic::new();
+        // The thread is going: nothing more is saved (`DEBUG_SAVEALL`), and what was saved
+        // goes too (its references are the list's).
+        self.state.debug.set(0);
+        let saved = ManuallyDrop::into_inner(self.state.garbage.take());
+        for p in saved {
+            // SAFETY: the list owned one strong reference on each.
+            panics.run(|| unsafe { Local::release_erased(p) });
+        }
         let freed = self.safe_point(&mut panics)
             + collect::collect_generation::<Local>(NUM_GENERATIONS - 1, &mut panics);
         if self.waiting_objects.get() == 0 {
@@ -468,6 +477,19 @@ unsafe impl Flavor for Local {
             c.inc_strong();
         }
         true
+    }
+
+    unsafe fn clone_erased_locked(p: *const Links) {
+        // SAFETY: forwarded (no lock in this flavor).
+        unsafe { Self::clone_erased(p) }
+    }
+
+    fn notify(phase: Phase, info: CollectionInfo, panics: &mut FirstPanic) {
+        super::callbacks::notify(phase, info, panics)
+    }
+
+    fn has_callbacks() -> bool {
+        super::callbacks::has_callbacks()
     }
 
     unsafe fn clone_erased(p: *const Links) {

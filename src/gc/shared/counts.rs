@@ -240,6 +240,19 @@ impl SharedCounts {
         }
     }
 
+    /// `gc::garbage()`, with the space lock held: add a strong reference to an object one is
+    /// held on. T is cleared here (allowed under the space lock, I8) instead of waiting for
+    /// the lock this thread holds.
+    pub(crate) fn clone_strong_under_space_lock(&self) {
+        let old = self.word.fetch_add(CLONE, Ordering::Relaxed);
+        if old & STRONG_LIMIT_BIT != 0 {
+            count_overflow();
+        }
+        if old & VERSION_TOP != 0 {
+            self.word.fetch_and(!VERSION_TOP, Ordering::Relaxed);
+        }
+    }
+
     /// `try_unwrap`: from exactly one strong handle to none, marking the value dead in the
     /// same step (so no `upgrade` can slip in between). False if other handles exist.
     pub(crate) fn try_take_last(&self) -> bool {

@@ -152,3 +152,124 @@ pub fn get_referents(x: &impl GcObject) -> Vec<GcAny> {
             .collect()
     }
 }
+
+/// Set the shared space's debugging flags (Python's `gc.set_debug`): a combination of
+/// [`DEBUG_STATS`](crate::gc::DEBUG_STATS), [`DEBUG_COLLECTABLE`](crate::gc::DEBUG_COLLECTABLE),
+/// [`DEBUG_UNCOLLECTABLE`](crate::gc::DEBUG_UNCOLLECTABLE),
+/// [`DEBUG_SAVEALL`](crate::gc::DEBUG_SAVEALL), [`DEBUG_LEAK`](crate::gc::DEBUG_LEAK).
+/// Lines are printed on stderr, from the thread that scans.
+///
+/// # Panics
+/// If `flags` has a bit no flag names.
+///
+/// ```
+/// use pyheap::gc;
+/// gc::set_debug(gc::DEBUG_SAVEALL);
+/// assert_eq!(gc::get_debug(), gc::DEBUG_SAVEALL);
+/// gc::set_debug(0);
+/// ```
+pub fn set_debug(flags: u32) {
+    assert_eq!(
+        flags & !crate::gc::debug::KNOWN,
+        0,
+        "pyheap::gc::set_debug: unknown flags {flags:#x}"
+    );
+    super::space::space().with_state(|st| st.debug.set(flags));
+}
+
+/// The shared space's debugging flags (`gc.get_debug()`).
+///
+/// ```
+/// assert_eq!(pyheap::gc::get_debug() & !pyheap::gc::DEBUG_LEAK & !pyheap::gc::DEBUG_STATS, 0);
+/// ```
+pub fn get_debug() -> u32 {
+    super::space::space().with_state(|st| st.debug.get())
+}
+
+/// The objects collections kept under [`DEBUG_SAVEALL`](crate::gc::DEBUG_SAVEALL) instead of
+/// freeing them (Python's `gc.garbage`), as handles: alive and usable (their weak handles
+/// stay cleared, their finalizers ran). They stay until [`clear_garbage`].
+///
+/// ```
+/// use pyheap::{gc, Gc, Trace};
+/// use std::sync::Mutex;
+/// #[derive(Trace)]
+/// struct N(Mutex<Option<Gc<N>>>, #[trace(skip)] u32);
+/// let n = Gc::new(N(Mutex::new(None), 7));
+/// *n.0.lock().unwrap() = Some(n.clone());
+/// drop(n);
+/// gc::disable();
+/// gc::set_debug(gc::DEBUG_SAVEALL);
+/// pyheap::collect();
+/// gc::set_debug(0);
+/// let kept = gc::garbage();
+/// let n: Gc<N> = kept.iter().find(|g| g.is::<N>()).unwrap().clone().downcast().ok().unwrap();
+/// assert_eq!(n.1, 7);
+/// drop((kept, n));
+/// assert!(gc::clear_garbage() >= 1);
+/// assert_eq!(pyheap::collect(), 1); // unreachable again: freed now
+/// # gc::enable();
+/// ```
+pub fn garbage() -> Vec<GcAny> {
+    use crate::gc::collect::Flavor;
+    let held: Vec<*const crate::gc::header::Links> = super::space::space().with_state(|st| {
+        let g = st.garbage.take();
+        for &p in g.iter() {
+            // SAFETY: the list holds a strong reference on each; the space lock is held.
+            unsafe { Shared::clone_erased_locked(p) };
+        }
+        let copy = g.to_vec();
+        st.garbage.set(g);
+        copy
+    });
+    // SAFETY: one strong reference each was taken for us above.
+    held.into_iter()
+        .map(|p| unsafe { GcAny::from_acquired(p) })
+        .collect()
+}
+
+/// Empty [`garbage`] (Python's `gc.garbage.clear()`): the list's references go; objects no
+/// one else holds are garbage again, freed by the next collection (unless `DEBUG_SAVEALL`
+/// is still set). Returns how many were in the list.
+///
+/// ```
+/// pyheap::gc::clear_garbage();
+/// assert!(pyheap::gc::garbage().is_empty());
+/// ```
+pub fn clear_garbage() -> usize {
+    use crate::gc::collect::Flavor;
+    let g = super::space::space().with_state(|st| st.garbage.take());
+    let n = g.len();
+    for p in core::mem::ManuallyDrop::into_inner(g) {
+        // SAFETY: the list owned one strong reference on each, given up here.
+        unsafe { Shared::release_erased(p) };
+    }
+    n
+}
+
+/// Whether `x`'s finalizer ([`Finalize`](crate::Finalize)) has run (`gc.is_finalized`): a
+/// finalizer runs once, when the object dies or its garbage cycle is torn down, and not
+/// again after a resurrection. False for objects of types that hold no `Gc`.
+///
+/// ```
+/// use pyheap::{gc, Finalize, Gc, Trace};
+/// use std::sync::Mutex;
+/// #[derive(Trace)]
+/// struct R(Mutex<Vec<Gc<R>>>);
+/// impl Finalize for R {
+///     fn finalize(&self) {}
+/// }
+/// let r = Gc::new_finalized(R(Mutex::new(vec![])));
+/// assert!(!gc::is_finalized(&r));
+/// ```
+pub fn is_finalized(x: &impl GcObject) -> bool {
+    match sealed::Sealed::tracked_links(x) {
+        // SAFETY: `x` keeps the object alive.
+        Some(p) => unsafe {
+            <crate::gc::shared::counts::SharedCounts as crate::gc::header::Counts>::flags(p)
+                & crate::gc::header::FLAG_FINALIZED
+                != 0
+        },
+        None => false,
+    }
+}

@@ -7,6 +7,7 @@
 //! runs on), `collector` (the background thread), `fairness` (scans leave blocked threads
 //! their turn), `fork` (the `fork()` handlers), `handle` (the handles).
 
+pub mod callbacks;
 #[cfg(not(loom))]
 mod collector;
 pub(crate) mod counts;

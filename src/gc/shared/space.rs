@@ -42,6 +42,7 @@
 use core::cell::Cell;
 
 use crate::gc::collect::{self, CollectionToken, Flavor, Garbage};
+use crate::gc::debug::{CollectionInfo, Phase};
 use crate::gc::destroy::destroy;
 use crate::gc::generations::{GenState, NUM_GENERATIONS};
 use crate::gc::header::{counts_of, Counts, Links, FLAG_DEAD, FLAG_UNIQUE};
@@ -512,7 +513,7 @@ impl SharedSpace {
 
     /// Queue a scan's garbage for teardown (or record an empty collection at once).
     fn hand_over(&self, g: Garbage) {
-        if g.set.is_empty() {
+        if g.set.is_empty() && !super::callbacks::has_callbacks() {
             return;
         }
         self.lock_queue().batches.push_back(g);
@@ -550,7 +551,7 @@ impl SharedSpace {
             };
             // SAFETY: the batch came from `scan_generation` through the queue, which hands
             // each batch to one thread once.
-            freed += unsafe { collect::finish::<Shared>(g, panics) };
+            freed += unsafe { collect::finish_notified::<Shared>(g, panics) };
         }
         drop(token);
         freed
@@ -930,6 +931,19 @@ unsafe impl Flavor for Shared {
     unsafe fn acquire_in_walk(p: *const Links) -> bool {
         // SAFETY: per the caller the object is alive; the walk holds the space lock.
         unsafe { counts_of::<SharedCounts>(p).try_acquire_under_space_lock() }
+    }
+
+    unsafe fn clone_erased_locked(p: *const Links) {
+        // SAFETY: per the caller the object is alive; the space lock is held.
+        unsafe { counts_of::<SharedCounts>(p).clone_strong_under_space_lock() }
+    }
+
+    fn notify(phase: Phase, info: CollectionInfo, panics: &mut FirstPanic) {
+        super::callbacks::notify(phase, info, panics)
+    }
+
+    fn has_callbacks() -> bool {
+        super::callbacks::has_callbacks()
     }
 
     unsafe fn clone_erased(p: *const Links) {
