@@ -26,6 +26,9 @@ pub(crate) unsafe fn destroy<C: Counts>(links: *const Links) {
                 panics.run(|| fin(links));
             }
         }
+        // Death notices (`gc::watch`): after the finalizer, before the value goes.
+        let object = crate::gc::header::counts_of::<C>(links) as *const C as usize;
+        crate::gc::watch::fire_catching(C::SHARED, object, &mut panics);
         {
             let _token = ReleaseToken::<C>::new(links);
             (vt.drop_value)(links);

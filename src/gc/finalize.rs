@@ -91,6 +91,7 @@ pub(crate) unsafe fn teardown<F: Flavor>(
     if set.is_empty() {
         return 0;
     }
+    fire_notices::<F>(set, panics);
     if !finalizers {
         // SAFETY: per our caller; the commit marked every member dead already.
         return unsafe { destroy::<F>(set, false, panics) };
@@ -162,6 +163,15 @@ pub(crate) unsafe fn teardown<F: Flavor>(
     unsafe { destroy::<F>(set, true, panics) }
 }
 
+/// Step 1's death notices (`gc::watch`): the set's weak handles were cleared by the commit.
+fn fire_notices<F: Flavor>(set: &[*const Links], panics: &mut FirstPanic) {
+    for &p in set {
+        // SAFETY: members are pinned, so alive: their counts are where the header says.
+        let object = unsafe { counts_of::<<F as Flavor>::Counts>(p) } as *const _ as usize;
+        crate::gc::watch::fire_catching(F::CONCURRENT, object, panics);
+    }
+}
+
 /// `DEBUG_SAVEALL` (`gc::debug`): the set's finalizers run (once each; its weak handles
 /// were cleared by the commit), then, instead of being dropped, every member becomes a live
 /// object again in generation `old`, its pin handed to the space's garbage list (`gc.garbage`).
@@ -175,6 +185,7 @@ pub(crate) unsafe fn save_all<F: Flavor>(
     panics: &mut FirstPanic,
 ) -> usize {
     type C<F> = <F as Flavor>::Counts;
+    fire_notices::<F>(set, panics);
     for &p in set {
         // SAFETY: members are pinned, so alive; no user code ran since the commit.
         unsafe { C::<F>::clear_flag(p, FLAG_DEAD) };

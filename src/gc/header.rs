@@ -119,6 +119,9 @@ pub(crate) const REFS_ONE: usize = 1 << REFS_SHIFT;
 /// Implementations must behave as plain counters with the semantics documented on each
 /// method; the collector's soundness rests on reading exact counts.
 pub(crate) unsafe trait Counts: Sized + 'static {
+    /// Whether these are the thread-safe flavor's counts (its objects' death notices are
+    /// process-wide, `gc::watch`).
+    const SHARED: bool;
     /// Counts of a freshly created live object: one strong handle, the value's weak token.
     fn new_live() -> Self;
     /// Counts of an object under `new_cyclic` construction: no strong handle, the value's
@@ -277,6 +280,7 @@ fn count_overflow() -> ! {
 
 // SAFETY: plain `Cell` counters; `!Sync`, so only the owning thread touches them.
 unsafe impl Counts for LocalCounts {
+    const SHARED: bool = false;
     #[inline]
     fn new_live() -> Self {
         Self {

@@ -138,6 +138,7 @@ mod stats;
 pub(crate) mod trace;
 mod trace_impls;
 pub(crate) mod vtable;
+pub(crate) mod watch;
 
 pub use debug::{
     CallbackId, CollectionInfo, Phase, DEBUG_COLLECTABLE, DEBUG_LEAK, DEBUG_SAVEALL, DEBUG_STATS,

@@ -332,6 +332,13 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
         unsafe { links_of(self.ptr.as_ptr()) }
     }
 
+    /// The object's identity for death notices (`gc::watch`): its box's address, the same
+    /// for every handle and for the object's whole life.
+    #[inline]
+    pub(crate) fn object_id(this: &Self) -> usize {
+        this.ptr.as_ptr().cast::<u8>() as usize
+    }
+
     /// Introspection (`gc::introspect`, `GcAny`): the object's links, if it is tracked.
     #[inline]
     pub(crate) fn tracked_links(this: &Self) -> Option<*const Links> {
@@ -436,6 +443,8 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
         inner.counts.set_strong(0);
         // SAFETY: we own the only strong handle; the value is initialised and read once.
         let value = unsafe { ManuallyDrop::into_inner(ptr::read(inner.value.get())) };
+        // Weak handles no longer upgrade: death notices (`gc::watch`).
+        crate::gc::watch::fire(false, this.ptr.as_ptr().cast::<u8>() as usize);
         if T::MAY_CONTAIN_GC {
             // SAFETY: value moved out, strong is zero, the token is held.
             unsafe { release_token::<C>(this.links()) };
@@ -612,6 +621,12 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
                                 panics = finalize_now(l, fin);
                             }
                         }
+                        // Death notices (`gc::watch`), before the value goes.
+                        crate::gc::watch::fire_catching(
+                            false,
+                            b.as_ptr().cast::<u8>() as usize,
+                            &mut panics,
+                        );
                         // The value is initialised, `FLAG_DEAD` is set, nobody references
                         // it: dropped once, here. Then the token is released (also if the
                         // drop unwinds), then a finalizer's panic resumes.
@@ -627,8 +642,16 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
             // strong handle, so the value is dropped once, then the token is released (also if
             // the drop unwinds).
             unsafe {
+                let mut panics = FirstPanic::new();
+                crate::gc::watch::fire_catching(
+                    false,
+                    self.ptr.as_ptr().cast::<u8>() as usize,
+                    &mut panics,
+                );
                 let _token = ReleaseToken(self.ptr);
                 ManuallyDrop::drop(&mut *self.inner().value.get());
+                drop(_token);
+                panics.resume();
             }
         }
     }

@@ -281,6 +281,7 @@ impl SharedCounts {
 // SAFETY: strong and weak behave as plain counters (one atomic RMW each); the version and
 // flag bits never disturb the strong field (I6, I7).
 unsafe impl Counts for SharedCounts {
+    const SHARED: bool = true;
     #[inline]
     fn new_live() -> Self {
         Self {

@@ -314,6 +314,13 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
         unsafe { links_of(self.ptr.as_ptr()) }
     }
 
+    /// The object's identity for death notices (`gc::watch`): its box's address, the same
+    /// for every handle and for the object's whole life.
+    #[inline]
+    pub(crate) fn object_id(this: &Self) -> usize {
+        this.ptr.as_ptr().cast::<u8>() as usize
+    }
+
     /// Introspection (`gc::introspect`, `GcAny`): the object's links, if it is tracked.
     #[inline]
     pub(crate) fn tracked_links(this: &Self) -> Option<*const Links> {
@@ -394,6 +401,8 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
         let inner = this.inner();
         // SAFETY: we owned the only strong handle; the value is initialised and read once.
         let value = unsafe { ManuallyDrop::into_inner(ptr::read(inner.value.get())) };
+        // Weak handles no longer upgrade: death notices (`gc::watch`).
+        crate::gc::watch::fire(true, this.ptr.as_ptr().cast::<u8>() as usize);
         if T::MAY_CONTAIN_GC {
             // SAFETY: value moved out, strong is zero, the token is held.
             unsafe { release_token::<C>(this.links()) };
@@ -546,8 +555,16 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
             // strong handle, so the value is dropped once, then the token is released (also if
             // the drop unwinds, as `Arc` frees its allocation when `T`'s `drop` panics).
             unsafe {
+                let mut panics = crate::gc::panics::FirstPanic::new();
+                crate::gc::watch::fire_catching(
+                    true,
+                    self.ptr.as_ptr().cast::<u8>() as usize,
+                    &mut panics,
+                );
                 let _token = ReleaseToken(self.ptr);
                 ManuallyDrop::drop(&mut *self.inner().value.get());
+                drop(_token);
+                panics.resume();
             }
         }
     }
