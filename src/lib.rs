@@ -23,6 +23,13 @@ pub mod gc;
 pub(crate) mod sync;
 pub mod unsync;
 
+/// Python's `weakref` for the thread-safe flavor: [`WeakRef`](weakref::WeakRef) (a weak
+/// reference with a callback) and [`finalize`](weakref::finalize). The single-thread
+/// flavor's are in [`unsync::weakref`].
+pub mod weakref {
+    pub use crate::gc::shared::weakref::{finalize, Finalizer, WeakRef};
+}
+
 #[cfg(not(loom))]
 pub use alloc::PoolAlloc;
 pub use gc::finalize::Finalize;

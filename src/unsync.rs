@@ -59,3 +59,9 @@ pub mod gc {
     };
     pub use crate::gc::{Census, CensusEntry};
 }
+
+/// Python's `weakref` for the single-thread flavor: [`WeakRef`](weakref::WeakRef) and
+/// [`finalize`](weakref::finalize) (at exit: at this thread's exit).
+pub mod weakref {
+    pub use crate::gc::local::weakref::{finalize, Finalizer, WeakRef};
+}

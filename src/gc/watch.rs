@@ -25,6 +25,8 @@ use std::sync::Mutex;
 
 type SharedNotice = Box<dyn FnOnce() + Send>;
 type LocalNotice = Box<dyn FnOnce()>;
+/// Notices by object, with their keys.
+type Registry<N> = HashMap<usize, Vec<(u64, N)>>;
 
 /// Objects with at least one notice, both flavors. Registration increments it before the
 /// registering thread can drop its handle, and a last drop reads it after the `Acquire` that
@@ -32,13 +34,17 @@ type LocalNotice = Box<dyn FnOnce()>;
 static WATCHED: AtomicUsize = AtomicUsize::new(0);
 static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
 
-static SHARED: Mutex<Option<HashMap<usize, Vec<(u64, SharedNotice)>>>> = Mutex::new(None);
+static SHARED: Mutex<Option<Registry<SharedNotice>>> = Mutex::new(None);
 
 std::thread_local! {
-    static LOCAL: RefCell<HashMap<usize, Vec<(u64, LocalNotice)>>> = RefCell::new(HashMap::new());
+    /// This thread's registry. No drop glue (`ManuallyDrop`): it must outlive the thread's
+    /// other thread-locals, whose destruction (and the exit collections after it) may fire
+    /// notices. What is left at the thread's end (objects still alive) is leaked with them.
+    static LOCAL: RefCell<core::mem::ManuallyDrop<Option<Registry<LocalNotice>>>> =
+        const { RefCell::new(core::mem::ManuallyDrop::new(None)) };
 }
 
-fn shared() -> std::sync::MutexGuard<'static, Option<HashMap<usize, Vec<(u64, SharedNotice)>>>> {
+fn shared() -> std::sync::MutexGuard<'static, Option<Registry<SharedNotice>>> {
     // Notices run with the lock released, so it is never poisoned by one; use it as is.
     SHARED.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -74,7 +80,10 @@ pub(crate) fn watch_local(object: usize, f: LocalNotice) -> NoticeKey {
     let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
     LOCAL.with(|r| {
         let mut r = r.borrow_mut();
-        let list = r.entry(object).or_default();
+        let list = r
+            .get_or_insert_with(HashMap::new)
+            .entry(object)
+            .or_default();
         if list.is_empty() {
             WATCHED.fetch_add(1, Ordering::Release);
         }
@@ -102,6 +111,7 @@ pub(crate) fn cancel_local(n: NoticeKey) -> Option<LocalNotice> {
     LOCAL
         .try_with(|r| {
             let mut r = r.borrow_mut();
+            let r = r.as_mut()?;
             let list = r.get_mut(&n.object)?;
             let i = list.iter().position(|(k, _)| *k == n.key)?;
             let (_, f) = list.swap_remove(i);
@@ -148,7 +158,7 @@ fn fire_slow(shared_flavor: bool, object: usize) {
         }
     } else {
         let list = LOCAL
-            .try_with(|r| r.borrow_mut().remove(&object))
+            .try_with(|r| r.borrow_mut().as_mut().and_then(|m| m.remove(&object)))
             .ok()
             .flatten();
         if let Some(list) = list {

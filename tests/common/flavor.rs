@@ -60,6 +60,8 @@ pub mod unsync {
 
     pub use pyheap::unsync::gc;
     #[allow(unused_imports)]
+    pub use pyheap::unsync::weakref;
+    #[allow(unused_imports)]
     pub use pyheap::unsync::{Gc, Weak};
 
     pub const SHARED: bool = false;
@@ -126,6 +128,8 @@ pub mod shared {
     use std::sync::{Mutex, MutexGuard};
 
     pub use pyheap::gc;
+    #[allow(unused_imports)]
+    pub use pyheap::weakref;
     #[allow(unused_imports)]
     pub use pyheap::{Gc, Weak};
 

@@ -11,3 +11,4 @@ pub(crate) mod introspection;
 pub(crate) mod old_touched;
 pub(crate) mod space;
 pub(crate) mod thread_exit;
+pub mod weakref;

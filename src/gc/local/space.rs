@@ -207,8 +207,10 @@ impl Space {
     /// not unwind).
     pub(crate) fn exit_collection(&self) -> usize {
         let mut panics = FirstPanic::new();
-        // The thread is going: nothing more is saved (`DEBUG_SAVEALL`), and what was saved
-        // goes too (its references are the list's).
+        // The thread is going: its finalizers with `atexit` run first (as Python's at
+        // interpreter exit), nothing more is saved (`DEBUG_SAVEALL`), and what was saved goes
+        // too (its references are the list's).
+        super::weakref::run_at_thread_exit(&mut panics);
         self.state.debug.set(0);
         let saved = ManuallyDrop::into_inner(self.state.garbage.take());
         for p in saved {

@@ -17,3 +17,4 @@ mod fork;
 pub(crate) mod handle;
 pub(crate) mod introspection;
 pub(crate) mod space;
+pub mod weakref;
