@@ -35,6 +35,7 @@ pub use alloc::PoolAlloc;
 pub use gc::finalize::Finalize;
 pub use gc::shared::handle::{Gc, Weak};
 pub use gc::trace::{Trace, Tracer};
+pub use gc::value::GcValue;
 /// `#[derive(Trace)]`: see [`trait@Trace`].
 pub use pyheap_derive::Trace;
 

@@ -49,7 +49,7 @@ macro_rules! gc_any {
             /// A handle to `gc`'s object; `None` if its type holds no `Gc` (such objects are
             /// never tracked, and introspection never meets them).
             #[doc = concat!("```\n", "use ", $gc_path, " as Gc;\n", "use ", $gc_mod, "::GcAny;\n", "let g = Gc::new(std::sync::Mutex::new(Vec::<Gc<u8>>::new()));\n", "let any = GcAny::from_gc(g.clone()).unwrap();\n", "assert!(GcAny::ptr_eq_gc(&any, &g));\n", "assert!(GcAny::from_gc(Gc::new(1u8)).is_none());\n", "```")]
-            pub fn from_gc<T: ?Sized + $crate::Trace + 'static>(gc: Gc<T>) -> Option<GcAny> {
+            pub fn from_gc<T: ?Sized + $crate::GcValue>(gc: Gc<T>) -> Option<GcAny> {
                 let p = Gc::tracked_links(&gc)?;
                 core::mem::forget(gc);
                 // SAFETY: `gc`'s strong reference is handed over (it was forgotten).
@@ -84,7 +84,7 @@ macro_rules! gc_any {
             }
 
             /// Whether `a` points to `b`'s object.
-            pub fn ptr_eq_gc<T: ?Sized + $crate::Trace + 'static>(a: &GcAny, b: &Gc<T>) -> bool {
+            pub fn ptr_eq_gc<T: ?Sized + $crate::GcValue>(a: &GcAny, b: &Gc<T>) -> bool {
                 Gc::tracked_links(b) == Some(a.links())
             }
         }
@@ -121,7 +121,7 @@ macro_rules! gc_any {
             pub trait Sealed {
                 fn tracked_links(&self) -> Option<*const $crate::gc::header::Links>;
             }
-            impl<T: ?Sized + $crate::Trace + 'static> Sealed for super::Gc<T> {
+            impl<T: ?Sized + $crate::GcValue> Sealed for super::Gc<T> {
                 fn tracked_links(&self) -> Option<*const $crate::gc::header::Links> {
                     super::Gc::tracked_links(self)
                 }
@@ -133,7 +133,7 @@ macro_rules! gc_any {
             }
         }
 
-        impl<T: ?Sized + $crate::Trace + 'static> GcObject for Gc<T> {}
+        impl<T: ?Sized + $crate::GcValue> GcObject for Gc<T> {}
         impl GcObject for GcAny {}
     };
 }

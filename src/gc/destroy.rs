@@ -65,10 +65,21 @@ impl<C: Counts> Drop for ReleaseToken<C> {
 pub(crate) unsafe fn release_token<C: Counts>(links: *const Links) {
     // SAFETY: per the caller the header is alive until we free it here.
     unsafe {
-        let l = &*links;
-        if crate::gc::header::counts_of::<C>(links).dec_weak() == 0 {
-            let layout = (l.vtable().layout)(links);
-            std::alloc::dealloc(links.cast::<u8>().cast_mut(), layout);
+        if crate::gc::header::counts_of::<C>(links).release_weak(true) {
+            free_tracked(links);
         }
     }
+}
+
+/// Free a tracked allocation, with the layout and from the start its vtable gives (a handle's
+/// own type may be a view of the object, `[T]` of an array or a trait object, so handles free
+/// tracked objects through here).
+///
+/// # Safety
+/// `links` is the header of a tracked allocation whose weak count reached zero (no handle,
+/// no token: nobody else references it) and whose value is gone.
+#[inline]
+pub(crate) unsafe fn free_tracked(links: *const Links) {
+    // SAFETY: per the caller; the vtable frees the allocation as it was made.
+    unsafe { ((*links).vtable().free)(links) }
 }

@@ -1,7 +1,7 @@
 //! The trait impls and the dead-object panic that `pyheap::Gc` and `pyheap::unsync::Gc` share
 //! word for word, written once: each handle module invokes [`handle_impls!`], which expands
 //! to these impls for the `Gc` and `Weak` types in scope there (both flavors provide
-//! `Gc::try_deref`, `Gc::as_ptr` and the `links` accessor the impls use).
+//! `Gc::try_deref`, `Gc::as_ptr` and the `has_links`/`links` accessors the impls use).
 
 /// The panic of `Deref` on an object the collector already destroyed (both flavors).
 #[cold]
@@ -18,7 +18,7 @@ pub(crate) fn dead_deref() -> ! {
 /// the invoking module's `Gc<T>`, and `Trace`/`Debug` for its `Weak<T>`.
 macro_rules! handle_impls {
     (concurrent: $concurrent:expr) => {
-        impl<T: ?Sized + Trace + 'static> Deref for Gc<T> {
+        impl<T: ?Sized + GcValue> Deref for Gc<T> {
             type Target = T;
 
             /// The value. Panics (in release builds too) if the collector already destroyed it; see
@@ -36,10 +36,11 @@ macro_rules! handle_impls {
         // target is tracked (edges to untracked objects cannot close a cycle and are not
         // reported). The edge names this module's flavor, so that a collector of the other
         // flavor ignores it without reading the target's header (`Tracer::edge`).
-        unsafe impl<T: ?Sized + Trace + 'static> Trace for Gc<T> {
+        unsafe impl<T: ?Sized + GcValue> Trace for Gc<T> {
             #[inline]
             fn trace(&self, tracer: &mut Tracer) {
-                if T::MAY_CONTAIN_GC {
+                // A constant for sized types and slices; a trait object's object says.
+                if self.has_links() {
                     // SAFETY: this handle keeps the target's header alive, and it is a header
                     // of this module's flavor.
                     unsafe { tracer.edge(self.links(), $concurrent) }
@@ -48,13 +49,13 @@ macro_rules! handle_impls {
         }
 
         // SAFETY: weak edges are not strong edges: nothing to report.
-        unsafe impl<T: ?Sized + Trace + 'static> Trace for Weak<T> {
+        unsafe impl<T: ?Sized + GcValue> Trace for Weak<T> {
             #[inline(always)]
             fn trace(&self, _: &mut Tracer) {}
             const MAY_CONTAIN_GC: bool = false;
         }
 
-        impl<T: ?Sized + Trace + 'static + fmt::Debug> fmt::Debug for Gc<T> {
+        impl<T: ?Sized + GcValue + fmt::Debug> fmt::Debug for Gc<T> {
             /// The value's `Debug`, or `<dead>` for a destroyed object (never panics).
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 match Gc::try_deref(self) {
@@ -64,7 +65,7 @@ macro_rules! handle_impls {
             }
         }
 
-        impl<T: ?Sized + Trace + 'static + fmt::Display> fmt::Display for Gc<T> {
+        impl<T: ?Sized + GcValue + fmt::Display> fmt::Display for Gc<T> {
             /// The value's `Display`, or `<dead>` for a destroyed object (never panics).
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 match Gc::try_deref(self) {
@@ -74,13 +75,13 @@ macro_rules! handle_impls {
             }
         }
 
-        impl<T: ?Sized + Trace + 'static> fmt::Pointer for Gc<T> {
+        impl<T: ?Sized + GcValue> fmt::Pointer for Gc<T> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 fmt::Pointer::fmt(&Gc::as_ptr(self), f)
             }
         }
 
-        impl<T: ?Sized + Trace + 'static + PartialEq> PartialEq for Gc<T> {
+        impl<T: ?Sized + GcValue + PartialEq> PartialEq for Gc<T> {
             /// Compares the values (Python's `==`); use [`Gc::ptr_eq`] for `is`.
             #[inline]
             fn eq(&self, other: &Self) -> bool {
@@ -88,41 +89,41 @@ macro_rules! handle_impls {
             }
         }
 
-        impl<T: ?Sized + Trace + 'static + Eq> Eq for Gc<T> {}
+        impl<T: ?Sized + GcValue + Eq> Eq for Gc<T> {}
 
-        impl<T: ?Sized + Trace + 'static + PartialOrd> PartialOrd for Gc<T> {
+        impl<T: ?Sized + GcValue + PartialOrd> PartialOrd for Gc<T> {
             #[inline]
             fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
                 (**self).partial_cmp(&**other)
             }
         }
 
-        impl<T: ?Sized + Trace + 'static + Ord> Ord for Gc<T> {
+        impl<T: ?Sized + GcValue + Ord> Ord for Gc<T> {
             #[inline]
             fn cmp(&self, other: &Self) -> Ordering {
                 (**self).cmp(&**other)
             }
         }
 
-        impl<T: ?Sized + Trace + 'static + Hash> Hash for Gc<T> {
+        impl<T: ?Sized + GcValue + Hash> Hash for Gc<T> {
             fn hash<H: Hasher>(&self, state: &mut H) {
                 (**self).hash(state)
             }
         }
 
-        impl<T: ?Sized + Trace + 'static> Borrow<T> for Gc<T> {
+        impl<T: ?Sized + GcValue> Borrow<T> for Gc<T> {
             fn borrow(&self) -> &T {
                 self
             }
         }
 
-        impl<T: ?Sized + Trace + 'static> AsRef<T> for Gc<T> {
+        impl<T: ?Sized + GcValue> AsRef<T> for Gc<T> {
             fn as_ref(&self) -> &T {
                 self
             }
         }
 
-        impl<T: ?Sized + Trace + 'static> fmt::Debug for Weak<T> {
+        impl<T: ?Sized + GcValue> fmt::Debug for Weak<T> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("(Weak)")
             }

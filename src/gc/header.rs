@@ -20,7 +20,15 @@
 //! as std's `Rc<[T]>` does: the handle carries the length, the layout is computed from it. An
 //! untracked slice (`Gc<str>`, `Gc<[u8]>`) has the same 8-byte header; a tracked one
 //! (`Gc<[Gc<Node>]>`) also stores its length in the header for the collector (40 bytes,
-//! like CPython's variable-size objects, which add `ob_size`). See [`tracked_offset`].
+//! like CPython's variable-size objects, which add `ob_size`), in *front* of its links, so
+//! that the links are always the same distance before the box whatever the kind of value
+//! (see [`links_to_box`]): a handle finds them from the box and the value's alignment alone,
+//! which is what lets a `Gc<[T; N]>` become a `Gc<[T]>` and back, and a `Gc<T>` a
+//! `Gc<dyn Trait>`, without knowing how the object was allocated.
+//!
+//! Trait objects (`Gc<dyn Trait>`, `gc::value`) point at the `GcBox` of a sized value with
+//! the trait's vtable as metadata; whether that object has links is a bit of its counts
+//! ([`Counts::has_links`]), set at creation for every object.
 //!
 //! # Invariants (kept by `gc::local`, `gc::shared`, `gc::collect` and `gc::finalize`)
 //!
@@ -49,8 +57,17 @@
 //! * `FLAG_CONDEMNED` exists only in the thread-safe flavor's count word (see
 //!   `gc::shared::counts`), where all the flags live; the single-thread flavor keeps them in
 //!   the low bits of the vtable word. [`Counts::flags`] and friends hide the difference.
-//! * A tracked slice (`Gc<[T]>`) stores its length in the `usize` just before its `GcBox`;
-//!   its vtable's functions rebuild the fat pointer from it (see [`tracked_offset`]).
+//! * A tracked slice (`Gc<[T]>`) stores its length in the `usize` just before its links;
+//!   its vtable's functions rebuild the fat pointer from it (see [`base_to_links`]).
+//! * **Links are [`links_to_box`] bytes before the box**, for every kind of value: a
+//!   function of the box's alignment only. The allocation starts at the links, or, for a
+//!   tracked slice, [`base_to_links`] bytes before them; so an allocation is freed through
+//!   its vtable's `free` (`gc::destroy::free_tracked`) by a handle whose type may be a view
+//!   of it (`[T]` of an array object, a trait object). A *sized* handle type is always the
+//!   type the object was allocated as (the one conversion that could break this,
+//!   `Gc<[T]>` to `Gc<[T; N]>`, exists only for untracked `T`), so it may free statically.
+//! * **`has_links` is constant**: set at creation, for every object, iff the allocation has
+//!   links (the value's type may hold a `Gc`); never changed ([`Counts::has_links`]).
 //! * Outside a collection `Links::prev` holds a pointer (low bits zero); during one it holds
 //!   `refs << 2 | PREV_COLLECTING | PREV_REACHABLE` for the objects being collected (a count
 //!   of references, as CPython reuses `_gc_prev` for `gc_refs`), and in a concurrent scan
@@ -122,11 +139,16 @@ pub(crate) unsafe trait Counts: Sized + 'static {
     /// Whether these are the thread-safe flavor's counts (its objects' death notices are
     /// process-wide, `gc::watch`).
     const SHARED: bool;
-    /// Counts of a freshly created live object: one strong handle, the value's weak token.
-    fn new_live() -> Self;
+    /// Counts of a freshly created live object: one strong handle, the value's weak token;
+    /// `has_links` says whether the allocation has links (constant for its life).
+    fn new_live(has_links: bool) -> Self;
     /// Counts of an object under `new_cyclic` construction: no strong handle, the value's
     /// token and the one `Weak` handed to the constructor.
-    fn new_constructing() -> Self;
+    fn new_constructing(has_links: bool) -> Self;
+    /// Whether the allocation has links (the value's type may hold a `Gc`): what
+    /// `new_live`/`new_constructing` were told. Read by handles whose type does not say
+    /// (trait objects, `gc::value`).
+    fn has_links(&self) -> bool;
     /// The current strong count.
     fn strong(&self) -> usize;
     /// Set the strong count (used only while no handle exists: construction, `try_unwrap`).
@@ -139,8 +161,12 @@ pub(crate) unsafe trait Counts: Sized + 'static {
     fn weak(&self) -> usize;
     /// Add one weak reference; aborts on overflow.
     fn inc_weak(&self);
-    /// Remove one weak reference and return the new count.
-    fn dec_weak(&self) -> usize;
+    /// Remove one weak reference (a `Weak` handle's, or the value's token); true if it was
+    /// the last one: nobody references the allocation any more, which may be freed.
+    /// `has_links` must be what the counts were created with (`Counts::has_links`; the
+    /// caller usually knows it as a constant of the type, which makes the test one
+    /// comparison).
+    fn release_weak(&self, has_links: bool) -> bool;
 
     /// The `FLAG_*` bits of the object whose links are at `links`. The single-thread flavor
     /// keeps them in the vtable word of the links; the thread-safe one in its count word.
@@ -223,14 +249,18 @@ pub(crate) unsafe trait Counts: Sized + 'static {
 }
 
 /// The single-thread flavor's counts: two plain `u32`s (8 bytes). Overflow aborts the
-/// process, as std's `Rc` does (past 2^31 - 1 strong or 2^32 - 1 weak handles, which no
-/// realistic program holds).
+/// process, as std's `Rc` does (past 2^31 - 1 strong or weak handles, which no realistic
+/// program holds).
 ///
 /// The top bit of `strong` is not part of the count: it is [`STRONG_WATCH`] (see the module's
 /// invariants), so that `Gc::drop` tells "last handle" and "old object that lost a handle"
-/// from the one word it writes anyway, with one comparison.
+/// from the one word it writes anyway, with one comparison. The top bit of `weak` is not
+/// either: it is [`WEAK_LINKS`], the constant `has_links` (kept off the strong word, whose
+/// drop test must stay one comparison; weak counts change off the hot paths).
+// `pub` (in a crate-private module: unreachable from outside) only because `unsize!`'s hidden
+// step names `GcBox<LocalCounts, T>` in a public signature (`gc::unsize`).
 #[repr(C)]
-pub(crate) struct LocalCounts {
+pub struct LocalCounts {
     strong: Cell<u32>,
     weak: Cell<u32>,
 }
@@ -240,6 +270,10 @@ pub(crate) struct LocalCounts {
 pub(crate) const STRONG_WATCH: u32 = 1 << 31;
 /// The count part of `LocalCounts::strong`.
 pub(crate) const STRONG_COUNT: u32 = STRONG_WATCH - 1;
+/// In `LocalCounts::weak`: the allocation has links (`Counts::has_links`), set at creation.
+pub(crate) const WEAK_LINKS: u32 = 1 << 31;
+/// The count part of `LocalCounts::weak`.
+const WEAK_COUNT: u32 = WEAK_LINKS - 1;
 
 impl LocalCounts {
     /// `Gc::drop`'s decrement: the new word, [`STRONG_WATCH`] included. The drop takes its
@@ -282,18 +316,22 @@ fn count_overflow() -> ! {
 unsafe impl Counts for LocalCounts {
     const SHARED: bool = false;
     #[inline]
-    fn new_live() -> Self {
+    fn new_live(has_links: bool) -> Self {
         Self {
             strong: Cell::new(1),
-            weak: Cell::new(1),
+            weak: Cell::new(1 | if has_links { WEAK_LINKS } else { 0 }),
         }
     }
     #[inline]
-    fn new_constructing() -> Self {
+    fn new_constructing(has_links: bool) -> Self {
         Self {
             strong: Cell::new(0),
-            weak: Cell::new(2),
+            weak: Cell::new(2 | if has_links { WEAK_LINKS } else { 0 }),
         }
+    }
+    #[inline]
+    fn has_links(&self) -> bool {
+        self.weak.get() & WEAK_LINKS != 0
     }
     #[inline]
     fn strong(&self) -> usize {
@@ -319,28 +357,49 @@ unsafe impl Counts for LocalCounts {
     }
     #[inline]
     fn weak(&self) -> usize {
-        self.weak.get() as usize
+        (self.weak.get() & WEAK_COUNT) as usize
     }
     #[inline]
     fn inc_weak(&self) {
         let w = self.weak.get().wrapping_add(1);
-        if w == 0 {
+        // The count part wrapped (into `WEAK_LINKS`, or past it): too many handles.
+        if w & WEAK_COUNT == 0 {
             count_overflow();
         }
         self.weak.set(w);
     }
     #[inline]
-    fn dec_weak(&self) -> usize {
-        let w = self.weak.get() - 1;
-        self.weak.set(w);
-        w as usize
+    fn release_weak(&self, has_links: bool) -> bool {
+        debug_assert_eq!(has_links, self.has_links());
+        // "The count part reaches zero" as one comparison of the word with a constant
+        // (`has_links` is usually a constant of the handle's type), in the form that costs
+        // least for each.
+        if has_links {
+            let w = self.weak.get();
+            // Exactly one reference left, and the constant bit: the last one (the word need
+            // not be written, the allocation goes).
+            if w == WEAK_LINKS | 1 {
+                return true;
+            }
+            // The count part is at least 2 here: no borrow from `WEAK_LINKS`.
+            self.weak.set(w - 1);
+            false
+        } else {
+            let w = self.weak.get() - 1;
+            self.weak.set(w);
+            w == 0
+        }
     }
 }
 
 /// The counts and the value; what a `Gc<T>` points at. For `T = [U]` or `str` a pointer to it
 /// is a fat pointer carrying the length, as for std's `RcBox`.
+///
+/// `pub` (in a crate-private module: nobody outside can name it, build one or reach its fields)
+/// only because `unsize!`'s hidden step hands out `&GcBox` for the language to coerce
+/// (`gc::unsize`).
 #[repr(C)]
-pub(crate) struct GcBox<C, T: ?Sized> {
+pub struct GcBox<C, T: ?Sized> {
     pub(crate) counts: C,
     pub(crate) value: UnsafeCell<ManuallyDrop<T>>,
 }
@@ -358,12 +417,12 @@ pub struct Links {
     vtable: Cell<*const VTableHead>,
 }
 
-/// The part of a per-type vtable the header itself needs: where the counts are. Every
-/// `gc::vtable::VTable` begins with it (`repr(C)`), so the header reads it without knowing
-/// the rest (the functions, which name the tracer: a layer above this one).
+/// The part of a per-type vtable the header itself needs: where the counts are. Every `gc::vtable::VTable` begins with it (`repr(C)`), so the
+/// header reads it without knowing the rest (the functions, which name the tracer: a layer
+/// above this one).
 #[repr(C)]
 pub(crate) struct VTableHead {
-    /// Bytes from the start of the allocation (the `Links`) to the `GcBox`.
+    /// Bytes from the `Links` to the `GcBox` ([`links_to_box`] of the box's alignment).
     pub(crate) box_offset: usize,
 }
 
@@ -524,42 +583,55 @@ pub(crate) const fn tracked_layout<C, T>() -> (usize, Layout) {
     }
 }
 
-/// Whether `*const T` is a fat pointer (`T` is a slice or `str`; `dyn Trait` cannot occur
-/// because `Trace` has an associated constant and so is not dyn-compatible).
+/// Whether `*const T` is a fat pointer: `T` is a slice, `str` or a trait object (not a
+/// sized type).
 #[inline(always)]
 pub(crate) const fn is_fat<T: ?Sized>() -> bool {
     core::mem::size_of::<*const T>() != core::mem::size_of::<*const u8>()
 }
 
-/// Bytes from the start of a tracked allocation to its `GcBox`, given the box's alignment.
-///
-/// A tracked *unsized* value (`Gc<[T]>`) stores its length in the `usize` just before the
-/// box, so the collector, which only has the links, can rebuild the fat pointer (CPython's
-/// `PyVarObject` keeps `ob_size` in its header the same way):
-///
-/// ```text
-///  tracked slice:  [ next | prev | vtable+flags ][ pad ][ len ][ strong | weak ][ elements ]
-/// ```
+/// Bytes from a tracked object's `Links` to its `GcBox`, given the box's alignment: the
+/// links' size rounded up to it. The same for every kind of value (sized, slice, the sized
+/// value behind a trait object), so that [`links_of`] needs nothing but the box.
 #[inline(always)]
-pub(crate) const fn tracked_offset(box_align: usize, fat: bool) -> usize {
-    let links = core::mem::size_of::<Links>()
-        + if fat {
-            core::mem::size_of::<usize>()
-        } else {
-            0
-        };
-    links.div_ceil(box_align) * box_align
+pub(crate) const fn links_to_box(box_align: usize) -> usize {
+    core::mem::size_of::<Links>().div_ceil(box_align) * box_align
 }
 
-/// The offset of the box and the layout of the whole allocation holding a `GcBox` of layout
-/// `box_layout`: just the box for untracked objects, links (and, for `fat`, the length)
-/// followed by the box for tracked ones. The one formula allocation and deallocation share.
+/// Bytes from the start of a tracked allocation to its `Links`: 0 for a sized value; for a
+/// slice (`fat`), room for its length (a `usize` right before the links, which the
+/// collector reads to rebuild the fat pointer, as CPython's `PyVarObject` keeps `ob_size` in
+/// its header), rounded so that the box stays aligned:
+///
+/// ```text
+///  tracked slice:  [ pad ][ len ][ next | prev | vtable+flags ][ pad ][ strong | weak ][ elements ]
+///                   \______/      \____________ links_to_box ___________/
+///                 base_to_links
+/// ```
+#[inline(always)]
+pub(crate) const fn base_to_links(box_align: usize, fat: bool) -> usize {
+    if !fat {
+        return 0;
+    }
+    let align = if box_align > core::mem::align_of::<Links>() {
+        box_align
+    } else {
+        core::mem::align_of::<Links>()
+    };
+    let to_box = links_to_box(box_align);
+    (to_box + core::mem::size_of::<usize>()).div_ceil(align) * align - to_box
+}
+
+/// The offset of the box from the start of the allocation, and the layout of the whole
+/// allocation holding a `GcBox` of layout `box_layout`: just the box for untracked objects;
+/// links (preceded, for a slice (`fat`), by its length) followed by the box for tracked ones.
+/// The one formula allocation and deallocation share.
 #[inline]
 pub(crate) fn alloc_layout(tracked: bool, fat: bool, box_layout: Layout) -> (usize, Layout) {
     if !tracked {
         return (0, box_layout);
     }
-    let offset = tracked_offset(box_layout.align(), fat);
+    let offset = base_to_links(box_layout.align(), fat) + links_to_box(box_layout.align());
     let align = box_layout.align().max(core::mem::align_of::<Links>());
     match offset
         .checked_add(box_layout.size())
@@ -570,21 +642,45 @@ pub(crate) fn alloc_layout(tracked: bool, fat: bool, box_layout: Layout) -> (usi
     }
 }
 
-/// The links in front of a tracked `GcBox` (sized or not).
+/// The links in front of a tracked `GcBox` (of any kind: sized, slice, trait object).
 ///
 /// # Safety
 /// `b` points at the `GcBox` of a live tracked allocation laid out by [`alloc_layout`] (or
-/// [`tracked_layout`]), with the provenance of the whole allocation.
+/// [`tracked_layout`]), with the provenance of the whole allocation, and with metadata (for
+/// `T: ?Sized`) describing the value there (a slice's length, the vtable of the value's
+/// type).
 #[inline]
 pub(crate) unsafe fn links_of<C, T: ?Sized>(b: *const GcBox<C, T>) -> *const Links {
     // Per the caller the box is allocated and initialised up to its counts, so a shared
-    // reference to it may exist (all its fields are `UnsafeCell`s, nothing is frozen) for
-    // `align_of_val`, a constant for sized `T` and slices.
-    // SAFETY: as just said; the allocation starts `tracked_offset` bytes before the box.
+    // reference to it may exist (all its fields are `UnsafeCell`s, nothing is frozen; the
+    // value may have been dropped, which a reference to its `UnsafeCell` does not mind) for
+    // `align_of_val`: a constant for sized `T` and slices, the vtable's entry for a trait
+    // object.
+    // SAFETY: as just said; the links are `links_to_box` bytes before the box.
     unsafe {
         let align = core::mem::align_of_val(&*b);
-        b.cast::<u8>()
-            .sub(tracked_offset(align, is_fat::<T>()))
-            .cast::<Links>()
+        b.cast::<u8>().sub(links_to_box(align)).cast::<Links>()
     }
+}
+
+/// The pointer of a `Weak` that points nowhere (`Weak::new()`): the address `usize::MAX`, at
+/// which no `GcBox` can be (it would end past the address space), without provenance (never
+/// dereferenced). As std's `Weak::new`, so that such a `Weak` keeps the metadata of an
+/// unsized type it was coerced to (`Weak<dyn Trait>`).
+#[inline(always)]
+pub(crate) const fn dangling_box<C, T>() -> core::ptr::NonNull<GcBox<C, T>> {
+    // SAFETY: `usize::MAX` is not null.
+    unsafe {
+        core::ptr::NonNull::new_unchecked(
+            core::ptr::null_mut::<u8>()
+                .wrapping_sub(1)
+                .cast::<GcBox<C, T>>(),
+        )
+    }
+}
+
+/// Whether `p` is [`dangling_box`]'s pointer (of any type, any metadata).
+#[inline(always)]
+pub(crate) fn is_dangling<C, T: ?Sized>(p: core::ptr::NonNull<GcBox<C, T>>) -> bool {
+    addr(p.as_ptr().cast::<u8>()) == usize::MAX
 }

@@ -102,10 +102,12 @@
 //! - the core both flavors share: `header` (layout, counts, flags, the vtable's head),
 //!   `list` (generation lists), `panics`, `held` and `scratch` (the tracer's kept buffers),
 //!   `trace` and `trace_impls` (`Trace`, `Tracer`), `vtable` (per-type vtables), `slice`
-//!   (`Gc<[T]>`, `Gc<str>`), `generations` (the generational state of one space), `stats`,
-//!   `collect` (the passes and the `Flavor` trait both flavors implement), `destroy` (one
-//!   object's destruction), `finalize` (teardown of a garbage set), `handle_impls` (the
-//!   handle traits both flavors implement alike);
+//!   (`Gc<[T]>`, `Gc<str>`), `value` (`GcValue`: which types a handle can point to, and how
+//!   it knows whether its object is tracked; `gc_dyn!`), `generations` (the generational
+//!   state of one space), `stats`, `collect` (the passes and the `Flavor` trait both flavors
+//!   implement), `destroy` (one object's destruction), `finalize` (teardown of a garbage set),
+//!   `handle_impls` (the handle traits both flavors implement alike), `unsize` (trait
+//!   objects: `unsize!` and `downcast`, for both flavors);
 //! - `local/`, the single-thread flavor (`pyheap::unsync`): `handle`, `space`, `controls`
 //!   (`pyheap::unsync::gc`), `old_touched`, `thread_exit`;
 //! - `shared/`, the thread-safe flavor (`pyheap::Gc`): `handle`, `counts`, `space`,
@@ -137,6 +139,8 @@ pub(crate) mod slice;
 mod stats;
 pub(crate) mod trace;
 mod trace_impls;
+pub(crate) mod unsize;
+pub(crate) mod value;
 pub(crate) mod vtable;
 pub(crate) mod watch;
 

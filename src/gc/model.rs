@@ -85,6 +85,6 @@ pub fn my_shard() -> u32 {
 }
 
 /// The shard `h`'s object was created in (and whose lock guards its list links for life).
-pub fn shard_of<T: crate::Trace + ?Sized + 'static>(h: &crate::Gc<T>) -> u32 {
+pub fn shard_of<T: crate::GcValue + ?Sized>(h: &crate::Gc<T>) -> u32 {
     crate::Gc::shard_id(h)
 }

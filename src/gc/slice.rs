@@ -2,17 +2,19 @@
 //! flavor's counts `C`: the layout, the per-element-type vtables of tracked slices, and the
 //! element-by-element construction with its clean-up on panic.
 //!
-//! A tracked slice's allocation is `[Links][pad][len: usize][GcBox<C, [T]>]` (see
-//! `header::tracked_offset`): the collector only has the links, so the erased functions read
+//! A tracked slice's allocation is `[pad][len: usize][Links][pad][GcBox<C, [T]>]` (see
+//! `header::base_to_links`): the collector only has the links, so the erased functions read
 //! the length back from the header to rebuild the fat pointer (CPython's `PyVarObject` keeps
-//! `ob_size` in its header the same way). An untracked slice is just the box.
+//! `ob_size` in its header the same way). The links are where they would be for any other
+//! object with the same box alignment (`header::links_to_box`), so handles find them without
+//! knowing the object is a slice. An untracked slice is just the box.
 
 use core::alloc::Layout;
 use core::marker::PhantomData;
 use core::mem::ManuallyDrop;
 use core::ptr::{self, NonNull};
 
-use super::header::{alloc_layout, tracked_offset, Counts, GcBox, Links, VTableHead};
+use super::header::{alloc_layout, base_to_links, links_to_box, Counts, GcBox, Links, VTableHead};
 use super::trace::{Trace, Tracer};
 use super::vtable::VTable;
 
@@ -27,12 +29,15 @@ impl<C: 'static, T: Trace + 'static> SliceVTables<C, T> {
         core::mem::align_of::<C>()
     };
     /// Bytes from the links to the box.
-    pub(crate) const OFFSET: usize = tracked_offset(Self::BOX_ALIGN, true);
+    pub(crate) const OFFSET: usize = links_to_box(Self::BOX_ALIGN);
+    /// Bytes from the start of the allocation to the links (the length is right before them).
+    pub(crate) const LINKS_OFFSET: usize = base_to_links(Self::BOX_ALIGN, true);
     /// The vtable.
     pub(crate) const VTABLE: VTable = VTable {
         head: VTableHead {
             box_offset: Self::OFFSET,
         },
+        free: free_slice::<C, T>,
         layout: layout_slice::<C, T>,
         trace: trace_slice::<C, T>,
         drop_value: drop_slice::<C, T>,
@@ -58,14 +63,14 @@ pub(crate) fn slice_box_layout<C, T>(len: usize) -> Layout {
 unsafe fn slice_box<C: 'static, T: Trace + 'static>(l: *const Links) -> *mut GcBox<C, [T]> {
     let off = SliceVTables::<C, T>::OFFSET;
     // SAFETY: per the caller, `allocate_slice` wrote the length in the `usize` right before
-    // the box and the box starts `off` bytes after the links, in the same allocation.
+    // the links and the box starts `off` bytes after them, in the same allocation.
     unsafe {
-        let base = l.cast::<u8>().cast_mut();
-        let len = base
-            .add(off - core::mem::size_of::<usize>())
+        let links = l.cast::<u8>().cast_mut();
+        let len = links
+            .sub(core::mem::size_of::<usize>())
             .cast::<usize>()
             .read();
-        ptr::slice_from_raw_parts_mut(base.add(off), len) as *mut GcBox<C, [T]>
+        ptr::slice_from_raw_parts_mut(links.add(off), len) as *mut GcBox<C, [T]>
     }
 }
 
@@ -75,6 +80,22 @@ unsafe fn layout_slice<C: 'static, T: Trace + 'static>(l: *const Links) -> Layou
     // SAFETY: per the caller; only the stored length is read.
     let len = unsafe { (*slice_box::<C, T>(l)).value.get() as *const [T] }.len();
     alloc_layout(true, true, slice_box_layout::<C, T>(len)).1
+}
+
+/// # Safety
+/// As `VTable::free`: the header of a tracked slice is alive, nobody references it any more,
+/// the elements are gone.
+unsafe fn free_slice<C: 'static, T: Trace + 'static>(l: *const Links) {
+    // SAFETY: per the caller; the allocation, which `allocate_slice` made with this layout
+    // `LINKS_OFFSET` bytes before the links, is freed.
+    unsafe {
+        let layout = layout_slice::<C, T>(l);
+        let base = l
+            .cast::<u8>()
+            .cast_mut()
+            .sub(SliceVTables::<C, T>::LINKS_OFFSET);
+        std::alloc::dealloc(base, layout);
+    }
 }
 
 /// # Safety
@@ -103,24 +124,28 @@ pub(crate) fn allocate_slice<C: Counts, T: Trace + 'static>(len: usize) -> NonNu
         std::alloc::handle_alloc_error(layout);
     }
     if T::MAY_CONTAIN_GC {
-        debug_assert_eq!(offset, SliceVTables::<C, T>::OFFSET);
-        Links::write_new(
-            base.cast::<Links>(),
-            SliceVTables::<C, T>::VTABLE.head_ptr(),
-        );
-        // SAFETY: the length slot is the `usize` before the box, inside the allocation after
-        // the links, and aligned (`offset` is a multiple of 8 here, the links' alignment).
+        let to_links = SliceVTables::<C, T>::LINKS_OFFSET;
+        debug_assert_eq!(offset, to_links + SliceVTables::<C, T>::OFFSET);
+        // SAFETY: the links start `to_links` bytes into the allocation (at least one `usize`
+        // in, and 8-aligned: `base_to_links`), the length slot is the `usize` before them;
+        // both inside the fresh allocation.
         unsafe {
-            base.add(offset - core::mem::size_of::<usize>())
+            let links = base.add(to_links);
+            Links::write_new(
+                links.cast::<Links>(),
+                SliceVTables::<C, T>::VTABLE.head_ptr(),
+            );
+            links
+                .sub(core::mem::size_of::<usize>())
                 .cast::<usize>()
-                .write(len)
-        };
+                .write(len);
+        }
     }
     // SAFETY: `offset` is within the allocation and aligned for the box; the fat pointer
     // carries `len`, the number of elements the layout was computed for.
     let b = unsafe { ptr::slice_from_raw_parts_mut(base.add(offset), len) } as *mut GcBox<C, [T]>;
     // SAFETY: as above; the elements stay uninitialised until the caller writes them.
-    unsafe { ptr::addr_of_mut!((*b).counts).write(C::new_live()) };
+    unsafe { ptr::addr_of_mut!((*b).counts).write(C::new_live(T::MAY_CONTAIN_GC)) };
     // SAFETY: `base` is non-null, so is `b`.
     unsafe { NonNull::new_unchecked(b) }
 }

@@ -16,8 +16,11 @@ pub(crate) struct VTable {
     /// Where the counts are: bytes from the start of the allocation (the `Links`) to the
     /// `GcBox`.
     pub(crate) head: VTableHead,
-    /// Layout of the whole allocation (for a slice it depends on the length stored in the
-    /// header, hence a function). Caller: the header is alive.
+    /// Free the whole allocation, from where it starts and with the layout it was made with
+    /// (for a slice both depend on its length and the room kept for it in front of the links,
+    /// hence a function). Caller: the weak count reached zero and the value is gone.
+    pub(crate) free: unsafe fn(*const Links),
+    /// Layout of the whole allocation (introspection's sizes). Caller: the header is alive.
     pub(crate) layout: unsafe fn(*const Links) -> Layout,
     /// Report the value's edges. Caller: the value is alive.
     pub(crate) trace: unsafe fn(*const Links, &mut Tracer),
@@ -74,6 +77,7 @@ impl<C: 'static, T: Trace + 'static> VTables<C, T> {
         head: VTableHead {
             box_offset: tracked_layout::<C, T>().0,
         },
+        free: free_sized::<C, T>,
         layout: layout_sized::<C, T>,
         trace: trace_erased::<C, T>,
         drop_value: drop_erased::<C, T>,
@@ -124,6 +128,15 @@ unsafe fn drop_erased<C, T: Trace + 'static>(l: *const Links) {
 /// As `VTable::layout` for a sized `T`: a constant.
 unsafe fn layout_sized<C, T: Trace + 'static>(_: *const Links) -> Layout {
     tracked_layout::<C, T>().1
+}
+
+/// # Safety
+/// As `VTable::free` for a sized `T`: the allocation starts at the links, its layout is a
+/// constant.
+unsafe fn free_sized<C, T: Trace + 'static>(l: *const Links) {
+    // SAFETY: per the caller nobody references the allocation any more; `allocate` made it
+    // with this layout, starting at the links.
+    unsafe { std::alloc::dealloc(l.cast::<u8>().cast_mut(), tracked_layout::<C, T>().1) }
 }
 
 /// # Safety

@@ -18,15 +18,16 @@ use core::ptr::{self, NonNull};
 
 use super::old_touched;
 use super::space::with_space;
-use crate::gc::destroy::release_token;
+use crate::gc::destroy::{free_tracked, release_token};
 use crate::gc::finalize::Finalize;
 use crate::gc::header::{
-    alloc_layout, is_fat, links_of, tracked_layout, Counts, GcBox, Links, LocalCounts, FLAG_DEAD,
-    FLAG_FINALIZED, FLAG_UNIQUE, FLAG_WEAKS_CLEARED, STRONG_COUNT,
+    alloc_layout, dangling_box, is_dangling, is_fat, links_of, tracked_layout, Counts, GcBox,
+    Links, LocalCounts, FLAG_DEAD, FLAG_FINALIZED, FLAG_UNIQUE, FLAG_WEAKS_CLEARED, STRONG_COUNT,
 };
 use crate::gc::panics::FirstPanic;
 use crate::gc::slice;
 use crate::gc::trace::{Trace, Tracer};
+use crate::gc::value::{has_links, GcValue};
 use crate::gc::vtable::{VTable, VTables};
 
 type C = LocalCounts;
@@ -58,9 +59,13 @@ type Inner<T> = GcBox<C, T>;
 /// and `Gc<[T]>` (from `Vec<T>`, `&[T]`, `Box<[T]>`, or `collect()`) are fat handles holding
 /// the length. A `Gc<[T]>` is tracked iff `T` is (a `Gc<[Gc<Node>]>` can be part of a cycle
 /// and is traced element by element; it stores its length in its header too, 40 bytes in
-/// all); `Gc<str>` and slices of untracked elements keep the 8-byte header. `Gc<dyn Trait>` is
-/// not possible: [`Trace`] has an associated constant, so it is not dyn-compatible, and
-/// stable Rust has no unsizing coercion for user types.
+/// all); `Gc<str>` and slices of untracked elements keep the 8-byte header.
+///
+/// Trait objects: `Gc<dyn Trait>` for any trait declared with [`gc_dyn!`](crate::gc_dyn)
+/// (`dyn Any`, `dyn Display`, `dyn Debug`, `dyn Error` are), made from a `Gc<T>` by
+/// [`unsize!`](crate::unsize) (stable Rust has no unsizing coercion for user types), tracked
+/// or not as the concrete `T` is; `Gc<dyn Any>` has [`Gc::downcast`]. `T` in `Gc<T>` is any
+/// [`GcValue`]: a sized `Trace` type, a slice of them, `str`, or such a trait object.
 ///
 /// ```
 /// use pyheap::unsync::Gc;
@@ -71,7 +76,7 @@ type Inner<T> = GcBox<C, T>;
 /// assert!(!Gc::is_tracked(&name) && !Gc::is_tracked(&nums));
 /// assert!(Gc::is_tracked(&kids)); // elements are handles: traced by the collector
 /// ```
-pub struct Gc<T: ?Sized + Trace + 'static> {
+pub struct Gc<T: ?Sized + GcValue> {
     ptr: NonNull<Inner<T>>,
     _owns: PhantomData<T>,
 }
@@ -92,8 +97,10 @@ pub struct Gc<T: ?Sized + Trace + 'static> {
 /// drop(a);
 /// assert!(w.upgrade().is_none());
 /// ```
-pub struct Weak<T: ?Sized + Trace + 'static> {
-    ptr: Option<NonNull<Inner<T>>>,
+pub struct Weak<T: ?Sized + GcValue> {
+    /// The object, or `header::dangling_box` for `Weak::new()` (as std, so that the metadata
+    /// of an unsized type survives).
+    ptr: NonNull<Inner<T>>,
     _owns: PhantomData<T>,
 }
 
@@ -113,6 +120,7 @@ fn allocate<T: Trace + 'static>(counts: C, vtable: &'static VTable) -> NonNull<I
     if T::MAY_CONTAIN_GC {
         Links::write_new(base.cast::<Links>(), vtable.head_ptr());
     }
+    debug_assert_eq!(counts.has_links(), T::MAY_CONTAIN_GC);
     // SAFETY: `offset` is within the fresh allocation and aligned for `Inner<T>`.
     let b = unsafe { base.add(offset) }.cast::<Inner<T>>();
     // SAFETY: as above; the value field stays uninitialised until the caller writes it.
@@ -125,17 +133,25 @@ fn allocate<T: Trace + 'static>(counts: C, vtable: &'static VTable) -> NonNull<I
 ///
 /// # Safety
 /// The weak count of `b` reached zero (no handle, no token) and the value is gone.
-unsafe fn deallocate<T: ?Sized + Trace + 'static>(b: NonNull<Inner<T>>) {
+unsafe fn deallocate<T: ?Sized + GcValue>(b: NonNull<Inner<T>>) {
     // Per the caller nobody else references the allocation; the box is still allocated, so
     // `Layout::for_value` may look at it (it reads only the pointer's metadata: all fields
-    // are `UnsafeCell`s and nothing is read through the reference). `alloc_layout` is the
-    // formula `allocate`/`allocate_slice` used (`tracked_layout` for sized types computes
-    // the same numbers).
+    // are `UnsafeCell`s and nothing is read through the reference). A tracked allocation is
+    // freed as its vtable says (this handle's type may be a view of it: `[T]` of an array
+    // object, a trait object); an untracked one is just the box.
     // SAFETY: as just said, so base and layout match the allocation.
     unsafe {
         let box_layout = Layout::for_value(b.as_ref());
-        let (offset, layout) = alloc_layout(T::MAY_CONTAIN_GC, is_fat::<T>(), box_layout);
-        std::alloc::dealloc(b.as_ptr().cast::<u8>().sub(offset), layout);
+        if !has_links(b.as_ptr()) {
+            std::alloc::dealloc(b.as_ptr().cast::<u8>(), box_layout);
+        } else if !is_fat::<T>() {
+            // A sized handle type is the type the object was allocated as (`gc::header`'s
+            // invariants): the layout is a constant, as `allocate` computed it.
+            let (offset, layout) = alloc_layout(true, false, box_layout);
+            std::alloc::dealloc(b.as_ptr().cast::<u8>().sub(offset), layout);
+        } else {
+            free_tracked(links_of(b.as_ptr()));
+        }
     }
 }
 
@@ -165,9 +181,9 @@ unsafe fn finalize_now(l: *const Links, fin: unsafe fn(*const Links)) -> FirstPa
 /// Releases the value's weak token when dropped, freeing the allocation if it was the last
 /// weak reference: after the value's `drop`, also when that `drop` unwinds (as `Rc` frees its
 /// allocation when `T`'s `drop` panics).
-struct ReleaseToken<T: ?Sized + Trace + 'static>(NonNull<Inner<T>>);
+struct ReleaseToken<T: ?Sized + GcValue>(NonNull<Inner<T>>);
 
-impl<T: ?Sized + Trace + 'static> Drop for ReleaseToken<T> {
+impl<T: ?Sized + GcValue> Drop for ReleaseToken<T> {
     #[inline]
     fn drop(&mut self) {
         // SAFETY: the guard is made right before the value is dropped, with the strong count
@@ -175,7 +191,12 @@ impl<T: ?Sized + Trace + 'static> Drop for ReleaseToken<T> {
         // releases the token, and if it was the last weak reference nobody else references
         // the allocation.
         unsafe {
-            if self.0.as_ref().counts.dec_weak() == 0 {
+            if self
+                .0
+                .as_ref()
+                .counts
+                .release_weak(has_links(self.0.as_ptr()))
+            {
                 deallocate(self.0);
             }
         }
@@ -213,7 +234,7 @@ impl<T: Trace + 'static> Gc<T> {
         } else {
             ptr::null()
         };
-        let b = allocate::<T>(C::new_live(), vtable);
+        let b = allocate::<T>(C::new_live(T::MAY_CONTAIN_GC), vtable);
         // SAFETY: `allocate` left the value field uninitialised and in bounds.
         unsafe {
             ptr::addr_of_mut!((*b.as_ptr()).value).write(UnsafeCell::new(ManuallyDrop::new(value)))
@@ -278,9 +299,12 @@ impl<T: Trace + 'static> Gc<T> {
         if T::MAY_CONTAIN_GC {
             with_space(|s| s.before_tracked_alloc::<C>());
         }
-        let b = allocate::<T>(C::new_constructing(), &VTables::<C, T>::PLAIN);
+        let b = allocate::<T>(
+            C::new_constructing(T::MAY_CONTAIN_GC),
+            &VTables::<C, T>::PLAIN,
+        );
         let weak = Weak {
-            ptr: Some(b),
+            ptr: b,
             _owns: PhantomData,
         };
 
@@ -291,7 +315,7 @@ impl<T: Trace + 'static> Gc<T> {
                 // SAFETY: the header is alive (the `Weak` still holds it); the value was
                 // never written, so the token stands for nothing and the strong count is 0.
                 unsafe {
-                    if (*self.0.as_ptr()).counts.dec_weak() == 0 {
+                    if (*self.0.as_ptr()).counts.release_weak(T::MAY_CONTAIN_GC) {
                         deallocate(self.0);
                     }
                 }
@@ -318,17 +342,26 @@ impl<T: Trace + 'static> Gc<T> {
     }
 }
 
-impl<T: ?Sized + Trace + 'static> Gc<T> {
+impl<T: ?Sized + GcValue> Gc<T> {
     #[inline]
     fn inner(&self) -> &Inner<T> {
         // SAFETY: a strong handle keeps the header alive.
         unsafe { self.ptr.as_ref() }
     }
 
+    /// Whether the object has links (is tracked by type): a constant for sized types and
+    /// slices, a bit of the counts for trait objects (`gc::value`).
+    #[inline(always)]
+    fn has_links(&self) -> bool {
+        // SAFETY: a strong handle keeps the header alive.
+        unsafe { has_links(self.ptr.as_ptr()) }
+    }
+
     #[inline]
     fn links(&self) -> *const Links {
-        debug_assert!(T::MAY_CONTAIN_GC);
-        // SAFETY: only called for tracked types, whose allocation has links.
+        debug_assert!(self.has_links());
+        // SAFETY: only called for objects with links; the handle's metadata describes the
+        // value (it came from the constructor or an unsizing coercion of it).
         unsafe { links_of(self.ptr.as_ptr()) }
     }
 
@@ -342,13 +375,13 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
     /// Introspection (`gc::introspect`, `GcAny`): the object's links, if it is tracked.
     #[inline]
     pub(crate) fn tracked_links(this: &Self) -> Option<*const Links> {
-        T::MAY_CONTAIN_GC.then(|| this.links())
+        this.has_links().then(|| this.links())
     }
 
     #[inline]
     fn is_dead(&self) -> bool {
-        // SAFETY: tracked types have live links while a handle exists.
-        T::MAY_CONTAIN_GC && unsafe { (*self.links()).flags() } & FLAG_DEAD != 0
+        // SAFETY: objects with links have live links while a handle exists.
+        self.has_links() && unsafe { (*self.links()).flags() } & FLAG_DEAD != 0
     }
 
     /// A shared use of this handle: whether the value is alive. Also ends the `get_mut`
@@ -357,7 +390,7 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
     /// One flag test on the fast path, the same as `is_dead`.
     #[inline]
     fn check_alive(&self) -> bool {
-        if !T::MAY_CONTAIN_GC {
+        if !self.has_links() {
             return true;
         }
         // SAFETY: tracked types have live links while a handle exists.
@@ -428,7 +461,8 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
             return Err(this);
         }
         let this = ManuallyDrop::new(this);
-        if T::MAY_CONTAIN_GC {
+        let tracked = this.has_links();
+        if tracked {
             let l = this.links();
             // SAFETY: a live tracked object of this thread, in a list.
             with_space(|s| unsafe { s.untrack(l) });
@@ -445,10 +479,10 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
         let value = unsafe { ManuallyDrop::into_inner(ptr::read(inner.value.get())) };
         // Weak handles no longer upgrade: death notices (`gc::watch`).
         crate::gc::watch::fire(false, this.ptr.as_ptr().cast::<u8>() as usize);
-        if T::MAY_CONTAIN_GC {
+        if tracked {
             // SAFETY: value moved out, strong is zero, the token is held.
             unsafe { release_token::<C>(this.links()) };
-        } else if inner.counts.dec_weak() == 0 {
+        } else if inner.counts.release_weak(false) {
             // SAFETY: no handle and no token remain.
             unsafe { deallocate(this.ptr) };
         }
@@ -475,7 +509,7 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
     pub fn get_mut(this: &mut Self) -> Option<&mut T> {
         let c = &this.inner().counts;
         if c.strong() == 1 && c.weak() == 1 && !this.is_dead() {
-            if T::MAY_CONTAIN_GC {
+            if this.has_links() {
                 let l = this.links();
                 // `l` is the header of a live tracked object of this thread, in a list unless
                 // an earlier `get_mut` took it out already (no pass is running: user code is).
@@ -538,7 +572,7 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
         this.check_alive();
         this.inner().counts.inc_weak();
         Weak {
-            ptr: Some(this.ptr),
+            ptr: this.ptr,
             _owns: PhantomData,
         }
     }
@@ -579,7 +613,7 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
     /// ```
     #[inline]
     pub fn is_tracked(this: &Self) -> bool {
-        T::MAY_CONTAIN_GC && this.check_alive()
+        this.has_links() && this.check_alive()
     }
 
     /// `Drop` left `left` strong handles: zero, or the object is watched (then it moves to
@@ -587,14 +621,14 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
     #[cold]
     #[inline(never)]
     fn drop_slow(&mut self, left: usize) {
-        if T::MAY_CONTAIN_GC && left != 0 {
+        if self.has_links() && left != 0 {
             let l = self.links();
             // SAFETY: a live tracked object of this thread (a strong handle remains), watched
             // (the caller's test; nothing ran since).
             with_space(|s| unsafe { old_touched::lost_reference(s, l) });
             return;
         }
-        if T::MAY_CONTAIN_GC {
+        if self.has_links() {
             let l = self.links();
             // The strong count just reached zero; the header is alive (the token is held).
             // The flags and the vtable come from one read of the header word.
@@ -657,7 +691,7 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
     }
 }
 
-impl<T: ?Sized + Trace + 'static> Drop for Gc<T> {
+impl<T: ?Sized + GcValue> Drop for Gc<T> {
     #[inline]
     fn drop(&mut self) {
         let word = self.inner().counts.release();
@@ -670,7 +704,7 @@ impl<T: ?Sized + Trace + 'static> Drop for Gc<T> {
     }
 }
 
-impl<T: ?Sized + Trace + 'static> Clone for Gc<T> {
+impl<T: ?Sized + GcValue> Clone for Gc<T> {
     /// Another strong handle to the same object.
     ///
     /// ```
@@ -690,6 +724,13 @@ impl<T: ?Sized + Trace + 'static> Clone for Gc<T> {
 
 // The traits both flavors implement the same way, on the `Gc`/`Weak` of this module.
 crate::gc::handle_impls::handle_impls!(concurrent: false);
+
+// `unsize!`'s hidden step and `downcast` (`gc::unsize`).
+crate::gc::unsize::unsize_impls!(
+    any: dyn core::any::Any,
+    any_name: "dyn Any",
+    path: "pyheap::unsync"
+);
 
 impl<T: Trace + 'static> From<T> for Gc<T> {
     /// Same as [`Gc::new`].
@@ -719,25 +760,35 @@ impl<T: Trace + 'static> Weak<T> {
     /// ```
     pub const fn new() -> Self {
         Weak {
-            ptr: None,
+            ptr: dangling_box(),
             _owns: PhantomData,
         }
     }
 }
 
-impl<T: ?Sized + Trace + 'static> Weak<T> {
+impl<T: ?Sized + GcValue> Weak<T> {
+    /// The object's box, or `None` for a `Weak` that points nowhere.
+    #[inline]
+    fn object(&self) -> Option<NonNull<Inner<T>>> {
+        if is_dangling(self.ptr) {
+            None
+        } else {
+            Some(self.ptr)
+        }
+    }
+
     /// Whether upgrading may succeed: some strong handle exists and the collector has not
     /// cleared this object's weak handles.
     #[inline]
     fn live(&self) -> Option<NonNull<Inner<T>>> {
-        let p = self.ptr?;
+        let p = self.object()?;
         // SAFETY: a `Weak` keeps the header alive.
         let strong = unsafe { p.as_ref() }.counts.strong();
         if strong == 0 {
             return None;
         }
-        // SAFETY: tracked allocations have links; the header is alive.
-        if T::MAY_CONTAIN_GC
+        // SAFETY: the header is alive, with links if `has_links` says so.
+        if unsafe { has_links(p.as_ptr()) }
             && unsafe { (*links_of(p.as_ptr())).flags() } & (FLAG_DEAD | FLAG_WEAKS_CLEARED) != 0
         {
             return None;
@@ -792,7 +843,7 @@ impl<T: ?Sized + Trace + 'static> Weak<T> {
     /// assert_eq!(w.weak_count(), 2);
     /// ```
     pub fn weak_count(&self) -> usize {
-        match self.ptr {
+        match self.object() {
             Some(p) => {
                 // SAFETY: a `Weak` keeps the header alive.
                 let c = &unsafe { p.as_ref() }.counts;
@@ -815,17 +866,18 @@ impl<T: ?Sized + Trace + 'static> Weak<T> {
     /// assert!(Weak::<u8>::new().ptr_eq(&Weak::new()));
     /// ```
     pub fn ptr_eq(&self, other: &Self) -> bool {
-        self.ptr.map(NonNull::cast::<u8>) == other.ptr.map(NonNull::cast::<u8>)
+        // Addresses only; two `Weak::new()` share the dangling address.
+        self.ptr.cast::<u8>() == other.ptr.cast::<u8>()
     }
 }
 
-impl<T: ?Sized + Trace + 'static> Drop for Weak<T> {
+impl<T: ?Sized + GcValue> Drop for Weak<T> {
     fn drop(&mut self) {
-        if let Some(p) = self.ptr {
+        if let Some(p) = self.object() {
             // SAFETY: this `Weak` holds one weak reference; if it was the last reference of any
             // kind (token included), nobody else can reach the allocation.
             unsafe {
-                if p.as_ref().counts.dec_weak() == 0 {
+                if p.as_ref().counts.release_weak(has_links(p.as_ptr())) {
                     deallocate(p);
                 }
             }
@@ -833,7 +885,7 @@ impl<T: ?Sized + Trace + 'static> Drop for Weak<T> {
     }
 }
 
-impl<T: ?Sized + Trace + 'static> Clone for Weak<T> {
+impl<T: ?Sized + GcValue> Clone for Weak<T> {
     /// Another weak handle to the same object.
     ///
     /// ```
@@ -842,7 +894,7 @@ impl<T: ?Sized + Trace + 'static> Clone for Weak<T> {
     /// assert!(w.clone().upgrade().is_some());
     /// ```
     fn clone(&self) -> Self {
-        if let Some(p) = self.ptr {
+        if let Some(p) = self.object() {
             // SAFETY: the header is alive while this `Weak` exists.
             unsafe { p.as_ref() }.counts.inc_weak();
         }

@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use super::handle::{Gc, Weak};
 use crate::gc::watch::{self, NoticeKey};
-use crate::Trace;
+use crate::GcValue;
 
 /// A weak reference with an optional callback (Python's `weakref.ref(obj, callback)`): the
 /// callback runs once when the object can no longer be reached through weak handles (it died
@@ -30,12 +30,12 @@ use crate::Trace;
 /// assert!(called.get());
 /// assert!(r.upgrade().is_none());
 /// ```
-pub struct WeakRef<T: ?Sized + Trace + 'static> {
+pub struct WeakRef<T: ?Sized + GcValue> {
     weak: Weak<T>,
     notice: Option<NoticeKey>,
 }
 
-impl<T: ?Sized + Trace + 'static> WeakRef<T> {
+impl<T: ?Sized + GcValue> WeakRef<T> {
     /// A weak reference without callback (`weakref.ref(obj)`).
     pub fn new(obj: &Gc<T>) -> Self {
         WeakRef {
@@ -64,7 +64,7 @@ impl<T: ?Sized + Trace + 'static> WeakRef<T> {
     }
 }
 
-impl<T: ?Sized + Trace + 'static> Drop for WeakRef<T> {
+impl<T: ?Sized + GcValue> Drop for WeakRef<T> {
     fn drop(&mut self) {
         if let Some(n) = self.notice.take() {
             drop(watch::cancel_local(n));
@@ -72,7 +72,7 @@ impl<T: ?Sized + Trace + 'static> Drop for WeakRef<T> {
     }
 }
 
-impl<T: ?Sized + Trace + 'static> core::fmt::Debug for WeakRef<T> {
+impl<T: ?Sized + GcValue> core::fmt::Debug for WeakRef<T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("WeakRef")
             .field("callback", &self.notice.is_some())
@@ -132,10 +132,7 @@ std::thread_local! {
 /// assert_eq!(runs.get(), 1);
 /// assert!(!fin.alive());
 /// ```
-pub fn finalize<T: ?Sized + Trace + 'static>(
-    obj: &Gc<T>,
-    func: impl FnOnce() + 'static,
-) -> Finalizer {
+pub fn finalize<T: ?Sized + GcValue>(obj: &Gc<T>, func: impl FnOnce() + 'static) -> Finalizer {
     let state = Rc::new(State {
         func: RefCell::new(Some(Box::new(func))),
         notice: Cell::new(None),

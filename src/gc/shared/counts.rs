@@ -40,7 +40,11 @@
 //!   (`gc::header`'s invariants apply unchanged).
 //! * Flags: `FLAG_DEAD`, `FLAG_WEAKS_CLEARED`, `FLAG_FINALIZED`, `FLAG_UNIQUE` as in
 //!   `gc::header`, plus [`FLAG_CONDEMNED`]: set only by the collector holding the space lock,
-//!   between its snapshot and its decision; `Weak::upgrade` waits while it is set.
+//!   between its snapshot and its decision; `Weak::upgrade` waits while it is set; plus
+//!   [`FLAG_HAS_LINKS`], `Counts::has_links`: part of the word's value from creation (it is in
+//!   the initial word, before the object is published), never set or cleared by any
+//!   operation, so it changes no reading of the word and no compare-and-swap: to the
+//!   protocol it is a constant, like the bits of an unused version.
 
 use crate::gc::header::{counts_of, Counts, Links, FLAG_CONDEMNED, FLAG_DEAD, FLAG_WEAKS_CLEARED};
 use crate::sync::{fence, AtomicU32, AtomicU64, Ordering};
@@ -63,6 +67,12 @@ pub(crate) const CLONE: u64 = VERSION_ONE + STRONG_ONE;
 pub(crate) const DROP: u64 = VERSION_ONE.wrapping_sub(STRONG_ONE);
 /// Set in the old word of a clone: too many handles (I7).
 const STRONG_LIMIT_BIT: u64 = 1 << 34;
+/// The allocation has links (`Counts::has_links`): in the word from creation, never changed.
+/// The single-thread flavor's `FLAG_OLD` has this bit's value in its own flag word; that flag
+/// is never set on this flavor's objects.
+pub(crate) const FLAG_HAS_LINKS: u64 = 0b10_0000;
+const _: () = assert!(FLAG_HAS_LINKS & FLAG_BITS == FLAG_HAS_LINKS);
+const _: () = assert!(FLAG_HAS_LINKS as usize == crate::gc::header::FLAG_OLD);
 
 /// The strong count in a count word.
 #[inline]
@@ -78,8 +88,11 @@ pub(crate) fn flags_in(word: u64) -> usize {
 
 /// The thread-safe flavor's counts (16 bytes: the word, the weak count, and the id of the
 /// shard whose lock guards the object's list links: see `gc::shared::space`).
+///
+/// `pub` (in a crate-private module: unreachable from outside) only because `unsize!`'s hidden
+/// step names `GcBox<SharedCounts, T>` in a public signature (`gc::unsize`).
 #[repr(C)]
-pub(crate) struct SharedCounts {
+pub struct SharedCounts {
     pub(crate) word: AtomicU64,
     weak: AtomicU32,
     /// The object's shard: set once, before the object is first linked, never changed (so
@@ -283,20 +296,26 @@ impl SharedCounts {
 unsafe impl Counts for SharedCounts {
     const SHARED: bool = true;
     #[inline]
-    fn new_live() -> Self {
+    fn new_live(has_links: bool) -> Self {
         Self {
-            word: AtomicU64::new(STRONG_ONE),
+            word: AtomicU64::new(STRONG_ONE | if has_links { FLAG_HAS_LINKS } else { 0 }),
             weak: AtomicU32::new(1),
             shard: AtomicU32::new(0),
         }
     }
     #[inline]
-    fn new_constructing() -> Self {
+    fn new_constructing(has_links: bool) -> Self {
         Self {
-            word: AtomicU64::new(0),
+            word: AtomicU64::new(if has_links { FLAG_HAS_LINKS } else { 0 }),
             weak: AtomicU32::new(2),
             shard: AtomicU32::new(0),
         }
+    }
+    #[inline]
+    fn has_links(&self) -> bool {
+        // Relaxed: the bit is in the word since before the object was published to any other
+        // thread (a handle reached this thread through a synchronising hand-over).
+        self.word.load(Ordering::Relaxed) & FLAG_HAS_LINKS != 0
     }
     #[inline]
     fn strong(&self) -> usize {
@@ -336,12 +355,15 @@ unsafe impl Counts for SharedCounts {
         }
     }
     #[inline]
-    fn dec_weak(&self) -> usize {
-        let new = self.weak.fetch_sub(1, Ordering::Release) - 1;
-        if new == 0 {
+    fn release_weak(&self, _has_links: bool) -> bool {
+        // Release, then an Acquire fence on the last one, as `Arc`'s weak count: every use of
+        // the allocation through other references happens before it is freed.
+        if self.weak.fetch_sub(1, Ordering::Release) == 1 {
             fence(Ordering::Acquire);
+            true
+        } else {
+            false
         }
-        new as usize
     }
 
     #[inline]

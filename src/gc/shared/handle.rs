@@ -23,14 +23,15 @@ use core::ptr::{self, NonNull};
 
 use super::counts::{flags_in, SharedCounts};
 use super::space::space;
-use crate::gc::destroy::release_token;
+use crate::gc::destroy::{free_tracked, release_token};
 use crate::gc::finalize::Finalize;
 use crate::gc::header::{
-    alloc_layout, is_fat, links_of, tracked_layout, Counts, GcBox, Links, FLAG_DEAD, FLAG_UNIQUE,
-    FLAG_WEAKS_CLEARED,
+    alloc_layout, dangling_box, is_dangling, is_fat, links_of, tracked_layout, Counts, GcBox,
+    Links, FLAG_DEAD, FLAG_UNIQUE, FLAG_WEAKS_CLEARED,
 };
 use crate::gc::slice;
 use crate::gc::trace::{Trace, Tracer};
+use crate::gc::value::{has_links, GcValue, Tracked};
 use crate::gc::vtable::{VTable, VTables};
 
 type C = SharedCounts;
@@ -50,7 +51,11 @@ type Inner<T> = GcBox<C, T>;
 /// Header: 40 bytes in front of a tracked value (24 of collector links, 16 of counts), 16 in
 /// front of an untracked one (as `Arc`), on 64-bit targets. As with `Arc`, `T` may be a slice
 /// or `str` (`Gc<str>`, `Gc<[T]>` from `&str`, `String`, `Vec<T>`, `&[T]` or an iterator); a
-/// `Gc<[T]>` is tracked iff `T` is.
+/// `Gc<[T]>` is tracked iff `T` is. Trait objects: `Gc<dyn Trait + Send + Sync>` for any
+/// trait declared with [`gc_dyn!`](crate::gc_dyn) (`dyn Any`, `dyn Display`, `dyn Debug`,
+/// `dyn Error` are), made from a `Gc<T>` by [`unsize!`](crate::unsize), tracked or not as the
+/// concrete `T` is; `Gc<dyn Any + Send + Sync>` has [`Gc::downcast`]. `T` in `Gc<T>` is any
+/// [`GcValue`].
 ///
 /// ```
 /// use pyheap::{Gc, Trace};
@@ -68,7 +73,7 @@ type Inner<T> = GcBox<C, T>;
 /// drop(a);
 /// assert!(pyheap::collect() >= 2); // the pair (and any other shared garbage)
 /// ```
-pub struct Gc<T: ?Sized + Trace + 'static> {
+pub struct Gc<T: ?Sized + GcValue> {
     ptr: NonNull<Inner<T>>,
     _owns: PhantomData<Inner<T>>,
 }
@@ -85,20 +90,22 @@ pub struct Gc<T: ?Sized + Trace + 'static> {
 /// drop(a);
 /// assert!(w.upgrade().is_none());
 /// ```
-pub struct Weak<T: ?Sized + Trace + 'static> {
-    ptr: Option<NonNull<Inner<T>>>,
+pub struct Weak<T: ?Sized + GcValue> {
+    /// The object, or `header::dangling_box` for `Weak::new()` (as std, so that the metadata
+    /// of an unsized type survives).
+    ptr: NonNull<Inner<T>>,
     _owns: PhantomData<Inner<T>>,
 }
 
 // SAFETY: as `Arc`: handles to a `Send + Sync` value may move and be shared between threads;
 // the counts are atomic and the object space is behind its lock.
-unsafe impl<T: ?Sized + Trace + Send + Sync + 'static> Send for Gc<T> {}
+unsafe impl<T: ?Sized + GcValue + Send + Sync> Send for Gc<T> {}
 // SAFETY: as above.
-unsafe impl<T: ?Sized + Trace + Send + Sync + 'static> Sync for Gc<T> {}
+unsafe impl<T: ?Sized + GcValue + Send + Sync> Sync for Gc<T> {}
 // SAFETY: as above.
-unsafe impl<T: ?Sized + Trace + Send + Sync + 'static> Send for Weak<T> {}
+unsafe impl<T: ?Sized + GcValue + Send + Sync> Send for Weak<T> {}
 // SAFETY: as above.
-unsafe impl<T: ?Sized + Trace + Send + Sync + 'static> Sync for Weak<T> {}
+unsafe impl<T: ?Sized + GcValue + Send + Sync> Sync for Weak<T> {}
 
 /// Allocate a header with `counts` and an uninitialised value; tracked types get links with
 /// `vtable` (not yet in any list). Returns the box pointer.
@@ -112,6 +119,7 @@ fn allocate<T: Trace + 'static>(counts: C, vtable: &'static VTable) -> NonNull<I
     if T::MAY_CONTAIN_GC {
         Links::write_new(base.cast::<Links>(), vtable.head_ptr());
     }
+    debug_assert_eq!(counts.has_links(), T::MAY_CONTAIN_GC);
     // SAFETY: `offset` is within the fresh allocation and aligned for `Inner<T>`.
     let b = unsafe { base.add(offset) }.cast::<Inner<T>>();
     // SAFETY: as above; the value field stays uninitialised until the caller writes it.
@@ -133,23 +141,32 @@ const fn layout_of<T: Trace + 'static>() -> (usize, Layout) {
 ///
 /// # Safety
 /// The weak count of `b` reached zero (no handle, no token) and the value is gone.
-unsafe fn deallocate<T: ?Sized + Trace + 'static>(b: NonNull<Inner<T>>) {
+unsafe fn deallocate<T: ?Sized + GcValue>(b: NonNull<Inner<T>>) {
     // Per the caller nobody else references the allocation; the box is still allocated, so
-    // `Layout::for_value` may look at it (it reads only the pointer's metadata). `alloc_layout`
-    // is the formula `allocate` (as `tracked_layout`) and `slice::allocate_slice` used.
+    // `Layout::for_value` may look at it (it reads only the pointer's metadata). A tracked
+    // allocation is freed as its vtable says (this handle's type may be a view of it: `[T]`
+    // of an array object, a trait object); an untracked one is just the box.
     // SAFETY: as just said, so base and layout match the allocation.
     unsafe {
         let box_layout = Layout::for_value(b.as_ref());
-        let (offset, layout) = alloc_layout(T::MAY_CONTAIN_GC, is_fat::<T>(), box_layout);
-        std::alloc::dealloc(b.as_ptr().cast::<u8>().sub(offset), layout);
+        if !has_links(b.as_ptr()) {
+            std::alloc::dealloc(b.as_ptr().cast::<u8>(), box_layout);
+        } else if !is_fat::<T>() {
+            // A sized handle type is the type the object was allocated as (`gc::header`'s
+            // invariants): the layout is a constant, as `allocate` computed it.
+            let (offset, layout) = alloc_layout(true, false, box_layout);
+            std::alloc::dealloc(b.as_ptr().cast::<u8>().sub(offset), layout);
+        } else {
+            free_tracked(links_of(b.as_ptr()));
+        }
     }
 }
 
 /// Releases an untracked value's weak token when dropped, freeing the allocation if it was the
 /// last weak reference: after the value's `drop`, also when that `drop` unwinds.
-struct ReleaseToken<T: ?Sized + Trace + 'static>(NonNull<Inner<T>>);
+struct ReleaseToken<T: ?Sized + GcValue>(NonNull<Inner<T>>);
 
-impl<T: ?Sized + Trace + 'static> Drop for ReleaseToken<T> {
+impl<T: ?Sized + GcValue> Drop for ReleaseToken<T> {
     #[inline]
     fn drop(&mut self) {
         // SAFETY: the guard is made right before the value of an untracked object is dropped
@@ -157,7 +174,12 @@ impl<T: ?Sized + Trace + 'static> Drop for ReleaseToken<T> {
         // the token, and if it was the last weak reference nobody else references the
         // allocation.
         unsafe {
-            if self.0.as_ref().counts.dec_weak() == 0 {
+            if self
+                .0
+                .as_ref()
+                .counts
+                .release_weak(has_links(self.0.as_ptr()))
+            {
                 deallocate(self.0);
             }
         }
@@ -178,7 +200,7 @@ impl<T: Trace + Send + Sync + 'static> Gc<T> {
     }
 
     fn new_with(value: T, vtable: &'static VTable) -> Self {
-        let b = allocate::<T>(C::new_live(), vtable);
+        let b = allocate::<T>(C::new_live(T::MAY_CONTAIN_GC), vtable);
         // SAFETY: `allocate` left the value field uninitialised and in bounds.
         unsafe {
             ptr::addr_of_mut!((*b.as_ptr()).value).write(UnsafeCell::new(ManuallyDrop::new(value)))
@@ -250,9 +272,12 @@ impl<T: Trace + Send + Sync + 'static> Gc<T> {
     /// assert!(Gc::ptr_eq(&g.me.upgrade().unwrap(), &g));
     /// ```
     pub fn new_cyclic<F: FnOnce(&Weak<T>) -> T>(data_fn: F) -> Self {
-        let b = allocate::<T>(C::new_constructing(), &VTables::<C, T>::PLAIN);
+        let b = allocate::<T>(
+            C::new_constructing(T::MAY_CONTAIN_GC),
+            &VTables::<C, T>::PLAIN,
+        );
         let weak = Weak {
-            ptr: Some(b),
+            ptr: b,
             _owns: PhantomData,
         };
 
@@ -263,7 +288,7 @@ impl<T: Trace + Send + Sync + 'static> Gc<T> {
                 // SAFETY: the header is alive (the `Weak` still holds it); the value was never
                 // written, so the token stands for nothing and the strong count is 0.
                 unsafe {
-                    if (*self.0.as_ptr()).counts.dec_weak() == 0 {
+                    if (*self.0.as_ptr()).counts.release_weak(T::MAY_CONTAIN_GC) {
                         deallocate(self.0);
                     }
                 }
@@ -291,7 +316,7 @@ impl<T: Trace + Send + Sync + 'static> Gc<T> {
     }
 }
 
-impl<T: ?Sized + Trace + 'static> Gc<T> {
+impl<T: ?Sized + GcValue> Gc<T> {
     #[inline]
     fn inner(&self) -> &Inner<T> {
         // SAFETY: a strong handle keeps the header alive.
@@ -307,10 +332,19 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
             .load(crate::sync::Ordering::Relaxed)
     }
 
+    /// Whether the object has links (is tracked by type): a constant for sized types and
+    /// slices, a bit of the counts for trait objects (`gc::value`).
+    #[inline(always)]
+    fn has_links(&self) -> bool {
+        // SAFETY: a strong handle keeps the header alive.
+        unsafe { has_links(self.ptr.as_ptr()) }
+    }
+
     #[inline]
     fn links(&self) -> *const Links {
-        debug_assert!(T::MAY_CONTAIN_GC);
-        // SAFETY: only called for tracked types, whose allocation has links.
+        debug_assert!(self.has_links());
+        // SAFETY: only called for objects with links; the handle's metadata describes the
+        // value (it came from the constructor or an unsizing coercion of it).
         unsafe { links_of(self.ptr.as_ptr()) }
     }
 
@@ -324,15 +358,17 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
     /// Introspection (`gc::introspect`, `GcAny`): the object's links, if it is tracked.
     #[inline]
     pub(crate) fn tracked_links(this: &Self) -> Option<*const Links> {
-        T::MAY_CONTAIN_GC.then(|| this.links())
+        this.has_links().then(|| this.links())
     }
 
     /// A shared use of this handle: whether the value is alive. Also ends `get_mut`'s
     /// exemption (the `&mut` it made from this, then the only handle, is over) by putting
     /// the object back into generation 0. One relaxed load and one flag test on the fast path.
+    /// (For a trait object, the same test works whether the object has links or not:
+    /// `FLAG_DEAD` and `FLAG_UNIQUE` are only ever set on objects that have them.)
     #[inline]
     fn check_alive(&self) -> bool {
-        if !T::MAY_CONTAIN_GC {
+        if T::__TRACKED == Tracked::No {
             return true;
         }
         let f = flags_in(self.inner().counts.load_relaxed());
@@ -393,7 +429,8 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
             return Err(this);
         }
         let this = ManuallyDrop::new(this);
-        if T::MAY_CONTAIN_GC {
+        let tracked = this.has_links();
+        if tracked {
             // SAFETY: a live tracked object of this flavor; its strong count is zero now, so a
             // scan that sees it treats it as a root (it is never condemned).
             unsafe { space().untrack(this.links()) };
@@ -403,10 +440,10 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
         let value = unsafe { ManuallyDrop::into_inner(ptr::read(inner.value.get())) };
         // Weak handles no longer upgrade: death notices (`gc::watch`).
         crate::gc::watch::fire(true, this.ptr.as_ptr().cast::<u8>() as usize);
-        if T::MAY_CONTAIN_GC {
+        if tracked {
             // SAFETY: value moved out, strong is zero, the token is held.
             unsafe { release_token::<C>(this.links()) };
-        } else if inner.counts.dec_weak() == 0 {
+        } else if inner.counts.release_weak(false) {
             // SAFETY: no handle and no token remain.
             unsafe { deallocate(this.ptr) };
         }
@@ -443,7 +480,7 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
         if c.weak() != 1 || c.strong() != 1 || c.weak() != 1 || !this.check_alive() {
             return None;
         }
-        if T::MAY_CONTAIN_GC {
+        if this.has_links() {
             // SAFETY: a live tracked object whose only handle is ours.
             unsafe { space().untrack_unique(this.links()) };
         }
@@ -490,7 +527,7 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
         this.check_alive();
         this.inner().counts.inc_weak();
         Weak {
-            ptr: Some(this.ptr),
+            ptr: this.ptr,
             _owns: PhantomData,
         }
     }
@@ -531,13 +568,13 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
     /// ```
     #[inline]
     pub fn is_tracked(this: &Self) -> bool {
-        T::MAY_CONTAIN_GC && this.check_alive()
+        this.has_links() && this.check_alive()
     }
 
     #[cold]
     #[inline(never)]
     fn drop_slow(&mut self) {
-        if T::MAY_CONTAIN_GC {
+        if self.has_links() {
             let l = self.links();
             // The strong count just reached zero (with the Acquire fence); the header is alive
             // (the token is held). A dead object's value is gone already (the collector
@@ -570,7 +607,7 @@ impl<T: ?Sized + Trace + 'static> Gc<T> {
     }
 }
 
-impl<T: ?Sized + Trace + 'static> Drop for Gc<T> {
+impl<T: ?Sized + GcValue> Drop for Gc<T> {
     #[inline]
     fn drop(&mut self) {
         if self.inner().counts.drop_strong() {
@@ -579,7 +616,7 @@ impl<T: ?Sized + Trace + 'static> Drop for Gc<T> {
     }
 }
 
-impl<T: ?Sized + Trace + 'static> Clone for Gc<T> {
+impl<T: ?Sized + GcValue> Clone for Gc<T> {
     /// Another strong handle to the same object (one atomic add, as `Arc::clone`).
     ///
     /// ```
@@ -589,7 +626,13 @@ impl<T: ?Sized + Trace + 'static> Clone for Gc<T> {
     /// ```
     #[inline]
     fn clone(&self) -> Self {
-        let watch = if T::MAY_CONTAIN_GC { FLAG_UNIQUE } else { 0 };
+        // `FLAG_UNIQUE` is only ever set on objects with links, so a trait object watches it
+        // whatever its object.
+        let watch = if T::__TRACKED == Tracked::No {
+            0
+        } else {
+            FLAG_UNIQUE
+        };
         self.inner().counts.clone_strong_watching(watch, |old| {
             // A second handle now exists: `get_mut`'s exemption must end.
             self.check_alive_slow(flags_in(old));
@@ -603,6 +646,13 @@ impl<T: ?Sized + Trace + 'static> Clone for Gc<T> {
 
 // The traits both flavors implement the same way, on the `Gc`/`Weak` of this module.
 crate::gc::handle_impls::handle_impls!(concurrent: true);
+
+// `unsize!`'s hidden step and `downcast` (`gc::unsize`).
+crate::gc::unsize::unsize_impls!(
+    any: dyn core::any::Any + Send + Sync,
+    any_name: "dyn Any + Send + Sync",
+    path: "pyheap"
+);
 
 impl<T: Trace + Send + Sync + 'static> From<T> for Gc<T> {
     /// Same as [`Gc::new`].
@@ -637,13 +687,23 @@ impl<T: Trace + 'static> Weak<T> {
     /// ```
     pub const fn new() -> Self {
         Weak {
-            ptr: None,
+            ptr: dangling_box(),
             _owns: PhantomData,
         }
     }
 }
 
-impl<T: ?Sized + Trace + 'static> Weak<T> {
+impl<T: ?Sized + GcValue> Weak<T> {
+    /// The object's box, or `None` for a `Weak` that points nowhere.
+    #[inline]
+    fn object(&self) -> Option<NonNull<Inner<T>>> {
+        if is_dangling(self.ptr) {
+            None
+        } else {
+            Some(self.ptr)
+        }
+    }
+
     /// A strong handle if the object is alive (Python's `r()`). Fails on an object whose last
     /// strong handle is gone, that is dead, or whose weak handles the collector cleared; waits
     /// (briefly) while a collection is deciding whether the object is garbage.
@@ -655,7 +715,7 @@ impl<T: ?Sized + Trace + 'static> Weak<T> {
     /// assert_eq!(w.upgrade().map(|g| *g), Some(1));
     /// ```
     pub fn upgrade(&self) -> Option<Gc<T>> {
-        let p = self.ptr?;
+        let p = self.object()?;
         // SAFETY: a `Weak` keeps the header alive.
         if !unsafe { p.as_ref() }.counts.try_upgrade() {
             return None;
@@ -678,7 +738,7 @@ impl<T: ?Sized + Trace + 'static> Weak<T> {
     /// assert_eq!(w.strong_count(), 0);
     /// ```
     pub fn strong_count(&self) -> usize {
-        let Some(p) = self.ptr else { return 0 };
+        let Some(p) = self.object() else { return 0 };
         // SAFETY: a `Weak` keeps the header alive.
         let w = unsafe { p.as_ref() }.counts.snapshot();
         if flags_in(w) & (FLAG_DEAD | FLAG_WEAKS_CLEARED) != 0 {
@@ -698,7 +758,7 @@ impl<T: ?Sized + Trace + 'static> Weak<T> {
     /// assert_eq!(w.weak_count(), 2);
     /// ```
     pub fn weak_count(&self) -> usize {
-        let Some(p) = self.ptr else { return 0 };
+        let Some(p) = self.object() else { return 0 };
         // SAFETY: a `Weak` keeps the header alive.
         let c = &unsafe { p.as_ref() }.counts;
         if c.strong() == 0 {
@@ -717,17 +777,18 @@ impl<T: ?Sized + Trace + 'static> Weak<T> {
     /// assert!(Weak::<u8>::new().ptr_eq(&Weak::new()));
     /// ```
     pub fn ptr_eq(&self, other: &Self) -> bool {
-        self.ptr.map(NonNull::cast::<u8>) == other.ptr.map(NonNull::cast::<u8>)
+        // Addresses only; two `Weak::new()` share the dangling address.
+        self.ptr.cast::<u8>() == other.ptr.cast::<u8>()
     }
 }
 
-impl<T: ?Sized + Trace + 'static> Drop for Weak<T> {
+impl<T: ?Sized + GcValue> Drop for Weak<T> {
     fn drop(&mut self) {
-        if let Some(p) = self.ptr {
+        if let Some(p) = self.object() {
             // SAFETY: this `Weak` holds one weak reference; if it was the last reference of any
             // kind (token included), nobody else can reach the allocation.
             unsafe {
-                if p.as_ref().counts.dec_weak() == 0 {
+                if p.as_ref().counts.release_weak(has_links(p.as_ptr())) {
                     deallocate(p);
                 }
             }
@@ -735,7 +796,7 @@ impl<T: ?Sized + Trace + 'static> Drop for Weak<T> {
     }
 }
 
-impl<T: ?Sized + Trace + 'static> Clone for Weak<T> {
+impl<T: ?Sized + GcValue> Clone for Weak<T> {
     /// Another weak handle to the same object.
     ///
     /// ```
@@ -744,7 +805,7 @@ impl<T: ?Sized + Trace + 'static> Clone for Weak<T> {
     /// assert!(w.clone().upgrade().is_some());
     /// ```
     fn clone(&self) -> Self {
-        if let Some(p) = self.ptr {
+        if let Some(p) = self.object() {
             // SAFETY: the header is alive while this `Weak` exists.
             unsafe { p.as_ref() }.counts.inc_weak();
         }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use super::handle::{Gc, Weak};
 use crate::gc::watch::{self, NoticeKey};
-use crate::Trace;
+use crate::GcValue;
 
 /// A weak reference with an optional callback (Python's `weakref.ref(obj, callback)`): the
 /// callback runs once when the object can no longer be reached through weak handles — when it
@@ -33,12 +33,12 @@ use crate::Trace;
 /// assert!(called.load(Ordering::SeqCst));
 /// assert!(r.upgrade().is_none());
 /// ```
-pub struct WeakRef<T: ?Sized + Trace + 'static> {
+pub struct WeakRef<T: ?Sized + GcValue> {
     weak: Weak<T>,
     notice: Option<NoticeKey>,
 }
 
-impl<T: ?Sized + Trace + Send + Sync + 'static> WeakRef<T> {
+impl<T: ?Sized + GcValue + Send + Sync> WeakRef<T> {
     /// A weak reference without callback (`weakref.ref(obj)`).
     pub fn new(obj: &Gc<T>) -> Self {
         WeakRef {
@@ -57,7 +57,7 @@ impl<T: ?Sized + Trace + Send + Sync + 'static> WeakRef<T> {
     }
 }
 
-impl<T: ?Sized + Trace + 'static> WeakRef<T> {
+impl<T: ?Sized + GcValue> WeakRef<T> {
     /// A strong handle if the object is alive (`r()`).
     pub fn upgrade(&self) -> Option<Gc<T>> {
         self.weak.upgrade()
@@ -69,7 +69,7 @@ impl<T: ?Sized + Trace + 'static> WeakRef<T> {
     }
 }
 
-impl<T: ?Sized + Trace + 'static> Drop for WeakRef<T> {
+impl<T: ?Sized + GcValue> Drop for WeakRef<T> {
     fn drop(&mut self) {
         if let Some(n) = self.notice.take() {
             // The callback dies with the reference, unrun (a notice that fired is gone already).
@@ -78,7 +78,7 @@ impl<T: ?Sized + Trace + 'static> Drop for WeakRef<T> {
     }
 }
 
-impl<T: ?Sized + Trace + 'static> core::fmt::Debug for WeakRef<T> {
+impl<T: ?Sized + GcValue> core::fmt::Debug for WeakRef<T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("WeakRef")
             .field("callback", &self.notice.is_some())
@@ -134,7 +134,7 @@ pub struct Finalizer(Arc<State>);
 /// assert!(!fin.alive());
 /// assert!(!fin.call(), "runs at most once");
 /// ```
-pub fn finalize<T: ?Sized + Trace + Send + Sync + 'static>(
+pub fn finalize<T: ?Sized + GcValue + Send + Sync>(
     obj: &Gc<T>,
     func: impl FnOnce() + Send + 'static,
 ) -> Finalizer {
