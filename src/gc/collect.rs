@@ -143,9 +143,10 @@ pub(crate) unsafe trait Flavor: 'static {
     /// (of all three and the permanent one if `None`), holding what keeps the lists
     /// still and every scan out (the thread-safe flavor: the space lock and every shard lock,
     /// as a scan; the single-thread flavor: nothing, its collections run on this thread and
-    /// `f` runs no user code). `f` may trace the objects (a tracer of this flavor, dropped
-    /// before `f` returns).
-    fn for_each_tracked(gen: Option<usize>, f: &mut dyn FnMut(*const Links));
+    /// `f` runs no user code). `f` gets `Some(object)` for each object, then `None`, still
+    /// under the locks: a tracer of this flavor used over the walk (keeping its interior
+    /// locks' guards) must be dropped then at the latest.
+    fn for_each_tracked(gen: Option<usize>, f: &mut dyn FnMut(Option<*const Links>));
     /// Run `f` with the locks [`Flavor::for_each_tracked`] holds, walking nothing.
     fn with_walk_locks(f: &mut dyn FnMut());
     /// Inside [`Flavor::for_each_tracked`] or [`Flavor::with_walk_locks`]: take one strong

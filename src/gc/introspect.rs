@@ -24,6 +24,7 @@ pub(crate) fn objects_of_type<F: Flavor>(
 ) -> Vec<*const Links> {
     let mut found = Vec::new();
     F::for_each_tracked(gen, &mut |p| {
+        let Some(p) = p else { return };
         // SAFETY: `for_each_tracked` hands out live tracked objects of this flavor, under its
         // locks.
         unsafe {
@@ -53,6 +54,7 @@ pub(crate) fn census<F: Flavor>() -> Census {
     let mut by_type: std::collections::HashMap<core::any::TypeId, (TypeInfo, usize, usize)> =
         std::collections::HashMap::new();
     F::for_each_tracked(None, &mut |p| {
+        let Some(p) = p else { return };
         // SAFETY: as in `objects_of_type`; the layout function reads only the header.
         unsafe {
             let vt = (*p).vtable();
@@ -85,13 +87,26 @@ pub(crate) fn census<F: Flavor>() -> Census {
 /// `target` is a live tracked object of flavor `F` (the caller holds a handle to it).
 pub(crate) unsafe fn referrers<F: Flavor>(target: *const Links) -> Vec<*const Links> {
     let mut found = Vec::new();
+    // One tracer for the walk: in the thread-safe flavor it keeps the guards of the interior
+    // locks it took until it drops, inside the walk (as a scan does).
+    let mut tracer = Some(Tracer::new::<F::Counts>(
+        Mode::Find { wanted: target },
+        F::CONCURRENT,
+    ));
     F::for_each_tracked(None, &mut |p| {
-        let mut tracer = Tracer::new::<F::Counts>(Mode::Find { wanted: target }, F::CONCURRENT);
-        // SAFETY: as in `objects_of_type`; tracing runs only `Trace` impls, and in the
-        // thread-safe flavor the interior locks' guards stay with the tracer until it drops,
-        // inside the walk (no scan runs meanwhile: the walk holds the scans' locks).
+        let Some(p) = p else {
+            // The end of the walk, still under its locks: the guards go now.
+            drop(tracer.take());
+            return;
+        };
+        let Some(tracer) = tracer.as_mut() else {
+            return;
+        };
+        tracer.found = false;
+        // SAFETY: as in `objects_of_type`; tracing runs only `Trace` impls (no scan runs
+        // meanwhile: the walk holds the scans' locks).
         unsafe {
-            ((*p).vtable().trace)(p, &mut tracer);
+            ((*p).vtable().trace)(p, tracer);
             if tracer.found && F::acquire_in_walk(p) {
                 found.push(p);
             }

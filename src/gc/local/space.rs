@@ -441,7 +441,9 @@ unsafe impl Flavor for Local {
         with_space(|s| unsafe { collect::resurrected_part::<LocalCounts>(&s.state, set) })
     }
 
-    fn for_each_tracked(gen: Option<usize>, f: &mut dyn FnMut(*const Links)) {
+    fn for_each_tracked(gen: Option<usize>, f: &mut dyn FnMut(Option<*const Links>)) {
+        let f = &mut *f;
+        let mut each = |p| f(Some(p));
         with_space(|s| {
             let gens = match gen {
                 None => 0..NUM_GENERATIONS,
@@ -450,18 +452,19 @@ unsafe impl Flavor for Local {
             for g in gens {
                 // SAFETY: outside a pass the lists are intact; `f` runs no user code (only
                 // `Trace` impls and count changes), so nothing relinks meanwhile.
-                unsafe { list::for_each_node(s.gen_head(g), &mut *f) };
+                unsafe { list::for_each_node(s.gen_head(g), &mut each) };
                 if g == NUM_GENERATIONS - 1 {
                     // The old objects that lost a reference are part of the oldest generation.
                     // SAFETY: as above.
-                    unsafe { list::for_each_node(&s.touched, &mut *f) };
+                    unsafe { list::for_each_node(&s.touched, &mut each) };
                 }
             }
             if gen.is_none() {
                 // SAFETY: as above.
-                unsafe { list::for_each_node(&s.permanent, &mut *f) };
+                unsafe { list::for_each_node(&s.permanent, &mut each) };
             }
-        })
+        });
+        f(None)
     }
 
     fn with_walk_locks(f: &mut dyn FnMut()) {

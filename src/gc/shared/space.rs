@@ -904,8 +904,10 @@ unsafe impl Flavor for Shared {
         }
     }
 
-    fn for_each_tracked(gen: Option<usize>, f: &mut dyn FnMut(*const Links)) {
+    fn for_each_tracked(gen: Option<usize>, f: &mut dyn FnMut(Option<*const Links>)) {
         space().with_all_locked(NUM_GENERATIONS, |_, shards| {
+            let f = &mut *f;
+            let mut each = |p| f(Some(p));
             let gens = match gen {
                 None => 0..NUM_GENERATIONS,
                 Some(g) => g.min(NUM_GENERATIONS)..(g + 1).min(NUM_GENERATIONS),
@@ -914,13 +916,15 @@ unsafe impl Flavor for Shared {
                 for g in gens.clone() {
                     // SAFETY: every shard's lock is held (and the space lock: no scan), so the
                     // lists are intact and nothing links or unlinks meanwhile; `f` does not.
-                    unsafe { list::for_each_node(sh.lists.gen_head(g), &mut *f) };
+                    unsafe { list::for_each_node(sh.lists.gen_head(g), &mut each) };
                 }
                 if gen.is_none() {
                     // SAFETY: as above.
-                    unsafe { list::for_each_node(&sh.lists.permanent, &mut *f) };
+                    unsafe { list::for_each_node(&sh.lists.permanent, &mut each) };
                 }
             }
+            // Still under every lock: the walk's tracer (if any) drops here.
+            f(None);
         })
     }
 
