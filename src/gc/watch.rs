@@ -28,9 +28,16 @@ type LocalNotice = Box<dyn FnOnce()>;
 /// Notices by object, with their keys.
 type Registry<N> = HashMap<usize, Vec<(u64, N)>>;
 
-/// Objects with at least one notice, both flavors. Registration increments it before the
-/// registering thread can drop its handle, and a last drop reads it after the `Acquire` that
-/// orders it after every other handle's drop, so a death never misses a notice.
+/// Objects with at least one notice, both flavors.
+///
+/// Why a relaxed load of it on a death path never misses a notice: a notice is registered by
+/// a thread holding a strong handle, and the increment is sequenced before that thread drops
+/// the handle (a `Release` change of the count word). The death is either the last drop —
+/// whose `Acquire` fence orders it after every earlier drop's `Release`, so after the
+/// increment — or a collection's teardown, which found the object unreachable by reading its
+/// count (`Acquire`) after that drop. Either way the increment happens before the load, which
+/// therefore sees it (or a later value). A zero read is then exact: nothing is registered.
+/// The single-thread flavor's deaths and registrations are on one thread.
 static WATCHED: AtomicUsize = AtomicUsize::new(0);
 static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
 
