@@ -238,10 +238,11 @@ unsafe fn destroy<F: Flavor>(set: &[*const Links], mark: bool, panics: &mut Firs
     // token then. The members still to be dropped keep their own pins meanwhile.
     F::destroying(panics, |panics| {
         for &p in set {
-            // SAFETY: each value is initialised, marked dead, and dropped exactly once here
-            // (a `drop` that unwinds has dropped what it could: the value counts as dropped);
-            // its pin keeps the header alive through the drop. The pin is ours to release;
-            // if it was the last strong reference, the value (dropped) releases its token.
+            // Each value is initialised, marked dead, and dropped exactly once here (a `drop`
+            // that unwinds has dropped what it could: the value counts as dropped); its pin
+            // keeps the header alive through the drop. The pin is ours to release; if it was
+            // the last strong reference, the value (dropped) releases its token.
+            // SAFETY: as just said.
             unsafe {
                 panics.run(|| ((*p).vtable().drop_value)(p));
                 if counts_of::<C<F>>(p).dec_strong() == 0 {

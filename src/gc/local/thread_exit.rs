@@ -146,10 +146,10 @@ fn run_new_tls_destructors() -> bool {
     if f == MISSING {
         return false;
     }
-    // SAFETY: glibc's `void __call_tls_dtors(void)`, which pops and runs the destructors of
-    // this thread's list until it is empty (a no-op when it is); `start_thread` calls it
-    // before the pthread key destructors, so calling it again here runs only those
-    // registered since.
+    // `f` is glibc's `void __call_tls_dtors(void)`, which pops and runs the destructors of this
+    // thread's list until it is empty (a no-op when it is); `start_thread` calls it before
+    // the pthread key destructors, so calling it again here runs only those registered since.
+    // SAFETY: as just said.
     unsafe {
         let call: extern "C" fn() = core::mem::transmute::<usize, extern "C" fn()>(f);
         call();

@@ -169,10 +169,10 @@ struct ReleaseToken<T: ?Sized + GcValue>(NonNull<Inner<T>>);
 impl<T: ?Sized + GcValue> Drop for ReleaseToken<T> {
     #[inline]
     fn drop(&mut self) {
-        // SAFETY: the guard is made right before the value of an untracked object is dropped
-        // by its last strong handle, the token held: the header is alive until this releases
-        // the token, and if it was the last weak reference nobody else references the
-        // allocation.
+        // The guard is made right before the value of an untracked object is dropped by its
+        // last strong handle, the token held: the header is alive until this releases the
+        // token, and if it was the last weak reference nobody else references the allocation.
+        // SAFETY: as just said.
         unsafe {
             if self
                 .0
