@@ -29,6 +29,7 @@ declare -A model=(
   [m11_no_wrap_guard]=gc_version_wrap
   [m12_teardown_stops_at_a_panic]=gc_teardown_panic
   [m13_collect_waits_for_teardowns]=gc_collect_no_wait
+  [m14_acquire_dying]=gc_introspect
 )
 logs=target/loom/sanity
 mkdir -p "$logs"
