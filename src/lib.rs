@@ -14,6 +14,8 @@
 //! # fn main() {}
 //! ```
 #![warn(missing_docs)]
+// docs.rs (`--cfg docsrs`, nightly): the cargo features' impls carry a badge.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 // Lets `#[derive(Trace)]` (which names `::pyheap`) work inside this crate too.
 extern crate self as pyheap;
@@ -46,7 +48,7 @@ pub use pyheap_derive::Trace;
 /// Runs on the calling thread, and tears down there the garbage it finds, the garbage the
 /// shared space's automatic collections queued and no thread has started on, and the garbage
 /// this thread's automatic collections left for a safe point
-/// ([`unsync::gc::safe_point`](crate::unsync::gc::safe_point)). It waits for nothing but a
+/// ([`unsync::gc::safe_point`]). It waits for nothing but a
 /// running scan (which runs no user code): a teardown already running on another thread (the
 /// `pyheap-gc` collector thread, or another thread's `collect()`) goes on there, and its
 /// objects, already unreachable, with their `Weak` handles cleared, are not counted here —

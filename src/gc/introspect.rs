@@ -36,7 +36,7 @@ pub(crate) fn objects_of_type<F: Flavor>(
     found
 }
 
-/// One line of a [`census`]: how many tracked objects of a type, and their bytes (whole
+/// One line of a [`census`](crate::gc::census): how many tracked objects of a type, and their bytes (whole
 /// allocations: header and value).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CensusEntry {
@@ -140,7 +140,7 @@ pub(crate) unsafe fn referents<F: Flavor>(source: *const Links) -> Vec<*const Li
     found
 }
 
-/// What [`census`] found: count and bytes per type of tracked object, largest count first
+/// What [`census`](crate::gc::census) found: count and bytes per type of tracked object, largest count first
 /// (objgraph's `most_common_types`, with sizes). Printing it gives a table.
 ///
 /// ```

@@ -12,6 +12,7 @@ use crate::gc::trace::{Trace, Tracer};
 
 // SAFETY: the map owns its keys and values; each is reported once.
 #[cfg(feature = "hashbrown")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hashbrown")))]
 unsafe impl<K: Trace, V: Trace, S, A: allocator_api2::alloc::Allocator> Trace
     for hashbrown::HashMap<K, V, S, A>
 {
@@ -29,6 +30,7 @@ unsafe impl<K: Trace, V: Trace, S, A: allocator_api2::alloc::Allocator> Trace
 
 // SAFETY: the set owns its elements; each is reported once.
 #[cfg(feature = "hashbrown")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hashbrown")))]
 unsafe impl<T: Trace, S, A: allocator_api2::alloc::Allocator> Trace
     for hashbrown::HashSet<T, S, A>
 {
@@ -45,6 +47,7 @@ unsafe impl<T: Trace, S, A: allocator_api2::alloc::Allocator> Trace
 
 // SAFETY: the table owns its elements; each is reported once.
 #[cfg(feature = "hashbrown")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hashbrown")))]
 unsafe impl<T: Trace, A: allocator_api2::alloc::Allocator> Trace for hashbrown::HashTable<T, A> {
     #[inline]
     fn trace(&self, tracer: &mut Tracer) {
@@ -59,6 +62,7 @@ unsafe impl<T: Trace, A: allocator_api2::alloc::Allocator> Trace for hashbrown::
 
 // SAFETY: the map owns its keys and values; each is reported once.
 #[cfg(feature = "indexmap")]
+#[cfg_attr(docsrs, doc(cfg(feature = "indexmap")))]
 unsafe impl<K: Trace, V: Trace, S> Trace for indexmap::IndexMap<K, V, S> {
     #[inline]
     fn trace(&self, tracer: &mut Tracer) {
@@ -74,6 +78,7 @@ unsafe impl<K: Trace, V: Trace, S> Trace for indexmap::IndexMap<K, V, S> {
 
 // SAFETY: the set owns its elements; each is reported once.
 #[cfg(feature = "indexmap")]
+#[cfg_attr(docsrs, doc(cfg(feature = "indexmap")))]
 unsafe impl<T: Trace, S> Trace for indexmap::IndexSet<T, S> {
     #[inline]
     fn trace(&self, tracer: &mut Tracer) {
@@ -88,6 +93,7 @@ unsafe impl<T: Trace, S> Trace for indexmap::IndexSet<T, S> {
 
 // SAFETY: the vector owns its elements (inline or spilled); each is reported once.
 #[cfg(feature = "smallvec")]
+#[cfg_attr(docsrs, doc(cfg(feature = "smallvec")))]
 unsafe impl<A: smallvec::Array> Trace for smallvec::SmallVec<A>
 where
     A::Item: Trace,
@@ -106,12 +112,14 @@ where
 // them on the thread that took them (a `Tracer` lives within one collection on one thread).
 #[cfg(feature = "parking_lot")]
 super::sync::locked!(
+    #[cfg_attr(docsrs, doc(cfg(feature = "parking_lot")))]
     [R: parking_lot::lock_api::RawMutex, T: Trace + ?Sized]
     parking_lot::lock_api::Mutex<R, T>,
     |m| m.try_lock()
 );
 #[cfg(feature = "parking_lot")]
 super::sync::locked!(
+    #[cfg_attr(docsrs, doc(cfg(feature = "parking_lot")))]
     [R: parking_lot::lock_api::RawRwLock, T: Trace + ?Sized]
     parking_lot::lock_api::RwLock<R, T>,
     |m| m.try_read()

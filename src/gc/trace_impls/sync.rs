@@ -19,13 +19,14 @@ fn acquired<G>(r: TryLockResult<G>) -> Option<G> {
 /// giving `Option<guard>` (`$try`: `try_lock`, or `try_read` for a shared lock). Also used by
 /// `features.rs` for `parking_lot`'s locks.
 macro_rules! locked {
-    ([$($gen:tt)*] $lock:ty, |$l:ident| $try:expr) => {
+    ($(#[$attr:meta])* [$($gen:tt)*] $lock:ty, |$l:ident| $try:expr) => {
         // SAFETY: as for `RefCell`: a held lock reports nothing (its referents become roots);
         // the tracer never blocks, so tracing a lock held by the collecting thread cannot
         // deadlock. A poisoned lock still owns its content, which is reported. In a concurrent
         // collection the tracer keeps the guard until the scan ends (`Tracer::trace_locked`),
         // so no handle moves into or out of the value meanwhile (I13) and every pass of one
         // collection sees the same content.
+        $(#[$attr])*
         unsafe impl<$($gen)*> Trace for $lock {
             fn trace(&self, tracer: &mut Tracer) {
                 if T::MAY_CONTAIN_GC {
