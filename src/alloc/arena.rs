@@ -17,10 +17,9 @@
 
 use super::arena_lists::{Arena, ArenaLists, USABLE_POOLS};
 use super::arena_map::{ArenaMap, ADDRESS_LIMIT};
-use super::heap::Heap;
 use super::lock::RawLock;
 use super::os;
-use super::pool::{pool_header, pool_index, Pool, PoolState, METADATA_POOLS};
+use super::pool::{pool_header, pool_index, Pool, PoolOwner, PoolState, METADATA_POOLS};
 use super::size_class::{ARENA_SIZE, POOLS_PER_ARENA};
 use crate::sync::StatCounter;
 use core::cell::UnsafeCell;
@@ -126,7 +125,12 @@ impl ArenaManager {
     /// Take a free pool and make it `owner`'s pool of `class`. Returns null when no arena can
     /// be mapped. Bound (audit of issue 13): O(1) under the lock, one arena header looked at
     /// (`pick_arena`), whatever the number of arenas; mapping a new arena is done outside it.
-    pub(crate) fn acquire_pool(&self, map: &ArenaMap, owner: *mut Heap, class: usize) -> *mut Pool {
+    pub(crate) fn acquire_pool(
+        &self,
+        map: &ArenaMap,
+        owner: *mut PoolOwner,
+        class: usize,
+    ) -> *mut Pool {
         self.lock();
         self.work.pool_requests.add(1);
         // SAFETY: lock held.

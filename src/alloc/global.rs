@@ -6,7 +6,7 @@
 
 use super::arena::ArenaManager;
 use super::arena_map::ArenaMap;
-use super::heap::{FallbackCounters, Heap};
+use super::heap::{FallbackCounters, Heap, HeapHome};
 use super::pool::Pool;
 use super::size_class::NUM_SIZE_CLASSES;
 use crate::sync::StatCounter;
@@ -64,22 +64,6 @@ impl Global {
         }
     }
 
-    /// A new pool of `class` for `owner`. Null when no arena can be mapped. (Abandoned heaps
-    /// need no sweep here: pools of exited threads go back to the arenas as their blocks are
-    /// freed, see `registry.rs`.)
-    pub(crate) fn acquire_pool(&self, owner: *mut Heap, class: usize) -> *mut Pool {
-        #[cfg(not(loom))]
-        super::fork::register_once();
-        self.arenas.acquire_pool(&self.map, owner, class)
-    }
-
-    /// # Safety
-    /// As for `ArenaManager::release_pool`.
-    pub(crate) unsafe fn release_pool(&self, pool: *mut Pool) {
-        // SAFETY: forwarded contract.
-        unsafe { self.arenas.release_pool(&self.map, pool) }
-    }
-
     /// Free a pool block from a thread that holds no heap (its heap is gone at thread exit):
     /// through the remote-free list of the block's pool, whoever owns it.
     ///
@@ -94,5 +78,26 @@ impl Global {
             super::heap::free_into(pool, block, self);
         }
         self.orphan.frees[class].add_shared(1);
+    }
+}
+
+impl HeapHome for Global {
+    /// A new pool of `class` for `owner`. Null when no arena can be mapped. (Abandoned heaps
+    /// need no sweep here: pools of exited threads go back to the arenas as their blocks are
+    /// freed, see `registry.rs`.) The fork handlers, which the arena lock needs, were
+    /// registered before `owner` was bound (`thread.rs`), if not at load time.
+    fn acquire_pool(&self, owner: *mut Heap, class: usize) -> *mut Pool {
+        // SAFETY: `owner` is a live heap of ours (the caller).
+        let owner = unsafe { (*owner).as_owner() };
+        self.arenas.acquire_pool(&self.map, owner, class)
+    }
+
+    unsafe fn release_pool(&self, pool: *mut Pool) {
+        // SAFETY: the trait's contract is `ArenaManager::release_pool`'s.
+        unsafe { self.arenas.release_pool(&self.map, pool) }
+    }
+
+    unsafe fn let_go(&self, heap: &Heap) {
+        self.heaps.let_go(heap);
     }
 }

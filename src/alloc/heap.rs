@@ -5,9 +5,8 @@
 //! read-modify-write. Everything else is in the `#[cold]` slow paths below them.
 
 use super::arena_map::ArenaMap;
-use super::global::Global;
 use super::os::fatal;
-use super::pool::{pool_of, Pool, PoolState};
+use super::pool::{pool_of, Pool, PoolOwner, PoolState};
 use super::remote::{free_remote, take_remote_blocks, Pushed, RemoteFree, RemoteQueue};
 use super::size_class::{class_block_size, NUM_SIZE_CLASSES};
 use crate::sync::StatCounter;
@@ -37,6 +36,27 @@ pub(crate) struct FallbackCounters {
     pub(crate) frees: StatCounter,
     pub(crate) bytes_allocated: StatCounter,
     pub(crate) bytes_freed: StatCounter,
+}
+
+/// Where a heap's pools come from and go back to, and who takes an abandoned heap a freeing
+/// thread came to hold: the layer that made the heap (`Global`, for the process or a model).
+/// A heap reaches it through this trait, only on slow paths, so that this file does not
+/// depend on the arenas and the registry above it.
+pub(crate) trait HeapHome: Sync {
+    /// A new pool of `class` for `owner`, or null when no arena can be mapped.
+    fn acquire_pool(&self, owner: *mut Heap, class: usize) -> *mut Pool;
+    /// Give back an empty pool.
+    ///
+    /// # Safety
+    /// `pool` is a pool of this home's arenas, empty (`used == 0`), on none of its owner
+    /// heap's lists, and its owner lets go of it here.
+    unsafe fn release_pool(&self, pool: *mut Pool);
+    /// `heap`, abandoned, came to be held by the caller through a remote free
+    /// ([`Pushed::Claimed`]): take its remote frees back and let go of it, or retire it.
+    ///
+    /// # Safety
+    /// The caller holds `heap`, an abandoned heap of this home.
+    unsafe fn let_go(&self, heap: &Heap);
 }
 
 /// A thread's allocator state.
@@ -74,7 +94,8 @@ pub(crate) struct Heap {
     pub(crate) reg_next: Cell<*mut Heap>,
     /// Which of the two lists the heap is on (registry lock).
     pub(crate) listed: Cell<Listed>,
-    pub(crate) global: *const Global,
+    /// The layer that made the heap and outlives it.
+    home: *const dyn HeapHome,
     /// The global arena map's words (never null: a heap is made only once the map exists).
     map_words: *const crate::sync::unmodelled::AtomicU64,
 }
@@ -90,10 +111,10 @@ pub(crate) enum Listed {
 }
 
 impl Heap {
-    /// A fresh heap, held by its creator, on no list yet. `map_words` are the arena map's
-    /// words of `global` (non-null).
+    /// A fresh heap, held by its creator, on no list yet. `home` outlives it; `map_words` are
+    /// the words of `home`'s arena map (non-null).
     pub(crate) fn new(
-        global: *const Global,
+        home: *const dyn HeapHome,
         map_words: *const crate::sync::unmodelled::AtomicU64,
     ) -> Heap {
         Heap {
@@ -109,7 +130,7 @@ impl Heap {
             reg_prev: Cell::new(ptr::null_mut()),
             reg_next: Cell::new(ptr::null_mut()),
             listed: Cell::new(Listed::Held),
-            global,
+            home,
             map_words,
         }
     }
@@ -118,9 +139,25 @@ impl Heap {
         &self.classes[class]
     }
 
-    fn global(&self) -> &Global {
-        // SAFETY: the global state outlives every heap it made.
-        unsafe { &*self.global }
+    fn home(&self) -> &dyn HeapHome {
+        // SAFETY: the home outlives every heap it made (`Heap::new`'s contract).
+        unsafe { &*self.home }
+    }
+
+    /// This heap as the pools see their owner.
+    pub(crate) fn as_owner(&self) -> *mut PoolOwner {
+        self as *const Heap as *mut PoolOwner
+    }
+
+    /// The heap behind a pool's `owner`.
+    ///
+    /// # Safety
+    /// `owner` is a non-null `Pool::owner`, and the caller may reach that heap (holds a live
+    /// block of the pool: see the lifetime invariant above).
+    pub(crate) unsafe fn from_owner<'a>(owner: *mut PoolOwner) -> &'a Heap {
+        // SAFETY: every owner is a heap cast by `as_owner` (see `PoolOwner`); alive per the
+        // caller.
+        unsafe { &*(owner as *const Heap) }
     }
 
     /// The fast path of allocation: a block from the class's current pool (its free list, or
@@ -188,7 +225,7 @@ impl Heap {
         // SAFETY: the block is live and in an arena, so its pool is initialized (Pool
         // invariants).
         let p = unsafe { &*pool };
-        if !core::ptr::eq(p.owner.load(crate::sync::Ordering::Relaxed), self)
+        if p.owner.load(crate::sync::Ordering::Relaxed) != self.as_owner()
             || p.class.get() as usize != class
         {
             return false;
@@ -242,7 +279,7 @@ impl Heap {
         self.classes[class].remote_frees.add(1);
         // SAFETY: the block is live (caller's contract), so its pool's owner is a mapped heap
         // (Heap invariants), and we do not hold it (the pool is not ours).
-        unsafe { free_into(pool, block, self.global()) };
+        unsafe { free_into(pool, block, self.home()) };
     }
 
     #[cold]
@@ -277,7 +314,7 @@ impl Heap {
                 }
             }
             let pool = self
-                .global()
+                .home()
                 .acquire_pool(self as *const Heap as *mut Heap, class);
             if pool.is_null() {
                 return (ptr::null_mut(), false);
@@ -314,7 +351,7 @@ impl Heap {
         self.pools.set(self.pools.get() - 1);
         // SAFETY: `pool` is ours, empty (used == 0: no live block, no freer in flight), and on
         // none of our lists any more.
-        unsafe { self.global().release_pool(pool) };
+        unsafe { self.home().release_pool(pool) };
     }
 
     /// Pools this heap owns. Holder only.
@@ -411,14 +448,14 @@ impl Heap {
 /// # Safety
 /// `block` is a live block of `pool`, not used again by the caller, and the caller does not
 /// hold the pool's owner heap.
-pub(crate) unsafe fn free_into(pool: *mut Pool, block: *mut u8, global: &Global) {
+pub(crate) unsafe fn free_into(pool: *mut Pool, block: *mut u8, home: &dyn HeapHome) {
     // SAFETY: the block is live, so the pool header is valid and its owner is a mapped heap
     // that owns the pool (caller's contract and Heap invariants).
     unsafe {
-        let owner = (*pool).owner.load(crate::sync::Ordering::Relaxed);
-        if free_remote(pool, block, &(*owner).remote_pools) == RemoteFree::Pushed(Pushed::Claimed) {
-            // We hold the heap now: nobody else can retire it.
-            global.heaps.let_go(&*owner);
+        let owner = Heap::from_owner((*pool).owner.load(crate::sync::Ordering::Relaxed));
+        if free_remote(pool, block, &owner.remote_pools) == RemoteFree::Pushed(Pushed::Claimed) {
+            // We hold the heap now, an abandoned heap of `home`: nobody else can retire it.
+            home.let_go(owner);
         }
     }
 }

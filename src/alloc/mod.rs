@@ -81,10 +81,10 @@ pub use size_class::{
     POOL_SIZE, SMALL_REQUEST_THRESHOLD,
 };
 #[cfg(not(loom))]
+#[doc(hidden)]
+pub use stats::slow_path_work;
+#[cfg(not(loom))]
 pub use stats::stats;
 pub use stats::{AllocStats, ClassStats};
-#[cfg(not(loom))]
-#[doc(hidden)]
-pub use work::slow_path_work;
 #[doc(hidden)]
 pub use work::SlowPathWork;

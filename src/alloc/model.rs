@@ -55,7 +55,7 @@ impl ModelAllocator {
     /// Bind a heap for the calling (loom) thread: adopts an abandoned one if there is one,
     /// else maps a new one. The handle may be moved to another loom thread before use.
     pub fn heap(&self) -> ModelHeap {
-        let heap = self.global.heaps.bind(&*self.global);
+        let heap = self.global.heaps.bind(&*self.global, &self.global.map);
         assert!(!heap.is_null(), "could not map a heap");
         ModelHeap {
             global: self.global.clone(),

@@ -14,7 +14,6 @@
 //! Never-used blocks are handed out by bumping a pointer, freed ones are kept on an intrusive
 //! singly linked free list threaded through their first word.
 
-use super::heap::Heap;
 use super::size_class::{class_block_size, ARENA_SIZE, POOLS_PER_ARENA, POOL_SIZE};
 use crate::sync::{AtomicPtr, AtomicUsize};
 use core::cell::Cell;
@@ -39,6 +38,14 @@ pub(crate) enum PoolState {
     Free,
 }
 
+/// A pool's owner as this layer sees it: an opaque type, so that pools do not depend on the
+/// heaps above them. Every non-null `*mut PoolOwner` is a `*mut Heap` cast by `heap.rs`
+/// (`Heap::as_owner` / `Heap::from_owner`), the only place that converts it back.
+#[repr(C)]
+pub(crate) struct PoolOwner {
+    _opaque: [u8; 0],
+}
+
 /// The header at the start of every pool.
 ///
 /// # Invariants
@@ -60,7 +67,7 @@ pub(crate) enum PoolState {
 pub(crate) struct Pool {
     // First cache line: what the owner touches (and `owner`/`class`, which a freeing thread
     // reads).
-    pub(crate) owner: AtomicPtr<Heap>,
+    pub(crate) owner: AtomicPtr<PoolOwner>,
     pub(crate) free: Cell<*mut Block>,
     pub(crate) bump: Cell<*mut u8>,
     pub(crate) end: Cell<*mut u8>,
@@ -148,7 +155,7 @@ impl Pool {
     /// # Safety
     /// `pool` is the header of a free pool just taken from the arena manager (no live block,
     /// nobody else refers to it).
-    pub(crate) unsafe fn init(pool: *mut Pool, owner: *mut Heap, class: usize, fresh: bool) {
+    pub(crate) unsafe fn init(pool: *mut Pool, owner: *mut PoolOwner, class: usize, fresh: bool) {
         let size = class_block_size(class);
         let capacity = POOL_SIZE / size;
         let base = pool_memory(pool);

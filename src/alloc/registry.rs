@@ -26,7 +26,8 @@
 //! held by live threads + abandoned heaps), with the registry lock held (thread starts and
 //! exits wait for it, allocation does not).
 
-use super::heap::{Heap, Listed};
+use super::arena_map::ArenaMap;
+use super::heap::{Heap, HeapHome, Listed};
 use super::lock::RawLock;
 use super::os;
 use super::size_class::NUM_SIZE_CLASSES;
@@ -191,12 +192,13 @@ impl HeapRegistry {
         self.lock.force_unlock();
     }
 
-    /// A heap for the calling thread to hold: an adopted abandoned one, else a new one.
-    /// Returns null if no memory can be mapped.
-    pub(crate) fn bind(&self, global: *const super::global::Global) -> *mut Heap {
+    /// A heap for the calling thread to hold: an adopted abandoned one, else a new one of
+    /// `home`, whose arena map is `map`. Returns null if no memory can be mapped.
+    ///
+    /// `home` (this registry's owner) outlives every heap it binds.
+    pub(crate) fn bind(&self, home: *const dyn HeapHome, map: &ArenaMap) -> *mut Heap {
         self.work.binds.add_shared(1);
-        // SAFETY: the caller's global state outlives its heaps.
-        let map_words = unsafe { (*global).map.words() };
+        let map_words = map.words();
         if map_words.is_null() {
             return ptr::null_mut();
         }
@@ -239,7 +241,7 @@ impl HeapRegistry {
         }
         // SAFETY: a fresh mapping, or a spare one (no heap in it any more), large enough for a
         // Heap and page-aligned, ours alone; `map_words` is the global map's, non-null.
-        unsafe { ptr::write(heap, Heap::new(global, map_words)) };
+        unsafe { ptr::write(heap, Heap::new(home, map_words)) };
         self.lock();
         // SAFETY: lock held; a new heap on no list.
         unsafe { (*self.lists.get()).push(heap, Listed::Held) };

@@ -17,6 +17,7 @@
 use super::global::Global;
 use super::heap::FallbackCounters;
 use super::size_class::{class_block_size, ARENA_SIZE, NUM_SIZE_CLASSES, POOL_SIZE};
+use super::work::SlowPathWork;
 use core::fmt;
 
 /// Statistics of one size class.
@@ -255,4 +256,25 @@ impl fmt::Display for AllocStats {
         row(f, "heaps held by threads", self.heaps_active)?;
         row(f, "heaps abandoned by exited threads", self.heaps_abandoned)
     }
+}
+
+impl SlowPathWork {
+    pub(crate) fn collect(global: &Global) -> SlowPathWork {
+        let (a, h) = (&global.arenas.work, &global.heaps.work);
+        SlowPathWork {
+            pool_requests: a.pool_requests.get(),
+            arenas_visited: a.arenas_visited.get(),
+            heap_binds: h.binds.get(),
+            heap_exits: h.exits.get(),
+            heaps_visited: h.visited.get(),
+        }
+    }
+}
+
+/// The slow paths' work so far in the global [`PoolAlloc`](crate::PoolAlloc) (see `work.rs`). For tests of
+/// the allocator's bounds; not part of the API.
+#[doc(hidden)]
+#[cfg(not(loom))]
+pub fn slow_path_work() -> SlowPathWork {
+    SlowPathWork::collect(&super::global::GLOBAL)
 }

@@ -77,9 +77,10 @@ fn bind_slow(current: *mut Heap) -> *mut Heap {
     if current == DEAD {
         return ptr::null_mut();
     }
-    // Normally done at load time already (see `fork.rs`).
+    // Normally done at load time already (see `fork.rs`). Every heap is bound here, so this
+    // comes before any pool request, which takes the arena lock the handlers take.
     super::fork::register_once();
-    let heap = GLOBAL.heaps.bind(&GLOBAL);
+    let heap = GLOBAL.heaps.bind(&GLOBAL, &GLOBAL.map);
     if heap.is_null() {
         return heap;
     }

@@ -2,13 +2,13 @@
 //!
 //! They exist for tests that check a bound on that work (a pool request must not look at
 //! every arena, a thread's exit must not look at every heap) by counting instead of timing,
-//! and are read through [`slow_path_work`] (hidden from the docs: not part of the API). Every
+//! and are read through [`slow_path_work`](crate::alloc::slow_path_work) (hidden from the docs: not part of the API). Every
 //! count is a relaxed add on a slow path (at most a few per pool request, thread start or
 //! thread exit), never on the fast paths.
 
 use crate::sync::StatCounter;
 
-/// What the slow paths did since the program started (a snapshot; see [`slow_path_work`]).
+/// What the slow paths did since the program started (a snapshot; see [`slow_path_work`](crate::alloc::slow_path_work)).
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SlowPathWork {
@@ -70,25 +70,4 @@ impl HeapWork {
             visited: StatCounter::new(),
         }
     }
-}
-
-impl SlowPathWork {
-    pub(crate) fn collect(global: &super::global::Global) -> SlowPathWork {
-        let (a, h) = (&global.arenas.work, &global.heaps.work);
-        SlowPathWork {
-            pool_requests: a.pool_requests.get(),
-            arenas_visited: a.arenas_visited.get(),
-            heap_binds: h.binds.get(),
-            heap_exits: h.exits.get(),
-            heaps_visited: h.visited.get(),
-        }
-    }
-}
-
-/// The slow paths' work so far in the global [`PoolAlloc`](crate::PoolAlloc). For tests of
-/// the allocator's bounds; not part of the API.
-#[doc(hidden)]
-#[cfg(not(loom))]
-pub fn slow_path_work() -> SlowPathWork {
-    SlowPathWork::collect(&super::global::GLOBAL)
 }

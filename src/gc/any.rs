@@ -93,7 +93,7 @@ macro_rules! gc_any {
             fn clone(&self) -> Self {
                 // SAFETY: this handle keeps the object alive.
                 unsafe {
-                    <$flavor as $crate::gc::collect::Flavor>::clone_erased(self.links());
+                    <$flavor as $crate::gc::flavor::Flavor>::clone_erased(self.links());
                     GcAny::from_acquired(self.links())
                 }
             }
@@ -102,7 +102,7 @@ macro_rules! gc_any {
         impl Drop for GcAny {
             fn drop(&mut self) {
                 // SAFETY: we own one strong reference, given up here.
-                unsafe { <$flavor as $crate::gc::collect::Flavor>::release_erased(self.links()) }
+                unsafe { <$flavor as $crate::gc::flavor::Flavor>::release_erased(self.links()) }
             }
         }
 

@@ -32,8 +32,8 @@
 //! finalizer panicked is treated as finalized; one whose `drop` panicked as dropped (std's
 //! rule for a value whose `drop` unwinds: its remaining fields were dropped on the way).
 
-use super::collect::Flavor;
 use super::destroy::release_token;
+use super::flavor::Flavor;
 use super::header::{counts_of, Counts, Links, FLAG_DEAD, FLAG_FINALIZED};
 use super::panics::FirstPanic;
 

@@ -12,7 +12,7 @@
 //! (`gc.freeze()`) are found, unlike CPython's `get_objects()`: they are live objects, and a
 //! leak hunt wants to see what holds what among them too.
 
-use super::collect::Flavor;
+use super::flavor::Flavor;
 use super::header::{addr, Links};
 use super::trace::{Mode, Tracer};
 use super::vtable::TypeInfo;

@@ -114,7 +114,7 @@
 //!   `collector`, `fairness`, `fork`.
 //!
 //! One collector for both flavors: the passes (`collect`) and the teardown (`finalize`) are
-//! written once, generic over `collect::Flavor`, which supplies the count storage
+//! written once, generic over `flavor::Flavor`, which supplies the count storage
 //! (`header::Counts`: two `Cell<u32>`, or an atomic versioned word), the locking (the
 //! thread's own space, or the shared space's lock) and the refcount-death queue.
 
@@ -123,6 +123,7 @@ pub(crate) mod collect;
 pub(crate) mod debug;
 pub(crate) mod destroy;
 pub(crate) mod finalize;
+pub(crate) mod flavor;
 pub(crate) mod generations;
 pub(crate) mod handle_impls;
 pub(crate) mod header;

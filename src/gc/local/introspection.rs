@@ -191,7 +191,7 @@ pub fn get_debug() -> u32 {
 /// assert_eq!(gc::collect(), 1); // unreachable again: freed now
 /// ```
 pub fn garbage() -> Vec<GcAny> {
-    use crate::gc::collect::Flavor;
+    use crate::gc::flavor::Flavor;
     let held: Vec<*const crate::gc::header::Links> = super::space::with_space(|s| {
         let st = &s.state;
         let g = st.garbage.take();
@@ -218,7 +218,7 @@ pub fn garbage() -> Vec<GcAny> {
 /// assert!(pyheap::unsync::gc::garbage().is_empty());
 /// ```
 pub fn clear_garbage() -> usize {
-    use crate::gc::collect::Flavor;
+    use crate::gc::flavor::Flavor;
     let g = super::space::with_space(|s| s.state.garbage.take());
     let n = g.len();
     for p in core::mem::ManuallyDrop::into_inner(g) {

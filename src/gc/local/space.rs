@@ -29,9 +29,10 @@ use core::mem::ManuallyDrop;
 use core::ops::Deref;
 use std::collections::VecDeque;
 
-use crate::gc::collect::{self, CollectionToken, Flavor, Garbage};
+use crate::gc::collect::{self, Garbage};
 use crate::gc::debug::{CollectionInfo, Phase};
 use crate::gc::destroy::destroy;
+use crate::gc::flavor::{CollectionToken, Flavor};
 use crate::gc::generations::GenState;
 pub(crate) use crate::gc::generations::NUM_GENERATIONS;
 use crate::gc::header::{

@@ -584,7 +584,7 @@ impl<T: ?Sized + GcValue> Gc<T> {
                 if C::flags(l) & FLAG_DEAD != 0 {
                     release_token::<C>(l);
                 } else {
-                    <super::space::Shared as crate::gc::collect::Flavor>::object_died(l);
+                    <super::space::Shared as crate::gc::flavor::Flavor>::object_died(l);
                 }
             }
         } else {

@@ -211,7 +211,7 @@ pub fn get_debug() -> u32 {
 /// # gc::enable();
 /// ```
 pub fn garbage() -> Vec<GcAny> {
-    use crate::gc::collect::Flavor;
+    use crate::gc::flavor::Flavor;
     let held: Vec<*const crate::gc::header::Links> = super::space::space().with_state(|st| {
         let g = st.garbage.take();
         for &p in g.iter() {
@@ -237,7 +237,7 @@ pub fn garbage() -> Vec<GcAny> {
 /// assert!(pyheap::gc::garbage().is_empty());
 /// ```
 pub fn clear_garbage() -> usize {
-    use crate::gc::collect::Flavor;
+    use crate::gc::flavor::Flavor;
     let g = super::space::space().with_state(|st| st.garbage.take());
     let n = g.len();
     for p in core::mem::ManuallyDrop::into_inner(g) {

@@ -41,9 +41,10 @@
 
 use core::cell::Cell;
 
-use crate::gc::collect::{self, CollectionToken, Flavor, Garbage};
+use crate::gc::collect::{self, Garbage};
 use crate::gc::debug::{CollectionInfo, Phase};
 use crate::gc::destroy::destroy;
+use crate::gc::flavor::{CollectionToken, Flavor};
 use crate::gc::generations::{GenState, NUM_GENERATIONS};
 use crate::gc::header::{counts_of, Counts, Links, FLAG_DEAD, FLAG_UNIQUE};
 use crate::gc::list;
