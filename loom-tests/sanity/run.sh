@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Re-check the loom models' sanity mutations (allocator: a*, f*, h*; collector: m*): apply each patch
+# Re-check the loom models' sanity mutations (allocator: a*, f*, h*, p*; collector: m*): apply each patch
 # to src/, build, run its model, expect a failure of the model (not of the build), revert.
 # Needs a clean src/ (the patches are against the committed tree). Each run's output is kept in target/loom/sanity/NAME.log,
 # with the last lines of the failure printed, so that the reason can be checked.
@@ -14,6 +14,7 @@ declare -A model=(
   [h1_let_go_with_work_queued]=alloc_abandoned_heaps
   [h2_freer_touches_heap_after_push]=alloc_abandoned_heaps
   [h3_adopt_without_claim]=alloc_abandoned_heaps
+  [p1_take_keeps_dirty_bit]=alloc_purge
   [m1_no_version]=gc_clone_aba
   [m2_release_guards]=gc_move
   [m2mut_no_untrack]=gc_get_mut

@@ -14,12 +14,17 @@
 //! `min_retained`, and an eighth of the arenas mapped): a program that frees and reallocates
 //! in a loop reuses them instead of paying `mmap`, page faults and `munmap` each time. As the
 //! mapped count falls, so does the limit, and arenas retained earlier are unmapped too.
+//!
+//! Purging: the memory of pools that stay free longer than the purge delay goes back to the
+//! OS while their arena stays mapped (`purge.rs`); every pool request and release purges at
+//! most one arena whose dirt is due, under the lock.
 
 use super::arena_lists::{Arena, ArenaLists, USABLE_POOLS};
 use super::arena_map::{ArenaMap, ADDRESS_LIMIT};
 use super::lock::RawLock;
 use super::os;
 use super::pool::{pool_header, pool_index, Pool, PoolOwner, PoolState, METADATA_POOLS};
+use super::purge::{self, DirtyArenas, PURGE_BUDGET};
 use super::size_class::{ARENA_SIZE, POOLS_PER_ARENA};
 use crate::sync::StatCounter;
 use core::cell::UnsafeCell;
@@ -43,6 +48,8 @@ fn arena_base(arena: *mut Arena) -> *mut u8 {
 struct Lists {
     /// Every mapped arena, by count of free pools.
     arenas: ArenaLists,
+    /// The arenas with free pools still resident, oldest first (`purge.rs`).
+    dirty: DirtyArenas,
     /// Under loom, released arenas are made inaccessible rather than unmapped (so a stray
     /// touch faults); they are unmapped when the manager is dropped.
     #[cfg(loom)]
@@ -57,6 +64,8 @@ pub(crate) struct ArenaCounters {
     pub(crate) high_water: StatCounter,
     pub(crate) mapped_total: StatCounter,
     pub(crate) returned: StatCounter,
+    /// Free pools whose memory was given back to the OS (`purge.rs`), since the start.
+    pub(crate) pools_purged: StatCounter,
 }
 
 /// # Invariants
@@ -81,6 +90,7 @@ impl ArenaManager {
                 lock: RawLock::new(),
                 lists: UnsafeCell::new(Lists {
                     arenas: ArenaLists::new(),
+                    dirty: DirtyArenas::new(),
                     #[cfg(loom)]
                     released: [ptr::null_mut(); 64],
                     #[cfg(loom)]
@@ -91,6 +101,7 @@ impl ArenaManager {
                     high_water: StatCounter::new(),
                     mapped_total: StatCounter::new(),
                     returned: StatCounter::new(),
+                    pools_purged: StatCounter::new(),
                 },
                 work: super::work::ArenaWork::new(),
                 min_retained: 2,
@@ -131,8 +142,11 @@ impl ArenaManager {
         owner: *mut PoolOwner,
         class: usize,
     ) -> *mut Pool {
+        let now = os::now_ms();
         self.lock();
         self.work.pool_requests.add(1);
+        // SAFETY: lock held.
+        unsafe { self.purge_due(now) };
         // SAFETY: lock held.
         let mut arena = unsafe { self.pick_arena() };
         if arena.is_null() {
@@ -202,6 +216,7 @@ impl ArenaManager {
         let arena = arena_of(pool);
         let mut victims = [ptr::null_mut::<Arena>(); TRIM_BATCH];
         let mut nvictims = 0;
+        let now = os::now_ms();
         self.lock();
         // SAFETY: lock held; the arena of a pool in use is mapped and on the lists; arenas on
         // the lists are mapped.
@@ -212,6 +227,8 @@ impl ArenaManager {
             p.next.set((*arena).free_pools);
             (*arena).free_pools = pool;
             lists.set_nfree(arena, (*arena).nfree + 1);
+            let dirty = &mut (*self.lists.get()).dirty;
+            dirty.pool_freed(arena, pool_index(pool), now);
             if (*arena).nfree == USABLE_POOLS {
                 // The arena just emptied heads the list of empty arenas: it goes first.
                 let mut mapped = self.counters.mapped.get() as usize;
@@ -219,6 +236,7 @@ impl ArenaManager {
                     let victim = lists.an_empty_arena();
                     self.work.arenas_visited.add(1);
                     lists.unlink(victim);
+                    (*self.lists.get()).dirty.forget(victim);
                     map.remove(arena_base(victim));
                     mapped -= 1;
                     victims[nvictims] = victim;
@@ -226,6 +244,8 @@ impl ArenaManager {
                 }
             }
         }
+        // SAFETY: lock held.
+        unsafe { self.purge_due(now) };
         if nvictims == 0 {
             self.unlock();
             return;
@@ -255,6 +275,52 @@ impl ArenaManager {
         }
     }
 
+    /// Purge the arenas whose free pools have been resident longer than the purge delay, at
+    /// most [`PURGE_BUDGET`] of them (`purge.rs`).
+    ///
+    /// # Safety
+    /// Lock held.
+    unsafe fn purge_due(&self, now: u64) {
+        // SAFETY: lock held (caller).
+        let n = unsafe {
+            (*self.lists.get())
+                .dirty
+                .purge_due(now, purge::delay_ms(), PURGE_BUDGET)
+        };
+        if n != 0 {
+            self.counters.pools_purged.add(n as u64);
+        }
+    }
+
+    /// Purge every free pool still resident, whatever its age. Returns the pools purged.
+    pub(crate) fn purge_all(&self) -> usize {
+        self.lock();
+        // SAFETY: lock held.
+        let n = unsafe { (*self.lists.get()).dirty.purge_all() };
+        self.counters.pools_purged.add(n as u64);
+        self.unlock();
+        n
+    }
+
+    /// The free pools of all arenas that are resident (dirty) and that were purged, under
+    /// the lock: a walk over the arena headers (for `stats()`).
+    pub(crate) fn free_pools_resident_and_purged(&self) -> (usize, usize) {
+        let (mut resident, mut purged) = (0, 0);
+        self.lock();
+        // SAFETY: lock held; arenas on the lists are mapped.
+        unsafe {
+            (*self.lists.get()).arenas.for_each(|a| {
+                let h = &*a;
+                let listed = h.nfree - (POOLS_PER_ARENA - h.untouched);
+                let dirty = h.dirty.count_ones() as usize;
+                resident += dirty;
+                purged += listed - dirty;
+            });
+        }
+        self.unlock();
+        (resident, purged)
+    }
+
     /// The fullest arena with a free pool, or null. O(1): it looks at one arena header.
     ///
     /// # Safety
@@ -280,7 +346,12 @@ impl ArenaManager {
         let pool = a.free_pools;
         if !pool.is_null() {
             // SAFETY: free pools of the arena are the manager's; lock held.
-            a.free_pools = unsafe { (*pool).next.get() };
+            unsafe {
+                a.free_pools = (*pool).next.get();
+                (*self.lists.get())
+                    .dirty
+                    .pool_taken(arena, pool_index(pool));
+            }
             return (pool, false);
         }
         let index = a.untouched;
@@ -331,6 +402,7 @@ impl ArenaManager {
         let (in_use, arenas) = unsafe {
             let lists = &(*self.lists.get()).arenas;
             let arenas = lists.check();
+            (*self.lists.get()).dirty.check();
             let mut in_use = 0;
             lists.for_each(|a| {
                 let h = &*a;
@@ -343,10 +415,12 @@ impl ArenaManager {
                     "arena: untouched out of range"
                 );
                 let mut free_listed = 0;
+                let mut listed_mask = 0u64;
                 let mut p = h.free_pools;
                 while !p.is_null() {
                     assert_eq!(arena_of(p), a, "free pool of another arena");
                     assert_eq!((*p).state.get(), PoolState::Free, "free pool not Free");
+                    listed_mask |= 1 << pool_index(p);
                     free_listed += 1;
                     assert!(free_listed <= POOLS_PER_ARENA, "free-pool list cycles");
                     p = (*p).next.get();
@@ -355,6 +429,11 @@ impl ArenaManager {
                     h.nfree,
                     free_listed + POOLS_PER_ARENA - h.untouched,
                     "arena: nfree disagrees with its free pools"
+                );
+                assert_eq!(
+                    h.dirty & !listed_mask,
+                    0,
+                    "arena: a dirty pool that is not on the free list"
                 );
                 in_use += USABLE_POOLS - h.nfree;
             });

@@ -24,7 +24,8 @@ const _: () = assert!(USABLE_POOLS < 64); // every count has a bit in a u64
 
 /// The header of an arena, at its first byte. All fields are guarded by the manager's lock.
 pub(super) struct Arena {
-    /// Pools given back to this arena (dirty memory), linked through `Pool::next`.
+    /// Pools given back to this arena, linked through `Pool::next` (resident memory, unless
+    /// purged: see `dirty`).
     pub(super) free_pools: *mut Pool,
     /// Pools `untouched..POOLS_PER_ARENA` were never handed out: still zero OS memory.
     pub(super) untouched: usize,
@@ -34,6 +35,14 @@ pub(super) struct Arena {
     /// Links in that list.
     prev: *mut Arena,
     next: *mut Arena,
+    /// Bit `i`: pool `i` is on `free_pools` with its memory still resident (not purged).
+    /// Managed by `purge.rs`, as are the three fields below.
+    pub(super) dirty: u64,
+    /// When `dirty` last went from empty to not empty (`os::now_ms`).
+    pub(super) dirty_since: u64,
+    /// Links in the queue of arenas with dirty pools (`purge::DirtyArenas`), oldest first.
+    pub(super) dirty_prev: *mut Arena,
+    pub(super) dirty_next: *mut Arena,
 }
 
 const _: () = assert!(core::mem::size_of::<Arena>() <= HEADERS_OFFSET);
@@ -47,6 +56,10 @@ impl Arena {
             nfree: USABLE_POOLS,
             prev: ptr::null_mut(),
             next: ptr::null_mut(),
+            dirty: 0,
+            dirty_since: 0,
+            dirty_prev: ptr::null_mut(),
+            dirty_next: ptr::null_mut(),
         }
     }
 }

@@ -5,7 +5,8 @@
 //! Requests of at most [`SMALL_REQUEST_THRESHOLD`] bytes are rounded up to one of
 //! [`NUM_SIZE_CLASSES`] block sizes (see [`size_class`]). Blocks of one size are carved from a
 //! [`POOL_SIZE`] *pool*; pools are carved from [`ARENA_SIZE`] *arenas* mapped from the OS with
-//! `mmap`, and arenas whose pools are all free go back with `munmap`. Larger requests, and
+//! `mmap`, and arenas whose pools are all free go back with `munmap`; the memory of pools that
+//! stay free longer than a delay goes back too (`madvise`, see [`purge`]). Larger requests, and
 //! alignments above [`BLOCK_ALIGN`], go to the system allocator.
 //!
 //! # Threads
@@ -35,6 +36,8 @@
 //! | `registry.rs` | all heaps; abandon, adopt, sweep |
 //! | `arena.rs` | arenas: taking and returning pools, returning arenas to the OS |
 //! | `arena_lists.rs` | the arenas filed by free pools: the O(1) choice of the fullest |
+//! | `purge.rs` | giving free pools' memory back to the OS after a delay |
+//! | `control.rs` | [`purge`] and the purge delay |
 //! | `arena_map.rs` | which addresses are pyheap's (pool block or system block?) |
 //! | `lock.rs`, `fork.rs` | the allocator's lock, and keeping it sane across `fork()` |
 //! | `fork_registration.rs` | registering the fork handlers once, safe against a concurrent `fork()` |
@@ -55,6 +58,8 @@ mod arena;
 mod arena_lists;
 mod arena_map;
 #[cfg(not(loom))]
+mod control;
+#[cfg(not(loom))]
 mod fork;
 mod fork_registration;
 mod global;
@@ -66,6 +71,7 @@ mod os;
 mod pool;
 #[cfg(not(loom))]
 mod pool_alloc;
+mod purge;
 mod registry;
 mod remote;
 mod size_class;
@@ -75,7 +81,10 @@ mod thread;
 mod work;
 
 #[cfg(not(loom))]
+pub use control::{purge, purge_delay, set_purge_delay};
+#[cfg(not(loom))]
 pub use pool_alloc::PoolAlloc;
+pub use purge::DEFAULT_PURGE_DELAY_MS;
 pub use size_class::{
     class_block_size, size_class, ARENA_SIZE, BLOCK_ALIGN, NUM_SIZE_CLASSES, POOLS_PER_ARENA,
     POOL_SIZE, SMALL_REQUEST_THRESHOLD,

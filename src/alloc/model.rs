@@ -117,6 +117,17 @@ impl ModelAllocator {
         }
     }
 
+    /// Purge every free pool still resident (`purge.rs`, `pyheap::alloc::purge`). Returns
+    /// the pools purged.
+    pub fn purge(&self) -> usize {
+        self.global.arenas.purge_all()
+    }
+
+    /// The free pools resident and purged, over all arenas.
+    pub fn free_pools_resident_and_purged(&self) -> (usize, usize) {
+        self.global.arenas.free_pools_resident_and_purged()
+    }
+
     /// The free-pool counts of the mapped arenas, lowest (fullest arena) first.
     pub fn arena_free_pools(&self) -> Vec<usize> {
         self.global.arenas.free_pool_counts()
@@ -182,6 +193,12 @@ impl PoolPtr {
     /// The base address of the pool's arena.
     pub fn arena(&self) -> usize {
         self.0 as usize & !(super::size_class::ARENA_SIZE - 1)
+    }
+
+    /// The first byte of the pool's memory (its blocks; `POOL_SIZE` bytes), which the model
+    /// may write while it holds the pool.
+    pub fn memory(&self) -> *mut u8 {
+        super::pool::pool_memory(self.0.cast())
     }
 }
 

@@ -72,6 +72,39 @@ pub(crate) fn unmap(p: *mut u8, size: usize) {
     }
 }
 
+/// Give the physical memory of `size` bytes at `p` (page-aligned, inside a range this module
+/// mapped) back to the OS, keeping the addresses: the next touch faults in a fresh page
+/// (zero on Linux; the callers do not rely on the contents either way). Returns whether the
+/// OS accepted (a refusal leaves the memory resident: a cost, not unsoundness).
+#[cfg(unix)]
+pub(crate) fn purge(p: *mut u8, size: usize) -> bool {
+    // SAFETY: the range is mapped and ours (callers pass free pools of a mapped arena, which
+    // nothing reads or writes until they are handed out again). `MADV_DONTNEED` only drops
+    // the pages' contents.
+    unsafe { libc::madvise(p.cast(), size, libc::MADV_DONTNEED) == 0 }
+}
+
+/// A monotonic clock in milliseconds, read without allocating (a vDSO call on Linux). Under
+/// loom it stands still at 0: models must replay the same steps in every execution, so no
+/// decision in them may depend on time.
+#[cfg(unix)]
+pub(crate) fn now_ms() -> u64 {
+    if cfg!(loom) {
+        return 0;
+    }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let clock = libc::CLOCK_MONOTONIC_COARSE;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let clock = libc::CLOCK_MONOTONIC;
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid timespec to write; the clock id is supported on this target.
+    unsafe { libc::clock_gettime(clock, &mut t) };
+    (t.tv_sec as u64) * 1000 + (t.tv_nsec as u64) / 1_000_000
+}
+
 /// Make a mapped range inaccessible without giving its addresses back, so that any later
 /// touch faults at once. Used under loom in place of `unmap`, so that a model which touches a
 /// released arena crashes instead of reading an address the OS already handed out again.
@@ -251,6 +284,16 @@ mod portable {
 
     /// Nothing was mapped, so nothing is returned.
     pub(crate) fn unmap(_p: *mut u8, _size: usize) {}
+
+    /// Nothing was mapped, so nothing is purged.
+    pub(crate) fn purge(_p: *mut u8, _size: usize) -> bool {
+        false
+    }
+
+    /// Never asked (see the module).
+    pub(crate) fn now_ms() -> u64 {
+        0
+    }
 
     /// Never asked (see the module): refuses.
     ///

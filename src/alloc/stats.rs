@@ -61,6 +61,15 @@ pub struct AllocStats {
     pub arenas_mapped_total: usize,
     /// Arenas returned to the OS since the program started.
     pub arenas_returned: usize,
+    /// Free pools in mapped arenas whose memory is still resident: given back by a heap less
+    /// than the purge delay ago (see [`purge`](crate::alloc::purge)).
+    pub free_pools_resident: usize,
+    /// Free pools in mapped arenas whose memory was given back to the OS (purged); they
+    /// keep their addresses.
+    pub free_pools_purged: usize,
+    /// Pools purged since the program started (a pool purged, reused and purged again
+    /// counts twice).
+    pub pools_purged_total: usize,
     /// Bytes in blocks handed out and not freed (block sizes, not request sizes).
     pub bytes_in_blocks: usize,
     /// Bytes handed out by the system allocator (requests above the threshold, alignments
@@ -150,6 +159,8 @@ impl AllocStats {
             };
             bytes_in_blocks += in_use * out.block_size;
         }
+        let (free_pools_resident, free_pools_purged) =
+            global.arenas.free_pools_resident_and_purged();
         let a = &global.arenas.counters;
         AllocStats {
             classes,
@@ -157,6 +168,9 @@ impl AllocStats {
             arenas_high_water: a.high_water.get() as usize,
             arenas_mapped_total: a.mapped_total.get() as usize,
             arenas_returned: a.returned.get() as usize,
+            free_pools_resident,
+            free_pools_purged,
+            pools_purged_total: a.pools_purged.get() as usize,
             bytes_in_blocks,
             fallback_bytes: clamp(fb[2].wrapping_sub(fb[3])),
             fallback_count: clamp(fb[0].wrapping_sub(fb[1])),
@@ -239,6 +253,9 @@ impl fmt::Display for AllocStats {
         row(f, "arenas mapped in total", self.arenas_mapped_total)?;
         row(f, "arenas returned to the OS", self.arenas_returned)?;
         row(f, "bytes in arenas", self.arena_bytes())?;
+        row(f, "free pools resident", self.free_pools_resident)?;
+        row(f, "free pools purged", self.free_pools_purged)?;
+        row(f, "pools purged in total", self.pools_purged_total)?;
         writeln!(f)?;
         row(f, "pools in use", self.pools_in_use())?;
         row(f, "blocks in use", self.blocks_in_use())?;

@@ -1,0 +1,66 @@
+//! The allocator's controls: purging free memory now, and the delay after which it is purged
+//! on its own (`purge.rs` holds the mechanism).
+
+use super::global::GLOBAL;
+use super::purge as mechanism;
+use super::size_class::POOL_SIZE;
+use core::time::Duration;
+
+/// Give the memory of every free pool back to the OS now, whatever the purge delay; returns
+/// the bytes given back. The pools keep their addresses (arenas stay mapped; empty arenas
+/// beyond the retained few are unmapped as they empty, as before) and fault fresh pages in
+/// when they are used again. Like `malloc_trim(0)` or `mi_collect(true)`: for a program that
+/// goes idle after a peak, since the automatic purge rides on pool requests and releases.
+///
+/// It takes the allocator's arena lock for the time of the `madvise` calls (one per run of
+/// free pools).
+///
+/// ```
+/// use allocator_api2::vec::Vec;
+/// let mut v: Vec<Vec<u8, _>, _> = Vec::new_in(pyheap::PoolAlloc);
+/// for _ in 0..10_000 {
+///     let mut inner = Vec::new_in(pyheap::PoolAlloc);
+///     inner.extend_from_slice(&[7u8; 300]);
+///     v.push(inner);
+/// }
+/// drop(v); // the pools are free but resident until the delay passes
+/// let bytes = pyheap::alloc::purge();
+/// let s = pyheap::alloc::stats();
+/// assert_eq!(s.free_pools_resident, 0);
+/// println!("gave back {bytes} bytes; {} free pools purged", s.free_pools_purged);
+/// ```
+pub fn purge() -> usize {
+    // The arena lock needs the fork handlers first (normally registered at load time).
+    super::fork::register_once();
+    GLOBAL.arenas.purge_all() * POOL_SIZE
+}
+
+/// Set how long a pool must stay free before its memory goes back to the OS
+/// (default [`DEFAULT_PURGE_DELAY_MS`](crate::alloc::DEFAULT_PURGE_DELAY_MS), one second),
+/// with millisecond resolution. `Duration::ZERO` purges at the first pool request or release
+/// after a pool is freed; `Duration::MAX` never purges on its own (only [`purge`] does).
+/// A shorter delay gives memory back sooner after a peak and costs page faults in programs
+/// that free and refill pools in a loop.
+///
+/// ```
+/// use std::time::Duration;
+/// pyheap::alloc::set_purge_delay(Duration::from_millis(250));
+/// assert_eq!(pyheap::alloc::purge_delay(), Duration::from_millis(250));
+/// pyheap::alloc::set_purge_delay(Duration::from_millis(pyheap::alloc::DEFAULT_PURGE_DELAY_MS));
+/// ```
+pub fn set_purge_delay(delay: Duration) {
+    mechanism::set_delay_ms(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+}
+
+/// The purge delay in force (see [`set_purge_delay`]); `Duration::MAX` if purging on its own
+/// is off.
+///
+/// ```
+/// assert!(pyheap::alloc::purge_delay() > std::time::Duration::ZERO);
+/// ```
+pub fn purge_delay() -> Duration {
+    match mechanism::delay_ms() {
+        u64::MAX => Duration::MAX,
+        ms => Duration::from_millis(ms),
+    }
+}
