@@ -71,6 +71,11 @@ const UNHELD: usize = 1;
 ///
 /// The claiming CASes are `Acquire` and the letting-go CAS `Release`: one holder's accesses
 /// to the heap happen before the next holder's.
+///
+/// Other threads' CASes write this word, so it has a cache line of its own: in the heap it
+/// sat on the line of the holder's fallback counters, which the holder writes on every
+/// request above the pools' limit (`docs/scaling.md`).
+#[repr(align(64))]
 pub(crate) struct RemoteQueue {
     word: AtomicUsize,
 }
