@@ -13,6 +13,39 @@
 //! static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
 //! # fn main() {}
 //! ```
+//!
+//! # Coming from `Rc` and `Arc`
+//!
+//! [`unsync::Gc`] is `Rc` and [`Gc`] is `Arc`, with a cycle collector behind them: values
+//! need [`trait@Trace`] (derive it) and `'static`, and the thread-safe flavor wants
+//! `T: Send + Sync` to create objects. Every public item of std's `Rc`, `Arc` and their
+//! `Weak`s (std of Rust 1.95, unstable items included) and its counterpart here, the same in
+//! both flavors unless the row says otherwise; *"as std"* means same name, same meaning.
+//!
+//! | std (`Rc`/`Arc`, `rc::Weak`/`sync::Weak`) | pyheap (`Gc`, `Weak`; both flavors) |
+//! |---|---|
+//! | `new`, `new_cyclic`, `try_unwrap`, `into_inner`, `unwrap_or_clone`, `downgrade`, `strong_count`, `weak_count`, `ptr_eq` | as std. `strong_count` also counts the collector's *pin* while it tears a garbage set down. `into_inner`/`try_unwrap` on a member of a cycle fail as long as the cycle's own handles exist (as std's would) |
+//! | `get_mut` | as std, but the object leaves its generation while the `&mut` may live (no scan reads it); the next shared use of the handle puts it back. The thread-safe flavor waits out a running scan, and also fails if introspection (`gc::get_objects`) took a handle meanwhile |
+//! | `make_mut` | as std (clone-on-write, a move when only `Weak`s remain, which then stop upgrading). On a member of a cycle the cycle's own handles share the object, so `make_mut` always copies: the handle leaves the cycle, which may become garbage. A finalizer (`Gc::new_finalized`) moves with a moved value; a copy has none |
+//! | `pin`, `Default for Pin<Rc<T>>` | as std. Introspection never hands out a typed handle to a pinned object (which would let safe code move the value): it reports a private type for it |
+//! | `new_uninit`, `new_uninit_slice`, `new_zeroed`, `new_zeroed_slice`, `assume_init` | as std. Until `assume_init` the collector never reads the value (`Trace for MaybeUninit<T>` reports nothing, so handles written into it are roots); a handle still typed `Gc<MaybeUninit<T>>` that goes last may or may not drop the value (std's never does) |
+//! | `into_raw`, `from_raw`, `as_ptr`, `increment_strong_count`, `decrement_strong_count` | as std. A reference held by a raw pointer is a root for the collector (no `Trace` reports it), so what it reaches is never collected while it is out. `from_raw` needs a pointer of the same flavor (another flavor's, std's, or a `Weak`'s is undefined behaviour, as in std). `as_ptr` of a handle to an object the collector destroyed (one a garbage `Drop` stashed away) points to a dropped value |
+//! | `Weak::{new, upgrade, strong_count, weak_count, ptr_eq, as_ptr, into_raw, from_raw}` | as std. `upgrade` gives `None` once the collector has found the object to be garbage (before its finalizer runs) |
+//! | `downcast` (on `Rc<dyn Any>`, `Arc<dyn Any + Send + Sync>`) | as std on `Gc<dyn Any>` (`unsync`) and `Gc<dyn Any + Send + Sync>`; other trait objects with [`gc_dyn!`] and [`unsize!`] |
+//! | unsized coercion (`Rc<T>` to `Rc<dyn Trait>`, `Rc<[T; N]>` to `Rc<[T]>`; `CoerceUnsized` is unstable) | [`unsize!`] |
+//! | `Deref`, `Clone`, `Drop`, `Debug`, `Display`, `Pointer`, `PartialEq`, `Eq`, `PartialOrd`, `Ord`, `Hash`, `Borrow`, `AsRef`, `Default` (`T`, `[T]`, `str`), `Weak`'s `Clone`, `Debug`, `Default`, `Drop` | as std, except that `Deref` panics (never undefined behaviour) on an object the collector destroyed, seen only through a handle a garbage `Drop` stashed; `Gc::try_deref` gives `None` there |
+//! | `From<T>`, `From<Box<T>>`, `From<Vec<T>>`, `From<&[T]>`, `From<&mut [T]>`, `From<[T; N]>`, `From<&str>`, `From<&mut str>`, `From<String>`, `From<Box<str>>`, `From<Cow<'_, B>>`, `From<Rc<str>> for Rc<[u8]>`, `FromIterator` | as std; `From<Box<T>>` for sized `T` and `[T]`/`str` only (a boxed trait object cannot be moved into an object space without knowing its type) |
+//! | `TryFrom<Rc<[T]>> for Rc<[T; N]>` | as std, for element types that hold no `Gc` (the others are a compile-time error: a tracked slice keeps its length where an array handle does not look) |
+//! | `Error` (`Arc`'s, where `T: Error`) | as std, on both flavors (`Rc` has none); `source` of a destroyed object is `None`; `provide` is unstable: none |
+//! | `Send`, `Sync` | as std: `Gc`/`Weak` are `Send + Sync` when `T: Send + Sync`; `unsync`'s are neither |
+//! | `Unpin`, `UnwindSafe`, `RefUnwindSafe` | as std (`unsync::Weak` is not unwind-safe, as `rc::Weak`) |
+//! | `From<Arc<W>> for Waker`/`RawWaker` (`W: Wake`) | `From<Gc<W>> for Waker`/`RawWaker` with [`W: pyheap::Wake`](Wake) (std's `Wake` takes `self: Arc<Self>`, which only std's pointer can be). The waker's reference is a root, as any raw pointer's |
+//! | `From<Rc<W>> for LocalWaker` (`LocalWake`, unstable) | none, because `LocalWake` is unstable |
+//! | `From<CString>`, `From<&CStr>`, `From<&mut CStr>`, `From<OsString>`, `From<&OsStr>`, `From<PathBuf>`, `From<&Path>`, `Default for Rc<CStr>`, `From<Rc<[u8]>> for Rc<ByteStr>` | none, because `CStr`, `OsStr`, `Path` and `ByteStr` are not [`GcValue`]s (store a `CString`, `OsString`, `PathBuf` in a sized `Gc`, or the bytes in a `Gc<[u8]>`) |
+//! | `is_unique` (unstable) | none: `strong_count == 1 && weak_count == 0` tells, or `get_mut` |
+//! | `get_mut_unchecked`, `downcast_unchecked`, `map`, `try_map`, `into_array`, `clone_from_ref`, `try_clone_from_ref`, `try_new*`, `try_pin` (unstable) | none, because they are unstable in std; `get_mut_unchecked` would also hand out a `&mut` a concurrent scan may read. For `into_array` use `TryFrom`, for `clone_from_ref` `From<&[T]>`/`From<&str>` |
+//! | the allocator API: `new_in`, `*_in`, `allocator`, `into_raw_with_allocator`, `from_raw_in`, `Weak::new_in` (unstable) | none, because objects live in pyheap's object spaces (their memory comes from the global allocator: make it [`PoolAlloc`] for pymalloc's pools) |
+//! | `DispatchFromDyn`, `DerefPure`, `PinCoerceUnsized`, `UnsafeUnpin` (unstable) | none (see `unsize!` for coercions) |
 #![warn(missing_docs)]
 // docs.rs (`--cfg docsrs`, nightly): the cargo features' impls carry a badge.
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -36,6 +69,7 @@ pub mod weakref {
 pub use alloc::PoolAlloc;
 pub use gc::finalize::Finalize;
 pub use gc::shared::handle::{Gc, Weak};
+pub use gc::shared::wake::Wake;
 pub use gc::trace::{Trace, Tracer};
 pub use gc::value::GcValue;
 /// `#[derive(Trace)]`: see [`trait@Trace`].

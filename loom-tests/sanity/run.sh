@@ -31,6 +31,7 @@ declare -A model=(
   [m12_teardown_stops_at_a_panic]=gc_teardown_panic
   [m13_collect_waits_for_teardowns]=gc_collect_no_wait
   [m14_acquire_dying]=gc_introspect
+  [m15_get_mut_no_recheck]=gc_get_mut_introspect
 )
 logs=target/loom/sanity
 mkdir -p "$logs"

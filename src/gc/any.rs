@@ -42,8 +42,10 @@ macro_rules! gc_any {
             }
 
             fn type_info(&self) -> $crate::gc::vtable::TypeInfo {
-                // SAFETY: this handle keeps the object alive.
-                unsafe { ((*self.links()).vtable().type_info)() }
+                // SAFETY: this handle keeps the object alive. `Acquire`: `downcast` hands out
+                // a handle of this type, whose value another thread's `assume_init` may just
+                // have declared written (`Links::vtable`).
+                unsafe { ((*self.links()).vtable_acquire().type_info)() }
             }
 
             /// A handle to `gc`'s object; `None` if its type holds no `Gc` (such objects are

@@ -90,6 +90,11 @@
 use core::alloc::Layout;
 use core::cell::{Cell, UnsafeCell};
 use core::mem::ManuallyDrop;
+// Not `crate::sync`'s: loom need not model this word (see `Links::vtable`).
+use core::sync::atomic::{
+    AtomicPtr,
+    Ordering::{Acquire, Relaxed, Release},
+};
 
 /// The finalizer of this object has run (or is running); it never runs again.
 pub(crate) const FLAG_FINALIZED: usize = 0b001;
@@ -414,7 +419,25 @@ pub struct Links {
     prev: Cell<*const Links>,
     /// The object's `&'static VTable` (`gc::vtable`, which begins with a [`VTableHead`]) with
     /// the `FLAG_*` bits in its low bits (the vtable is 64-aligned).
-    vtable: Cell<*const VTableHead>,
+    ///
+    /// An atomic (`core`'s; `Relaxed`, i.e. plain loads and stores in machine code, except
+    /// as said here) only for `assume_init` (`gc::uninit`), which points an object of the
+    /// thread-safe flavor at `T`'s vtable instead of `MaybeUninit<T>`'s while other threads
+    /// holding handles may read the word:
+    /// * for the head (`counts_of`, e.g. a `GcAny` clone): both vtables have the same head,
+    ///   so such a reader gets the same counts either way, and the word is never torn;
+    /// * for the functions: every scan and every walk of the lists (introspection) holds the
+    ///   shared space lock throughout, and so does the swap, so the lock orders them; the
+    ///   last drop is ordered after the swap by the counts' Release/Acquire (the swapping
+    ///   thread holds a handle across it);
+    /// * for the type, without a lock (`GcAny::downcast`, which then hands out a typed
+    ///   handle and lets its caller read the value): the swap stores with `Release` after
+    ///   the value was written, and that reader loads with `Acquire`
+    ///   ([`Links::vtable_ptr_acquire`]), so a reader that sees `T`'s vtable sees the value.
+    ///
+    /// Otherwise the word is as a plain cell: written at creation (before the object is
+    /// published) and by the single-thread flavor's owner thread (its flags).
+    vtable: AtomicPtr<VTableHead>,
 }
 
 /// The part of a per-type vtable the header itself needs: where the counts are. Every `gc::vtable::VTable` begins with it (`repr(C)`), so the
@@ -445,7 +468,7 @@ impl Links {
         Self {
             next: Cell::new(core::ptr::null()),
             prev: Cell::new(core::ptr::null()),
-            vtable: Cell::new(core::ptr::null()),
+            vtable: AtomicPtr::new(core::ptr::null_mut()),
         }
     }
 
@@ -458,15 +481,54 @@ impl Links {
             at.write(Links {
                 next: Cell::new(at),
                 prev: Cell::new(at),
-                vtable: Cell::new(vtable),
+                vtable: AtomicPtr::new(vtable.cast_mut()),
             })
         };
+    }
+
+    /// The vtable word (see the field).
+    #[inline(always)]
+    fn vtable_word(&self) -> *const VTableHead {
+        self.vtable.load(Relaxed)
+    }
+
+    #[inline(always)]
+    fn set_vtable_word(&self, p: *const VTableHead) {
+        self.vtable.store(p.cast_mut(), Relaxed)
+    }
+
+    /// As [`Links::vtable_ptr`], with an `Acquire` load: for a reader that holds no lock of
+    /// the space and may go on to read the value as the vtable's type (see the field).
+    #[inline]
+    pub(crate) fn vtable_ptr_acquire(&self) -> *const VTableHead {
+        let p = self.vtable.load(Acquire);
+        // As in `vtable_ptr`.
+        p.cast::<u8>().wrapping_sub(addr(p) & FLAG_MASK).cast()
+    }
+
+    /// Point the object at another vtable (whose head is `vtable`, a `&'static VTable`,
+    /// `VTABLE_ALIGN`-aligned, with the same head as the current one), keeping the flags in
+    /// the word: `assume_init` (`gc::uninit`), from `MaybeUninit<T>`'s vtable to `T`'s. The
+    /// caller excludes every reader of the word's functions (see the field); the store is
+    /// `Release`, for the lockless readers of the type.
+    pub(crate) fn replace_vtable(&self, vtable: *const VTableHead) {
+        debug_assert_eq!(addr(vtable) % VTABLE_ALIGN, 0);
+        // Equal heads, so a racing `counts_of` is unaffected.
+        // SAFETY: both are heads of `&'static VTable`s.
+        debug_assert_eq!(unsafe { (*self.vtable_ptr()).box_offset }, unsafe {
+            (*vtable).box_offset
+        });
+        let flags = self.flags();
+        self.vtable.store(
+            vtable.cast::<u8>().wrapping_add(flags).cast_mut().cast(),
+            Release,
+        );
     }
 
     /// The object's vtable pointer, flags removed (the head of a `&'static VTable`).
     #[inline]
     pub(crate) fn vtable_ptr(&self) -> *const VTableHead {
-        let p = self.vtable.get();
+        let p = self.vtable_word();
         // For objects (never sentinels, which the collector never asks) the word is the
         // vtable's address (64-aligned) moved forward by its flag bits within the vtable;
         // moving back by them gives the vtable pointer, with its provenance.
@@ -477,25 +539,25 @@ impl Links {
 
     #[inline]
     pub(crate) fn flags(&self) -> usize {
-        addr(self.vtable.get()) & FLAG_MASK
+        addr(self.vtable_word()) & FLAG_MASK
     }
 
     #[inline]
     pub(crate) fn set_flag(&self, flag: usize) {
         debug_assert_eq!(flag & !FLAG_MASK, 0);
-        let p = self.vtable.get();
+        let p = self.vtable_word();
         // ORs `flag` into the low bits: adds exactly the bits not yet set (they are zero in
         // the 64-aligned vtable address), keeping the pointer's provenance.
         let add = flag & !addr(p);
-        self.vtable.set(p.cast::<u8>().wrapping_add(add).cast());
+        self.set_vtable_word(p.cast::<u8>().wrapping_add(add).cast());
     }
 
     #[inline]
     pub(crate) fn clear_flag(&self, flag: usize) {
         debug_assert_eq!(flag & !FLAG_MASK, 0);
-        let p = self.vtable.get();
+        let p = self.vtable_word();
         let sub = flag & addr(p);
-        self.vtable.set(p.cast::<u8>().wrapping_sub(sub).cast());
+        self.set_vtable_word(p.cast::<u8>().wrapping_sub(sub).cast());
     }
 
     /// The previous node of the list. Only outside a collection's passes, or for nodes the
@@ -683,4 +745,37 @@ pub(crate) const fn dangling_box<C, T>() -> core::ptr::NonNull<GcBox<C, T>> {
 #[inline(always)]
 pub(crate) fn is_dangling<C, T: ?Sized>(p: core::ptr::NonNull<GcBox<C, T>>) -> bool {
     addr(p.as_ptr().cast::<u8>()) == usize::MAX
+}
+
+/// The value of the box at `b`, as a raw place projection: the pointer keeps the provenance
+/// of the whole allocation (a pointer made through `&b.value` would only cover the value), so
+/// [`box_of_value`] can go back to the counts. `Gc::as_ptr`/`into_raw` hand it out.
+///
+/// # Safety
+/// `b` points at an allocated `GcBox` (its value may have been dropped), with metadata
+/// describing its value.
+#[inline(always)]
+pub(crate) unsafe fn value_of<C, T: ?Sized>(b: *const GcBox<C, T>) -> *const T {
+    // SAFETY: per the caller the box is allocated; no reference is made.
+    unsafe { core::ptr::addr_of!((*b).value) as *const T }
+}
+
+/// The box whose value is at `v`: the inverse of [`value_of`] (`Gc::from_raw`).
+///
+/// # Safety
+/// `v` came from [`value_of`] of a `GcBox<C, T>` that is still allocated (`T` the same type,
+/// or a type its value coerces to, with the metadata of that coercion).
+#[inline(always)]
+pub(crate) unsafe fn box_of_value<C, T: ?Sized>(v: *const T) -> *const GcBox<C, T> {
+    // `GcBox` is `repr(C)`: the value sits after the counts, at the first multiple of its
+    // alignment. The alignment is read through a reference to the value's `UnsafeCell`
+    // (allowed for a dropped value: nothing is frozen, nothing read but the metadata), as
+    // `align_of_val_raw` is not stable.
+    // SAFETY: per the caller the value's memory is allocated and aligned; the box starts
+    // `off` bytes before it in the same allocation, and `v` has its provenance.
+    unsafe {
+        let cell = v as *const UnsafeCell<ManuallyDrop<T>>;
+        let off = core::mem::size_of::<C>().next_multiple_of(core::mem::align_of_val(&*cell));
+        v.byte_sub(off) as *const GcBox<C, T>
+    }
 }

@@ -107,7 +107,10 @@
 //!   state of one space), `stats`, `collect` (the passes and the `Flavor` trait both flavors
 //!   implement), `destroy` (one object's destruction), `finalize` (teardown of a garbage set),
 //!   `handle_impls` (the handle traits both flavors implement alike), `unsize` (trait
-//!   objects: `unsize!` and `downcast`, for both flavors);
+//!   objects: `unsize!` and `downcast`, for both flavors), `raw` (raw pointers:
+//!   `into_raw`, `from_raw` and friends, for both flavors), `uninit` (`new_uninit`,
+//!   `assume_init`; `Trace` for `MaybeUninit`), `std_api` (the rest of std's `Rc`/`Arc` API
+//!   both flavors share: `unwrap_or_clone`, `pin`, conversions, `Error`, marker traits);
 //! - `local/`, the single-thread flavor (`pyheap::unsync`): `handle`, `space`, `controls`
 //!   (`pyheap::unsync::gc`), `old_touched`, `thread_exit`;
 //! - `shared/`, the thread-safe flavor (`pyheap::Gc`): `handle`, `counts`, `space`,
@@ -134,12 +137,15 @@ pub(crate) mod local;
 #[cfg(loom)]
 pub mod model;
 pub(crate) mod panics;
+pub(crate) mod raw;
 pub(crate) mod scratch;
 pub(crate) mod shared;
 pub(crate) mod slice;
 mod stats;
+pub(crate) mod std_api;
 pub(crate) mod trace;
 mod trace_impls;
+pub(crate) mod uninit;
 pub(crate) mod unsize;
 pub(crate) mod value;
 pub(crate) mod vtable;

@@ -51,9 +51,12 @@ pub(crate) fn type_info<T: ?Sized + 'static>() -> TypeInfo {
 const _: () = assert!(core::mem::align_of::<VTable>() == VTABLE_ALIGN);
 
 impl VTable {
-    /// The head to store in a new object's links (`Links::write_new`).
+    /// The head to store in a new object's links (`Links::write_new`): a pointer to the
+    /// whole vtable (its first field, `repr(C)`), so that `Links::vtable` may read all of it
+    /// through the pointer (`&self.head` would only cover the head: Miri's Stacked Borrows
+    /// rejects the later read of the functions through it).
     pub(crate) fn head_ptr(&'static self) -> *const VTableHead {
-        &self.head
+        core::ptr::from_ref(self).cast::<VTableHead>()
     }
 }
 
@@ -65,6 +68,14 @@ impl Links {
         // field (`repr(C)`), derived from the whole `&'static VTable` (`head_ptr`) and moved
         // back to it by `vtable_ptr` with its provenance.
         unsafe { &*self.vtable_ptr().cast::<VTable>() }
+    }
+
+    /// The object's vtable, read with `Acquire`: for readers that hold no lock of the space
+    /// and may read the value as the vtable's type (`GcAny`; see `Links::vtable`).
+    #[inline]
+    pub(crate) fn vtable_acquire(&self) -> &'static VTable {
+        // SAFETY: as in `vtable`.
+        unsafe { &*self.vtable_ptr_acquire().cast::<VTable>() }
     }
 }
 
@@ -85,6 +96,19 @@ impl<C: 'static, T: Trace + 'static> VTables<C, T> {
         type_info: type_info::<T>,
     };
 }
+
+impl<C: 'static, T: Trace + 'static> VTables<C, T> {
+    /// For `Gc::pin`: as `PLAIN`, with a type introspection cannot name (`Pinned<T>`), so it
+    /// never hands out a typed handle to a pinned value (`gc::std_api`).
+    pub(crate) const PINNED: VTable = VTable {
+        type_info: type_info::<Pinned<T>>,
+        ..Self::PLAIN
+    };
+}
+
+/// The type introspection sees for a value of type `T` pinned by `Gc::pin`: private, so no
+/// caller of `gc::get_objects::<U>()` or `GcAny::downcast::<U>()` can ask for it.
+pub(crate) struct Pinned<T: ?Sized>(PhantomData<T>);
 
 impl<C: 'static, T: Trace + Finalize + 'static> VTables<C, T> {
     /// With `T`'s `Finalize::finalize`.

@@ -5,6 +5,8 @@
 //! handles collectively hold the value's weak token), and the value is initialised and
 //! referenceable exactly while the token is held and `FLAG_DEAD` is clear.
 
+mod unique;
+
 use core::alloc::Layout;
 use core::borrow::Borrow;
 use core::cell::UnsafeCell;
@@ -458,36 +460,7 @@ impl<T: ?Sized + GcValue> Gc<T> {
     where
         T: Sized,
     {
-        if this.inner().counts.strong() != 1 || this.is_dead() {
-            return Err(this);
-        }
-        let this = ManuallyDrop::new(this);
-        let tracked = this.has_links();
-        if tracked {
-            let l = this.links();
-            // SAFETY: a live tracked object of this thread, in a list.
-            with_space(|s| unsafe { s.untrack(l) });
-            // SAFETY: as above; nobody can reach the value any more; in no list, so neither
-            // old nor watched.
-            unsafe {
-                (*l).set_flag(FLAG_DEAD);
-                old_touched::leave_oldest(l);
-            }
-        }
-        let inner = this.inner();
-        inner.counts.set_strong(0);
-        // SAFETY: we own the only strong handle; the value is initialised and read once.
-        let value = unsafe { ManuallyDrop::into_inner(ptr::read(inner.value.get())) };
-        // Weak handles no longer upgrade: death notices (`gc::watch`).
-        crate::gc::watch::fire(false, this.ptr.as_ptr().cast::<u8>() as usize);
-        if tracked {
-            // SAFETY: value moved out, strong is zero, the token is held.
-            unsafe { release_token::<C>(this.links()) };
-        } else if inner.counts.release_weak(false) {
-            // SAFETY: no handle and no token remain.
-            unsafe { deallocate(this.ptr) };
-        }
-        Ok(value)
+        Gc::take(this).map(|(value, _)| value)
     }
 
     /// A mutable reference to the value if there is no other `Gc` or `Weak` handle to it.
@@ -508,32 +481,41 @@ impl<T: ?Sized + GcValue> Gc<T> {
     /// assert_eq!(*b, 2);
     /// ```
     pub fn get_mut(this: &mut Self) -> Option<&mut T> {
+        if !Gc::make_unique(this) {
+            return None;
+        }
+        // SAFETY: the only handle of any kind, borrowed mutably: no other handle can reach
+        // the value for the lifetime of the borrow, and the collector does not either (the
+        // object is in no generation list).
+        Some(unsafe { &mut *this.inner().value.get() })
+    }
+
+    /// `get_mut`'s test and its taking the object out of the generations: true if this is
+    /// the only handle of any kind, which the caller may then borrow the value through
+    /// mutably for as long as it borrows `this`.
+    fn make_unique(this: &mut Self) -> bool {
         let c = &this.inner().counts;
-        if c.strong() == 1 && c.weak() == 1 && !this.is_dead() {
-            if this.has_links() {
-                let l = this.links();
-                // `l` is the header of a live tracked object of this thread, in a list unless
-                // an earlier `get_mut` took it out already (no pass is running: user code is).
-                // Out of every list, no collection traces the value while the `&mut` lives;
-                // the next shared use of the handle re-tracks it.
-                // SAFETY: as just said.
-                unsafe {
-                    if (*l).flags() & FLAG_UNIQUE == 0 {
-                        with_space(|s| s.untrack(l));
-                        // In no list now: not old either (`gc::local::old_touched`); it is tracked
-                        // again in generation 0.
-                        old_touched::leave_oldest(l);
-                        (*l).set_flag(FLAG_UNIQUE);
-                    }
+        if c.strong() != 1 || c.weak() != 1 || this.is_dead() {
+            return false;
+        }
+        if this.has_links() {
+            let l = this.links();
+            // `l` is the header of a live tracked object of this thread, in a list unless
+            // an earlier `get_mut` took it out already (no pass is running: user code is).
+            // Out of every list, no collection traces the value while the `&mut` lives;
+            // the next shared use of the handle re-tracks it.
+            // SAFETY: as just said.
+            unsafe {
+                if (*l).flags() & FLAG_UNIQUE == 0 {
+                    with_space(|s| s.untrack(l));
+                    // In no list now: not old either (`gc::local::old_touched`); it is tracked
+                    // again in generation 0.
+                    old_touched::leave_oldest(l);
+                    (*l).set_flag(FLAG_UNIQUE);
                 }
             }
-            // SAFETY: the only handle of any kind, borrowed mutably: no other handle can
-            // reach the value for the lifetime of the borrow, and the collector does not
-            // either (the object is in no generation list).
-            Some(unsafe { &mut *this.inner().value.get() })
-        } else {
-            None
         }
+        true
     }
 
     /// Number of strong handles (`sys.getrefcount(x) - 1`).
@@ -590,18 +572,6 @@ impl<T: ?Sized + GcValue> Gc<T> {
     pub fn ptr_eq(this: &Self, other: &Self) -> bool {
         // Addresses only (as `Rc::ptr_eq`): the length of a slice handle is not compared.
         this.ptr.cast::<u8>() == other.ptr.cast::<u8>()
-    }
-
-    /// A raw pointer to the value (valid while a handle exists and the value is not dead).
-    ///
-    /// ```
-    /// use pyheap::unsync::Gc;
-    /// let a = Gc::new(7);
-    /// assert_eq!(unsafe { *Gc::as_ptr(&a) }, 7);
-    /// ```
-    #[inline]
-    pub fn as_ptr(this: &Self) -> *const T {
-        this.inner().value.get() as *const T
     }
 
     /// Whether the collector tracks this object (`gc.is_tracked`): true for live values of
@@ -725,6 +695,27 @@ impl<T: ?Sized + GcValue> Clone for Gc<T> {
 
 // The traits both flavors implement the same way, on the `Gc`/`Weak` of this module.
 crate::gc::handle_impls::handle_impls!(concurrent: false);
+
+// `as_ptr`, `into_raw`, `from_raw` and friends (`gc::raw`).
+crate::gc::raw::raw_api!(path: "pyheap::unsync");
+
+// `new_uninit`, `new_uninit_slice`, `assume_init` (`gc::uninit`).
+crate::gc::uninit::uninit_api!(path: "pyheap::unsync", bounds: []);
+
+/// Point a tracked object of this thread at another vtable with the same head
+/// (`assume_init`, `gc::uninit`). No pass runs while user code does, and no other thread
+/// reaches the object.
+///
+/// # Safety
+/// `l` is a live tracked object of this thread whose value is a valid value of the new
+/// vtable's type, and both vtables have the same head.
+unsafe fn swap_vtable(l: *const Links, head: *const crate::gc::header::VTableHead) {
+    // SAFETY: per the caller.
+    unsafe { (*l).replace_vtable(head) }
+}
+
+// `unwrap_or_clone`, `pin`, conversions, `Error`, marker traits (`gc::std_api`).
+crate::gc::std_api::std_api!(path: "pyheap::unsync", bounds: []);
 
 // `unsize!`'s hidden step and `downcast` (`gc::unsize`).
 crate::gc::unsize::unsize_impls!(
@@ -929,6 +920,24 @@ impl<T: Trace + 'static> Gc<[T]> {
         // per the caller the elements at `src` are ours to move.
         unsafe {
             slice::move_into(b, src, len);
+            Self::finish_slice(b)
+        }
+    }
+
+    /// A slice object of `len` elements left as allocated, or with every byte zero: for
+    /// element types every bit pattern of which, uninitialised memory included, is a value
+    /// (`MaybeUninit`).
+    ///
+    /// # Safety
+    /// As just said.
+    unsafe fn new_slice_unwritten(len: usize, zeroed: bool) -> Self {
+        let b = Self::begin_slice(len);
+        // SAFETY: per the caller the elements need no writing to be initialised; zeroing
+        // writes the `len` elements of the fresh allocation, which nobody else reaches yet.
+        unsafe {
+            if zeroed {
+                ptr::write_bytes((*b.as_ptr()).value.get() as *mut T, 0, len);
+            }
             Self::finish_slice(b)
         }
     }

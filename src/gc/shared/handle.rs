@@ -10,6 +10,8 @@
 //! header alive; the value is initialised and referenceable exactly while the weak token is
 //! held and `FLAG_DEAD` is clear) and `gc::shared::counts`' (the count word).
 
+mod unique;
+
 use core::alloc::Layout;
 use core::borrow::Borrow;
 use core::cell::UnsafeCell;
@@ -106,6 +108,10 @@ unsafe impl<T: ?Sized + GcValue + Send + Sync> Sync for Gc<T> {}
 unsafe impl<T: ?Sized + GcValue + Send + Sync> Send for Weak<T> {}
 // SAFETY: as above.
 unsafe impl<T: ?Sized + GcValue + Send + Sync> Sync for Weak<T> {}
+/// As `sync::Weak`'s (there through its fields): the counts stay consistent across a panic.
+impl<T: ?Sized + GcValue + core::panic::RefUnwindSafe> core::panic::UnwindSafe for Weak<T> {}
+/// As `sync::Weak`'s.
+impl<T: ?Sized + GcValue + core::panic::RefUnwindSafe> core::panic::RefUnwindSafe for Weak<T> {}
 
 /// Allocate a header with `counts` and an uninitialised value; tracked types get links with
 /// `vtable` (not yet in any list). Returns the box pointer.
@@ -423,31 +429,7 @@ impl<T: ?Sized + GcValue> Gc<T> {
     where
         T: Sized,
     {
-        // One compare-and-swap from "one strong handle" to "none, dead", so a racing
-        // `upgrade` either wins first (and we fail) or sees the object dead.
-        if !this.inner().counts.try_take_last() {
-            return Err(this);
-        }
-        let this = ManuallyDrop::new(this);
-        let tracked = this.has_links();
-        if tracked {
-            // SAFETY: a live tracked object of this flavor; its strong count is zero now, so a
-            // scan that sees it treats it as a root (it is never condemned).
-            unsafe { space().untrack(this.links()) };
-        }
-        let inner = this.inner();
-        // SAFETY: we owned the only strong handle; the value is initialised and read once.
-        let value = unsafe { ManuallyDrop::into_inner(ptr::read(inner.value.get())) };
-        // Weak handles no longer upgrade: death notices (`gc::watch`).
-        crate::gc::watch::fire(true, this.ptr.as_ptr().cast::<u8>() as usize);
-        if tracked {
-            // SAFETY: value moved out, strong is zero, the token is held.
-            unsafe { release_token::<C>(this.links()) };
-        } else if inner.counts.release_weak(false) {
-            // SAFETY: no handle and no token remain.
-            unsafe { deallocate(this.ptr) };
-        }
-        Ok(value)
+        Gc::take(this).map(|(value, _)| value)
     }
 
     /// A mutable reference to the value if there is no other `Gc` or `Weak` handle to it.
@@ -467,6 +449,18 @@ impl<T: ?Sized + GcValue> Gc<T> {
     /// assert_eq!(*b, 2);
     /// ```
     pub fn get_mut(this: &mut Self) -> Option<&mut T> {
+        if !Gc::make_unique(this) {
+            return None;
+        }
+        // SAFETY: the only handle of any kind, borrowed mutably: no other handle can reach the
+        // value for the lifetime of the borrow, and no scan reads it (it is in no list).
+        Some(unsafe { &mut *this.inner().value.get() })
+    }
+
+    /// `get_mut`'s test and its taking the object out of the generations: true if this is
+    /// the only handle of any kind, which the caller may then borrow the value through
+    /// mutably for as long as it borrows `this`.
+    fn make_unique(this: &mut Self) -> bool {
         let c = &this.inner().counts;
         // Unique means: no other strong handle and no `Weak` (weak 1: the token) exist, so
         // nobody can clone, upgrade or downgrade. `Arc::get_mut` locks the weak count to read
@@ -476,17 +470,15 @@ impl<T: ?Sized + GcValue> Gc<T> {
         // by the strong load, its downgrade happened before, and the last load sees the
         // `Weak` (or its drop, after which nobody can upgrade). A handle upgraded from a
         // `Weak` the first load saw gone was upgraded before that `Weak`'s drop, so the strong
-        // load sees it.
+        // load sees it. (A handle introspection takes is checked for under the shard lock.)
         if c.weak() != 1 || c.strong() != 1 || c.weak() != 1 || !this.check_alive() {
-            return None;
+            return false;
         }
         if this.has_links() {
-            // SAFETY: a live tracked object whose only handle is ours.
-            unsafe { space().untrack_unique(this.links()) };
+            // SAFETY: a live tracked object whose only handle was ours, borrowed mutably.
+            return unsafe { space().untrack_unique(this.links()) };
         }
-        // SAFETY: the only handle of any kind, borrowed mutably: no other handle can reach the
-        // value for the lifetime of the borrow, and no scan reads it (it is in no list).
-        Some(unsafe { &mut *this.inner().value.get() })
+        true
     }
 
     /// Number of strong handles (`sys.getrefcount(x) - 1`). Other threads may change it at
@@ -544,18 +536,6 @@ impl<T: ?Sized + GcValue> Gc<T> {
     pub fn ptr_eq(this: &Self, other: &Self) -> bool {
         // Addresses only (as `Arc::ptr_eq`): the length of a slice handle is not compared.
         this.ptr.cast::<u8>() == other.ptr.cast::<u8>()
-    }
-
-    /// A raw pointer to the value (valid while a handle exists and the value is not dead).
-    ///
-    /// ```
-    /// use pyheap::Gc;
-    /// let a = Gc::new(7);
-    /// assert_eq!(unsafe { *Gc::as_ptr(&a) }, 7);
-    /// ```
-    #[inline]
-    pub fn as_ptr(this: &Self) -> *const T {
-        this.inner().value.get() as *const T
     }
 
     /// Whether the collector tracks this object (`gc.is_tracked`): true for live values of
@@ -646,6 +626,30 @@ impl<T: ?Sized + GcValue> Clone for Gc<T> {
 
 // The traits both flavors implement the same way, on the `Gc`/`Weak` of this module.
 crate::gc::handle_impls::handle_impls!(concurrent: true);
+
+// `as_ptr`, `into_raw`, `from_raw` and friends (`gc::raw`).
+crate::gc::raw::raw_api!(path: "pyheap");
+
+// `new_uninit`, `new_uninit_slice`, `assume_init` (`gc::uninit`).
+crate::gc::uninit::uninit_api!(path: "pyheap", bounds: [ + Send + Sync]);
+
+/// Point a tracked object at another vtable with the same head (`assume_init`,
+/// `gc::uninit`): under the space lock, which every scan and every walk of the lists
+/// (introspection) holds throughout, so none reads the vtable's functions across the change;
+/// other threads may read the word's head meanwhile (`counts_of`), which is the same in both.
+///
+/// # Safety
+/// `l` is a live tracked object of this flavor (the caller holds a handle) whose value is a
+/// valid value of the new vtable's type, and both vtables have the same head.
+unsafe fn swap_vtable(l: *const Links, head: *const crate::gc::header::VTableHead) {
+    space().with_space_lock(|| {
+        // SAFETY: per the caller; the lock excludes the readers of the functions.
+        unsafe { (*l).replace_vtable(head) }
+    })
+}
+
+// `unwrap_or_clone`, `pin`, conversions, `Error`, marker traits (`gc::std_api`).
+crate::gc::std_api::std_api!(path: "pyheap", bounds: [ + Send + Sync]);
 
 // `unsize!`'s hidden step and `downcast` (`gc::unsize`).
 crate::gc::unsize::unsize_impls!(
@@ -833,6 +837,39 @@ impl<T: Trace + 'static> Default for Weak<T> {
 // ---------------------------------------------------------------------------------------
 
 impl<T: Trace + Send + Sync + 'static> Gc<[T]> {
+    /// A `Gc<[T]>` holding the `len` elements at `src`, moved bitwise.
+    ///
+    /// # Safety
+    /// `src` points at `len` initialised elements whose ownership passes to the new object
+    /// (the caller must not drop them), or `T: Copy`.
+    unsafe fn from_raw_elements(src: *const T, len: usize) -> Self {
+        let b = slice::allocate_slice::<C, T>(len);
+        // SAFETY: the destination holds `len` uninitialised elements, disjoint from `src`;
+        // per the caller the elements at `src` are ours to move.
+        unsafe {
+            slice::move_into(b, src, len);
+            Gc::finish_slice(b)
+        }
+    }
+
+    /// A slice object of `len` elements left as allocated, or with every byte zero: for
+    /// element types every bit pattern of which, uninitialised memory included, is a value
+    /// (`MaybeUninit`).
+    ///
+    /// # Safety
+    /// As just said.
+    unsafe fn new_slice_unwritten(len: usize, zeroed: bool) -> Self {
+        let b = slice::allocate_slice::<C, T>(len);
+        // SAFETY: per the caller the elements need no writing to be initialised; zeroing
+        // writes the `len` elements of the fresh allocation, which nobody else reaches yet.
+        unsafe {
+            if zeroed {
+                ptr::write_bytes((*b.as_ptr()).value.get() as *mut T, 0, len);
+            }
+            Gc::finish_slice(b)
+        }
+    }
+
     /// The first handle of a slice object whose elements are all initialised.
     ///
     /// # Safety
@@ -860,13 +897,13 @@ impl<T: Trace + Send + Sync + 'static> From<Vec<T>> for Gc<[T]> {
     /// ```
     fn from(mut v: Vec<T>) -> Self {
         let len = v.len();
-        let b = slice::allocate_slice::<C, T>(len);
         // SAFETY: the elements are moved out: the `Vec` forgets them before it is dropped
-        // (only its buffer is freed), and the new object owns them.
+        // (only its buffer is freed), and the new object owns them. If the allocation
+        // panics (too large), it does so before copying, and `set_len` has not run yet.
         unsafe {
-            slice::move_into(b, v.as_ptr(), len);
+            let g = Gc::from_raw_elements(v.as_ptr(), len);
             v.set_len(0);
-            Gc::finish_slice(b)
+            g
         }
     }
 }

@@ -5,7 +5,8 @@
 //! Files: `counts` (the count word: strong count, version, flags), `space` (the shared
 //! generations behind the space lock, refcount deaths, the `Flavor` impl the collector core
 //! runs on), `collector` (the background thread), `fairness` (scans leave blocked threads
-//! their turn), `fork` (the `fork()` handlers), `handle` (the handles).
+//! their turn), `fork` (the `fork()` handlers), `handle` (the handles; `handle/unique`:
+//! `try_unwrap`, `into_inner`, `make_mut`), `wake` (std's `Wake` for `Gc`).
 
 pub mod callbacks;
 #[cfg(not(loom))]
@@ -17,4 +18,5 @@ mod fork;
 pub(crate) mod handle;
 pub(crate) mod introspection;
 pub(crate) mod space;
+pub(crate) mod wake;
 pub mod weakref;

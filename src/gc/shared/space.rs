@@ -611,22 +611,34 @@ impl SharedSpace {
     }
 
     /// `get_mut`: take the object out of the generations (once) and mark it `FLAG_UNIQUE`, so
-    /// no scan reads the value while the `&mut` may live. Waits out a running scan.
+    /// no scan reads the value while the `&mut` may live. Waits out a running scan. False if
+    /// the object is not unique after all (introspection took a handle meanwhile).
     ///
     /// # Safety
-    /// `links` is the header of a live tracked object of this flavor whose only handle is
-    /// the caller's (strong 1, no `Weak`).
-    pub(crate) unsafe fn untrack_unique(&self, links: *const Links) {
+    /// `links` is the header of a live tracked object of this flavor whose only handle was
+    /// the caller's (strong 1, no `Weak`) when it checked, and the caller holds that handle
+    /// mutably borrowed.
+    pub(crate) unsafe fn untrack_unique(&self, links: *const Links) -> bool {
         // SAFETY: per the caller.
         let sh = unsafe { self.shard_of(links) };
         let _g = sh.lock();
         // SAFETY: under the object's shard lock; per the caller.
         unsafe {
+            // Uniqueness again, under the lock: the caller's check raced with introspection
+            // (`gc::get_objects`, `get_referents`), which takes handles holding every shard
+            // lock; with this one held no such handle appears, and once the flag is set and
+            // the object unlinked, introspection neither finds nor takes it. (Other threads
+            // cannot make a handle otherwise: the caller's is the only one, and no `Weak`.)
+            let c = counts_of::<SharedCounts>(links);
+            if c.strong() != 1 || c.weak() != 1 {
+                return false;
+            }
             if SharedCounts::flags(links) & FLAG_UNIQUE == 0 {
                 list::unlink(links);
                 SharedCounts::set_flag(links, FLAG_UNIQUE);
             }
         }
+        true
     }
 
     /// A shared use of a `FLAG_UNIQUE` object's handle proves `get_mut`'s borrow over: put it
