@@ -2,8 +2,9 @@
 //! `unwrap_or_clone`, `pin`, the conversions (`From<[T; N]>`, `From<&mut [T]>`,
 //! `From<&mut str>`, `From<Cow<_>>`, `From<Gc<str>> for Gc<[u8]>`,
 //! `TryFrom<Gc<[T]>> for Gc<[T; N]>`), `Error`, and the marker traits `Unpin`, `UnwindSafe`
-//! and `RefUnwindSafe`. Each handle module invokes [`std_api!`]. The mapping of every `Rc`/`Arc`
-//! item to pyheap's is in `docs/std-api.md` (also `pyheap::gc::std_api`).
+//! and `RefUnwindSafe`. Each handle module invokes [`std_api!`]. The mapping of every
+//! `Rc`/`Arc` item to pyheap's is in the crate docs (`src/lib.rs`, "Coming from `Rc` and
+//! `Arc`").
 
 /// The shared std API for the invoking handle module's `Gc` (its `C`, `Inner`, `new`,
 /// `new_with` and `from_raw_elements`); `$bounds` are its constructors' extra bounds
