@@ -11,8 +11,9 @@
 //! handle has a hidden step, `__pyheap_unsize`, that lends a closure the `&GcBox` of its
 //! object; the macro's closure is `|b| b`, and the coercion happens at its return, by the
 //! compiler, to exactly the type named in the macro. The handle then keeps the returned
-//! reference's pointer (same address, new metadata) and gives up the old one: no count
-//! changes, no allocation, nothing for the collector to see.
+//! reference's metadata on its own pointer (same address, new metadata, the provenance of
+//! the whole allocation: [`with_provenance_of`]) and gives up the old one: no count changes,
+//! no allocation, nothing for the collector to see.
 //!
 //! Nothing else is needed for the result to work, because the collector never used the
 //! handle's type: a tracked object's header has its own per-type vtable (`gc::vtable`, built
@@ -111,6 +112,37 @@ macro_rules! unsize {
     };
 }
 
+/// The pointer of the unsized handle: `r`'s metadata (the coercion's) on `whole`, the old
+/// handle's pointer to the same box (`addr_eq(r, whole)`, checked by the caller). The handle
+/// must keep `whole`'s provenance, which covers the whole allocation: it reaches back from
+/// the box to the links and counts before it, which a pointer made from the lent `&GcBox`
+/// does not cover (Miri's Stacked Borrows rejects such accesses).
+///
+/// `ptr::from_raw_parts` is not stable, so `whole` is written over the address word of a copy
+/// of `r`'s pointer: rustc lays a pointer out as its address followed by its metadata (what
+/// std's `set_ptr_value` relied on), which the check after the write confirms (a layout with
+/// the metadata first would change the metadata, and the pointers would differ).
+pub(crate) fn with_provenance_of<B: ?Sized, W: ?Sized>(
+    r: &B,
+    whole: *const W,
+) -> core::ptr::NonNull<B> {
+    let mut p: *const B = r;
+    // SAFETY: `p` is a pointer variable, at least one pointer wide and pointer-aligned; its
+    // first word is overwritten with a thin pointer (the check below confirms it was the
+    // address).
+    unsafe {
+        core::ptr::addr_of_mut!(p)
+            .cast::<*const u8>()
+            .write(whole.cast::<u8>())
+    };
+    // Address and metadata: the same pointer as `r`, with `whole`'s provenance.
+    #[allow(ambiguous_wide_pointer_comparisons)]
+    let same = core::ptr::eq(p, r);
+    assert!(same, "pyheap: unexpected layout of a pointer with metadata");
+    // SAFETY: equal to `r`, a reference: not null.
+    unsafe { core::ptr::NonNull::new_unchecked(p.cast_mut()) }
+}
+
 /// The hidden unsizing step of `unsize!` and `downcast`, for the invoking handle module's
 /// `Gc`, `Weak` and `Inner` (`GcBox` of its counts); `$any` is the `dyn Any` type of the
 /// flavor, as std's `Rc<dyn Any>` and `Arc<dyn Any + Send + Sync>`.
@@ -135,7 +167,7 @@ macro_rules! unsize_impls {
                 );
                 // The strong reference of `this` (forgotten) passes to the new handle.
                 Gc {
-                    ptr: NonNull::from(r),
+                    ptr: $crate::gc::unsize::with_provenance_of(r, this.ptr.as_ptr()),
                     _owns: PhantomData,
                 }
             }
@@ -160,7 +192,7 @@ macro_rules! unsize_impls {
                             core::ptr::addr_eq(r, p.as_ptr()),
                             "pyheap: unsize! step given a reference to another object"
                         );
-                        NonNull::from(r)
+                        $crate::gc::unsize::with_provenance_of(r, p.as_ptr())
                     }
                     None => {
                         // A `Weak::new()`: only the metadata of the result is kept, and it is
