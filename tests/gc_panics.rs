@@ -380,6 +380,11 @@ fn collector_thread_child() {
     }
     let _ = catch_unwind(pyheap::collect);
     let _ = catch_unwind(pyheap::collect);
+    // `collect()` does not wait for a teardown the collector thread is running (a loaded
+    // machine may not have got far in the wait above); `wait_for_teardowns` does, and returns
+    // after the collector thread reported its first panic on stderr, which the parent
+    // checks (before, the child could exit between the teardown's end and the report).
+    let _ = catch_unwind(pyheap::gc::wait_for_teardowns);
     assert_eq!(DROPS.lock().unwrap().len(), made);
     println!("child done");
 }

@@ -91,8 +91,8 @@ fn run() {
     let space = super::space::space();
     loop {
         space.collector_wait();
-        let mut panics = crate::gc::panics::FirstPanic::new();
-        space.service_pending(&mut panics);
-        panics.report("a Drop or finalizer of garbage torn down by the pyheap-gc thread");
+        space.service_pending_reporting(
+            "a Drop or finalizer of garbage torn down by the pyheap-gc thread",
+        );
     }
 }

@@ -545,6 +545,26 @@ impl SharedSpace {
     /// down all the same). A `collect()` called from one of these `Drop`s returns 0.
     pub(crate) fn service_pending(&self, panics: &mut FirstPanic) -> usize {
         let token = Shared::enter_teardown();
+        let freed = self.drain_batches(panics);
+        drop(token);
+        freed
+    }
+
+    /// The collector thread's loop body: [`SharedSpace::service_pending`], with the first
+    /// panic reported on stderr (`context`) before the teardown counts as ended, so that a
+    /// `wait_for_teardowns` returns after the report (a program that exits right after it
+    /// does not lose it).
+    #[cfg(not(loom))]
+    pub(crate) fn service_pending_reporting(&self, context: &str) {
+        let token = Shared::enter_teardown();
+        let mut panics = FirstPanic::new();
+        self.drain_batches(&mut panics);
+        panics.report(context);
+        drop(token);
+    }
+
+    /// Tear down the queued batches, one at a time, until the queue is empty.
+    fn drain_batches(&self, panics: &mut FirstPanic) -> usize {
         let mut freed = 0;
         loop {
             let Some(g) = self.lock_queue().batches.pop_front() else {
@@ -554,7 +574,6 @@ impl SharedSpace {
             // each batch to one thread once.
             freed += unsafe { collect::finish_notified::<Shared>(g, panics) };
         }
-        drop(token);
         freed
     }
 
