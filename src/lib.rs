@@ -59,9 +59,23 @@ pub(crate) mod sync;
 pub mod unsync;
 
 /// Python's `weakref` for the thread-safe flavor: [`WeakRef`](weakref::WeakRef) (a weak
-/// reference with a callback) and [`finalize`](weakref::finalize). The single-thread
-/// flavor's are in [`unsync::weakref`].
+/// reference with a callback), [`finalize`](weakref::finalize), and the weak maps
+/// [`WeakValueMap`](weakref::WeakValueMap), [`WeakKeyMap`](weakref::WeakKeyMap) (keys by
+/// identity) and [`WeakSet`](weakref::WeakSet). The single-thread flavor's are in
+/// [`unsync::weakref`].
+///
+/// ```
+/// use pyheap::weakref::WeakValueMap;
+/// use pyheap::Gc;
+///
+/// let cache: WeakValueMap<u32, String> = WeakValueMap::new();
+/// let page = cache.get_or_insert_with(1, || Gc::new(String::from("page 1")));
+/// assert_eq!(cache.len(), 1);
+/// drop(page); // nobody uses it any more: the cache does not keep it
+/// assert!(cache.is_empty());
+/// ```
 pub mod weakref {
+    pub use crate::gc::shared::weak_maps::{WeakKeyMap, WeakSet, WeakValueMap};
     pub use crate::gc::shared::weakref::{finalize, Finalizer, WeakRef};
 }
 

@@ -60,8 +60,22 @@ pub mod gc {
     pub use crate::gc::{Census, CensusEntry};
 }
 
-/// Python's `weakref` for the single-thread flavor: [`WeakRef`](weakref::WeakRef) and
-/// [`finalize`](weakref::finalize) (at exit: at this thread's exit).
+/// Python's `weakref` for the single-thread flavor: [`WeakRef`](weakref::WeakRef),
+/// [`finalize`](weakref::finalize) (at exit: at this thread's exit), and the weak maps
+/// [`WeakValueMap`](weakref::WeakValueMap), [`WeakKeyMap`](weakref::WeakKeyMap) (keys by
+/// identity) and [`WeakSet`](weakref::WeakSet).
+///
+/// ```
+/// use pyheap::unsync::weakref::WeakSet;
+/// use pyheap::unsync::Gc;
+///
+/// let instances = WeakSet::new();
+/// let a = Gc::new(String::from("a"));
+/// instances.insert(&a);
+/// instances.insert(&Gc::new(String::from("temporary")));
+/// assert_eq!(instances.len(), 1);
+/// ```
 pub mod weakref {
+    pub use crate::gc::local::weak_maps::{WeakKeyMap, WeakSet, WeakValueMap};
     pub use crate::gc::local::weakref::{finalize, Finalizer, WeakRef};
 }

@@ -32,6 +32,7 @@ declare -A model=(
   [m13_collect_waits_for_teardowns]=gc_collect_no_wait
   [m14_acquire_dying]=gc_introspect
   [m15_get_mut_no_recheck]=gc_get_mut_introspect
+  [m16_no_fence]=gc_weak_maps
 )
 logs=target/loom/sanity
 mkdir -p "$logs"

@@ -110,11 +110,14 @@
 //!   objects: `unsize!` and `downcast`, for both flavors), `raw` (raw pointers:
 //!   `into_raw`, `from_raw` and friends, for both flavors), `uninit` (`new_uninit`,
 //!   `assume_init`; `Trace` for `MaybeUninit`), `std_api` (the rest of std's `Rc`/`Arc` API
-//!   both flavors share: `unwrap_or_clone`, `pin`, conversions, `Error`, marker traits);
+//!   both flavors share: `unwrap_or_clone`, `pin`, conversions, `Error`, marker traits),
+//!   `watch` (death notices), `weak_maps` (the weak maps' engine, `weak_maps/core`, and the
+//!   macros that write `WeakValueMap`, `WeakKeyMap` and `WeakSet` for each flavor);
 //! - `local/`, the single-thread flavor (`pyheap::unsync`): `handle`, `space`, `controls`
-//!   (`pyheap::unsync::gc`), `old_touched`, `thread_exit`;
+//!   (`pyheap::unsync::gc`), `old_touched`, `thread_exit`, `weakref` and `weak_maps`
+//!   (`pyheap::unsync::weakref`);
 //! - `shared/`, the thread-safe flavor (`pyheap::Gc`): `handle`, `counts`, `space`,
-//!   `collector`, `fairness`, `fork`.
+//!   `collector`, `fairness`, `fork`, `weakref` and `weak_maps` (`pyheap::weakref`).
 //!
 //! One collector for both flavors: the passes (`collect`) and the teardown (`finalize`) are
 //! written once, generic over `flavor::Flavor`, which supplies the count storage
@@ -150,6 +153,7 @@ pub(crate) mod unsize;
 pub(crate) mod value;
 pub(crate) mod vtable;
 pub(crate) mod watch;
+pub(crate) mod weak_maps;
 
 pub use debug::{
     CallbackId, CollectionInfo, Phase, DEBUG_COLLECTABLE, DEBUG_LEAK, DEBUG_SAVEALL, DEBUG_STATS,

@@ -11,4 +11,5 @@ pub(crate) mod introspection;
 pub(crate) mod old_touched;
 pub(crate) mod space;
 pub(crate) mod thread_exit;
+pub mod weak_maps;
 pub mod weakref;

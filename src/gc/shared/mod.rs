@@ -6,7 +6,8 @@
 //! generations behind the space lock, refcount deaths, the `Flavor` impl the collector core
 //! runs on), `collector` (the background thread), `fairness` (scans leave blocked threads
 //! their turn), `fork` (the `fork()` handlers), `handle` (the handles; `handle/unique`:
-//! `try_unwrap`, `into_inner`, `make_mut`), `wake` (std's `Wake` for `Gc`).
+//! `try_unwrap`, `into_inner`, `make_mut`), `wake` (std's `Wake` for `Gc`), `weakref` and
+//! `weak_maps` (`pyheap::weakref`).
 
 pub mod callbacks;
 #[cfg(not(loom))]
@@ -19,4 +20,5 @@ pub(crate) mod handle;
 pub(crate) mod introspection;
 pub(crate) mod space;
 pub(crate) mod wake;
+pub mod weak_maps;
 pub mod weakref;
