@@ -15,15 +15,22 @@
 //! loop and pyheap's own collector thread runs automatic collections; the shared space's
 //! `gc::stats()` show what was found, and the drop counter shows that every abandoned node
 //! was freed exactly once while every reachable one stayed intact.
+//!
+//! Chapter 4, the leak hunt (Python's `gc.get_objects`, `gc.get_referrers`, objgraph's most
+//! common types, `weakref.WeakValueDictionary`): the `LeakyContainer` of the Python guides —
+//! every instance appends itself to a class-level cache and is never removed — run for a
+//! thousand requests; `gc::get_objects` finds the instances that should be gone,
+//! `gc::census` shows what the heap holds by type, `gc::get_referrers` names the cache that
+//! keeps them, and the same program with the cache made a `WeakValueMap` leaves nothing.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
-use std::hash::Hash;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread;
 
-use pyheap::unsync::{Gc, Weak};
+use pyheap::unsync::weakref::WeakValueMap;
+use pyheap::unsync::Gc;
 use pyheap::Trace;
 
 #[global_allocator]
@@ -130,6 +137,7 @@ fn main() {
 
     chapter_2_gc();
     chapter_3_shared();
+    chapter_4_leak_hunt();
 }
 
 thread_local! {
@@ -186,33 +194,6 @@ fn print_stats(label: &str) {
         g2.collections,
         g2.collected,
     );
-}
-
-/// A `weakref.WeakValueDictionary`: maps keys to values it does not keep alive. `len` and
-/// `keys` see only the live entries (dead ones are pruned as it goes).
-struct WeakValueMap<K, V: Trace + 'static> {
-    map: HashMap<K, Weak<V>>,
-}
-
-impl<K: Hash + Eq + Clone, V: Trace + 'static> WeakValueMap<K, V> {
-    fn new() -> Self {
-        WeakValueMap {
-            map: HashMap::new(),
-        }
-    }
-    /// The cached value for `key`, or a new one from `make` (then cached).
-    fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> Gc<V> {
-        if let Some(v) = self.map.get(&key).and_then(Weak::upgrade) {
-            return v;
-        }
-        let v = Gc::new(make());
-        self.map.insert(key, Gc::downgrade(&v));
-        v
-    }
-    fn len(&mut self) -> usize {
-        self.map.retain(|_, w| w.strong_count() > 0);
-        self.map.len()
-    }
 }
 
 /// A cached, expensive value; `parent` lets values form cycles.
@@ -279,15 +260,15 @@ fn chapter_2_gc() {
     );
     print_stats("after");
 
-    println!("\n-- a weak-value cache (weakref.WeakValueDictionary) --\n");
-    let mut cache: WeakValueMap<&str, Page> = WeakValueMap::new();
+    println!("\n-- a weak-value cache (weakref.WeakValueDictionary: pyheap::unsync::weakref::WeakValueMap) --\n");
+    let cache: WeakValueMap<&str, Page> = WeakValueMap::new();
     let loads = Cell::new(0);
     let load = |key: &str| {
         loads.set(loads.get() + 1);
-        Page {
+        Gc::new(Page {
             text: format!("<contents of {key}>"),
             parent: RefCell::new(None),
-        }
+        })
     };
     let index = cache.get_or_insert_with("index", || load("index"));
     let about = cache.get_or_insert_with("about", || load("about"));
@@ -481,4 +462,154 @@ fn chapter_3_shared() {
     );
     println!("  nodes created {created}, dropped {dropped}: every one freed exactly once, canaries intact");
     assert_eq!(created, dropped);
+}
+
+/// The Python guides' `LeakyContainer` (`cache = []` at class level, `LeakyContainer.cache
+/// .append(self)` in `__init__`): the class and its cache are an object of their own here.
+#[derive(Trace)]
+struct LeakyContainerClass {
+    cache: RefCell<Vec<Gc<LeakyContainer>>>,
+}
+
+/// One instance: some data, and (as objects do) references to others, so the collector
+/// tracks it (a type that can hold no `Gc` is never tracked, as CPython untracks atoms).
+#[derive(Trace)]
+struct LeakyContainer {
+    data: String,
+    related: RefCell<Vec<Gc<LeakyContainer>>>,
+}
+
+impl LeakyContainer {
+    fn new(class: &LeakyContainerClass, data: String) -> Gc<LeakyContainer> {
+        let obj = Gc::new(LeakyContainer {
+            data,
+            related: RefCell::new(Vec::new()),
+        });
+        class.cache.borrow_mut().push(obj.clone()); // the leak: never removed
+        obj
+    }
+}
+
+/// The fix: the class-level cache holds its instances weakly (a `WeakValueDictionary`
+/// keyed by an id), so an instance lives as long as someone uses it.
+#[derive(Trace)]
+struct ContainerClass {
+    cache: WeakValueMap<u64, Container>,
+    next_id: Cell<u64>,
+}
+
+#[derive(Trace)]
+struct Container {
+    data: String,
+    related: RefCell<Vec<Gc<Container>>>,
+}
+
+impl Container {
+    fn new(class: &ContainerClass, data: String) -> Gc<Container> {
+        let obj = Gc::new(Container {
+            data,
+            related: RefCell::new(Vec::new()),
+        });
+        let id = class.next_id.get();
+        class.next_id.set(id + 1);
+        class.cache.insert(id, &obj);
+        obj
+    }
+}
+
+/// A request handler: makes a container, uses it, lets it go.
+fn handle_request<C>(i: usize, make: impl Fn(String) -> Gc<C>, data: impl Fn(&C) -> &str) -> usize
+where
+    C: Trace + 'static,
+{
+    let obj = make(format!("request {i} payload"));
+    data(&obj).len()
+}
+
+/// The census's first `rows` rows (the table is sorted, largest first).
+fn print_census(rows: usize) {
+    let census = pyheap::unsync::gc::census().to_string();
+    let lines: Vec<&str> = census.lines().collect();
+    if lines.len() <= rows + 2 {
+        lines.iter().for_each(|l| println!("    {l}"));
+        return;
+    }
+    lines[..=rows].iter().for_each(|l| println!("    {l}"));
+    println!("    ...");
+    println!("    {}", lines[lines.len() - 1]);
+}
+
+fn chapter_4_leak_hunt() {
+    use pyheap::unsync::gc;
+    println!("\n== Chapter 4: the leak hunt (gc.get_objects, gc.get_referrers, WeakValueDictionary) ==\n");
+    pyheap::collect();
+
+    let class = Gc::new(LeakyContainerClass {
+        cache: RefCell::new(Vec::new()),
+    });
+    let bytes: usize = (0..1000)
+        .map(|i| handle_request(i, |d| LeakyContainer::new(&class, d), |c| c.data.as_str()))
+        .sum();
+    println!("handled 1000 requests ({bytes} bytes of payload); each dropped its LeakyContainer");
+    println!(
+        "  pyheap::collect() = {}   (nothing is garbage: what leaks is still reachable)",
+        pyheap::collect()
+    );
+
+    // Python: [o for o in gc.get_objects() if isinstance(o, LeakyContainer)]
+    let remaining = gc::get_objects::<LeakyContainer>();
+    println!(
+        "  gc::get_objects::<LeakyContainer>() finds {} instances that should be gone",
+        remaining.len()
+    );
+    println!("  gc::census(), the largest types first (objgraph's show_most_common_types):");
+    print_census(3);
+
+    // Python: gc.get_referrers(remaining[0])
+    let obj = remaining[0].clone();
+    drop(remaining);
+    println!("  gc::get_referrers(<{:?}>):", obj.data);
+    for r in gc::get_referrers(&obj) {
+        let name = r.type_name();
+        match r.downcast::<LeakyContainerClass>() {
+            Ok(holder) => println!(
+                "    {name}, whose cache holds {} instances: the class-level cache keeps them",
+                holder.cache.borrow().len()
+            ),
+            Err(other) => println!("    {}", other.type_name()),
+        }
+    }
+    drop(obj);
+    drop(class);
+    println!(
+        "  dropping the class drops its cache: LeakyContainers alive now {}",
+        gc::get_objects::<LeakyContainer>().len()
+    );
+
+    println!("\n-- the same program, its cache a WeakValueMap (weakref.WeakValueDictionary) --\n");
+    let class = Gc::new(ContainerClass {
+        cache: WeakValueMap::new(),
+        next_id: Cell::new(0),
+    });
+    let kept = Container::new(&class, String::from("still in use"));
+    let bytes: usize = (0..1000)
+        .map(|i| handle_request(i, |d| Container::new(&class, d), |c| c.data.as_str()))
+        .sum();
+    println!("handled 1000 requests ({bytes} bytes of payload), and one container is still in use");
+    println!(
+        "  gc::get_objects::<Container>() finds {} (the one in use, {:?}); the cache's len() = {}",
+        gc::get_objects::<Container>().len(),
+        kept.data,
+        class.cache.len()
+    );
+    println!(
+        "  gc::get_referrers(kept) finds {} objects: the cache holds it weakly, so it is no referrer",
+        gc::get_referrers(&kept).len()
+    );
+    drop(kept);
+    println!(
+        "  dropped it: the cache's len() = {}, Containers alive {}",
+        class.cache.len(),
+        gc::get_objects::<Container>().len()
+    );
 }
