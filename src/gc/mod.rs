@@ -104,8 +104,8 @@
 //!   `trace` and `trace_impls` (`Trace`, `Tracer`), `vtable` (per-type vtables), `slice`
 //!   (`Gc<[T]>`, `Gc<str>`), `value` (`GcValue`: which types a handle can point to, and how
 //!   it knows whether its object is tracked; `gc_dyn!`), `generations` (the generational
-//!   state of one space), `stats`, `collect` (the passes and the `Flavor` trait both flavors
-//!   implement), `destroy` (one object's destruction), `finalize` (teardown of a garbage set),
+//!   state of one space), `stats`, `flavor` (the `Flavor` trait both flavors implement),
+//!   `collect` (the passes), `destroy` (one object's destruction), `finalize` (teardown of a garbage set),
 //!   `handle_impls` (the handle traits both flavors implement alike), `unsize` (trait
 //!   objects: `unsize!` and `downcast`, for both flavors), `raw` (raw pointers:
 //!   `into_raw`, `from_raw` and friends, for both flavors), `uninit` (`new_uninit`,
