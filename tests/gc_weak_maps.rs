@@ -242,6 +242,25 @@ fn try_unwrap_leaves_the_maps() {
 }
 
 #[test]
+fn make_mut_away_from_weak_handles_leaves_the_maps() {
+    let _g = setup();
+    let vm: WeakValueMap<u32, u64> = WeakValueMap::new();
+    let km: WeakKeyMap<u64, u32> = WeakKeyMap::new();
+    let s: WeakSet<u64> = WeakSet::new();
+    let mut v = Gc::new(5u64);
+    vm.insert(1, &v);
+    km.insert(&v, 1);
+    s.insert(&v);
+    // Only weak handles besides: the value moves to a new object, the maps' entries die.
+    *Gc::make_mut(&mut v) += 1;
+    assert_eq!(*v, 6);
+    assert_eq!((vm.len(), km.len(), s.len()), (0, 0, 0));
+    assert!(vm.get(&1).is_none());
+    assert_eq!(km.get(&v), None, "the new object is another key");
+    assert!(!s.contains(&v));
+}
+
+#[test]
 fn key_map_drops_the_value_when_the_key_dies() {
     let _g = setup();
     let values = live();
