@@ -33,6 +33,7 @@ declare -A model=(
   [m14_acquire_dying]=gc_introspect
   [m15_get_mut_no_recheck]=gc_get_mut_introspect
   [m16_no_fence]=gc_weak_maps
+  [m17_uncounted_registration]=gc_watch
 )
 logs=target/loom/sanity
 mkdir -p "$logs"

@@ -18,15 +18,41 @@
 //! A process-wide count of watched objects keeps the death paths at one relaxed load of a
 //! global when nothing is watched.
 
+use crate::sync::{AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
 use core::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 type SharedNotice = Box<dyn FnOnce() + Send>;
 type LocalNotice = Box<dyn FnOnce()>;
 /// Notices by object, with their keys.
 type Registry<N> = HashMap<usize, Vec<(u64, N)>>;
+
+/// The process-wide state: the count of watched objects, the key counter and the
+/// thread-safe flavor's registry. A `static` in normal builds; under loom (whose atomics and
+/// locks cannot be made in a `const`) one per model execution, so that the models of the
+/// weak maps and the introspection explore this protocol too.
+struct Globals {
+    /// Objects with at least one notice, both flavors (see [`watched`]).
+    watched: AtomicUsize,
+    next_key: AtomicU64,
+    shared: Mutex<Option<Registry<SharedNotice>>>,
+}
+
+#[cfg(not(loom))]
+static GLOBALS: Globals = Globals {
+    watched: AtomicUsize::new(0),
+    next_key: AtomicU64::new(1),
+    shared: Mutex::new(None),
+};
+
+#[cfg(loom)]
+loom::lazy_static! {
+    static ref GLOBALS: Globals = Globals {
+        watched: AtomicUsize::new(0),
+        next_key: AtomicU64::new(1),
+        shared: Mutex::new(None),
+    };
+}
 
 /// Objects with at least one notice, both flavors.
 ///
@@ -38,12 +64,12 @@ type Registry<N> = HashMap<usize, Vec<(u64, N)>>;
 /// count (`Acquire`) after that drop. Either way the increment happens before the load, which
 /// therefore sees it (or a later value). A zero read is then exact: nothing is registered.
 /// The single-thread flavor's deaths and registrations are on one thread.
-static WATCHED: AtomicUsize = AtomicUsize::new(0);
-static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
+#[inline(always)]
+fn watched() -> &'static AtomicUsize {
+    &GLOBALS.watched
+}
 
-static SHARED: Mutex<Option<Registry<SharedNotice>>> = Mutex::new(None);
-
-std::thread_local! {
+crate::sync::thread_local! {
     /// This thread's registry. No drop glue (`ManuallyDrop`): it must outlive the thread's
     /// other thread-locals, whose destruction (and the exit collections after it) may fire
     /// notices. What is left at the thread's end (objects still alive) is leaked with them.
@@ -51,9 +77,9 @@ std::thread_local! {
         const { RefCell::new(core::mem::ManuallyDrop::new(None)) };
 }
 
-fn shared() -> std::sync::MutexGuard<'static, Option<Registry<SharedNotice>>> {
+fn shared() -> MutexGuard<'static, Option<Registry<SharedNotice>>> {
     // Notices run with the lock released, so it is never poisoned by one; use it as is.
-    SHARED.lock().unwrap_or_else(|e| e.into_inner())
+    GLOBALS.shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A registered notice, to cancel it.
@@ -69,14 +95,14 @@ pub(crate) struct NoticeKey {
 /// The caller holds a strong handle to the object (so it is alive now and cannot die before
 /// this returns).
 pub(crate) fn watch_shared(object: usize, f: SharedNotice) -> NoticeKey {
-    let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
+    let key = GLOBALS.next_key.fetch_add(1, Ordering::Relaxed);
     let mut r = shared();
     let list = r
         .get_or_insert_with(HashMap::new)
         .entry(object)
         .or_default();
     if list.is_empty() {
-        WATCHED.fetch_add(1, Ordering::Release);
+        watched().fetch_add(1, Ordering::Release);
     }
     list.push((key, f));
     NoticeKey { object, key }
@@ -84,7 +110,7 @@ pub(crate) fn watch_shared(object: usize, f: SharedNotice) -> NoticeKey {
 
 /// As [`watch_shared`], for an object of this thread's single-thread space.
 pub(crate) fn watch_local(object: usize, f: LocalNotice) -> NoticeKey {
-    let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
+    let key = GLOBALS.next_key.fetch_add(1, Ordering::Relaxed);
     LOCAL.with(|r| {
         let mut r = r.borrow_mut();
         let list = r
@@ -92,7 +118,7 @@ pub(crate) fn watch_local(object: usize, f: LocalNotice) -> NoticeKey {
             .entry(object)
             .or_default();
         if list.is_empty() {
-            WATCHED.fetch_add(1, Ordering::Release);
+            watched().fetch_add(1, Ordering::Release);
         }
         list.push((key, f));
     });
@@ -108,7 +134,7 @@ pub(crate) fn cancel_shared(n: NoticeKey) -> Option<SharedNotice> {
     let (_, f) = list.swap_remove(i);
     if list.is_empty() {
         map.remove(&n.object);
-        WATCHED.fetch_sub(1, Ordering::Relaxed);
+        watched().fetch_sub(1, Ordering::Relaxed);
     }
     Some(f)
 }
@@ -124,7 +150,7 @@ pub(crate) fn cancel_local(n: NoticeKey) -> Option<LocalNotice> {
             let (_, f) = list.swap_remove(i);
             if list.is_empty() {
                 r.remove(&n.object);
-                WATCHED.fetch_sub(1, Ordering::Relaxed);
+                watched().fetch_sub(1, Ordering::Relaxed);
             }
             Some(f)
         })
@@ -140,7 +166,7 @@ pub(crate) fn fire_catching(
     object: usize,
     panics: &mut crate::gc::panics::FirstPanic,
 ) {
-    if WATCHED.load(Ordering::Relaxed) != 0 {
+    if watched().load(Ordering::Relaxed) != 0 {
         panics.run(|| fire_slow(shared_flavor, object));
     }
 }
@@ -149,7 +175,7 @@ pub(crate) fn fire_catching(
 /// notices (here, in registration order). One relaxed load when nothing is watched.
 #[inline]
 pub(crate) fn fire(shared_flavor: bool, object: usize) {
-    if WATCHED.load(Ordering::Relaxed) != 0 {
+    if watched().load(Ordering::Relaxed) != 0 {
         fire_slow(shared_flavor, object);
     }
 }
@@ -160,7 +186,7 @@ fn fire_slow(shared_flavor: bool, object: usize) {
     if shared_flavor {
         let list = shared().as_mut().and_then(|m| m.remove(&object));
         if let Some(list) = list {
-            WATCHED.fetch_sub(1, Ordering::Relaxed);
+            watched().fetch_sub(1, Ordering::Relaxed);
             run_all(list);
         }
     } else {
@@ -169,7 +195,7 @@ fn fire_slow(shared_flavor: bool, object: usize) {
             .ok()
             .flatten();
         if let Some(list) = list {
-            WATCHED.fetch_sub(1, Ordering::Relaxed);
+            watched().fetch_sub(1, Ordering::Relaxed);
             run_all(list);
         }
     }
