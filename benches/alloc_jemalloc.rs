@@ -3,7 +3,7 @@
 //!
 //! A binary has exactly one global allocator, so each contender is its own bench target;
 //! results land in `target/criterion/<workload>/jemalloc/` next to the other contenders'.
-//! Run all four and the comparison table with `benches/run.sh`.
+//! Run all six and the comparison table with `benches/run.sh`.
 
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -1,9 +1,9 @@
 //! The allocator workloads (`alloc_workloads/`) with the global allocator set to
-//! mimalloc (`mimalloc::MiMalloc`), the reference the targets are stated against.
+//! mimalloc (`mimalloc::MiMalloc`).
 //!
 //! A binary has exactly one global allocator, so each contender is its own bench target;
 //! results land in `target/criterion/<workload>/mimalloc/` next to the other contenders'.
-//! Run all four and the comparison table with `benches/run.sh`.
+//! Run all six and the comparison table with `benches/run.sh`.
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

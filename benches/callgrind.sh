@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-contenders=(system mimalloc jemalloc pyheap)
+contenders=(system mimalloc jemalloc snmalloc rpmalloc pyheap)
 sizes=(8 32 128 512)
 few=20
 many=220 # batches of 1000 pairs; (many - few) * 1000 pairs are counted

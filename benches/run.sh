@@ -1,24 +1,46 @@
 #!/usr/bin/env bash
-# Run the allocator benchmarks for all four contenders and write the comparison table.
+# Run the allocator benchmarks for all six contenders and write the comparison table.
 #
-#   benches/run.sh            # everything, 3 runs: RSS, timings, report (about 8-10 min)
-#   benches/run.sh --no-time  # only the fragmentation RSS measurement and the report
-#   ALLOC_BENCH_REPEAT=1 benches/run.sh   # one run only (about 3 min)
+#   benches/run.sh            # everything, 3 runs: RSS, timings, report (about 40 min)
+#   benches/run.sh --no-time  # only the RSS measurements (fragmentation, peaks) and the report
+#   benches/run.sh --sweep    # the thread sweep instead: larson_<N> and producer_consumer_<N>
+#                             # for N = 1, 2, 4, 8, 16 (ALLOC_BENCH_SWEEP overrides the list)
+#   ALLOC_BENCH_REPEAT=1 benches/run.sh   # one run only (about 14 min)
 #
-# Contenders are interleaved per workload (all four back to back for one workload, in a
+# Contenders are interleaved per workload (all six back to back for one workload, in a
 # rotating order, before the next workload) so that they see the same machine load, and the
 # whole suite runs ALLOC_BENCH_REPEAT times (default 3): report.py then takes each
 # contender's best time over the runs, the estimate least disturbed by neighbours on a
-# shared machine (see report.py). Each run's results are kept in target/alloc-runs/<n>/.
-# The report goes to stdout and to target/alloc-report.md. Extra arguments after -- go to
-# criterion. benches/callgrind.sh (run separately) adds instruction counts to the report.
+# shared machine, and rates every contender against the fastest of the run (see report.py).
+# Before the timings, every (workload, contender) runs once in a fresh process for its peak
+# RSS (ALLOC_BENCH_PEAK, alloc_workloads/peak.rs). Each run's results are kept in
+# target/alloc-runs/<n>/ (target/alloc-sweep-runs/<n>/ with --sweep). The report goes to
+# stdout and to target/alloc-report.md (target/alloc-sweep-report.md). Extra arguments after
+# -- go to criterion. benches/callgrind.sh (run separately) adds instruction counts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-contenders=(system mimalloc jemalloc pyheap)
-workloads=('^churn/' '^lifo_' '^btree/' '^producer_consumer/' '^larson/')
+contenders=(system mimalloc jemalloc snmalloc rpmalloc pyheap)
+n=${#contenders[@]}
+workloads=('^churn/' '^lifo_' '^btree/' '^producer_consumer/' '^larson_' '^serde_json/' '^rayon/'
+    '^hashmap/')
+peaks=(churn lifo_8 lifo_32 lifo_128 lifo_512 btree producer_consumer larson_2 larson_4 larson_8
+    serde_json rayon hashmap)
+runs_dir=target/alloc-runs
+report=target/alloc-report.md
+fragmentation=1
 timings=1
 if [[ "${1:-}" == "--no-time" ]]; then timings=0; shift; fi
+if [[ "${1:-}" == "--sweep" ]]; then
+    shift
+    export ALLOC_BENCH_SWEEP=${ALLOC_BENCH_SWEEP:-1,2,4,8,16}
+    workloads=('^larson_' '^producer_consumer_')
+    peaks=()
+    for t in ${ALLOC_BENCH_SWEEP//,/ }; do peaks+=("larson_$t" "producer_consumer_$t"); done
+    runs_dir=target/alloc-sweep-runs
+    report=target/alloc-sweep-report.md
+    fragmentation=0
+fi
 [[ "${1:-}" == "--" ]] && shift
 
 benches=()
@@ -28,26 +50,38 @@ cargo bench -p pyheap-bench --no-run "${benches[@]}"
 repeat=${ALLOC_BENCH_REPEAT:-3}
 runs=()
 for ((r = 1; r <= repeat; r++)); do
-    # Fragmentation first, each in a fresh process.
-    for c in "${contenders[@]}"; do
-        ALLOC_BENCH_FRAGMENTATION=only cargo bench -p pyheap-bench -q --bench "alloc_$c"
+    # RSS first, each in a fresh process: fragmentation, then every workload's peak.
+    if [[ $fragmentation == 1 ]]; then
+        for c in "${contenders[@]}"; do
+            ALLOC_BENCH_FRAGMENTATION=only cargo bench -p pyheap-bench -q --bench "alloc_$c"
+        done
+    fi
+    rot=$((r - 1))
+    for w in "${peaks[@]}"; do
+        for ((i = 0; i < n; i++)); do
+            c=${contenders[$(((i + rot) % n))]}
+            ALLOC_BENCH_PEAK=$w cargo bench -p pyheap-bench -q --bench "alloc_$c"
+        done
+        rot=$((rot + 1))
     done
 
     if [[ $timings == 1 ]]; then
         rot=$((r - 1))
         for w in "${workloads[@]}"; do
-            for i in 0 1 2 3; do
-                c=${contenders[$(((i + rot) % 4))]}
+            for ((i = 0; i < n; i++)); do
+                c=${contenders[$(((i + rot) % n))]}
                 ALLOC_BENCH_FRAGMENTATION=skip cargo bench -p pyheap-bench -q --bench "alloc_$c" -- "$w" "$@"
             done
             rot=$((rot + 1))
         done
     fi
 
-    rm -rf "target/alloc-runs/$r"
-    mkdir -p "target/alloc-runs/$r"
-    cp -r target/criterion "target/alloc-runs/$r/criterion"
-    runs+=("target/alloc-runs/$r")
+    rm -rf "$runs_dir/$r"
+    mkdir -p "$runs_dir/$r"
+    cp -r target/criterion "$runs_dir/$r/criterion"
+    runs+=("$runs_dir/$r")
 done
 
-python3 benches/report.py "${runs[@]}" | tee target/alloc-report.md
+sweep=()
+[[ $fragmentation == 0 ]] && sweep=(--sweep)
+python3 benches/report.py "${sweep[@]}" "${runs[@]}" | tee "$report"

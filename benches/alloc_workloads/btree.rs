@@ -37,3 +37,10 @@ pub fn bench(c: &mut Criterion, contender: &str) {
     });
     group.finish();
 }
+
+/// The peak-RSS run (`super::peak`): 100 maps built and dropped.
+pub fn standalone() {
+    for seed in 1..=100 {
+        drop(black_box(build(seed)));
+    }
+}

@@ -85,7 +85,7 @@ impl<T> Drop for OsArray<T> {
 
 /// Where criterion writes: `$CRITERION_HOME`, `$CARGO_TARGET_DIR/criterion`, or
 /// `<target>/criterion` found from this executable's path (`<target>/release/deps/...`).
-fn criterion_dir() -> PathBuf {
+pub fn criterion_dir() -> PathBuf {
     if let Some(home) = std::env::var_os("CRITERION_HOME") {
         return PathBuf::from(home);
     }

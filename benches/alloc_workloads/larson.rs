@@ -1,13 +1,15 @@
-//! Workload 5, `larson`: a larson-like server mix.
+//! Workload 5, `larson_<N>`: a larson-like server mix with `N` threads.
 //!
-//! Two independent chains (think: two server workers), each owning an array of 1000 live
+//! `N` independent chains (think: `N` server workers), each owning an array of 1000 live
 //! blocks of 8..=512 bytes. In every generation each chain's current thread replaces 20,000
 //! random slots with new random-size blocks, then hands its array to a freshly spawned
 //! thread and exits, as in Larson & Krishnan's benchmark. The new thread frees blocks its
 //! predecessor allocated, so frees cross threads, and threads come and go all the time (for
 //! pyheap: heaps are abandoned at thread exit and adopted by the next thread). One iteration
-//! is one generation of both chains, run in parallel on the two cores; throughput is in
-//! replacements (free+alloc pairs), and the time includes the thread spawns.
+//! is one generation of all chains, run in parallel; throughput is in replacements
+//! (free+alloc pairs), and the time includes the thread spawns. `larson_2` is the workload
+//! that was called `larson` before issue 17; the suite runs 2, 4 and 8 chains, the thread
+//! sweep ([`super::threads`]) 1 to 16.
 
 use super::block::Block;
 use super::rng::XorShift;
@@ -15,7 +17,6 @@ use criterion::{Criterion, Throughput};
 use std::thread;
 use std::time::{Duration, Instant};
 
-const CHAINS: usize = 2;
 const SLOTS: usize = 1000;
 const ROUND: usize = 20_000;
 const MIN: usize = 8;
@@ -57,8 +58,8 @@ fn chain(mut worker: Worker, generations: u64) -> Worker {
     worker
 }
 
-fn run(iters: u64, seed: &mut u64) -> Duration {
-    let workers: Vec<Worker> = (0..CHAINS)
+fn run(chains: usize, iters: u64, seed: &mut u64) -> Duration {
+    let workers: Vec<Worker> = (0..chains)
         .map(|_| {
             *seed += 1;
             Worker::new(*seed)
@@ -75,10 +76,17 @@ fn run(iters: u64, seed: &mut u64) -> Duration {
     elapsed
 }
 
-pub fn bench(c: &mut Criterion, contender: &str) {
+pub fn bench(c: &mut Criterion, contender: &str, chains: usize) {
     let mut seed = 5;
-    let mut group = c.benchmark_group("larson");
-    group.throughput(Throughput::Elements((CHAINS * ROUND) as u64));
-    group.bench_function(contender, |b| b.iter_custom(|iters| run(iters, &mut seed)));
+    let mut group = c.benchmark_group(format!("larson_{chains}"));
+    group.throughput(Throughput::Elements((chains * ROUND) as u64));
+    group.bench_function(contender, |b| {
+        b.iter_custom(|iters| run(chains, iters, &mut seed))
+    });
     group.finish();
+}
+
+/// The peak-RSS run (`super::peak`): 200 generations of `chains` chains.
+pub fn standalone(chains: usize) {
+    run(chains, 200, &mut 5);
 }

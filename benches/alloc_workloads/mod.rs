@@ -1,7 +1,7 @@
-//! The allocator workloads, shared by the four `alloc_<contender>` bench targets.
+//! The allocator workloads, shared by the six `alloc_<contender>` bench targets.
 //!
 //! Each contender's binary calls [`main`] with its name; every timing benchmark is named
-//! `<workload>/<contender>`, so `target/criterion/<workload>/` holds all four side by side and
+//! `<workload>/<contender>`, so `target/criterion/<workload>/` holds all six side by side and
 //! `benches/report.py` can compare them. The fragmentation measurement runs first, in a
 //! fresh process, before any timing benchmark.
 //!
@@ -9,6 +9,12 @@
 //! * `ALLOC_BENCH_FRAGMENTATION=only|skip`: run only the RSS measurement, or skip it.
 //! * `ALLOC_BENCH_LIFO=<size>:<batches>`: run that many untimed LIFO batches and exit (for
 //!   instruction counting under callgrind).
+//! * `ALLOC_BENCH_PEAK=<workload>`: run that workload a fixed amount, untimed, and record the
+//!   process's peak RSS (`peak.rs`); `benches/run.sh` does it in a fresh process per
+//!   (workload, contender).
+//! * `ALLOC_BENCH_SWEEP=1,2,4,8,16`: the thread counts of `larson_<N>` (default `2,4,8`) and
+//!   of `producer_consumer_<N>` (default: none; the suite's `producer_consumer` is one pair).
+//!   `benches/run.sh --sweep` sets it.
 //! * `ALLOC_BENCH_SCALE=all|holes,threads,thread_churn` (with `ALLOC_BENCH_HOLES_GIB`,
 //!   `ALLOC_BENCH_THREADS`): also run the workloads at scale of `scale.rs` (issue 13), which
 //!   `benches/scale_run.sh` runs.
@@ -19,14 +25,42 @@ mod churn;
 mod fragmentation;
 mod larson;
 mod lifo;
+mod peak;
 mod producer_consumer;
+mod rayon_pipeline;
 mod rng;
 mod scale;
+mod serde_doc;
+mod string_map;
 
 use criterion::Criterion;
 use std::time::Duration;
 
+/// Thread counts from `ALLOC_BENCH_SWEEP`: `(larson, producer_consumer_<N>)`.
+fn thread_counts() -> (Vec<usize>, Vec<usize>) {
+    match std::env::var("ALLOC_BENCH_SWEEP") {
+        Ok(list) => {
+            let n: Vec<usize> = list
+                .split(',')
+                .map(|x| {
+                    x.trim()
+                        .parse()
+                        .ok()
+                        .filter(|&n| n > 0)
+                        .unwrap_or_else(|| panic!("ALLOC_BENCH_SWEEP={list}: expected counts"))
+                })
+                .collect();
+            (n.clone(), n)
+        }
+        Err(_) => (vec![2, 4, 8], vec![]),
+    }
+}
+
 pub fn main(contender: &'static str) {
+    if let Ok(workload) = std::env::var("ALLOC_BENCH_PEAK") {
+        peak::run(contender, &workload);
+        return;
+    }
     if let Ok(spec) = std::env::var("ALLOC_BENCH_LIFO") {
         let (size, batches) = spec
             .split_once(':')
@@ -43,7 +77,7 @@ pub fn main(contender: &'static str) {
         return;
     }
 
-    // Short runs: the whole suite (4 contenders) must stay within minutes on a shared
+    // Short runs: the whole suite (6 contenders) must stay within minutes on a shared
     // 2-core machine. Compare contenders only within one run.
     let mut c = Criterion::default()
         .sample_size(15)
@@ -54,7 +88,16 @@ pub fn main(contender: &'static str) {
     lifo::bench(&mut c, contender);
     btree::bench(&mut c, contender);
     producer_consumer::bench(&mut c, contender);
-    larson::bench(&mut c, contender);
+    let (larson_threads, pair_counts) = thread_counts();
+    for n in larson_threads {
+        larson::bench(&mut c, contender, n);
+    }
+    for n in pair_counts {
+        producer_consumer::bench_pairs(&mut c, contender, n);
+    }
+    serde_doc::bench(&mut c, contender);
+    rayon_pipeline::bench(&mut c, contender);
+    string_map::bench(&mut c, contender);
     scale::bench(&mut c, contender);
     c.final_summary();
 }
