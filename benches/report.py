@@ -221,7 +221,7 @@ def summary_table(results, peaks, several, out):
         )
         + ". *pyheap ÷ best other*: pyheap's time over the fastest other contender's (below "
         "1.00: pyheap leads), the number the targets are judged on. Peak RSS: the process's "
-        "high-water mark (`getrusage`) running the workload in a fresh process"
+        "high-water mark (`VmHWM`) running the workload in a fresh process"
         + (", median over the runs" if several else "")
         + "; *lowest other* is the lowest of the five others.\n"
     )
@@ -259,7 +259,7 @@ def peak_table(peaks, out):
         return {}
     out.append("### Peak RSS per workload (fresh process each)\n")
     out.append(
-        "MiB; `getrusage(RUSAGE_SELF).ru_maxrss` after running the workload a fixed amount "
+        "MiB; `VmHWM` (the process image's high-water mark; `ru_maxrss` would include cargo's, see `peak.rs`) after running the workload a fixed amount "
         "(its `standalone` function in `benches/alloc_workloads/`) in a fresh process; in "
         "parentheses the RSS at the start of that process (binary, runtime, the allocator's "
         "own set-up), which the peak includes. *pyheap ÷ lowest other*: below 1.00, pyheap "

@@ -2,11 +2,12 @@
 //! `benches/run.sh` for every workload and contender before the timings).
 //!
 //! The workload runs a fixed amount (its `standalone` function, the same code criterion
-//! times), then the process's peak resident set is read with `getrusage(RUSAGE_SELF)`
-//! (`ru_maxrss`: the high-water mark of the whole process, allocator metadata, caches and
-//! fragmentation included). The RSS at the start (`VmRSS` of `/proc/self/status`, before the
-//! workload: the binary, the runtime, the allocator's own set-up) is recorded beside it, and
-//! the wall time of the run. Results go to `<criterion dir>/peak_rss/<workload>/<contender>.tsv`.
+//! times), then the process's peak resident set is read: `VmHWM` of `/proc/self/status`, the
+//! high-water mark of this process image (allocator metadata, caches and fragmentation
+//! included). Not `getrusage(RUSAGE_SELF).ru_maxrss`: Linux carries that over `fork` and
+//! `exec`, so a binary started by `cargo bench` reports cargo's own 45 MiB when its own peak
+//! is lower. The RSS at the start (`VmRSS`, before the workload: the binary, the runtime,
+//! the allocator's own set-up) is recorded beside it, and the wall time of the run. Results go to `<criterion dir>/peak_rss/<workload>/<contender>.tsv`.
 
 use super::fragmentation::criterion_dir;
 use std::time::Instant;
@@ -35,32 +36,24 @@ fn run_workload(name: &str) -> bool {
     true
 }
 
-fn rss_kib() -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+/// A field of `/proc/self/status`, in KiB; panics if it is missing (no honest reading).
+fn status_kib(field: &str) -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
     s.lines()
-        .find(|l| l.starts_with("VmRSS:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn max_rss_kib() -> u64 {
-    // SAFETY: `rusage` is plain data, and all zeroes is a valid value of it.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `usage` is a valid, writable `rusage`.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    assert_eq!(rc, 0, "getrusage failed");
-    usage.ru_maxrss as u64 // KiB on Linux
+        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"))
 }
 
 pub fn run(contender: &str, workload: &str) {
-    let start_kib = rss_kib();
+    let start_kib = status_kib("VmRSS:");
     let t = Instant::now();
     if !run_workload(workload) {
         panic!("ALLOC_BENCH_PEAK={workload}: no such workload");
     }
     let secs = t.elapsed().as_secs_f64();
-    let peak_kib = max_rss_kib();
+    let peak_kib = status_kib("VmHWM:");
     println!(
         "peak_rss {workload}/{contender}: peak {:.1} MiB (start {:.1} MiB), {secs:.3} s",
         peak_kib as f64 / 1024.0,
