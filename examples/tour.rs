@@ -22,6 +22,10 @@
 //! thousand requests; `gc::get_objects` finds the instances that should be gone,
 //! `gc::census` shows what the heap holds by type, `gc::get_referrers` names the cache that
 //! keeps them, and the same program with the cache made a `WeakValueMap` leaves nothing.
+//! Chapter 5, finding memory problems (Python's `tracemalloc`): a snapshot, a request handler
+//! that leaks through a cache that never evicts, another snapshot; the top statistics by
+//! line, the difference between the snapshots pointing at the leaking line, and the traceback
+//! of one leaked `Gc`. (The debug allocator, `PYHEAP_MALLOC=debug`, is in the README.)
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
@@ -138,6 +142,7 @@ fn main() {
     chapter_2_gc();
     chapter_3_shared();
     chapter_4_leak_hunt();
+    chapter_5_tracemalloc();
 }
 
 thread_local! {
@@ -612,4 +617,82 @@ fn chapter_4_leak_hunt() {
         class.cache.len(),
         gc::get_objects::<Container>().len()
     );
+/// Chapter 5's response, cached by request id.
+#[derive(Trace)]
+struct Response {
+    id: u64,
+    body: String,
+}
+
+/// A request handler with a cache that never evicts: the leak chapter 5 finds.
+struct Handler {
+    cache: HashMap<u64, Gc<Response>>,
+}
+
+impl Handler {
+    fn handle(&mut self, id: u64) -> usize {
+        // Temporary work, freed before returning: not a leak.
+        let words: Vec<String> = (0..8).map(|i| format!("w{i}-{id}")).collect();
+        let body = words.join(" ");
+        // The leak: every response stays in the cache for ever.
+        let response = self
+            .cache
+            .entry(id)
+            .or_insert_with(|| Gc::new(Response { id, body }));
+        response.body.len() + response.id as usize % 2
+    }
+}
+
+fn chapter_5_tracemalloc() {
+    use pyheap::tracemalloc::{self, Filter, KeyType};
+    println!("\n== Chapter 5: finding memory problems (Python's tracemalloc) ==\n");
+    tracemalloc::start(5); // tracemalloc.start(5)
+    let mut handler = Handler {
+        cache: HashMap::new(),
+    };
+    let mut served = 0;
+    for id in 0..200 {
+        served += handler.handle(id);
+    }
+    let snapshot1 = tracemalloc::take_snapshot();
+    for id in 200..5_000 {
+        served += handler.handle(id);
+    }
+    let snapshot2 = tracemalloc::take_snapshot();
+    let (current, peak) = tracemalloc::get_traced_memory();
+    println!(
+        "served {served} bytes; traced now {current} bytes, at the peak {peak} bytes, tracemalloc's own tables {} bytes\n",
+        tracemalloc::get_tracemalloc_memory()
+    );
+    // The tour's own lines only (the test harness or libraries would add theirs).
+    let mine = [Filter::include(file!())];
+    println!("-- top 3 lines (snapshot.statistics('lineno')) --\n");
+    for stat in snapshot2
+        .filter_traces(&mine)
+        .statistics(KeyType::Lineno)
+        .iter()
+        .take(3)
+    {
+        println!("{stat}");
+    }
+    println!("\n-- what grew (snapshot2.compare_to(snapshot1, 'lineno')) --\n");
+    let diff = snapshot2
+        .filter_traces(&mine)
+        .compare_to(&snapshot1.filter_traces(&mine), KeyType::Lineno);
+    for stat in diff.iter().take(3) {
+        println!("{stat}");
+    }
+    let leaked = handler.cache.get(&4_999).unwrap();
+    println!(
+        "\n-- where one leaked Gc<Response> was allocated (tracemalloc.get_object_traceback) --\n"
+    );
+    match tracemalloc::get_object_traceback(leaked) {
+        Some(tb) => println!("{tb}"),
+        None => println!("(not traced)"),
+    }
+    println!(
+        "\nThe top difference is the line that keeps every response: a cache that never evicts. \
+         (Frames come from the binary's debug info: [profile.release] debug = \"line-tables-only\".)"
+    );
+    tracemalloc::stop();
 }

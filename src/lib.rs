@@ -7,6 +7,9 @@
 //!   handles ([`gc`], [`collect()`]); values described by [`Trace`] (derivable).
 //! * [`unsync::Gc`] / [`unsync::Weak`]: the single-thread flavor (`Rc`'s costs), with a
 //!   per-thread object space and collector ([`unsync::gc`]).
+//! * [`tracemalloc`]: allocation tracing by call site (Python's `tracemalloc`), and the debug
+//!   allocator (`PYHEAP_MALLOC=debug`, Python's `PYTHONMALLOC=debug`) with
+//!   [`alloc::check_heap`]: both built into `PoolAlloc`.
 //!
 //! ```
 //! #[global_allocator]
@@ -56,6 +59,7 @@ extern crate self as pyheap;
 pub mod alloc;
 pub mod gc;
 pub(crate) mod sync;
+pub mod tracemalloc;
 pub mod unsync;
 
 /// Python's `weakref` for the thread-safe flavor: [`WeakRef`](weakref::WeakRef) (a weak

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Re-check the loom models' sanity mutations (allocator: a*, f*, h*, p*; collector: m*): apply each patch
+# Re-check the loom models' sanity mutations (allocator: a*, f*, h*, p*; collector: m*; tracemalloc: t*): apply each patch
 # to src/, build, run its model, expect a failure of the model (not of the build), revert.
 # Needs a clean src/ (the patches are against the committed tree). Each run's output is kept in target/loom/sanity/NAME.log,
 # with the last lines of the failure printed, so that the reason can be checked.
@@ -34,6 +34,7 @@ declare -A model=(
   [m15_get_mut_no_recheck]=gc_get_mut_introspect
   [m16_no_fence]=gc_weak_maps
   [m17_uncounted_registration]=gc_watch
+  [t1_record_without_recheck]=tracemalloc_start_stop
 )
 logs=target/loom/sanity
 mkdir -p "$logs"

@@ -117,7 +117,11 @@ extern "C" fn prepare() {
         NESTED.store(NESTED.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         return;
     }
-    // Registry first, then arenas: the same order everywhere (no path holds both anyway).
+    // tracemalloc's shards, then the debug registry's (a snapshot may allocate, under neither;
+    // the debug registry's are taken inside allocations, under nothing else), then the
+    // registry and the arenas: the same order everywhere (no path holds both anyway).
+    crate::tracemalloc::fork_lock();
+    super::debug::fork_lock();
     GLOBAL.heaps.lock();
     GLOBAL.arenas.lock();
     HOLDER.store(this_thread(), Ordering::Relaxed);
@@ -133,6 +137,8 @@ extern "C" fn parent() {
     HOLDER.store(0, Ordering::Relaxed);
     GLOBAL.arenas.unlock();
     GLOBAL.heaps.unlock();
+    super::debug::fork_unlock();
+    crate::tracemalloc::fork_unlock();
 }
 
 #[cfg(unix)]
@@ -147,4 +153,6 @@ extern "C" fn child() {
     HOLDER.store(0, Ordering::Relaxed);
     GLOBAL.arenas.force_unlock();
     GLOBAL.heaps.force_unlock();
+    super::debug::fork_child();
+    crate::tracemalloc::fork_child();
 }

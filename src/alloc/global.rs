@@ -22,16 +22,28 @@ pub(crate) struct Global {
     pub(crate) heaps: super::registry::HeapRegistry,
     pub(crate) map: ArenaMap,
     pub(crate) orphan: OrphanCounters,
-    /// Whether a small request (one with a size class) was ever served by the system
-    /// allocator: no arena could be mapped, or the thread's heap was gone. Until then every
-    /// block freed with a small layout is a pool block, and `free` can skip the arena-map test.
-    /// Set (before the system call) by whoever serves such a request, never cleared. A thread
-    /// freeing a block received it through some synchronization after it was allocated, so
-    /// even a Relaxed load sees the flag set for a system block (coherence: the store happens
-    /// before the load).
+    /// What the free fast path must not skip, in one word so that it tests both with one
+    /// load and one branch (0: neither):
+    ///
+    /// * [`SMALL_SYSTEM_BLOCKS`]: whether a small request (one with a size class) was ever
+    ///   served by the system allocator: no arena could be mapped, or the thread's heap was
+    ///   gone. Until then every block freed with a small layout is a pool block, and `free`
+    ///   can skip the arena-map test. Set (before the system call) by whoever serves such a
+    ///   request, never cleared. A thread freeing a block received it through some
+    ///   synchronization after it was allocated, so even a Relaxed load sees the flag set for
+    ///   a system block (coherence: the store happens before the load).
+    /// * [`FREE_HOOKS`]: a hook is on (`hooks.rs`): frees go to the hooks. Set from the start
+    ///   (until the first allocation has read the environment) and while the debug allocator
+    ///   or tracemalloc is on; `hooks.rs` says why a free of a traced block sees it.
     #[cfg_attr(loom, allow(dead_code))] // models serve small requests from pools only
-    pub(crate) small_system_blocks: crate::sync::unmodelled::AtomicBool,
+    pub(crate) free_flags: crate::sync::unmodelled::AtomicU8,
 }
+
+/// [`Global::free_flags`]: a small request was served by the system allocator.
+pub(crate) const SMALL_SYSTEM_BLOCKS: u8 = 1;
+/// [`Global::free_flags`]: frees go to the hooks.
+#[cfg_attr(loom, allow(dead_code))]
+pub(crate) const FREE_HOOKS: u8 = 2;
 
 // SAFETY: all shared state in `Global` is atomics, or guarded by the arena manager's lock or
 // the heap registry's, or (heaps and pools) accessed only under the holder discipline
@@ -50,7 +62,8 @@ impl Global {
                 arenas: ArenaManager::new(),
                 heaps: super::registry::HeapRegistry::new(),
                 map: ArenaMap::new(),
-                small_system_blocks: crate::sync::unmodelled::AtomicBool::new(false),
+                // Under loom no hook exists: the models call the heaps directly.
+                free_flags: crate::sync::unmodelled::AtomicU8::new(if cfg!(loom) { 0 } else { FREE_HOOKS }),
                 orphan: OrphanCounters {
                     frees: [const { StatCounter::new() }; NUM_SIZE_CLASSES],
                     fallback: FallbackCounters {

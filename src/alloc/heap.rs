@@ -215,7 +215,7 @@ impl Heap {
     }
 
     /// `free_fast` for a block known to be a pool block (one of pyheap's arenas): the test of
-    /// the arena map is the caller's, or unneeded (see `Global::small_system_blocks`).
+    /// the arena map is the caller's, or unneeded (see `Global::free_flags`).
     ///
     /// # Safety
     /// As for `free_fast`, and `block` is in one of pyheap's arenas.

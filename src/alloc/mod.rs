@@ -43,6 +43,9 @@
 //! | `fork_registration.rs` | registering the fork handlers once, safe against a concurrent `fork()` |
 //! | `os.rs` | `mmap`/`munmap` and the system allocator |
 //! | `stats.rs` | [`stats`] and its report |
+//! | `hooks.rs` | the hooks (debug allocator, tracemalloc) and what they cost while off (one branch on allocation) |
+//! | `debug.rs`, `debug_report.rs` | the debug allocator (`PYHEAP_MALLOC=debug`), [`check_heap`], its fatal report |
+//! | `block_table.rs` | address-keyed tables in mapped memory, behind sharded locks (the debug registry, the traces) |
 //! | `work.rs` | counters of the slow paths' work (arenas and heaps visited), for tests |
 //!
 //! # Not on Unix
@@ -57,6 +60,11 @@
 mod arena;
 mod arena_lists;
 mod arena_map;
+pub(crate) mod block_table;
+#[cfg(not(loom))]
+mod debug;
+#[cfg(not(loom))]
+mod debug_report;
 #[cfg(not(loom))]
 mod control;
 #[cfg(not(loom))]
@@ -64,10 +72,12 @@ mod fork;
 mod fork_registration;
 mod global;
 mod heap;
+#[cfg(not(loom))]
+pub(crate) mod hooks;
 mod lock;
 #[cfg(loom)]
 pub mod model;
-mod os;
+pub(crate) mod os;
 mod pool;
 #[cfg(not(loom))]
 mod pool_alloc;
@@ -83,6 +93,8 @@ mod work;
 #[cfg(not(loom))]
 pub use control::{purge, purge_delay, set_purge_delay};
 #[cfg(not(loom))]
+pub use debug::check_heap;
+#[cfg(not(loom))]
 pub use pool_alloc::PoolAlloc;
 pub use purge::DEFAULT_PURGE_DELAY_MS;
 pub use size_class::{
@@ -97,3 +109,34 @@ pub use stats::stats;
 pub use stats::{AllocStats, ClassStats};
 #[doc(hidden)]
 pub use work::SlowPathWork;
+
+/// Whether `p` is in one of pyheap's arenas (a pool block, not a system-allocator one).
+#[cfg(not(loom))]
+pub(crate) fn is_pool_block(p: *const u8) -> bool {
+    global::GLOBAL.map.contains(p)
+}
+
+/// The address a block handed out by a pool starts at, for an address `addr` inside it
+/// (`None` if `addr` is in no pool). For `get_object_traceback`: the pool's block size is
+/// read without synchronization with its owner, which is harmless for a pool in use (the
+/// size changes only while the pool holds no block).
+#[cfg(not(loom))]
+pub(crate) fn block_start(addr: usize) -> Option<usize> {
+    if !is_pool_block(addr as *const u8) {
+        return None;
+    }
+    let pool = pool::pool_of(addr as *const u8);
+    let mem = pool::pool_memory(pool) as usize;
+    // SAFETY: `addr` is in a registered arena, so the header array of its first pool is
+    // mapped; the field is read as a plain `u32`.
+    let size = unsafe { (*pool).block_size.get() } as usize;
+    if size == 0 || addr < mem {
+        return None;
+    }
+    let start = mem + (addr - mem) / size * size;
+    Some(if hooks::debug_on() {
+        start + debug::header_size(BLOCK_ALIGN)
+    } else {
+        start
+    })
+}

@@ -1,7 +1,8 @@
 //! `PoolAlloc`: the entry points, `GlobalAlloc` and `allocator_api2::alloc::Allocator`.
 
-use super::global::GLOBAL;
+use super::global::{FREE_HOOKS, GLOBAL, SMALL_SYSTEM_BLOCKS};
 use super::heap::{FallbackCounters, Heap};
+use super::hooks;
 use super::os;
 use super::size_class::{class_block_size, size_class};
 use super::thread;
@@ -101,8 +102,9 @@ unsafe fn fallback_alloc(heap: *mut Heap, size: usize, align: usize, zeroed: boo
 }
 
 impl PoolAlloc {
-    /// Allocation. The fast path (a small request, a bound heap, a free block in the current
-    /// pool) is inline and calls nothing; every other case is one tail call away.
+    /// Allocation. The fast path (a small request, no hook on, a bound heap, a free block in
+    /// the current pool) is inline and calls nothing; every other case is one tail call away:
+    /// `alloc_cold`, which runs the hooks when they are on (`hooks.rs`).
     #[inline(always)]
     unsafe fn alloc_impl(layout: Layout, zeroed: bool) -> *mut u8 {
         if !cfg!(unix) {
@@ -110,6 +112,28 @@ impl PoolAlloc {
             // SAFETY: forwarded contract (a valid layout of non-zero size).
             return unsafe { os::system_alloc(layout, zeroed) };
         }
+        let Some(class) = size_class(layout.size(), layout.align()) else {
+            return Self::alloc_cold(layout, zeroed);
+        };
+        if !zeroed && !hooks::alloc_hooked() {
+            let heap = thread::bound_heap();
+            if !heap.is_null() {
+                // SAFETY: the calling thread holds its bound heap.
+                let block = unsafe { (*heap).alloc_fast(class) };
+                if !block.is_null() {
+                    return block;
+                }
+            }
+        }
+        Self::alloc_cold(layout, zeroed)
+    }
+
+    /// Allocation without the hooks: the debug allocator's blocks, and tracemalloc's.
+    ///
+    /// # Safety
+    /// `layout` has a non-zero size.
+    #[inline(always)]
+    pub(crate) unsafe fn alloc_raw(layout: Layout, zeroed: bool) -> *mut u8 {
         let Some(class) = size_class(layout.size(), layout.align()) else {
             return Self::alloc_large(layout, zeroed);
         };
@@ -124,6 +148,23 @@ impl PoolAlloc {
             }
         }
         Self::alloc_small_slow(class, zeroed)
+    }
+
+    /// Every request the fast path does not serve: the hooks when they are on, else the
+    /// slow paths (large requests, zeroed ones, a heap to bind, a pool to change).
+    #[inline(never)]
+    fn alloc_cold(layout: Layout, zeroed: bool) -> *mut u8 {
+        // Pairs with the `Release` store of the flag that sent us here (`hooks.rs`: a free of
+        // the block we may trace sees `FREE_HOOKS`).
+        crate::sync::unmodelled::fence(Ordering::Acquire);
+        let mode = hooks::mode();
+        if mode != 0 {
+            return hooks::alloc(layout, zeroed, mode, crate::tracemalloc::stack_marker());
+        }
+        match size_class(layout.size(), layout.align()) {
+            Some(class) => Self::alloc_small_slow(class, zeroed),
+            None => Self::alloc_large(layout, zeroed),
+        }
     }
 
     /// A request the pools do not serve: to the system allocator.
@@ -153,13 +194,16 @@ impl PoolAlloc {
             }
         }
         // From now on a small-layout block may be a system block (see the flag's doc).
-        GLOBAL.small_system_blocks.store(true, Ordering::Relaxed);
+        GLOBAL
+            .free_flags
+            .fetch_or(SMALL_SYSTEM_BLOCKS, Ordering::Relaxed);
         // SAFETY: a block size with the block alignment is a valid request.
         unsafe { fallback_alloc(heap, class_block_size(class), 16, zeroed) }
     }
 
     /// Freeing. The fast path (a small block of one of the bound heap's own pools) is inline;
-    /// every other case is one tail call away.
+    /// every other case is one tail call away. The hooks cost it nothing: the word it tests
+    /// anyway (`Global::free_flags`) says whether they are on.
     #[inline(always)]
     unsafe fn dealloc_impl(ptr: *mut u8, layout: Layout) {
         if !cfg!(unix) {
@@ -167,18 +211,67 @@ impl PoolAlloc {
             return unsafe { os::system_dealloc(ptr, layout) };
         }
         let Some(class) = size_class(layout.size(), layout.align()) else {
+            // SAFETY: forwarded contract.
+            return unsafe { Self::dealloc_cold(ptr, layout) };
+        };
+        // SAFETY: forwarded contract.
+        unsafe { Self::dealloc_class::<true>(ptr, layout, class) }
+    }
+
+    /// Freeing without the hooks.
+    ///
+    /// # Safety
+    /// `GlobalAlloc::dealloc`'s contract.
+    #[inline(always)]
+    pub(crate) unsafe fn dealloc_raw(ptr: *mut u8, layout: Layout) {
+        let Some(class) = size_class(layout.size(), layout.align()) else {
             // SAFETY: a system block (caller's contract).
             return unsafe { Self::fallback_free(ptr, layout.size()) };
         };
+        // SAFETY: forwarded contract.
+        unsafe { Self::dealloc_class::<false>(ptr, layout, class) }
+    }
+
+    /// A free of a large block, or any free while a hook is on. (`#[cold]` keeps the fast
+    /// path's size test two predicted branches, as it was before the hooks, rather than a
+    /// branch-free `setae`/`or` sequence.)
+    ///
+    /// # Safety
+    /// `GlobalAlloc::dealloc`'s contract.
+    #[cold]
+    #[inline(never)]
+    unsafe fn dealloc_cold(ptr: *mut u8, layout: Layout) {
+        let mode = hooks::mode();
+        // SAFETY: forwarded contract.
+        unsafe {
+            if mode != 0 {
+                hooks::dealloc(ptr, layout, mode)
+            } else {
+                Self::dealloc_raw(ptr, layout)
+            }
+        }
+    }
+
+    /// Free a block of size class `class`; with `HOOKED`, hand it to the hooks if they are on.
+    ///
+    /// # Safety
+    /// `ptr` is a live block allocated with `layout`, whose size class is `class`, not used
+    /// again.
+    #[inline(always)]
+    unsafe fn dealloc_class<const HOOKED: bool>(ptr: *mut u8, layout: Layout, class: usize) {
+        let flags = GLOBAL.free_flags.load(Ordering::Relaxed);
+        let ignored = if HOOKED { 0 } else { FREE_HOOKS };
         let heap = thread::bound_heap();
         if !heap.is_null() {
-            // While no small request was ever served by the system allocator, every
-            // small-layout block is a pool block (`Global::small_system_blocks`); otherwise
+            // While no small request was ever served by the system allocator (and no hook is
+            // on), every small-layout block is a pool block (`Global::free_flags`); otherwise
             // the arena map decides, with the words of the bound heap's map.
             // SAFETY: the calling thread holds its bound heap; a live block of `class`.
             let done = unsafe {
-                if !GLOBAL.small_system_blocks.load(Ordering::Relaxed) {
+                if flags & !ignored == 0 {
                     (*heap).free_pool_block(ptr, class)
+                } else if HOOKED && flags & FREE_HOOKS != 0 {
+                    return Self::dealloc_cold(ptr, layout);
                 } else {
                     (*heap).free_fast_with(thread::bound_map_words(), ptr, class)
                 }
@@ -186,6 +279,9 @@ impl PoolAlloc {
             if done {
                 return;
             }
+        } else if HOOKED && flags & FREE_HOOKS != 0 {
+            // SAFETY: forwarded contract.
+            return unsafe { Self::dealloc_cold(ptr, layout) };
         }
         // SAFETY: forwarded contract.
         unsafe { Self::dealloc_small_slow(ptr, class) }
@@ -251,6 +347,30 @@ unsafe impl GlobalAlloc for PoolAlloc {
             // SAFETY: as in `dealloc_impl`; forwarded contract.
             return unsafe { os::system_realloc(ptr, layout, new_size) };
         }
+        let mode = hooks::mode();
+        // SAFETY: forwarded contract.
+        unsafe {
+            if mode != 0 {
+                hooks::realloc(
+                    ptr,
+                    layout,
+                    new_size,
+                    mode,
+                    crate::tracemalloc::stack_marker(),
+                )
+            } else {
+                Self::realloc_raw(ptr, layout, new_size)
+            }
+        }
+    }
+}
+
+impl PoolAlloc {
+    /// `realloc` without the hooks.
+    ///
+    /// # Safety
+    /// `GlobalAlloc::realloc`'s contract.
+    pub(crate) unsafe fn realloc_raw(ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let align = layout.align();
         let old_class = size_class(layout.size(), align);
         let new_class = size_class(new_size, align);
@@ -273,10 +393,10 @@ unsafe impl GlobalAlloc for PoolAlloc {
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, align) };
         // SAFETY: forwarded contract; the blocks are distinct and at least `min` bytes long.
         unsafe {
-            let q = Self::alloc_impl(new_layout, false);
+            let q = Self::alloc_raw(new_layout, false);
             if !q.is_null() {
                 ptr::copy_nonoverlapping(ptr, q, layout.size().min(new_size));
-                Self::dealloc_impl(ptr, layout);
+                Self::dealloc_raw(ptr, layout);
             }
             q
         }

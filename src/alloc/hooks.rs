@@ -1,0 +1,248 @@
+//! The allocator's hooks: the debug allocator (`PYHEAP_MALLOC=debug`, `debug.rs`) and
+//! tracemalloc (`crate::tracemalloc`), on every block `PoolAlloc` serves.
+//!
+//! # What they cost while off
+//!
+//! The allocation fast path tests one flag, [`alloc_hooked`]: a load and a predicted branch
+//! (while it is set, every request goes to `alloc_cold`, which looks at [`mode`] first). The
+//! free fast path already tests one word, `Global::free_flags` ("was a small request ever
+//! served by the system allocator?"); a second bit of it, `FREE_HOOKS`, sends frees to the
+//! hooks: no new instruction there. `realloc` tests the mode on entry. (Tried and measured:
+//! comparing the bound heap's pointer with a bound in memory instead of a constant, which
+//! costs no instruction at all, ran the LIFO benchmark 4-9% slower than the flag.)
+//!
+//! Why a free of a traced block sees `FREE_HOOKS`: `set_tracing` sets it before it sets the
+//! allocation flag with `Release`, and the allocation path that records a trace saw that
+//! flag and runs an `Acquire` fence first (`alloc_cold`); the thread that frees the block
+//! received it after that. (If the free sees the bit cleared again, a `stop` cleared it after
+//! emptying the traces, and the trace, recorded before that emptying, is gone:
+//! `tracemalloc/table.rs`.)
+//!
+//! # The first allocation reads the environment
+//!
+//! Until then both flags are set and the mode says `UNINIT`, so the first request of the
+//! process (or any request made while the first one is reading) comes here: it reads
+//! `PYHEAP_MALLOC` and `PYHEAP_TRACEMALLOC` with `getenv` (no allocation), turns the debug
+//! allocator on for the life of the process, starts tracing, or clears the flags (their
+//! normal state). The debug allocator changes every block's layout, so it can only be chosen
+//! before the first block is handed out: hence the environment, as CPython's `PYTHONMALLOC`.
+//!
+//! Tracing starts and stops at any time (`tracemalloc::start`/`stop`): a request that read
+//! the old flag just before a change is served as if the change came after it. Whether a
+//! block gets a trace is decided under its trace shard's lock (`crate::tracemalloc`).
+
+use super::debug;
+use super::global::{FREE_HOOKS, GLOBAL};
+use super::pool_alloc::PoolAlloc;
+use crate::sync::unmodelled::{AtomicBool, AtomicU8, Ordering};
+use core::alloc::Layout;
+
+/// Whether allocations go to the hooks: set while a hook is on, and before the first
+/// allocation has read the environment.
+static ALLOC_HOOKED: AtomicBool = AtomicBool::new(true);
+
+/// What is on (bits below); 0: nothing.
+static MODE: AtomicU8 = AtomicU8::new(UNINIT);
+/// The environment was not read yet.
+pub(crate) const UNINIT: u8 = 1;
+/// The debug allocator is on (for the life of the process).
+pub(crate) const DEBUG: u8 = 2;
+/// tracemalloc may be tracing.
+pub(crate) const TRACING: u8 = 4;
+
+/// Reading the environment: 0 not started, 1 under way, 2 done.
+static INIT: AtomicU8 = AtomicU8::new(0);
+
+/// Whether allocations go to the hooks (the allocation fast path's one test).
+#[inline(always)]
+pub(crate) fn alloc_hooked() -> bool {
+    ALLOC_HOOKED.load(Ordering::Relaxed)
+}
+
+/// What is on now (0: nothing).
+#[inline(always)]
+pub(crate) fn mode() -> u8 {
+    MODE.load(Ordering::Relaxed)
+}
+
+/// Whether the debug allocator is on (reads the environment first if no allocation did).
+pub(crate) fn debug_on() -> bool {
+    let mut m = mode();
+    if m & UNINIT != 0 {
+        m = init();
+    }
+    m & DEBUG != 0
+}
+
+/// Turn the tracing hooks on or off (tracemalloc's start and stop, which serialize their
+/// calls). Debug mode keeps the flags set whatever tracing does.
+pub(crate) fn set_tracing(on: bool) {
+    if mode() & UNINIT != 0 {
+        init();
+    }
+    if on {
+        MODE.fetch_or(TRACING, Ordering::Relaxed);
+        GLOBAL.free_flags.fetch_or(FREE_HOOKS, Ordering::Relaxed);
+        ALLOC_HOOKED.store(true, Ordering::Release);
+    } else {
+        let m = MODE.fetch_and(!TRACING, Ordering::Relaxed) & !TRACING;
+        if m == 0 {
+            ALLOC_HOOKED.store(false, Ordering::Relaxed);
+            GLOBAL.free_flags.fetch_and(!FREE_HOOKS, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Read the environment (once; a thread arriving meanwhile waits, so that no block is handed
+/// out before the debug allocator is decided). Returns the mode.
+#[cold]
+#[inline(never)]
+fn init() -> u8 {
+    if INIT
+        .compare_exchange(0, 1, Ordering::Acquire, Ordering::Acquire)
+        .is_ok()
+    {
+        let mut m = 0;
+        if env_is(c"PYHEAP_MALLOC", b"debug") {
+            m |= DEBUG;
+        }
+        MODE.store(m, Ordering::Relaxed);
+        if m == 0 {
+            ALLOC_HOOKED.store(false, Ordering::Relaxed);
+            GLOBAL.free_flags.fetch_and(!FREE_HOOKS, Ordering::Relaxed);
+        }
+        INIT.store(2, Ordering::Release);
+        if let Some(n) = env_number(c"PYHEAP_TRACEMALLOC") {
+            if n > 0 {
+                crate::tracemalloc::start_from_env(n);
+            }
+        }
+    } else {
+        let mut round = 0;
+        while INIT.load(Ordering::Acquire) != 2 {
+            crate::sync::spin_wait(round);
+            round = round.saturating_add(1);
+        }
+    }
+    mode()
+}
+
+/// `getenv(name)` as bytes, without allocating. (Not on Unix the hooks are never reached:
+/// `PoolAlloc` forwards every request to the system allocator there.)
+#[cfg(not(unix))]
+fn getenv(_name: &core::ffi::CStr) -> Option<&'static [u8]> {
+    None
+}
+
+/// `getenv(name)` as bytes, without allocating.
+#[cfg(unix)]
+fn getenv(name: &core::ffi::CStr) -> Option<&'static [u8]> {
+    // SAFETY: `name` is NUL-terminated; getenv returns null or a NUL-terminated string that
+    // lives as long as the environment is not changed (nobody does before the first
+    // allocation returns).
+    unsafe {
+        let v = libc::getenv(name.as_ptr());
+        if v.is_null() {
+            None
+        } else {
+            Some(core::ffi::CStr::from_ptr(v).to_bytes())
+        }
+    }
+}
+
+fn env_is(name: &core::ffi::CStr, value: &[u8]) -> bool {
+    getenv(name).is_some_and(|v| v.eq_ignore_ascii_case(value))
+}
+
+fn env_number(name: &core::ffi::CStr) -> Option<usize> {
+    let v = getenv(name)?;
+    if v.is_empty() || v.len() > 9 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(v.iter().fold(0, |n, d| n * 10 + usize::from(d - b'0')))
+}
+
+/// Allocation with the hooks (`mode != 0`); `marker` is a stack address of the entry point
+/// (`tracemalloc::stack_marker`), which tracemalloc skips the frames below.
+#[cold]
+#[inline(never)]
+pub(crate) fn alloc(layout: Layout, zeroed: bool, mut mode: u8, marker: usize) -> *mut u8 {
+    if mode & UNINIT != 0 {
+        mode = init();
+    }
+    let p = if mode & DEBUG != 0 {
+        debug::alloc(layout, zeroed)
+    } else {
+        // SAFETY: `layout` is valid with a non-zero size (`GlobalAlloc`'s contract).
+        unsafe { PoolAlloc::alloc_raw(layout, zeroed) }
+    };
+    if mode & TRACING != 0 && !p.is_null() {
+        crate::tracemalloc::record(p, layout.size(), marker);
+    }
+    p
+}
+
+/// Freeing with the hooks (`mode != 0`).
+///
+/// # Safety
+/// `GlobalAlloc::dealloc`'s contract (the debug allocator reports a caller that breaks it).
+#[cold]
+#[inline(never)]
+pub(crate) unsafe fn dealloc(ptr: *mut u8, layout: Layout, mut mode: u8) {
+    if mode & UNINIT != 0 {
+        mode = init();
+    }
+    if mode & DEBUG != 0 {
+        // SAFETY: forwarded contract; the debug allocator forgets the trace itself, after
+        // its checks (a report shows the trace).
+        unsafe { debug::dealloc(ptr, layout) };
+        return;
+    }
+    if mode & TRACING != 0 {
+        // Before the block is freed: once it is, another thread may get the address and
+        // trace it.
+        crate::tracemalloc::forget(ptr);
+    }
+    // SAFETY: forwarded contract.
+    unsafe { PoolAlloc::dealloc_raw(ptr, layout) }
+}
+
+/// `realloc` with the hooks (`mode != 0`).
+///
+/// # Safety
+/// `GlobalAlloc::realloc`'s contract.
+#[cold]
+#[inline(never)]
+pub(crate) unsafe fn realloc(
+    ptr: *mut u8,
+    layout: Layout,
+    new_size: usize,
+    mut mode: u8,
+    marker: usize,
+) -> *mut u8 {
+    if mode & UNINIT != 0 {
+        mode = init();
+    }
+    let tracing = mode & TRACING != 0;
+    if mode & DEBUG != 0 {
+        // SAFETY: forwarded contract (the old block's trace is forgotten when it is freed).
+        let q = unsafe { debug::realloc(ptr, layout, new_size) };
+        if tracing && !q.is_null() {
+            crate::tracemalloc::record(q, new_size, marker);
+        }
+        return q;
+    }
+    if tracing {
+        crate::tracemalloc::forget(ptr);
+    }
+    // SAFETY: forwarded contract.
+    let q = unsafe { PoolAlloc::realloc_raw(ptr, layout, new_size) };
+    if tracing {
+        if q.is_null() {
+            crate::tracemalloc::record(ptr, layout.size(), marker);
+        } else {
+            crate::tracemalloc::record(q, new_size, marker);
+        }
+    }
+    q
+}
