@@ -62,8 +62,21 @@ unsafe impl<V: Copy + Send> Send for AddrTable<V> {}
 
 #[inline]
 fn hash(key: usize) -> usize {
-    // Fibonacci hashing of the address without its always-zero low bits.
+    // Fibonacci hashing of the address without its always-zero low bits. The product's high
+    // bits are the well-mixed ones (its low bits depend only on the key's low bits, which
+    // are all zero for 512-byte blocks): the shard is the top `SHARD_BITS`, a slot the bits
+    // just below ([`home`]).
     (key >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize)
+}
+
+/// Bits of [`hash`] that pick a shard.
+const SHARD_BITS: u32 = SHARDS.trailing_zeros();
+
+/// The first slot to probe for `key` in a table of `cap` (a power of two, at least 2) slots:
+/// the hash's bits below the shard's (keys of one shard share those).
+#[inline]
+fn home(key: usize, cap: usize) -> usize {
+    (hash(key) << SHARD_BITS) >> (usize::BITS - cap.trailing_zeros())
 }
 
 impl<V: Copy> AddrTable<V> {
@@ -98,7 +111,7 @@ impl<V: Copy> AddrTable<V> {
             return None;
         }
         let mask = self.cap - 1;
-        let mut i = hash(key) & mask;
+        let mut i = home(key, self.cap);
         loop {
             // SAFETY: `i <= mask < cap` (invariants).
             let e = unsafe { &*self.slot(i) };
@@ -147,7 +160,7 @@ impl<V: Copy> AddrTable<V> {
             return false;
         }
         let mask = self.cap - 1;
-        let mut i = hash(key) & mask;
+        let mut i = home(key, self.cap);
         loop {
             // SAFETY: `i < cap`.
             let e = unsafe { &mut *self.slot(i) };
@@ -221,7 +234,7 @@ impl<V: Copy> AddrTable<V> {
         );
         old.for_each(|k, v| {
             let mask = cap - 1;
-            let mut i = hash(k) & mask;
+            let mut i = home(k, cap);
             loop {
                 // SAFETY: `i < cap`, within the fresh mapping.
                 let e = unsafe { &mut *fresh.add(i) };
@@ -326,7 +339,7 @@ impl<T> Shards<T> {
     /// The shard of address `key`.
     #[inline]
     pub(crate) fn index(key: usize) -> usize {
-        hash(key) >> (usize::BITS - SHARDS.trailing_zeros())
+        hash(key) >> (usize::BITS - SHARD_BITS)
     }
 
     /// Run `f` on the value of shard `i` with its lock held. `f` must not allocate through
@@ -369,5 +382,62 @@ impl<T> Shards<T> {
         for s in &self.shards {
             s.lock.force_unlock();
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// Insertions through several growths, removals leaving tombstones, lookups of all three
+    /// kinds, with keys 512 bytes apart (the largest pool blocks: many zero low bits).
+    #[test]
+    fn insert_find_remove_through_growth() {
+        let mut t: AddrTable<usize> = AddrTable::new();
+        let key = |i: usize| 0x7f00_0000_0000 + i * 512;
+        for i in 0..20_000 {
+            assert!(t.insert(key(i), i));
+        }
+        assert_eq!(t.len(), 20_000);
+        for i in (0..20_000).step_by(2) {
+            assert_eq!(t.remove(key(i)), Some(i));
+            assert_eq!(t.remove(key(i)), None);
+        }
+        assert_eq!(t.len(), 10_000);
+        for i in 0..20_000 {
+            let want = if i % 2 == 0 {
+                Found::Gone(i)
+            } else {
+                Found::Live(i)
+            };
+            assert_eq!(t.find(key(i)), want);
+        }
+        assert_eq!(t.find(key(20_000)), Found::Absent);
+        // Re-inserting a removed key makes it live again.
+        assert!(t.insert(key(0), 7));
+        assert_eq!(t.find(key(0)), Found::Live(7));
+        let mut sum = 0;
+        t.for_each(|_, _| sum += 1);
+        assert_eq!(sum, 10_001);
+        assert!(t.bytes_mapped() >= 20_000 * core::mem::size_of::<Entry<usize>>());
+        t.clear();
+        assert_eq!((t.len(), t.bytes_mapped()), (0, 0));
+        assert_eq!(t.find(key(1)), Found::Absent);
+    }
+
+    /// Every shard gets keys, and a key's home slot is within its table.
+    #[test]
+    fn shards_and_slots_spread() {
+        let mut seen = [0usize; SHARDS];
+        for i in 0..4096 {
+            let k = 0x5555_0000_0000 + i * 512;
+            seen[Shards::<()>::index(k)] += 1;
+            assert!(home(k, 16) < 16);
+        }
+        assert!(seen.iter().all(|&n| n > 4096 / SHARDS / 2), "{seen:?}");
+        let slots: std::collections::HashSet<usize> = (0..64)
+            .map(|i| home(0x5555_0000_0000 + i * 512 * SHARDS, 1 << 20))
+            .collect();
+        assert!(slots.len() > 48, "{}", slots.len());
     }
 }

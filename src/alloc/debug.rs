@@ -309,14 +309,17 @@ pub fn check_heap() -> Option<usize> {
 
 /// The debug allocator's registry locks, for the fork handlers (taken after tracemalloc's,
 /// before the heap registry's and the arenas').
+#[cfg(unix)]
 pub(crate) fn fork_lock() {
     REGISTRY.lock_all();
 }
 
+#[cfg(unix)]
 pub(crate) fn fork_unlock() {
     REGISTRY.unlock_all();
 }
 
+#[cfg(unix)]
 pub(crate) fn fork_child() {
     REGISTRY.force_unlock_all();
 }

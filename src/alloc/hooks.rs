@@ -11,12 +11,13 @@
 //! comparing the bound heap's pointer with a bound in memory instead of a constant, which
 //! costs no instruction at all, ran the LIFO benchmark 4-9% slower than the flag.)
 //!
-//! Why a free of a traced block sees `FREE_HOOKS`: `set_tracing` sets it before it sets the
-//! allocation flag with `Release`, and the allocation path that records a trace saw that
-//! flag and runs an `Acquire` fence first (`alloc_cold`); the thread that frees the block
-//! received it after that. (If the free sees the bit cleared again, a `stop` cleared it after
-//! emptying the traces, and the trace, recorded before that emptying, is gone:
-//! `tracemalloc/table.rs`.)
+//! Why a free of a traced block sees `FREE_HOOKS`: `tracemalloc::start` sets it (here)
+//! before it lets the trace table record (a `Release` store of the table's `tracing`, which
+//! a recording loads with `Acquire`: `tracemalloc/table.rs`), so a recorded trace happens
+//! after the bit was set, and the thread that frees the block received it after that. (If
+//! the free sees the bit cleared again, a `stop` cleared it after emptying the traces, and
+//! the trace, recorded before that emptying, is gone.) The debug allocator sets the bits for
+//! good before the first block is handed out.
 //!
 //! # The first allocation reads the environment
 //!

@@ -154,8 +154,8 @@ impl PoolAlloc {
     /// slow paths (large requests, zeroed ones, a heap to bind, a pool to change).
     #[inline(never)]
     fn alloc_cold(layout: Layout, zeroed: bool) -> *mut u8 {
-        // Pairs with the `Release` store of the flag that sent us here (`hooks.rs`: a free of
-        // the block we may trace sees `FREE_HOOKS`).
+        // Pairs with the `Release` store of the flag that sent us here (`hooks::set_tracing`):
+        // the mode read next is the one set before that store, or a later one.
         crate::sync::unmodelled::fence(Ordering::Acquire);
         let mode = hooks::mode();
         if mode != 0 {
@@ -203,7 +203,11 @@ impl PoolAlloc {
 
     /// Freeing. The fast path (a small block of one of the bound heap's own pools) is inline;
     /// every other case is one tail call away. The hooks cost it nothing: the word it tests
-    /// anyway (`Global::free_flags`) says whether they are on.
+    /// anyway (`Global::free_flags`) says whether they are on, and a free that finds a bit
+    /// set goes out of line (`dealloc_flagged`). The body is no larger than before the
+    /// hooks, so that it is still inlined into the `__rust_dealloc` callers where it was
+    /// (a larger one was not, in the `churn` loop: 14% more instructions, mostly the size
+    /// class recomputed from a run-time alignment).
     #[inline(always)]
     unsafe fn dealloc_impl(ptr: *mut u8, layout: Layout) {
         if !cfg!(unix) {
@@ -214,8 +218,51 @@ impl PoolAlloc {
             // SAFETY: forwarded contract.
             return unsafe { Self::dealloc_cold(ptr, layout) };
         };
+        let heap = thread::bound_heap();
+        if !heap.is_null() {
+            // While no small request was ever served by the system allocator and no hook is
+            // on, every small-layout block is a pool block (`Global::free_flags`); otherwise
+            // `dealloc_flagged` decides.
+            let flags = GLOBAL.free_flags.load(Ordering::Relaxed);
+            if flags != 0 {
+                // SAFETY: forwarded contract; the calling thread holds its bound heap.
+                return unsafe { Self::dealloc_flagged(ptr, layout, class, heap, flags) };
+            }
+            // SAFETY: the calling thread holds its bound heap; a live block of `class`.
+            if unsafe { (*heap).free_pool_block(ptr, class) } {
+                return;
+            }
+        }
         // SAFETY: forwarded contract.
-        unsafe { Self::dealloc_class::<true>(ptr, layout, class) }
+        unsafe { Self::dealloc_slow_hooked(ptr, layout, class) }
+    }
+
+    /// `dealloc_impl` with a bound heap once a bit of `Global::free_flags` is set: the
+    /// hooks, or the arena-map test (a small request was served by the system allocator).
+    /// Out of line, so that the fast path stays small enough to be inlined into the
+    /// `__rust_dealloc` callers. (The parameters come in the order of the fast path's own
+    /// and of `dealloc_slow_hooked`'s: no register moves on the fast path.)
+    ///
+    /// # Safety
+    /// `heap` is the calling thread's bound heap; `ptr` is a live block allocated with
+    /// `layout`, whose size class is `class`, not used again.
+    #[inline(never)]
+    unsafe fn dealloc_flagged(
+        ptr: *mut u8,
+        layout: Layout,
+        class: usize,
+        heap: *mut Heap,
+        flags: u8,
+    ) {
+        // SAFETY: forwarded contract.
+        unsafe {
+            if flags & FREE_HOOKS != 0 {
+                return Self::dealloc_cold(ptr, layout);
+            }
+            if !(*heap).free_fast_with(thread::bound_map_words(), ptr, class) {
+                Self::dealloc_slow_hooked(ptr, layout, class);
+            }
+        }
     }
 
     /// Freeing without the hooks.
@@ -228,8 +275,23 @@ impl PoolAlloc {
             // SAFETY: a system block (caller's contract).
             return unsafe { Self::fallback_free(ptr, layout.size()) };
         };
+        let heap = thread::bound_heap();
+        if !heap.is_null() {
+            let flags = GLOBAL.free_flags.load(Ordering::Relaxed) & !FREE_HOOKS;
+            // SAFETY: as in `dealloc_impl`.
+            let done = unsafe {
+                if flags == 0 {
+                    (*heap).free_pool_block(ptr, class)
+                } else {
+                    (*heap).free_fast_with(thread::bound_map_words(), ptr, class)
+                }
+            };
+            if done {
+                return;
+            }
+        }
         // SAFETY: forwarded contract.
-        unsafe { Self::dealloc_class::<false>(ptr, layout, class) }
+        unsafe { Self::dealloc_small_slow(ptr, class) }
     }
 
     /// A free of a large block, or any free while a hook is on. (`#[cold]` keeps the fast
@@ -252,39 +314,24 @@ impl PoolAlloc {
         }
     }
 
-    /// Free a block of size class `class`; with `HOOKED`, hand it to the hooks if they are on.
+    /// A small block the fast path did not free: to the hooks if they are on, else to the
+    /// slow path. (The bit is read again: if a `stop` cleared it since the fast path read
+    /// it, that `stop` emptied the traces first, and no trace can have appeared since:
+    /// `tracemalloc/table.rs`; the debug allocator never clears it.)
     ///
     /// # Safety
     /// `ptr` is a live block allocated with `layout`, whose size class is `class`, not used
     /// again.
-    #[inline(always)]
-    unsafe fn dealloc_class<const HOOKED: bool>(ptr: *mut u8, layout: Layout, class: usize) {
-        let flags = GLOBAL.free_flags.load(Ordering::Relaxed);
-        let ignored = if HOOKED { 0 } else { FREE_HOOKS };
-        let heap = thread::bound_heap();
-        if !heap.is_null() {
-            // While no small request was ever served by the system allocator (and no hook is
-            // on), every small-layout block is a pool block (`Global::free_flags`); otherwise
-            // the arena map decides, with the words of the bound heap's map.
-            // SAFETY: the calling thread holds its bound heap; a live block of `class`.
-            let done = unsafe {
-                if flags & !ignored == 0 {
-                    (*heap).free_pool_block(ptr, class)
-                } else if HOOKED && flags & FREE_HOOKS != 0 {
-                    return Self::dealloc_cold(ptr, layout);
-                } else {
-                    (*heap).free_fast_with(thread::bound_map_words(), ptr, class)
-                }
-            };
-            if done {
-                return;
-            }
-        } else if HOOKED && flags & FREE_HOOKS != 0 {
-            // SAFETY: forwarded contract.
-            return unsafe { Self::dealloc_cold(ptr, layout) };
-        }
+    #[inline(never)]
+    unsafe fn dealloc_slow_hooked(ptr: *mut u8, layout: Layout, class: usize) {
         // SAFETY: forwarded contract.
-        unsafe { Self::dealloc_small_slow(ptr, class) }
+        unsafe {
+            if GLOBAL.free_flags.load(Ordering::Relaxed) & FREE_HOOKS != 0 {
+                Self::dealloc_cold(ptr, layout)
+            } else {
+                Self::dealloc_small_slow(ptr, class)
+            }
+        }
     }
 
     /// Everything `dealloc_impl`'s fast path does not do: blocks of other heaps' pools (the

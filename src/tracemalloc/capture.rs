@@ -75,9 +75,12 @@ fn capture(marker: usize, out: &mut [usize]) -> usize {
     let mut n = 0;
     // The first frame above the marker is the one that holds it: skip it too.
     let mut marker_frame = true;
-    // SAFETY: `trace_unsynchronized` requires that no other backtrace call races with
-    // symbolization state; walking frames (no symbolization) touches no shared state of the
-    // crate. The closure neither panics nor allocates.
+    // SAFETY: `trace_unsynchronized` is unsafe because the crate's lock, which it skips,
+    // serializes the unwinders that are not thread-safe (Windows' dbghelp). The hooks run on
+    // Unix only (`PoolAlloc` forwards every request to the system allocator elsewhere), where
+    // the unwinder is `_Unwind_Backtrace`, which is thread-safe and shares no state with the
+    // crate's symbolization (`backtrace::resolve` at snapshot time). The closure neither
+    // panics nor allocates.
     unsafe {
         backtrace::trace_unsynchronized(|frame| {
             if (frame.sp() as usize) <= marker {

@@ -6,7 +6,7 @@ use super::snapshot::{Statistic, StatisticDiff, Trace};
 use std::fmt;
 
 /// Python's `_format_size`: `B` below 10 KiB, then three significant digits of KiB, MiB,
-/// GiB or TiB (`512 B`, `10.0 KiB`, `1.2 MiB`, `2048 MiB`).
+/// GiB or TiB (`512 B`, `10.0 KiB`, `1229 KiB`, `12.5 MiB`).
 pub(crate) fn format_size(size: f64, sign: bool) -> String {
     let mut size = size;
     for unit in ["B", "KiB", "MiB", "GiB", "TiB"] {
@@ -189,7 +189,8 @@ mod tests {
         assert_eq!(format_size(512.0, false), "512 B");
         assert_eq!(format_size(10239.0, false), "10239 B");
         assert_eq!(format_size(10240.0, false), "10.0 KiB");
-        assert_eq!(format_size(1.2 * 1024.0 * 1024.0, false), "1.2 MiB");
+        assert_eq!(format_size(1.2 * 1024.0 * 1024.0, false), "1229 KiB");
+        assert_eq!(format_size(12.5 * 1024.0 * 1024.0, false), "12.5 MiB");
         assert_eq!(format_size(200.0 * 1024.0, false), "200 KiB");
         assert_eq!(format_size(-4096.0, true), "-4096 B");
         assert_eq!(format_size(20480.0, true), "+20.0 KiB");

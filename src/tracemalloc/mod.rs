@@ -168,8 +168,13 @@ pub fn start(nframes: usize) {
 #[cfg(not(loom))]
 fn start_locked(nframes: usize) {
     NFRAMES.store(nframes, crate::sync::unmodelled::Ordering::Relaxed);
-    TABLE.start();
+    // The hooks first, then the table's `tracing` (a `Release` store that `record` reads
+    // with `Acquire`): a thread that records a trace has then seen the hooks' flags set, and
+    // so does every thread it hands the block to, whose free goes to the hooks and forgets
+    // the trace (`table.rs`). In the other order a block recorded between the two stores
+    // could be freed through the fast path and keep a stale trace.
     crate::alloc::hooks::set_tracing(true);
+    TABLE.start();
 }
 
 /// `PYHEAP_TRACEMALLOC=n`, read by the first allocation.
@@ -239,17 +244,17 @@ pub(crate) fn traceback_for_report(p: *mut u8) -> Option<Traceback> {
 }
 
 /// The trace shards' locks, for the fork handlers (taken first: see `alloc/fork.rs`).
-#[cfg(not(loom))]
+#[cfg(all(unix, not(loom)))]
 pub(crate) fn fork_lock() {
     TABLE.shards.lock_all();
 }
 
-#[cfg(not(loom))]
+#[cfg(all(unix, not(loom)))]
 pub(crate) fn fork_unlock() {
     TABLE.shards.unlock_all();
 }
 
-#[cfg(not(loom))]
+#[cfg(all(unix, not(loom)))]
 pub(crate) fn fork_child() {
     TABLE.shards.force_unlock_all();
 }

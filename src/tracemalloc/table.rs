@@ -15,11 +15,14 @@
 //! in it: a `record` that takes the lock after `stop` released it sees `tracing == false`
 //! (the store happens before `stop`'s lock release, which happens before that acquisition).
 //! A `record` that took the lock first has its trace emptied by `stop`. A free forgets its
-//! block's trace before the block is freed (so no other thread can have the address yet);
-//! the thread freeing a block received it after its allocation, so if that allocation was
-//! traced, the freeing thread's test of `tracing` reads true or a later value (coherence),
-//! and a later value means a `stop` that empties the trace anyway. Loom model:
-//! `loom-tests/tests/tracemalloc_start_stop.rs`.
+//! block's trace before the block is freed (so no other thread can have the address yet).
+//! The free path tests the allocator's hooks flag (`alloc/hooks.rs`), not `tracing`: `start`
+//! sets that flag before it stores `tracing = true` with `Release`, and `record` loads
+//! `tracing` with `Acquire`, so a recorded trace happens after the flag was set; the thread
+//! freeing the block received it after its allocation, so its test of the flag reads it set
+//! or a later value (coherence), and a later value means a `stop` that empties the trace
+//! anyway. Loom model: `loom-tests/tests/tracemalloc_start_stop.rs` (its `tracing` stands for
+//! both).
 //!
 //! Bound: recording or forgetting a trace is O(1) (expected) under one shard's lock;
 //! interning a traceback is O(frames). Emptying walks nothing: the shard's mappings go back
@@ -94,9 +97,11 @@ impl TraceTable {
         self.tracing.load(Ordering::Relaxed)
     }
 
-    /// Let new blocks get traces. (Callers serialize `start`, `stop` and `clear`.)
+    /// Let new blocks get traces. (Callers serialize `start`, `stop` and `clear`.) `Release`:
+    /// pairs with `record`'s `Acquire` load, so that what the caller did before (turning the
+    /// allocator's hooks on) happens before every trace recorded.
     pub(crate) fn start(&self) {
-        self.tracing.store(true, Ordering::Relaxed);
+        self.tracing.store(true, Ordering::Release);
     }
 
     /// No new traces, then every trace forgotten (see the module doc for why in this order).
@@ -135,7 +140,7 @@ impl TraceTable {
         frames: &[usize],
     ) -> bool {
         self.shards.with_key(key, |s| {
-            if !self.tracing.load(Ordering::Relaxed) {
+            if !self.tracing.load(Ordering::Acquire) {
                 return false;
             }
             let Some(tb) = s.tbs.intern(frames) else {
