@@ -75,6 +75,14 @@ pub(crate) fn debug_on() -> bool {
     m & DEBUG != 0
 }
 
+/// Read the environment if no allocation did yet. `tracemalloc::start` and `stop` call it
+/// before they take their lock, which `PYHEAP_TRACEMALLOC` takes too.
+pub(crate) fn ensure_init() {
+    if mode() & UNINIT != 0 {
+        init();
+    }
+}
+
 /// Turn the tracing hooks on or off (tracemalloc's start and stop, which serialize their
 /// calls). Debug mode keeps the flags set whatever tracing does.
 pub(crate) fn set_tracing(on: bool) {

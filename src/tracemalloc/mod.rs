@@ -51,11 +51,21 @@
 //!
 //! # Costs
 //!
-//! While tracing is off, the allocator's fast paths pay nothing (see `alloc/hooks.rs`: the
-//! size limit they compare with lives in memory). While tracing, every allocation walks its
+//! While tracing is off, the allocation fast path pays one load and one predicted branch, the
+//! free fast path nothing (`alloc/hooks.rs`; 3 instructions per alloc+free pair in
+//! BENCHMARKS.md, "Tracing"). While tracing, every allocation walks its
 //! stack (`limit + 24` frames at most) and takes one of 16 locks; see BENCHMARKS.md for the
 //! numbers against CPython and `dhat`. The traces live in memory mapped from the OS, not in
 //! the traced heap ([`get_tracemalloc_memory`]).
+//!
+//! # Platforms, `fork()`
+//!
+//! Unix only: elsewhere `PoolAlloc` hands every request to the system allocator, and nothing
+//! is traced ([`take_snapshot`] is empty). The allocator's `fork()` handlers take the trace
+//! locks, so the child of a `fork()` made while other threads allocate traces its own
+//! allocations normally (`tests/tracemalloc_fork.rs`). A child forked while another thread
+//! was inside [`take_snapshot`] may block in its own: the snapshot's locks (and the symbol
+//! resolver's) are ordinary mutexes, held by a thread the child does not have.
 //!
 //! # Files
 //!
@@ -161,6 +171,8 @@ pub fn start(nframes: usize) {
         (1..=MAX_NFRAMES).contains(&nframes),
         "tracemalloc::start: the number of frames must be in the range [1; {MAX_NFRAMES}]"
     );
+    // Before the lock: the first allocation's `PYHEAP_TRACEMALLOC` takes it.
+    crate::alloc::hooks::ensure_init();
     let _g = control();
     start_locked(nframes);
 }
@@ -187,6 +199,7 @@ pub(crate) fn start_from_env(n: usize) {
 /// Stop tracing and forget every trace (Python's `tracemalloc.stop()`).
 #[cfg(not(loom))]
 pub fn stop() {
+    crate::alloc::hooks::ensure_init();
     let _g = control();
     TABLE.stop();
     crate::alloc::hooks::set_tracing(false);

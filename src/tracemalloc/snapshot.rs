@@ -87,6 +87,8 @@ struct RawTrace {
 /// snapshot if it was alive when its shard was copied. Resolving symbols takes the time
 /// (the first snapshot of a process loads the debug info); it runs with no trace lock held.
 pub fn take_snapshot() -> Snapshot {
+    // Before the lock, which the first allocation's `PYHEAP_TRACEMALLOC` takes.
+    crate::alloc::hooks::ensure_init();
     let _g = super::control();
     untraced(|| {
         let mut raw: Vec<RawTrace> = Vec::new();
