@@ -55,3 +55,12 @@ pub fn standalone() {
         ring.ops();
     }
 }
+
+/// Run `rounds` iterations, untimed (`ALLOC_BENCH_CHURN`: instruction counting under
+/// callgrind).
+pub fn rounds(rounds: usize) {
+    let mut ring = Ring::new();
+    for _ in 0..rounds {
+        ring.ops();
+    }
+}

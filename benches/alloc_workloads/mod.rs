@@ -15,6 +15,8 @@
 //! * `ALLOC_BENCH_SWEEP=1,2,4,8,16`: the thread counts of `larson_<N>` (default `2,4,8`) and
 //!   of `producer_consumer_<N>` (default: none; the suite's `producer_consumer` is one pair).
 //!   `benches/run.sh --sweep` sets it.
+//! * `ALLOC_BENCH_CHURN=<rounds>`: run that many untimed rounds of the churn loop (10,000
+//!   pairs each) and exit (the same, for `churn`).
 //! * `ALLOC_BENCH_SCALE=all|holes,threads,thread_churn` (with `ALLOC_BENCH_HOLES_GIB`,
 //!   `ALLOC_BENCH_THREADS`): also run the workloads at scale of `scale.rs` (issue 13), which
 //!   `benches/scale_run.sh` runs.
@@ -67,6 +69,10 @@ pub fn main(contender: &'static str) {
             .and_then(|(s, b)| Some((s.parse().ok()?, b.parse().ok()?)))
             .expect("ALLOC_BENCH_LIFO=<size>:<batches>");
         lifo::pairs(size, batches);
+        return;
+    }
+    if let Ok(rounds) = std::env::var("ALLOC_BENCH_CHURN") {
+        churn::rounds(rounds.parse().expect("ALLOC_BENCH_CHURN=<rounds>"));
         return;
     }
     let frag = std::env::var("ALLOC_BENCH_FRAGMENTATION").unwrap_or_default();
