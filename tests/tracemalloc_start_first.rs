@@ -33,8 +33,8 @@ fn start_before_any_allocation_with_the_variable_set() {
         // The variable started tracing with 4 frames, then `start(2)` set the limit.
         assert!(pyheap::tracemalloc::is_tracing());
         assert_eq!(pyheap::tracemalloc::get_traceback_limit(), 2);
-        let v = vec![1u8; 100];
-        assert!(pyheap::tracemalloc::get_object_traceback(v.as_ptr()).is_some());
+        let v = Box::new([1u8; 100]);
+        assert!(pyheap::tracemalloc::get_object_traceback(&v).is_some());
         println!("CHILD OK");
         return;
     }
@@ -57,5 +57,8 @@ fn start_before_any_allocation_with_the_variable_set() {
         std::thread::sleep(Duration::from_millis(50));
     };
     let out = std::io::read_to_string(child.stdout.take().unwrap()).unwrap();
-    assert!(status.success() && out.contains("CHILD OK"), "{status}: {out}");
+    assert!(
+        status.success() && out.contains("CHILD OK"),
+        "{status}: {out}"
+    );
 }

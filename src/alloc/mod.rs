@@ -62,11 +62,11 @@ mod arena_lists;
 mod arena_map;
 pub(crate) mod block_table;
 #[cfg(not(loom))]
+mod control;
+#[cfg(not(loom))]
 mod debug;
 #[cfg(not(loom))]
 mod debug_report;
-#[cfg(not(loom))]
-mod control;
 #[cfg(not(loom))]
 mod fork;
 mod fork_registration;
