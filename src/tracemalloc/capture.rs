@@ -6,11 +6,15 @@
 //!   allocator and takes no lock of ours) into an array on the stack: raw return addresses,
 //!   symbols resolved only when a snapshot is taken.
 //! * The frames of the hooks, of this module and of the unwinder are skipped by stack
-//!   address: a frame whose canonical frame address (the stack pointer at its call) is at or
-//!   below a local of the allocator's entry point that called the hooks ([`stack_marker`]) is
-//!   one of them, and so is the first frame above (the entry point itself). The allocator's
-//!   and the standard library's frames above it are dropped at snapshot time, when they have
-//!   names.
+//!   address: a frame whose stack address as the unwinder reports it (`frame.sp()`:
+//!   libgcc's `_Unwind_GetCFA` gives, at a frame, the stack pointer it had at its call) is at
+//!   or below a local of the allocator's entry point that called the hooks ([`stack_marker`])
+//!   is one of them, or that entry point itself. Nothing more is skipped: the next frame is
+//!   the entry point's caller (the user's function when `__rust_alloc` tail-called the entry
+//!   point, as release builds do). Were `sp()` a frame's canonical frame address instead (the
+//!   stack pointer of its caller), the entry point would be kept too, and dropped at snapshot
+//!   time as pyheap's. The allocator's and the standard library's frames above it are dropped
+//!   at snapshot time, when they have names.
 //! * A thread-local flag ([`BUSY`], `const`-initialised, no destructor: readable at any
 //!   point of a thread's life) makes recording re-entrant-safe: an allocation made while the
 //!   thread is recording, taking a snapshot or resolving symbols is not traced.
@@ -68,13 +72,11 @@ pub(crate) fn record(p: *mut u8, size: usize, marker: usize) {
     BUSY.with(|b| b.set(false));
 }
 
-/// The return addresses of the frames above the one holding `marker` (a stack address in
+/// The return addresses of the frames whose stack address is above `marker` (a stack address in
 /// the allocator's entry point), most recent first, into `out`; returns how many.
 #[inline(never)]
 fn capture(marker: usize, out: &mut [usize]) -> usize {
     let mut n = 0;
-    // The first frame above the marker is the one that holds it: skip it too.
-    let mut marker_frame = true;
     // SAFETY: `trace_unsynchronized` is unsafe because the crate's lock, which it skips,
     // serializes the unwinders that are not thread-safe (Windows' dbghelp). The hooks run on
     // Unix only (`PoolAlloc` forwards every request to the system allocator elsewhere), where
@@ -84,10 +86,6 @@ fn capture(marker: usize, out: &mut [usize]) -> usize {
     unsafe {
         backtrace::trace_unsynchronized(|frame| {
             if (frame.sp() as usize) <= marker {
-                return true;
-            }
-            if marker_frame {
-                marker_frame = false;
                 return true;
             }
             let ip = frame.ip() as usize;
