@@ -22,6 +22,7 @@
 //! thousand requests; `gc::get_objects` finds the instances that should be gone,
 //! `gc::census` shows what the heap holds by type, `gc::get_referrers` names the cache that
 //! keeps them, and the same program with the cache made a `WeakValueMap` leaves nothing.
+//!
 //! Chapter 5, finding memory problems (Python's `tracemalloc`): a snapshot, a request handler
 //! that leaks through a cache that never evicts, another snapshot; the top statistics by
 //! line, the difference between the snapshots pointing at the leaking line, and the traceback
