@@ -618,6 +618,8 @@ fn chapter_4_leak_hunt() {
         class.cache.len(),
         gc::get_objects::<Container>().len()
     );
+}
+
 /// Chapter 5's response, cached by request id.
 #[derive(Trace)]
 struct Response {
