@@ -96,6 +96,23 @@ impl Snapshot {
     }
 
     /// Write [`Snapshot::to_dhat_json`] to `path` (DHAT's viewer opens `dhat-heap.json`).
+    ///
+    /// ```
+    /// #[global_allocator]
+    /// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+    /// use pyheap::tracemalloc;
+    /// fn main() {
+    ///     tracemalloc::start(1);
+    ///     let blocks: Vec<Box<[u8; 100]>> = (0..10).map(|_| Box::new([0; 100])).collect();
+    ///     let snapshot = tracemalloc::take_snapshot();
+    ///     let path = std::env::temp_dir().join(format!("pyheap-dhat-{}.json", std::process::id()));
+    ///     snapshot.dump_dhat(&path).unwrap();
+    ///     assert!(std::fs::read_to_string(&path).unwrap().contains("\"dhatFileVersion\""));
+    ///     std::fs::remove_file(&path).unwrap();
+    ///     drop(blocks);
+    ///     tracemalloc::stop();
+    /// }
+    /// ```
     pub fn dump_dhat(&self, path: impl AsRef<std::path::Path>) -> std::io::Result<()> {
         std::fs::write(path, self.to_dhat_json())
     }

@@ -31,16 +31,59 @@ pub struct Filter {
 
 impl Filter {
     /// Keep the traces allocated in files matching `pattern`.
+    ///
+    /// ```
+    /// #[global_allocator]
+    /// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+    /// use pyheap::tracemalloc;
+    /// fn main() {
+    ///     tracemalloc::start(1);
+    ///     use tracemalloc::Filter;
+    ///     let kept = tracemalloc::take_snapshot().filter_traces(&[Filter::include("*/no-such-file.rs")]);
+    ///     assert!(kept.traces().is_empty());
+    ///     tracemalloc::stop();
+    /// }
+    /// ```
     pub fn include(pattern: &str) -> Filter {
         Filter::new(true, pattern)
     }
 
     /// Drop the traces allocated in files matching `pattern`.
+    ///
+    /// ```
+    /// #[global_allocator]
+    /// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+    /// use pyheap::tracemalloc;
+    /// fn main() {
+    ///     tracemalloc::start(1);
+    ///     use tracemalloc::Filter;
+    ///     let blocks: Vec<Box<[u8; 100]>> = (0..10).map(|_| Box::new([0; 100])).collect();
+    ///     let snapshot = tracemalloc::take_snapshot();
+    ///     // Excluding a file no trace comes from keeps them all.
+    ///     let kept = snapshot.filter_traces(&[Filter::exclude("*/no-such-file.rs")]);
+    ///     assert_eq!(kept.traces().len(), snapshot.traces().len());
+    ///     drop(blocks);
+    ///     tracemalloc::stop();
+    /// }
+    /// ```
     pub fn exclude(pattern: &str) -> Filter {
         Filter::new(false, pattern)
     }
 
     /// Python's `Filter(inclusive, filename_pattern)`.
+    ///
+    /// ```
+    /// #[global_allocator]
+    /// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+    /// use pyheap::tracemalloc;
+    /// fn main() {
+    ///     tracemalloc::start(1);
+    ///     use tracemalloc::Filter;
+    ///     assert_eq!(Filter::new(true, "src/*"), Filter::include("src/*"));
+    ///     assert!(!Filter::new(false, "src/*").inclusive);
+    ///     tracemalloc::stop();
+    /// }
+    /// ```
     pub fn new(inclusive: bool, pattern: &str) -> Filter {
         Filter {
             inclusive,
@@ -52,6 +95,23 @@ impl Filter {
     }
 
     /// Python's `DomainFilter(inclusive, domain)`: keep (or drop) the traces of `domain`.
+    ///
+    /// ```
+    /// #[global_allocator]
+    /// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+    /// use pyheap::tracemalloc;
+    /// fn main() {
+    ///     tracemalloc::start(1);
+    ///     use tracemalloc::{Filter, SYSTEM_DOMAIN};
+    ///     let big = vec![0u8; 100_000]; // more than 512 bytes: the system allocator's
+    ///     let snapshot = tracemalloc::take_snapshot();
+    ///     let system = snapshot.filter_traces(&[Filter::domain_only(true, SYSTEM_DOMAIN)]);
+    ///     assert!(system.traces().iter().any(|t| t.size == 100_000));
+    ///     assert!(system.traces().iter().all(|t| t.domain == SYSTEM_DOMAIN));
+    ///     drop(big);
+    ///     tracemalloc::stop();
+    /// }
+    /// ```
     pub fn domain_only(inclusive: bool, domain: u16) -> Filter {
         Filter {
             inclusive,
@@ -63,18 +123,55 @@ impl Filter {
     }
 
     /// Only this line.
+    ///
+    /// ```
+    /// #[global_allocator]
+    /// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+    /// use pyheap::tracemalloc;
+    /// fn main() {
+    ///     tracemalloc::start(1);
+    ///     use tracemalloc::Filter;
+    ///     let f = Filter::include("src/main.rs").lineno(42);
+    ///     assert_eq!((f.filename_pattern.as_deref(), f.lineno), (Some("src/main.rs"), Some(42)));
+    ///     tracemalloc::stop();
+    /// }
+    /// ```
     pub fn lineno(mut self, lineno: u32) -> Filter {
         self.lineno = Some(lineno);
         self
     }
 
     /// Match any frame, not only the most recent.
+    ///
+    /// ```
+    /// #[global_allocator]
+    /// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+    /// use pyheap::tracemalloc;
+    /// fn main() {
+    ///     tracemalloc::start(1);
+    ///     use tracemalloc::Filter;
+    ///     assert!(Filter::include("*/cache.rs").all_frames(true).all_frames);
+    ///     tracemalloc::stop();
+    /// }
+    /// ```
     pub fn all_frames(mut self, all: bool) -> Filter {
         self.all_frames = all;
         self
     }
 
     /// Only traces of `domain`.
+    ///
+    /// ```
+    /// #[global_allocator]
+    /// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+    /// use pyheap::tracemalloc;
+    /// fn main() {
+    ///     tracemalloc::start(1);
+    ///     use tracemalloc::{Filter, POOL_DOMAIN};
+    ///     assert_eq!(Filter::include("src/*").domain(POOL_DOMAIN).domain, Some(POOL_DOMAIN));
+    ///     tracemalloc::stop();
+    /// }
+    /// ```
     pub fn domain(mut self, domain: u16) -> Filter {
         self.domain = Some(domain);
         self

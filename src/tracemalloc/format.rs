@@ -61,6 +61,21 @@ impl Traceback {
     /// `  File "src/main.rs", line 42, in myapp::main` and, when the file can be read, the
     /// source line indented below it. `limit`: only the `limit` most recent frames (a
     /// negative one: the oldest). Oldest first unless `most_recent_first`.
+    ///
+    /// ```
+    /// #[global_allocator]
+    /// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+    /// use pyheap::tracemalloc;
+    /// fn main() {
+    ///     tracemalloc::start(1);
+    ///     let b = Box::new([0u8; 64]);
+    ///     let tb = tracemalloc::get_object_traceback(&b).unwrap();
+    ///     // One `  File "...", line N, in f` line per frame (and the source line when readable).
+    ///     let lines = tb.format(None, false);
+    ///     assert!(lines[0].starts_with("  File "));
+    ///     tracemalloc::stop();
+    /// }
+    /// ```
     pub fn format(&self, limit: Option<isize>, most_recent_first: bool) -> Vec<String> {
         // Oldest first, as Python's sequence.
         let mut frames: Vec<&Frame> = self.frames().iter().rev().collect();

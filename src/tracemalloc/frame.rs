@@ -8,6 +8,20 @@ use std::sync::Arc;
 /// The file is shown relative to the working directory of the snapshot when it is inside it
 /// (`src/main.rs`, as `file!()` gives it for a package's own files), else as the debug info
 /// has it. Without debug info the file is `<unknown>` and the line 0 (see the module doc).
+///
+/// ```
+/// #[global_allocator]
+/// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+/// use pyheap::tracemalloc;
+/// fn main() {
+///     tracemalloc::start(1);
+///     let b = Box::new([0u8; 64]);
+///     let tb = tracemalloc::get_object_traceback(&b).unwrap();
+///     let frame = tb.line().unwrap(); // the allocation's own frame
+///     println!("{}:{} in {}", frame.filename(), frame.lineno(), frame.name());
+///     tracemalloc::stop();
+/// }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Frame {
     filename: Arc<str>,
@@ -25,17 +39,58 @@ impl Frame {
     }
 
     /// The source file.
+    ///
+    /// ```
+    /// #[global_allocator]
+    /// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+    /// use pyheap::tracemalloc;
+    /// fn main() {
+    ///     tracemalloc::start(1);
+    ///     let b = Box::new([0u8; 64]);
+    ///     let tb = tracemalloc::get_object_traceback(&b).unwrap();
+    ///     assert!(!tb.line().unwrap().filename().is_empty());
+    ///     tracemalloc::stop();
+    /// }
+    /// ```
     pub fn filename(&self) -> &str {
         &self.filename
     }
 
     /// The line in the file (1-based; 0 when unknown).
+    ///
+    /// ```
+    /// #[global_allocator]
+    /// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+    /// use pyheap::tracemalloc;
+    /// fn main() {
+    ///     tracemalloc::start(1);
+    ///     let b = Box::new([0u8; 64]);
+    ///     let tb = tracemalloc::get_object_traceback(&b).unwrap();
+    ///     let line = tb.line().unwrap();
+    ///     // 0 only without debug info, whose file is then `<unknown>`.
+    ///     assert!(line.lineno() > 0 || line.filename() == "<unknown>");
+    ///     tracemalloc::stop();
+    /// }
+    /// ```
     pub fn lineno(&self) -> u32 {
         self.lineno
     }
 
     /// The function, demangled, without the hash (`myapp::cache::Cache::insert`); empty when
     /// unknown.
+    ///
+    /// ```
+    /// #[global_allocator]
+    /// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+    /// use pyheap::tracemalloc;
+    /// fn main() {
+    ///     tracemalloc::start(1);
+    ///     let b = Box::new([0u8; 64]);
+    ///     let tb = tracemalloc::get_object_traceback(&b).unwrap();
+    ///     println!("allocated in {}", tb.line().unwrap().name());
+    ///     tracemalloc::stop();
+    /// }
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -76,6 +131,20 @@ impl Frame {
 /// (Python's `Traceback` is a sequence from the oldest frame to the most recent; Rust's
 /// backtraces list the most recent first, and so does this. Its `Display` prints Python's
 /// format: oldest first, "most recent call last"; [`Traceback::format`] takes either order.)
+///
+/// ```
+/// #[global_allocator]
+/// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+/// use pyheap::tracemalloc;
+/// fn main() {
+///     tracemalloc::start(1);
+///     let b = Box::new([0u8; 64]);
+///     let tb = tracemalloc::get_object_traceback(&b).unwrap();
+///     println!("{tb}"); // as Python prints a traceback: oldest frame first
+///     assert!(tb.len() <= tracemalloc::get_traceback_limit());
+///     tracemalloc::stop();
+/// }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Traceback {
     frames: Arc<[Frame]>,
@@ -89,21 +158,72 @@ impl Traceback {
     }
 
     /// The frames, most recent first.
+    ///
+    /// ```
+    /// #[global_allocator]
+    /// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+    /// use pyheap::tracemalloc;
+    /// fn main() {
+    ///     tracemalloc::start(1);
+    ///     let b = Box::new([0u8; 64]);
+    ///     let tb = tracemalloc::get_object_traceback(&b).unwrap();
+    ///     assert_eq!(tb.frames().first(), tb.line()); // most recent first
+    ///     tracemalloc::stop();
+    /// }
+    /// ```
     pub fn frames(&self) -> &[Frame] {
         &self.frames
     }
 
     /// The most recent frame: the line of the allocation (`None` for an empty traceback).
+    ///
+    /// ```
+    /// #[global_allocator]
+    /// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+    /// use pyheap::tracemalloc;
+    /// fn main() {
+    ///     tracemalloc::start(1);
+    ///     let b = Box::new([0u8; 64]);
+    ///     let tb = tracemalloc::get_object_traceback(&b).unwrap();
+    ///     assert!(tb.line().is_some());
+    ///     tracemalloc::stop();
+    /// }
+    /// ```
     pub fn line(&self) -> Option<&Frame> {
         self.frames.first()
     }
 
     /// Frames in the traceback.
+    ///
+    /// ```
+    /// #[global_allocator]
+    /// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+    /// use pyheap::tracemalloc;
+    /// fn main() {
+    ///     tracemalloc::start(1);
+    ///     let b = Box::new([0u8; 64]);
+    ///     let tb = tracemalloc::get_object_traceback(&b).unwrap();
+    ///     assert_eq!(tb.len(), tb.frames().len());
+    ///     tracemalloc::stop();
+    /// }
+    /// ```
     pub fn len(&self) -> usize {
         self.frames.len()
     }
 
     /// Whether it has no frame (an allocation whose stack could not be walked).
+    ///
+    /// ```
+    /// #[global_allocator]
+    /// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+    /// use pyheap::tracemalloc;
+    /// fn main() {
+    ///     tracemalloc::start(1);
+    ///     let b = Box::new([0u8; 64]);
+    ///     assert!(!tracemalloc::get_object_traceback(&b).unwrap().is_empty());
+    ///     tracemalloc::stop();
+    /// }
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.frames.is_empty()
     }

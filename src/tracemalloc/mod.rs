@@ -116,12 +116,52 @@ pub use snapshot::{take_snapshot, KeyType, Snapshot, Statistic, StatisticDiff, T
 pub(crate) use capture::{record, stack_marker};
 
 /// The domain of traces of pool blocks (requests of at most 512 bytes).
+///
+/// ```
+/// #[global_allocator]
+/// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+/// use pyheap::tracemalloc;
+/// fn main() {
+///     tracemalloc::start(1);
+///     let small = Box::new([0u8; 64]);
+///     let snapshot = tracemalloc::take_snapshot();
+///     assert!(snapshot.traces().iter().any(|t| t.size == 64 && t.domain == tracemalloc::POOL_DOMAIN));
+///     drop(small);
+///     tracemalloc::stop();
+/// }
+/// ```
 pub const POOL_DOMAIN: u16 = 0;
 /// The domain of traces of blocks from the system allocator (larger requests, larger
 /// alignments).
+///
+/// ```
+/// #[global_allocator]
+/// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+/// use pyheap::tracemalloc;
+/// fn main() {
+///     tracemalloc::start(1);
+///     let big = vec![0u8; 100_000];
+///     let snapshot = tracemalloc::take_snapshot();
+///     assert!(snapshot.traces().iter().any(|t| t.size == 100_000 && t.domain == tracemalloc::SYSTEM_DOMAIN));
+///     drop(big);
+///     tracemalloc::stop();
+/// }
+/// ```
 pub const SYSTEM_DOMAIN: u16 = 1;
 
 /// The most frames a traceback keeps ([`start`]'s limit).
+///
+/// ```
+/// #[global_allocator]
+/// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+/// use pyheap::tracemalloc;
+/// fn main() {
+///     tracemalloc::start(1);
+///     tracemalloc::start(tracemalloc::MAX_NFRAMES);
+///     assert_eq!(tracemalloc::get_traceback_limit(), tracemalloc::MAX_NFRAMES);
+///     tracemalloc::stop();
+/// }
+/// ```
 pub const MAX_NFRAMES: usize = 64;
 
 /// Raw frames captured beyond the limit, for the allocator's and the standard library's
@@ -197,6 +237,22 @@ pub(crate) fn start_from_env(n: usize) {
 }
 
 /// Stop tracing and forget every trace (Python's `tracemalloc.stop()`).
+///
+/// ```
+/// #[global_allocator]
+/// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+/// use pyheap::tracemalloc;
+/// fn main() {
+///     tracemalloc::start(1);
+///     let b = Box::new([0u8; 64]);
+///     tracemalloc::stop(); // forgets every trace
+///     assert!(!tracemalloc::is_tracing());
+///     assert_eq!(tracemalloc::get_traced_memory(), (0, 0));
+///     assert!(tracemalloc::get_object_traceback(&b).is_none());
+///     tracemalloc::start(1);
+///     tracemalloc::stop();
+/// }
+/// ```
 #[cfg(not(loom))]
 pub fn stop() {
     crate::alloc::hooks::ensure_init();
@@ -206,12 +262,37 @@ pub fn stop() {
 }
 
 /// Whether allocations are being traced.
+///
+/// ```
+/// #[global_allocator]
+/// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+/// use pyheap::tracemalloc;
+/// fn main() {
+///     tracemalloc::start(1);
+///     assert!(tracemalloc::is_tracing());
+///     tracemalloc::stop();
+/// }
+/// ```
 #[cfg(not(loom))]
 pub fn is_tracing() -> bool {
     TABLE.is_tracing()
 }
 
 /// Forget every trace (tracing goes on); the traced memory and its peak restart from 0.
+///
+/// ```
+/// #[global_allocator]
+/// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+/// use pyheap::tracemalloc;
+/// fn main() {
+///     tracemalloc::start(1);
+///     let b = Box::new([0u8; 64]);
+///     tracemalloc::clear_traces();
+///     assert!(tracemalloc::is_tracing());
+///     assert!(tracemalloc::get_object_traceback(&b).is_none());
+///     tracemalloc::stop();
+/// }
+/// ```
 #[cfg(not(loom))]
 pub fn clear_traces() {
     let _g = control();
@@ -219,6 +300,18 @@ pub fn clear_traces() {
 }
 
 /// The most frames a traceback keeps (`start`'s argument; 1 before any `start`).
+///
+/// ```
+/// #[global_allocator]
+/// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+/// use pyheap::tracemalloc;
+/// fn main() {
+///     tracemalloc::start(1);
+///     tracemalloc::start(3);
+///     assert_eq!(tracemalloc::get_traceback_limit(), 3);
+///     tracemalloc::stop();
+/// }
+/// ```
 #[cfg(not(loom))]
 pub fn get_traceback_limit() -> usize {
     nframes()
@@ -226,12 +319,42 @@ pub fn get_traceback_limit() -> usize {
 
 /// `(current, peak)`: the bytes in traced blocks now, and the most there were at once since
 /// tracing started (or since [`reset_peak`]). Sizes are the requested sizes.
+///
+/// ```
+/// #[global_allocator]
+/// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+/// use pyheap::tracemalloc;
+/// fn main() {
+///     tracemalloc::start(1);
+///     let (before, _) = tracemalloc::get_traced_memory();
+///     let b = Box::new([0u8; 1000]);
+///     let (after, peak) = tracemalloc::get_traced_memory();
+///     assert!(after >= before + 1000 && peak >= after);
+///     drop(b);
+///     tracemalloc::stop();
+/// }
+/// ```
 #[cfg(not(loom))]
 pub fn get_traced_memory() -> (usize, usize) {
     TABLE.traced_memory()
 }
 
 /// Set the peak of [`get_traced_memory`] to the current traced bytes.
+///
+/// ```
+/// #[global_allocator]
+/// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+/// use pyheap::tracemalloc;
+/// fn main() {
+///     tracemalloc::start(1);
+///     drop(vec![0u8; 100_000]);
+///     assert!(tracemalloc::get_traced_memory().1 >= 100_000);
+///     tracemalloc::reset_peak();
+///     let (current, peak) = tracemalloc::get_traced_memory();
+///     assert!(peak < 100_000 && peak >= current);
+///     tracemalloc::stop();
+/// }
+/// ```
 #[cfg(not(loom))]
 pub fn reset_peak() {
     TABLE.reset_peak();
@@ -239,6 +362,19 @@ pub fn reset_peak() {
 
 /// Bytes of memory tracemalloc uses for its traces and tracebacks (mapped from the OS, not
 /// from the traced heap).
+///
+/// ```
+/// #[global_allocator]
+/// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+/// use pyheap::tracemalloc;
+/// fn main() {
+///     tracemalloc::start(1);
+///     let b = Box::new([0u8; 64]);
+///     assert!(tracemalloc::get_tracemalloc_memory() > 0); // its own tables, mapped from the OS
+///     drop(b);
+///     tracemalloc::stop();
+/// }
+/// ```
 #[cfg(not(loom))]
 pub fn get_tracemalloc_memory() -> usize {
     TABLE.bytes_mapped()

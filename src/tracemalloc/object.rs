@@ -8,6 +8,22 @@ use super::TABLE;
 use crate::alloc::block_table::SHARDS;
 
 /// Something whose allocation [`get_object_traceback`] can find: an address inside a block.
+///
+/// ```
+/// #[global_allocator]
+/// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+/// use pyheap::tracemalloc;
+/// fn main() {
+///     tracemalloc::start(1);
+///     use tracemalloc::Allocation;
+///     let b = Box::new([0u8; 64]);
+///     let inside: *const u8 = &b[10];
+///     assert_eq!(inside.address(), b.address() + 10);
+///     // Any address inside the block finds its traceback.
+///     assert_eq!(tracemalloc::get_object_traceback(inside), tracemalloc::get_object_traceback(&b));
+///     tracemalloc::stop();
+/// }
+/// ```
 pub trait Allocation {
     /// An address inside the allocation (any byte of it).
     fn address(&self) -> usize;

@@ -12,6 +12,21 @@ use std::collections::HashMap;
 
 /// A traced block: its domain ([`POOL_DOMAIN`](super::POOL_DOMAIN) or
 /// [`SYSTEM_DOMAIN`](super::SYSTEM_DOMAIN)), requested size and traceback.
+///
+/// ```
+/// #[global_allocator]
+/// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+/// use pyheap::tracemalloc;
+/// fn main() {
+///     tracemalloc::start(1);
+///     let blocks: Vec<Box<[u8; 100]>> = (0..10).map(|_| Box::new([0; 100])).collect();
+///     let snapshot = tracemalloc::take_snapshot();
+///     let mine = snapshot.traces().iter().filter(|t| t.size == 100).count();
+///     assert!(mine >= 10);
+///     drop(blocks);
+///     tracemalloc::stop();
+/// }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Trace {
     /// Where the block comes from.
@@ -24,6 +39,22 @@ pub struct Trace {
 
 /// How [`Snapshot::statistics`] and [`Snapshot::compare_to`] group traces (Python's
 /// `key_type`).
+///
+/// ```
+/// #[global_allocator]
+/// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+/// use pyheap::tracemalloc::{self, KeyType};
+/// fn main() {
+///     tracemalloc::start(1);
+///     let blocks: Vec<Box<[u8; 100]>> = (0..10).map(|_| Box::new([0; 100])).collect();
+///     let snapshot = tracemalloc::take_snapshot();
+///     for key in [KeyType::Lineno, KeyType::Filename, KeyType::Traceback] {
+///         assert!(snapshot.statistics(key).iter().map(|s| s.size).sum::<usize>() >= 1000);
+///     }
+///     drop(blocks);
+///     tracemalloc::stop();
+/// }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum KeyType {
     /// By file (`'filename'`): the most recent frame's file.
@@ -37,6 +68,22 @@ pub enum KeyType {
 }
 
 /// The blocks allocated at one place: their total size and count (Python's `Statistic`).
+///
+/// ```
+/// #[global_allocator]
+/// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+/// use pyheap::tracemalloc::{self, KeyType};
+/// fn main() {
+///     tracemalloc::start(1);
+///     let blocks: Vec<Box<[u8; 100]>> = (0..10).map(|_| Box::new([0; 100])).collect();
+///     let snapshot = tracemalloc::take_snapshot();
+///     let top = &snapshot.statistics(KeyType::Traceback)[0];
+///     println!("{top}"); // src/main.rs:5: size=1000 B, count=10, average=100 B
+///     assert!(top.size >= 1000 && top.count >= 1);
+///     drop(blocks);
+///     tracemalloc::stop();
+/// }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Statistic {
     /// The place: one frame (by line or file) or a whole traceback.
@@ -49,6 +96,23 @@ pub struct Statistic {
 
 /// A place's statistic in a snapshot, and how it changed from an older one (Python's
 /// `StatisticDiff`).
+///
+/// ```
+/// #[global_allocator]
+/// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+/// use pyheap::tracemalloc::{self, KeyType};
+/// fn main() {
+///     tracemalloc::start(1);
+///     let old = tracemalloc::take_snapshot();
+///     let blocks: Vec<Box<[u8; 100]>> = (0..10).map(|_| Box::new([0; 100])).collect();
+///     let new = tracemalloc::take_snapshot();
+///     let grew = &new.compare_to(&old, KeyType::Lineno)[0];
+///     println!("{grew}"); // src/main.rs:6: size=1000 B (+1000 B), count=10 (+10), average=100 B
+///     assert!(grew.size_diff >= 1000);
+///     drop(blocks);
+///     tracemalloc::stop();
+/// }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct StatisticDiff {
     /// The place.
@@ -64,6 +128,22 @@ pub struct StatisticDiff {
 }
 
 /// The traces of the blocks alive when it was taken (Python's `tracemalloc.Snapshot`).
+///
+/// ```
+/// #[global_allocator]
+/// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+/// use pyheap::tracemalloc::{self, KeyType};
+/// fn main() {
+///     tracemalloc::start(1);
+///     let blocks: Vec<Box<[u8; 100]>> = (0..10).map(|_| Box::new([0; 100])).collect();
+///     let snapshot = tracemalloc::take_snapshot();
+///     for stat in snapshot.statistics(KeyType::Lineno).iter().take(3) {
+///         println!("{stat}");
+///     }
+///     drop(blocks);
+///     tracemalloc::stop();
+/// }
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
     traces: Vec<Trace>,
@@ -86,6 +166,20 @@ struct RawTrace {
 /// lock (a copy of plain records, no allocation under the lock), so a block is in the
 /// snapshot if it was alive when its shard was copied. Resolving symbols takes the time
 /// (the first snapshot of a process loads the debug info); it runs with no trace lock held.
+///
+/// ```
+/// #[global_allocator]
+/// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+/// use pyheap::tracemalloc;
+/// fn main() {
+///     tracemalloc::start(1);
+///     let blocks: Vec<Box<[u8; 100]>> = (0..10).map(|_| Box::new([0; 100])).collect();
+///     let snapshot = tracemalloc::take_snapshot();
+///     assert!(snapshot.traces().iter().filter(|t| t.size == 100).count() >= 10);
+///     drop(blocks);
+///     tracemalloc::stop();
+/// }
+/// ```
 pub fn take_snapshot() -> Snapshot {
     // Before the lock, which the first allocation's `PYHEAP_TRACEMALLOC` takes.
     crate::alloc::hooks::ensure_init();
@@ -154,11 +248,38 @@ fn key_of(tb: &Traceback, key: KeyType) -> Traceback {
 
 impl Snapshot {
     /// The traces (Python's `Snapshot.traces`), in no particular order.
+    ///
+    /// ```
+    /// #[global_allocator]
+    /// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+    /// use pyheap::tracemalloc;
+    /// fn main() {
+    ///     tracemalloc::start(1);
+    ///     let blocks: Vec<Box<[u8; 100]>> = (0..10).map(|_| Box::new([0; 100])).collect();
+    ///     let snapshot = tracemalloc::take_snapshot();
+    ///     let total: usize = snapshot.traces().iter().map(|t| t.size).sum();
+    ///     assert!(total >= 1000);
+    ///     drop(blocks);
+    ///     tracemalloc::stop();
+    /// }
+    /// ```
     pub fn traces(&self) -> &[Trace] {
         &self.traces
     }
 
     /// The traceback limit when the snapshot was taken.
+    ///
+    /// ```
+    /// #[global_allocator]
+    /// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+    /// use pyheap::tracemalloc;
+    /// fn main() {
+    ///     tracemalloc::start(1);
+    ///     tracemalloc::start(4);
+    ///     assert_eq!(tracemalloc::take_snapshot().traceback_limit(), 4);
+    ///     tracemalloc::stop();
+    /// }
+    /// ```
     pub fn traceback_limit(&self) -> usize {
         self.traceback_limit
     }
@@ -166,6 +287,22 @@ impl Snapshot {
     /// The traces kept by `filters` (Python's `Snapshot.filter_traces`): a trace is kept if
     /// it matches at least one inclusive filter (when there is any) and every exclusive one;
     /// no filter keeps everything.
+    ///
+    /// ```
+    /// #[global_allocator]
+    /// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+    /// use pyheap::tracemalloc;
+    /// fn main() {
+    ///     tracemalloc::start(1);
+    ///     let blocks: Vec<Box<[u8; 100]>> = (0..10).map(|_| Box::new([0; 100])).collect();
+    ///     let snapshot = tracemalloc::take_snapshot();
+    ///     use tracemalloc::{Filter, POOL_DOMAIN};
+    ///     let pool_only = snapshot.filter_traces(&[Filter::domain_only(true, POOL_DOMAIN)]);
+    ///     assert!(pool_only.traces().iter().all(|t| t.domain == POOL_DOMAIN));
+    ///     drop(blocks);
+    ///     tracemalloc::stop();
+    /// }
+    /// ```
     pub fn filter_traces(&self, filters: &[Filter]) -> Snapshot {
         let (inc, exc): (Vec<&Filter>, Vec<&Filter>) = filters.iter().partition(|f| f.inclusive);
         let traces = self
@@ -216,6 +353,21 @@ impl Snapshot {
 
     /// Statistics grouped by `key`, largest first (Python's `Snapshot.statistics`: sorted by
     /// size, then count, then place, descending).
+    ///
+    /// ```
+    /// #[global_allocator]
+    /// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+    /// use pyheap::tracemalloc::{self, KeyType};
+    /// fn main() {
+    ///     tracemalloc::start(1);
+    ///     let blocks: Vec<Box<[u8; 100]>> = (0..10).map(|_| Box::new([0; 100])).collect();
+    ///     let snapshot = tracemalloc::take_snapshot();
+    ///     let stats = snapshot.statistics(KeyType::Lineno);
+    ///     assert!(stats.windows(2).all(|w| w[0].size >= w[1].size)); // largest first
+    ///     drop(blocks);
+    ///     tracemalloc::stop();
+    /// }
+    /// ```
     pub fn statistics(&self, key: KeyType) -> Vec<Statistic> {
         self.statistics_impl(key, false)
     }
@@ -223,6 +375,23 @@ impl Snapshot {
     /// As [`Snapshot::statistics`] with `cumulative=True`: a block counts toward every frame
     /// of its traceback (once per distinct frame), not only the most recent. For
     /// [`KeyType::Traceback`] this is the same as `statistics`.
+    ///
+    /// ```
+    /// #[global_allocator]
+    /// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+    /// use pyheap::tracemalloc::{self, KeyType};
+    /// fn main() {
+    ///     tracemalloc::start(1);
+    ///     let blocks: Vec<Box<[u8; 100]>> = (0..10).map(|_| Box::new([0; 100])).collect();
+    ///     let snapshot = tracemalloc::take_snapshot();
+    ///     let total: usize = snapshot.traces().iter().map(|t| t.size).sum();
+    ///     // With one frame a traceback, cumulative statistics are the plain ones.
+    ///     let cumulative: usize = snapshot.cumulative_statistics(KeyType::Lineno).iter().map(|s| s.size).sum();
+    ///     assert_eq!(cumulative, total);
+    ///     drop(blocks);
+    ///     tracemalloc::stop();
+    /// }
+    /// ```
     pub fn cumulative_statistics(&self, key: KeyType) -> Vec<Statistic> {
         self.statistics_impl(key, true)
     }
@@ -245,6 +414,22 @@ impl Snapshot {
     /// in either snapshot, sorted by the absolute size difference, then size, then absolute
     /// count difference, then count, then place, descending. A place only in `old` has size
     /// and count 0 and negative differences.
+    ///
+    /// ```
+    /// #[global_allocator]
+    /// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+    /// use pyheap::tracemalloc::{self, KeyType};
+    /// fn main() {
+    ///     tracemalloc::start(1);
+    ///     let old = tracemalloc::take_snapshot();
+    ///     let blocks: Vec<Box<[u8; 100]>> = (0..10).map(|_| Box::new([0; 100])).collect();
+    ///     let new = tracemalloc::take_snapshot();
+    ///     let diffs = new.compare_to(&old, KeyType::Lineno);
+    ///     assert!(diffs.iter().map(|d| d.size_diff).sum::<isize>() >= 1000);
+    ///     drop(blocks);
+    ///     tracemalloc::stop();
+    /// }
+    /// ```
     pub fn compare_to(&self, old: &Snapshot, key: KeyType) -> Vec<StatisticDiff> {
         let new_g = self.group_by(key, false);
         let mut old_g = old.group_by(key, false);
