@@ -54,7 +54,9 @@ pub(crate) fn stack_marker() -> usize {
 /// Record the trace of block `p` of `size` bytes, just allocated by the calling thread (from
 /// the allocator's hooks; `marker` from [`stack_marker`] in the entry point that called
 /// them). Allocates nothing through the global allocator.
-#[inline(never)]
+// Inlined (as `capture`), so that the unwinder walks two frames fewer: 13% fewer
+// instructions per traced allocation (callgrind, LIFO 32 B, 1 frame: 23,500 → 20,500).
+#[inline(always)]
 pub(crate) fn record(p: *mut u8, size: usize, marker: usize) {
     if BUSY.with(|b| b.replace(true)) {
         return;
@@ -74,7 +76,7 @@ pub(crate) fn record(p: *mut u8, size: usize, marker: usize) {
 
 /// The return addresses of the frames whose stack address is above `marker` (a stack address in
 /// the allocator's entry point), most recent first, into `out`; returns how many.
-#[inline(never)]
+#[inline(always)]
 fn capture(marker: usize, out: &mut [usize]) -> usize {
     let mut n = 0;
     // SAFETY: `trace_unsynchronized` is unsafe because the crate's lock, which it skips,
