@@ -271,11 +271,27 @@ impl Heap {
         if unsafe { self.free_fast(block, class) } {
             return;
         }
+        // SAFETY: forwarded contract; `free_fast` took every block of our own pools of
+        // `class`.
+        unsafe { self.free_foreign(block, class) }
+    }
+
+    /// Free a pool block that [`free_pool_block`](Self::free_pool_block) (or `free_fast`)
+    /// did not take: a block of another heap's pool (the remote-free path), or a layout that
+    /// does not match its pool (a fatal error). Nothing is tested twice: the caller already
+    /// knows the block is in one of the arenas. Holder only.
+    ///
+    /// # Safety
+    /// `block` is a live block of one of the arenas, allocated with size class `class`, not
+    /// used again; `free_pool_block(block, class)` returned false for it on this heap.
+    #[inline(never)]
+    pub(crate) unsafe fn free_foreign(&self, block: *mut u8, class: usize) {
         let pool = pool_of(block);
         // SAFETY: the block is live, so its pool is mapped and initialized (Pool invariants).
         let p = unsafe { &*pool };
         p.check_class(class);
-        // Not ours (`free_fast` took every block of our own pools): another heap's pool.
+        // The class matches, so the owner does not (`free_pool_block` said no): another
+        // heap's pool.
         self.classes[class].remote_frees.add(1);
         // SAFETY: the block is live (caller's contract), so its pool's owner is a mapped heap
         // (Heap invariants), and we do not hold it (the pool is not ours).

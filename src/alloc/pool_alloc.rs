@@ -232,6 +232,13 @@ impl PoolAlloc {
             if unsafe { (*heap).free_pool_block(ptr, class) } {
                 return;
             }
+            // Flags 0 say the block is a pool block (no small request was ever served by the
+            // system allocator: that sets the flag before the system call, and this thread got
+            // the block after its allocation) and was not traced (a block traced when it was
+            // allocated finds the hooks' bit set: `hooks.rs`): straight to the remote-free
+            // path, nothing tested again.
+            // SAFETY: as above; `free_pool_block` said no.
+            return unsafe { (*heap).free_foreign(ptr, class) };
         }
         // SAFETY: forwarded contract.
         unsafe { Self::dealloc_slow_hooked(ptr, layout, class) }
