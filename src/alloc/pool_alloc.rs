@@ -112,16 +112,18 @@ impl PoolAlloc {
             // SAFETY: forwarded contract (a valid layout of non-zero size).
             return unsafe { os::system_alloc(layout, zeroed) };
         }
-        let Some(class) = size_class(layout.size(), layout.align()) else {
-            return Self::alloc_cold(layout, zeroed);
-        };
-        if !zeroed && !hooks::alloc_hooked() {
-            let heap = thread::bound_heap();
-            if !heap.is_null() {
-                // SAFETY: the calling thread holds its bound heap.
-                let block = unsafe { (*heap).alloc_fast(class) };
-                if !block.is_null() {
-                    return block;
+        // One call site for everything else, so that the body stays small enough to be inlined
+        // into `__rust_alloc`'s callers (with two, it was not in the `churn` loop: 15% more
+        // instructions per pair).
+        if let Some(class) = size_class(layout.size(), layout.align()) {
+            if !zeroed && !hooks::alloc_hooked() {
+                let heap = thread::bound_heap();
+                if !heap.is_null() {
+                    // SAFETY: the calling thread holds its bound heap.
+                    let block = unsafe { (*heap).alloc_fast(class) };
+                    if !block.is_null() {
+                        return block;
+                    }
                 }
             }
         }
