@@ -26,8 +26,7 @@
 
 use super::arena_lists::Arena;
 use super::os;
-use super::pool::pool_header;
-use super::pool::pool_memory;
+use super::pool::{pool_header, pool_memory};
 use super::size_class::POOL_SIZE;
 use crate::sync::unmodelled::{AtomicU64, Ordering};
 use core::ptr;
@@ -185,7 +184,8 @@ impl DirtyArenas {
             // again under this lock (see the module); pools `first..first + run` are
             // consecutive in the arena.
             os::purge(pool_memory(pool_header(base, first)), run * POOL_SIZE);
-            mask &= !(((1u128 << (first + run)) - (1u128 << first)) as u64);
+            // `run` is 1..=63 (pool 0 is the metadata pool, never dirty).
+            mask &= !((u64::MAX >> (64 - run)) << first);
         }
         // SAFETY: on the queue (caller); lock held.
         unsafe {
