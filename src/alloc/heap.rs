@@ -241,6 +241,10 @@ impl Heap {
 
     /// Allocate a block of `class`. Returns null only when no pool can be had (no arena could
     /// be mapped): the caller then falls back to the system allocator. Holder only.
+    ///
+    /// What `PoolAlloc` does, in two places (the fast path inline, the slow one in
+    /// `alloc_cold`); the loom models call it in one.
+    #[cfg(loom)]
     #[inline]
     pub(crate) fn alloc(&self, class: usize) -> *mut u8 {
         let block = self.alloc_fast(class);
@@ -300,7 +304,7 @@ impl Heap {
 
     #[cold]
     #[inline(never)]
-    fn alloc_slow(&self, class: usize) -> (*mut u8, bool) {
+    pub(crate) fn alloc_slow(&self, class: usize) -> (*mut u8, bool) {
         let q = &self.classes[class];
         let mut reclaimed = false;
         loop {

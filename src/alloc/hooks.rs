@@ -3,9 +3,13 @@
 //!
 //! # What they cost while off
 //!
-//! The allocation fast path tests one flag, [`alloc_hooked`]: a load and a predicted branch
-//! (while it is set, every request goes to `alloc_cold`, which looks at [`mode`] first). The
-//! free fast path already tests one word, `Global::free_flags` ("was a small request ever
+//! The allocation fast path looks up the request's size class in its own copy of the class
+//! table, [`alloc_class`]; while a hook is on, every entry of that copy reads `HOOKED`, so the
+//! one test the hooks add is a compare of the byte the lookup loaded anyway, and a predicted
+//! branch (a request that finds `HOOKED` goes to `alloc_cold`, which looks at [`mode`] first).
+//! A separate flag cost two more instructions per allocation on random sizes (the load of its
+//! address and of the flag); with a constant size, whose class the compiler used to fold, the
+//! table's load is the same two. The free fast path already tests one word, `Global::free_flags` ("was a small request ever
 //! served by the system allocator?"); a second bit of it, `FREE_HOOKS`, sends frees to the
 //! hooks: no new instruction there. `realloc` tests the mode on entry. (Tried and measured:
 //! comparing the bound heap's pointer with a bound in memory instead of a constant, which
@@ -21,26 +25,46 @@
 //!
 //! # The first allocation reads the environment
 //!
-//! Until then both flags are set and the mode says `UNINIT`, so the first request of the
+//! Until then the table reads `HOOKED`, `FREE_HOOKS` is set and the mode says `UNINIT`, so the first request of the
 //! process (or any request made while the first one is reading) comes here: it reads
 //! `PYHEAP_MALLOC` and `PYHEAP_TRACEMALLOC` with `getenv` (no allocation), turns the debug
-//! allocator on for the life of the process, starts tracing, or clears the flags (their
-//! normal state). The debug allocator changes every block's layout, so it can only be chosen
+//! allocator on for the life of the process, starts tracing, or fills the table and clears
+//! the bit (their normal state). The debug allocator changes every block's layout, so it can only be chosen
 //! before the first block is handed out: hence the environment, as CPython's `PYTHONMALLOC`.
 //!
 //! Tracing starts and stops at any time (`tracemalloc::start`/`stop`): a request that read
-//! the old flag just before a change is served as if the change came after it. Whether a
+//! the old table entry just before a change is served as if the change came after it. Whether a
 //! block gets a trace is decided under its trace shard's lock (`crate::tracemalloc`).
 
 use super::debug;
 use super::global::{FREE_HOOKS, GLOBAL};
 use super::pool_alloc::PoolAlloc;
-use crate::sync::unmodelled::{AtomicBool, AtomicU8, Ordering};
+use super::size_class::{class_by_eighths, class_table_index, CLASS_TABLE_LEN, NUM_SIZE_CLASSES};
+use crate::sync::unmodelled::{AtomicU8, Ordering};
 use core::alloc::Layout;
 
-/// Whether allocations go to the hooks: set while a hook is on, and before the first
-/// allocation has read the environment.
-static ALLOC_HOOKED: AtomicBool = AtomicBool::new(true);
+/// The allocation fast path's class table: `size_class`'s table (`size_class.rs`) while no
+/// hook is on; every entry `HOOKED` while one is, and before the first allocation has read
+/// the environment. Written only by `set_alloc_hooked`.
+static ALLOC_CLASSES: [AtomicU8; CLASS_TABLE_LEN] =
+    [const { AtomicU8::new(HOOKED) }; CLASS_TABLE_LEN];
+
+/// The entry of `ALLOC_CLASSES` that sends a request to the hooks (no class is that large).
+const HOOKED: u8 = u8::MAX;
+const _: () = assert!(NUM_SIZE_CLASSES < HOOKED as usize);
+
+/// Send every allocation to the hooks (`true`, a `Release` store of each entry: a request
+/// that reads `HOOKED` and then an `Acquire` fence sees what was set before) or to the pools
+/// again. Callers serialize (`init`, `set_tracing`).
+fn set_alloc_hooked(on: bool) {
+    for (n, entry) in ALLOC_CLASSES.iter().enumerate() {
+        if on {
+            entry.store(HOOKED, Ordering::Release);
+        } else {
+            entry.store(class_by_eighths(n), Ordering::Relaxed);
+        }
+    }
+}
 
 /// What is on (bits below); 0: nothing.
 static MODE: AtomicU8 = AtomicU8::new(UNINIT);
@@ -54,10 +78,18 @@ pub(crate) const TRACING: u8 = 4;
 /// Reading the environment: 0 not started, 1 under way, 2 done.
 static INIT: AtomicU8 = AtomicU8::new(0);
 
-/// Whether allocations go to the hooks (the allocation fast path's one test).
+/// The size class of an allocation the fast path may serve: `None` when the pools do not
+/// serve it (too large or too aligned) or while a hook is on (the fast path's one test).
 #[inline(always)]
-pub(crate) fn alloc_hooked() -> bool {
-    ALLOC_HOOKED.load(Ordering::Relaxed)
+pub(crate) fn alloc_class(size: usize, align: usize) -> Option<usize> {
+    let n = class_table_index(size, align)?;
+    // SAFETY: `class_table_index` returns an index below `CLASS_TABLE_LEN`.
+    let class = unsafe { ALLOC_CLASSES.get_unchecked(n) }.load(Ordering::Relaxed);
+    if class == HOOKED {
+        None
+    } else {
+        Some(usize::from(class))
+    }
 }
 
 /// What is on now (0: nothing).
@@ -84,7 +116,7 @@ pub(crate) fn ensure_init() {
 }
 
 /// Turn the tracing hooks on or off (tracemalloc's start and stop, which serialize their
-/// calls). Debug mode keeps the flags set whatever tracing does.
+/// calls). Debug mode keeps the table on `HOOKED` and the bit set whatever tracing does.
 pub(crate) fn set_tracing(on: bool) {
     if mode() & UNINIT != 0 {
         init();
@@ -92,11 +124,11 @@ pub(crate) fn set_tracing(on: bool) {
     if on {
         MODE.fetch_or(TRACING, Ordering::Relaxed);
         GLOBAL.free_flags.fetch_or(FREE_HOOKS, Ordering::Relaxed);
-        ALLOC_HOOKED.store(true, Ordering::Release);
+        set_alloc_hooked(true);
     } else {
         let m = MODE.fetch_and(!TRACING, Ordering::Relaxed) & !TRACING;
         if m == 0 {
-            ALLOC_HOOKED.store(false, Ordering::Relaxed);
+            set_alloc_hooked(false);
             GLOBAL.free_flags.fetch_and(!FREE_HOOKS, Ordering::Relaxed);
         }
     }
@@ -117,7 +149,7 @@ fn init() -> u8 {
         }
         MODE.store(m, Ordering::Relaxed);
         if m == 0 {
-            ALLOC_HOOKED.store(false, Ordering::Relaxed);
+            set_alloc_hooked(false);
             GLOBAL.free_flags.fetch_and(!FREE_HOOKS, Ordering::Relaxed);
         }
         INIT.store(2, Ordering::Release);

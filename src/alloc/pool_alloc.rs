@@ -115,8 +115,9 @@ impl PoolAlloc {
         // One call site for everything else, so that the body stays small enough to be inlined
         // into `__rust_alloc`'s callers (with two, it was not in the `churn` loop: 15% more
         // instructions per pair).
-        if let Some(class) = size_class(layout.size(), layout.align()) {
-            if !zeroed && !hooks::alloc_hooked() {
+        // `None` for a large request, and for every request while a hook is on.
+        if let Some(class) = hooks::alloc_class(layout.size(), layout.align()) {
+            if !zeroed {
                 let heap = thread::bound_heap();
                 if !heap.is_null() {
                     // SAFETY: the calling thread holds its bound heap.
@@ -156,8 +157,9 @@ impl PoolAlloc {
     /// slow paths (large requests, zeroed ones, a heap to bind, a pool to change).
     #[inline(never)]
     fn alloc_cold(layout: Layout, zeroed: bool) -> *mut u8 {
-        // Pairs with the `Release` store of the flag that sent us here (`hooks::set_tracing`):
-        // the mode read next is the one set before that store, or a later one.
+        // Pairs with the `Release` store of the table entry that sent us here (`HOOKED`,
+        // `hooks::set_alloc_hooked`): the mode read next is the one set before that store, or
+        // a later one.
         crate::sync::unmodelled::fence(Ordering::Acquire);
         let mode = hooks::mode();
         if mode != 0 {
@@ -180,21 +182,34 @@ impl PoolAlloc {
     /// pools, taking new ones, zeroing, and the system allocator when there is no heap or no
     /// arena (a system block of the class's size, so that `realloc` within the class stays
     /// valid).
-    #[inline(never)]
+    ///
+    /// Inlined into `alloc_cold`, so that a request the fast path could not serve (its pool
+    /// ran out: one in a few on random-size churn) goes from the inlined fast path to the
+    /// heap's `alloc_slow` through one call, as before the hooks (two calls cost churn 5%).
+    #[inline(always)]
     fn alloc_small_slow(class: usize, zeroed: bool) -> *mut u8 {
         let heap = thread::heap();
         if !heap.is_null() {
             // SAFETY: the calling thread holds its heap.
             let h = unsafe { &*heap };
+            // `alloc_slow` starts with the current pool, so it is also right for a heap
+            // bound just now, whose fast path was not tried.
             let block = if zeroed {
                 h.alloc_zeroed(class)
             } else {
-                h.alloc(class)
+                h.alloc_slow(class).0
             };
             if !block.is_null() {
                 return block;
             }
         }
+        Self::alloc_small_system(heap, class, zeroed)
+    }
+
+    /// A small request with no heap or no arena: a system block of the class's size.
+    #[cold]
+    #[inline(never)]
+    fn alloc_small_system(heap: *mut Heap, class: usize, zeroed: bool) -> *mut u8 {
         // From now on a small-layout block may be a system block (see the flag's doc).
         GLOBAL
             .free_flags

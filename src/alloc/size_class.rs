@@ -52,19 +52,36 @@ pub const POOLS_PER_ARENA: usize = ARENA_SIZE / POOL_SIZE;
 /// ```
 #[inline]
 pub fn size_class(size: usize, align: usize) -> Option<usize> {
+    let eighths = class_table_index(size, align)?;
+    // SAFETY: `class_table_index` returns an index below `CLASS_TABLE_LEN`.
+    Some(unsafe { *CLASS_BY_EIGHTHS.get_unchecked(eighths) } as usize)
+}
+
+/// The index into a class table (`CLASS_BY_EIGHTHS`, or the allocation fast path's copy in
+/// `hooks.rs`) of a request, or `None` if the pools do not serve it. Always below
+/// `CLASS_TABLE_LEN`.
+#[inline(always)]
+pub(crate) fn class_table_index(size: usize, align: usize) -> Option<usize> {
     if size > SMALL_REQUEST_THRESHOLD || align > BLOCK_ALIGN {
         return None;
     }
     // Branch-free on the size: random sizes would mispredict a `<= 64` test.
     let mask = if align <= 8 { 7 } else { 15 };
-    let eighths = ((size + mask) & !mask) / 8;
-    // SAFETY: `size <= 512` rounds up to at most 512, so `eighths <= 64`, within the table.
-    Some(unsafe { *CLASS_BY_EIGHTHS.get_unchecked(eighths) } as usize)
+    // `size <= 512` rounds up to at most 512, so this is at most 64.
+    Some(((size + mask) & !mask) / 8)
+}
+
+/// The length of a class table: one entry per multiple of 8 bytes up to the threshold.
+pub(crate) const CLASS_TABLE_LEN: usize = SMALL_REQUEST_THRESHOLD / 8 + 1;
+
+/// The class of the request of `8 * n` bytes (`n < CLASS_TABLE_LEN`).
+pub(crate) fn class_by_eighths(n: usize) -> u8 {
+    CLASS_BY_EIGHTHS[n]
 }
 
 /// `CLASS_BY_EIGHTHS[n]`: the class of a request of `8 * n` bytes. Entry 0 (a zero-size
 /// request) is the 16-byte class, which serves any alignment up to 16.
-static CLASS_BY_EIGHTHS: [u8; SMALL_REQUEST_THRESHOLD / 8 + 1] = {
+static CLASS_BY_EIGHTHS: [u8; CLASS_TABLE_LEN] = {
     let mut table = [1u8; SMALL_REQUEST_THRESHOLD / 8 + 1];
     let mut n = 1;
     while n < table.len() {
