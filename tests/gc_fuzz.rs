@@ -6,8 +6,10 @@
 //! Programs of up to `PYHEAP_FUZZ_MAX_OPS` operations over nodes of both flavors in one
 //! process: `pyheap::unsync::Gc` nodes holding single-thread *and* shared handles (never the
 //! reverse: it does not compile), shared nodes; strong and weak edges, `new_cyclic` (a weak
-//! edge to itself), `get_mut` with an allocation while the `&mut` lives, `try_unwrap`, moves
-//! of handles without a shared use, walks, upgrades; finalized nodes (`new_finalized` +
+//! edge to itself), `get_mut` with an allocation while the `&mut` lives, `try_unwrap`,
+//! `into_raw`/`from_raw`/`increment_strong_count`, `WeakValueMap`s and `weakref::WeakRef`
+//! callbacks (`gc_fuzz/api_ops.rs`, with their judgements), moves of handles without a shared
+//! use, walks, upgrades; finalized nodes (`new_finalized` +
 //! `Finalize`) whose finalizers read siblings, resurrect (stash handles) or panic; `Drop`s
 //! that read siblings through `try_deref`, stash handles globally, allocate, call
 //! `collect()`, or panic; `freeze`/`unfreeze`, `enable`/`disable` and thresholds of both

@@ -31,6 +31,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
+#[path = "api_ops.rs"]
+mod api_ops;
+
 type UGc = pyheap::unsync::Gc<UNode>;
 type SGc = pyheap::Gc<SNode>;
 type UWeak = pyheap::unsync::Weak<UNode>;
@@ -131,6 +134,8 @@ pub struct Interp {
     gc_thread_seen: bool,
     /// What the program exercised (`PYHEAP_FUZZ_STATS`).
     stats: Stats,
+    /// Weak maps, `WeakRef` callbacks and raw pointers (`api_ops.rs`).
+    api: api_ops::ApiState,
 }
 
 /// Counts of what a program exercised, appended as one line to the file
@@ -150,6 +155,12 @@ struct Stats {
     upgrades_none: u32,
     get_mut_some: u32,
     try_unwrap_ok: u32,
+    /// Weak-map lookups (get, remove, insert's old value, iteration) that returned a value.
+    map_values: u32,
+    /// `WeakRef` callbacks that ran, counted at the end.
+    callbacks_run: u32,
+    /// Handles taken back from raw pointers.
+    from_raw: u32,
     worker_exits: u32,
     /// Single-thread objects freed by worker exits.
     exit_freed: u32,
@@ -193,6 +204,7 @@ impl Interp {
             what: String::new(),
             gc_thread_seen: false,
             stats: Stats::default(),
+            api: api_ops::ApiState::default(),
         }
     }
 
@@ -242,6 +254,16 @@ impl Interp {
         }
         r.weak.extend(self.wu.iter().map(|w| w.0));
         r.weak.extend(self.ws.iter().map(|w| w.0));
+        for (i, (id, _)) in self.api.ru.iter().enumerate() {
+            r.strong
+                .push((*id, format!("main single-thread raw pointer {i}")));
+        }
+        for (i, (id, _)) in self.api.rs.iter().enumerate() {
+            r.strong.push((*id, format!("main shared raw pointer {i}")));
+        }
+        r.weak.extend(self.api.uwr.iter().map(|e| e.id));
+        r.weak.extend(self.api.swr.iter().map(|e| e.id));
+        r.weak.extend(self.api.map_entries());
         r
     }
 
@@ -254,6 +276,11 @@ impl Interp {
         self.m.sync_ids();
         let roots = self.roots();
         self.strong_via = self.m.check_reachable_alive(&roots, &self.what);
+        // After `check_reachable_alive`, which marks what this operation made garbage: the
+        // maps' entries of those objects may have gone. The roots again, with the maps synced.
+        self.sync_maps();
+        let roots = self.roots();
+        self.check_callbacks();
         self.stats.resurrected = self.stats.resurrected.max(roots.resurrected.len() as u32);
         self.verify_real();
         self.check_counts(&roots);
@@ -556,6 +583,16 @@ impl Interp {
             }
             Op::GetMut(f, a, b) => self.get_mut(f, a, b),
             Op::TryUnwrap(f, a) => self.try_unwrap(f, a),
+            Op::MapPut(f, k, a) => self.map_put(f, k, a),
+            Op::MapGet(f, k) => self.map_get(f, k, false),
+            Op::MapRemove(f, k) => self.map_get(f, k, true),
+            Op::MapScan(f) => self.map_scan(f),
+            Op::MapReset(f) => self.map_reset(f),
+            Op::WeakRefCb(f, a) => self.weakref_cb(f, a),
+            Op::DropWeakRef(f, a) => self.drop_weakref(f, a),
+            Op::IntoRaw(f, a) => self.root_into_raw(f, a),
+            Op::FromRaw(f, a) => self.raw_into_root(f, a, false),
+            Op::RawClone(f, a) => self.raw_into_root(f, a, true),
             Op::Collect => {
                 self.full_collection(true, true, pyheap::collect);
             }
@@ -658,6 +695,9 @@ impl Interp {
                 std::thread::park();
             }
         }
+        if matches!(s, Sab::MapMislabel | Sab::EarlyCallback) {
+            return self.sabotage_api(s);
+        }
         let Some((_, h)) = self.mu.first() else {
             return;
         };
@@ -684,7 +724,7 @@ impl Interp {
                 // SAFETY: none, on purpose: the memory may be freed.
                 unsafe { (*p).core.id("a read after free") };
             }
-            Sab::Crash | Sab::Hang => {}
+            Sab::Crash | Sab::Hang | Sab::MapMislabel | Sab::EarlyCallback => {}
         }
     }
 
@@ -1269,6 +1309,7 @@ impl Interp {
     /// The end of a program: everything goes, and everything must have gone exactly once.
     pub fn finish(&mut self) {
         self.what = "the end".into();
+        self.finish_raw();
         if let Some(b) = self.bg.take() {
             b.stop();
         }
@@ -1340,6 +1381,7 @@ impl Interp {
         self.settle(pending);
         self.m.sync_ids();
         self.m.check_end();
+        self.finish_callbacks();
         if self.gc_thread_seen && !gc_thread_exists() {
             violation("pyheap's collector thread (pyheap-gc) died during the program".into());
         }

@@ -64,6 +64,33 @@ fn a_use_after_free_is_reported() {
 }
 
 #[test]
+fn a_map_returning_the_wrong_object_is_reported() {
+    fails_with(
+        vec![
+            Op::New(F::U, Spec::PLAIN),
+            Op::New(F::U, Spec::PLAIN),
+            Op::Sabotage(Sab::MapMislabel),
+            Op::MapGet(F::U, 0),
+        ],
+        60,
+        "",
+    );
+}
+
+#[test]
+fn a_weakref_callback_run_while_the_object_lives_is_reported() {
+    fails_with(
+        vec![
+            Op::New(F::U, Spec::PLAIN),
+            Op::WeakRefCb(F::U, 0),
+            Op::Sabotage(Sab::EarlyCallback),
+        ],
+        60,
+        "callback ran while",
+    );
+}
+
+#[test]
 fn a_crash_is_contained() {
     fails_with(vec![Op::Sabotage(Sab::Crash)], 60, "aborted");
 }

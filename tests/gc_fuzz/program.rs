@@ -58,6 +58,31 @@ pub enum Op {
     GetMut(F, u8, u8),
     /// `Gc::try_unwrap` on root `a`; the value taken out is then dropped.
     TryUnwrap(F, u8),
+    /// Root `a` into the flavor's `WeakValueMap` under key `k % MAP_KEYS`; what `insert`
+    /// returns (the value it replaces) is judged like an upgrade.
+    MapPut(F, u8, u8),
+    /// `get(k % MAP_KEYS)` on the flavor's map: a value the model says may be dead is never
+    /// returned, a live one always is.
+    MapGet(F, u8),
+    /// `remove(k % MAP_KEYS)`, judged like a `get`.
+    MapRemove(F, u8),
+    /// Every entry of the flavor's map (`iter`), each judged like a `get`.
+    MapScan(F),
+    /// Drop the flavor's map (its entries' death notices then find it gone) for a new one.
+    MapReset(F),
+    /// A `weakref::WeakRef` with a callback to root `a`: the callback runs at most once, never
+    /// while the object is alive, and exactly once by the end unless the `WeakRef` is dropped
+    /// first (after which it never runs).
+    WeakRefCb(F, u8),
+    /// Drop `WeakRef` `a`.
+    DropWeakRef(F, u8),
+    /// `Gc::into_raw` on root `a`: the raw pointer is a root until `FromRaw`.
+    IntoRaw(F, u8),
+    /// `Gc::from_raw` on raw pointer `a`: a root again.
+    FromRaw(F, u8),
+    /// `increment_strong_count` on raw pointer `a`, then `from_raw`: one more root, the raw
+    /// pointer stays.
+    RawClone(F, u8),
     /// `pyheap::collect()` (shared space, then this thread's).
     Collect,
     /// `pyheap::gc::collect_generation(g % 3)` (both spaces).
@@ -104,6 +129,12 @@ pub enum Sab {
     DoubleDrop,
     /// Read the first root's value after its last handle went (a use after free).
     UseAfterFree,
+    /// Insert the second single-thread root into the map under key 0 but tell the model it
+    /// is the first one's entry: the next lookup must notice the wrong object.
+    MapMislabel,
+    /// Run the first held single-thread `WeakRef`'s callback counter by hand while its object
+    /// lives: a callback that runs early must be reported.
+    EarlyCallback,
     /// Abort the process (a crash).
     Crash,
     /// Never return (a deadlock).
@@ -245,6 +276,16 @@ pub fn op(p: Profile) -> BoxedStrategy<Op> {
         2 => (flavor(), i()).prop_map(|(f, a)| Op::Upgrade(f, a)),
         1 => (flavor(), i(), i()).prop_map(|(f, a, b)| Op::GetMut(f, a, b)),
         1 => (flavor(), i()).prop_map(|(f, a)| Op::TryUnwrap(f, a)),
+        2 => (flavor(), i(), i()).prop_map(|(f, k, a)| Op::MapPut(f, k, a)),
+        2 => (flavor(), i()).prop_map(|(f, k)| Op::MapGet(f, k)),
+        1 => (flavor(), i()).prop_map(|(f, k)| Op::MapRemove(f, k)),
+        1 => flavor().prop_map(Op::MapScan),
+        1 => flavor().prop_map(Op::MapReset),
+        2 => (flavor(), i()).prop_map(|(f, a)| Op::WeakRefCb(f, a)),
+        1 => (flavor(), i()).prop_map(|(f, a)| Op::DropWeakRef(f, a)),
+        1 => (flavor(), i()).prop_map(|(f, a)| Op::IntoRaw(f, a)),
+        1 => (flavor(), i()).prop_map(|(f, a)| Op::FromRaw(f, a)),
+        1 => (flavor(), i()).prop_map(|(f, a)| Op::RawClone(f, a)),
         3 => Just(Op::Collect),
         1 => i().prop_map(Op::CollectGen),
         1 => i().prop_map(Op::CollectGenU),

@@ -369,3 +369,49 @@ fn f4_same_flavor_cascade_with_two_panics_does_not_abort() {
         1,
     );
 }
+
+// The first run of the weak-map operations: a finalizer resurrected a cycle while the end
+// dropped every handle, and the map's entry for the resurrected object went (its weak handles
+// were cleared, as documented). The model judged the entry before it had marked the object
+// as once garbage, and reported a live object's entry lost: a model defect, kept so that the
+// order (mark, then judge the maps) stays right.
+#[test]
+fn model_map_entry_of_a_resurrected_object_may_go() {
+    let plain = Spec {
+        how: How::New,
+        on_drop: 0,
+        on_finalize: 0,
+    };
+    let stash_on_finalize = Spec {
+        how: How::Finalized,
+        on_drop: 0,
+        on_finalize: act::STASH,
+    };
+    must_pass(
+        vec![
+            Ring(F::S, vec![plain, plain]),
+            Ring(F::S, vec![plain, plain, plain]),
+            Spawn { tls_first: false },
+            W(
+                0,
+                WOp::New(
+                    F::S,
+                    Spec {
+                        how: How::New,
+                        on_drop: act::COLLECT,
+                        on_finalize: 0,
+                    },
+                ),
+            ),
+            W(0, WOp::GiveBack(0)),
+            Ring(F::U, vec![stash_on_finalize, plain]),
+            Move(E::US, 1, 0),
+            New(F::U, plain),
+            Auto(F::S, false),
+            MapPut(F::U, 0, 81),
+            DropRoot(F::U, 0),
+            New(F::U, plain),
+        ],
+        3,
+    );
+}
