@@ -13,12 +13,17 @@
 //!   other must not), with the owner's swap between or after them;
 //! * the owner's swap between a freer's `QUEUED`-setting CAS and its push of the pool onto
 //!   the heap queue (the owner cannot see the block yet; it must find it on a later collect);
-//! * a freer overwriting `Pool::queue_next` while the owner still walks the taken queue.
+//! * a freer overwriting `Pool::queue_next` while the owner still walks the taken queue;
+//! * the owner taking a list whose bottom block (the one whose CAS made it non-empty) was
+//!   pushed by either freer, and splicing its own free list under that bottom, or making the
+//!   list its free list as it is when its own is empty (`RemoteList`: the list is taken with
+//!   its count and bottom, no walk).
 //!
 //! Without the protocol: a block pushed after the owner's swap but seeing `QUEUED` still set
 //! would never be queued (lost: the pool keeps it counted in `used` forever); a pool pushed
 //! twice would be walked twice or form a cycle; a pop-based reclaim would hand a block out
-//! twice (ABA). The models check that after everyone is done every freed block comes back
+//! twice (ABA); a bottom moved by every push would cut the owner's free list off (lost
+//! blocks), and a wrong count would make `Pool::used` lie (the statistics). The models check that after everyone is done every freed block comes back
 //! to the owner's allocations exactly once, that nothing stays queued, and that the
 //! statistics add up.
 #![cfg(loom)]
@@ -149,5 +154,63 @@ fn two_freers_same_pool_owner_collects_twice() {
         }
         assert_pools(&a, 0, 1);
         drop((h1, h2));
+    });
+}
+
+/// Two freers on the same pool (through a heap, and with no heap) while the owner, whose own
+/// free list holds a block, collects and allocates once; then it collects again. Whichever
+/// freer's block is at the bottom of the list the owner takes, and whether the owner's free
+/// list is empty then or not, the three blocks come back exactly once, before any
+/// never-used block, and the statistics count them exactly.
+#[test]
+fn remote_list_spliced_under_local_free_list() {
+    model(|| {
+        let a = ModelAllocator::new(1);
+        let owner = a.heap();
+        let other = a.heap();
+        let b0 = BlockPtr(owner.alloc(SMALL));
+        let b1 = BlockPtr(owner.alloc(SMALL));
+        let b2 = BlockPtr(owner.alloc(SMALL));
+        let next = BlockPtr(b2.0.wrapping_add(SMALL.size()));
+        // SAFETY: b2 is ours: the pool's own free list is [b2].
+        unsafe { owner.dealloc(b2.0, SMALL) };
+
+        let t1 = thread::spawn(move || {
+            // SAFETY: b0 is live and given to this thread.
+            unsafe { other.dealloc(b0.0, SMALL) };
+            other
+        });
+        let a2 = a.clone();
+        let t2 = thread::spawn(move || {
+            // SAFETY: b1 is live and given to this thread.
+            unsafe { a2.dealloc_without_heap(b1.0, SMALL) };
+        });
+
+        owner.collect_remote_frees();
+        let x = BlockPtr(owner.alloc(SMALL));
+        assert_ne!(x, next, "a never-used block before a free one");
+
+        let other = t1.join().unwrap();
+        t2.join().unwrap();
+        owner.collect_remote_frees();
+        assert!(!owner.has_remote_frees());
+        assert_pools(&a, 1, 1);
+
+        let y1 = BlockPtr(owner.alloc(SMALL));
+        let y2 = BlockPtr(owner.alloc(SMALL));
+        let mut got = [x, y1, y2];
+        got.sort();
+        let mut want = [b0, b1, b2];
+        want.sort();
+        assert_eq!(got, want, "freed blocks did not come back exactly once");
+        let z = BlockPtr(owner.alloc(SMALL));
+        assert_eq!(z, next, "a freed block came back twice");
+        assert_pools(&a, 4, 1);
+        for b in [x, y1, y2, z] {
+            // SAFETY: live blocks of ours.
+            unsafe { owner.dealloc(b.0, SMALL) };
+        }
+        assert_pools(&a, 0, 1);
+        drop(other);
     });
 }

@@ -415,28 +415,35 @@ impl Heap {
     /// Take back every block other threads freed into our pools. Returns whether any pool
     /// was queued. Holder only.
     ///
-    /// Bound (audit of issue 13): it walks the queued pools and each one's list of blocks
-    /// (`take_remote_blocks`), so its work is the number of remote frees since the last
-    /// collection: O(1) amortized per remote free, taken with no lock. It is called when the
-    /// heap's pools of a class run out (before taking a new pool), at thread exit, and by a
-    /// freer that became an abandoned heap's holder.
+    /// Bound (audit of issue 13): it walks the queued pools, O(1) each (`take_remote_blocks`
+    /// takes a pool's whole list with its count and bottom block, no walk over the blocks),
+    /// so its work is at most the number of remote frees since the last collection: O(1)
+    /// amortized per remote free, taken with no lock. It is called when the heap's pools of a
+    /// class run out (before taking a new pool), at thread exit, and by a freer that became
+    /// an abandoned heap's holder.
     pub(crate) fn collect_remote_frees(&self) -> bool {
         let mut pool = self.remote_pools.take_all();
         let any = !pool.is_null();
         while !pool.is_null() {
             // SAFETY: we hold the heap and took `pool` from its queue.
-            let (next, head, tail, count) = unsafe { take_remote_blocks(pool) };
+            let (next, top, bottom, count) = unsafe { take_remote_blocks(pool) };
             if count > 0 {
-                // SAFETY: the blocks are free blocks of our pool; splice them onto its list.
-                unsafe {
-                    let p = &*pool;
-                    (*tail).next = p.free.get();
-                    p.free.set(head);
-                    p.used.set(p.used.get().wrapping_sub(count));
-                    self.classes[p.class.get() as usize]
-                        .reclaimed
-                        .add(count as u64);
+                // SAFETY: we hold the heap, so the pool's holder-only fields are ours.
+                let p = unsafe { &*pool };
+                let free = p.free.get();
+                if !free.is_null() {
+                    // SAFETY: the blocks are free blocks of our pool, ours now; the list ends
+                    // at `bottom` (`RemoteList` invariants). Only this case writes into a
+                    // block another core freed: when the pool's own list is empty (the
+                    // usual case: a pool runs dry before its heap collects), the taken list,
+                    // whose bottom links to null, becomes the free list as it is.
+                    unsafe { (*bottom).next = free };
                 }
+                p.free.set(top);
+                p.used.set(p.used.get().wrapping_sub(count));
+                self.classes[p.class.get() as usize]
+                    .reclaimed
+                    .add(u64::from(count));
                 self.pool_gained_free_blocks(pool);
             }
             pool = next;
@@ -469,13 +476,17 @@ impl Heap {
 /// `block` is a live block of `pool`, not used again by the caller, and the caller does not
 /// hold the pool's owner heap.
 pub(crate) unsafe fn free_into(pool: *mut Pool, block: *mut u8, home: &dyn HeapHome) {
-    // SAFETY: the block is live, so the pool header is valid and its owner is a mapped heap
-    // that owns the pool (caller's contract and Heap invariants).
-    unsafe {
-        let owner = Heap::from_owner((*pool).owner.load(crate::sync::Ordering::Relaxed));
-        if free_remote(pool, block, &owner.remote_pools) == RemoteFree::Pushed(Pushed::Claimed) {
-            // We hold the heap now, an abandoned heap of `home`: nobody else can retire it.
-            home.let_go(owner);
-        }
+    // SAFETY: the block is live, so the pool header is valid, and when `free_remote` reads
+    // the pool's owner (only if it queues the pool) that is a mapped heap that owns the pool
+    // and that we do not hold (caller's contract, Heap invariants and `free_remote`).
+    let pushed = unsafe { free_remote(pool, block, |owner| &Heap::from_owner(owner).remote_pools) };
+    if pushed == RemoteFree::Pushed(Pushed::Claimed) {
+        // SAFETY: we hold the heap now, an abandoned heap of `home`: nobody else can retire
+        // it, nor take our block back, so the pool is still its and names it as its owner.
+        unsafe {
+            home.let_go(Heap::from_owner(
+                (*pool).owner.load(crate::sync::Ordering::Relaxed),
+            ))
+        };
     }
 }

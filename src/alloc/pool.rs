@@ -14,8 +14,9 @@
 //! Never-used blocks are handed out by bumping a pointer, freed ones are kept on an intrusive
 //! singly linked free list threaded through their first word.
 
+use super::remote::RemoteList;
 use super::size_class::{class_block_size, ARENA_SIZE, POOLS_PER_ARENA, POOL_SIZE};
-use crate::sync::{AtomicPtr, AtomicUsize};
+use crate::sync::AtomicPtr;
 use core::cell::Cell;
 use core::ptr;
 
@@ -62,7 +63,8 @@ pub(crate) struct PoolOwner {
 ///   another thread stays counted until the owner takes it off the remote-free list. So
 ///   `used == 0` means no block is live and no thread is in the middle of freeing one, which is
 ///   what makes returning the pool (and maybe its arena) to the OS safe.
-/// * `remote` and `queue_next` follow the protocol in `remote.rs`.
+/// * `remote` and `queue_next` follow the protocol in `remote.rs` (`remote`'s own invariants
+///   are `RemoteList`'s).
 #[repr(C, align(64))]
 pub(crate) struct Pool {
     // First cache line: what the owner touches (and `owner`/`class`, which a freeing thread
@@ -84,7 +86,7 @@ pub(crate) struct Pool {
     pub(crate) next: Cell<*mut Pool>,
     // Second cache line: what other threads write, so that their CASes do not take the
     // owner's line away.
-    pub(crate) remote: AtomicUsize,
+    pub(crate) remote: RemoteList,
     pub(crate) queue_next: AtomicPtr<Pool>,
 }
 
@@ -176,7 +178,7 @@ impl Pool {
                     fresh: Cell::new(fresh),
                     prev: Cell::new(ptr::null_mut()),
                     next: Cell::new(ptr::null_mut()),
-                    remote: AtomicUsize::new(0),
+                    remote: RemoteList::new(),
                     queue_next: AtomicPtr::new(ptr::null_mut()),
                 },
             );

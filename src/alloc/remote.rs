@@ -3,37 +3,48 @@
 //!
 //! # The protocol
 //!
-//! Every pool has a remote-free word `Pool::remote`: the head of a Treiber stack of blocks,
-//! with bit 0 (`QUEUED`) meaning "this pool is on (or about to be put on) its owner heap's
+//! Every pool has a remote-free word `Pool::remote` ([`RemoteList`]): a Treiber stack of
+//! blocks packed with its length and its bottom block, the word being non-zero exactly when
+//! the stack is, which means "this pool is on (or about to be put on) its owner heap's
 //! queue". Every heap has a queue of pools, `RemoteQueue`: another Treiber stack, linked
 //! through `Pool::queue_next`.
 //!
-//! * **Freer** (any thread, holding a live block `b` of pool `p`): write `b.next = head`, then
-//!   CAS `remote` from `head|q` to `b|QUEUED`. If the word it replaced had no `QUEUED` bit, it
-//!   (and only it) then pushes `p` onto the owner heap's queue. After its last successful CAS
-//!   the freer never touches `p` again, nor the heap (unless that push made it the heap's
-//!   holder: an abandoned heap nobody held, see `RemoteQueue`).
+//! * **Freer** (any thread, holding a live block `b` of pool `p`): write `b.next` (the block
+//!   on top, or null), then CAS `remote` from `w` to `w` with `b` on top and the count one
+//!   higher (and `b` as the bottom too if `w` was 0). If `w` was 0, it (and only it) then
+//!   pushes `p` onto the owner heap's queue. After its last successful CAS the freer never
+//!   touches `p` again, nor the heap (unless that push made it the heap's holder: an
+//!   abandoned heap nobody held, see `RemoteQueue`).
 //! * **Owner** (the thread holding the heap): takes the whole queue with one swap, reads each
-//!   pool's `queue_next`, and only then swaps the pool's `remote` word to 0, taking its blocks
-//!   and clearing `QUEUED` at once. It subtracts the blocks from `Pool::used`.
+//!   pool's `queue_next`, and only then swaps the pool's `remote` word to 0, taking its list
+//!   (top, bottom and count: no walk) and letting the pool be queued again at once. It
+//!   subtracts the count from `Pool::used` and makes the list the pool's free list, or
+//!   splices its own free list under the bottom block.
 //!
 //! # Why it holds
 //!
-//! * No lost block: a block is pushed while `QUEUED` is set or sets it; `QUEUED` is cleared only
-//!   by the owner's swap that also takes every block pushed before it; a block pushed after
-//!   that swap finds the bit clear and queues the pool again.
+//! * No lost block: a block is pushed onto a non-empty list (the pool is queued) or onto an
+//!   empty one (then its freer queues the pool); the list is emptied only by the owner's swap,
+//!   which takes every block pushed before it; a block pushed after that swap finds the word
+//!   0 and queues the pool again.
 //! * No block handed out twice: the owner takes blocks only by swapping the whole list out;
 //!   there is no pop, hence no ABA.
+//! * An exact count and the right bottom without a walk: each CAS adds one block and one to
+//!   the count, and only the CAS onto an empty list sets the bottom, whose `next` is null;
+//!   later CASes keep it (the bottom stays at the bottom until the swap takes the list).
 //! * No touch after release (the arena hazard): a pool goes back to its arena only when
 //!   `used == 0`. A freer's block is counted in `used` until the owner's swap takes it, and the
 //!   swap can take it only after the freer's CAS, which is the freer's last touch of the pool,
-//!   except when that CAS set `QUEUED`: then the freer still has to push the pool on the heap
-//!   queue, but the owner cannot take that block before it has dequeued the pool, i.e. after
-//!   the push. (A pool with `QUEUED` set always has at least one block on its list, so
+//!   except when that CAS made the list non-empty: then the freer still has to push the pool
+//!   on the heap queue, but the owner cannot take that block before it has dequeued the pool,
+//!   i.e. after the push. (A queued pool always has at least one block on its list, so
 //!   `used > 0`.)
-//! * `queue_next` is written by a freer only after it saw `QUEUED` clear, i.e. after the owner's
+//! * `queue_next` is written by a freer only after it saw the word 0, i.e. after the owner's
 //!   swap (AcqRel) that followed the owner's read of `queue_next`: the read happens before the
 //!   write.
+//! * The blocks' links are the freers' plain writes before their CASes (Release); the owner's
+//!   swap (Acquire) reads the last CAS of a chain of read-modify-writes, so every link of the
+//!   list it takes, the bottom's null included, happens before its reads.
 //! * The owner heap a freer reads from `Pool::owner` is valid memory until the freer's push:
 //!   a heap is retired only when it owns no pool, and the freer's block keeps the pool owned
 //!   (counted in `used`) until the holder dequeues it. After its push the freer touches the
@@ -42,11 +53,105 @@
 //!
 //! The loom models in `loom-tests/tests/alloc_*.rs` run this code.
 
-use super::pool::{Block, Pool};
-use crate::sync::{AtomicUsize, Ordering};
+use super::pool::{pool_memory, Block, Pool, PoolOwner};
+use super::size_class::POOL_SIZE;
+use crate::sync::{AtomicU64, AtomicUsize, Ordering};
 use core::ptr;
 
-const QUEUED: usize = 1;
+/// A pool's remote-free list (`Pool::remote`): a Treiber stack of the pool's blocks freed by
+/// threads that do not hold its owner heap, packed in one word with its length and its
+/// bottom block, so that the owner takes the whole list with one swap and needs no walk over
+/// the blocks (which cost a cache miss per block, each last written by a freeing core: 80%
+/// of the owner's allocation slow path in the producer/consumer profile, `BENCHMARKS.md`).
+///
+/// # Invariants
+///
+/// The word is `count << 32 | bottom << 16 | top`, where `top` (the last block pushed) and
+/// `bottom` (the first) are byte offsets in the pool's memory, which is `POOL_SIZE`-aligned
+/// and `POOL_SIZE <= 1 << 16` bytes long:
+///
+/// * the word is 0 exactly when the list is empty, and then the pool is not on its owner
+///   heap's queue; non-zero, the pool is queued or its freer is about to queue it (the
+///   protocol in the module doc);
+/// * `count` is the number of blocks on the list, at most the pool's capacity (2,048 blocks
+///   of 8 bytes) unless a block was freed twice;
+/// * following `Block::next` from `top`, the list holds exactly `count` blocks and ends at
+///   `bottom`, whose `next` is null;
+/// * every block on it is a free block of the pool, still counted in `Pool::used`.
+///
+/// It changes only by [`free_remote`]'s CAS (one block on top, count + 1, and the bottom
+/// set when the list was empty) and by the owner's swap to 0 ([`take_remote_blocks`]).
+pub(crate) struct RemoteList {
+    word: AtomicU64,
+}
+
+const TOP_MASK: u64 = 0xffff;
+const BOTTOM_SHIFT: u32 = 16;
+const COUNT_ONE: u64 = 1 << 32;
+
+const _: () = assert!(POOL_SIZE <= 1 << BOTTOM_SHIFT && POOL_SIZE.is_power_of_two());
+
+impl RemoteList {
+    /// An empty list.
+    pub(crate) fn new() -> RemoteList {
+        RemoteList {
+            word: AtomicU64::new(0),
+        }
+    }
+
+    /// Push `block`; returns whether the list was empty (the caller must then queue the
+    /// pool). Any thread.
+    ///
+    /// # Safety
+    /// `block` is a live block of the pool owning this list, not used again by the caller.
+    #[inline]
+    unsafe fn push(&self, block: *mut Block) -> bool {
+        let base = block as usize & !(POOL_SIZE - 1);
+        let offset = (block as usize & (POOL_SIZE - 1)) as u64;
+        let mut word = self.word.load(Ordering::Relaxed);
+        loop {
+            let (next, new) = if word == 0 {
+                (
+                    ptr::null_mut(),
+                    COUNT_ONE | (offset << BOTTOM_SHIFT) | offset,
+                )
+            } else {
+                let top = (base + (word & TOP_MASK) as usize) as *mut Block;
+                (top, ((word & !TOP_MASK) + COUNT_ONE) | offset)
+            };
+            // SAFETY: the block is ours until the CAS below publishes it.
+            unsafe { (*block).next = next };
+            // Release: publishes the link (and, through the chain of CASes, the links below
+            // it) to the owner's swap.
+            match self
+                .word
+                .compare_exchange_weak(word, new, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => return word == 0,
+                Err(now) => word = now,
+            }
+        }
+    }
+
+    /// Owner: take the whole list of the pool whose memory starts at `base`: its top block,
+    /// its bottom block and its length (nulls and 0 when empty). Lets the pool be queued
+    /// again (read `Pool::queue_next` before).
+    #[inline]
+    fn take(&self, base: *mut u8) -> (*mut Block, *mut Block, u32) {
+        // Acquire: the links of the blocks (see `push`).
+        let word = self.word.swap(0, Ordering::AcqRel);
+        if word == 0 {
+            return (ptr::null_mut(), ptr::null_mut(), 0);
+        }
+        let top = base
+            .wrapping_add((word & TOP_MASK) as usize)
+            .cast::<Block>();
+        let bottom = base
+            .wrapping_add(((word >> BOTTOM_SHIFT) & TOP_MASK) as usize)
+            .cast::<Block>();
+        (top, bottom, (word >> 32) as u32)
+    }
+}
 
 /// The word of a heap's queue when no thread holds the heap (its queue is then empty).
 const UNHELD: usize = 1;
@@ -108,8 +213,8 @@ impl RemoteQueue {
         let mut word = self.word.load(Ordering::Relaxed);
         loop {
             let next = if word == UNHELD { 0 } else { word };
-            // SAFETY: the caller (the freer that set QUEUED) has the exclusive right to write
-            // `queue_next` until the push below publishes the pool.
+            // SAFETY: the caller (the freer whose block made the pool's list non-empty) has the
+            // exclusive right to write `queue_next` until the push below publishes the pool.
             unsafe {
                 (*pool)
                     .queue_next
@@ -171,50 +276,40 @@ pub(crate) enum RemoteFree {
 }
 
 /// Free `block`, a live block of `pool`, from a thread that does not hold the pool's owner
-/// heap. `queue` is the owner heap's queue. Says whether this call queued the pool (the first
-/// remote free since the owner last looked) and, if so, whether it now holds the heap. After
-/// it returns anything but `Pushed(Claimed)`, the caller must not touch the heap again: the
-/// holder may take the block back, release the pool and retire the heap at any moment.
+/// heap. Says whether this call queued the pool (the first remote free since the owner last
+/// looked) and, if so, whether it now holds the heap. Only when it queues the pool does it
+/// read the pool's owner, and pass it to `queue_of` for the owner heap's queue: the common
+/// case (the pool already queued) is the one CAS. After it returns anything but
+/// `Pushed(Claimed)`, the caller must not touch the pool or the heap again: the holder may
+/// take the block back, release the pool and retire the heap at any moment.
 ///
 /// # Safety
-/// `block` is a live block of `pool`, not used again by the caller; `queue` belongs to the
-/// heap in `pool.owner`.
-pub(crate) unsafe fn free_remote(
+/// `block` is a live block of `pool`, not used again by the caller; `queue_of` maps the
+/// pool's owner to that heap's queue.
+#[inline]
+pub(crate) unsafe fn free_remote<'h>(
     pool: *mut Pool,
     block: *mut u8,
-    queue: &RemoteQueue,
+    queue_of: impl FnOnce(*mut PoolOwner) -> &'h RemoteQueue,
 ) -> RemoteFree {
-    let block = block.cast::<Block>();
     // SAFETY: `pool` has a live block (ours), so it is not back in its arena: its header is
-    // mapped and initialized (Pool invariant on `used`).
-    let remote = unsafe { &(*pool).remote };
-    let mut word = remote.load(Ordering::Relaxed);
-    loop {
-        // SAFETY: the block is ours until the CAS below publishes it.
-        unsafe { (*block).next = (word & !QUEUED) as *mut Block };
-        match remote.compare_exchange_weak(
-            word,
-            block as usize | QUEUED,
-            Ordering::AcqRel,
-            Ordering::Relaxed,
-        ) {
-            Ok(_) => break,
-            Err(now) => word = now,
-        }
+    // mapped and initialized (Pool invariant on `used`); the block is ours to give.
+    let was_empty = unsafe { (*pool).remote.push(block.cast::<Block>()) };
+    if !was_empty {
+        return RemoteFree::Listed;
     }
-    if word & QUEUED == 0 {
-        // We set QUEUED: the pool is ours to queue. Its `used` still counts our block, so it
-        // stays mapped, and owned by its heap (which stays mapped), until the holder dequeues
-        // it, which is after this push.
-        return RemoteFree::Pushed(queue.push(pool));
-    }
-    RemoteFree::Listed
+    // The list was empty: the pool is ours to queue. Its `used` still counts our block, so
+    // it stays mapped, and owned by its heap (which stays mapped), until the holder dequeues
+    // it, which is after the push below: its owner is still the one our block came from.
+    // SAFETY: as above.
+    let owner = unsafe { (*pool).owner.load(Ordering::Relaxed) };
+    RemoteFree::Pushed(queue_of(owner).push(pool))
 }
 
 /// Owner: take the remote-free blocks of `pool`, a pool just taken from the heap's queue.
-/// Returns the pool that followed it in the queue, the list of blocks, and how many there
-/// are. Bound (audit of issue 13): a walk of the blocks freed into the pool since it was last
-/// taken (to count them and find the tail), at most the pool's capacity, once per block.
+/// Returns the pool that followed it in the queue, the list of blocks (top and bottom, the
+/// bottom's link null), and how many there are. Bound: O(1), whatever the length of the list
+/// (it is a swap of the pool's [`RemoteList`], no walk over the blocks).
 ///
 /// # Safety
 /// The caller holds the pool's owner heap and got `pool` from that heap's `take_all`.
@@ -225,20 +320,6 @@ pub(crate) unsafe fn take_remote_blocks(
     let p = unsafe { &*pool };
     // Read the link before the swap lets a freer queue the pool again (and overwrite it).
     let next = p.queue_next.load(Ordering::Relaxed);
-    let word = p.remote.swap(0, Ordering::AcqRel);
-    let head = (word & !QUEUED) as *mut Block;
-    let mut tail = head;
-    let mut count = 0;
-    if !head.is_null() {
-        count = 1;
-        // SAFETY: the blocks were published by freers' Release CASes, which our AcqRel swap
-        // read; they are free blocks of this pool, ours now.
-        unsafe {
-            while !(*tail).next.is_null() {
-                tail = (*tail).next;
-                count += 1;
-            }
-        }
-    }
-    (next, head, tail, count)
+    let (top, bottom, count) = p.remote.take(pool_memory(pool));
+    (next, top, bottom, count)
 }
