@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Re-check the loom models' sanity mutations (allocator: a*, f*, h*, p*; collector: m*; tracemalloc: t*): apply each patch
+# Re-check the loom models' sanity mutations (allocator: a*, f*, h*, p*, r*; collector: m*; tracemalloc: t*): apply each patch
 # to src/, build, run its model, expect a failure of the model (not of the build), revert.
 # Needs a clean src/ (the patches are against the committed tree). Each run's output is kept in target/loom/sanity/NAME.log,
 # with the last lines of the failure printed, so that the reason can be checked.
@@ -15,6 +15,8 @@ declare -A model=(
   [h2_freer_touches_heap_after_push]=alloc_abandoned_heaps
   [h3_adopt_without_claim]=alloc_abandoned_heaps
   [p1_take_keeps_dirty_bit]=alloc_purge
+  [r1_take_with_load_and_store]=alloc_remote_free
+  [r2_bottom_moves_with_every_push]=alloc_remote_free
   [m1_no_version]=gc_clone_aba
   [m2_release_guards]=gc_move
   [m2mut_no_untrack]=gc_get_mut
