@@ -1,5 +1,5 @@
 //! Model: **an arena going back to the OS while another thread still holds a pointer into one
-//! of its pools** (`remote.rs`'s `QUEUED` protocol, `Pool::used`, `ArenaManager::release_pool`).
+//! of its pools** (`remote.rs`'s protocol, `Pool::used`, `ArenaManager::release_pool`).
 //!
 //! No empty arena is retained (`ModelAllocator::new(0)`), and under loom a released arena is
 //! made `PROT_NONE` instead of unmapped: any touch of the pool header after the release
@@ -14,7 +14,7 @@
 //!
 //! Interleavings that matter: the owner's swap of `Pool::remote` right after the freer's CAS
 //! (the block is counted in `used` until then, so the pool cannot be released earlier), and,
-//! when that CAS set `QUEUED`, the window between the CAS and the freer's push of the pool
+//! when that CAS made the pool's list non-empty, the window between the CAS and the freer's push of the pool
 //! onto the heap queue (`Pool::queue_next` is written in the pool header). The protocol makes
 //! the owner unable to take the block before the push: it only swaps pools it dequeued.
 //! Without it (say the owner scanned its pools' `remote` words directly, or the freer read
@@ -82,7 +82,7 @@ fn last_block_freed_without_heap_while_owner_exits() {
     });
 }
 
-/// Two blocks, two freers: one of them finds `QUEUED` already set and returns without
+/// Two blocks, two freers: one of them finds the pool already queued and returns without
 /// pushing; whichever takes the last block back releases the arena. Neither freer may touch
 /// the pool after its CAS (the non-queuing one) or after its push (the queuing one).
 #[test]

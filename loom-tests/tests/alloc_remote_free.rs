@@ -7,11 +7,11 @@
 //!
 //! Interleavings that matter:
 //! * a freer's CAS on `Pool::remote` between the owner's `take_all` of the heap queue and its
-//!   swap of the pool's word (the block is taken by that swap, or the freer finds `QUEUED`
-//!   clear and queues the pool again);
-//! * two freers racing on the same pool's word (one sets `QUEUED` and must push the pool, the
-//!   other must not), with the owner's swap between or after them;
-//! * the owner's swap between a freer's `QUEUED`-setting CAS and its push of the pool onto
+//!   swap of the pool's word (the block is taken by that swap, or the freer finds the word
+//!   0 and queues the pool again);
+//! * two freers racing on the same pool's word (one finds the list empty and must push the
+//!   pool, the other must not), with the owner's swap between or after them;
+//! * the owner's swap between a freer's CAS onto an empty list and its push of the pool onto
 //!   the heap queue (the owner cannot see the block yet; it must find it on a later collect);
 //! * a freer overwriting `Pool::queue_next` while the owner still walks the taken queue;
 //! * the owner taking a list whose bottom block (the one whose CAS made it non-empty) was
@@ -19,13 +19,13 @@
 //!   list its free list as it is when its own is empty (`RemoteList`: the list is taken with
 //!   its count and bottom, no walk).
 //!
-//! Without the protocol: a block pushed after the owner's swap but seeing `QUEUED` still set
-//! would never be queued (lost: the pool keeps it counted in `used` forever); a pool pushed
+//! Without the protocol: a block pushed after the owner's swap but seeing the pool still
+//! queued would never be queued (lost: the pool keeps it counted in `used` forever); a pool pushed
 //! twice would be walked twice or form a cycle; a pop-based reclaim would hand a block out
 //! twice (ABA); a bottom moved by every push would cut the owner's free list off (lost
-//! blocks), and a wrong count would make `Pool::used` lie (the statistics). The models check that after everyone is done every freed block comes back
-//! to the owner's allocations exactly once, that nothing stays queued, and that the
-//! statistics add up.
+//! blocks), and a wrong count would make `Pool::used` lie (the statistics). The models
+//! check that after everyone is done every freed block comes back to the owner's allocations
+//! exactly once, that nothing stays queued, and that the statistics add up.
 #![cfg(loom)]
 
 mod common;
