@@ -239,6 +239,37 @@ impl Heap {
         true
     }
 
+    /// The free fast path of `PoolAlloc`: if `block`'s pool is owned by `heap` and `size` fits
+    /// its blocks ([`Pool::fits`]), free the block there and return true; otherwise return
+    /// false and touch nothing. `heap` may be null or any value that is not a heap (a thread
+    /// with no heap bound): no pool has such an owner, so the test fails without `heap`
+    /// being read. No size class is computed: the pool's block size is compared instead.
+    ///
+    /// # Safety
+    /// `block` is a live block of one of pyheap's arenas, freed with a layout of `size`
+    /// bytes, not used again by the caller if this returns true; if `heap` is a heap, the
+    /// calling thread holds it.
+    #[inline(always)]
+    pub(crate) unsafe fn free_own_block(heap: *const Heap, block: *mut u8, size: usize) -> bool {
+        let pool = pool_of(block);
+        // SAFETY: the block is live and in an arena, so its pool is initialized (Pool
+        // invariants).
+        let p = unsafe { &*pool };
+        if p.owner.load(crate::sync::Ordering::Relaxed) != heap as *mut PoolOwner || !p.fits(size) {
+            return false;
+        }
+        // SAFETY: `heap` owns the pool, so it is a heap, and the calling thread holds it
+        // (caller's contract).
+        unsafe {
+            let used = p.put_block(block);
+            // `used + 1 <= 1`: the pool is now empty, or was already (a double free).
+            if used.wrapping_add(1) <= 1 || p.state.get() == PoolState::Full {
+                (*heap).pool_gained_free_blocks(pool);
+            }
+        }
+        true
+    }
+
     /// Allocate a block of `class`. Returns null only when no pool can be had (no arena could
     /// be mapped): the caller then falls back to the system allocator. Holder only.
     ///

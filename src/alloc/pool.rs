@@ -15,7 +15,7 @@
 //! singly linked free list threaded through their first word.
 
 use super::remote::RemoteList;
-use super::size_class::{class_block_size, ARENA_SIZE, POOLS_PER_ARENA, POOL_SIZE};
+use super::size_class::{class_block_size, class_step, ARENA_SIZE, POOLS_PER_ARENA, POOL_SIZE};
 use crate::sync::AtomicPtr;
 use core::cell::Cell;
 use core::ptr;
@@ -55,7 +55,7 @@ pub(crate) struct PoolOwner {
 ///   owner heap (see `Heap`'s invariants), or, while the pool is [`PoolState::Free`], by the
 ///   arena manager under its lock. This is why a `Cell` suffices and why `Pool` is shared
 ///   across threads only through raw pointers.
-/// * `owner` and `class` are written only while no block of the pool is live (when the arena
+/// * `owner`, `class`, `block_size` and `step` are written only while no block of the pool is live (when the arena
 ///   manager hands the pool out). A thread freeing a live block of the pool therefore reads
 ///   the values that were current when the block was allocated, which happened before it
 ///   received the block.
@@ -81,6 +81,8 @@ pub(crate) struct Pool {
     pub(crate) state: Cell<PoolState>,
     /// The never-used blocks (from `bump` to `end`) are untouched OS memory, hence zero.
     pub(crate) fresh: Cell<bool>,
+    /// `class_step(class)`, kept for the free fast path's test (`fits`).
+    pub(crate) step: Cell<u8>,
     /// Links in the owner's partial list (both), or in the arena's free-pool list (`next`).
     pub(crate) prev: Cell<*mut Pool>,
     pub(crate) next: Cell<*mut Pool>,
@@ -176,6 +178,7 @@ impl Pool {
                     class: Cell::new(class as u8),
                     state: Cell::new(PoolState::Current),
                     fresh: Cell::new(fresh),
+                    step: Cell::new(class_step(class) as u8),
                     prev: Cell::new(ptr::null_mut()),
                     next: Cell::new(ptr::null_mut()),
                     remote: RemoteList::new(),
@@ -195,6 +198,21 @@ impl Pool {
                 "pyheap: dealloc called with a layout of another size class than alloc",
             );
         }
+    }
+
+    /// Whether a block of this pool freed with a layout of `size` bytes may skip the size
+    /// class computation: `size` is at most the block size and less than a class step below
+    /// it (`class_step`). For an alignment of at most 8 that is exactly "`size` is of this
+    /// pool's class". Aligned to 16, a request rounds up to a multiple of 16 first: one of this
+    /// class may fail the test (then the caller computes the class, as it would have anyway),
+    /// and one of the class above passes it for a pool of 8-byte steps whose block size is an
+    /// odd multiple of 8, a block such a request never gets (it is not 16-aligned): only a
+    /// caller that freed with another alignment than it allocated with does that, and the
+    /// block, whose size is at least `size`, goes back to its own pool as it should.
+    /// Readable by any thread holding a live block, as `class`.
+    #[inline(always)]
+    pub(crate) fn fits(&self, size: usize) -> bool {
+        (self.block_size.get() as usize).wrapping_sub(size) < self.step.get() as usize
     }
 
     /// Take a block: from the free list, else from the never-used tail. Returns the block and

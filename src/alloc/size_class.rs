@@ -96,6 +96,23 @@ static CLASS_BY_EIGHTHS: [u8; CLASS_TABLE_LEN] = {
     table
 };
 
+/// How far below its class's block size a request may be and still be of that class when
+/// its alignment is at most 8: the class's step (8 bytes up to 64, then 16). A request of
+/// `size` bytes aligned to at most 8 is of class `class` exactly when
+/// `class_block_size(class) - size < class_step(class)` (unsigned), which is the test the free
+/// fast path makes instead of computing the class (`Pool::fits`). A request aligned to 16 is
+/// rounded up to a multiple of 16 first, so a few of them fail that test while being of the
+/// class (they go the slow way), and a few pass it for a pool of the class below theirs
+/// (never a block they were allocated from: see `Pool::fits`).
+#[inline]
+pub(crate) const fn class_step(class: usize) -> usize {
+    if class < 8 {
+        8
+    } else {
+        16
+    }
+}
+
 /// The block size of size class `class` (`class < NUM_SIZE_CLASSES`).
 ///
 /// ```
@@ -138,6 +155,32 @@ mod tests {
         }
         assert_eq!(size_class(SMALL_REQUEST_THRESHOLD + 1, 1), None);
         assert_eq!(size_class(16, 32), None);
+    }
+
+    #[test]
+    fn the_step_test_is_the_class_for_requests_aligned_to_8_or_less() {
+        for class in 0..NUM_SIZE_CLASSES {
+            let block = class_block_size(class);
+            for size in 1..=SMALL_REQUEST_THRESHOLD {
+                let fits = block.wrapping_sub(size) < class_step(class);
+                for align in [1, 2, 4, 8] {
+                    assert_eq!(
+                        fits,
+                        size_class(size, align) == Some(class),
+                        "{size} {class}"
+                    );
+                }
+                // Aligned to 16: a request that passes the test for a class whose block size
+                // is a multiple of 16 is of that class; one that passes it for another class
+                // still fits the block (`Pool::fits`).
+                if fits {
+                    assert!(size <= block);
+                    if block % 16 == 0 {
+                        assert_eq!(size_class(size, 16), Some(class), "{size} {class}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

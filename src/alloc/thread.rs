@@ -53,6 +53,20 @@ pub(crate) fn bound_heap() -> *mut Heap {
     }
 }
 
+/// The calling thread's `HEAP` as it is: its heap, or null or `DEAD` (see [`is_heap`]). For
+/// the free fast path, which compares it with a pool's owner (never null or `DEAD`) and so
+/// needs no test of its own.
+#[inline(always)]
+pub(crate) fn raw_heap() -> *mut Heap {
+    HEAP.with(|h| h.get())
+}
+
+/// Whether a value of [`raw_heap`] is a heap.
+#[inline(always)]
+pub(crate) fn is_heap(heap: *mut Heap) -> bool {
+    heap as usize > DEAD as usize
+}
+
 /// The arena map's words of the bound heap (meaningful only when `bound_heap()` is not null).
 #[inline(always)]
 pub(crate) fn bound_map_words() -> *const AtomicU64 {
