@@ -2,7 +2,9 @@
 //! sizes near `isize::MAX` (`GlobalAlloc` returns null, `Vec::try_reserve` reports an error,
 //! `realloc` to such a size returns null and keeps the old block), and real memory exhaustion
 //! (address-space limit in a child process): `alloc` returns null, never unwinds nor aborts,
-//! and the allocator works again once memory is freed.
+//! and the allocator works again once memory is freed. A block freed with the layout of
+//! another size class than it was allocated with aborts with a message instead of going onto
+//! the wrong free list.
 //!
 //! Users care because `try_reserve` and `handle_alloc_error` rely on null: an allocator that
 //! panics or aborts on exhaustion takes the decision away from the program.
@@ -160,5 +162,90 @@ fn exhaustion_returns_null_without_unwinding_or_aborting() {
             5 => "setrlimit failed",
             _ => "unexpected exit",
         }
+    );
+}
+
+/// In a forked child: run `f`, then exit 0 if it returned; the parent gets the child's status.
+fn in_child(f: fn()) -> libc::c_int {
+    // SAFETY: the child runs only `f`, then `_exit`s without running the parent's destructors
+    // or at-exit handlers.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        // SAFETY: alarm and _exit are async-signal-safe; the alarm turns a hang into a death.
+        unsafe {
+            libc::alarm(60);
+            f();
+            libc::_exit(0);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    status
+}
+
+fn aborted(status: libc::c_int) -> bool {
+    libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGABRT
+}
+
+/// Freeing a pool block with the layout of another size class is caught (an abort with a
+/// message), whether the block is of this thread's pools (the free fast path, which compares
+/// the size with the pool's blocks instead of computing the class) or of another thread's
+/// (the remote-free path); a block freed with its own layout, 16-aligned sizes that round up
+/// included, is not.
+#[test]
+fn dealloc_with_a_layout_of_another_size_class_aborts() {
+    fn own_pool() {
+        let a = Layout::from_size_align(8, 8).unwrap();
+        // SAFETY: deliberately wrong: the layout of another class (the abort is the test).
+        unsafe { GLOBAL.dealloc(GLOBAL.alloc(a), Layout::from_size_align(100, 8).unwrap()) };
+    }
+    fn smaller_class() {
+        let a = Layout::from_size_align(200, 8).unwrap();
+        // SAFETY: deliberately wrong, as above.
+        unsafe { GLOBAL.dealloc(GLOBAL.alloc(a), Layout::from_size_align(40, 8).unwrap()) };
+    }
+    fn other_thread() {
+        let a = Layout::from_size_align(64, 8).unwrap();
+        // SAFETY: a non-null block of `a`, sent to another thread as an address.
+        let p = unsafe { GLOBAL.alloc(a) } as usize;
+        assert_ne!(p, 0);
+        std::thread::spawn(move || {
+            // SAFETY: deliberately wrong, as above.
+            unsafe { GLOBAL.dealloc(p as *mut u8, Layout::from_size_align(300, 8).unwrap()) };
+        })
+        .join()
+        .unwrap();
+    }
+    fn own_layouts() {
+        for align in [1, 2, 4, 8, 16] {
+            for size in 1..=512 {
+                let l = Layout::from_size_align(size, align).unwrap();
+                // SAFETY: freed with the layout it was allocated with.
+                unsafe {
+                    let p = GLOBAL.alloc(l);
+                    assert!(!p.is_null());
+                    p.write_bytes(0xA5, size);
+                    GLOBAL.dealloc(p, l);
+                }
+            }
+        }
+    }
+    for (f, name) in [
+        (own_pool as fn(), "own pool"),
+        (smaller_class, "own pool, smaller class"),
+        (other_thread, "another thread's pool"),
+    ] {
+        let status = in_child(f);
+        assert!(
+            aborted(status),
+            "{name}: status {status:#x}, expected an abort"
+        );
+    }
+    let status = in_child(own_layouts);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "own layouts: status {status:#x}"
     );
 }
