@@ -251,11 +251,15 @@ impl Heap {
     ///
     /// # Safety
     /// `block` is a live block of one of pyheap's arenas, freed with a layout of `size`
-    /// bytes, not used again by the caller if this returns true; if `heap` is a heap, the
-    /// calling thread holds it.
+    /// bytes, not used again by the caller if this returns true; `pool` is
+    /// `pool_of(block)`; if `heap` is a heap, the calling thread holds it.
     #[inline(always)]
-    pub(crate) unsafe fn free_own_block(heap: *const Heap, block: *mut u8, size: usize) -> bool {
-        let pool = pool_of(block);
+    pub(crate) unsafe fn free_own_block(
+        heap: *const Heap,
+        pool: *mut Pool,
+        block: *mut u8,
+        size: usize,
+    ) -> bool {
         // SAFETY: the block is live and in an arena, so its pool is initialized (Pool
         // invariants).
         let p = unsafe { &*pool };
@@ -331,6 +335,23 @@ impl Heap {
         p.check_class(class);
         // The class matches, so the owner does not (`free_pool_block` said no): another
         // heap's pool.
+        // SAFETY: forwarded contract; `pool` is the block's, of class `class`, not ours.
+        unsafe { self.free_other_heaps_block(pool, block, class) };
+    }
+
+    /// `free_foreign` once the block's pool is known to be of `class` and not this heap's:
+    /// for `PoolAlloc`'s free path, which found both out already. Holder only.
+    ///
+    /// # Safety
+    /// `block` is a live block of `pool` (of class `class`), not used again; this heap does
+    /// not own `pool`.
+    #[inline(always)]
+    pub(crate) unsafe fn free_other_heaps_block(
+        &self,
+        pool: *mut Pool,
+        block: *mut u8,
+        class: usize,
+    ) {
         self.classes[class].remote_frees.add(1);
         // SAFETY: the block is live (caller's contract), so its pool's owner is a mapped heap
         // (Heap invariants), and we do not hold it (the pool is not ours).
