@@ -40,6 +40,7 @@ pub(crate) struct Global {
 }
 
 /// [`Global::free_flags`]: a small request was served by the system allocator.
+#[cfg_attr(loom, allow(dead_code))] // set and read by `PoolAlloc`, not built under loom
 pub(crate) const SMALL_SYSTEM_BLOCKS: u8 = 1;
 /// [`Global::free_flags`]: frees go to the hooks.
 #[cfg_attr(loom, allow(dead_code))]

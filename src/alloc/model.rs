@@ -235,8 +235,16 @@ impl ModelHeap {
     /// # Safety
     /// As `GlobalAlloc::dealloc`.
     pub unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: we hold the heap; caller's contract for the block.
-        unsafe { (*self.heap).free(ptr, class_of(layout)) }
+        // As `PoolAlloc::dealloc`: the fast path first (our own pool and a size that fits its
+        // blocks), then the rest.
+        // SAFETY: caller's contract (a live block of one of the arenas, allocated with
+        // `layout`); we hold the heap.
+        unsafe {
+            if Heap::free_own_block(self.heap, super::pool::pool_of(ptr), ptr, layout.size()) {
+                return;
+            }
+            (*self.heap).free(ptr, class_of(layout))
+        }
     }
 
     /// Take back blocks other threads freed into this heap's pools. Returns whether any pool

@@ -75,6 +75,7 @@ pub(crate) fn class_table_index(size: usize, align: usize) -> Option<usize> {
 pub(crate) const CLASS_TABLE_LEN: usize = SMALL_REQUEST_THRESHOLD / 8 + 1;
 
 /// The class of the request of `8 * n` bytes (`n < CLASS_TABLE_LEN`).
+#[cfg_attr(loom, allow(dead_code))] // for the hooks (`hooks.rs`), not built under loom
 pub(crate) fn class_by_eighths(n: usize) -> u8 {
     CLASS_BY_EIGHTHS[n]
 }
