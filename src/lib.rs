@@ -85,6 +85,8 @@ pub mod weakref {
 
 #[cfg(not(loom))]
 pub use alloc::PoolAlloc;
+#[cfg(not(loom))]
+pub use alloc::PoolAllocWith;
 pub use gc::finalize::Finalize;
 pub use gc::shared::handle::{Gc, Weak};
 pub use gc::shared::wake::Wake;

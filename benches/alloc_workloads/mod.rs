@@ -17,6 +17,9 @@
 //!   `benches/run.sh --sweep` sets it.
 //! * `ALLOC_BENCH_CHURN=<rounds>`: run that many untimed rounds of the churn loop (10,000
 //!   pairs each) and exit (the same, for `churn`).
+//! * `ALLOC_BENCH_MEDIUM=lifo:<rounds>` or `churn:<rounds>`: run that many untimed rounds of
+//!   `medium_lifo` (100 pairs each) or `medium_churn` (2,000 pairs each) and exit (requests of
+//!   513 B to 32 KiB, `medium.rs`). `ALLOC_BENCH_LIFO` also takes sizes above 512.
 //! * `ALLOC_BENCH_SCALE=all|holes,threads,thread_churn` (with `ALLOC_BENCH_HOLES_GIB`,
 //!   `ALLOC_BENCH_THREADS`): also run the workloads at scale of `scale.rs` (issue 13), which
 //!   `benches/scale_run.sh` runs.
@@ -27,6 +30,7 @@ mod churn;
 mod fragmentation;
 mod larson;
 mod lifo;
+mod medium;
 mod peak;
 mod producer_consumer;
 mod rayon_pipeline;
@@ -71,6 +75,14 @@ pub fn main(contender: &'static str) {
         lifo::pairs(size, batches);
         return;
     }
+    if let Ok(spec) = std::env::var("ALLOC_BENCH_MEDIUM") {
+        match spec.split_once(':').map(|(k, r)| (k, r.parse())) {
+            Some(("lifo", Ok(r))) => medium::lifo_rounds(r),
+            Some(("churn", Ok(r))) => medium::churn_rounds(r),
+            _ => panic!("ALLOC_BENCH_MEDIUM=lifo:<rounds> or churn:<rounds>"),
+        }
+        return;
+    }
     if let Ok(rounds) = std::env::var("ALLOC_BENCH_CHURN") {
         churn::rounds(rounds.parse().expect("ALLOC_BENCH_CHURN=<rounds>"));
         return;
@@ -92,6 +104,7 @@ pub fn main(contender: &'static str) {
         .configure_from_args();
     churn::bench(&mut c, contender);
     lifo::bench(&mut c, contender);
+    medium::bench(&mut c, contender);
     btree::bench(&mut c, contender);
     producer_consumer::bench(&mut c, contender);
     let (larson_threads, pair_counts) = thread_counts();

@@ -21,6 +21,8 @@ fn run_workload(name: &str) -> bool {
         "serde_json" => super::serde_doc::standalone(),
         "rayon" => super::rayon_pipeline::standalone(),
         "hashmap" => super::string_map::standalone(),
+        "medium_lifo" => super::medium::lifo_rounds(20_000),
+        "medium_churn" => super::medium::churn_rounds(1_000),
         _ => {
             if let Some(size) = count("lifo_") {
                 super::lifo::pairs(size, 20_000);

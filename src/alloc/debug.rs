@@ -28,6 +28,7 @@
 
 use super::block_table::{shards_of, AddrTable, Found, Shards};
 use super::debug_report::{report, Fault};
+use super::fallback::Fallback;
 use super::pool_alloc::PoolAlloc;
 use crate::sync::unmodelled::{AtomicU64, Ordering};
 use core::alloc::Layout;
@@ -87,13 +88,13 @@ fn fields(p: *mut u8) -> Fields {
     }
 }
 
-/// A debug block for `layout` (null if out of memory).
-pub(crate) fn alloc(layout: Layout, zeroed: bool) -> *mut u8 {
+/// A debug block for `layout` (null if out of memory); its inner block from the pools or `f`.
+pub(crate) fn alloc<A: Fallback>(f: A, layout: Layout, zeroed: bool) -> *mut u8 {
     let Some((header, inner)) = inner_layout(layout) else {
         return ptr::null_mut();
     };
     // SAFETY: a non-zero size.
-    let raw = unsafe { PoolAlloc::alloc_raw(inner, false) };
+    let raw = unsafe { PoolAlloc::alloc_raw(f, inner, false) };
     if raw.is_null() {
         return raw;
     }
@@ -121,7 +122,7 @@ pub(crate) fn alloc(layout: Layout, zeroed: bool) -> *mut u8 {
     if !REGISTRY.with_key(p as usize, |t| t.insert(p as usize, rec)) {
         // No memory for the registry: the block could not be recognised when freed.
         // SAFETY: the block just allocated with `inner`.
-        unsafe { PoolAlloc::dealloc_raw(raw, inner) };
+        unsafe { PoolAlloc::dealloc_raw(f, raw, inner) };
         return ptr::null_mut();
     }
     p
@@ -203,16 +204,16 @@ fn freed_pool_block(p: *mut u8) -> bool {
 /// # Safety
 /// `GlobalAlloc::dealloc`'s contract; a caller that breaks it is reported, as far as the
 /// registry can tell.
-pub(crate) unsafe fn dealloc(p: *mut u8, layout: Layout) {
+pub(crate) unsafe fn dealloc<A: Fallback>(f: A, p: *mut u8, layout: Layout) {
     // SAFETY: forwarded contract.
-    unsafe { free_checked(p, layout, "dealloc") }
+    unsafe { free_checked(f, p, layout, "dealloc") }
 }
 
 /// `dealloc` on behalf of `what` (named in a report).
 ///
 /// # Safety
 /// As for [`dealloc`].
-unsafe fn free_checked(p: *mut u8, layout: Layout, what: &'static str) {
+unsafe fn free_checked<A: Fallback>(f: A, p: *mut u8, layout: Layout, what: &'static str) {
     let rec = retire(p, layout, what);
     crate::tracemalloc::forget(p);
     let (header, inner) = inner_layout(layout).expect("checked against the allocation");
@@ -221,7 +222,7 @@ unsafe fn free_checked(p: *mut u8, layout: Layout, what: &'static str) {
     unsafe {
         ptr::write_bytes(p, DEAD, rec.size);
         fields(p).magic.write(FREED_MAGIC);
-        PoolAlloc::dealloc_raw(p.sub(header), inner);
+        PoolAlloc::dealloc_raw(f, p.sub(header), inner);
     }
 }
 
@@ -230,7 +231,12 @@ unsafe fn free_checked(p: *mut u8, layout: Layout, what: &'static str) {
 ///
 /// # Safety
 /// `GlobalAlloc::realloc`'s contract.
-pub(crate) unsafe fn realloc(p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+pub(crate) unsafe fn realloc<A: Fallback>(
+    f: A,
+    p: *mut u8,
+    layout: Layout,
+    new_size: usize,
+) -> *mut u8 {
     let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
         return ptr::null_mut();
     };
@@ -250,7 +256,7 @@ pub(crate) unsafe fn realloc(p: *mut u8, layout: Layout, new_size: usize) -> *mu
         };
         report("realloc", f, p, rec, Some(layout));
     }
-    let q = alloc(new_layout, false);
+    let q = alloc(f, new_layout, false);
     if q.is_null() {
         return q;
     }
@@ -258,7 +264,7 @@ pub(crate) unsafe fn realloc(p: *mut u8, layout: Layout, new_size: usize) -> *mu
     // bytes (the copy of a damaged block is harmless: `dealloc` reports it next).
     unsafe {
         ptr::copy_nonoverlapping(p, q, layout.size().min(new_size));
-        free_checked(p, layout, "realloc");
+        free_checked(f, p, layout, "realloc");
     }
     q
 }

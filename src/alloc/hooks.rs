@@ -1,5 +1,7 @@
 //! The allocator's hooks: the debug allocator (`PYHEAP_MALLOC=debug`, `debug.rs`) and
-//! tracemalloc (`crate::tracemalloc`), on every block `PoolAlloc` serves.
+//! tracemalloc (`crate::tracemalloc`), on every block `PoolAlloc` (or a `PoolAllocWith`) serves.
+//! They take the fallback allocator of the entry point that called them (`fallback.rs`), for
+//! the blocks the pools do not serve.
 //!
 //! # What they cost while off
 //!
@@ -37,6 +39,7 @@
 //! block gets a trace is decided under its trace shard's lock (`crate::tracemalloc`).
 
 use super::debug;
+use super::fallback::Fallback;
 use super::global::{FREE_HOOKS, GLOBAL};
 use super::pool_alloc::PoolAlloc;
 use super::size_class::{class_by_eighths, class_table_index, CLASS_TABLE_LEN, NUM_SIZE_CLASSES};
@@ -96,6 +99,14 @@ pub(crate) fn alloc_class(size: usize, align: usize) -> Option<usize> {
 #[inline(always)]
 pub(crate) fn mode() -> u8 {
     MODE.load(Ordering::Relaxed)
+}
+
+/// [`mode`] as a function of this crate, for generic code (which may be compiled in another
+/// crate): if such code read `MODE` itself, every reader would reach it through the GOT, this
+/// crate's too (`pool_alloc.rs`, `entry_points!`).
+#[inline(never)]
+pub(crate) fn mode_out_of_line() -> u8 {
+    mode()
 }
 
 /// Whether the debug allocator is on (reads the environment first if no allocation did).
@@ -207,15 +218,21 @@ fn env_number(name: &core::ffi::CStr) -> Option<usize> {
 /// (`tracemalloc::stack_marker`), which tracemalloc skips the frames below.
 #[cold]
 #[inline(never)]
-pub(crate) fn alloc(layout: Layout, zeroed: bool, mut mode: u8, marker: usize) -> *mut u8 {
+pub(crate) fn alloc<A: Fallback>(
+    f: A,
+    layout: Layout,
+    zeroed: bool,
+    mut mode: u8,
+    marker: usize,
+) -> *mut u8 {
     if mode & UNINIT != 0 {
         mode = init();
     }
     let p = if mode & DEBUG != 0 {
-        debug::alloc(layout, zeroed)
+        debug::alloc(f, layout, zeroed)
     } else {
         // SAFETY: `layout` is valid with a non-zero size (`GlobalAlloc`'s contract).
-        unsafe { PoolAlloc::alloc_raw(layout, zeroed) }
+        unsafe { PoolAlloc::alloc_raw(f, layout, zeroed) }
     };
     if mode & TRACING != 0 && !p.is_null() {
         crate::tracemalloc::record(p, layout.size(), marker);
@@ -229,14 +246,14 @@ pub(crate) fn alloc(layout: Layout, zeroed: bool, mut mode: u8, marker: usize) -
 /// `GlobalAlloc::dealloc`'s contract (the debug allocator reports a caller that breaks it).
 #[cold]
 #[inline(never)]
-pub(crate) unsafe fn dealloc(ptr: *mut u8, layout: Layout, mut mode: u8) {
+pub(crate) unsafe fn dealloc<A: Fallback>(f: A, ptr: *mut u8, layout: Layout, mut mode: u8) {
     if mode & UNINIT != 0 {
         mode = init();
     }
     if mode & DEBUG != 0 {
         // SAFETY: forwarded contract; the debug allocator forgets the trace itself, after
         // its checks (a report shows the trace).
-        unsafe { debug::dealloc(ptr, layout) };
+        unsafe { debug::dealloc(f, ptr, layout) };
         return;
     }
     if mode & TRACING != 0 {
@@ -245,7 +262,7 @@ pub(crate) unsafe fn dealloc(ptr: *mut u8, layout: Layout, mut mode: u8) {
         crate::tracemalloc::forget(ptr);
     }
     // SAFETY: forwarded contract.
-    unsafe { PoolAlloc::dealloc_raw(ptr, layout) }
+    unsafe { PoolAlloc::dealloc_raw(f, ptr, layout) }
 }
 
 /// `realloc` with the hooks (`mode != 0`).
@@ -254,7 +271,8 @@ pub(crate) unsafe fn dealloc(ptr: *mut u8, layout: Layout, mut mode: u8) {
 /// `GlobalAlloc::realloc`'s contract.
 #[cold]
 #[inline(never)]
-pub(crate) unsafe fn realloc(
+pub(crate) unsafe fn realloc<A: Fallback>(
+    f: A,
     ptr: *mut u8,
     layout: Layout,
     new_size: usize,
@@ -267,7 +285,7 @@ pub(crate) unsafe fn realloc(
     let tracing = mode & TRACING != 0;
     if mode & DEBUG != 0 {
         // SAFETY: forwarded contract (the old block's trace is forgotten when it is freed).
-        let q = unsafe { debug::realloc(ptr, layout, new_size) };
+        let q = unsafe { debug::realloc(f, ptr, layout, new_size) };
         if tracing && !q.is_null() {
             crate::tracemalloc::record(q, new_size, marker);
         }
@@ -277,7 +295,7 @@ pub(crate) unsafe fn realloc(
         crate::tracemalloc::forget(ptr);
     }
     // SAFETY: forwarded contract.
-    let q = unsafe { PoolAlloc::realloc_raw(ptr, layout, new_size) };
+    let q = unsafe { PoolAlloc::realloc_raw(f, ptr, layout, new_size) };
     if tracing {
         if q.is_null() {
             crate::tracemalloc::record(ptr, layout.size(), marker);

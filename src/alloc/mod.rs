@@ -7,7 +7,8 @@
 //! [`POOL_SIZE`] *pool*; pools are carved from [`ARENA_SIZE`] *arenas* mapped from the OS with
 //! `mmap`, and arenas whose pools are all free go back with `munmap`; the memory of pools that
 //! stay free longer than a delay goes back too (`madvise`, see [`purge`]). Larger requests, and
-//! alignments above [`BLOCK_ALIGN`], go to the system allocator.
+//! alignments above [`BLOCK_ALIGN`], go to the system allocator (or to the allocator of your
+//! choice: [`PoolAllocWith`]).
 //!
 //! # Threads
 //!
@@ -28,7 +29,10 @@
 //! | file | what it holds |
 //! |---|---|
 //! | `size_class.rs` | the classes and the constants |
-//! | `pool_alloc.rs` | `PoolAlloc`: `GlobalAlloc`, `Allocator`, the system fallback |
+//! | `pool_alloc.rs` | `PoolAlloc`: `GlobalAlloc`, the paths shared with `PoolAllocWith` |
+//! | `with_fallback.rs` | [`PoolAllocWith<F>`]: the pools in front of any `GlobalAlloc` |
+//! | `fallback.rs` | the fallback allocator (`System`, or `PoolAllocWith`'s `F`) and its counters |
+//! | `allocator_api.rs` | `allocator_api2`'s `Allocator` for both |
 //! | `thread.rs` | binding a heap to the calling thread |
 //! | `heap.rs` | a thread's heap, the alloc/free fast and slow paths |
 //! | `pool.rs` | the pool header and its free list |
@@ -41,7 +45,7 @@
 //! | `arena_map.rs` | which addresses are pyheap's (pool block or system block?) |
 //! | `lock.rs`, `fork.rs` | the allocator's lock, and keeping it sane across `fork()` |
 //! | `fork_registration.rs` | registering the fork handlers once, safe against a concurrent `fork()` |
-//! | `os.rs` | `mmap`/`munmap` and the system allocator |
+//! | `os.rs` | `mmap`/`munmap` |
 //! | `stats.rs` | [`stats`] and its report |
 //! | `hooks.rs` | the hooks (debug allocator, tracemalloc) and what they cost while off (one branch on allocation) |
 //! | `debug.rs`, `debug_report.rs` | the debug allocator (`PYHEAP_MALLOC=debug`), [`check_heap`], its fatal report |
@@ -51,12 +55,14 @@
 //! # Not on Unix
 //!
 //! The OS layer is Unix's (`mmap`, `pthread_atfork`). Elsewhere `PoolAlloc` forwards every
-//! request to `std::alloc::System` (`os.rs`), the pools are compiled but never used, and
+//! request to `std::alloc::System` (and `PoolAllocWith` to its fallback), the pools are compiled but never used, and
 //! there is no `fork()` to prepare for.
 
 // Off Unix the pools' fork support is compiled but never called (see above).
 #![cfg_attr(not(unix), allow(dead_code))]
 
+#[cfg(not(loom))]
+mod allocator_api;
 mod arena;
 mod arena_lists;
 mod arena_map;
@@ -67,6 +73,8 @@ mod control;
 mod debug;
 #[cfg(not(loom))]
 mod debug_report;
+#[cfg(not(loom))]
+mod fallback;
 #[cfg(not(loom))]
 mod fork;
 mod fork_registration;
@@ -88,6 +96,8 @@ mod size_class;
 mod stats;
 #[cfg(not(loom))]
 mod thread;
+#[cfg(not(loom))]
+mod with_fallback;
 mod work;
 
 #[cfg(not(loom))]
@@ -107,6 +117,8 @@ pub use stats::slow_path_work;
 #[cfg(not(loom))]
 pub use stats::stats;
 pub use stats::{AllocStats, ClassStats};
+#[cfg(not(loom))]
+pub use with_fallback::PoolAllocWith;
 #[doc(hidden)]
 pub use work::SlowPathWork;
 

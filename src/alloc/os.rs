@@ -1,14 +1,11 @@
-//! The OS layer: mapping and unmapping aligned regions, and the system allocator used for
-//! requests the pools do not serve.
+//! The OS layer: mapping and unmapping aligned regions. (The requests the pools do not serve
+//! go to the fallback allocator, `std::alloc::System` by default: `fallback.rs`.)
 //!
 //! Nothing here allocates through Rust's global allocator.
 //!
-//! Unix only (`mmap`, `malloc` and `posix_memalign` through `libc`). Elsewhere `PoolAlloc`
-//! forwards every request to `std::alloc::System` before it reaches the pools
-//! ([`system_alloc`], [`system_dealloc`], [`system_realloc`]), and this module's Unix
+//! Unix only (`mmap` through `libc`). Elsewhere `PoolAlloc` forwards every request to its
+//! fallback allocator before it reaches the pools (`pool_alloc.rs`), and this module's Unix
 //! functions are replaced by stand-ins that are never reached (see `portable`).
-
-#![cfg_attr(loom, allow(dead_code))] // the system allocator is used by `PoolAlloc` only
 
 #[cfg(unix)]
 use core::ptr;
@@ -116,96 +113,6 @@ pub(crate) fn protect_none(p: *mut u8, size: usize) {
     }
 }
 
-/// The alignment the system `malloc` guarantees for every request.
-#[cfg(unix)]
-const MALLOC_ALIGN: usize = 16;
-
-/// Allocate from the system allocator. Returns null on failure.
-///
-/// # Safety
-/// `align` is a power of two and `size` rounded up to `align` does not overflow `isize`.
-#[cfg(unix)]
-pub(crate) unsafe fn sys_alloc(size: usize, align: usize) -> *mut u8 {
-    if align <= MALLOC_ALIGN {
-        // SAFETY: malloc accepts any size; it returns null on failure.
-        unsafe { libc::malloc(size.max(1)).cast() }
-    } else {
-        sys_alloc_aligned(size, align)
-    }
-}
-
-#[cfg(unix)]
-fn sys_alloc_aligned(size: usize, align: usize) -> *mut u8 {
-    let mut out = ptr::null_mut();
-    let align = align.max(core::mem::size_of::<usize>());
-    // SAFETY: `align` is a power of two and a multiple of the pointer size, as posix_memalign
-    // requires; on failure `out` stays null.
-    let rc = unsafe { libc::posix_memalign(&mut out, align, size.max(1)) };
-    if rc == 0 {
-        out.cast()
-    } else {
-        ptr::null_mut()
-    }
-}
-
-/// Allocate zeroed memory from the system allocator. Returns null on failure.
-///
-/// # Safety
-/// As for [`sys_alloc`].
-#[cfg(unix)]
-pub(crate) unsafe fn sys_alloc_zeroed(size: usize, align: usize) -> *mut u8 {
-    if align <= MALLOC_ALIGN {
-        // SAFETY: calloc accepts any size; it returns null on failure.
-        unsafe { libc::calloc(1, size.max(1)).cast() }
-    } else {
-        let p = sys_alloc_aligned(size, align);
-        if !p.is_null() {
-            // SAFETY: `p` points to at least `size` writable bytes just allocated.
-            unsafe { ptr::write_bytes(p, 0, size) };
-        }
-        p
-    }
-}
-
-/// Resize a system allocation, keeping its alignment. Returns null on failure (the old block
-/// is then untouched).
-///
-/// # Safety
-/// `p` came from [`sys_alloc`] or [`sys_alloc_zeroed`] with alignment `align` and size
-/// `old_size`, and is not used again unless null is returned.
-#[cfg(unix)]
-pub(crate) unsafe fn sys_realloc(
-    p: *mut u8,
-    old_size: usize,
-    align: usize,
-    new_size: usize,
-) -> *mut u8 {
-    if align <= MALLOC_ALIGN {
-        // SAFETY: `p` is a live malloc block (caller's contract).
-        unsafe { libc::realloc(p.cast(), new_size.max(1)).cast() }
-    } else {
-        let q = sys_alloc_aligned(new_size, align);
-        if !q.is_null() {
-            // SAFETY: both blocks are live and distinct, each at least `min` bytes long.
-            unsafe {
-                ptr::copy_nonoverlapping(p, q, old_size.min(new_size));
-                libc::free(p.cast());
-            }
-        }
-        q
-    }
-}
-
-/// Free a block of the system allocator.
-///
-/// # Safety
-/// `p` came from one of the `sys_*` functions above and is not used again.
-#[cfg(unix)]
-pub(crate) unsafe fn sys_free(p: *mut u8) {
-    // SAFETY: caller's contract.
-    unsafe { libc::free(p.cast()) }
-}
-
 /// Write `msg` to standard error and abort the process. Used where the allocator finds its
 /// own invariants broken by the caller (a pointer freed with the wrong layout): it cannot
 /// panic, since a panic allocates.
@@ -218,49 +125,6 @@ pub(crate) fn fatal(msg: &str) -> ! {
         libc::write(2, b"\n".as_ptr().cast(), 1);
         libc::abort()
     }
-}
-
-/// Requests of every size, when `PoolAlloc` forwards to the system allocator (not on Unix).
-///
-/// # Safety
-/// As for `GlobalAlloc::alloc` (`layout` of non-zero size).
-#[inline]
-pub(crate) unsafe fn system_alloc(layout: core::alloc::Layout, zeroed: bool) -> *mut u8 {
-    use core::alloc::GlobalAlloc;
-    // SAFETY: forwarded contract.
-    unsafe {
-        if zeroed {
-            std::alloc::System.alloc_zeroed(layout)
-        } else {
-            std::alloc::System.alloc(layout)
-        }
-    }
-}
-
-/// Free a block [`system_alloc`] or [`system_realloc`] gave.
-///
-/// # Safety
-/// As for `GlobalAlloc::dealloc`, for a block of `std::alloc::System`.
-#[inline]
-pub(crate) unsafe fn system_dealloc(p: *mut u8, layout: core::alloc::Layout) {
-    use core::alloc::GlobalAlloc;
-    // SAFETY: forwarded contract.
-    unsafe { std::alloc::System.dealloc(p, layout) }
-}
-
-/// Resize a block [`system_alloc`] or [`system_realloc`] gave.
-///
-/// # Safety
-/// As for `GlobalAlloc::realloc`, for a block of `std::alloc::System`.
-#[inline]
-pub(crate) unsafe fn system_realloc(
-    p: *mut u8,
-    layout: core::alloc::Layout,
-    new_size: usize,
-) -> *mut u8 {
-    use core::alloc::GlobalAlloc;
-    // SAFETY: forwarded contract.
-    unsafe { std::alloc::System.realloc(p, layout, new_size) }
 }
 
 #[cfg(not(unix))]
@@ -293,43 +157,6 @@ mod portable {
     /// Never asked (see the module).
     pub(crate) fn now_ms() -> u64 {
         0
-    }
-
-    /// Never asked (see the module): refuses.
-    ///
-    /// # Safety
-    /// None needed; `unsafe` to keep the Unix signature.
-    pub(crate) unsafe fn sys_alloc(_size: usize, _align: usize) -> *mut u8 {
-        core::ptr::null_mut()
-    }
-
-    /// Never asked (see the module): refuses.
-    ///
-    /// # Safety
-    /// None needed; `unsafe` to keep the Unix signature.
-    pub(crate) unsafe fn sys_alloc_zeroed(_size: usize, _align: usize) -> *mut u8 {
-        core::ptr::null_mut()
-    }
-
-    /// Never asked (see the module): refuses, leaving the block as it is.
-    ///
-    /// # Safety
-    /// None needed; `unsafe` to keep the Unix signature.
-    pub(crate) unsafe fn sys_realloc(
-        _p: *mut u8,
-        _old_size: usize,
-        _align: usize,
-        _new_size: usize,
-    ) -> *mut u8 {
-        core::ptr::null_mut()
-    }
-
-    /// No block of this module's exists to be freed (`sys_alloc` never gives one).
-    ///
-    /// # Safety
-    /// None needed; `unsafe` to keep the Unix signature.
-    pub(crate) unsafe fn sys_free(_p: *mut u8) {
-        fatal("pyheap: sys_free of a block the system stand-ins never gave");
     }
 
     /// Write `msg` to standard error and abort (as the Unix `fatal`, without `libc`). Standard

@@ -1,20 +1,22 @@
 //! `PoolAlloc`: the entry points, `GlobalAlloc` and `allocator_api2::alloc::Allocator`.
 
+use super::fallback::{count_alloc, count_free, Fallback};
 use super::global::{FREE_HOOKS, GLOBAL, SMALL_SYSTEM_BLOCKS};
-use super::heap::{FallbackCounters, Heap};
+use super::heap::Heap;
 use super::hooks;
-use super::os;
 use super::pool::{pool_of, Pool};
 use super::size_class::{class_block_size, size_class, BLOCK_ALIGN, SMALL_REQUEST_THRESHOLD};
 use super::thread;
 use crate::sync::unmodelled::Ordering;
 use core::alloc::{GlobalAlloc, Layout};
-use core::ptr::{self, NonNull};
+use core::ptr;
+use std::alloc::System;
 
 /// pymalloc's scheme as a Rust allocator: requests of at most
 /// [`SMALL_REQUEST_THRESHOLD`](super::SMALL_REQUEST_THRESHOLD) bytes (and alignment at most
 /// [`BLOCK_ALIGN`](super::BLOCK_ALIGN)) come from per-thread pools of fixed-size blocks; all
-/// others go to the system allocator.
+/// others go to the system allocator, `std::alloc::System`. ([`PoolAllocWith`](super::PoolAllocWith)
+/// sends them to an allocator of your choice instead.)
 ///
 /// As the global allocator:
 ///
@@ -52,66 +54,22 @@ use core::ptr::{self, NonNull};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct PoolAlloc;
 
-/// The counters to charge a system-allocator request to: the heap's, or the shared ones for
-/// a thread without a heap.
-fn fallback_counters(heap: *mut Heap) -> (&'static FallbackCounters, bool) {
-    if heap.is_null() {
-        (&GLOBAL.orphan.fallback, true)
-    } else {
-        // SAFETY: the calling thread holds its heap, so the heap is mapped (Heap invariants).
-        (unsafe { &(*heap).fallback }, false)
-    }
-}
-
-fn count_fallback_alloc(heap: *mut Heap, bytes: usize) {
-    let (c, shared) = fallback_counters(heap);
-    if shared {
-        c.allocs.add_shared(1);
-        c.bytes_allocated.add_shared(bytes as u64);
-    } else {
-        c.allocs.add(1);
-        c.bytes_allocated.add(bytes as u64);
-    }
-}
-
-fn count_fallback_free(heap: *mut Heap, bytes: usize) {
-    let (c, shared) = fallback_counters(heap);
-    if shared {
-        c.frees.add_shared(1);
-        c.bytes_freed.add_shared(bytes as u64);
-    } else {
-        c.frees.add(1);
-        c.bytes_freed.add(bytes as u64);
-    }
-}
-
-/// Allocate `size` bytes aligned to `align` from the system allocator, counted.
-#[cold]
-unsafe fn fallback_alloc(heap: *mut Heap, size: usize, align: usize, zeroed: bool) -> *mut u8 {
-    // SAFETY: `size`/`align` come from a valid `Layout` (or a block size with align 16).
-    let p = unsafe {
-        if zeroed {
-            os::sys_alloc_zeroed(size, align)
-        } else {
-            os::sys_alloc(size, align)
-        }
-    };
-    if !p.is_null() {
-        count_fallback_alloc(heap, size);
-    }
-    p
-}
-
 impl PoolAlloc {
     /// Allocation. The fast path (a small request, no hook on, a bound heap, a free block in
     /// the current pool) is inline and calls nothing; every other case is one tail call away:
     /// `alloc_cold`, which runs the hooks when they are on (`hooks.rs`).
     #[inline(always)]
-    unsafe fn alloc_impl(layout: Layout, zeroed: bool) -> *mut u8 {
+    pub(crate) unsafe fn alloc_impl<A: Fallback>(f: A, layout: Layout, zeroed: bool) -> *mut u8 {
         if !cfg!(unix) {
-            // Not on Unix: the system allocator serves everything (`os.rs`).
+            // Not on Unix: the fallback serves everything (`os.rs`).
             // SAFETY: forwarded contract (a valid layout of non-zero size).
-            return unsafe { os::system_alloc(layout, zeroed) };
+            return unsafe {
+                if zeroed {
+                    f.alloc_zeroed(layout)
+                } else {
+                    f.alloc(layout)
+                }
+            };
         }
         // One call site for everything else, so that the body stays small enough to be inlined
         // into `__rust_alloc`'s callers (with two, it was not in the `churn` loop: 15% more
@@ -129,7 +87,8 @@ impl PoolAlloc {
                 }
             }
         }
-        Self::alloc_cold(layout, zeroed)
+        // SAFETY: forwarded contract.
+        unsafe { f.alloc_cold(layout, zeroed) }
     }
 
     /// Allocation without the hooks: the debug allocator's blocks, and tracemalloc's.
@@ -137,9 +96,10 @@ impl PoolAlloc {
     /// # Safety
     /// `layout` has a non-zero size.
     #[inline(always)]
-    pub(crate) unsafe fn alloc_raw(layout: Layout, zeroed: bool) -> *mut u8 {
+    pub(crate) unsafe fn alloc_raw<A: Fallback>(f: A, layout: Layout, zeroed: bool) -> *mut u8 {
         let Some(class) = size_class(layout.size(), layout.align()) else {
-            return Self::alloc_large(layout, zeroed);
+            // SAFETY: forwarded contract.
+            return unsafe { Self::fallback_alloc(f, thread::heap(), layout, zeroed) };
         };
         if !zeroed {
             let heap = thread::bound_heap();
@@ -151,32 +111,101 @@ impl PoolAlloc {
                 }
             }
         }
-        Self::alloc_small_slow(class, zeroed)
+        Self::alloc_small_slow(f, class, zeroed)
     }
 
     /// Every request the fast path does not serve: the hooks when they are on, else the
     /// slow paths (large requests, zeroed ones, a heap to bind, a pool to change).
-    #[inline(never)]
-    fn alloc_cold(layout: Layout, zeroed: bool) -> *mut u8 {
-        // Pairs with the `Release` store of the table entry that sent us here (`HOOKED`,
-        // `hooks::set_alloc_hooked`): the mode read next is the one set before that store, or
-        // a later one.
-        crate::sync::unmodelled::fence(Ordering::Acquire);
-        let mode = hooks::mode();
+    ///
+    /// (Tried: the size test first, with the small paths in a function of their own, so that
+    /// a large request skips this frame's prologue: 9 instructions fewer per large request,
+    /// but churn's small requests that come here paid one jump and the size test again,
+    /// +0.8 instructions per churn pair. The small paths' cost stays as it was.)
+    ///
+    /// Out of line through `Fallback::alloc_cold` (see `entry_points!`).
+    #[inline(always)]
+    /// `mode` is the hooks' mode, read by the caller after an `Acquire` fence (pairing with
+    /// the `Release` store of the table entry that sent us here, `HOOKED`,
+    /// `hooks::set_alloc_hooked`: the mode read is the one set before that store, or a later
+    /// one).
+    pub(crate) fn alloc_cold_body<A: Fallback>(
+        f: A,
+        layout: Layout,
+        zeroed: bool,
+        mode: u8,
+    ) -> *mut u8 {
         if mode != 0 {
-            return hooks::alloc(layout, zeroed, mode, crate::tracemalloc::stack_marker());
+            return hooks::alloc(f, layout, zeroed, mode, crate::tracemalloc::stack_marker());
         }
         match size_class(layout.size(), layout.align()) {
-            Some(class) => Self::alloc_small_slow(class, zeroed),
-            None => Self::alloc_large(layout, zeroed),
+            Some(class) => Self::alloc_small_slow(f, class, zeroed),
+            None => Self::alloc_large(f, layout, zeroed),
         }
     }
 
-    /// A request the pools do not serve: to the system allocator.
+    /// A request the pools do not serve (larger than the threshold or aligned above the
+    /// blocks), with the hooks off: to the fallback, counted on the bound heap with plain
+    /// adds.
+    ///
+    /// Lean on purpose (measured with callgrind, BENCHMARKS.md "Requests above 512 bytes"):
+    /// across the fallback's call it keeps only the heap and the size; a zeroed request, a
+    /// thread without a bound heap and failure go out of line.
     #[inline(never)]
-    fn alloc_large(layout: Layout, zeroed: bool) -> *mut u8 {
-        // SAFETY: `layout` is valid.
-        unsafe { fallback_alloc(thread::heap(), layout.size(), layout.align(), zeroed) }
+    fn alloc_large<A: Fallback>(f: A, layout: Layout, zeroed: bool) -> *mut u8 {
+        let heap = thread::bound_heap();
+        if zeroed || heap.is_null() {
+            // SAFETY: `layout` is valid with a non-zero size (`GlobalAlloc`'s contract).
+            return unsafe { Self::alloc_large_slow(f, layout, zeroed) };
+        }
+        // SAFETY: as above.
+        let p = unsafe { f.alloc(layout) };
+        if !p.is_null() {
+            // SAFETY: the calling thread holds its bound heap; only its holder writes these
+            // counters.
+            let c = unsafe { &(*heap).fallback };
+            c.allocs.add(1);
+            c.bytes_allocated.add(layout.size() as u64);
+        }
+        p
+    }
+
+    /// `alloc_large` for a zeroed request or a thread without a bound heap (binds one).
+    /// Everything it needs comes in the caller's argument registers, so that the caller's
+    /// common path needs no stack frame for it.
+    ///
+    /// # Safety
+    /// `layout` has a non-zero size.
+    #[cold]
+    #[inline(never)]
+    unsafe fn alloc_large_slow<A: Fallback>(f: A, layout: Layout, zeroed: bool) -> *mut u8 {
+        // SAFETY: forwarded contract.
+        unsafe { Self::fallback_alloc(f, thread::heap(), layout, zeroed) }
+    }
+
+    /// A block of `layout` from the fallback, counted on `heap` (the caller's, or null).
+    ///
+    /// # Safety
+    /// `layout` has a non-zero size.
+    #[cold]
+    #[inline(never)]
+    unsafe fn fallback_alloc<A: Fallback>(
+        f: A,
+        heap: *mut Heap,
+        layout: Layout,
+        zeroed: bool,
+    ) -> *mut u8 {
+        // SAFETY: forwarded contract.
+        let p = unsafe {
+            if zeroed {
+                f.alloc_zeroed(layout)
+            } else {
+                f.alloc(layout)
+            }
+        };
+        if !p.is_null() {
+            count_alloc(heap, layout.size());
+        }
+        p
     }
 
     /// Everything `alloc_impl`'s fast path does not do: binding the heap, bumping, changing
@@ -188,7 +217,7 @@ impl PoolAlloc {
     /// ran out: one in a few on random-size churn) goes from the inlined fast path to the
     /// heap's `alloc_slow` through one call, as before the hooks (two calls cost churn 5%).
     #[inline(always)]
-    fn alloc_small_slow(class: usize, zeroed: bool) -> *mut u8 {
+    fn alloc_small_slow<A: Fallback>(f: A, class: usize, zeroed: bool) -> *mut u8 {
         let heap = thread::heap();
         if !heap.is_null() {
             // SAFETY: the calling thread holds its heap.
@@ -204,19 +233,24 @@ impl PoolAlloc {
                 return block;
             }
         }
-        Self::alloc_small_system(heap, class, zeroed)
+        Self::alloc_small_system(f, heap, class, zeroed)
     }
 
-    /// A small request with no heap or no arena: a system block of the class's size.
+    /// A small request with no heap or no arena: a fallback block of the class's size.
     #[cold]
     #[inline(never)]
-    fn alloc_small_system(heap: *mut Heap, class: usize, zeroed: bool) -> *mut u8 {
+    fn alloc_small_system<A: Fallback>(
+        f: A,
+        heap: *mut Heap,
+        class: usize,
+        zeroed: bool,
+    ) -> *mut u8 {
         // From now on a small-layout block may be a system block (see the flag's doc).
         GLOBAL
             .free_flags
             .fetch_or(SMALL_SYSTEM_BLOCKS, Ordering::Relaxed);
-        // SAFETY: a block size with the block alignment is a valid request.
-        unsafe { fallback_alloc(heap, class_block_size(class), 16, zeroed) }
+        // SAFETY: a block size with the block alignment is a valid, non-zero request.
+        unsafe { Self::fallback_alloc(f, heap, class_layout(class), zeroed) }
     }
 
     /// Freeing. The fast path (a small block of one of the bound heap's own pools) is inline;
@@ -231,15 +265,15 @@ impl PoolAlloc {
     /// into the `__rust_dealloc` shim and its callers (a larger one was not, in the `churn`
     /// loop: 14% more instructions).
     #[inline(always)]
-    unsafe fn dealloc_impl(ptr: *mut u8, layout: Layout) {
+    pub(crate) unsafe fn dealloc_impl<A: Fallback>(f: A, ptr: *mut u8, layout: Layout) {
         if !cfg!(unix) {
-            // SAFETY: not on Unix every block is the system allocator's (`alloc_impl`).
-            return unsafe { os::system_dealloc(ptr, layout) };
+            // SAFETY: not on Unix every block is the fallback's (`alloc_impl`).
+            return unsafe { f.dealloc(ptr, layout) };
         }
         let size = layout.size();
         if size > SMALL_REQUEST_THRESHOLD || layout.align() > BLOCK_ALIGN {
             // SAFETY: forwarded contract.
-            return unsafe { Self::dealloc_cold(ptr, layout) };
+            return unsafe { f.dealloc_large(ptr, layout) };
         }
         // While no small request was ever served by the system allocator and no hook is on,
         // every small-layout block is a pool block (`Global::free_flags`); otherwise
@@ -247,7 +281,7 @@ impl PoolAlloc {
         let flags = GLOBAL.free_flags.load(Ordering::Relaxed);
         if flags != 0 {
             // SAFETY: forwarded contract.
-            return unsafe { Self::dealloc_flags_set(ptr, layout, flags) };
+            return unsafe { f.dealloc_flags_set(ptr, layout, flags) };
         }
         // Null or `DEAD` when no heap is bound: no pool's owner, so the test below fails.
         let heap = thread::raw_heap();
@@ -261,7 +295,7 @@ impl PoolAlloc {
             return;
         }
         // SAFETY: as above; `free_own_block` said no and touched nothing.
-        unsafe { Self::dealloc_pool_miss(ptr, layout, heap, pool) }
+        unsafe { f.dealloc_pool_miss(ptr, layout, heap, pool) }
     }
 
     /// A pool block (`Global::free_flags` was 0) that `Heap::free_own_block` did not free:
@@ -275,8 +309,16 @@ impl PoolAlloc {
     /// `ptr` is a live block of one of the arenas allocated with `layout` (small), not used
     /// again; `heap` is `thread::raw_heap()`, `pool` is `pool_of(ptr)`;
     /// `Heap::free_own_block(heap, pool, ptr, layout.size())` returned false.
-    #[inline(never)]
-    unsafe fn dealloc_pool_miss(ptr: *mut u8, layout: Layout, heap: *mut Heap, pool: *mut Pool) {
+    ///
+    /// Out of line through `Fallback::dealloc_pool_miss` (see `entry_points!`).
+    #[inline(always)]
+    pub(crate) unsafe fn dealloc_pool_miss_body<A: Fallback>(
+        f: A,
+        ptr: *mut u8,
+        layout: Layout,
+        heap: *mut Heap,
+        pool: *mut Pool,
+    ) {
         // SAFETY: the block is live, so its pool is initialized (Pool invariants).
         let p = unsafe { &*pool };
         if p.fits(layout.size()) {
@@ -289,17 +331,17 @@ impl PoolAlloc {
                 if thread::is_heap(heap) {
                     (*heap).free_other_heaps_block(pool, ptr, class)
                 } else {
-                    Self::dealloc_slow_hooked(ptr, layout, class)
+                    Self::dealloc_slow_hooked(f, ptr, layout, class)
                 }
             };
         }
         let Some(class) = size_class(layout.size(), layout.align()) else {
             // SAFETY: unreachable (a small layout), forwarded contract.
-            return unsafe { Self::dealloc_cold(ptr, layout) };
+            return unsafe { Self::dealloc_cold(f, ptr, layout) };
         };
         if !thread::is_heap(heap) {
             // SAFETY: forwarded contract.
-            return unsafe { Self::dealloc_slow_hooked(ptr, layout, class) };
+            return unsafe { Self::dealloc_slow_hooked(f, ptr, layout, class) };
         }
         // SAFETY: the calling thread holds its bound heap; a live pool block of `class`.
         unsafe {
@@ -315,20 +357,78 @@ impl PoolAlloc {
     ///
     /// # Safety
     /// `GlobalAlloc::dealloc`'s contract, with a small layout.
-    #[inline(never)]
-    unsafe fn dealloc_flags_set(ptr: *mut u8, layout: Layout, flags: u8) {
+    ///
+    /// Out of line through `Fallback::dealloc_flags_set` (see `entry_points!`).
+    #[inline(always)]
+    pub(crate) unsafe fn dealloc_flags_set_body<A: Fallback>(
+        f: A,
+        ptr: *mut u8,
+        layout: Layout,
+        flags: u8,
+    ) {
         let Some(class) = size_class(layout.size(), layout.align()) else {
             // SAFETY: forwarded contract.
-            return unsafe { Self::dealloc_cold(ptr, layout) };
+            return unsafe { Self::dealloc_cold(f, ptr, layout) };
         };
         let heap = thread::bound_heap();
         // SAFETY: forwarded contract; the calling thread holds its bound heap if any.
         unsafe {
             if flags & FREE_HOOKS != 0 {
-                return Self::dealloc_cold(ptr, layout);
+                return Self::dealloc_cold(f, ptr, layout);
             }
             if heap.is_null() || !(*heap).free_fast_with(thread::bound_map_words(), ptr, class) {
-                Self::dealloc_slow_hooked(ptr, layout, class);
+                Self::dealloc_slow_hooked(f, ptr, layout, class);
+            }
+        }
+    }
+
+    /// A free of a block the pools never serve (a large or over-aligned layout): the hooks
+    /// when they are on, else counted on the bound heap (or the shared counters) and given
+    /// to the fallback with one tail call. No arena-map test: a large layout is never a pool
+    /// block. (`#[cold]` keeps the fast path's size test two predicted branches.)
+    ///
+    /// # Safety
+    /// `GlobalAlloc::dealloc`'s contract, for a layout without a size class.
+    ///
+    /// Out of line (and cold) through `Fallback::dealloc_large` (see `entry_points!`).
+    #[inline(always)]
+    pub(crate) unsafe fn dealloc_large_body<A: Fallback>(
+        f: A,
+        ptr: *mut u8,
+        layout: Layout,
+        mode: u8,
+    ) {
+        let heap = thread::bound_heap();
+        if mode != 0 || heap.is_null() {
+            // SAFETY: forwarded contract.
+            return unsafe { Self::dealloc_large_slow(f, ptr, layout) };
+        }
+        // Counted first, so that the free is a tail call (it cannot fail).
+        // SAFETY: the calling thread holds its bound heap; only its holder writes these
+        // counters.
+        let c = unsafe { &(*heap).fallback };
+        c.frees.add(1);
+        c.bytes_freed.add(layout.size() as u64);
+        // SAFETY: a fallback block of `layout` (caller's contract).
+        unsafe { f.dealloc(ptr, layout) }
+    }
+
+    /// `dealloc_large` with the hooks on, or without a bound heap (the shared counters).
+    ///
+    /// # Safety
+    /// As for `dealloc_large`.
+    #[cold]
+    #[inline(never)]
+    unsafe fn dealloc_large_slow<A: Fallback>(f: A, ptr: *mut u8, layout: Layout) {
+        // Read again (out of line: see `hooks::mode_out_of_line`), so that the caller passes
+        // its own arguments on unchanged.
+        let mode = hooks::mode_out_of_line();
+        // SAFETY: forwarded contract.
+        unsafe {
+            if mode != 0 {
+                hooks::dealloc(f, ptr, layout, mode)
+            } else {
+                Self::fallback_free(f, ptr, layout)
             }
         }
     }
@@ -338,10 +438,10 @@ impl PoolAlloc {
     /// # Safety
     /// `GlobalAlloc::dealloc`'s contract.
     #[inline(always)]
-    pub(crate) unsafe fn dealloc_raw(ptr: *mut u8, layout: Layout) {
+    pub(crate) unsafe fn dealloc_raw<A: Fallback>(f: A, ptr: *mut u8, layout: Layout) {
         let Some(class) = size_class(layout.size(), layout.align()) else {
-            // SAFETY: a system block (caller's contract).
-            return unsafe { Self::fallback_free(ptr, layout.size()) };
+            // SAFETY: a fallback block of `layout` (caller's contract).
+            return unsafe { Self::fallback_free(f, ptr, layout) };
         };
         let heap = thread::bound_heap();
         if !heap.is_null() {
@@ -359,10 +459,10 @@ impl PoolAlloc {
             }
         }
         // SAFETY: forwarded contract.
-        unsafe { Self::dealloc_small_slow(ptr, class) }
+        unsafe { Self::dealloc_small_slow(f, ptr, class) }
     }
 
-    /// A free of a large block, or any free while a hook is on. (`#[cold]` keeps the fast
+    /// A free of a small-layout block while a hook is on. (`#[cold]` keeps the fast
     /// path's size test two predicted branches, as it was before the hooks, rather than a
     /// branch-free `setae`/`or` sequence.)
     ///
@@ -370,14 +470,15 @@ impl PoolAlloc {
     /// `GlobalAlloc::dealloc`'s contract.
     #[cold]
     #[inline(never)]
-    unsafe fn dealloc_cold(ptr: *mut u8, layout: Layout) {
-        let mode = hooks::mode();
+    unsafe fn dealloc_cold<A: Fallback>(f: A, ptr: *mut u8, layout: Layout) {
+        // Out of line: see `hooks::mode_out_of_line`.
+        let mode = hooks::mode_out_of_line();
         // SAFETY: forwarded contract.
         unsafe {
             if mode != 0 {
-                hooks::dealloc(ptr, layout, mode)
+                hooks::dealloc(f, ptr, layout, mode)
             } else {
-                Self::dealloc_raw(ptr, layout)
+                Self::dealloc_raw(f, ptr, layout)
             }
         }
     }
@@ -391,13 +492,13 @@ impl PoolAlloc {
     /// `ptr` is a live block allocated with `layout`, whose size class is `class`, not used
     /// again.
     #[inline(never)]
-    unsafe fn dealloc_slow_hooked(ptr: *mut u8, layout: Layout, class: usize) {
+    unsafe fn dealloc_slow_hooked<A: Fallback>(f: A, ptr: *mut u8, layout: Layout, class: usize) {
         // SAFETY: forwarded contract.
         unsafe {
             if GLOBAL.free_flags.load(Ordering::Relaxed) & FREE_HOOKS != 0 {
-                Self::dealloc_cold(ptr, layout)
+                Self::dealloc_cold(f, ptr, layout)
             } else {
-                Self::dealloc_small_slow(ptr, class)
+                Self::dealloc_small_slow(f, ptr, class)
             }
         }
     }
@@ -409,7 +510,7 @@ impl PoolAlloc {
     /// # Safety
     /// `ptr` is a live block allocated with size class `class`, not used again.
     #[inline(never)]
-    unsafe fn dealloc_small_slow(ptr: *mut u8, class: usize) {
+    unsafe fn dealloc_small_slow<A: Fallback>(f: A, ptr: *mut u8, class: usize) {
         if GLOBAL.map.contains(ptr) {
             let heap = thread::heap();
             if heap.is_null() {
@@ -421,52 +522,149 @@ impl PoolAlloc {
             }
             return;
         }
-        // SAFETY: not in an arena: a system block (caller's contract).
-        unsafe { Self::fallback_free(ptr, class_block_size(class)) };
+        // SAFETY: not in an arena: a fallback block of the class's layout (caller's
+        // contract, `alloc_small_system`).
+        unsafe { Self::fallback_free(f, ptr, class_layout(class)) };
     }
 
+    /// Give a fallback block of `layout` back, counted on the bound heap (or the shared
+    /// counters).
+    ///
+    /// # Safety
+    /// `ptr` is a live block `f` allocated with `layout`, not used again.
     #[cold]
-    unsafe fn fallback_free(ptr: *mut u8, bytes: usize) {
+    unsafe fn fallback_free<A: Fallback>(f: A, ptr: *mut u8, layout: Layout) {
+        count_free(thread::bound_heap(), layout.size());
         // SAFETY: caller's contract.
-        unsafe { os::sys_free(ptr) };
-        count_fallback_free(thread::heap(), bytes);
+        unsafe { f.dealloc(ptr, layout) };
     }
+}
+
+/// The out-of-line entry points of the inlined fast paths, for one fallback: `$pre` names
+/// them, `$f` is the fallback's value and `[$($gen)*]` the generic parameters.
+///
+/// Why twice (for `System`, non-generic; for `&F`, generic): a static that code compiled in
+/// another crate may read (a generic function's, an inline one's) is reached through the GOT
+/// by every reader, this crate's too: one load more. So no generic code reads the hooks'
+/// `MODE` (`hooks::mode_out_of_line` reads it for them), and `PoolAlloc`'s entry points are
+/// plain functions of this crate that read it directly, as before the fallback could be
+/// chosen (churn: +0.2 instructions per pair otherwise); `Fallback`'s methods pick them.
+macro_rules! entry_points {
+    ($pre:ident, $f:ident: $fty:ty, [$($gen:tt)*], $mode:path) => {
+        pub(crate) mod $pre {
+            use super::*;
+
+            #[inline(never)]
+            pub(crate) fn alloc_cold<$($gen)*>($f: $fty, layout: Layout, zeroed: bool) -> *mut u8 {
+                // See `alloc_cold_body`.
+                crate::sync::unmodelled::fence(Ordering::Acquire);
+                PoolAlloc::alloc_cold_body($f, layout, zeroed, $mode())
+            }
+
+            /// # Safety
+            /// As for `PoolAlloc::dealloc_large_body`.
+            #[cold]
+            #[inline(never)]
+            pub(crate) unsafe fn dealloc_large<$($gen)*>($f: $fty, ptr: *mut u8, layout: Layout) {
+                // SAFETY: forwarded contract.
+                unsafe { PoolAlloc::dealloc_large_body($f, ptr, layout, $mode()) }
+            }
+
+            /// # Safety
+            /// As for `PoolAlloc::dealloc_flags_set_body`.
+            #[inline(never)]
+            pub(crate) unsafe fn dealloc_flags_set<$($gen)*>(
+                $f: $fty,
+                ptr: *mut u8,
+                layout: Layout,
+                flags: u8,
+            ) {
+                // SAFETY: forwarded contract.
+                unsafe { PoolAlloc::dealloc_flags_set_body($f, ptr, layout, flags) }
+            }
+
+            /// # Safety
+            /// As for `PoolAlloc::dealloc_pool_miss_body`.
+            #[inline(never)]
+            pub(crate) unsafe fn dealloc_pool_miss<$($gen)*>(
+                $f: $fty,
+                ptr: *mut u8,
+                layout: Layout,
+                heap: *mut Heap,
+                pool: *mut Pool,
+            ) {
+                // SAFETY: forwarded contract.
+                unsafe { PoolAlloc::dealloc_pool_miss_body($f, ptr, layout, heap, pool) }
+            }
+        }
+    };
+}
+
+entry_points!(system_entry, f: System, [], hooks::mode);
+entry_points!(generic_entry, f: A, [A: Fallback], hooks::mode_out_of_line);
+
+/// The layout of a fallback block that serves a small request of `class`: the class's block
+/// size (so that `realloc` within the class keeps it valid) with the blocks' alignment.
+#[inline(always)]
+fn class_layout(class: usize) -> Layout {
+    // SAFETY: a block size (at most 512, non-zero) with a power-of-two alignment.
+    unsafe { Layout::from_size_align_unchecked(class_block_size(class), BLOCK_ALIGN) }
 }
 
 // SAFETY: `alloc` returns null or a block of at least `layout.size()` bytes aligned to
 // `layout.align()` (size classes round sizes up and serve alignments up to BLOCK_ALIGN; the
 // system allocator is asked for the rest), owned by the caller until `dealloc`. A block is
 // handed out by one heap's holder only (Heap invariants) and returns to circulation only
-// through `dealloc`. No path allocates through the global allocator, panics or unwinds.
+// through `dealloc`; a system block goes back to the system allocator (`fallback.rs`). No
+// path allocates through the global allocator, panics or unwinds.
 unsafe impl GlobalAlloc for PoolAlloc {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded contract.
-        unsafe { Self::alloc_impl(layout, false) }
+        unsafe { Self::alloc_impl(System, layout, false) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded contract.
-        unsafe { Self::alloc_impl(layout, true) }
+        unsafe { Self::alloc_impl(System, layout, true) }
     }
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: forwarded contract.
-        unsafe { Self::dealloc_impl(ptr, layout) }
+        unsafe { Self::dealloc_impl(System, ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded contract.
+        unsafe { Self::realloc_impl(System, ptr, layout, new_size, hooks::mode()) }
+    }
+}
+
+impl PoolAlloc {
+    /// `realloc`: the hooks when they are on.
+    ///
+    /// # Safety
+    /// `GlobalAlloc::realloc`'s contract.
+    /// `mode` is the hooks' mode (`hooks::mode`, read by the caller: see
+    /// `hooks::mode_out_of_line`).
+    pub(crate) unsafe fn realloc_impl<A: Fallback>(
+        f: A,
+        ptr: *mut u8,
+        layout: Layout,
+        new_size: usize,
+        mode: u8,
+    ) -> *mut u8 {
         if !cfg!(unix) {
             // SAFETY: as in `dealloc_impl`; forwarded contract.
-            return unsafe { os::system_realloc(ptr, layout, new_size) };
+            return unsafe { f.realloc(ptr, layout, new_size) };
         }
-        let mode = hooks::mode();
         // SAFETY: forwarded contract.
         unsafe {
             if mode != 0 {
                 hooks::realloc(
+                    f,
                     ptr,
                     layout,
                     new_size,
@@ -474,7 +672,7 @@ unsafe impl GlobalAlloc for PoolAlloc {
                     crate::tracemalloc::stack_marker(),
                 )
             } else {
-                Self::realloc_raw(ptr, layout, new_size)
+                Self::realloc_raw(f, ptr, layout, new_size)
             }
         }
     }
@@ -485,7 +683,12 @@ impl PoolAlloc {
     ///
     /// # Safety
     /// `GlobalAlloc::realloc`'s contract.
-    pub(crate) unsafe fn realloc_raw(ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+    pub(crate) unsafe fn realloc_raw<A: Fallback>(
+        f: A,
+        ptr: *mut u8,
+        layout: Layout,
+        new_size: usize,
+    ) -> *mut u8 {
         let align = layout.align();
         let old_class = size_class(layout.size(), align);
         let new_class = size_class(new_size, align);
@@ -495,12 +698,12 @@ impl PoolAlloc {
             return ptr;
         }
         if old_class.is_none() && new_class.is_none() {
-            // SAFETY: a system block of `layout`; `new_size` is valid for `align` (caller).
-            let q = unsafe { os::sys_realloc(ptr, layout.size(), align, new_size) };
+            // SAFETY: a fallback block of `layout`; `new_size` is valid for `align` (caller).
+            let q = unsafe { f.realloc(ptr, layout, new_size) };
             if !q.is_null() {
                 let heap = thread::heap();
-                count_fallback_free(heap, layout.size());
-                count_fallback_alloc(heap, new_size);
+                count_free(heap, layout.size());
+                count_alloc(heap, new_size);
             }
             return q;
         }
@@ -508,149 +711,12 @@ impl PoolAlloc {
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, align) };
         // SAFETY: forwarded contract; the blocks are distinct and at least `min` bytes long.
         unsafe {
-            let q = Self::alloc_raw(new_layout, false);
+            let q = Self::alloc_raw(f, new_layout, false);
             if !q.is_null() {
                 ptr::copy_nonoverlapping(ptr, q, layout.size().min(new_size));
-                Self::dealloc_raw(ptr, layout);
+                Self::dealloc_raw(f, ptr, layout);
             }
             q
         }
     }
 }
-
-fn dangling(layout: Layout) -> NonNull<[u8]> {
-    // An address equal to the alignment is non-null and aligned.
-    let p = layout.align() as *mut u8;
-    // SAFETY: `align` is non-zero.
-    NonNull::slice_from_raw_parts(unsafe { NonNull::new_unchecked(p) }, 0)
-}
-
-/// The `Allocator` API's operations, once for every version of the `allocator-api2` crate:
-/// `None` stands for `AllocError`.
-impl PoolAlloc {
-    fn allocate_block(&self, layout: Layout, zeroed: bool) -> Option<NonNull<[u8]>> {
-        if layout.size() == 0 {
-            return Some(dangling(layout));
-        }
-        // SAFETY: non-zero size.
-        let p = unsafe { Self::alloc_impl(layout, zeroed) };
-        NonNull::new(p).map(|p| NonNull::slice_from_raw_parts(p, layout.size()))
-    }
-
-    /// # Safety
-    /// `ptr` was allocated by `allocate_block` with `layout` and is not used again.
-    unsafe fn deallocate_block(&self, ptr: NonNull<u8>, layout: Layout) {
-        if layout.size() != 0 {
-            // SAFETY: caller's contract.
-            unsafe { Self::dealloc_impl(ptr.as_ptr(), layout) }
-        }
-    }
-
-    /// `grow`/`shrink`: contents kept up to the smaller size, the new tail zeroed if asked.
-    ///
-    /// # Safety
-    /// `ptr` was allocated by `self` with `old`; the caller stops using it on success.
-    unsafe fn resize(
-        &self,
-        ptr: NonNull<u8>,
-        old: Layout,
-        new: Layout,
-        zero_tail: bool,
-    ) -> Option<NonNull<[u8]>> {
-        let q = if old.size() == 0 {
-            return self.allocate_block(new, zero_tail);
-        } else if new.size() == 0 {
-            // SAFETY: caller's contract.
-            unsafe { self.deallocate_block(ptr, old) };
-            return Some(dangling(new));
-        } else if old.align() == new.align() {
-            // SAFETY: caller's contract; `new.size()` is valid for the alignment.
-            let q = unsafe { GlobalAlloc::realloc(self, ptr.as_ptr(), old, new.size()) };
-            NonNull::slice_from_raw_parts(NonNull::new(q)?, new.size())
-        } else {
-            let q = self.allocate_block(new, false)?;
-            // SAFETY: distinct live blocks, each at least `min` bytes.
-            unsafe {
-                ptr::copy_nonoverlapping(
-                    ptr.as_ptr(),
-                    q.as_ptr().cast::<u8>(),
-                    old.size().min(new.size()),
-                );
-                self.deallocate_block(ptr, old);
-            }
-            q
-        };
-        if zero_tail && new.size() > old.size() {
-            // SAFETY: the new block has `new.size()` bytes.
-            unsafe {
-                ptr::write_bytes(
-                    q.as_ptr().cast::<u8>().add(old.size()),
-                    0,
-                    new.size() - old.size(),
-                )
-            };
-        }
-        Some(q)
-    }
-}
-
-/// `Allocator` for one version of the `allocator-api2` crate (the trait is the same in both).
-macro_rules! impl_allocator_api {
-    ($api:ident) => {
-        // SAFETY: blocks come from `GlobalAlloc` above with the same guarantees; zero-size
-        // requests get a dangling aligned pointer that `deallocate` ignores; `grow`/`shrink`
-        // keep the contents up to the smaller size.
-        unsafe impl $api::alloc::Allocator for PoolAlloc {
-            fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, $api::alloc::AllocError> {
-                self.allocate_block(layout, false)
-                    .ok_or($api::alloc::AllocError)
-            }
-
-            fn allocate_zeroed(
-                &self,
-                layout: Layout,
-            ) -> Result<NonNull<[u8]>, $api::alloc::AllocError> {
-                self.allocate_block(layout, true)
-                    .ok_or($api::alloc::AllocError)
-            }
-
-            unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
-                // SAFETY: forwarded contract.
-                unsafe { self.deallocate_block(ptr, layout) }
-            }
-
-            unsafe fn grow(
-                &self,
-                ptr: NonNull<u8>,
-                old: Layout,
-                new: Layout,
-            ) -> Result<NonNull<[u8]>, $api::alloc::AllocError> {
-                // SAFETY: forwarded contract.
-                unsafe { self.resize(ptr, old, new, false) }.ok_or($api::alloc::AllocError)
-            }
-
-            unsafe fn grow_zeroed(
-                &self,
-                ptr: NonNull<u8>,
-                old: Layout,
-                new: Layout,
-            ) -> Result<NonNull<[u8]>, $api::alloc::AllocError> {
-                // SAFETY: forwarded contract.
-                unsafe { self.resize(ptr, old, new, true) }.ok_or($api::alloc::AllocError)
-            }
-
-            unsafe fn shrink(
-                &self,
-                ptr: NonNull<u8>,
-                old: Layout,
-                new: Layout,
-            ) -> Result<NonNull<[u8]>, $api::alloc::AllocError> {
-                // SAFETY: forwarded contract.
-                unsafe { self.resize(ptr, old, new, false) }.ok_or($api::alloc::AllocError)
-            }
-        }
-    };
-}
-
-impl_allocator_api!(allocator_api2);
-impl_allocator_api!(allocator_api2_04);

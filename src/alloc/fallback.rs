@@ -1,0 +1,221 @@
+//! The fallback allocator: where the requests the pools do not serve go (larger than
+//! [`SMALL_REQUEST_THRESHOLD`](super::SMALL_REQUEST_THRESHOLD), aligned above
+//! [`BLOCK_ALIGN`](super::BLOCK_ALIGN), small ones when no arena can be mapped or the
+//! thread's heap is gone, and every request off Unix), and the counters `stats()` reports
+//! for it.
+//!
+//! The allocator's paths are generic over [`Fallback`], a handle passed by value: `System`
+//! itself for [`PoolAlloc`](super::PoolAlloc) (a zero-sized value, so that its paths take no
+//! extra argument and compile to what they were before the fallback could be chosen), and
+//! `&F` for [`PoolAllocWith<F>`](super::PoolAllocWith).
+//!
+//! A block the fallback returns is freed by the same fallback with the layout it was
+//! allocated with: the user's layout for a large request, `(class block size, 16)` for a
+//! small request the pools could not serve (whatever small size it is freed or resized with
+//! within its class).
+
+use super::global::GLOBAL;
+use super::heap::{FallbackCounters, Heap};
+use super::pool::Pool;
+use super::pool_alloc::{generic_entry, system_entry};
+use core::alloc::{GlobalAlloc, Layout};
+use std::alloc::System;
+
+/// The fallback allocator as the paths see it: `GlobalAlloc`'s operations on a `Copy` handle.
+///
+/// # Safety
+/// The operations keep `GlobalAlloc`'s contract of the allocator the handle stands for.
+pub(crate) unsafe trait Fallback: Copy {
+    /// # Safety
+    /// `GlobalAlloc::alloc`'s contract.
+    unsafe fn alloc(self, layout: Layout) -> *mut u8;
+    /// # Safety
+    /// `GlobalAlloc::alloc_zeroed`'s contract.
+    unsafe fn alloc_zeroed(self, layout: Layout) -> *mut u8;
+    /// # Safety
+    /// `GlobalAlloc::dealloc`'s contract.
+    unsafe fn dealloc(self, ptr: *mut u8, layout: Layout);
+    /// # Safety
+    /// `GlobalAlloc::realloc`'s contract.
+    unsafe fn realloc(self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8;
+
+    // The out-of-line entry points of `PoolAlloc`'s inlined fast paths, for this fallback
+    // (`pool_alloc.rs`, `entry_points!`): generic by default, plain functions of this crate
+    // for `System`.
+
+    /// # Safety
+    /// `layout` has a non-zero size.
+    #[inline(always)]
+    unsafe fn alloc_cold(self, layout: Layout, zeroed: bool) -> *mut u8 {
+        generic_entry::alloc_cold(self, layout, zeroed)
+    }
+    /// # Safety
+    /// As for `PoolAlloc::dealloc_large_body`.
+    #[inline(always)]
+    unsafe fn dealloc_large(self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded contract.
+        unsafe { generic_entry::dealloc_large(self, ptr, layout) }
+    }
+    /// # Safety
+    /// As for `PoolAlloc::dealloc_flags_set_body`.
+    #[inline(always)]
+    unsafe fn dealloc_flags_set(self, ptr: *mut u8, layout: Layout, flags: u8) {
+        // SAFETY: forwarded contract.
+        unsafe { generic_entry::dealloc_flags_set(self, ptr, layout, flags) }
+    }
+    /// # Safety
+    /// As for `PoolAlloc::dealloc_pool_miss_body`.
+    #[inline(always)]
+    unsafe fn dealloc_pool_miss(
+        self,
+        ptr: *mut u8,
+        layout: Layout,
+        heap: *mut Heap,
+        pool: *mut Pool,
+    ) {
+        // SAFETY: forwarded contract.
+        unsafe { generic_entry::dealloc_pool_miss(self, ptr, layout, heap, pool) }
+    }
+}
+
+/// The alignment `malloc` gives every request of at least that many bytes: two words, as
+/// glibc, musl and the BSDs give (`std`'s `System` assumes as much or more).
+#[cfg(unix)]
+const MALLOC_ALIGN: usize = 2 * core::mem::size_of::<usize>();
+
+// SAFETY: forwards to `System`; on Unix a request `System` would give to `malloc` goes to
+// `malloc` directly (the same call, with `System`'s own test), and a free to `free` (what
+// `System::dealloc` is there).
+unsafe impl Fallback for System {
+    #[inline(always)]
+    unsafe fn alloc(self, layout: Layout) -> *mut u8 {
+        #[cfg(unix)]
+        if layout.align() <= MALLOC_ALIGN && layout.align() <= layout.size() {
+            // SAFETY: any size; null on failure. Aligned to `MALLOC_ALIGN` or to the size's
+            // largest power of two, either at least `align`.
+            return unsafe { libc::malloc(layout.size()) }.cast();
+        }
+        // SAFETY: forwarded contract.
+        unsafe { system_alloc(layout) }
+    }
+    #[inline(always)]
+    unsafe fn alloc_zeroed(self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded contract.
+        unsafe { GlobalAlloc::alloc_zeroed(&System, layout) }
+    }
+    #[inline(always)]
+    unsafe fn dealloc(self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded contract.
+        unsafe { GlobalAlloc::dealloc(&System, ptr, layout) }
+    }
+    #[inline(always)]
+    unsafe fn realloc(self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded contract.
+        unsafe { GlobalAlloc::realloc(&System, ptr, layout, new_size) }
+    }
+
+    #[inline(always)]
+    unsafe fn alloc_cold(self, layout: Layout, zeroed: bool) -> *mut u8 {
+        system_entry::alloc_cold(self, layout, zeroed)
+    }
+    #[inline(always)]
+    unsafe fn dealloc_large(self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded contract.
+        unsafe { system_entry::dealloc_large(self, ptr, layout) }
+    }
+    /// # Safety
+    /// As for `PoolAlloc::dealloc_flags_set_body`.
+    #[inline(always)]
+    unsafe fn dealloc_flags_set(self, ptr: *mut u8, layout: Layout, flags: u8) {
+        // SAFETY: forwarded contract.
+        unsafe { system_entry::dealloc_flags_set(self, ptr, layout, flags) }
+    }
+    /// # Safety
+    /// As for `PoolAlloc::dealloc_pool_miss_body`.
+    #[inline(always)]
+    unsafe fn dealloc_pool_miss(
+        self,
+        ptr: *mut u8,
+        layout: Layout,
+        heap: *mut Heap,
+        pool: *mut Pool,
+    ) {
+        // SAFETY: forwarded contract.
+        unsafe { system_entry::dealloc_pool_miss(self, ptr, layout, heap, pool) }
+    }
+}
+
+/// `System::alloc` out of line (its over-aligned path needs a stack slot, which the callers'
+/// common case should not pay for).
+///
+/// # Safety
+/// `GlobalAlloc::alloc`'s contract.
+#[cold]
+#[inline(never)]
+unsafe fn system_alloc(layout: Layout) -> *mut u8 {
+    // SAFETY: forwarded contract.
+    unsafe { GlobalAlloc::alloc(&System, layout) }
+}
+
+// SAFETY: forwards to `F`.
+unsafe impl<F: GlobalAlloc> Fallback for &F {
+    #[inline(always)]
+    unsafe fn alloc(self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded contract.
+        unsafe { F::alloc(self, layout) }
+    }
+    #[inline(always)]
+    unsafe fn alloc_zeroed(self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded contract.
+        unsafe { F::alloc_zeroed(self, layout) }
+    }
+    #[inline(always)]
+    unsafe fn dealloc(self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded contract.
+        unsafe { F::dealloc(self, ptr, layout) }
+    }
+    #[inline(always)]
+    unsafe fn realloc(self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded contract.
+        unsafe { F::realloc(self, ptr, layout, new_size) }
+    }
+}
+
+/// The counters to charge a fallback request to: the heap's (plain counters, written by
+/// its holder only), or the shared ones (atomic read-modify-writes) for a thread without a
+/// heap.
+#[inline(always)]
+fn counters(heap: *mut Heap) -> (&'static FallbackCounters, bool) {
+    if heap.is_null() {
+        (&GLOBAL.orphan.fallback, true)
+    } else {
+        // SAFETY: the calling thread holds its heap, so the heap is mapped (Heap invariants).
+        (unsafe { &(*heap).fallback }, false)
+    }
+}
+
+/// Count a block of `bytes` the fallback gave, on `heap` (the caller's, or null).
+#[inline(always)]
+pub(crate) fn count_alloc(heap: *mut Heap, bytes: usize) {
+    let (c, shared) = counters(heap);
+    if shared {
+        c.allocs.add_shared(1);
+        c.bytes_allocated.add_shared(bytes as u64);
+    } else {
+        c.allocs.add(1);
+        c.bytes_allocated.add(bytes as u64);
+    }
+}
+
+/// Count a block of `bytes` given back to the fallback, on `heap` (the caller's, or null).
+#[inline(always)]
+pub(crate) fn count_free(heap: *mut Heap, bytes: usize) {
+    let (c, shared) = counters(heap);
+    if shared {
+        c.frees.add_shared(1);
+        c.bytes_freed.add_shared(bytes as u64);
+    } else {
+        c.frees.add(1);
+        c.bytes_freed.add(bytes as u64);
+    }
+}
