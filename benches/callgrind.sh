@@ -8,8 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-contenders=(system mimalloc jemalloc snmalloc rpmalloc pyheap)
-sizes=(8 32 128 512)
+contenders=(system mimalloc jemalloc snmalloc rpmalloc pyheap pyheap_mimalloc)
+# 1024 and 4096: requests above the pools' limit (pyheap's fallback allocator).
+sizes=(8 32 128 512 1024 4096)
 few=20
 many=220 # batches of 1000 pairs; (many - few) * 1000 pairs are counted
 

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Run the allocator benchmarks for all six contenders and write the comparison table.
+# Run the allocator benchmarks for all contenders (the five other allocators, pyheap, and
+# pyheap_mimalloc: pyheap's pools in front of mimalloc, `PoolAllocWith<MiMalloc>`) and write
+# the comparison table.
 #
 #   benches/run.sh            # everything, 3 runs: RSS, timings, report (about 40 min)
 #   benches/run.sh --no-time  # only the RSS measurements (fragmentation, peaks) and the report
@@ -20,11 +22,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-contenders=(system mimalloc jemalloc snmalloc rpmalloc pyheap)
+contenders=(system mimalloc jemalloc snmalloc rpmalloc pyheap pyheap_mimalloc)
 n=${#contenders[@]}
-workloads=('^churn/' '^lifo_' '^btree/' '^producer_consumer/' '^larson_' '^serde_json/' '^rayon/'
+workloads=('^churn/' '^lifo_' '^medium_' '^btree/' '^producer_consumer/' '^larson_' '^serde_json/' '^rayon/'
     '^hashmap/')
-peaks=(churn lifo_8 lifo_32 lifo_128 lifo_512 btree producer_consumer larson_2 larson_4 larson_8
+peaks=(churn lifo_8 lifo_32 lifo_128 lifo_512 medium_lifo medium_churn btree producer_consumer larson_2 larson_4 larson_8
     serde_json rayon hashmap)
 runs_dir=target/alloc-runs
 report=target/alloc-report.md

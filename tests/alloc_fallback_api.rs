@@ -89,7 +89,10 @@ fn grow_and_shrink_across_the_limit_keep_contents_and_owners() {
         let q = a.grow_zeroed(p.cast(), l100, l3k).unwrap();
         assert!(check(q, 100, 1));
         let tail = q.as_ptr().cast::<u8>().add(100);
-        assert!((0..2_900).all(|i| tail.add(i).read() == 0), "the grown tail is zeroed");
+        assert!(
+            (0..2_900).all(|i| tail.add(i).read() == 0),
+            "the grown tail is zeroed"
+        );
         assert_eq!(live(), live0 + 1, "3,000 B from the fallback");
         assert_eq!(stats().fallback_bytes, base.fallback_bytes + 3_000);
         fill(q, 3_000, 2);
@@ -97,7 +100,11 @@ fn grow_and_shrink_across_the_limit_keep_contents_and_owners() {
         let l256 = Layout::from_size_align(256, 16).unwrap();
         let r = a.shrink(q.cast(), l3k, l256).unwrap();
         assert!(check(r, 256, 2));
-        assert_eq!(live(), live0, "the fallback block went back to the fallback");
+        assert_eq!(
+            live(),
+            live0,
+            "the fallback block went back to the fallback"
+        );
         // Grow with an alignment the pools do not serve.
         let l64k = Layout::from_size_align(65_536, 4096).unwrap();
         let s = a.grow(r.cast(), l256, l64k).unwrap();
@@ -106,7 +113,9 @@ fn grow_and_shrink_across_the_limit_keep_contents_and_owners() {
         assert_eq!(live(), live0 + 1);
         a.deallocate(s.cast(), l64k);
         // Zero-sized requests touch nothing.
-        let z = a.allocate(Layout::from_size_align(0, 4096).unwrap()).unwrap();
+        let z = a
+            .allocate(Layout::from_size_align(0, 4096).unwrap())
+            .unwrap();
         a.deallocate(z.cast(), Layout::from_size_align(0, 4096).unwrap());
         // Zeroed large request.
         let l = Layout::from_size_align(50_000, 8).unwrap();

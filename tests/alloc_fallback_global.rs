@@ -69,7 +69,10 @@ impl Baseline {
 fn pattern(p: *mut u8, n: usize, seed: u8) {
     for i in 0..n {
         // SAFETY: callers pass a block of at least `n` bytes.
-        unsafe { p.add(i).write((i as u8).wrapping_mul(31).wrapping_add(seed)) };
+        unsafe {
+            p.add(i)
+                .write((i as u8).wrapping_mul(31).wrapping_add(seed))
+        };
     }
 }
 
@@ -87,7 +90,11 @@ fn debug_child() {
         let l = Layout::from_size_align(5_000, 8).unwrap();
         let p = alloc(l);
         pattern(p, 5_000, 5);
-        assert_eq!(live(), live0 + 1, "the debug block's inner block is the fallback's");
+        assert_eq!(
+            live(),
+            live0 + 1,
+            "the debug block's inner block is the fallback's"
+        );
         let q = realloc(p, l, 100);
         assert!(has_pattern(q, 100, 5));
         assert_eq!(live(), live0, "back to a pool block (inner 140 B)");
@@ -176,7 +183,11 @@ fn fallback_serves_exactly_the_requests_the_pools_do_not() {
             pattern(p, size, 4);
             base.assert_moved(1, "one over-aligned block");
             let q = realloc(p, l, size * 3);
-            assert_eq!(q as usize % align, 0, "realloc'd {size} B aligned to {align}");
+            assert_eq!(
+                q as usize % align,
+                0,
+                "realloc'd {size} B aligned to {align}"
+            );
             assert!(has_pattern(q, size, 4));
             dealloc(q, Layout::from_size_align(size * 3, align).unwrap());
             base.assert_moved(0, "over-aligned block freed");
@@ -192,7 +203,11 @@ fn fallback_serves_exactly_the_requests_the_pools_do_not() {
             std::thread::spawn(move || {
                 let mut kept = Vec::new();
                 for i in 0..2_000usize {
-                    let size = if i % 3 == 0 { 600 + (i * 37) % 30_000 } else { 8 + i % 500 };
+                    let size = if i % 3 == 0 {
+                        600 + (i * 37) % 30_000
+                    } else {
+                        8 + i % 500
+                    };
                     let mut v = vec![t as u8; size];
                     v[size - 1] = 7;
                     if i % 5 == 0 {
@@ -211,10 +226,17 @@ fn fallback_serves_exactly_the_requests_the_pools_do_not() {
     drop(kept); // freed on this thread
     base.assert_moved(0, "threads' blocks freed here");
 
-    assert_eq!(tagged().foreign_frees.load(Relaxed), 0, "a block went to the wrong allocator");
+    assert_eq!(
+        tagged().foreign_frees.load(Relaxed),
+        0,
+        "a block went to the wrong allocator"
+    );
 
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "fallback_serves_exactly_the_requests_the_pools_do_not"])
+        .args([
+            "--exact",
+            "fallback_serves_exactly_the_requests_the_pools_do_not",
+        ])
         .args(["--nocapture", "--test-threads=1"])
         .env("PYHEAP_FALLBACK_CHILD", "1")
         .env("PYHEAP_MALLOC", "debug")

@@ -1,7 +1,7 @@
-//! The allocator workloads, shared by the six `alloc_<contender>` bench targets.
+//! The allocator workloads, shared by the `alloc_<contender>` bench targets.
 //!
 //! Each contender's binary calls [`main`] with its name; every timing benchmark is named
-//! `<workload>/<contender>`, so `target/criterion/<workload>/` holds all six side by side and
+//! `<workload>/<contender>`, so `target/criterion/<workload>/` holds them all side by side and
 //! `benches/report.py` can compare them. The fragmentation measurement runs first, in a
 //! fresh process, before any timing benchmark.
 //!
