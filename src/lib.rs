@@ -1,7 +1,8 @@
 //! pyheap: CPython's memory management for Rust.
 //!
 //! * [`PoolAlloc`]: a `#[global_allocator]` on pymalloc's scheme (size classes, pools,
-//!   arenas), thread-safe and returning memory to the OS. See [`alloc`].
+//!   arenas), thread-safe and returning memory to the OS. See [`alloc`]. Requests above
+//!   512 bytes go to the system allocator, or to one of your choice with [`PoolAllocWith`].
 //! * [`Gc`] / [`Weak`]: thread-safe reference counting (`Arc`'s costs for clone, drop and
 //!   deref) with a generational cycle collector that runs while other threads use their
 //!   handles ([`gc`], [`collect()`]); values described by [`Trace`] (derivable).

@@ -72,7 +72,8 @@ impl<F> PoolAllocWith<F> {
     /// ```
     /// use std::alloc::System;
     /// static A: pyheap::PoolAllocWith<System> = pyheap::PoolAllocWith::new(System);
-    /// assert_eq!(*A.fallback(), System);
+    /// let v = allocator_api2::vec::Vec::<u8, _>::with_capacity_in(4096, &A);
+    /// assert!(v.capacity() >= 4096);
     /// ```
     pub const fn new(fallback: F) -> Self {
         PoolAllocWith { fallback }
