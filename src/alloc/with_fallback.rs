@@ -10,8 +10,10 @@ use core::alloc::{GlobalAlloc, Layout};
 /// with `std::alloc::System` as the fallback.
 ///
 /// Choose a fallback that is faster than the system allocator on the sizes your program asks
-/// for above 512 bytes (on glibc, `mimalloc` or `jemalloc` are 1.5-2x faster between 1 and
-/// 32 KiB: see BENCHMARKS.md, "Requests above 512 bytes").
+/// for above 512 bytes. On glibc, requests of 1-32 KiB can cost many times what they cost
+/// with `mimalloc` or `jemalloc` (glibc grows and trims its heap with a system call around
+/// them; see BENCHMARKS.md, "Requests above 512 bytes", where pyheap over mimalloc is within
+/// noise of mimalloc on such sizes).
 ///
 /// As the global allocator (here with `System`, the default's fallback; with mimalloc it reads
 /// `PoolAllocWith::new(mimalloc::MiMalloc)`):
