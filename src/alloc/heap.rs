@@ -249,8 +249,8 @@ impl Heap {
     /// The free fast path of `PoolAlloc`: if `block`'s pool is owned by `heap` and `size` fits
     /// its blocks ([`Pool::fits`]), free the block there and return true; otherwise return
     /// false and touch nothing. `heap` may be null or any value that is not a heap (a thread
-    /// with no heap bound): no pool has such an owner, so the test fails without `heap`
-    /// being read. No size class is computed: the pool's block size is compared instead.
+    /// with no heap bound): the pool of a live block is owned by a heap (Pool invariants), so
+    /// the test fails without `heap` being read. No size class is computed: the pool's block size is compared instead.
     ///
     /// # Safety
     /// `block` is a live block of one of pyheap's arenas, freed with a layout of `size`

@@ -55,10 +55,15 @@ pub(crate) struct PoolOwner {
 ///   owner heap (see `Heap`'s invariants), or, while the pool is [`PoolState::Free`], by the
 ///   arena manager under its lock. This is why a `Cell` suffices and why `Pool` is shared
 ///   across threads only through raw pointers.
-/// * `owner`, `class`, `block_size` and `step` are written only while no block of the pool is live (when the arena
-///   manager hands the pool out). A thread freeing a live block of the pool therefore reads
-///   the values that were current when the block was allocated, which happened before it
-///   received the block.
+/// * `owner`, `class`, `block_size` and `step` are written only while no block of the pool is
+///   live (when the arena manager hands the pool out). A thread freeing a live block of the
+///   pool therefore reads the values that were current when the block was allocated, which
+///   happened before it received the block.
+/// * While a block of the pool is live, `owner` is a heap (`Heap::as_owner` of the heap that
+///   took the pool: `acquire_pool` is only called by heaps), never null nor `thread.rs`'s
+///   `DEAD`. The free fast path relies on it: it compares the thread's raw `HEAP` value
+///   (null, `DEAD` or a heap) with `owner`, with no test of its own
+///   (`Heap::free_own_block`).
 /// * `used` counts blocks handed out and not yet reclaimed by the owner: a block freed by
 ///   another thread stays counted until the owner takes it off the remote-free list. So
 ///   `used == 0` means no block is live and no thread is in the middle of freeing one, which is
