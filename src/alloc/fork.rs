@@ -19,6 +19,16 @@
 //! bounded by what they held, as with any thread-caching allocator). Blocks the child frees
 //! into them go onto their remote-free lists, which is always safe.
 //!
+//! One more window, of the same kind: a remote free is a push onto the pool's remote list
+//! (one CAS) and then, by the freer that made the list non-empty, a queueing of the pool on
+//! its owner's remote queue (`remote.rs`). A fork that falls between the two, on another
+//! thread, leaves the child a pool whose list is non-empty but not queued, with no thread
+//! left to queue it: the blocks on that list, and any the child frees onto it later, are not
+//! reused in the child (bounded by the pool's 16 KiB; never unsafe: the pool stays owned and
+//! counted). Taking the queues' locks in the prepare handler would not close it (the push
+//! and the queueing are not under one lock, by design: the push is the remote free's only
+//! atomic step).
+//!
 //! Bound (audit of issue 13): the handlers take and release two locks, O(1); nothing walks
 //! a structure that grows with the heap or the threads.
 //!
