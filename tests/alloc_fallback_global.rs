@@ -4,7 +4,8 @@
 //! across the 512-byte limit both ways, zeroed requests, alignments up to 4096, frees from
 //! other threads); `alloc::stats()` counts `F`'s blocks exactly.
 //!
-//! One test function, so that no other test allocates while the counts are compared. At its
+//! Run without libtest's harness, so that no other thread allocates while the counts are
+//! compared. At its
 //! end it runs itself again as a child with the debug allocator (`PYHEAP_MALLOC=debug`),
 //! whose larger inner blocks of large requests must come from `F` and go back to it.
 
@@ -108,7 +109,13 @@ fn debug_child() {
     assert_eq!(tagged().foreign_frees.load(Relaxed), 0);
 }
 
-#[test]
+/// Without libtest's harness (`harness = false` in Cargo.toml): no other thread of the process
+/// allocates while the counts are compared.
+fn main() {
+    fallback_serves_exactly_the_requests_the_pools_do_not();
+    println!("fallback_serves_exactly_the_requests_the_pools_do_not: ok");
+}
+
 fn fallback_serves_exactly_the_requests_the_pools_do_not() {
     if std::env::var_os("PYHEAP_FALLBACK_CHILD").is_some() {
         debug_child();
@@ -233,11 +240,6 @@ fn fallback_serves_exactly_the_requests_the_pools_do_not() {
     );
 
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "fallback_serves_exactly_the_requests_the_pools_do_not",
-        ])
-        .args(["--nocapture", "--test-threads=1"])
         .env("PYHEAP_FALLBACK_CHILD", "1")
         .env("PYHEAP_MALLOC", "debug")
         .env_remove("PYHEAP_TRACEMALLOC")

@@ -13,7 +13,9 @@ use core::time::Duration;
 /// goes idle after a peak, since the automatic purge rides on pool requests and releases.
 ///
 /// It takes the allocator's arena lock for the time of the `madvise` calls (one per run of
-/// free pools).
+/// free pools). When `PoolAlloc` tuned glibc ([`glibc_tuned`](crate::alloc::glibc_tuned)), it
+/// then calls `malloc_trim(0)` (outside pyheap's locks), which gives glibc's kept heap top and
+/// the free pages inside its free blocks back too; the bytes returned count the pools' only.
 ///
 /// ```
 /// use allocator_api2::vec::Vec;
@@ -32,7 +34,9 @@ use core::time::Duration;
 pub fn purge() -> usize {
     // The arena lock needs the fork handlers first (normally registered at load time).
     super::fork::register_once();
-    GLOBAL.arenas.purge_all() * POOL_SIZE
+    let bytes = GLOBAL.arenas.purge_all() * POOL_SIZE;
+    super::glibc_tuning::trim();
+    bytes
 }
 
 /// Set how long a pool must stay free before its memory goes back to the OS

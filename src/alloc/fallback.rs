@@ -14,6 +14,7 @@
 //! small request the pools could not serve (whatever small size it is freed or resized with
 //! within its class).
 
+use super::glibc_tuning;
 use super::global::GLOBAL;
 use super::heap::{FallbackCounters, Heap};
 use super::pool::Pool;
@@ -89,6 +90,7 @@ const MALLOC_ALIGN: usize = 2 * core::mem::size_of::<usize>();
 unsafe impl Fallback for System {
     #[inline(always)]
     unsafe fn alloc(self, layout: Layout) -> *mut u8 {
+        glibc_tuning::ensure();
         #[cfg(unix)]
         if layout.align() <= MALLOC_ALIGN && layout.align() <= layout.size() {
             // SAFETY: any size; null on failure. Aligned to `MALLOC_ALIGN` or to the size's
@@ -100,6 +102,7 @@ unsafe impl Fallback for System {
     }
     #[inline(always)]
     unsafe fn alloc_zeroed(self, layout: Layout) -> *mut u8 {
+        glibc_tuning::ensure();
         // SAFETY: forwarded contract.
         unsafe { GlobalAlloc::alloc_zeroed(&System, layout) }
     }

@@ -78,6 +78,7 @@ mod fallback;
 #[cfg(not(loom))]
 mod fork;
 mod fork_registration;
+mod glibc_tuning;
 mod global;
 mod heap;
 #[cfg(not(loom))]
@@ -104,6 +105,7 @@ mod work;
 pub use control::{purge, purge_delay, set_purge_delay};
 #[cfg(not(loom))]
 pub use debug::check_heap;
+pub use glibc_tuning::glibc_tuned;
 #[cfg(not(loom))]
 pub use pool_alloc::PoolAlloc;
 pub use purge::DEFAULT_PURGE_DELAY_MS;
