@@ -18,6 +18,13 @@ use std::alloc::System;
 /// others go to the system allocator, `std::alloc::System`. ([`PoolAllocWith`](super::PoolAllocWith)
 /// sends them to an allocator of your choice instead.)
 ///
+/// On Linux with glibc, the first request `PoolAlloc` hands to the system allocator (as the
+/// global allocator or through `Allocator`) tunes glibc's `malloc` for the process: a heap-top
+/// pad and trim and mmap thresholds, so that glibc stops trimming and re-faulting its heap top
+/// around every batch of medium blocks. `PYHEAP_GLIBC_TUNING=0`, or your own `GLIBC_TUNABLES` /
+/// `MALLOC_*_` settings of these, keep glibc's defaults; see
+/// [`glibc_tuned`](super::glibc_tuned) for what is set and what it costs.
+///
 /// As the global allocator:
 ///
 /// ```

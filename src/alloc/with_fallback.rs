@@ -7,7 +7,9 @@ use core::alloc::{GlobalAlloc, Layout};
 /// [`SMALL_REQUEST_THRESHOLD`](super::SMALL_REQUEST_THRESHOLD) bytes (alignment at most
 /// [`BLOCK_ALIGN`](super::BLOCK_ALIGN)) come from pyheap's per-thread pools, as with
 /// `PoolAlloc`; every other request goes to `F`, the *fallback*. `PoolAlloc` is the same
-/// with `std::alloc::System` as the fallback.
+/// with `std::alloc::System` as the fallback, except that it tunes glibc's `malloc` on Linux
+/// ([`glibc_tuned`](super::glibc_tuned)); `PoolAllocWith` never changes its fallback's
+/// settings, `PoolAllocWith::new(System)` included.
 ///
 /// Choose a fallback that is faster than the system allocator on the sizes your program asks
 /// for above 512 bytes. On glibc, requests of 1-32 KiB can cost many times what they cost
