@@ -490,8 +490,25 @@ impl Heap {
     /// so its work is at most the number of remote frees since the last collection: O(1)
     /// amortized per remote free, taken with no lock. It is called when the heap's pools of a
     /// class run out (before taking a new pool), at thread exit, and by a freer that became
-    /// an abandoned heap's holder.
+    /// an abandoned heap's holder (those two through
+    /// [`collect_remote_frees_letting_go`](Self::collect_remote_frees_letting_go)).
     pub(crate) fn collect_remote_frees(&self) -> bool {
+        self.collect_remote_frees_with(true)
+    }
+
+    /// [`collect_remote_frees`](Self::collect_remote_frees) for a heap nobody allocates from
+    /// soon (an exiting thread's, after [`release_empty_pools`](Self::release_empty_pools), or
+    /// an abandoned one being let go): a current pool that the blocks taken back leave empty
+    /// goes back to its arena too, so no current pool of the heap is empty afterwards. As
+    /// only the pools taken back can have become empty since (an abandoned heap's holder
+    /// frees nothing locally), letting go of an abandoned heap needs no walk over its size
+    /// classes: its work is that of the pools queued.
+    pub(crate) fn collect_remote_frees_letting_go(&self) -> bool {
+        self.collect_remote_frees_with(false)
+    }
+
+    #[inline(always)]
+    fn collect_remote_frees_with(&self, keep_current: bool) -> bool {
         let mut pool = self.remote_pools.take_all();
         let any = !pool.is_null();
         while !pool.is_null() {
@@ -511,10 +528,14 @@ impl Heap {
                 }
                 p.free.set(top);
                 p.used.set(p.used.get().wrapping_sub(count));
-                self.classes[p.class.get() as usize]
-                    .reclaimed
-                    .add(u64::from(count));
-                self.pool_gained_free_blocks(pool);
+                let class = p.class.get() as usize;
+                self.classes[class].reclaimed.add(u64::from(count));
+                if !keep_current && p.used.get() == 0 && p.state.get() == PoolState::Current {
+                    self.current[class].set(ptr::null_mut());
+                    self.release_pool(pool);
+                } else {
+                    self.pool_gained_free_blocks(pool);
+                }
             }
             pool = next;
         }
@@ -522,7 +543,7 @@ impl Heap {
     }
 
     /// Give every empty current pool back to its arena (a heap nobody allocates from soon:
-    /// an exiting thread's, or an abandoned one being let go). Holder only. O(size classes):
+    /// an exiting thread's). Holder only. O(size classes):
     /// it looks at each class's current pool, never at the partial lists (a partial pool is
     /// never empty: it goes back to its arena as soon as its last block does).
     pub(crate) fn release_empty_pools(&self) {

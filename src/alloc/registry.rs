@@ -263,8 +263,10 @@ impl HeapRegistry {
             !heap.remote_pools.is_unheld(),
             "a thread exits with a heap it does not hold"
         );
-        heap.collect_remote_frees();
+        // The current pools that the thread's own frees emptied, then those the remote frees
+        // empty: afterwards no current pool is empty, which `let_go` keeps without a walk.
         heap.release_empty_pools();
+        heap.collect_remote_frees_letting_go();
         let h = heap as *const Heap as *mut Heap;
         self.lock();
         // SAFETY: lock held; the heap is on the held list (caller's contract).
@@ -290,11 +292,15 @@ impl HeapRegistry {
     /// pools that became empty, then retire the heap if it owns no pool any more, else let go
     /// of it. Letting go fails while a pool is queued, and the caller then takes it back
     /// first: a heap with work queued always has a holder.
+    ///
+    /// Its work is that of the pools queued (no walk over the size classes): no current pool
+    /// of an abandoned heap is empty when it is let go (`abandon` and every round here return
+    /// those, see [`Heap::collect_remote_frees_letting_go`]), and only the pools taken back
+    /// can become empty while it is held here.
     pub(crate) fn let_go(&self, heap: &Heap) {
         self.work.visited.add_shared(1);
         loop {
-            heap.collect_remote_frees();
-            heap.release_empty_pools();
+            heap.collect_remote_frees_letting_go();
             if heap.pools() == 0 {
                 let h = heap as *const Heap as *mut Heap;
                 self.lock();
