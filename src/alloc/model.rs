@@ -63,6 +63,29 @@ impl ModelAllocator {
         }
     }
 
+    /// For a (loom) thread with no heap whose first act is to free `block`, a live block of
+    /// this allocator, as `PoolAlloc` does it (`thread::heap_for_free`): the heap that owns
+    /// the block's pool if the thread could adopt it (an abandoned heap nobody held), else
+    /// `None` (then the thread frees the block without a heap).
+    ///
+    /// # Safety
+    /// `block` is a live block of this allocator, held by the caller.
+    pub unsafe fn adopt_for_free(&self, block: BlockPtr) -> Option<ModelHeap> {
+        // SAFETY: a live block's pool is initialized and owned by a live heap of this
+        // allocator (caller's contract, Pool and Heap invariants).
+        let owner = unsafe {
+            (*super::pool::pool_of(block.0))
+                .owner
+                .load(crate::sync::Ordering::Relaxed)
+        };
+        // SAFETY: as above.
+        let heap = unsafe { self.global.heaps.adopt_for_free(owner.cast::<Heap>()) };
+        (!heap.is_null()).then(|| ModelHeap {
+            global: self.global.clone(),
+            heap,
+        })
+    }
+
     /// Free `ptr` (allocated from this allocator with `layout`) from a thread that holds no
     /// heap, as a thread does after its heap was torn down.
     ///

@@ -519,7 +519,8 @@ impl PoolAlloc {
     #[inline(never)]
     unsafe fn dealloc_small_slow<A: Fallback>(f: A, ptr: *mut u8, class: usize) {
         if GLOBAL.map.contains(ptr) {
-            let heap = thread::heap();
+            // SAFETY: a live block of the arenas (caller's contract), freed below.
+            let heap = unsafe { thread::heap_for_free(ptr) };
             if heap.is_null() {
                 // SAFETY: a live pool block of `class` (caller's contract).
                 unsafe { GLOBAL.free_without_heap(ptr, class) };

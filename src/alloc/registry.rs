@@ -1,11 +1,13 @@
 //! `HeapRegistry`: every heap, how threads come to hold them, and how heaps go away.
 //!
 //! A thread binds to a heap when it first allocates: it adopts an abandoned heap if there is
-//! one it can claim, or makes a new one (from a spare mapping, or mapped). When the thread
-//! exits, it takes back its remote frees and returns its empty pools; a heap left with no pool
-//! is *retired* at once (its mapping unmapped, or kept as a spare for the next new thread);
-//! one whose pools still hold live blocks goes on the *abandoned* list, and the thread lets go
-//! of it.
+//! one it can claim, or makes a new one (from a spare mapping, or mapped). Before that, a free
+//! of a block of an abandoned heap that it can claim binds that heap
+//! ([`HeapRegistry::adopt_for_free`]): a thread handed an exited thread's data carries on
+//! with that thread's heap and frees its blocks locally. When the thread exits, it takes back
+//! its remote frees and returns its empty pools; a heap left with no pool is *retired* at
+//! once (its mapping unmapped, or kept as a spare for the next new thread); one whose pools
+//! still hold live blocks goes on the *abandoned* list, and the thread lets go of it.
 //!
 //! Nobody sweeps abandoned heaps: the blocks freed into them do the work. The queue word of a
 //! heap is also its holder token (`RemoteQueue`, `remote.rs`): the freer whose push finds the
@@ -20,11 +22,12 @@
 //!
 //! Nothing here walks all heaps on an allocation path. A pool request looks at no heap. A
 //! thread's start looks at no more than [`ADOPT_TRIES`] abandoned heaps (it skips only heaps
-//! that a freeing thread holds at that moment), its exit at its own heap; a free that finds an
-//! abandoned heap unheld looks at that heap. Each of these takes the registry lock for an O(1)
-//! list operation. The one walk is [`HeapRegistry::for_each_heap`], for `stats()`: O(heaps
-//! held by live threads + abandoned heaps), with the registry lock held (thread starts and
-//! exits wait for it, allocation does not).
+//! that a freeing thread holds at that moment), and a free before that at most at the freed
+//! block's heap, its exit at its own heap; a free that finds an abandoned heap unheld looks
+//! at that heap. Each of these takes the registry lock for an O(1) list operation. The one
+//! walk is [`HeapRegistry::for_each_heap`], for `stats()`: O(heaps held by live threads +
+//! abandoned heaps), with the registry lock held (thread starts and exits wait for it,
+//! allocation does not).
 
 use super::arena_map::ArenaMap;
 use super::heap::{Heap, HeapHome, Listed};
@@ -210,19 +213,13 @@ impl HeapRegistry {
         while !h.is_null() && tries < ADOPT_TRIES {
             tries += 1;
             self.work.visited.add_shared(1);
-            // SAFETY: heaps on the lists are live; lock held.
-            let heap = unsafe { &*h };
-            // Fails only while a freeing thread holds the heap (it lets go soon).
-            if heap.remote_pools.try_claim() {
-                // SAFETY: lock held; the heap is on the abandoned list.
-                unsafe {
-                    lists.unlink(h);
-                    lists.push(h, Listed::Held);
-                }
+            // SAFETY: lock held; heaps on the lists are live.
+            if unsafe { Self::try_adopt_locked(lists, h) } {
                 self.unlock();
                 return h;
             }
-            h = heap.reg_next.get();
+            // SAFETY: as above.
+            h = unsafe { (*h).reg_next.get() };
         }
         let spare = lists.spare;
         if !spare.is_null() {
@@ -247,6 +244,62 @@ impl HeapRegistry {
         unsafe { (*self.lists.get()).push(heap, Listed::Held) };
         self.unlock();
         heap
+    }
+
+    /// For a thread with no heap whose first act is to free a block of `owner`'s pools:
+    /// adopt `owner` if it is an abandoned heap nobody holds, and return it; else return null
+    /// and bind nothing (the thread frees the block without a heap, and binds a heap when it
+    /// first allocates). So a thread handed an exited thread's data (a worker taking over
+    /// its predecessor's, as in larson) carries on with that thread's heap: its frees of the
+    /// predecessor's blocks are local frees, not remote frees into an abandoned heap, each of
+    /// which would claim the heap and let it go again. A free of a held heap's block (the
+    /// box of the spawning thread's closure, say) binds nothing, so that the thread does not
+    /// adopt some other heap before it meets its predecessor's blocks.
+    ///
+    /// Takes the registry lock only when `owner` looks unheld.
+    ///
+    /// # Safety
+    /// `owner` is the owner of a pool the caller holds a live block of, so a live heap of
+    /// this registry until that block is freed (Heap lifetime invariant).
+    pub(crate) unsafe fn adopt_for_free(&self, owner: *mut Heap) -> *mut Heap {
+        // SAFETY: a live heap (caller's contract).
+        if !unsafe { (*owner).remote_pools.looks_unheld() } {
+            return ptr::null_mut();
+        }
+        self.work.visited.add_shared(1);
+        self.lock();
+        // SAFETY: lock held; `owner` is a live heap of this registry (caller's contract).
+        let adopted = unsafe { Self::try_adopt_locked(&mut *self.lists.get(), owner) };
+        self.unlock();
+        if !adopted {
+            return ptr::null_mut();
+        }
+        self.work.binds.add_shared(1);
+        owner
+    }
+
+    /// Adopt `h` for the calling thread if it is an abandoned heap nobody holds: claim it
+    /// (the holder token, `RemoteQueue::try_claim`) and move it to the held list. Fails
+    /// while another thread holds it: its bound thread (then it is not abandoned), or a
+    /// freer whose push found it unheld (it lets go soon).
+    ///
+    /// # Safety
+    /// Lock held; `h` is a live heap of this registry (on one of its lists).
+    unsafe fn try_adopt_locked(lists: &mut Lists, h: *mut Heap) -> bool {
+        // SAFETY: caller's contract.
+        let heap = unsafe { &*h };
+        if !heap.remote_pools.try_claim() {
+            return false;
+        }
+        // Only an abandoned heap is ever unheld (registry invariants), so the claim says
+        // where the heap is.
+        debug_assert_eq!(heap.listed.get(), Listed::Abandoned);
+        // SAFETY: lock held; the heap is on the abandoned list, and ours now.
+        unsafe {
+            lists.unlink(h);
+            lists.push(h, Listed::Held);
+        }
+        true
     }
 
     /// The holding thread gives `heap` up (thread exit): it takes back remote frees and

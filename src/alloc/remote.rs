@@ -264,6 +264,13 @@ impl RemoteQueue {
     pub(crate) fn is_unheld(&self) -> bool {
         self.word.load(Ordering::Relaxed) == UNHELD
     }
+
+    /// Whether nobody held the heap a moment ago: a hint, with no ordering, that a
+    /// [`try_claim`](Self::try_claim) is worth trying (which alone decides).
+    #[inline]
+    pub(crate) fn looks_unheld(&self) -> bool {
+        self.word.load(Ordering::Relaxed) == UNHELD
+    }
 }
 
 /// What [`free_remote`] did.

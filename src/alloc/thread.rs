@@ -15,6 +15,7 @@
 use super::global::GLOBAL;
 use super::heap::Heap;
 use crate::sync::unmodelled::AtomicU64;
+use crate::sync::Ordering;
 use core::cell::Cell;
 use core::ptr;
 
@@ -85,6 +86,49 @@ pub(crate) fn heap() -> *mut Heap {
     }
 }
 
+/// The calling thread's heap, for freeing `block`, a live block of one of the arenas. A
+/// thread with no heap yet binds one here only by adopting the heap that owns `block`'s
+/// pool, if that is an abandoned heap nobody holds (`HeapRegistry::adopt_for_free`), so that
+/// a thread whose first act is to free an exited thread's blocks carries on with that
+/// thread's heap. Otherwise null: the caller frees the block without a heap (as after the
+/// thread's exit), and the thread binds a heap when it first allocates.
+///
+/// # Safety
+/// `block` is a live block of one of `GLOBAL`'s arenas (so its pool's owner is a live heap,
+/// Pool and Heap invariants), not freed before this returns.
+#[inline]
+pub(crate) unsafe fn heap_for_free(block: *mut u8) -> *mut Heap {
+    let heap = HEAP.with(|h| h.get());
+    if heap as usize > DEAD as usize {
+        return heap;
+    }
+    if heap == DEAD {
+        return ptr::null_mut();
+    }
+    // SAFETY: forwarded contract.
+    unsafe { adopt_for_free(block) }
+}
+
+/// `heap_for_free` for a thread with no heap (`HEAP` null).
+///
+/// # Safety
+/// As for `heap_for_free`.
+#[cold]
+#[inline(never)]
+unsafe fn adopt_for_free(block: *mut u8) -> *mut Heap {
+    // SAFETY: the block is live, so its pool is initialized and owned by a live heap, which
+    // stays that pool's owner while the block is live (caller's contract).
+    let owner = unsafe { (*super::pool::pool_of(block)).owner.load(Ordering::Relaxed) };
+    // Before a heap is bound: see `bind_slow`.
+    super::fork::register_once();
+    // SAFETY: `owner` is the owner of a pool we hold a live block of.
+    let heap = unsafe { GLOBAL.heaps.adopt_for_free(owner.cast::<Heap>()) };
+    if heap.is_null() {
+        return heap;
+    }
+    bound(heap)
+}
+
 #[cold]
 #[inline(never)]
 fn bind_slow(current: *mut Heap) -> *mut Heap {
@@ -98,6 +142,12 @@ fn bind_slow(current: *mut Heap) -> *mut Heap {
     if heap.is_null() {
         return heap;
     }
+    bound(heap)
+}
+
+/// Make `heap`, which the registry just bound for the calling thread (which had none), the
+/// thread's heap. Returns it, or null if the thread is past destroying its thread-locals.
+fn bound(heap: *mut Heap) -> *mut Heap {
     // SAFETY: a heap the registry just bound for us.
     MAP_WORDS.with(|w| w.set(unsafe { (*heap).map_words() }));
     HEAP.with(|h| h.set(heap));
