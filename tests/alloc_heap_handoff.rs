@@ -15,6 +15,8 @@
 //! few heaps (its predecessor's to adopt it, its own at exit, the one std's late frees at
 //! thread exit reach), not at one per block. Every block's contents are
 //! checked before it is freed, and at the end blocks and heaps are back where they started.
+//! A thread that only frees blocks of a held heap binds a heap after a few frees (not one
+//! per free through the heapless path).
 //!
 //! One test in this binary: it asserts on process-wide counters.
 
@@ -183,4 +185,22 @@ fn a_thread_handed_an_exited_threads_blocks_adopts_its_heap() {
         "the chains' heaps given back with their last blocks"
     );
     assert_eq!(active, base.0);
+
+    // A thread that only frees blocks of a heap still held (this thread's) adopts nothing,
+    // but binds a heap after a few frees, and frees the rest through it as before.
+    let boxes: Vec<Box<[u8; 64]>> = (0..100).map(|i| Box::new([i as u8; 64])).collect();
+    let w0 = slow_path_work();
+    thread::spawn(move || {
+        for (i, b) in boxes.into_iter().enumerate() {
+            assert!(b.iter().all(|&x| x == i as u8), "a box corrupt");
+        }
+    })
+    .join()
+    .unwrap();
+    let w = slow_path_work() - w0;
+    assert_eq!(
+        (w.heap_binds, w.heap_exits),
+        (1, 1),
+        "a thread that freed 100 blocks of a held heap: {w:?}"
+    );
 }

@@ -249,7 +249,7 @@ impl HeapRegistry {
     /// For a thread with no heap whose first act is to free a block of `owner`'s pools:
     /// adopt `owner` if it is an abandoned heap nobody holds, and return it; else return null
     /// and bind nothing (the thread frees the block without a heap, and binds a heap when it
-    /// first allocates). So a thread handed an exited thread's data (a worker taking over
+    /// first allocates, or after a few such frees: `thread::heap_for_free`). So a thread handed an exited thread's data (a worker taking over
     /// its predecessor's, as in larson) carries on with that thread's heap: its frees of the
     /// predecessor's blocks are local frees, not remote frees into an abandoned heap, each of
     /// which would claim the heap and let it go again. A free of a held heap's block (the

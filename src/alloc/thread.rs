@@ -21,8 +21,14 @@ use core::ptr;
 
 const DEAD: *mut Heap = 1 as *mut Heap;
 
+/// Frees a thread with no heap makes (none of them adopting the freed block's heap) before
+/// the next one binds a heap as an allocation does (see [`heap_for_free`]).
+const FREES_BEFORE_BIND: u32 = 8;
+
 thread_local! {
     static HEAP: Cell<*mut Heap> = const { Cell::new(ptr::null_mut()) };
+    /// Frees made with no heap bound (`heap_for_free`), up to `FREES_BEFORE_BIND`.
+    static UNBOUND_FREES: Cell<u32> = const { Cell::new(0) };
     /// A copy of the bound heap's `map_words()`, so that `free` loads the arena map's words
     /// in parallel with the heap instead of through it.
     static MAP_WORDS: Cell<*const AtomicU64> = const { Cell::new(ptr::null()) };
@@ -91,7 +97,9 @@ pub(crate) fn heap() -> *mut Heap {
 /// pool, if that is an abandoned heap nobody holds (`HeapRegistry::adopt_for_free`), so that
 /// a thread whose first act is to free an exited thread's blocks carries on with that
 /// thread's heap. Otherwise null: the caller frees the block without a heap (as after the
-/// thread's exit), and the thread binds a heap when it first allocates.
+/// thread's exit), and the thread binds a heap when it first allocates, or at its
+/// [`FREES_BEFORE_BIND`]th free (a thread that only frees other threads' blocks then frees
+/// them through its heap, as before, not each through the slower heapless path).
 ///
 /// # Safety
 /// `block` is a live block of one of `GLOBAL`'s arenas (so its pool's owner is a live heap,
@@ -123,10 +131,17 @@ unsafe fn adopt_for_free(block: *mut u8) -> *mut Heap {
     super::fork::register_once();
     // SAFETY: `owner` is the owner of a pool we hold a live block of.
     let heap = unsafe { GLOBAL.heaps.adopt_for_free(owner.cast::<Heap>()) };
-    if heap.is_null() {
+    if !heap.is_null() {
+        return bound(heap);
+    }
+    let frees = UNBOUND_FREES.with(|n| {
+        n.set(n.get() + 1);
+        n.get()
+    });
+    if frees < FREES_BEFORE_BIND {
         return heap;
     }
-    bound(heap)
+    bind_slow(ptr::null_mut())
 }
 
 #[cold]
