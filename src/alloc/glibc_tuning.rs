@@ -31,8 +31,9 @@
 //! `PYHEAP_GLIBC_TUNING=0`. Only `PoolAlloc`'s own fallback (`System` through `PoolAlloc`) does
 //! this: `PoolAllocWith<F>` never touches glibc, `PoolAllocWith::new(System)` included, which
 //! is the way to keep glibc's defaults from code. The environment is read when the library is
-//! loaded (from `.init_array`, before `main` and before any thread exists), so reading it
-//! races with no `setenv`.
+//! loaded (from `.init_array`: for a program, before `main` and before any of its threads
+//! exist, so reading it races with no `setenv`; a library loaded later with `dlopen` reads it
+//! then, as glibc itself reads `GLIBC_TUNABLES` once).
 
 #[cfg(all(target_os = "linux", target_env = "gnu", not(loom), not(miri)))]
 mod imp {
@@ -68,8 +69,9 @@ mod imp {
 
     fn getenv(name: &core::ffi::CStr) -> Option<&'static [u8]> {
         // SAFETY: `name` is NUL-terminated; getenv returns null or a NUL-terminated string,
-        // which lives while the environment is not changed: we are in a load-time constructor,
-        // before `main` and any thread of the program.
+        // which lives while the environment is not changed: we are in a load-time constructor
+        // (before `main` and any thread of the program; a `dlopen`ing program that changes its
+        // environment on another thread meanwhile breaks glibc's own getenv contract).
         unsafe {
             let v = libc::getenv(name.as_ptr());
             (!v.is_null()).then(|| core::ffi::CStr::from_ptr(v).to_bytes())
