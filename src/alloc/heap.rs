@@ -6,8 +6,10 @@
 
 use super::arena_map::ArenaMap;
 use super::os::fatal;
+use super::pool::Block;
 use super::pool::{pool_of, Pool, PoolOwner, PoolState};
 use super::remote::{free_remote, take_remote_blocks, Pushed, RemoteFree, RemoteQueue};
+use super::remote_batch::{Added, Chain, RemoteBatch, BATCH_LIMITS};
 use super::size_class::{class_block_size, NUM_SIZE_CLASSES};
 use crate::sync::StatCounter;
 use core::cell::Cell;
@@ -29,6 +31,9 @@ pub(crate) struct ClassQueue {
     pub(crate) remote_frees: StatCounter,
     /// Blocks this heap took back from its pools' remote-free lists.
     pub(crate) reclaimed: StatCounter,
+    /// Blocks this heap's thread freed into one pool of another heap, not yet published
+    /// (`remote_batch.rs`). Beside `remote_frees`, which the same free path writes.
+    batch: RemoteBatch,
 }
 
 /// Counters of requests sent to the system allocator.
@@ -96,6 +101,8 @@ pub(crate) struct Heap {
     pub(crate) remote_pools: RemoteQueue,
     /// Pools this heap owns (holder only).
     pools: Cell<usize>,
+    /// Bit `c` set: class `c`'s `ClassQueue::batch` is not empty (holder only).
+    batched: Cell<u64>,
     /// Links in the registry's list of held or of abandoned heaps (registry lock).
     pub(crate) reg_prev: Cell<*mut Heap>,
     pub(crate) reg_next: Cell<*mut Heap>,
@@ -131,7 +138,9 @@ impl Heap {
                 partial_tail: Cell::new(ptr::null_mut()),
                 remote_frees: StatCounter::new(),
                 reclaimed: StatCounter::new(),
+                batch: RemoteBatch::new(),
             }),
+            batched: Cell::new(0),
             fallback: FallbackCounters::default(),
             remote_pools: RemoteQueue::new(),
             pools: Cell::new(0),
@@ -355,10 +364,76 @@ impl Heap {
         block: *mut u8,
         class: usize,
     ) {
-        self.classes[class].remote_frees.add(1);
-        // SAFETY: the block is live (caller's contract), so its pool's owner is a mapped heap
-        // (Heap invariants), and we do not hold it (the pool is not ours).
-        unsafe { free_into(pool, block, self.home()) };
+        let q = &self.classes[class];
+        // Counted as freed now, batched or not (`remote_batch.rs`: statistics).
+        q.remote_frees.add(1);
+        // SAFETY: we hold the heap; the block is a live block of `pool`, another heap's pool
+        // of `class` (caller's contract), ours to give.
+        match unsafe { q.batch.add(pool, block, BATCH_LIMITS[class]) } {
+            Added::Batched => {}
+            Added::Full => self.flush_batch(class),
+            // SAFETY: as above.
+            Added::OtherPool => unsafe { self.restart_batch(class, pool, block) },
+        }
+    }
+
+    /// Make `block` of `pool` the whole batch of `class`, then publish what the batch held.
+    /// (In this order: publishing may claim an abandoned heap and let go of it, and the batch
+    /// is consistent whatever that does.)
+    ///
+    /// # Safety
+    /// As for `free_other_heaps_block`.
+    #[inline(never)]
+    unsafe fn restart_batch(&self, class: usize, pool: *mut Pool, block: *mut u8) {
+        // SAFETY: forwarded contract.
+        let old = unsafe { self.classes[class].batch.restart(pool, block) };
+        self.batched.set(self.batched.get() | 1 << class);
+        self.publish(old);
+    }
+
+    /// Publish the batch of `class` (`remote_batch.rs`). Holder only.
+    #[inline(never)]
+    fn flush_batch(&self, class: usize) {
+        let chain = self.classes[class].batch.take();
+        self.batched.set(self.batched.get() & !(1 << class));
+        self.publish(chain);
+    }
+
+    /// Publish every batch of remote frees of this heap's thread (`remote_batch.rs`): on the
+    /// allocation slow path before taking a new pool, and before the heap is given up.
+    /// Holder only.
+    pub(crate) fn flush_remote_batches(&self) {
+        loop {
+            let batched = self.batched.get();
+            if batched == 0 {
+                return;
+            }
+            self.flush_batch(batched.trailing_zeros() as usize);
+        }
+    }
+
+    /// Whether every batch is empty (`RemoteBatch` invariants: a heap nobody is bound to).
+    pub(crate) fn batches_empty(&self) -> bool {
+        self.batched.get() == 0 && self.classes.iter().all(|q| q.batch.is_empty())
+    }
+
+    /// Free a chain a batch held (nothing if it is empty).
+    fn publish(&self, chain: Chain) {
+        if chain.count == 0 {
+            return;
+        }
+        // SAFETY: the chain's blocks are live blocks of `chain.pool`, another heap's pool
+        // (`RemoteBatch` invariants: they keep it owned by that heap, which we do not hold,
+        // and mapped), linked from top to bottom, given by this heap's thread.
+        unsafe {
+            free_chain_into(
+                chain.pool,
+                chain.top,
+                chain.bottom,
+                chain.count,
+                self.home(),
+            )
+        };
     }
 
     #[cold]
@@ -392,6 +467,10 @@ impl Heap {
                 if self.collect_remote_frees() {
                     continue;
                 }
+            }
+            // About to grow: first give back the blocks of other heaps this thread holds.
+            if self.batched.get() != 0 {
+                self.flush_remote_batches();
             }
             let pool = self
                 .home()
@@ -558,22 +637,46 @@ impl Heap {
     }
 }
 
-/// Free `block` of `pool` through the pool's remote-free list; if that made this thread the
-/// holder of the pool's owner heap (an abandoned heap nobody held), take the heap's remote
-/// frees back and let go of it, or retire it if it owns no pool any more: so an exited
-/// thread's pools go back to the arenas, and its heap goes, as the program frees their blocks.
+/// Free `block` of `pool` through the pool's remote-free list, at once (no batch: a thread
+/// with no heap); see [`free_chain_into`].
 ///
 /// # Safety
 /// `block` is a live block of `pool`, not used again by the caller, and the caller does not
 /// hold the pool's owner heap.
 pub(crate) unsafe fn free_into(pool: *mut Pool, block: *mut u8, home: &dyn HeapHome) {
-    // SAFETY: the block is live, so the pool header is valid, and when `free_remote` reads
+    let block = block.cast::<Block>();
+    // SAFETY: forwarded contract; a block is the chain of one.
+    unsafe { free_chain_into(pool, block, block, 1, home) }
+}
+
+/// Free the chain of `count` blocks of `pool` from `top` down to `bottom` through the pool's
+/// remote-free list, with one CAS; if that made this thread the holder of the pool's owner
+/// heap (an abandoned heap nobody held), take the heap's remote frees back and let go of it,
+/// or retire it if it owns no pool any more: so an exited thread's pools go back to the
+/// arenas, and its heap goes, as the program frees their blocks.
+///
+/// # Safety
+/// The chain's blocks are live blocks of `pool`, linked from `top` through `Block::next` down
+/// to `bottom`, `1 <= count <=` the pool's capacity, not used again by the caller, and the
+/// caller does not hold the pool's owner heap.
+pub(crate) unsafe fn free_chain_into(
+    pool: *mut Pool,
+    top: *mut Block,
+    bottom: *mut Block,
+    count: u32,
+    home: &dyn HeapHome,
+) {
+    // SAFETY: the blocks are live, so the pool header is valid, and when `free_remote` reads
     // the pool's owner (only if it queues the pool) that is a mapped heap that owns the pool
     // and that we do not hold (caller's contract, Heap invariants and `free_remote`).
-    let pushed = unsafe { free_remote(pool, block, |owner| &Heap::from_owner(owner).remote_pools) };
+    let pushed = unsafe {
+        free_remote(pool, top, bottom, count, |owner| {
+            &Heap::from_owner(owner).remote_pools
+        })
+    };
     if pushed == RemoteFree::Pushed(Pushed::Claimed) {
         // SAFETY: we hold the heap now, an abandoned heap of `home`: nobody else can retire
-        // it, nor take our block back, so the pool is still its and names it as its owner.
+        // it, nor take our blocks back, so the pool is still its and names it as its owner.
         unsafe {
             home.let_go(Heap::from_owner(
                 (*pool).owner.load(crate::sync::Ordering::Relaxed),

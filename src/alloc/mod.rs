@@ -37,6 +37,7 @@
 //! | `heap.rs` | a thread's heap, the alloc/free fast and slow paths |
 //! | `pool.rs` | the pool header and its free list |
 //! | `remote.rs` | the remote-free protocol (cross-thread frees) |
+//! | `remote_batch.rs` | a thread's remote frees kept per pool and published in batches |
 //! | `registry.rs` | all heaps; abandon, adopt, sweep |
 //! | `arena.rs` | arenas: taking and returning pools, returning arenas to the OS |
 //! | `arena_lists.rs` | the arenas filed by free pools: the O(1) choice of the fullest |
@@ -93,6 +94,7 @@ mod pool_alloc;
 mod purge;
 mod registry;
 mod remote;
+mod remote_batch;
 mod size_class;
 mod stats;
 #[cfg(not(loom))]

@@ -284,6 +284,13 @@ impl ModelHeap {
         !unsafe { (*self.heap).remote_pools.is_empty() }
     }
 
+    /// Publish this heap's batches of remote frees (`remote_batch.rs`), as the thread's
+    /// allocation slow path and exit do.
+    pub fn flush_remote_batches(&self) {
+        // SAFETY: we hold the heap.
+        unsafe { (*self.heap).flush_remote_batches() }
+    }
+
     /// The address of the heap (to tell whether a later `heap()` adopted this one).
     pub fn id(&self) -> usize {
         self.heap as usize

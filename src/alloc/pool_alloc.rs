@@ -58,6 +58,25 @@ use std::alloc::System;
 ///
 /// `alloc` never panics and never unwinds: on exhaustion it returns null (`AllocError`
 /// through `Allocator`), and Rust's `handle_alloc_error` takes it from there.
+///
+/// # Blocks freed by another thread
+///
+/// A block freed by a thread other than the one whose pool it came from goes back to its
+/// pool's owner through a lock-free list, and the owner reuses it once its pools of that size
+/// run dry. The freeing thread publishes such blocks in batches: per size class, it keeps
+/// the blocks it frees into one pool of another thread and hands them over with one atomic
+/// operation when the batch reaches 4 KiB (or 64 blocks), when it frees into another pool of
+/// that size, when it is about to take a new pool itself, and when it exits. So a thread
+/// that freed other threads' blocks and then sleeps (without allocating) holds at most
+/// 127 KiB of them unpublished, in at most 36 pools (one per size class) that cannot go back
+/// to their arenas meanwhile. [`stats`](super::stats) counts batched blocks as free.
+///
+/// ```
+/// use std::thread;
+/// let blocks: Vec<Box<[u8; 100]>> = (0..1000).map(|_| Box::new([7; 100])).collect();
+/// // Freed by another thread: in batches, all published when that thread exits.
+/// thread::spawn(move || drop(blocks)).join().unwrap();
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct PoolAlloc;
 

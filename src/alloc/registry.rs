@@ -316,6 +316,8 @@ impl HeapRegistry {
             !heap.remote_pools.is_unheld(),
             "a thread exits with a heap it does not hold"
         );
+        // First, before anything else: an abandoned heap has no batch (`RemoteBatch`).
+        heap.flush_remote_batches();
         // The current pools that the thread's own frees emptied, then those the remote frees
         // empty: afterwards no current pool is empty, which `let_go` keeps without a walk.
         heap.release_empty_pools();
@@ -352,6 +354,10 @@ impl HeapRegistry {
     /// can become empty while it is held here.
     pub(crate) fn let_go(&self, heap: &Heap) {
         self.work.visited.add_shared(1);
+        debug_assert!(
+            heap.batches_empty(),
+            "an abandoned heap with remote frees batched"
+        );
         loop {
             heap.collect_remote_frees_letting_go();
             if heap.pools() == 0 {

@@ -9,9 +9,10 @@
 //! queue". Every heap has a queue of pools, `RemoteQueue`: another Treiber stack, linked
 //! through `Pool::queue_next`.
 //!
-//! * **Freer** (any thread, holding a live block `b` of pool `p`): write `b.next` (the block
-//!   on top, or null), then CAS `remote` from `w` to `w` with `b` on top and the count one
-//!   higher (and `b` as the bottom too if `w` was 0). If `w` was 0, it (and only it) then
+//! * **Freer** (any thread, holding a live block `b` of pool `p`, or a chain of them from
+//!   `b` down to `c`, see `remote_batch.rs`): write `c.next` (the block on top, or null),
+//!   then CAS `remote` from `w` to `w` with `b` on top and the count `n` higher for a chain
+//!   of `n` (and `c` as the bottom too if `w` was 0). If `w` was 0, it (and only it) then
 //!   pushes `p` onto the owner heap's queue. After its last successful CAS the freer never
 //!   touches `p` again, nor the heap (unless that push made it the heap's holder: an
 //!   abandoned heap nobody held, see `RemoteQueue`).
@@ -29,8 +30,8 @@
 //!   0 and queues the pool again.
 //! * No block handed out twice: the owner takes blocks only by swapping the whole list out;
 //!   there is no pop, hence no ABA.
-//! * An exact count and the right bottom without a walk: each CAS adds one block and one to
-//!   the count, and only the CAS onto an empty list sets the bottom, whose `next` is null;
+//! * An exact count and the right bottom without a walk: each CAS adds a chain of `n` blocks
+//!   and `n` to the count, and only the CAS onto an empty list sets the bottom (its chain's), whose `next` is null;
 //!   later CASes keep it (the bottom stays at the bottom until the swap takes the list).
 //! * No touch after release (the arena hazard): a pool goes back to its arena only when
 //!   `used == 0`. A freer's block is counted in `used` until the owner's swap takes it, and the
@@ -79,15 +80,15 @@ use core::ptr;
 ///   `bottom`, whose `next` is null;
 /// * every block on it is a free block of the pool, still counted in `Pool::used`.
 ///
-/// It changes only by [`free_remote`]'s CAS (one block on top, count + 1, and the bottom
-/// set when the list was empty) and by the owner's swap to 0 ([`take_remote_blocks`]).
+/// It changes only by [`free_remote`]'s CAS (a chain of `n` blocks on top, count + `n`, and
+/// the chain's bottom as the bottom when the list was empty) and by the owner's swap to 0
+/// ([`take_remote_blocks`]).
 pub(crate) struct RemoteList {
     word: AtomicU64,
 }
 
 const TOP_MASK: u64 = 0xffff;
 const BOTTOM_SHIFT: u32 = 16;
-const COUNT_ONE: u64 = 1 << 32;
 
 const _: () = assert!(POOL_SIZE <= 1 << BOTTOM_SHIFT && POOL_SIZE.is_power_of_two());
 
@@ -99,30 +100,35 @@ impl RemoteList {
         }
     }
 
-    /// Push `block`; returns whether the list was empty (the caller must then queue the
-    /// pool). Any thread.
+    /// Push the chain of `count` blocks from `top` to `bottom` (linked through
+    /// `Block::next` from `top` down to `bottom`; `bottom`'s link is written here), with one
+    /// CAS; returns whether the list was empty (the caller must then queue the pool). A
+    /// single block is the chain of one (`top == bottom`, `count == 1`). Any thread.
     ///
     /// # Safety
-    /// `block` is a live block of the pool owning this list, not used again by the caller.
+    /// The chain's blocks are live blocks of the pool owning this list, linked as said, at
+    /// most the pool's capacity, and not used again by the caller.
     #[inline]
-    unsafe fn push(&self, block: *mut Block) -> bool {
-        let base = block as usize & !(POOL_SIZE - 1);
-        let offset = (block as usize & (POOL_SIZE - 1)) as u64;
+    unsafe fn push_chain(&self, top: *mut Block, bottom: *mut Block, count: u32) -> bool {
+        let base = top as usize & !(POOL_SIZE - 1);
+        let top_offset = (top as usize & (POOL_SIZE - 1)) as u64;
+        let bottom_offset = (bottom as usize & (POOL_SIZE - 1)) as u64;
+        let added = u64::from(count) << 32;
         let mut word = self.word.load(Ordering::Relaxed);
         loop {
             let (next, new) = if word == 0 {
                 (
                     ptr::null_mut(),
-                    COUNT_ONE | (offset << BOTTOM_SHIFT) | offset,
+                    added | (bottom_offset << BOTTOM_SHIFT) | top_offset,
                 )
             } else {
-                let top = (base + (word & TOP_MASK) as usize) as *mut Block;
-                (top, ((word & !TOP_MASK) + COUNT_ONE) | offset)
+                let old_top = (base + (word & TOP_MASK) as usize) as *mut Block;
+                (old_top, ((word & !TOP_MASK) + added) | top_offset)
             };
-            // SAFETY: the block is ours until the CAS below publishes it.
-            unsafe { (*block).next = next };
-            // Release: publishes the link (and, through the chain of CASes, the links below
-            // it) to the owner's swap.
+            // SAFETY: the chain is ours until the CAS below publishes it.
+            unsafe { (*bottom).next = next };
+            // Release: publishes the chain's links (and, through the chain of CASes, the
+            // links below it) to the owner's swap.
             match self
                 .word
                 .compare_exchange_weak(word, new, Ordering::AcqRel, Ordering::Relaxed)
@@ -282,32 +288,37 @@ pub(crate) enum RemoteFree {
     Pushed(Pushed),
 }
 
-/// Free `block`, a live block of `pool`, from a thread that does not hold the pool's owner
-/// heap. Says whether this call queued the pool (the first remote free since the owner last
-/// looked) and, if so, whether it now holds the heap. Only when it queues the pool does it
-/// read the pool's owner, and pass it to `queue_of` for the owner heap's queue: the common
-/// case (the pool already queued) is the one CAS. After it returns anything but
+/// Free the chain of `count` blocks of `pool` from `top` to `bottom` (linked from `top` down
+/// to `bottom` through `Block::next`; a single block is the chain of one, see
+/// `remote_batch.rs` for longer ones) from a thread that does not hold the pool's owner heap,
+/// with one CAS. Says whether this call queued the pool (the first remote free since the
+/// owner last looked) and, if so, whether it now holds the heap. Only when it queues the pool
+/// does it read the pool's owner, and pass it to `queue_of` for the owner heap's queue: the
+/// common case (the pool already queued) is the one CAS. After it returns anything but
 /// `Pushed(Claimed)`, the caller must not touch the pool or the heap again: the holder may
-/// take the block back, release the pool and retire the heap at any moment.
+/// take the blocks back, release the pool and retire the heap at any moment.
 ///
 /// # Safety
-/// `block` is a live block of `pool`, not used again by the caller; `queue_of` maps the
-/// pool's owner to that heap's queue.
+/// The chain's blocks are live blocks of `pool`, linked as said, not used again by the
+/// caller, `1 <= count <=` the pool's capacity; `queue_of` maps the pool's owner to that
+/// heap's queue.
 #[inline]
 pub(crate) unsafe fn free_remote<'h>(
     pool: *mut Pool,
-    block: *mut u8,
+    top: *mut Block,
+    bottom: *mut Block,
+    count: u32,
     queue_of: impl FnOnce(*mut PoolOwner) -> &'h RemoteQueue,
 ) -> RemoteFree {
-    // SAFETY: `pool` has a live block (ours), so it is not back in its arena: its header is
-    // mapped and initialized (Pool invariant on `used`); the block is ours to give.
-    let was_empty = unsafe { (*pool).remote.push(block.cast::<Block>()) };
+    // SAFETY: `pool` has live blocks (ours), so it is not back in its arena: its header is
+    // mapped and initialized (Pool invariant on `used`); the blocks are ours to give.
+    let was_empty = unsafe { (*pool).remote.push_chain(top, bottom, count) };
     if !was_empty {
         return RemoteFree::Listed;
     }
-    // The list was empty: the pool is ours to queue. Its `used` still counts our block, so
+    // The list was empty: the pool is ours to queue. Its `used` still counts our blocks, so
     // it stays mapped, and owned by its heap (which stays mapped), until the holder dequeues
-    // it, which is after the push below: its owner is still the one our block came from.
+    // it, which is after the push below: its owner is still the one our blocks came from.
     // SAFETY: as above.
     let owner = unsafe { (*pool).owner.load(Ordering::Relaxed) };
     RemoteFree::Pushed(queue_of(owner).push(pool))
