@@ -52,6 +52,8 @@ fn last_block_freed_while_owner_releases_arena() {
         let t = thread::spawn(move || {
             // SAFETY: b is live and given to this thread.
             unsafe { h1.dealloc(b.0, SMALL) };
+            // Publish the batch now (as its allocation slow path would).
+            h1.flush_remote_batches();
             h1
         });
         owner.collect_remote_frees();
@@ -97,6 +99,8 @@ fn two_freers_while_owner_releases_arena() {
         let t1 = thread::spawn(move || {
             // SAFETY: b0 is live and given to this thread.
             unsafe { h1.dealloc(b0.0, SMALL) };
+            // Publish the batch now (as its allocation slow path would).
+            h1.flush_remote_batches();
             h1
         });
         let a2 = a.clone();

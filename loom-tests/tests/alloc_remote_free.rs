@@ -52,6 +52,8 @@ fn remote_frees_race_owner_reclaim() {
         let t1 = thread::spawn(move || {
             // SAFETY: b0 is live and given to this thread.
             unsafe { other.dealloc(b0.0, SMALL) };
+            // Publish the batch now (as its allocation slow path would).
+            other.flush_remote_batches();
             other
         });
         let a2 = a.clone();
@@ -120,11 +122,15 @@ fn two_freers_same_pool_owner_collects_twice() {
         let t1 = thread::spawn(move || {
             // SAFETY: b0 is given to this thread.
             unsafe { h1.dealloc(b0.0, LARGE) };
+            // Publish the batch now (as its allocation slow path would).
+            h1.flush_remote_batches();
             h1
         });
         let t2 = thread::spawn(move || {
             // SAFETY: b1 is given to this thread.
             unsafe { h2.dealloc(b1.0, LARGE) };
+            // Publish the batch now (as its allocation slow path would).
+            h2.flush_remote_batches();
             h2
         });
         owner.collect_remote_frees();
@@ -178,6 +184,8 @@ fn remote_list_spliced_under_local_free_list() {
         let t1 = thread::spawn(move || {
             // SAFETY: b0 is live and given to this thread.
             unsafe { other.dealloc(b0.0, SMALL) };
+            // Publish the batch now (as its allocation slow path would).
+            other.flush_remote_batches();
             other
         });
         let a2 = a.clone();

@@ -62,9 +62,11 @@ fn exit_during_two_remote_frees(h1_exits: bool) {
         // SAFETY: b0 is live and given to this thread.
         unsafe { h1.dealloc(b0.0, SMALL) };
         if h1_exits {
+            // The block is still in h1's batch: the exit publishes it.
             h1.exit();
             None
         } else {
+            h1.flush_remote_batches();
             Some(h1)
         }
     });
@@ -103,6 +105,8 @@ fn exit_while_others_free_then_adopt() {
         let t1 = thread::spawn(move || {
             // SAFETY: b0 is live and given to this thread.
             unsafe { h1.dealloc(b0.0, LARGE) };
+            // Publish the batch now (as its allocation slow path would).
+            h1.flush_remote_batches();
             h1
         });
         let a2 = a.clone();

@@ -48,6 +48,8 @@ fn alloc_zeroed_after_remote_frees() {
         let t1 = thread::spawn(move || {
             // SAFETY: b0 is live and given to this thread.
             unsafe { h1.dealloc(b0.0, LARGE) };
+            // Publish the batch now (as its allocation slow path would).
+            h1.flush_remote_batches();
             h1
         });
         let a2 = a.clone();
