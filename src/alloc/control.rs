@@ -34,6 +34,8 @@ use core::time::Duration;
 pub fn purge() -> usize {
     // The arena lock needs the fork handlers first (normally registered at load time).
     super::fork::register_once();
+    // What the caller freed into other threads' pools goes to them first.
+    super::thread::flush_remote_batches();
     let bytes = GLOBAL.arenas.purge_all() * POOL_SIZE;
     super::glibc_tuning::trim();
     bytes

@@ -197,6 +197,11 @@ fn clamp(v: u64) -> usize {
 /// The counters describe `PoolAlloc` whether or not it is the global allocator (it may serve
 /// only `allocator_api2` collections). Reading them takes no lock and allocates nothing.
 ///
+/// Blocks another thread freed are counted as free at once, also while that thread still
+/// holds them in a batch (see [`PoolAlloc`](crate::PoolAlloc), "Blocks freed by another
+/// thread"), whose pools stay in use until it publishes them; `stats()` first publishes the
+/// calling thread's own batches.
+///
 /// ```
 /// use allocator_api2::vec::Vec;
 /// let before = pyheap::alloc::stats();
@@ -216,6 +221,7 @@ pub fn stats() -> AllocStats {
     // It takes the arena lock: the fork handlers must exist first (normally done at load
     // time, see `fork.rs`).
     super::fork::register_once();
+    super::thread::flush_remote_batches();
     AllocStats::collect(&super::global::GLOBAL)
 }
 

@@ -74,6 +74,17 @@ pub(crate) fn is_heap(heap: *mut Heap) -> bool {
     heap as usize > DEAD as usize
 }
 
+/// Publish the calling thread's batches of remote frees, if it has a heap
+/// (`remote_batch.rs`): for `stats()` and `purge()`, so that what the caller freed shows in
+/// the pools and heaps it reports or purges.
+pub(crate) fn flush_remote_batches() {
+    let heap = bound_heap();
+    if !heap.is_null() {
+        // SAFETY: the calling thread holds its bound heap.
+        unsafe { (*heap).flush_remote_batches() };
+    }
+}
+
 /// The arena map's words of the bound heap (meaningful only when `bound_heap()` is not null).
 #[inline(always)]
 pub(crate) fn bound_map_words() -> *const AtomicU64 {
