@@ -17,7 +17,9 @@
 //! The child inherits the other threads' heaps as they were; those threads do not exist in
 //! the child, so their heaps stay held and their pools are never reused there (a leak
 //! bounded by what they held, as with any thread-caching allocator). Blocks the child frees
-//! into them go onto their remote-free lists, which is always safe.
+//! into them go onto their remote-free lists, which is always safe. The forking thread's own
+//! batches of remote frees (`remote_batch.rs`) are its heap's state, consistent whenever it
+//! can call `fork()`: the child publishes them as the parent would have.
 //!
 //! One more window, of the same kind: a remote free is a push onto the pool's remote list
 //! (one CAS) and then, by the freer that made the list non-empty, a queueing of the pool on
