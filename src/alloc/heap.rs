@@ -21,6 +21,9 @@ use core::ptr;
 /// The fast paths count nothing: blocks in use are the pools' own `used` counts, summed by
 /// `stats()` (which only has to subtract the blocks freed by other threads and not yet taken
 /// back, counted here on the slow remote paths).
+///
+/// One cache line each: a remote free writes `remote_frees` and `batch` only, on one line.
+#[repr(align(64))]
 pub(crate) struct ClassQueue {
     /// Head of the doubly linked list of other pools with free blocks: the pool that became
     /// partial first, the next one `alloc_slow` takes (see `push_partial`).
@@ -35,6 +38,8 @@ pub(crate) struct ClassQueue {
     /// (`remote_batch.rs`). Beside `remote_frees`, which the same free path writes.
     batch: RemoteBatch,
 }
+
+const _: () = assert!(core::mem::size_of::<ClassQueue>() == 64);
 
 /// Counters of requests sent to the system allocator.
 #[derive(Default)]
@@ -83,6 +88,8 @@ pub(crate) trait HeapHome: Sync {
 ///   that pool), until its remote free queues the pool; after that it must not touch the heap
 ///   unless the push made it the holder (`free_remote`). A retired heap's memory may be
 ///   reused for a new heap.
+/// * Each class's `batch` follows `RemoteBatch`'s invariants (`remote_batch.rs`): its blocks
+///   are other heaps' and keep their pools owned, as blocks on a remote-free list do.
 /// * Every pool the heap owns (`Pool::owner == self`) is exactly one of: some class's
 ///   `current`, on that class's `partial` list, or `Full`; its `state` says which. `pools`
 ///   counts them.
