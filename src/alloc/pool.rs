@@ -72,13 +72,17 @@ pub(crate) struct PoolOwner {
 ///   are `RemoteList`'s).
 #[repr(C, align(64))]
 pub(crate) struct Pool {
-    // First cache line: what the owner touches (and `owner`/`class`, which a freeing thread
-    // reads).
+    // First cache line: what other threads read or write. A freeing thread reads `owner` and
+    // `step`; freers push onto `remote` and link `queue_next` (one CAS per batch of blocks,
+    // `remote_batch.rs`); the owner writes the rest only on slow paths (a pool changing
+    // lists or state). So the owner's per-block writes below never take this line from a
+    // freer, and a freer's CAS never takes the owner's per-block line.
     pub(crate) owner: AtomicPtr<PoolOwner>,
-    pub(crate) free: Cell<*mut Block>,
-    pub(crate) bump: Cell<*mut u8>,
-    pub(crate) end: Cell<*mut u8>,
-    pub(crate) used: UsedCount,
+    pub(crate) remote: RemoteList,
+    pub(crate) queue_next: AtomicPtr<Pool>,
+    /// Links in the owner's partial list (both), or in the arena's free-pool list (`next`).
+    pub(crate) prev: Cell<*mut Pool>,
+    pub(crate) next: Cell<*mut Pool>,
     /// `class_block_size(class)`, kept for the bump path.
     pub(crate) block_size: Cell<u32>,
     pub(crate) capacity: Cell<u32>,
@@ -88,16 +92,17 @@ pub(crate) struct Pool {
     pub(crate) fresh: Cell<bool>,
     /// `class_step(class)`, kept for the free fast path's test (`fits`).
     pub(crate) step: Cell<u8>,
-    /// Links in the owner's partial list (both), or in the arena's free-pool list (`next`).
-    pub(crate) prev: Cell<*mut Pool>,
-    pub(crate) next: Cell<*mut Pool>,
-    // Second cache line: what other threads write, so that their CASes do not take the
-    // owner's line away.
-    pub(crate) remote: RemoteList,
-    pub(crate) queue_next: AtomicPtr<Pool>,
+    _to_second_line: [u8; FIRST_LINE_PAD],
+    // Second cache line: what the owner writes on every allocation and free.
+    pub(crate) free: Cell<*mut Block>,
+    pub(crate) bump: Cell<*mut u8>,
+    pub(crate) end: Cell<*mut u8>,
+    pub(crate) used: UsedCount,
 }
 
-const _: () = assert!(core::mem::offset_of!(Pool, remote) == 64 || cfg!(loom));
+/// Bytes from the end of `step` to the second cache line (`free`), checked below; loom's
+/// larger atomics make its first group longer, where the line split does not matter.
+const FIRST_LINE_PAD: usize = 12;
 
 /// `Pool::used`: written only by the pool's holder (a plain load and store, the same code as
 /// a `Cell<u32>`), and also read by `stats()` under the arena lock while the holder runs,
@@ -129,7 +134,8 @@ pub(crate) const METADATA_POOLS: usize =
 #[cfg(not(loom))]
 const _: () = {
     assert!(HEADER_SIZE == 128);
-    assert!(core::mem::offset_of!(Pool, remote) == 64);
+    assert!(core::mem::offset_of!(Pool, step) < 64);
+    assert!(core::mem::offset_of!(Pool, free) == 64);
     assert!(METADATA_POOLS == 1);
 };
 
@@ -188,6 +194,7 @@ impl Pool {
                     next: Cell::new(ptr::null_mut()),
                     remote: RemoteList::new(),
                     queue_next: AtomicPtr::new(ptr::null_mut()),
+                    _to_second_line: [0; FIRST_LINE_PAD],
                 },
             );
         }
