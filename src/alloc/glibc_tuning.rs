@@ -68,14 +68,10 @@ mod imp {
     }
 
     fn getenv(name: &core::ffi::CStr) -> Option<&'static [u8]> {
-        // SAFETY: `name` is NUL-terminated; getenv returns null or a NUL-terminated string,
-        // which lives while the environment is not changed: we are in a load-time constructor
-        // (before `main` and any thread of the program; a `dlopen`ing program that changes its
-        // environment on another thread meanwhile breaks glibc's own getenv contract).
-        unsafe {
-            let v = libc::getenv(name.as_ptr());
-            (!v.is_null()).then(|| core::ffi::CStr::from_ptr(v).to_bytes())
-        }
+        // SAFETY: called only from the load-time constructor, before `main` and any thread of
+        // the program (a `dlopen`ing program that changes its environment on another thread
+        // meanwhile breaks glibc's own getenv contract), and the bytes are used at once.
+        unsafe { crate::alloc::os::getenv(name) }
     }
 
     fn contains(haystack: &[u8], needle: &[u8]) -> bool {

@@ -181,25 +181,10 @@ fn init() -> u8 {
 
 /// `getenv(name)` as bytes, without allocating. (Not on Unix the hooks are never reached:
 /// `PoolAlloc` forwards every request to the system allocator there.)
-#[cfg(not(unix))]
-fn getenv(_name: &core::ffi::CStr) -> Option<&'static [u8]> {
-    None
-}
-
-/// `getenv(name)` as bytes, without allocating.
-#[cfg(unix)]
 fn getenv(name: &core::ffi::CStr) -> Option<&'static [u8]> {
-    // SAFETY: `name` is NUL-terminated; getenv returns null or a NUL-terminated string that
-    // lives as long as the environment is not changed (nobody does before the first
-    // allocation returns).
-    unsafe {
-        let v = libc::getenv(name.as_ptr());
-        if v.is_null() {
-            None
-        } else {
-            Some(core::ffi::CStr::from_ptr(v).to_bytes())
-        }
-    }
+    // SAFETY: read once, at the first allocation, and used at once: nobody changes the
+    // environment before the first allocation returns.
+    unsafe { super::os::getenv(name) }
 }
 
 fn env_is(name: &core::ffi::CStr, value: &[u8]) -> bool {

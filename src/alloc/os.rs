@@ -170,3 +170,28 @@ mod portable {
         std::process::abort()
     }
 }
+
+/// `getenv(name)` as bytes, without allocating (the allocator reads its settings before any
+/// allocation can be served). `None` off Unix.
+///
+/// # Safety
+/// The environment is not changed (`setenv`, `putenv`, `std::env::set_var`) while the returned
+/// bytes are used: they point into the environment itself.
+#[cfg(unix)]
+pub(crate) unsafe fn getenv(name: &core::ffi::CStr) -> Option<&'static [u8]> {
+    // SAFETY: `name` is NUL-terminated; getenv returns null or a NUL-terminated string, which
+    // stays valid while the environment is not changed (the caller's contract).
+    unsafe {
+        let v = libc::getenv(name.as_ptr());
+        (!v.is_null()).then(|| core::ffi::CStr::from_ptr(v).to_bytes())
+    }
+}
+
+/// See the Unix version.
+///
+/// # Safety
+/// None needed here.
+#[cfg(not(unix))]
+pub(crate) unsafe fn getenv(_name: &core::ffi::CStr) -> Option<&'static [u8]> {
+    None
+}
