@@ -16,6 +16,9 @@ use core::time::Duration;
 /// free pools). When `PoolAlloc` tuned glibc ([`glibc_tuned`](crate::alloc::glibc_tuned)), it
 /// then calls `malloc_trim(0)` (outside pyheap's locks), which gives glibc's kept heap top and
 /// the free pages inside its free blocks back too; the bytes returned count the pools' only.
+/// Before that it empties the medium cache (the blocks of 513 B to 32 KiB that `PoolAlloc`
+/// keeps per thread for reuse, see [`PoolAlloc`](crate::alloc::PoolAlloc)): the calling
+/// thread's at once, every other thread's at that thread's next medium request or free.
 ///
 /// ```
 /// use allocator_api2::vec::Vec;
@@ -36,6 +39,10 @@ pub fn purge() -> usize {
     super::fork::register_once();
     // What the caller freed into other threads' pools goes to them first.
     super::thread::flush_remote_batches();
+    // The medium blocks cached for reuse go back to `malloc` (before its trim): the caller's
+    // now, every other thread's at its next medium request or free.
+    super::medium_cache::request_flush_all();
+    super::thread::flush_medium_cache();
     let bytes = GLOBAL.arenas.purge_all() * POOL_SIZE;
     super::glibc_tuning::trim();
     bytes

@@ -17,6 +17,7 @@
 use super::glibc_tuning;
 use super::global::GLOBAL;
 use super::heap::{FallbackCounters, Heap};
+use super::medium_cache;
 use super::pool::Pool;
 use super::pool_alloc::{generic_entry, system_entry};
 use core::alloc::{GlobalAlloc, Layout};
@@ -39,6 +40,26 @@ pub(crate) unsafe trait Fallback: Copy {
     /// # Safety
     /// `GlobalAlloc::realloc`'s contract.
     unsafe fn realloc(self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8;
+
+    /// `alloc`, for a caller that holds `heap`, the calling thread's bound heap (non-null):
+    /// saves looking it up again.
+    ///
+    /// # Safety
+    /// `GlobalAlloc::alloc`'s contract; `heap` is the calling thread's bound heap.
+    #[inline(always)]
+    unsafe fn alloc_in(self, _heap: *mut Heap, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded contract.
+        unsafe { self.alloc(layout) }
+    }
+    /// `dealloc`, for a caller that holds `heap`, the calling thread's bound heap (non-null).
+    ///
+    /// # Safety
+    /// `GlobalAlloc::dealloc`'s contract; `heap` is the calling thread's bound heap.
+    #[inline(always)]
+    unsafe fn dealloc_in(self, _heap: *mut Heap, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded contract.
+        unsafe { self.dealloc(ptr, layout) }
+    }
 
     // The out-of-line entry points of `PoolAlloc`'s inlined fast paths, for this fallback
     // (`pool_alloc.rs`, `entry_points!`): generic by default, plain functions of this crate
@@ -86,13 +107,20 @@ const MALLOC_ALIGN: usize = 2 * core::mem::size_of::<usize>();
 
 // SAFETY: forwards to `System`; on Unix a request `System` would give to `malloc` goes to
 // `malloc` directly (the same call, with `System`'s own test), and a free to `free` (what
-// `System::dealloc` is there).
+// `System::dealloc` is there). A medium request (`medium_cache.rs`) asks `malloc` for its
+// bin's size, or takes a cached block that holds at least as much; a medium free goes to the
+// calling thread's cache when it has room, else to `free`; `realloc` keeps every medium block
+// at least its bin's size (the cache's invariant), so blocks of the cache and of `malloc`
+// mix freely. `malloc`'s blocks are aligned to 16 ([`MALLOC_ALIGN`]) at these sizes.
 unsafe impl Fallback for System {
     #[inline(always)]
     unsafe fn alloc(self, layout: Layout) -> *mut u8 {
         glibc_tuning::ensure();
         #[cfg(unix)]
         if layout.align() <= MALLOC_ALIGN && layout.align() <= layout.size() {
+            if let Some(bin) = medium_cache::bin_of(layout.size()) {
+                return medium_alloc(super::thread::bound_heap(), bin, 0);
+            }
             // SAFETY: any size; null on failure. Aligned to `MALLOC_ALIGN` or to the size's
             // largest power of two, either at least `align`.
             return unsafe { libc::malloc(layout.size()) }.cast();
@@ -103,18 +131,72 @@ unsafe impl Fallback for System {
     #[inline(always)]
     unsafe fn alloc_zeroed(self, layout: Layout) -> *mut u8 {
         glibc_tuning::ensure();
+        #[cfg(unix)]
+        if layout.align() <= MALLOC_ALIGN {
+            if let Some(bin) = medium_cache::bin_of(layout.size()) {
+                return medium_alloc(super::thread::bound_heap(), bin, layout.size());
+            }
+        }
         // SAFETY: forwarded contract.
         unsafe { GlobalAlloc::alloc_zeroed(&System, layout) }
     }
     #[inline(always)]
     unsafe fn dealloc(self, ptr: *mut u8, layout: Layout) {
+        #[cfg(unix)]
+        if layout.align() <= MALLOC_ALIGN {
+            if let Some(bin) = medium_cache::bin_of(layout.size()) {
+                // SAFETY: a medium block of this fallback, allocated or resized to a size of
+                // `bin` (caller's contract): `malloc`'s, of at least `bin_size(bin)` bytes.
+                return unsafe { medium_free(super::thread::bound_heap(), bin, ptr) };
+            }
+        }
         // SAFETY: forwarded contract.
         unsafe { GlobalAlloc::dealloc(&System, ptr, layout) }
     }
     #[inline(always)]
     unsafe fn realloc(self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        #[cfg(unix)]
+        if layout.align() <= MALLOC_ALIGN && layout.align() <= new_size {
+            let old_bin = medium_cache::bin_of(layout.size());
+            let new_bin = medium_cache::bin_of(new_size);
+            if old_bin.is_some() || new_bin.is_some() {
+                if old_bin == new_bin {
+                    // The block holds the bin's size already.
+                    return ptr;
+                }
+                // SAFETY: a `malloc` block (aligned to `MALLOC_ALIGN`, so `malloc`'s: see
+                // `alloc`); a non-zero size; `malloc`'s alignment covers `align`. Asked for
+                // the new bin's size, so a medium block stays at least its bin's size.
+                return unsafe { libc::realloc(ptr.cast(), medium_cache::request_size(new_size)) }
+                    .cast();
+            }
+        }
         // SAFETY: forwarded contract.
         unsafe { GlobalAlloc::realloc(&System, ptr, layout, new_size) }
+    }
+    #[inline(always)]
+    unsafe fn alloc_in(self, heap: *mut Heap, layout: Layout) -> *mut u8 {
+        #[cfg(unix)]
+        if layout.align() <= MALLOC_ALIGN {
+            if let Some(bin) = medium_cache::bin_of(layout.size()) {
+                glibc_tuning::ensure();
+                return medium_alloc(heap, bin, 0);
+            }
+        }
+        // SAFETY: forwarded contract.
+        unsafe { self.alloc(layout) }
+    }
+    #[inline(always)]
+    unsafe fn dealloc_in(self, heap: *mut Heap, ptr: *mut u8, layout: Layout) {
+        #[cfg(unix)]
+        if layout.align() <= MALLOC_ALIGN {
+            if let Some(bin) = medium_cache::bin_of(layout.size()) {
+                // SAFETY: as in `dealloc`; `heap` is the caller's bound heap.
+                return unsafe { medium_free(heap, bin, ptr) };
+            }
+        }
+        // SAFETY: forwarded contract.
+        unsafe { self.dealloc(ptr, layout) }
     }
 
     #[inline(always)]
@@ -221,4 +303,47 @@ pub(crate) fn count_free(heap: *mut Heap, bytes: usize) {
         c.frees.add(1);
         c.bytes_freed.add(bytes as u64);
     }
+}
+
+/// A medium block of `bin` for the calling thread: from its heap's cache (`heap`: its bound
+/// heap, or null), else from `malloc` at the bin's size. `zero` bytes of it are zeroed (0:
+/// none; a zeroed request missing the cache gets `calloc`).
+#[cfg(unix)]
+#[inline(always)]
+fn medium_alloc(heap: *mut Heap, bin: usize, zero: usize) -> *mut u8 {
+    if !heap.is_null() {
+        // SAFETY: the calling thread holds its bound heap.
+        let block = unsafe { (*heap).medium.take(bin) };
+        if !block.is_null() {
+            // SAFETY: the block holds at least `bin_size(bin)` >= `zero` bytes, ours now.
+            unsafe { block.write_bytes(0, zero) };
+            return block;
+        }
+    }
+    let size = medium_cache::bin_size(bin);
+    // SAFETY: a non-zero size; null on failure.
+    unsafe {
+        if zero != 0 {
+            libc::calloc(1, size).cast()
+        } else {
+            libc::malloc(size).cast()
+        }
+    }
+}
+
+/// Give back a medium block of `bin`: to the calling thread's cache (`heap`: its bound heap,
+/// or null) if it has room, else to `free`.
+///
+/// # Safety
+/// `ptr` is a live `malloc` block of at least `bin_size(bin)` bytes, aligned to 16, that the
+/// caller gives up; `heap` is the calling thread's bound heap or null.
+#[cfg(unix)]
+#[inline(always)]
+unsafe fn medium_free(heap: *mut Heap, bin: usize, ptr: *mut u8) {
+    // SAFETY: the calling thread holds its bound heap; the block as `put` asks (caller).
+    if !heap.is_null() && unsafe { (*heap).medium.put(bin, ptr) } {
+        return;
+    }
+    // SAFETY: a live `malloc` block, given up (caller's contract).
+    unsafe { libc::free(ptr.cast()) }
 }

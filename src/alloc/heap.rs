@@ -5,6 +5,7 @@
 //! read-modify-write. Everything else is in the `#[cold]` slow paths below them.
 
 use super::arena_map::ArenaMap;
+use super::medium_cache::MediumCache;
 use super::os::fatal;
 use super::pool::Block;
 use super::pool::{pool_of, Pool, PoolOwner, PoolState};
@@ -103,6 +104,9 @@ pub(crate) struct Heap {
     current: [Cell<*mut Pool>; NUM_SIZE_CLASSES],
     classes: [ClassQueue; NUM_SIZE_CLASSES],
     pub(crate) fallback: FallbackCounters,
+    /// Medium blocks of `PoolAlloc`'s fallback the holder freed, for its next requests
+    /// (`medium_cache.rs`).
+    pub(crate) medium: MediumCache,
     /// Pools of this heap with blocks freed by other threads, and the holder token (see
     /// `remote.rs`).
     pub(crate) remote_pools: RemoteQueue,
@@ -149,6 +153,7 @@ impl Heap {
             }),
             batched: Cell::new(0),
             fallback: FallbackCounters::default(),
+            medium: MediumCache::new(),
             remote_pools: RemoteQueue::new(),
             pools: Cell::new(0),
             reg_prev: Cell::new(ptr::null_mut()),

@@ -85,6 +85,7 @@ mod heap;
 #[cfg(not(loom))]
 pub(crate) mod hooks;
 mod lock;
+mod medium_cache;
 #[cfg(loom)]
 pub mod model;
 pub(crate) mod os;

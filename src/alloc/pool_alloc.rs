@@ -25,6 +25,32 @@ use std::alloc::System;
 /// `MALLOC_*_` settings of these, keep glibc's defaults; see
 /// [`glibc_tuned`](super::glibc_tuned) for what is set and what it costs.
 ///
+/// Requests of 513 B to 32 KiB (alignment at most 16) go to `malloc` rounded up to one of 48
+/// size bins (eight per doubling: at most 12.5% more), and each thread keeps the ones it frees
+/// in a *medium cache* for its next request of the same bin, as jemalloc's thread cache does:
+/// at most 64 blocks per bin and 4 MiB per thread; every 1,024 frees into it, each bin gives
+/// back half of what it did not reuse meanwhile. A thread's cache is emptied when it exits, and
+/// [`purge`](super::purge) empties the caller's at once and the other threads' at their next
+/// medium free. [`stats`](super::stats) reports the cached blocks
+/// (`medium_cached_blocks`, `medium_cached_bytes`). `PoolAllocWith` has no such cache: its
+/// allocator gets every request as it is.
+///
+/// ```
+/// use std::alloc::{GlobalAlloc, Layout};
+/// let a = pyheap::PoolAlloc;
+/// let layout = Layout::from_size_align(3000, 8).unwrap();
+/// # #[cfg(all(unix, not(miri)))] {
+/// unsafe {
+///     let p = a.alloc(layout);
+///     a.dealloc(p, layout);
+///     // The freed block serves the thread's next request of its bin.
+///     let q = a.alloc(layout);
+///     assert_eq!(p, q);
+///     a.dealloc(q, layout);
+/// }
+/// # }
+/// ```
+///
 /// As the global allocator:
 ///
 /// ```
@@ -183,8 +209,8 @@ impl PoolAlloc {
             // SAFETY: `layout` is valid with a non-zero size (`GlobalAlloc`'s contract).
             return unsafe { Self::alloc_large_slow(f, layout, zeroed) };
         }
-        // SAFETY: as above.
-        let p = unsafe { f.alloc(layout) };
+        // SAFETY: as above; `heap` is the calling thread's bound heap.
+        let p = unsafe { f.alloc_in(heap, layout) };
         if !p.is_null() {
             // SAFETY: the calling thread holds its bound heap; only its holder writes these
             // counters.
@@ -435,8 +461,9 @@ impl PoolAlloc {
         let c = unsafe { &(*heap).fallback };
         c.frees.add(1);
         c.bytes_freed.add(layout.size() as u64);
-        // SAFETY: a fallback block of `layout` (caller's contract).
-        unsafe { f.dealloc(ptr, layout) }
+        // SAFETY: a fallback block of `layout` (caller's contract); `heap` is the calling
+        // thread's bound heap.
+        unsafe { f.dealloc_in(heap, ptr, layout) }
     }
 
     /// `dealloc_large` with the hooks on, or without a bound heap (the shared counters).

@@ -79,6 +79,13 @@ pub struct AllocStats {
     pub fallback_count: usize,
     /// System-allocator requests since the program started.
     pub fallback_total: usize,
+    /// Blocks of 513 B to 32 KiB the program freed and [`PoolAlloc`](crate::PoolAlloc) keeps
+    /// for reuse in its threads' medium caches (not counted in `fallback_count`: the program
+    /// freed them; at most 1 MiB per thread, given back to the system allocator when the
+    /// thread exits or [`purge`](crate::alloc::purge) is called).
+    pub medium_cached_blocks: usize,
+    /// Bytes of the blocks in `medium_cached_blocks` (their size bins' sizes).
+    pub medium_cached_bytes: usize,
     /// Heaps held by a running thread.
     pub heaps_active: usize,
     /// Heaps left by exited threads with live blocks in their pools, waiting for adoption or
@@ -121,6 +128,7 @@ impl AllocStats {
         // Minus the blocks freed by other threads and not yet taken back by their owners.
         let mut pending = [0u64; NUM_SIZE_CLASSES];
         let mut fb = [0u64; 4];
+        let mut cached = [0u64; 2];
         let mut add_fallback = |c: &FallbackCounters| {
             fb[0] = fb[0].wrapping_add(c.allocs.get());
             fb[1] = fb[1].wrapping_add(c.frees.get());
@@ -135,6 +143,8 @@ impl AllocStats {
                     .wrapping_sub(q.reclaimed.get());
             }
             add_fallback(&heap.fallback);
+            cached[0] = cached[0].wrapping_add(heap.medium.blocks());
+            cached[1] = cached[1].wrapping_add(heap.medium.bytes.get());
         });
         let retired = &heaps.retired;
         for (class, pending) in pending.iter_mut().enumerate() {
@@ -175,6 +185,8 @@ impl AllocStats {
             fallback_bytes: clamp(fb[2].wrapping_sub(fb[3])),
             fallback_count: clamp(fb[0].wrapping_sub(fb[1])),
             fallback_total: fb[0] as usize,
+            medium_cached_blocks: clamp(cached[0]),
+            medium_cached_bytes: clamp(cached[1]),
             heaps_active: heaps.held,
             heaps_abandoned: heaps.abandoned,
         }
@@ -276,6 +288,12 @@ impl fmt::Display for AllocStats {
         row(f, "system allocator: live blocks", self.fallback_count)?;
         row(f, "system allocator: live bytes", self.fallback_bytes)?;
         row(f, "system allocator: requests", self.fallback_total)?;
+        row(
+            f,
+            "medium blocks cached for reuse",
+            self.medium_cached_blocks,
+        )?;
+        row(f, "bytes in medium blocks cached", self.medium_cached_bytes)?;
         row(f, "heaps held by threads", self.heaps_active)?;
         row(f, "heaps abandoned by exited threads", self.heaps_abandoned)
     }

@@ -42,8 +42,12 @@ impl Drop for ExitGuard {
         let heap = HEAP.with(|h| h.replace(DEAD));
         if heap as usize > DEAD as usize {
             // SAFETY: this thread holds `heap` and, with HEAP set to DEAD, never touches it
-            // again.
-            unsafe { GLOBAL.heaps.abandon(&*heap) };
+            // again. Its medium blocks go back to `free` first: an abandoned heap caches none
+            // (`medium_cache.rs`).
+            unsafe {
+                (*heap).medium.flush();
+                GLOBAL.heaps.abandon(&*heap);
+            }
         }
     }
 }
@@ -72,6 +76,16 @@ pub(crate) fn raw_heap() -> *mut Heap {
 #[inline(always)]
 pub(crate) fn is_heap(heap: *mut Heap) -> bool {
     heap as usize > DEAD as usize
+}
+
+/// Give the calling thread's cached medium blocks back to `free`, if it has a heap
+/// (`medium_cache.rs`): for `purge()`.
+pub(crate) fn flush_medium_cache() {
+    let heap = bound_heap();
+    if !heap.is_null() {
+        // SAFETY: the calling thread holds its bound heap.
+        unsafe { (*heap).medium.flush() };
+    }
 }
 
 /// Publish the calling thread's batches of remote frees, if it has a heap

@@ -1,0 +1,314 @@
+//! The medium cache: blocks of 513 B to 32 KiB that `PoolAlloc`'s fallback (`malloc`) served
+//! and the program freed, kept per heap for its thread's next request of the same size bin
+//! instead of going back to `free`.
+//!
+//! Why: the pools stop at 512 bytes (CPython's scheme), so `PoolAlloc` hands medium requests
+//! to the system allocator. glibc's own per-thread cache stops at 1,032 bytes; above it every
+//! `malloc` and `free` searches glibc's bins under its arena's lock. On `medium_churn` (256
+//! live blocks of 513 B - 32 KiB, one freed and one allocated per operation) that made
+//! `PoolAlloc` 4-5× slower than rpmalloc, which serves these sizes from thread-local spans
+//! (BENCHMARKS.md "The medium cache"). This cache is a thread cache of the kind jemalloc's
+//! tcache keeps for its small and medium classes, in front of `malloc` and only there:
+//! [`PoolAllocWith`](super::PoolAllocWith) leaves its fallback alone (its allocator has its
+//! own caching, or the user chose it to have none).
+//!
+//! **Bins.** A medium size is one of [`NUM_BINS`] bins, eight per doubling of the size (the
+//! bin of 513-576 B, then 577-640 B, ..., 30,721-32,768 B), so rounding wastes at most 12.5%
+//! (6% on average over uniform sizes). Every medium request is rounded up to its bin's size
+//! before `malloc` sees it, whether or not the cache serves it ([`request_size`]). So every
+//! medium block of the fallback holds at least its bin's size, and a block freed with any
+//! size of a bin can serve any later request of that bin, from any thread. A `realloc` within
+//! a bin returns the block as it is.
+//!
+//! **Bounds.** A bin keeps at most [`MAX_PER_BIN`] blocks and a heap at most [`MAX_BYTES`]
+//! bytes (counted by bin sizes); a free beyond either goes to `free`. Every
+//! [`TRIM_INTERVAL`] frees into the cache, each bin gives back half of the blocks that stayed
+//! unused since the last trim (its low-water mark, as jemalloc's tcache GC), so bins the
+//! program stopped using empty over a few intervals while the ones it reuses keep their
+//! blocks. So a thread that frees medium blocks and then sleeps keeps at most [`MAX_BYTES`]
+//! (4 MiB) until it exits; the cache is
+//! emptied when its thread exits (`thread.rs`, before the heap is given up), by
+//! [`purge`](super::purge) for the calling thread at once and for every other thread at its
+//! next medium request or free ([`request_flush_all`]), and never holds a block of a size
+//! the program did not free. A child process inherits the other threads' caches as it
+//! inherits their heaps (`fork.rs`): not reused there, a leak bounded by [`MAX_BYTES`] per
+//! such thread.
+//!
+//! `stats()` reports the cached blocks and bytes apart from the program's live fallback
+//! blocks ([`AllocStats::medium_cached_blocks`](super::AllocStats::medium_cached_blocks)).
+
+use crate::sync::unmodelled::{AtomicU32, Ordering};
+use crate::sync::StatCounter;
+use core::cell::Cell;
+use core::ptr;
+
+/// The smallest medium size: one more than the pools' limit.
+pub(crate) const MIN_SIZE: usize = super::SMALL_REQUEST_THRESHOLD + 1;
+/// The largest medium size (above it requests go to `malloc` as they are).
+pub(crate) const MAX_SIZE: usize = 32 * 1024;
+/// Bins per doubling of the size.
+const BINS_PER_DOUBLING: usize = 8;
+const LOG_BINS_PER_DOUBLING: u32 = BINS_PER_DOUBLING.trailing_zeros();
+/// log2 of the pools' limit (512): the first doubling's base.
+const LOG_BASE: u32 = super::SMALL_REQUEST_THRESHOLD.trailing_zeros();
+/// Number of bins: 513 B to 32 KiB is six doublings.
+pub(crate) const NUM_BINS: usize =
+    (MAX_SIZE.trailing_zeros() - LOG_BASE) as usize * BINS_PER_DOUBLING;
+/// At most this many blocks per bin.
+pub(crate) const MAX_PER_BIN: u32 = 64;
+/// At most this many bytes (bin sizes) per heap: 4 MiB.
+pub(crate) const MAX_BYTES: u64 = 4 << 20;
+/// Frees into the cache between two trims.
+const TRIM_INTERVAL: u32 = 1024;
+
+const _: () = assert!(super::SMALL_REQUEST_THRESHOLD.is_power_of_two());
+const _: () = assert!(NUM_BINS == 48);
+
+/// The bin of a medium `size` (`MIN_SIZE..=MAX_SIZE`), else `None`.
+#[inline(always)]
+pub(crate) fn bin_of(size: usize) -> Option<usize> {
+    if !(MIN_SIZE..=MAX_SIZE).contains(&size) {
+        return None;
+    }
+    let n = size - 1;
+    // n is in 512..32768: its top bit is 9..=14.
+    let log = usize::BITS - 1 - n.leading_zeros();
+    let shift = log - LOG_BINS_PER_DOUBLING;
+    // The top four bits of n: 8..=15.
+    let sub = (n >> shift) - BINS_PER_DOUBLING;
+    Some((log - LOG_BASE) as usize * BINS_PER_DOUBLING + sub)
+}
+
+/// The size every block of `bin` holds (the largest size of the bin).
+#[inline(always)]
+pub(crate) fn bin_size(bin: usize) -> usize {
+    let doubling = bin / BINS_PER_DOUBLING;
+    let sub = bin % BINS_PER_DOUBLING;
+    let shift = LOG_BASE as usize + doubling - LOG_BINS_PER_DOUBLING as usize;
+    (BINS_PER_DOUBLING + sub + 1) << shift
+}
+
+/// What `malloc` is asked for a request of `size` bytes: its bin's size for a medium size,
+/// else `size` itself.
+#[inline(always)]
+pub(crate) fn request_size(size: usize) -> usize {
+    match bin_of(size) {
+        Some(bin) => bin_size(bin),
+        None => size,
+    }
+}
+
+/// Raised by [`request_flush_all`]; a cache that sees a value other than the one it last saw
+/// empties itself first.
+static FLUSH_EPOCH: AtomicU32 = AtomicU32::new(0);
+
+/// Ask every heap's cache to empty itself at its next use (`purge`).
+pub(crate) fn request_flush_all() {
+    FLUSH_EPOCH.fetch_add(1, Ordering::Relaxed);
+}
+
+/// One bin: a stack of blocks linked through their first word.
+struct Bin {
+    top: Cell<*mut u8>,
+    /// The stack's length: written by the holder only (a load and a store), read by
+    /// `stats()` from any thread.
+    count: AtomicU32,
+    /// The lowest `count` since the last trim: blocks below it were not needed meanwhile.
+    low: Cell<u32>,
+}
+
+impl Bin {
+    #[inline(always)]
+    fn count(&self) -> u32 {
+        self.count.load(Ordering::Relaxed)
+    }
+    #[inline(always)]
+    fn set_count(&self, n: u32) {
+        self.count.store(n, Ordering::Relaxed);
+    }
+}
+
+/// A heap's medium cache.
+///
+/// # Invariants
+/// - Only the heap's holder touches it (as the heap's other `Cell`s: `Heap`'s invariants),
+///   except the bins' counts and `bytes`, which `stats()` reads from any thread.
+/// - Every block on bin `b`'s stack is a live block of the C library's `malloc` (from
+///   `malloc`, `calloc` or `realloc`) of at least `bin_size(b)` bytes, aligned to 16, that no
+///   one else references: the program freed it. Its first word holds the next block of the
+///   stack (or null); `count` is the stack's length, at most [`MAX_PER_BIN`]; `low` is at
+///   most `count`.
+/// - `bytes` is the sum of `bin_size` over the blocks held, at most [`MAX_BYTES`].
+pub(crate) struct MediumCache {
+    bins: [Bin; NUM_BINS],
+    /// The [`FLUSH_EPOCH`] this cache last saw.
+    epoch: Cell<u32>,
+    /// Frees into the cache until the next [`trim`](Self::trim).
+    puts_until_trim: Cell<u32>,
+    pub(crate) bytes: StatCounter,
+}
+
+impl MediumCache {
+    pub(crate) fn new() -> MediumCache {
+        MediumCache {
+            bins: core::array::from_fn(|_| Bin {
+                top: Cell::new(ptr::null_mut()),
+                count: AtomicU32::new(0),
+                low: Cell::new(0),
+            }),
+            puts_until_trim: Cell::new(TRIM_INTERVAL),
+            epoch: Cell::new(FLUSH_EPOCH.load(Ordering::Relaxed)),
+            bytes: StatCounter::new(),
+        }
+    }
+
+    /// Empty the cache first if a flush was requested since it last looked.
+    #[inline(always)]
+    fn check_epoch(&self) {
+        let epoch = FLUSH_EPOCH.load(Ordering::Relaxed);
+        if epoch != self.epoch.get() {
+            self.epoch.set(epoch);
+            self.flush();
+        }
+    }
+
+    /// A cached block of `bin` (at least `bin_size(bin)` bytes, the caller's now), or null.
+    /// (It does not look at the flush epoch: a block taken is in use again, which is what a
+    /// flush would have made of it too; the next `put` flushes.)
+    #[inline(always)]
+    pub(crate) fn take(&self, bin: usize) -> *mut u8 {
+        let b = &self.bins[bin];
+        let block = b.top.get();
+        if !block.is_null() {
+            // SAFETY: a block on the stack holds the next one in its first word (invariants);
+            // 16-aligned, at least 576 bytes.
+            b.top.set(unsafe { block.cast::<*mut u8>().read() });
+            let n = b.count() - 1;
+            b.set_count(n);
+            if n < b.low.get() {
+                b.low.set(n);
+            }
+            self.bytes.add((bin_size(bin) as u64).wrapping_neg());
+        }
+        block
+    }
+
+    /// Keep `block` in `bin`'s stack if the bounds allow; `false` if they do not (the caller
+    /// frees it).
+    ///
+    /// # Safety
+    /// `block` is a live `malloc` block of at least `bin_size(bin)` bytes, aligned to 16, that
+    /// the caller gives up.
+    #[inline(always)]
+    pub(crate) unsafe fn put(&self, bin: usize, block: *mut u8) -> bool {
+        self.check_epoch();
+        let left = self.puts_until_trim.get() - 1;
+        self.puts_until_trim.set(left);
+        if left == 0 {
+            self.trim();
+        }
+        let b = &self.bins[bin];
+        let size = bin_size(bin) as u64;
+        if b.count() >= MAX_PER_BIN || self.bytes.get() + size > MAX_BYTES {
+            return false;
+        }
+        // SAFETY: the caller gives the block up: its first word is ours to write.
+        unsafe { block.cast::<*mut u8>().write(b.top.get()) };
+        b.top.set(block);
+        b.set_count(b.count() + 1);
+        self.bytes.add(size);
+        true
+    }
+
+    /// The blocks held (for `stats()`, from any thread: a snapshot that may be off by the
+    /// holder's operations in flight).
+    pub(crate) fn blocks(&self) -> u64 {
+        self.bins.iter().map(|b| u64::from(b.count())).sum()
+    }
+
+    /// Every [`TRIM_INTERVAL`] frees into the cache: give back half the blocks of each bin
+    /// that stayed unused since the last trim (its low-water mark), as jemalloc's tcache
+    /// "GC" does. A bin the program keeps reusing keeps its blocks; one it stopped using
+    /// empties over a few intervals.
+    #[cold]
+    #[inline(never)]
+    fn trim(&self) {
+        self.puts_until_trim.set(TRIM_INTERVAL);
+        for (bin, b) in self.bins.iter().enumerate() {
+            let unused = b.low.get().div_ceil(2);
+            for _ in 0..unused {
+                let block = b.top.get();
+                // SAFETY: `unused` <= `count`: the stack has that many blocks (invariants),
+                // each holding the next in its first word.
+                b.top.set(unsafe { block.cast::<*mut u8>().read() });
+                free(block);
+            }
+            let n = b.count() - unused;
+            b.set_count(n);
+            b.low.set(n);
+            self.bytes
+                .add((u64::from(unused) * bin_size(bin) as u64).wrapping_neg());
+        }
+    }
+
+    /// Give every cached block back to `free`.
+    pub(crate) fn flush(&self) {
+        for (bin, b) in self.bins.iter().enumerate() {
+            let mut block = b.top.replace(ptr::null_mut());
+            let n = b.count();
+            b.set_count(0);
+            b.low.set(0);
+            while !block.is_null() {
+                // SAFETY: a block on the stack (invariants): its first word is the next.
+                let next = unsafe { block.cast::<*mut u8>().read() };
+                free(block);
+                block = next;
+            }
+            self.bytes
+                .add((n as u64 * bin_size(bin) as u64).wrapping_neg());
+        }
+    }
+}
+
+/// `free` of the C library (only blocks of `malloc` are ever cached).
+#[cfg(unix)]
+fn free(block: *mut u8) {
+    // SAFETY: a live `malloc` block nobody references (the stack's invariant).
+    unsafe { libc::free(block.cast()) }
+}
+
+#[cfg(not(unix))]
+fn free(_block: *mut u8) {
+    unreachable!("the medium cache is used on Unix only");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bins_cover_the_medium_sizes_in_order() {
+        assert_eq!(bin_of(MIN_SIZE - 1), None);
+        assert_eq!(bin_of(MAX_SIZE + 1), None);
+        assert_eq!(bin_of(MIN_SIZE), Some(0));
+        assert_eq!(bin_size(0), 576);
+        assert_eq!(bin_of(MAX_SIZE), Some(NUM_BINS - 1));
+        assert_eq!(bin_size(NUM_BINS - 1), MAX_SIZE);
+        let mut last_bin = 0;
+        for size in MIN_SIZE..=MAX_SIZE {
+            let bin = bin_of(size).unwrap();
+            assert!(bin == last_bin || bin == last_bin + 1, "size {size}");
+            let bs = bin_size(bin);
+            assert!(bs >= size, "size {size} in bin {bin} of {bs}");
+            assert_eq!(bs % 16, 0);
+            // At most 12.5% more than asked.
+            assert!(bs - size < size / 8 + 1, "size {size}, bin size {bs}");
+            // The bin's size is the largest size of the bin.
+            assert_eq!(bin_of(bs), Some(bin));
+            if bs < MAX_SIZE {
+                assert_eq!(bin_of(bs + 1), Some(bin + 1));
+            }
+            last_bin = bin;
+        }
+    }
+}
