@@ -188,6 +188,55 @@ fn double_free_is_reported() {
     );
 }
 
+/// A double free where the first free is a remote free held in the freeing thread's batch
+/// (`remote_batch.rs` links batched blocks through their first word) and the second comes
+/// from a third thread: still reported as a double free.
+#[test]
+fn double_free_across_threads_is_reported() {
+    let c = child("double_free_across_threads_is_reported", 0, || {
+        let (p, l) = block(40);
+        let addr = p as usize;
+        // SAFETY: the first free, on another thread: a remote free, batched there.
+        std::thread::spawn(move || unsafe { GLOBAL.dealloc(addr as *mut u8, l) })
+            .join()
+            .unwrap();
+        // SAFETY: a deliberate double free, from a third thread.
+        std::thread::spawn(move || unsafe { GLOBAL.dealloc(addr as *mut u8, l) })
+            .join()
+            .unwrap();
+    });
+    assert_report(
+        &c,
+        &[
+            "the block was already freed (a double free)",
+            &format!("p={}", printed_addr(&c)),
+            "40 bytes originally requested",
+        ],
+    );
+}
+
+/// A double free of a medium block (513 B - 32 KiB), which the first free put in the
+/// thread's medium cache (linked through its first word): still reported.
+#[test]
+fn double_free_of_a_medium_block_is_reported() {
+    let c = child("double_free_of_a_medium_block_is_reported", 0, || {
+        let (p, l) = block(3000);
+        // SAFETY: a deliberate double free.
+        unsafe {
+            GLOBAL.dealloc(p, l);
+            GLOBAL.dealloc(p, l);
+        }
+    });
+    assert_report(
+        &c,
+        &[
+            "the block was already freed (a double free)",
+            &format!("p={}", printed_addr(&c)),
+            "3000 bytes originally requested",
+        ],
+    );
+}
+
 #[test]
 fn foreign_pointer_is_reported() {
     let c = child("foreign_pointer_is_reported", 0, || {
