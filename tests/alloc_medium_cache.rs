@@ -1,8 +1,8 @@
 //! `PoolAlloc`'s medium cache (requests of 513 B to 32 KiB, served by `malloc` and kept per
 //! thread for reuse): a freed block serves the next request of its size bin, on the thread
 //! that freed it, whichever thread allocated it; `realloc` within a bin keeps the block and
-//! its bytes; a zeroed request served from the cache is zeroed; the bounds (64 blocks per
-//! bin, 4 MiB per thread) hold; unused bins are trimmed; `purge()` empties the caller's cache
+//! its bytes; a zeroed request served from the cache is zeroed; the bounds (1,024 blocks per
+//! bin, 4 MiB per thread) hold, a full bin giving its older half back; unused bins are trimmed; `purge()` empties the caller's cache
 //! at once and another thread's at its next medium free; a thread's exit empties its cache;
 //! `stats()` counts cached blocks apart from live ones. Then a generated mix of requests of
 //! every kind (small, medium, large, zeroed, resized across every boundary, freed on another
@@ -21,7 +21,7 @@ use std::thread;
 #[global_allocator]
 static GLOBAL: PoolAlloc = PoolAlloc;
 
-const MAX_PER_BIN: usize = 64;
+const MAX_PER_BIN: usize = 1024;
 const MAX_BYTES: usize = 4 << 20;
 
 fn cached() -> (usize, usize) {
@@ -110,22 +110,36 @@ fn zeroed_from_the_cache() {
     purge();
 }
 
-/// At most 64 blocks per bin, at most 4 MiB per thread; the rest goes back to `free`.
+/// At most 1,024 blocks per bin, at most 4 MiB per thread; a full bin gives its older half
+/// back to `free`.
 fn bounds_hold() {
     // The previous scenario's own vectors may have been freed into the cache.
     purge();
-    let mut blocks: Vec<*mut u8> = (0..200)
+    let mut blocks: Vec<*mut u8> = (0..1100)
         // SAFETY: non-zero size.
-        .map(|_| unsafe { alloc(layout(1000)) })
+        .map(|_| unsafe { alloc(layout(600)) })
         .collect();
     for &p in &blocks {
         // SAFETY: allocated above with this layout.
-        unsafe { dealloc(p, layout(1000)) };
+        unsafe { dealloc(p, layout(600)) };
     }
+    let blocks_last = *blocks.last().unwrap();
     blocks.clear();
-    assert_eq!(cached().0, MAX_PER_BIN, "one bin holds at most 64 blocks");
+    // A free into a full bin gives its older half back: 1,024, then 513..1,024.
+    let n = cached().0;
+    assert!(
+        (MAX_PER_BIN / 2 + 1..=MAX_PER_BIN).contains(&n),
+        "one bin holds at most 1,024 blocks, at least 513 once filled: {n}"
+    );
+    // The newest block freed is kept: the next request gets it.
+    // SAFETY: non-zero size; freed at once with its layout.
+    unsafe {
+        let q = alloc(layout(600));
+        assert_eq!(q, blocks_last, "the most recent free was not kept");
+        dealloc(q, layout(600));
+    }
     purge();
-    // 32 KiB blocks: 4 MiB is 128 of them, but the bin holds 64; use the top four bins.
+    // 7.4 MiB of blocks in the top four bins, freed bin after bin.
     let sizes = [26_000, 28_000, 30_000, 32_768];
     let mut held = Vec::new();
     for &size in &sizes {
@@ -141,10 +155,10 @@ fn bounds_hold() {
     let (n, bytes) = cached();
     assert!(bytes <= MAX_BYTES, "{bytes} bytes cached, more than 4 MiB");
     assert!(
-        bytes > MAX_BYTES - 32_768,
+        bytes >= MAX_BYTES / 2,
         "the cache stopped short: {bytes} bytes"
     );
-    assert!(n < 256);
+    assert!(n < 256, "{n} blocks cached");
     purge();
     assert_eq!(cached(), (0, 0));
 }

@@ -28,8 +28,9 @@ use std::alloc::System;
 /// Requests of 513 B to 32 KiB (alignment at most 16) go to `malloc` rounded up to one of 48
 /// size bins (eight per doubling: at most 12.5% more), and each thread keeps the ones it frees
 /// in a *medium cache* for its next request of the same bin, as jemalloc's thread cache does:
-/// at most 64 blocks per bin and 4 MiB per thread; every 1,024 frees into it, each bin gives
-/// back half of what it did not reuse meanwhile. A thread's cache is emptied when it exits, and
+/// at most 1,024 blocks per bin and 4 MiB per thread (a free into a full bin gives the bin's
+/// older half back to `malloc`); every 1,024 frees into it, each bin gives back half of what
+/// it did not reuse meanwhile. A thread's cache is emptied when it exits, and
 /// [`purge`](super::purge) empties the caller's at once and the other threads' at their next
 /// medium free. [`stats`](super::stats) reports the cached blocks
 /// (`medium_cached_blocks`, `medium_cached_bytes`). `PoolAllocWith` has no such cache: its

@@ -81,7 +81,7 @@ pub struct AllocStats {
     pub fallback_total: usize,
     /// Blocks of 513 B to 32 KiB the program freed and [`PoolAlloc`](crate::PoolAlloc) keeps
     /// for reuse in its threads' medium caches (not counted in `fallback_count`: the program
-    /// freed them; at most 1 MiB per thread, given back to the system allocator when the
+    /// freed them; at most 4 MiB per thread, given back to the system allocator when the
     /// thread exits or [`purge`](crate::alloc::purge) is called).
     pub medium_cached_blocks: usize,
     /// Bytes of the blocks in `medium_cached_blocks` (their size bins' sizes).
