@@ -11,6 +11,7 @@ use super::pool::Block;
 use super::pool::{pool_of, Pool, PoolOwner, PoolState};
 use super::remote::{free_remote, take_remote_blocks, Pushed, RemoteFree, RemoteQueue};
 use super::remote_batch::{Added, Chain, RemoteBatch, BATCH_LIMITS};
+use super::remote_message;
 use super::size_class::{class_block_size, NUM_SIZE_CLASSES};
 use crate::sync::StatCounter;
 use core::cell::Cell;
@@ -381,7 +382,7 @@ impl Heap {
         q.remote_frees.add(1);
         // SAFETY: we hold the heap; the block is a live block of `pool`, another heap's pool
         // of `class` (caller's contract), ours to give.
-        match unsafe { q.batch.add(pool, block, BATCH_LIMITS[class]) } {
+        match unsafe { q.batch.add(pool, block, &BATCH_LIMITS[class]) } {
             Added::Batched => {}
             Added::Full => self.flush_batch(class),
             // SAFETY: as above.
@@ -398,7 +399,11 @@ impl Heap {
     #[inline(never)]
     unsafe fn restart_batch(&self, class: usize, pool: *mut Pool, block: *mut u8) {
         // SAFETY: forwarded contract.
-        let old = unsafe { self.classes[class].batch.restart(pool, block) };
+        let old = unsafe {
+            self.classes[class]
+                .batch
+                .restart(pool, block, BATCH_LIMITS[class].carry)
+        };
         self.batched.set(self.batched.get() | 1 << class);
         self.publish(old);
     }
@@ -608,16 +613,11 @@ impl Heap {
             if count > 0 {
                 // SAFETY: we hold the heap, so the pool's holder-only fields are ours.
                 let p = unsafe { &*pool };
-                let free = p.free.get();
-                if !free.is_null() {
-                    // SAFETY: the blocks are free blocks of our pool, ours now; the list ends
-                    // at `bottom` (`RemoteList` invariants). Only this case writes into a
-                    // block another core freed: when the pool's own list is empty (the
-                    // usual case: a pool runs dry before its heap collects), the taken list,
-                    // whose bottom links to null, becomes the free list as it is.
-                    unsafe { (*bottom).next = free };
-                }
-                p.free.set(top);
+                // SAFETY: we hold the heap and took the list from the pool's `RemoteList`.
+                // The blocks' links are written here, into lines the freers did not touch
+                // (they wrote only the messages: `remote_message.rs`).
+                p.free
+                    .set(unsafe { remote_message::unpack(pool, top, bottom, p.free.get()) });
                 p.used.set(p.used.get().wrapping_sub(count));
                 let class = p.class.get() as usize;
                 self.classes[class].reclaimed.add(u64::from(count));
@@ -657,6 +657,12 @@ impl Heap {
 /// hold the pool's owner heap.
 pub(crate) unsafe fn free_into(pool: *mut Pool, block: *mut u8, home: &dyn HeapHome) {
     let block = block.cast::<Block>();
+    // SAFETY: the block is ours (caller's contract); its pool's class is fixed while it is
+    // live. A message carrying nothing (`remote_message.rs`).
+    unsafe {
+        let carry = BATCH_LIMITS[(*pool).class.get() as usize].carry;
+        remote_message::start(block, ptr::null_mut(), carry);
+    }
     // SAFETY: forwarded contract; a block is the chain of one.
     unsafe { free_chain_into(pool, block, block, 1, home) }
 }

@@ -96,6 +96,7 @@ mod purge;
 mod registry;
 mod remote;
 mod remote_batch;
+mod remote_message;
 mod size_class;
 mod stats;
 #[cfg(not(loom))]

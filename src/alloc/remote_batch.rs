@@ -1,12 +1,15 @@
 //! Remote frees in batches: a thread that frees blocks of another heap's pool keeps them, per
-//! size class, on a chain of its own (linked through the blocks, which are free: their bytes
-//! are the freer's now), and publishes the whole chain on the pool's `RemoteList` with one
-//! CAS (`free_remote`), instead of one CAS per block.
+//! size class, on a chain of its own, and publishes the whole chain on the pool's
+//! `RemoteList` with one CAS (`free_remote`), instead of one CAS per block. The chain is one
+//! of *messages* (`remote_message.rs`): blocks that carry the offsets of other blocks of the
+//! batch, so that the freer writes into one block of every `1 + carry_limit` (4 blocks of 16
+//! bytes, 12 of 32, 28 of 64, a whole batch of 144 bytes or more: see
+//! [`carry_limit`]) rather than into each.
 //!
 //! Why: each remote free used to be one locked CAS on the pool's remote-free word, right
 //! after a store of the block's link into a line the allocating core wrote last; the CAS
 //! waits for that store to drain (69% of the consumer's free path in the producer/consumer
-//! profile, `BENCHMARKS.md`). Linking a block onto a thread-local chain is plain stores, which
+//! profile, `BENCHMARKS.md`). Adding a block to a thread-local batch is plain stores, which
 //! the store buffer overlaps; the CAS (and the bounce of the pool's remote-free line between
 //! the freer's and the owner's cores) comes once per batch. snmalloc batches its remote
 //! frees by destination in the same way (a message per destination), and jemalloc's tcache
@@ -43,6 +46,7 @@
 //! still counts it in `used`, as for any remote free until the owner takes it back.
 
 use super::pool::{Block, Pool};
+use super::remote_message::{self, carry_limit};
 use super::size_class::{class_block_size, NUM_SIZE_CLASSES};
 use core::cell::Cell;
 use core::ptr;
@@ -64,12 +68,27 @@ pub(crate) const fn batch_limit(class: usize) -> u32 {
     }) as u32
 }
 
-/// [`batch_limit`] of every class, for the free path (one load).
-pub(crate) static BATCH_LIMITS: [u32; NUM_SIZE_CLASSES] = {
-    let mut limits = [0; NUM_SIZE_CLASSES];
+/// A class's limits for its batches (see [`BATCH_LIMITS`]).
+#[derive(Clone, Copy)]
+pub(crate) struct BatchLimits {
+    /// [`batch_limit`]: blocks in a batch.
+    pub(crate) blocks: u32,
+    /// [`carry_limit`]: blocks a message carries besides itself.
+    pub(crate) carry: u32,
+}
+
+/// [`batch_limit`] and [`carry_limit`] of every class, for the free path (one line).
+pub(crate) static BATCH_LIMITS: [BatchLimits; NUM_SIZE_CLASSES] = {
+    let mut limits = [BatchLimits {
+        blocks: 0,
+        carry: 0,
+    }; NUM_SIZE_CLASSES];
     let mut class = 0;
     while class < NUM_SIZE_CLASSES {
-        limits[class] = batch_limit(class);
+        limits[class] = BatchLimits {
+            blocks: batch_limit(class),
+            carry: carry_limit(class),
+        };
         class += 1;
     }
     limits
@@ -89,7 +108,8 @@ pub(crate) const fn max_batched_bytes() -> usize {
 
 const _: () = assert!(BATCH_BYTES / 512 >= 2, "a batch holds at least two blocks");
 
-/// A chain of blocks of one pool, not yet published (see [`RemoteBatch::take`]).
+/// A chain of messages (`remote_message.rs`) of one pool, `count` blocks in all, not yet
+/// published (see [`RemoteBatch::take`]).
 pub(crate) struct Chain {
     pub(crate) pool: *mut Pool,
     pub(crate) top: *mut Block,
@@ -105,8 +125,10 @@ pub(crate) struct Chain {
 /// * Holder-only, as the heap's other `Cell`s: only the thread holding the heap touches it.
 /// * Empty (`pool` null, `count` 0) or: `pool` is a pool of another heap than this one, of the
 ///   batch's class; the batch holds `count` (1 to the class's [`batch_limit`]) live blocks of
-///   it that the heap's thread freed, linked from `top` through `Block::next` down to
-///   `bottom`, whose link is not set (the publishing CAS writes it, `RemoteList`).
+///   it that the heap's thread freed, as a chain of messages (`remote_message.rs`, whose
+///   invariants they keep) linked from `top` through `Block::next` down to `bottom`, whose
+///   link is not set (the publishing CAS writes it, `RemoteList`); every message but `top`
+///   carries its class's [`carry_limit`] blocks, `top` carries `carried`.
 /// * Every block in a batch is still counted in its pool's `used`, exactly as a block on the
 ///   pool's remote-free list: so the pool stays owned by its heap (it cannot go back to its
 ///   arena, whose memory stays mapped, nor change owner), and that heap stays mapped (it owns
@@ -120,8 +142,11 @@ pub(crate) struct RemoteBatch {
     pool: Cell<*mut Pool>,
     top: Cell<*mut Block>,
     bottom: Cell<*mut Block>,
-    count: Cell<u32>,
+    count: Cell<u16>,
+    carried: Cell<u16>,
 }
+
+const _: () = assert!(BATCH_MAX_BLOCKS <= u16::MAX as usize);
 
 /// What [`RemoteBatch::add`] did.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -142,41 +167,60 @@ impl RemoteBatch {
             top: Cell::new(ptr::null_mut()),
             bottom: Cell::new(ptr::null_mut()),
             count: Cell::new(0),
+            carried: Cell::new(0),
         }
     }
 
-    /// Add `block` of `pool` if the batch holds blocks of `pool` (`limit` is the class's
-    /// [`batch_limit`]). The free path's common case: plain stores. (An empty batch's pool
-    /// is null, never a block's pool.)
+    /// Add `block` of `pool` if the batch holds blocks of `pool` (`limits` are the class's).
+    /// The free path's common case: plain stores, into the top message only unless the block
+    /// starts a new one. (An empty batch's pool is null, never a block's pool.)
     ///
     /// # Safety
     /// The caller holds the heap; `block` is a live block of `pool` (another heap's pool, of
     /// the batch's class), freed by the caller and not used again.
     #[inline(always)]
-    pub(crate) unsafe fn add(&self, pool: *mut Pool, block: *mut u8, limit: u32) -> Added {
+    pub(crate) unsafe fn add(
+        &self,
+        pool: *mut Pool,
+        block: *mut u8,
+        limits: &BatchLimits,
+    ) -> Added {
         if self.pool.get() != pool {
             return Added::OtherPool;
         }
-        let block = block.cast::<Block>();
-        // SAFETY: the block is ours now (caller's contract); the chain below it is the batch.
-        unsafe { (*block).next = self.top.get() };
-        self.top.set(block);
+        let carried = self.carried.get();
+        if u32::from(carried) < limits.carry {
+            // SAFETY: `top` is the batch's top message, ours, carrying `carried` blocks, fewer
+            // than the limit; the block is ours now and of the same pool (caller's contract).
+            unsafe { remote_message::carry(self.top.get(), u32::from(carried), block) };
+            self.carried.set(carried + 1);
+        } else {
+            let block = block.cast::<Block>();
+            // SAFETY: the block is ours now (caller's contract), of the batch's class; the
+            // chain below it is the batch.
+            unsafe { remote_message::start(block, self.top.get(), limits.carry) };
+            self.top.set(block);
+            self.carried.set(0);
+        }
         let count = self.count.get() + 1;
         self.count.set(count);
-        if count >= limit {
+        if u32::from(count) >= limits.blocks {
             Added::Full
         } else {
             Added::Batched
         }
     }
 
-    /// Make `block` of `pool` the whole batch, and return what the batch held (to publish).
+    /// Make `block` of `pool` the whole batch (a message carrying nothing yet; `carry` is the
+    /// class's [`carry_limit`]), and return what the batch held (to publish).
     ///
     /// # Safety
     /// As for [`add`](Self::add).
-    pub(crate) unsafe fn restart(&self, pool: *mut Pool, block: *mut u8) -> Chain {
+    pub(crate) unsafe fn restart(&self, pool: *mut Pool, block: *mut u8, carry: u32) -> Chain {
         let block = block.cast::<Block>();
         let old = self.take();
+        // SAFETY: forwarded contract.
+        unsafe { remote_message::start(block, ptr::null_mut(), carry) };
         self.pool.set(pool);
         self.top.set(block);
         self.bottom.set(block);
@@ -186,11 +230,12 @@ impl RemoteBatch {
 
     /// Empty the batch, returning what it held (`count` 0 if it was empty).
     pub(crate) fn take(&self) -> Chain {
+        self.carried.set(0);
         Chain {
             pool: self.pool.replace(ptr::null_mut()),
             top: self.top.replace(ptr::null_mut()),
             bottom: self.bottom.replace(ptr::null_mut()),
-            count: self.count.replace(0),
+            count: u32::from(self.count.replace(0)),
         }
     }
 
@@ -210,7 +255,12 @@ mod tests {
             let n = batch_limit(class) as usize;
             assert!(n >= 2, "class {class}");
             assert!(n * class_block_size(class) <= BATCH_BYTES, "class {class}");
-            assert_eq!(limit as usize, n);
+            assert_eq!(limit.blocks as usize, n);
+            let carry = carry_limit(class) as usize;
+            assert_eq!(limit.carry as usize, carry);
+            assert!(carry < n.max(64), "class {class}");
+            let size = class_block_size(class);
+            assert!(size < 16 || 10 + 2 * carry <= size, "class {class}");
         }
         assert_eq!(batch_limit(NUM_SIZE_CLASSES - 1), 8);
         assert_eq!(
