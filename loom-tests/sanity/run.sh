@@ -21,6 +21,7 @@ declare -A model=(
   [r2_bottom_moves_with_every_push]=alloc_remote_free
   [r3_chain_links_top_not_bottom]=alloc_remote_batch
   [r4_exit_forgets_batches]=alloc_remote_batch
+  [r5_unpack_drops_last_carried]=alloc_remote_batch
   [m1_no_version]=gc_clone_aba
   [m2_release_guards]=gc_move
   [m2mut_no_untrack]=gc_get_mut
