@@ -15,6 +15,10 @@
 //!   or not (the taken list becomes the free list, or the own list is spliced under its
 //!   bottom): a wrong bottom link or a wrong count loses blocks, hands one out twice, or makes
 //!   `Pool::used` lie;
+//! * a batch longer than one message (`remote_message.rs`: a message carries the offsets of
+//!   up to three 16-byte blocks): the chain's messages are linked top to bottom, only the
+//!   bottom one's link is written by the push, and the owner links every carried block into
+//!   its free list, onto its own free list or not;
 //! * a freer exiting with blocks still in its batch while the owner heap is being abandoned:
 //!   the exit publishes the batch before giving its own heap up, and that push may find the
 //!   owner heap unheld and claim it (take the blocks back, release the pool, retire the
@@ -30,6 +34,13 @@ mod common;
 use common::{assert_distinct, assert_pools, capacity_of, model, LARGE, SMALL};
 use loom::thread;
 use pyheap::alloc::model::{BlockPtr, ModelAllocator};
+use std::alloc::Layout;
+
+/// 16-byte blocks: a message (`remote_message.rs`) carries three other blocks.
+const TINY: Layout = match Layout::from_size_align(16, 8) {
+    Ok(l) => l,
+    Err(_) => panic!(),
+};
 
 /// A freer batches three blocks of the owner's pool (one before the threads start, two
 /// racing) and publishes them with one push, while another freer frees one block of the same
@@ -99,6 +110,69 @@ fn batch_pushed_while_single_push_and_owner_collects() {
         let s = a.stats();
         let class = pyheap::alloc::size_class(SMALL.size(), SMALL.align()).unwrap();
         assert_eq!(s.classes[class].free_blocks, capacity_of(&a, SMALL));
+        drop((h1, h2));
+    });
+}
+
+/// A freer batches six 16-byte blocks of the owner's pool, two messages (the first carrying
+/// three blocks, the second one), and publishes them with one push, while another freer
+/// frees one block of the pool singly and the owner, whose own free list holds a block,
+/// collects and allocates. Then every freed block comes back exactly once, before any
+/// never-used block.
+#[test]
+fn chain_of_messages_pushed_while_single_push_and_owner_collects() {
+    model(|| {
+        let a = ModelAllocator::new(1);
+        let owner = a.heap();
+        let h1 = a.heap();
+        let h2 = a.heap();
+        let b: Vec<BlockPtr> = (0..8).map(|_| BlockPtr(owner.alloc(TINY))).collect();
+        let next = BlockPtr(b[7].0.wrapping_add(TINY.size()));
+        // SAFETY: b[7] is ours: the pool's own free list is [b7].
+        unsafe { owner.dealloc(b[7].0, TINY) };
+
+        let chain: Vec<BlockPtr> = b[..6].to_vec();
+        let b6 = b[6];
+        let t1 = thread::spawn(move || {
+            for c in chain {
+                // SAFETY: b0..b5 are live and given to this thread.
+                unsafe { h1.dealloc(c.0, TINY) };
+            }
+            // One push of two messages, six blocks.
+            h1.flush_remote_batches();
+            h1
+        });
+        let t2 = thread::spawn(move || {
+            // SAFETY: b6 is live and given to this thread.
+            unsafe { h2.dealloc(b6.0, TINY) };
+            h2.flush_remote_batches();
+            h2
+        });
+        owner.collect_remote_frees();
+        let x = BlockPtr(owner.alloc(TINY));
+
+        let (h1, h2) = (t1.join().unwrap(), t2.join().unwrap());
+        owner.collect_remote_frees();
+        assert!(!owner.has_remote_frees(), "a pool stayed queued");
+        assert_pools(&a, 1, 1);
+
+        // The seven remote frees and b7, exactly once, then the never-used block.
+        let mut got = vec![x];
+        for _ in 0..8 {
+            got.push(BlockPtr(owner.alloc(TINY)));
+        }
+        assert_distinct(&got);
+        let mut freed: Vec<BlockPtr> = got.iter().copied().filter(|g| *g != next).collect();
+        freed.sort();
+        let mut want = b.clone();
+        want.sort();
+        assert_eq!(freed, want, "freed blocks did not come back exactly once");
+        assert!(got.contains(&next), "a freed block was lost");
+        for g in got {
+            // SAFETY: live blocks of ours.
+            unsafe { owner.dealloc(g.0, TINY) };
+        }
+        assert_pools(&a, 0, 1);
         drop((h1, h2));
     });
 }
