@@ -607,30 +607,64 @@ impl Heap {
     fn collect_remote_frees_with(&self, keep_current: bool) -> bool {
         let mut pool = self.remote_pools.take_all();
         let any = !pool.is_null();
+        // One pool behind: each pool's list is taken (its header's line, last written by a
+        // freer) and its top message asked for (a line a freer wrote) one step before it is
+        // unpacked, and the next pool's header is asked for as soon as its address is read,
+        // so that these misses overlap the previous pool's unpacking instead of following
+        // one another.
+        let mut taken: Option<(*mut Pool, *mut Block, *mut Block, u32)> = None;
         while !pool.is_null() {
             // SAFETY: we hold the heap and took `pool` from its queue.
             let (next, top, bottom, count) = unsafe { take_remote_blocks(pool) };
+            prefetch_write(next.cast());
+            if let Some((pool, top, bottom, count)) = taken.take() {
+                // SAFETY: as below, one step later.
+                unsafe { self.reclaim(pool, top, bottom, count, keep_current) };
+            }
             if count > 0 {
-                // SAFETY: we hold the heap, so the pool's holder-only fields are ours.
-                let p = unsafe { &*pool };
-                // SAFETY: we hold the heap and took the list from the pool's `RemoteList`.
-                // The blocks' links are written here, into lines the freers did not touch
-                // (they wrote only the messages: `remote_message.rs`).
-                p.free
-                    .set(unsafe { remote_message::unpack(pool, top, bottom, p.free.get()) });
-                p.used.set(p.used.get().wrapping_sub(count));
-                let class = p.class.get() as usize;
-                self.classes[class].reclaimed.add(u64::from(count));
-                if !keep_current && p.used.get() == 0 && p.state.get() == PoolState::Current {
-                    self.current[class].set(ptr::null_mut());
-                    self.release_pool(pool);
-                } else {
-                    self.pool_gained_free_blocks(pool);
-                }
+                prefetch_write(top.cast());
+                taken = Some((pool, top, bottom, count));
             }
             pool = next;
         }
+        if let Some((pool, top, bottom, count)) = taken {
+            // SAFETY: we hold the heap and took the list (`top` to `bottom`, `count` blocks)
+            // from `pool`'s `RemoteList` (`take_remote_blocks`).
+            unsafe { self.reclaim(pool, top, bottom, count, keep_current) };
+        }
         any
+    }
+
+    /// Take back the `count > 0` blocks of `pool`'s remote-free list, taken from it (messages
+    /// from `top` down to `bottom`): link them into the pool's free list, uncount them, and
+    /// move the pool between lists (or give it back) as the count says. Holder only.
+    ///
+    /// # Safety
+    /// We hold the heap and took the list from `pool`'s `RemoteList` (`take_remote_blocks`).
+    #[inline(always)]
+    unsafe fn reclaim(
+        &self,
+        pool: *mut Pool,
+        top: *mut Block,
+        bottom: *mut Block,
+        count: u32,
+        keep_current: bool,
+    ) {
+        // SAFETY: we hold the heap, so the pool's holder-only fields are ours.
+        let p = unsafe { &*pool };
+        // SAFETY: caller's contract. The blocks' links are written here, into lines the
+        // freers did not touch (they wrote only the messages: `remote_message.rs`).
+        p.free
+            .set(unsafe { remote_message::unpack(pool, top, bottom, p.free.get()) });
+        p.used.set(p.used.get().wrapping_sub(count));
+        let class = p.class.get() as usize;
+        self.classes[class].reclaimed.add(u64::from(count));
+        if !keep_current && p.used.get() == 0 && p.state.get() == PoolState::Current {
+            self.current[class].set(ptr::null_mut());
+            self.release_pool(pool);
+        } else {
+            self.pool_gained_free_blocks(pool);
+        }
     }
 
     /// Give every empty current pool back to its arena (a heap nobody allocates from soon:
@@ -647,6 +681,23 @@ impl Heap {
             }
         }
     }
+}
+
+/// Ask the CPU to start loading the line at `p`, to be written (the remote-free paths' next
+/// pool header or message, last written by another core). Only a hint: nothing is accessed,
+/// any address (null included) is allowed. `prefetchw` where the build targets CPUs that
+/// have it (`-C target-feature=+prfchw`, or a `target-cpu` with it), `prefetcht0` otherwise.
+#[inline(always)]
+fn prefetch_write(p: *const u8) {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse", not(loom)))]
+    // SAFETY: `_mm_prefetch` is a hint that never faults and never reads memory
+    // architecturally; SSE is enabled (the cfg).
+    unsafe {
+        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0};
+        _mm_prefetch::<_MM_HINT_ET0>(p.cast::<i8>());
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse", not(loom))))]
+    let _ = p;
 }
 
 /// Free `block` of `pool` through the pool's remote-free list, at once (no batch: a thread
