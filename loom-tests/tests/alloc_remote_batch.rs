@@ -12,7 +12,7 @@
 //!   finds the list empty and queues the pool, the other must not; the list's bottom is the
 //!   bottom of whichever came first: the chain's first block, or the single block);
 //! * the owner's swap before, between or after the two pushes, with its own free list empty
-//!   or not (the taken list becomes the free list, or the own list is spliced under its
+//!   or not (the taken list is linked onto the free list, down to its
 //!   bottom): a wrong bottom link or a wrong count loses blocks, hands one out twice, or makes
 //!   `Pool::used` lie;
 //! * a batch longer than one message (`remote_message.rs`: a message carries the offsets of

@@ -581,10 +581,11 @@ impl Heap {
     /// Take back every block other threads freed into our pools. Returns whether any pool
     /// was queued. Holder only.
     ///
-    /// Bound (audit of issue 13): it walks the queued pools, O(1) each (`take_remote_blocks`
-    /// takes a pool's whole list with its count and bottom block, no walk over the blocks),
-    /// so its work is at most the number of remote frees since the last collection: O(1)
-    /// amortized per remote free, taken with no lock. It is called when the heap's pools of a
+    /// Bound (audit of issue 13): it walks the queued pools (`take_remote_blocks` takes a
+    /// pool's whole list with one swap) and links the blocks taken back into their pools'
+    /// free lists (`remote_message::unpack`: one store per block, into lines the freers did
+    /// not touch), so its work is proportional to the number of remote frees since the last
+    /// collection: O(1) amortized per remote free, taken with no lock. It is called when the heap's pools of a
     /// class run out (before taking a new pool), at thread exit, and by a freer that became
     /// an abandoned heap's holder (those two through
     /// [`collect_remote_frees_letting_go`](Self::collect_remote_frees_letting_go)).

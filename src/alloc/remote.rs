@@ -10,7 +10,9 @@
 //! through `Pool::queue_next`.
 //!
 //! * **Freer** (any thread, holding a live block `b` of pool `p`, or a chain of them from
-//!   `b` down to `c`, see `remote_batch.rs`): write `c.next` (the block on top, or null),
+//!   `b` down to `c`, see `remote_batch.rs`; the chain's elements are *messages*, blocks that
+//!   may carry the offsets of other blocks of the pool, see `remote_message.rs`, and `n`
+//!   counts the blocks they carry too): write `c.next` (the message on top, or null),
 //!   then CAS `remote` from `w` to `w` with `b` on top and the count `n` higher for a chain
 //!   of `n` (and `c` as the bottom too if `w` was 0). If `w` was 0, it (and only it) then
 //!   pushes `p` onto the owner heap's queue. After its last successful CAS the freer never
@@ -18,9 +20,10 @@
 //!   abandoned heap nobody held, see `RemoteQueue`).
 //! * **Owner** (the thread holding the heap): takes the whole queue with one swap, reads each
 //!   pool's `queue_next`, and only then swaps the pool's `remote` word to 0, taking its list
-//!   (top, bottom and count: no walk) and letting the pool be queued again at once. It
-//!   subtracts the count from `Pool::used` and makes the list the pool's free list, or
-//!   splices its own free list under the bottom block.
+//!   (top, bottom and count) and letting the pool be queued again at once. It subtracts the
+//!   count from `Pool::used` and links the messages and the blocks they carry into the pool's
+//!   free list (`remote_message::unpack`, a walk over the messages down to the bottom one,
+//!   writing into blocks the freers did not touch).
 //!
 //! # Why it holds
 //!
@@ -30,7 +33,7 @@
 //!   0 and queues the pool again.
 //! * No block handed out twice: the owner takes blocks only by swapping the whole list out;
 //!   there is no pop, hence no ABA.
-//! * An exact count and the right bottom without a walk: each CAS adds a chain of `n` blocks
+//! * An exact count and the right bottom: each CAS adds a chain of `n` blocks
 //!   and `n` to the count, and only the CAS onto an empty list sets the bottom (its chain's), whose `next` is null;
 //!   later CASes keep it (the bottom stays at the bottom until the swap takes the list).
 //! * No touch after release (the arena hazard): a pool goes back to its arena only when
@@ -60,10 +63,11 @@ use crate::sync::{AtomicU64, AtomicUsize, Ordering};
 use core::ptr;
 
 /// A pool's remote-free list (`Pool::remote`): a Treiber stack of the pool's blocks freed by
-/// threads that do not hold its owner heap, packed in one word with its length and its
-/// bottom block, so that the owner takes the whole list with one swap and needs no walk over
-/// the blocks (which cost a cache miss per block, each last written by a freeing core: 80%
-/// of the owner's allocation slow path in the producer/consumer profile, `BENCHMARKS.md`).
+/// threads that do not hold its owner heap, as messages (`remote_message.rs`), packed in one
+/// word with its length in blocks and its bottom message, so that the owner takes the whole
+/// list with one swap and walks only the messages (a walk over every block, each last
+/// written by a freeing core, cost a cache miss per block: 80% of the owner's allocation
+/// slow path in the producer/consumer profile, `BENCHMARKS.md`).
 ///
 /// # Invariants
 ///
@@ -74,10 +78,11 @@ use core::ptr;
 /// * the word is 0 exactly when the list is empty, and then the pool is not on its owner
 ///   heap's queue; non-zero, the pool is queued or its freer is about to queue it (the
 ///   protocol in the module doc);
-/// * `count` is the number of blocks on the list, at most the pool's capacity (2,048 blocks
-///   of 8 bytes) unless a block was freed twice;
-/// * following `Block::next` from `top`, the list holds exactly `count` blocks and ends at
-///   `bottom`, whose `next` is null;
+/// * `count` is the number of blocks on the list (the messages and the blocks they carry), at
+///   most the pool's capacity (2,048 blocks of 8 bytes) unless a block was freed twice;
+/// * following `Block::next` from `top`, the list's messages end at `bottom`, whose `next` is
+///   null, and carry `count` blocks in all, themselves included (`remote_message.rs`: a
+///   message stands for itself and the blocks whose offsets it holds);
 /// * every block on it is a free block of the pool, still counted in `Pool::used`.
 ///
 /// It changes only by [`free_remote`]'s CAS (a chain of `n` blocks on top, count + `n`, and
@@ -325,9 +330,9 @@ pub(crate) unsafe fn free_remote<'h>(
 }
 
 /// Owner: take the remote-free blocks of `pool`, a pool just taken from the heap's queue.
-/// Returns the pool that followed it in the queue, the list of blocks (top and bottom, the
-/// bottom's link null), and how many there are. Bound: O(1), whatever the length of the list
-/// (it is a swap of the pool's [`RemoteList`], no walk over the blocks).
+/// Returns the pool that followed it in the queue, the list of messages (top and bottom, the
+/// bottom's link null), and how many blocks they hold. Bound: O(1), whatever the length of
+/// the list (it is a swap of the pool's [`RemoteList`]; `remote_message::unpack` walks it).
 ///
 /// # Safety
 /// The caller holds the pool's owner heap and got `pool` from that heap's `take_all`.
