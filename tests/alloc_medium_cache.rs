@@ -313,8 +313,25 @@ fn mix(seed: u64, peer: mpsc::Sender<Live>, inbox: mpsc::Receiver<Live>) {
     let mut rng = Rng(seed);
     let mut live: Vec<Live> = Vec::new();
     for step in 0..20_000u32 {
-        while let Ok(b) = inbox.try_recv() {
+        while let Ok(mut b) = inbox.try_recv() {
             b.check();
+            if rng.below(2) == 0 {
+                // Resize the other thread's block here (its old block freed remotely).
+                let new_size = rng.size();
+                // SAFETY: a live block of this layout; a non-zero new size.
+                let q = unsafe { realloc(b.addr as *mut u8, b.layout(), new_size) };
+                assert!(!q.is_null());
+                let kept = b.size.min(new_size);
+                // SAFETY: `kept` bytes moved.
+                assert!(
+                    (0..kept).all(|j| unsafe { *q.add(j) } == b.fill),
+                    "realloc lost bytes"
+                );
+                // SAFETY: `new_size` bytes are ours.
+                unsafe { q.write_bytes(b.fill, new_size) };
+                b.addr = q as usize;
+                b.size = new_size;
+            }
             // SAFETY: a live block of this layout, freed once.
             unsafe { dealloc(b.addr as *mut u8, b.layout()) };
         }

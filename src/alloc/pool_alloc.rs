@@ -755,6 +755,31 @@ impl PoolAlloc {
             // class's size alike).
             return ptr;
         }
+        if let (Some(_), Some(new_class)) = (old_class, new_class) {
+            // Small to small (a `String` or `Vec` growing): the fast paths of `alloc_impl` and
+            // `dealloc_impl`, which save the class computations and the arena-map lookup of
+            // `alloc_raw` and `dealloc_raw` (btree: about 40 instructions per realloc).
+            let flags = GLOBAL.free_flags.load(Ordering::Relaxed);
+            let heap = thread::bound_heap();
+            if flags == 0 && !heap.is_null() {
+                // SAFETY: the calling thread holds its bound heap.
+                let q = unsafe { (*heap).alloc_fast(new_class) };
+                if !q.is_null() {
+                    let pool = pool_of(ptr);
+                    // SAFETY: distinct blocks of at least `min` bytes. Flags 0: the old block
+                    // is a pool block, not traced (as in `dealloc_impl`); the calling thread
+                    // holds `heap`, which is `thread::raw_heap()`; `free_own_block` touches
+                    // nothing when it says no.
+                    unsafe {
+                        ptr::copy_nonoverlapping(ptr, q, layout.size().min(new_size));
+                        if !Heap::free_own_block(heap, pool, ptr, layout.size()) {
+                            f.dealloc_pool_miss(ptr, layout, heap, pool);
+                        }
+                    }
+                    return q;
+                }
+            }
+        }
         if old_class.is_none() && new_class.is_none() {
             // SAFETY: a fallback block of `layout`; `new_size` is valid for `align` (caller).
             let q = unsafe { f.realloc(ptr, layout, new_size) };
