@@ -2,11 +2,13 @@
 //! thread for reuse): a freed block serves the next request of its size bin, on the thread
 //! that freed it, whichever thread allocated it; `realloc` within a bin keeps the block and
 //! its bytes; a zeroed request served from the cache is zeroed; the bounds (1,024 blocks per
-//! bin, 4 MiB per thread) hold, a full bin giving its older half back; unused bins are trimmed; `purge()` empties the caller's cache
-//! at once and another thread's at its next medium free; a thread's exit empties its cache;
-//! `stats()` counts cached blocks apart from live ones. Then a generated mix of requests of
-//! every kind (small, medium, large, zeroed, resized across every boundary, freed on another
-//! thread) checks every block's bytes, for several seeds.
+//! bin, 4 MiB per thread) hold, a full bin giving its older half back; unused bins are
+//! trimmed; `purge()` empties the caller's cache at once and another thread's at its next
+//! medium free; a thread's exit empties its cache; `stats()` counts cached blocks apart from
+//! live ones; a forked child reuses the blocks its parent's thread cached. Then a generated
+//! mix of requests of every kind (small, medium, large, zeroed, resized across every
+//! boundary, freed and resized on another thread) checks every block's bytes, for several
+//! seeds (`PYHEAP_MEDIUM_SEEDS=1,2,...` to choose them).
 //!
 //! Run without libtest's harness, so that no other thread allocates while the counts are
 //! compared.
@@ -254,6 +256,63 @@ fn threads() {
     assert_eq!(cached(), (0, 0), "a thread's exit empties its cache");
 }
 
+/// A child forked while this thread's cache holds blocks reuses them, frees, purges and
+/// allocates from a new thread; the parent's cache is as it was.
+fn fork_with_a_full_cache() {
+    purge();
+    let sizes = [700, 5000, 30_000];
+    let blocks: Vec<(usize, usize)> = sizes
+        .iter()
+        // SAFETY: non-zero sizes.
+        .map(|&size| (unsafe { alloc(layout(size)) } as usize, size))
+        .collect();
+    for &(p, size) in &blocks {
+        // SAFETY: allocated above with this layout.
+        unsafe { dealloc(p as *mut u8, layout(size)) };
+    }
+    let before = cached();
+    assert_eq!(before.0, 3);
+    // SAFETY: fork in a program whose other threads have all been joined; the child only
+    // allocates, frees and exits.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let ok = std::panic::catch_unwind(|| {
+            for &(p, size) in &blocks {
+                // SAFETY: non-zero size; freed below with its layout.
+                let q = unsafe { alloc(layout(size)) };
+                assert_eq!(q as usize, p, "the child reuses the inherited cache");
+                // SAFETY: `size` bytes are ours.
+                unsafe {
+                    q.write_bytes(1, size);
+                    dealloc(q, layout(size));
+                }
+            }
+            purge();
+            assert_eq!(cached(), (0, 0));
+            thread::spawn(|| {
+                let v: Vec<u8> = vec![7; 10_000];
+                assert_eq!(v.iter().map(|&b| b as usize).sum::<usize>(), 70_000);
+            })
+            .join()
+            .unwrap();
+        })
+        .is_ok();
+        // SAFETY: leave the child at once, without the parent's atexit handlers.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: our child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "the child failed: status {status}"
+    );
+    assert_eq!(cached(), before, "the parent's cache changed");
+    drop(blocks);
+    purge();
+}
+
 /// xorshift64*.
 struct Rng(u64);
 
@@ -444,6 +503,7 @@ fn main() {
     bounds_hold();
     unused_bins_are_trimmed();
     threads();
+    fork_with_a_full_cache();
     generated_mixes();
-    println!("alloc_medium_cache: 7 scenarios passed");
+    println!("alloc_medium_cache: 8 scenarios passed");
 }
