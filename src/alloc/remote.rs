@@ -46,9 +46,11 @@
 //! * `queue_next` is written by a freer only after it saw the word 0, i.e. after the owner's
 //!   swap (AcqRel) that followed the owner's read of `queue_next`: the read happens before the
 //!   write.
-//! * The blocks' links are the freers' plain writes before their CASes (Release); the owner's
-//!   swap (Acquire) reads the last CAS of a chain of read-modify-writes, so every link of the
-//!   list it takes, the bottom's null included, happens before its reads.
+//! * The messages' links, counts and offsets are the freers' plain writes before their CASes
+//!   (Release); the owner's swap (Acquire) reads the last CAS of a chain of
+//!   read-modify-writes, so every one of them in the list it takes, the bottom's null link
+//!   included, happens before its reads, and so do the program's last writes into the
+//!   carried blocks (made before their frees), before the owner writes their links.
 //! * The owner heap a freer reads from `Pool::owner` is valid memory until the freer's push:
 //!   a heap is retired only when it owns no pool, and the freer's block keeps the pool owned
 //!   (counted in `used`) until the holder dequeues it. After its push the freer touches the
