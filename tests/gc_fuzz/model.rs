@@ -116,7 +116,15 @@ impl Model {
         let n = NEXT_ID.load(std::sync::atomic::Ordering::Acquire) as usize;
         while self.objs.len() < n {
             let id = self.objs.len();
-            let k = KIND[id].load(std::sync::atomic::Ordering::Acquire);
+            // `new_id` takes the id, then writes its kind: another thread (a worker, or a
+            // `Drop` running on a collector thread) may be between the two right now. Wait
+            // for it (CI once caught the model here, with seed 307752994, one run in three).
+            let mut k = KIND[id].load(std::sync::atomic::Ordering::Acquire);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while k & KIND_CREATED == 0 && std::time::Instant::now() < deadline {
+                std::thread::yield_now();
+                k = KIND[id].load(std::sync::atomic::Ordering::Acquire);
+            }
             if k & KIND_CREATED == 0 {
                 violation(format!("fuzzer: object {id} has no kind"));
             }

@@ -107,7 +107,8 @@ fn new_id(shared: bool) -> Id {
         violation(format!("fuzzer limit: more than {MAX_IDS} objects"));
     }
     let tag = THREAD_TAG.try_with(|t| t.get()).unwrap_or(127);
-    KIND[id as usize].store(KIND_CREATED | tag << 1 | shared as u8, Relaxed);
+    // Release: the model waits for this store after seeing the id taken (`Model::sync_ids`).
+    KIND[id as usize].store(KIND_CREATED | tag << 1 | shared as u8, Release);
     id
 }
 
