@@ -17,6 +17,7 @@
 use super::glibc_tuning;
 use super::global::GLOBAL;
 use super::heap::{FallbackCounters, Heap};
+#[cfg(unix)]
 use super::medium_cache;
 use super::pool::Pool;
 use super::pool_alloc::{generic_entry, system_entry};
@@ -176,6 +177,8 @@ unsafe impl Fallback for System {
     }
     #[inline(always)]
     unsafe fn alloc_in(self, heap: *mut Heap, layout: Layout) -> *mut u8 {
+        #[cfg(not(unix))]
+        let _ = heap;
         #[cfg(unix)]
         if layout.align() <= MALLOC_ALIGN {
             if let Some(bin) = medium_cache::bin_of(layout.size()) {
@@ -188,6 +191,8 @@ unsafe impl Fallback for System {
     }
     #[inline(always)]
     unsafe fn dealloc_in(self, heap: *mut Heap, ptr: *mut u8, layout: Layout) {
+        #[cfg(not(unix))]
+        let _ = heap;
         #[cfg(unix)]
         if layout.align() <= MALLOC_ALIGN {
             if let Some(bin) = medium_cache::bin_of(layout.size()) {
