@@ -18,7 +18,7 @@ use core::time::Duration;
 /// the free pages inside its free blocks back too; the bytes returned count the pools' only.
 /// Before that it empties the medium cache (the blocks of 513 B to 32 KiB that `PoolAlloc`
 /// keeps per thread for reuse, see [`PoolAlloc`](crate::alloc::PoolAlloc)): the calling
-/// thread's at once, every other thread's at that thread's next medium request or free.
+/// thread's at once, every other thread's at that thread's next medium free.
 ///
 /// ```
 /// use allocator_api2::vec::Vec;
@@ -40,7 +40,7 @@ pub fn purge() -> usize {
     // What the caller freed into other threads' pools goes to them first.
     super::thread::flush_remote_batches();
     // The medium blocks cached for reuse go back to `malloc` (before its trim): the caller's
-    // now, every other thread's at its next medium request or free.
+    // now, every other thread's at its next medium free.
     super::medium_cache::request_flush_all();
     super::thread::flush_medium_cache();
     let bytes = GLOBAL.arenas.purge_all() * POOL_SIZE;

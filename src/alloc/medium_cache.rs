@@ -24,18 +24,17 @@
 //! bytes (counted by bin sizes). A free into a full bin gives the bin's older half back to
 //! `free` and keeps the new block (so a program that frees more blocks of a bin than the
 //! cache holds hands `malloc` the older ones, which it can coalesce); a free that would pass
-//! [`MAX_BYTES`] even so goes to `free`. Every
-//! [`TRIM_INTERVAL`] frees into the cache, each bin gives back half of the blocks that stayed
-//! unused since the last trim (its low-water mark, as jemalloc's tcache GC), so bins the
-//! program stopped using empty over a few intervals while the ones it reuses keep their
-//! blocks. So a thread that frees medium blocks and then sleeps keeps at most [`MAX_BYTES`]
-//! (4 MiB) until it exits; the cache is
-//! emptied when its thread exits (`thread.rs`, before the heap is given up), by
-//! [`purge`](super::purge) for the calling thread at once and for every other thread at its
-//! next medium request or free ([`request_flush_all`]), and never holds a block of a size
-//! the program did not free. A child process inherits the other threads' caches as it
-//! inherits their heaps (`fork.rs`): not reused there, a leak bounded by [`MAX_BYTES`] per
-//! such thread.
+//! [`MAX_BYTES`] even so goes to `free`. Every [`TRIM_INTERVAL`] frees into the cache, each
+//! bin gives back half of the blocks that stayed unused since the last trim (its low-water
+//! mark, as jemalloc's tcache GC does), so bins the program stopped using empty over a few
+//! intervals while the ones it reuses keep their blocks.
+//!
+//! **Lifetime.** A thread that frees medium blocks and then sleeps keeps at most
+//! [`MAX_BYTES`] (4 MiB) until it exits. The cache is emptied when its thread exits
+//! (`thread.rs`, before the heap is given up), and by [`purge`](super::purge): the calling
+//! thread's at once, every other thread's at that thread's next medium free
+//! ([`request_flush_all`]). A child process inherits the other threads' caches as it inherits
+//! their heaps (`fork.rs`): not reused there, a leak bounded by [`MAX_BYTES`] per such thread.
 //!
 //! `stats()` reports the cached blocks and bytes apart from the program's live fallback
 //! blocks ([`AllocStats::medium_cached_blocks`](super::AllocStats::medium_cached_blocks)).
