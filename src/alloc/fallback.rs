@@ -42,20 +42,20 @@ pub(crate) unsafe trait Fallback: Copy {
     /// `GlobalAlloc::realloc`'s contract.
     unsafe fn realloc(self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8;
 
-    /// `alloc`, for a caller that holds `heap`, the calling thread's bound heap (non-null):
+    /// `alloc`, for a caller that already looked up `heap`, the calling thread's bound heap:
     /// saves looking it up again.
     ///
     /// # Safety
-    /// `GlobalAlloc::alloc`'s contract; `heap` is the calling thread's bound heap.
+    /// `GlobalAlloc::alloc`'s contract; `heap` is the calling thread's bound heap, or null.
     #[inline(always)]
     unsafe fn alloc_in(self, _heap: *mut Heap, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded contract.
         unsafe { self.alloc(layout) }
     }
-    /// `dealloc`, for a caller that holds `heap`, the calling thread's bound heap (non-null).
+    /// `dealloc`, for a caller that already looked up `heap`, the calling thread's bound heap.
     ///
     /// # Safety
-    /// `GlobalAlloc::dealloc`'s contract; `heap` is the calling thread's bound heap.
+    /// `GlobalAlloc::dealloc`'s contract; `heap` is the calling thread's bound heap, or null.
     #[inline(always)]
     unsafe fn dealloc_in(self, _heap: *mut Heap, ptr: *mut u8, layout: Layout) {
         // SAFETY: forwarded contract.
@@ -116,43 +116,23 @@ const MALLOC_ALIGN: usize = 2 * core::mem::size_of::<usize>();
 unsafe impl Fallback for System {
     #[inline(always)]
     unsafe fn alloc(self, layout: Layout) -> *mut u8 {
-        glibc_tuning::ensure();
-        #[cfg(unix)]
-        if layout.align() <= MALLOC_ALIGN && layout.align() <= layout.size() {
-            if let Some(bin) = medium_cache::bin_of(layout.size()) {
-                return medium_alloc(super::thread::bound_heap(), bin, 0);
-            }
-            // SAFETY: any size; null on failure. Aligned to `MALLOC_ALIGN` or to the size's
-            // largest power of two, either at least `align`.
-            return unsafe { libc::malloc(layout.size()) }.cast();
-        }
-        // SAFETY: forwarded contract.
-        unsafe { system_alloc(layout) }
+        // SAFETY: forwarded contract; the calling thread's bound heap or null.
+        unsafe { self.alloc_in(super::thread::bound_heap(), layout) }
     }
     #[inline(always)]
     unsafe fn alloc_zeroed(self, layout: Layout) -> *mut u8 {
         glibc_tuning::ensure();
         #[cfg(unix)]
-        if layout.align() <= MALLOC_ALIGN {
-            if let Some(bin) = medium_cache::bin_of(layout.size()) {
-                return medium_alloc(super::thread::bound_heap(), bin, layout.size());
-            }
+        if let Some(bin) = medium_bin(layout) {
+            return medium_alloc(super::thread::bound_heap(), bin, layout.size());
         }
         // SAFETY: forwarded contract.
         unsafe { GlobalAlloc::alloc_zeroed(&System, layout) }
     }
     #[inline(always)]
     unsafe fn dealloc(self, ptr: *mut u8, layout: Layout) {
-        #[cfg(unix)]
-        if layout.align() <= MALLOC_ALIGN {
-            if let Some(bin) = medium_cache::bin_of(layout.size()) {
-                // SAFETY: a medium block of this fallback, allocated or resized to a size of
-                // `bin` (caller's contract): `malloc`'s, of at least `bin_size(bin)` bytes.
-                return unsafe { medium_free(super::thread::bound_heap(), bin, ptr) };
-            }
-        }
-        // SAFETY: forwarded contract.
-        unsafe { GlobalAlloc::dealloc(&System, ptr, layout) }
+        // SAFETY: forwarded contract; the calling thread's bound heap or null.
+        unsafe { self.dealloc_in(super::thread::bound_heap(), ptr, layout) }
     }
     #[inline(always)]
     unsafe fn realloc(self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
@@ -166,7 +146,7 @@ unsafe impl Fallback for System {
                     return ptr;
                 }
                 // SAFETY: a `malloc` block (aligned to `MALLOC_ALIGN`, so `malloc`'s: see
-                // `alloc`); a non-zero size; `malloc`'s alignment covers `align`. Asked for
+                // `alloc_in`); a non-zero size; `malloc`'s alignment covers `align`. Asked for
                 // the new bin's size, so a medium block stays at least its bin's size.
                 return unsafe { libc::realloc(ptr.cast(), medium_cache::request_size(new_size)) }
                     .cast();
@@ -177,31 +157,36 @@ unsafe impl Fallback for System {
     }
     #[inline(always)]
     unsafe fn alloc_in(self, heap: *mut Heap, layout: Layout) -> *mut u8 {
+        glibc_tuning::ensure();
         #[cfg(not(unix))]
         let _ = heap;
         #[cfg(unix)]
-        if layout.align() <= MALLOC_ALIGN {
-            if let Some(bin) = medium_cache::bin_of(layout.size()) {
-                glibc_tuning::ensure();
+        {
+            if let Some(bin) = medium_bin(layout) {
                 return medium_alloc(heap, bin, 0);
+            }
+            if layout.align() <= MALLOC_ALIGN && layout.align() <= layout.size() {
+                // SAFETY: any size; null on failure. Aligned to `MALLOC_ALIGN` or to the
+                // size's largest power of two, either at least `align`.
+                return unsafe { libc::malloc(layout.size()) }.cast();
             }
         }
         // SAFETY: forwarded contract.
-        unsafe { self.alloc(layout) }
+        unsafe { system_alloc(layout) }
     }
     #[inline(always)]
     unsafe fn dealloc_in(self, heap: *mut Heap, ptr: *mut u8, layout: Layout) {
         #[cfg(not(unix))]
         let _ = heap;
         #[cfg(unix)]
-        if layout.align() <= MALLOC_ALIGN {
-            if let Some(bin) = medium_cache::bin_of(layout.size()) {
-                // SAFETY: as in `dealloc`; `heap` is the caller's bound heap.
-                return unsafe { medium_free(heap, bin, ptr) };
-            }
+        if let Some(bin) = medium_bin(layout) {
+            // SAFETY: a medium block of this fallback, allocated or resized to a size of `bin`
+            // (caller's contract): `malloc`'s, of at least `bin_size(bin)` bytes; `heap` is
+            // the calling thread's bound heap or null (caller's contract).
+            return unsafe { medium_free(heap, bin, ptr) };
         }
         // SAFETY: forwarded contract.
-        unsafe { self.dealloc(ptr, layout) }
+        unsafe { GlobalAlloc::dealloc(&System, ptr, layout) }
     }
 
     #[inline(always)]
@@ -307,6 +292,18 @@ pub(crate) fn count_free(heap: *mut Heap, bytes: usize) {
     } else {
         c.frees.add(1);
         c.bytes_freed.add(bytes as u64);
+    }
+}
+
+/// The medium bin of a request `malloc` serves at its own alignment, or `None` (every
+/// alignment up to `MALLOC_ALIGN`; the size then exceeds the alignment).
+#[cfg(unix)]
+#[inline(always)]
+fn medium_bin(layout: Layout) -> Option<usize> {
+    if layout.align() <= MALLOC_ALIGN {
+        medium_cache::bin_of(layout.size())
+    } else {
+        None
     }
 }
 

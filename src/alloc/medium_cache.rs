@@ -182,15 +182,9 @@ impl MediumCache {
         let b = &self.bins[bin];
         let block = b.top.get();
         if !block.is_null() {
-            // SAFETY: a block on the stack holds the next one in its first word (invariants);
-            // 16-aligned, at least 576 bytes.
-            b.top.set(unsafe { block.cast::<*mut u8>().read() });
-            let n = b.count() - 1;
-            b.set_count(n);
-            if n < b.low.get() {
-                b.low.set(n);
-            }
-            self.bytes.add((bin_size(bin) as u64).wrapping_neg());
+            // SAFETY: the top of the stack.
+            b.top.set(unsafe { next(block) });
+            self.uncount(bin, 1);
         }
         block
     }
@@ -240,6 +234,19 @@ impl MediumCache {
         self.bins.iter().map(|b| u64::from(b.count())).sum()
     }
 
+    /// `n` blocks left `bin`'s stack: its count, low-water mark and the bytes follow.
+    #[inline(always)]
+    fn uncount(&self, bin: usize, n: u32) {
+        let b = &self.bins[bin];
+        let count = b.count() - n;
+        b.set_count(count);
+        if count < b.low.get() {
+            b.low.set(count);
+        }
+        self.bytes
+            .add((u64::from(n) * bin_size(bin) as u64).wrapping_neg());
+    }
+
     /// Give the older half of `bin`'s blocks (the bottom of its stack) back to `free`.
     #[cold]
     #[inline(never)]
@@ -250,26 +257,20 @@ impl MediumCache {
         // The last block kept: `keep - 1` links below the top.
         let mut last = b.top.get();
         for _ in 1..keep {
-            // SAFETY: `keep <= count`: a block of the stack (invariants), holding the next.
-            last = unsafe { last.cast::<*mut u8>().read() };
+            // SAFETY: `keep <= count`: a block of the stack.
+            last = unsafe { next(last) };
         }
-        // SAFETY: as above; the kept part ends at `last`.
-        let mut block = unsafe { last.cast::<*mut u8>().read() };
-        // SAFETY: `last` is a block of the stack, ours to write.
-        unsafe { last.cast::<*mut u8>().write(ptr::null_mut()) };
+        // SAFETY: `last` is a block of the stack; the kept part ends there, and its first
+        // word is ours to write.
+        let older = unsafe {
+            let older = next(last);
+            last.cast::<*mut u8>().write(ptr::null_mut());
+            older
+        };
         let freed = b.count() - keep;
-        while !block.is_null() {
-            // SAFETY: a block of the stack below the kept part: its first word is the next.
-            let next = unsafe { block.cast::<*mut u8>().read() };
-            free(block);
-            block = next;
-        }
-        b.set_count(keep);
-        if b.low.get() > keep {
-            b.low.set(keep);
-        }
-        self.bytes
-            .add((u64::from(freed) * bin_size(bin) as u64).wrapping_neg());
+        // SAFETY: the stack's blocks below the kept part, now on no stack.
+        unsafe { free_chain(older) };
+        self.uncount(bin, freed);
     }
 
     /// Every [`TRIM_INTERVAL`] frees into the cache: give back half the blocks of each bin
@@ -284,35 +285,47 @@ impl MediumCache {
             let unused = b.low.get().div_ceil(2);
             for _ in 0..unused {
                 let block = b.top.get();
-                // SAFETY: `unused` <= `count`: the stack has that many blocks (invariants),
-                // each holding the next in its first word.
-                b.top.set(unsafe { block.cast::<*mut u8>().read() });
+                // SAFETY: `unused <= low <= count`: the top is a block of the stack.
+                b.top.set(unsafe { next(block) });
                 free(block);
             }
-            let n = b.count() - unused;
-            b.set_count(n);
-            b.low.set(n);
-            self.bytes
-                .add((u64::from(unused) * bin_size(bin) as u64).wrapping_neg());
+            self.uncount(bin, unused);
+            b.low.set(b.count());
         }
     }
 
     /// Give every cached block back to `free`.
     pub(crate) fn flush(&self) {
         for (bin, b) in self.bins.iter().enumerate() {
-            let mut block = b.top.replace(ptr::null_mut());
-            let n = b.count();
-            b.set_count(0);
-            b.low.set(0);
-            while !block.is_null() {
-                // SAFETY: a block on the stack (invariants): its first word is the next.
-                let next = unsafe { block.cast::<*mut u8>().read() };
-                free(block);
-                block = next;
-            }
-            self.bytes
-                .add((n as u64 * bin_size(bin) as u64).wrapping_neg());
+            let blocks = b.top.replace(ptr::null_mut());
+            // SAFETY: the whole stack, now on no stack.
+            unsafe { free_chain(blocks) };
+            self.uncount(bin, b.count());
         }
+    }
+}
+
+/// The block after `block` on its stack (or null).
+///
+/// # Safety
+/// `block` is on a bin's stack (`MediumCache`'s invariants: its first word links the next).
+#[inline(always)]
+unsafe fn next(block: *mut u8) -> *mut u8 {
+    // SAFETY: caller's contract; blocks are 16-aligned and at least 576 bytes.
+    unsafe { block.cast::<*mut u8>().read() }
+}
+
+/// Give a null-terminated chain of former stack blocks back to `free`.
+///
+/// # Safety
+/// Every block of the chain was on a bin's stack (linked through its first word), and no
+/// stack holds it any more.
+unsafe fn free_chain(mut block: *mut u8) {
+    while !block.is_null() {
+        // SAFETY: a block of the chain (caller's contract).
+        let after = unsafe { next(block) };
+        free(block);
+        block = after;
     }
 }
 
