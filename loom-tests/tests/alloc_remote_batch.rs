@@ -47,6 +47,30 @@ const TINY: Layout = match Layout::from_size_align(16, 8) {
 /// pool singly (a batch of one, published at once), and the owner, whose own free list holds
 /// a block, collects and allocates. Then every freed block comes back exactly once, before
 /// any never-used block.
+/// After the frees are collected: `x` (already allocated) and the owner's next `freed.len()`
+/// allocations of `layout` are distinct, are the `freed` blocks exactly once plus `next`
+/// (the pool's first never-used block), and are returned for freeing.
+fn take_back_exactly_once(
+    owner: &pyheap::alloc::model::ModelHeap,
+    layout: Layout,
+    x: BlockPtr,
+    freed: &[BlockPtr],
+    next: BlockPtr,
+) -> Vec<BlockPtr> {
+    let mut got = vec![x];
+    for _ in 0..freed.len() {
+        got.push(BlockPtr(owner.alloc(layout)));
+    }
+    assert_distinct(&got);
+    let mut back: Vec<BlockPtr> = got.iter().copied().filter(|g| *g != next).collect();
+    back.sort();
+    let mut want = freed.to_vec();
+    want.sort();
+    assert_eq!(back, want, "freed blocks did not come back exactly once");
+    assert!(got.contains(&next), "a freed block was lost");
+    got
+}
+
 #[test]
 fn batch_pushed_while_single_push_and_owner_collects() {
     model(|| {
@@ -90,17 +114,7 @@ fn batch_pushed_while_single_push_and_owner_collects() {
         assert_pools(&a, 1, 1);
 
         // The four remote frees and b4, exactly once, then the never-used block.
-        let mut got = vec![x];
-        for _ in 0..5 {
-            got.push(BlockPtr(owner.alloc(SMALL)));
-        }
-        assert_distinct(&got);
-        let mut freed: Vec<BlockPtr> = got.iter().copied().filter(|g| *g != next).collect();
-        freed.sort();
-        let mut want = b.clone();
-        want.sort();
-        assert_eq!(freed, want, "freed blocks did not come back exactly once");
-        assert!(got.contains(&next), "a freed block was lost");
+        let got = take_back_exactly_once(&owner, SMALL, x, &b, next);
         assert_pools(&a, 6, 1);
         for g in got {
             // SAFETY: live blocks of ours.
@@ -157,17 +171,7 @@ fn chain_of_messages_pushed_while_single_push_and_owner_collects() {
         assert_pools(&a, 1, 1);
 
         // The seven remote frees and b7, exactly once, then the never-used block.
-        let mut got = vec![x];
-        for _ in 0..8 {
-            got.push(BlockPtr(owner.alloc(TINY)));
-        }
-        assert_distinct(&got);
-        let mut freed: Vec<BlockPtr> = got.iter().copied().filter(|g| *g != next).collect();
-        freed.sort();
-        let mut want = b.clone();
-        want.sort();
-        assert_eq!(freed, want, "freed blocks did not come back exactly once");
-        assert!(got.contains(&next), "a freed block was lost");
+        let got = take_back_exactly_once(&owner, TINY, x, &b, next);
         for g in got {
             // SAFETY: live blocks of ours.
             unsafe { owner.dealloc(g.0, TINY) };
