@@ -1,6 +1,8 @@
-//! `PoolAlloc`'s medium cache (requests of 513 B to 32 KiB, served by `malloc` and kept per
-//! thread for reuse): a freed block serves the next request of its size bin, on the thread
-//! that freed it, whichever thread allocated it; `realloc` within a bin keeps the block and
+//! `PoolAlloc`'s medium cache (requests of 513 B to 32 KiB, served by pyheap's medium spans up
+//! to 4 KiB and by `malloc` above, and kept per thread for reuse): a request that finds its
+//! span bin empty takes a batch of 16 KiB worth of blocks into the cache; a freed block serves
+//! the next request of its size bin, on the thread that freed it, whichever thread allocated
+//! it; `realloc` within a bin keeps the block and
 //! its bytes; a zeroed request served from the cache is zeroed; the bounds (1,024 blocks per
 //! bin, 4 MiB per thread) hold, a full bin giving its older half back; unused bins are
 //! trimmed; `purge()` empties the caller's cache at once and another thread's at its next
@@ -35,6 +37,25 @@ fn layout(size: usize) -> Layout {
     Layout::from_size_align(size, 8).unwrap()
 }
 
+/// The size every block of `size`'s bin holds (eight bins per doubling above 512 bytes).
+fn bin_size(size: usize) -> usize {
+    let n = size - 1;
+    let shift = n.ilog2() - 3;
+    ((n >> shift) + 1) << shift
+}
+
+/// How many blocks a request of `size` that finds its bin empty brings into the thread's
+/// cache, itself included: a batch of 16 KiB worth from the spans up to 4 KiB, else one block
+/// from `malloc`.
+fn batch(size: usize) -> usize {
+    let b = bin_size(size);
+    if b <= 4096 {
+        (16 * 1024 / b).max(1)
+    } else {
+        1
+    }
+}
+
 /// A freed medium block comes back for the next request of its bin (not of another bin),
 /// and `stats()` counts it while it is cached.
 fn reuse_within_a_bin() {
@@ -46,9 +67,16 @@ fn reuse_within_a_bin() {
         let a = alloc(layout(600));
         assert!(!a.is_null());
         assert_eq!(stats().fallback_count, live_before + 1);
+        // 600 B is in the bin of 577-640 B: 25 blocks a batch, one handed out.
+        let rest = batch(600) - 1;
+        assert_eq!(rest, 24);
+        assert_eq!(
+            cached(),
+            (rest, rest * 640),
+            "the rest of the batch is cached"
+        );
         dealloc(a, layout(600));
-        // 600 B is in the bin of 577-640 B.
-        assert_eq!(cached(), (1, 640));
+        assert_eq!(cached(), (rest + 1, (rest + 1) * 640));
         assert_eq!(
             stats().fallback_count,
             live_before,
@@ -58,7 +86,8 @@ fn reuse_within_a_bin() {
         assert_ne!(other_bin, a, "a block of another bin was reused");
         let b = alloc(layout(640));
         assert_eq!(b, a, "the cached block serves the next request of its bin");
-        assert_eq!(cached(), (0, 0));
+        let rest_704 = batch(700) - 1;
+        assert_eq!(cached(), (rest + rest_704, rest * 640 + rest_704 * 704));
         // The whole bin's size is usable.
         b.write_bytes(0xAB, 640);
         dealloc(b, layout(640));
@@ -237,11 +266,18 @@ fn threads() {
         go_rx.recv().unwrap();
     });
     done_rx.recv().unwrap();
-    assert_eq!(cached().0, 5, "the worker caches its five blocks");
+    // Each of the five requests found its bin empty: a batch, all cached again after the free.
+    let worker_blocks: usize = [700, 1500, 3000, 6000, 12_000].map(batch).iter().sum();
+    assert_eq!(worker_blocks, 23 + 10 + 5 + 1 + 1);
+    assert_eq!(
+        cached().0,
+        worker_blocks,
+        "the worker caches its five blocks and their batches"
+    );
     purge();
     assert_eq!(
         cached().0,
-        5,
+        worker_blocks,
         "another thread's cache is emptied at its next free"
     );
     go_tx.send(()).unwrap();
@@ -271,7 +307,7 @@ fn fork_with_a_full_cache() {
         unsafe { dealloc(p as *mut u8, layout(size)) };
     }
     let before = cached();
-    assert_eq!(before.0, 3);
+    assert_eq!(before.0, sizes.map(batch).iter().sum::<usize>());
     // SAFETY: fork in a program whose other threads have all been joined; the child only
     // allocates, frees and exits.
     let pid = unsafe { libc::fork() };

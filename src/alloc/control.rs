@@ -14,11 +14,14 @@ use core::time::Duration;
 ///
 /// It takes the allocator's arena lock for the time of the `madvise` calls (one per run of
 /// free pools). When `PoolAlloc` tuned glibc ([`glibc_tuned`](crate::alloc::glibc_tuned)), it
-/// then calls `malloc_trim(0)` (outside pyheap's locks), which gives glibc's kept heap top and
-/// the free pages inside its free blocks back too; the bytes returned count the pools' only.
-/// Before that it empties the medium cache (the blocks of 513 B to 32 KiB that `PoolAlloc`
-/// keeps per thread for reuse, see [`PoolAlloc`](crate::alloc::PoolAlloc)): the calling
-/// thread's at once, every other thread's at that thread's next medium free.
+/// then calls `malloc_trim(0)` (outside pyheap's locks), which gives back the free pages
+/// inside glibc's free blocks and its main arena's kept heap top (not the free top of the
+/// arenas glibc gives other threads: see [`glibc_tuned`](crate::alloc::glibc_tuned)); the bytes returned count the pools' and the
+/// medium spans' only. Before that it empties the medium cache (the blocks of 513 B to 32 KiB
+/// that `PoolAlloc` keeps per thread for reuse, see [`PoolAlloc`](crate::alloc::PoolAlloc)):
+/// the calling thread's at once, every other thread's at that thread's next medium free; and
+/// it unmaps the medium spans (the 64 KiB pieces that blocks of 513 B to 4 KiB are carved
+/// from) that hold no block in use.
 ///
 /// ```
 /// use allocator_api2::vec::Vec;
@@ -43,7 +46,7 @@ pub fn purge() -> usize {
     // now, every other thread's at its next medium free.
     super::medium_cache::request_flush_all();
     super::thread::flush_medium_cache();
-    let bytes = GLOBAL.arenas.purge_all() * POOL_SIZE;
+    let bytes = GLOBAL.arenas.purge_all() * POOL_SIZE + super::medium_spans::unmap_all_empty();
     super::glibc_tuning::trim();
     bytes
 }

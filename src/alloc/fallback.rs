@@ -19,6 +19,8 @@ use super::global::GLOBAL;
 use super::heap::{FallbackCounters, Heap};
 #[cfg(unix)]
 use super::medium_cache;
+#[cfg(unix)]
+use super::medium_spans;
 use super::pool::Pool;
 use super::pool_alloc::{generic_entry, system_entry};
 use core::alloc::{GlobalAlloc, Layout};
@@ -145,6 +147,15 @@ unsafe impl Fallback for System {
                     // The block holds the bin's size already.
                     return ptr;
                 }
+                if old_bin.is_some_and(medium_spans::serves)
+                    || new_bin.is_some_and(medium_spans::serves)
+                {
+                    // A span block on either side: no `realloc` can move it; a new block,
+                    // the bytes, and the old block given back.
+                    // SAFETY: forwarded contract (`new_size` is non-zero and, rounded up to
+                    // the alignment, fits `isize`).
+                    return unsafe { move_block(self, ptr, layout, new_size) };
+                }
                 // SAFETY: a `malloc` block (aligned to `MALLOC_ALIGN`, so `malloc`'s: see
                 // `alloc_in`); a non-zero size; `malloc`'s alignment covers `align`. Asked for
                 // the new bin's size, so a medium block stays at least its bin's size.
@@ -218,6 +229,28 @@ unsafe impl Fallback for System {
         // SAFETY: forwarded contract.
         unsafe { system_entry::dealloc_pool_miss(self, ptr, layout, heap, pool) }
     }
+}
+
+/// `realloc` by allocating, copying and freeing, through `f`'s `alloc` and `dealloc`.
+///
+/// # Safety
+/// `GlobalAlloc::realloc`'s contract.
+#[cfg(unix)]
+#[inline(never)]
+unsafe fn move_block(f: System, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+    // SAFETY: `realloc`'s contract makes this a valid layout.
+    let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+    // SAFETY: a non-zero size (`realloc`'s contract).
+    let q = unsafe { Fallback::alloc(f, new_layout) };
+    if !q.is_null() {
+        // SAFETY: both blocks hold at least the smaller size; distinct blocks; the old one is
+        // the caller's, allocated with `layout`.
+        unsafe {
+            core::ptr::copy_nonoverlapping(ptr, q, layout.size().min(new_size));
+            Fallback::dealloc(f, ptr, layout);
+        }
+    }
+    q
 }
 
 /// `System::alloc` out of line (its over-aligned path needs a stack slot, which the callers'
@@ -308,8 +341,9 @@ fn medium_bin(layout: Layout) -> Option<usize> {
 }
 
 /// A medium block of `bin` for the calling thread: from its heap's cache (`heap`: its bound
-/// heap, or null), else from `malloc` at the bin's size. `zero` bytes of it are zeroed (0:
-/// none; a zeroed request missing the cache gets `calloc`).
+/// heap, or null), else, for a span bin, from the medium spans (a batch into the cache when
+/// there is one: `MediumCache::refill`), else from `malloc` at the bin's size. `zero` bytes
+/// of it are zeroed (0: none; a zeroed request going to `malloc` gets `calloc`).
 #[cfg(unix)]
 #[inline(always)]
 fn medium_alloc(heap: *mut Heap, bin: usize, zero: usize) -> *mut u8 {
@@ -322,6 +356,9 @@ fn medium_alloc(heap: *mut Heap, bin: usize, zero: usize) -> *mut u8 {
             return block;
         }
     }
+    if medium_spans::serves(bin) {
+        return medium_span_alloc(heap, bin, zero);
+    }
     let size = medium_cache::bin_size(bin);
     // SAFETY: a non-zero size; null on failure.
     unsafe {
@@ -333,17 +370,44 @@ fn medium_alloc(heap: *mut Heap, bin: usize, zero: usize) -> *mut u8 {
     }
 }
 
+/// `medium_alloc`'s span path, out of line: a refill of the heap's cache, or one block for a
+/// thread without a heap.
+#[cfg(unix)]
+#[inline(never)]
+fn medium_span_alloc(heap: *mut Heap, bin: usize, zero: usize) -> *mut u8 {
+    let block = if heap.is_null() {
+        medium_spans::alloc_chain(bin, 1).0
+    } else {
+        // SAFETY: the calling thread holds its bound heap; `take` found the bin empty.
+        unsafe { (*heap).medium.refill(bin) }
+    };
+    if !block.is_null() {
+        // SAFETY: a span block of `bin_size(bin)` >= `zero` bytes, ours.
+        unsafe { block.write_bytes(0, zero) };
+    }
+    block
+}
+
 /// Give back a medium block of `bin`: to the calling thread's cache (`heap`: its bound heap,
-/// or null) if it has room, else to `free`.
+/// or null) if it has room, else to its span or to `free`.
 ///
 /// # Safety
-/// `ptr` is a live `malloc` block of at least `bin_size(bin)` bytes, aligned to 16, that the
-/// caller gives up; `heap` is the calling thread's bound heap or null.
+/// `ptr` is a medium block of `bin` from [`medium_alloc`] (or, for a bin above the spans', a
+/// `malloc` block of at least `bin_size(bin)` bytes), aligned to 16, that the caller gives up;
+/// `heap` is the calling thread's bound heap or null.
 #[cfg(unix)]
 #[inline(always)]
 unsafe fn medium_free(heap: *mut Heap, bin: usize, ptr: *mut u8) {
     // SAFETY: the calling thread holds its bound heap; the block as `put` asks (caller).
     if !heap.is_null() && unsafe { (*heap).medium.put(bin, ptr) } {
+        return;
+    }
+    if medium_spans::serves(bin) {
+        // SAFETY: a span block of `bin` (caller's contract), as a chain of one.
+        unsafe {
+            ptr.cast::<*mut u8>().write(core::ptr::null_mut());
+            medium_spans::free_chain(bin, ptr);
+        }
         return;
     }
     // SAFETY: a live `malloc` block, given up (caller's contract).

@@ -31,8 +31,9 @@
 //! and the queueing are not under one lock, by design: the push is the remote free's only
 //! atomic step).
 //!
-//! Bound (audit of issue 13): the handlers take and release two locks, O(1); nothing walks
-//! a structure that grows with the heap or the threads.
+//! Bound (audit of issue 13): the handlers take and release a fixed set of locks (the
+//! registry's, the arenas', the medium spans' 25: `medium_spans.rs`), O(1); nothing walks a
+//! structure that grows with the heap or the threads.
 //!
 //! Not on Unix there is no `fork()`: [`register_once`] registers nothing (and `PoolAlloc`
 //! forwards every request to the system allocator there, see `os.rs`).
@@ -136,6 +137,7 @@ extern "C" fn prepare() {
     super::debug::fork_lock();
     GLOBAL.heaps.lock();
     GLOBAL.arenas.lock();
+    super::medium_spans::fork_lock();
     HOLDER.store(this_thread(), Ordering::Relaxed);
 }
 
@@ -147,6 +149,7 @@ extern "C" fn parent() {
         return;
     }
     HOLDER.store(0, Ordering::Relaxed);
+    super::medium_spans::fork_unlock();
     GLOBAL.arenas.unlock();
     GLOBAL.heaps.unlock();
     super::debug::fork_unlock();
@@ -163,6 +166,7 @@ extern "C" fn child() {
         return;
     }
     HOLDER.store(0, Ordering::Relaxed);
+    super::medium_spans::fork_force_unlock();
     GLOBAL.arenas.force_unlock();
     GLOBAL.heaps.force_unlock();
     super::debug::fork_child();

@@ -22,8 +22,13 @@
 //!
 //! The cost is memory kept between peaks: glibc keeps up to [`TRIM_THRESHOLD`] of free heap
 //! top per arena (about what its dynamic threshold keeps after the program has freed one 8 MiB
-//! block), resident if it was touched. Peak RSS did not change on any measured workload;
-//! [`purge`](crate::alloc::purge) gives the top back too (`malloc_trim`).
+//! block), resident if it was touched. Peak RSS did not change on any measured workload.
+//! [`purge`](crate::alloc::purge) calls `malloc_trim(0)`, which gives back the free pages
+//! inside glibc's free blocks in every arena and the free top of the main arena, but not the
+//! free top of the arenas glibc gives threads other than the first: that memory stays
+//! resident until glibc reuses it (measured in session 22: a thread's 8 MiB of freed medium
+//! blocks above 4 KiB, merged into its arena's top, stayed resident after `purge`; the blocks
+//! of 4 KiB and less come from pyheap's medium spans, which `purge` unmaps).
 //!
 //! Left alone (nothing is set) when the user tuned glibc: the environment has
 //! `GLIBC_TUNABLES` naming one of these settings, or one of `MALLOC_TOP_PAD_`,

@@ -1,36 +1,41 @@
-//! The medium cache: blocks of 513 B to 32 KiB that `PoolAlloc`'s fallback (`malloc`) served
-//! and the program freed, kept per heap for its thread's next request of the same size bin
-//! instead of going back to `free`.
+//! The medium cache: blocks of 513 B to 32 KiB that `PoolAlloc`'s fallback served and the
+//! program freed, kept per heap for its thread's next request of the same size bin instead of
+//! going back at once.
+//!
+//! Where the blocks come from: those of up to 4 KiB from pyheap's medium spans
+//! (`medium_spans.rs`), in batches, when a bin of the cache is empty; the larger ones from
+//! `malloc`, one at a time.
 //!
 //! Why: the pools stop at 512 bytes (CPython's scheme), so `PoolAlloc` hands medium requests
-//! to the system allocator. glibc's own per-thread cache stops at 1,032 bytes; above it every
+//! to its fallback. glibc's own per-thread cache stops at 1,032 bytes; above it every
 //! `malloc` and `free` searches glibc's bins under its arena's lock. On `medium_churn` (256
 //! live blocks of 513 B - 32 KiB, one freed and one allocated per operation) that made
 //! `PoolAlloc` 4-5× slower than rpmalloc, which serves these sizes from thread-local spans
 //! (BENCHMARKS.md "The medium cache"). This cache is a thread cache of the kind jemalloc's
-//! tcache keeps for its small and medium classes, in front of `malloc` and only there:
+//! tcache keeps for its small and medium classes, in front of the fallback and only there:
 //! [`PoolAllocWith`](super::PoolAllocWith) leaves its fallback alone (its allocator has its
 //! own caching, or the user chose it to have none).
 //!
 //! **Bins.** A medium size is one of [`NUM_BINS`] bins, eight per doubling of the size (the
 //! bin of 513-576 B, then 577-640 B, ..., 30,721-32,768 B), so rounding wastes at most 12.5%
-//! (6% on average over uniform sizes). Every medium request is rounded up to its bin's size
-//! before `malloc` sees it, whether or not the cache serves it ([`request_size`]). So every
-//! medium block of the fallback holds at least its bin's size, and a block freed with any
+//! (6% on average over uniform sizes). A span block holds its bin's size exactly, and every
+//! medium request above the spans' bins is rounded up to its bin's size before `malloc` sees
+//! it, whether or not the cache serves it ([`request_size`]). So every medium block of the
+//! fallback holds at least its bin's size, and a block freed with any
 //! size of a bin can serve any later request of that bin, from any thread. A `realloc` within
 //! a bin returns the block as it is.
 //!
 //! **Bounds.** A bin keeps at most [`MAX_PER_BIN`] blocks and a heap at most [`MAX_BYTES`]
-//! bytes (counted by bin sizes). A free into a full bin gives the bin's older half back to
-//! `free` and keeps the new block (so a program that frees more blocks of a bin than the
-//! cache holds hands `malloc` the older ones, which it can coalesce); a free that would pass
-//! [`MAX_BYTES`] even so goes to `free`. Every [`TRIM_INTERVAL`] frees into the cache, each
+//! bytes (counted by bin sizes). A free into a full bin gives the bin's older half back (to
+//! its spans, or to `free`) and keeps the new block (so a program that frees more blocks of a
+//! bin than the cache holds hands back the older ones, which `malloc` can coalesce and spans
+//! can empty with); a free that would pass [`MAX_BYTES`] even so goes back at once. Every [`TRIM_INTERVAL`] frees into the cache, each
 //! bin gives back half of the blocks that stayed unused since the last trim (its low-water
 //! mark, as jemalloc's tcache GC does), so bins the program stopped using empty over a few
 //! intervals while the ones it reuses keep their blocks.
 //!
 //! **Lifetime.** A thread that frees medium blocks and then sleeps keeps at most
-//! [`MAX_BYTES`] (4 MiB) until it exits. The cache is emptied when its thread exits
+//! [`MAX_BYTES`] (4 MiB) until it exits (a refill takes at most what fits under the bound). The cache is emptied when its thread exits
 //! (`thread.rs`, before the heap is given up), and by [`purge`](super::purge): the calling
 //! thread's at once, every other thread's at that thread's next medium free
 //! ([`request_flush_all`]). A child process inherits the other threads' caches as it inherits
@@ -39,6 +44,8 @@
 //! `stats()` reports the cached blocks and bytes apart from the program's live fallback
 //! blocks ([`AllocStats::medium_cached_blocks`](super::AllocStats::medium_cached_blocks)).
 
+#[cfg(all(unix, not(loom)))]
+use super::medium_spans;
 use crate::sync::unmodelled::{AtomicU32, Ordering};
 use crate::sync::StatCounter;
 use core::cell::Cell;
@@ -135,9 +142,11 @@ impl Bin {
 /// # Invariants
 /// - Only the heap's holder touches it (as the heap's other `Cell`s: `Heap`'s invariants),
 ///   except the bins' counts and `bytes`, which `stats()` reads from any thread.
-/// - Every block on bin `b`'s stack is a live block of the C library's `malloc` (from
-///   `malloc`, `calloc` or `realloc`) of at least `bin_size(b)` bytes, aligned to 16, that no
-///   one else references: the program freed it. Its first word holds the next block of the
+/// - Every block on bin `b`'s stack is, for a span bin (`medium_spans::serves(b)`), a block
+///   of a medium span of bin `b` handed out by `medium_spans::alloc_chain`; for the other
+///   bins, a live block of the C library's `malloc` (from `malloc`, `calloc` or `realloc`) of
+///   at least `bin_size(b)` bytes. Either way it is aligned to 16, and no one else references
+///   it: the program freed it, or it came with a refill and was never handed out. Its first word holds the next block of the
 ///   stack (or null); `count` is the stack's length, at most [`MAX_PER_BIN`]; `low` is at
 ///   most `count`.
 /// - `bytes` is the sum of `bin_size` over the blocks held, at most [`MAX_BYTES`].
@@ -189,12 +198,37 @@ impl MediumCache {
         block
     }
 
+    /// Refill `bin` from the medium spans and take one block of it (null when no span can be
+    /// mapped). Only for a span bin (`medium_spans::serves`), when [`take`](Self::take) found
+    /// it empty: the other blocks of the batch stay in the bin, within the cache's bounds.
+    #[cfg(all(unix, not(loom)))]
+    #[inline(never)]
+    pub(crate) fn refill(&self, bin: usize) -> *mut u8 {
+        let b = &self.bins[bin];
+        debug_assert!(b.top.get().is_null() && b.count() == 0);
+        let size = bin_size(bin) as u64;
+        let room = (MAX_BYTES.saturating_sub(self.bytes.get()) / size) as u32;
+        let want = medium_spans::refill_count(bin)
+            .min(room + 1)
+            .min(MAX_PER_BIN + 1);
+        let (block, got) = medium_spans::alloc_chain(bin, want);
+        if got > 1 {
+            // SAFETY: the chain's blocks are ours (`alloc_chain`): span blocks of `bin`, each
+            // linked to the next through its first word, which is the stack's link too.
+            b.top.set(unsafe { next(block) });
+            b.set_count(got - 1);
+            self.bytes.add(u64::from(got - 1) * size);
+        }
+        block
+    }
+
     /// Keep `block` in `bin`'s stack if the bounds allow; `false` if they do not (the caller
     /// frees it).
     ///
     /// # Safety
-    /// `block` is a live `malloc` block of at least `bin_size(bin)` bytes, aligned to 16, that
-    /// the caller gives up.
+    /// `block` is a medium block of `bin` as the stacks hold them (`MediumCache`'s
+    /// invariants: a span block for a span bin, else a `malloc` block of at least
+    /// `bin_size(bin)` bytes), aligned to 16, that the caller gives up.
     #[inline(always)]
     pub(crate) unsafe fn put(&self, bin: usize, block: *mut u8) -> bool {
         self.check_epoch();
@@ -269,7 +303,7 @@ impl MediumCache {
         };
         let freed = b.count() - keep;
         // SAFETY: the stack's blocks below the kept part, now on no stack.
-        unsafe { free_chain(older) };
+        unsafe { release_chain(bin, older) };
         self.uncount(bin, freed);
     }
 
@@ -283,23 +317,35 @@ impl MediumCache {
         self.puts_until_trim.set(TRIM_INTERVAL);
         for (bin, b) in self.bins.iter().enumerate() {
             let unused = b.low.get().div_ceil(2);
-            for _ in 0..unused {
-                let block = b.top.get();
-                // SAFETY: `unused <= low <= count`: the top is a block of the stack.
-                b.top.set(unsafe { next(block) });
-                free(block);
+            if unused > 0 {
+                // The top `unused` blocks leave as one chain.
+                let first = b.top.get();
+                let mut last = first;
+                for _ in 1..unused {
+                    // SAFETY: `unused <= low <= count`: a block of the stack.
+                    last = unsafe { next(last) };
+                }
+                // SAFETY: `last` is a block of the stack; the chain ends there, and its first
+                // word is ours to write.
+                unsafe {
+                    b.top.set(next(last));
+                    last.cast::<*mut u8>().write(ptr::null_mut());
+                    release_chain(bin, first);
+                }
+                self.uncount(bin, unused);
             }
-            self.uncount(bin, unused);
             b.low.set(b.count());
         }
     }
 
-    /// Give every cached block back to `free`.
+    /// Give every cached block back (to its span, or to `free`). A flush requested before
+    /// this one ([`request_flush_all`]) is done by it.
     pub(crate) fn flush(&self) {
+        self.epoch.set(FLUSH_EPOCH.load(Ordering::Relaxed));
         for (bin, b) in self.bins.iter().enumerate() {
             let blocks = b.top.replace(ptr::null_mut());
             // SAFETY: the whole stack, now on no stack.
-            unsafe { free_chain(blocks) };
+            unsafe { release_chain(bin, blocks) };
             self.uncount(bin, b.count());
         }
     }
@@ -315,12 +361,22 @@ unsafe fn next(block: *mut u8) -> *mut u8 {
     unsafe { block.cast::<*mut u8>().read() }
 }
 
-/// Give a null-terminated chain of former stack blocks back to `free`.
+/// Give a null-terminated chain of former stack blocks of `bin` back to where they came
+/// from: their spans for a span bin (`medium_spans.rs`, one lock for the chain), else `free`.
 ///
 /// # Safety
-/// Every block of the chain was on a bin's stack (linked through its first word), and no
+/// Every block of the chain was on `bin`'s stack (linked through its first word), and no
 /// stack holds it any more.
-unsafe fn free_chain(mut block: *mut u8) {
+unsafe fn release_chain(bin: usize, mut block: *mut u8) {
+    if block.is_null() {
+        return;
+    }
+    #[cfg(all(unix, not(loom)))]
+    if medium_spans::serves(bin) {
+        // SAFETY: span blocks of `bin` (the stack's invariant), given up (caller's contract).
+        return unsafe { medium_spans::free_chain(bin, block) };
+    }
+    let _ = bin;
     while !block.is_null() {
         // SAFETY: a block of the chain (caller's contract).
         let after = unsafe { next(block) };
@@ -329,7 +385,7 @@ unsafe fn free_chain(mut block: *mut u8) {
     }
 }
 
-/// `free` of the C library (only blocks of `malloc` are ever cached).
+/// `free` of the C library (the blocks of the bins above the spans' are `malloc`'s).
 #[cfg(unix)]
 fn free(block: *mut u8) {
     // SAFETY: a live `malloc` block nobody references (the stack's invariant).

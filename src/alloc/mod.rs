@@ -86,6 +86,8 @@ mod heap;
 pub(crate) mod hooks;
 mod lock;
 mod medium_cache;
+#[cfg(not(loom))]
+mod medium_spans;
 #[cfg(loom)]
 pub mod model;
 pub(crate) mod os;

@@ -86,6 +86,13 @@ pub struct AllocStats {
     pub medium_cached_blocks: usize,
     /// Bytes of the blocks in `medium_cached_blocks` (their size bins' sizes).
     pub medium_cached_bytes: usize,
+    /// Medium spans mapped now: the 64 KiB pieces [`PoolAlloc`](crate::PoolAlloc) carves its
+    /// blocks of 513 B to 4 KiB from (these blocks are counted in `fallback_count` and
+    /// `fallback_bytes` by their request sizes, or in `medium_cached_blocks` once freed).
+    pub medium_spans: usize,
+    /// Of `medium_spans`, those with no block in use, kept mapped for reuse; unmapped once
+    /// they have stayed empty for the purge delay, or by [`purge`](crate::alloc::purge).
+    pub medium_spans_empty: usize,
     /// Heaps held by a running thread.
     pub heaps_active: usize,
     /// Heaps left by exited threads with live blocks in their pools, waiting for adoption or
@@ -169,6 +176,10 @@ impl AllocStats {
             };
             bytes_in_blocks += in_use * out.block_size;
         }
+        #[cfg(not(loom))]
+        let (medium_spans, medium_spans_empty) = super::medium_spans::counts();
+        #[cfg(loom)]
+        let (medium_spans, medium_spans_empty) = (0, 0);
         let (free_pools_resident, free_pools_purged) =
             global.arenas.free_pools_resident_and_purged();
         let a = &global.arenas.counters;
@@ -187,6 +198,8 @@ impl AllocStats {
             fallback_total: fb[0] as usize,
             medium_cached_blocks: clamp(cached[0]),
             medium_cached_bytes: clamp(cached[1]),
+            medium_spans,
+            medium_spans_empty,
             heaps_active: heaps.held,
             heaps_abandoned: heaps.abandoned,
         }
@@ -294,6 +307,8 @@ impl fmt::Display for AllocStats {
             self.medium_cached_blocks,
         )?;
         row(f, "bytes in medium blocks cached", self.medium_cached_bytes)?;
+        row(f, "medium spans mapped", self.medium_spans)?;
+        row(f, "medium spans empty", self.medium_spans_empty)?;
         row(f, "heaps held by threads", self.heaps_active)?;
         row(f, "heaps abandoned by exited threads", self.heaps_abandoned)
     }
