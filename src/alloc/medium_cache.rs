@@ -249,6 +249,13 @@ impl MediumCache {
             if b.count() < 2 {
                 return false;
             }
+            #[cfg(all(unix, not(loom)))]
+            if medium_spans::serves(bin) {
+                self.free_newer_half(bin);
+            } else {
+                self.free_older_half(bin);
+            }
+            #[cfg(not(all(unix, not(loom))))]
             self.free_older_half(bin);
             if self.bytes.get() + size > MAX_BYTES {
                 return false;
@@ -307,6 +314,47 @@ impl MediumCache {
         self.uncount(bin, freed);
     }
 
+    /// Give the newer half of span bin `bin`'s blocks (the top of its stack) back to their
+    /// spans. For span bins this half, not the older one: the blocks freed last are the ones
+    /// still in the CPU's cache, and giving a block back reads its link and writes its span's
+    /// free list; the older half of a bin that overflows is cold (measured on `serde_json`,
+    /// which frees its 20,000 `BTreeMap` nodes in a burst: the link reads of the older half
+    /// were three quarters of `free_chain`'s time). Spans do not coalesce, so the order
+    /// `malloc` needs (`free_older_half`) does not matter here.
+    #[cfg(all(unix, not(loom)))]
+    #[cold]
+    #[inline(never)]
+    fn free_newer_half(&self, bin: usize) {
+        let count = self.bins[bin].count();
+        let give = count - count / 2;
+        // SAFETY: the top `give <= count` blocks, off the stack, given back.
+        unsafe { release_chain(bin, self.cut_top(bin, give)) };
+    }
+
+    /// Take the top `n` blocks (at most the bin's count) off `bin`'s stack as a null-terminated
+    /// chain, counted out.
+    fn cut_top(&self, bin: usize, n: u32) -> *mut u8 {
+        let b = &self.bins[bin];
+        debug_assert!(n <= b.count());
+        if n == 0 {
+            return ptr::null_mut();
+        }
+        let first = b.top.get();
+        let mut last = first;
+        for _ in 1..n {
+            // SAFETY: `n <= count`: a block of the stack.
+            last = unsafe { next(last) };
+        }
+        // SAFETY: `last` is a block of the stack; the chain ends there, and its first word is
+        // ours to write; the blocks below it stay the stack.
+        unsafe {
+            b.top.set(next(last));
+            last.cast::<*mut u8>().write(ptr::null_mut());
+        }
+        self.uncount(bin, n);
+        first
+    }
+
     /// Every [`TRIM_INTERVAL`] frees into the cache: give back half the blocks of each bin
     /// that stayed unused since the last trim (its low-water mark), as jemalloc's tcache
     /// "GC" does. A bin the program keeps reusing keeps its blocks; one it stopped using
@@ -317,23 +365,8 @@ impl MediumCache {
         self.puts_until_trim.set(TRIM_INTERVAL);
         for (bin, b) in self.bins.iter().enumerate() {
             let unused = b.low.get().div_ceil(2);
-            if unused > 0 {
-                // The top `unused` blocks leave as one chain.
-                let first = b.top.get();
-                let mut last = first;
-                for _ in 1..unused {
-                    // SAFETY: `unused <= low <= count`: a block of the stack.
-                    last = unsafe { next(last) };
-                }
-                // SAFETY: `last` is a block of the stack; the chain ends there, and its first
-                // word is ours to write.
-                unsafe {
-                    b.top.set(next(last));
-                    last.cast::<*mut u8>().write(ptr::null_mut());
-                    release_chain(bin, first);
-                }
-                self.uncount(bin, unused);
-            }
+            // SAFETY: `unused <= low <= count` blocks off the stack, given back.
+            unsafe { release_chain(bin, self.cut_top(bin, unused)) };
             b.low.set(b.count());
         }
     }

@@ -104,6 +104,8 @@ mod stats;
 #[cfg(not(loom))]
 mod thread;
 #[cfg(not(loom))]
+mod tls_words;
+#[cfg(not(loom))]
 mod with_fallback;
 mod work;
 

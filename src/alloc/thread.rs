@@ -1,11 +1,12 @@
 //! Binding a heap to the calling thread.
 //!
-//! Two thread-locals, both `const`-initialized so that touching them never allocates:
+//! Two thread-locals, neither of which allocates when touched:
 //!
-//! * `HEAP`, a plain `Cell` with no destructor, so it stays readable for the whole life of the
-//!   thread, including while other thread-locals are being destroyed. Null: no heap yet;
+//! * `HEAP`, a thread-local word with no destructor (`tls_words.rs`, which the fast paths read
+//!   without a call), so it stays readable for the whole life of the thread, including while
+//!   other thread-locals are being destroyed. Null: no heap yet;
 //!   `DEAD`: the heap was given up at thread exit; anything else: the heap this thread holds.
-//! * `EXIT`, a guard whose destructor abandons the heap when the thread exits. It is touched
+//! * `EXIT`, a `const`-initialized `thread_local!` guard whose destructor abandons the heap when the thread exits. It is touched
 //!   (which registers the destructor with the C runtime) only after `HEAP` is set, so an
 //!   allocation made while registering finds the heap already bound.
 //!
@@ -14,6 +15,7 @@
 
 use super::global::GLOBAL;
 use super::heap::Heap;
+use super::tls_words;
 use crate::sync::unmodelled::AtomicU64;
 use crate::sync::Ordering;
 use core::cell::Cell;
@@ -25,13 +27,12 @@ const DEAD: *mut Heap = 1 as *mut Heap;
 /// the next one binds a heap as an allocation does (see [`heap_for_free`]).
 const FREES_BEFORE_BIND: u32 = 8;
 
+// `HEAP` and `MAP_WORDS` (a copy of the bound heap's `map_words()`, so that `free` loads the
+// arena map's words in parallel with the heap instead of through it) are `tls_words`'s two
+// words, read by the fast paths without a call.
 thread_local! {
-    static HEAP: Cell<*mut Heap> = const { Cell::new(ptr::null_mut()) };
     /// Frees made with no heap bound (`heap_for_free`), up to `FREES_BEFORE_BIND`.
     static UNBOUND_FREES: Cell<u32> = const { Cell::new(0) };
-    /// A copy of the bound heap's `map_words()`, so that `free` loads the arena map's words
-    /// in parallel with the heap instead of through it.
-    static MAP_WORDS: Cell<*const AtomicU64> = const { Cell::new(ptr::null()) };
     static EXIT: ExitGuard = const { ExitGuard };
 }
 
@@ -39,7 +40,8 @@ struct ExitGuard;
 
 impl Drop for ExitGuard {
     fn drop(&mut self) {
-        let heap = HEAP.with(|h| h.replace(DEAD));
+        let heap = tls_words::heap();
+        tls_words::set_heap(DEAD);
         if heap as usize > DEAD as usize {
             // SAFETY: this thread holds `heap` and, with HEAP set to DEAD, never touches it
             // again. Its medium blocks go back to `free` first: an abandoned heap caches none
@@ -56,7 +58,7 @@ impl Drop for ExitGuard {
 /// paths, which leave every other case to the slow ones.
 #[inline(always)]
 pub(crate) fn bound_heap() -> *mut Heap {
-    let heap = HEAP.with(|h| h.get());
+    let heap = tls_words::heap();
     if heap as usize > DEAD as usize {
         heap
     } else {
@@ -69,7 +71,7 @@ pub(crate) fn bound_heap() -> *mut Heap {
 /// needs no test of its own.
 #[inline(always)]
 pub(crate) fn raw_heap() -> *mut Heap {
-    HEAP.with(|h| h.get())
+    tls_words::heap()
 }
 
 /// Whether a value of [`raw_heap`] is a heap.
@@ -102,14 +104,14 @@ pub(crate) fn flush_remote_batches() {
 /// The arena map's words of the bound heap (meaningful only when `bound_heap()` is not null).
 #[inline(always)]
 pub(crate) fn bound_map_words() -> *const AtomicU64 {
-    MAP_WORDS.with(|w| w.get())
+    tls_words::map_words()
 }
 
 /// The calling thread's heap, binding one on first use. Null after the thread's heap was
 /// given up at exit, or if no heap could be mapped.
 #[inline(always)]
 pub(crate) fn heap() -> *mut Heap {
-    let heap = HEAP.with(|h| h.get());
+    let heap = tls_words::heap();
     if heap as usize > DEAD as usize {
         heap
     } else {
@@ -131,7 +133,7 @@ pub(crate) fn heap() -> *mut Heap {
 /// Pool and Heap invariants), not freed before this returns.
 #[inline]
 pub(crate) unsafe fn heap_for_free(block: *mut u8) -> *mut Heap {
-    let heap = HEAP.with(|h| h.get());
+    let heap = tls_words::heap();
     if heap as usize > DEAD as usize {
         return heap;
     }
@@ -189,14 +191,14 @@ fn bind_slow(current: *mut Heap) -> *mut Heap {
 /// thread's heap. Returns it, or null if the thread is past destroying its thread-locals.
 fn bound(heap: *mut Heap) -> *mut Heap {
     // SAFETY: a heap the registry just bound for us.
-    MAP_WORDS.with(|w| w.set(unsafe { (*heap).map_words() }));
-    HEAP.with(|h| h.set(heap));
+    tls_words::set_map_words(unsafe { (*heap).map_words() });
+    tls_words::set_heap(heap);
     // Registers the exit guard's destructor; may allocate, which now finds the heap bound.
     // If the thread is already past destroying its thread-locals, `try_with` fails and the
     // heap is abandoned right here instead: it cannot be held by a thread that cannot exit
     // cleanly.
     if EXIT.try_with(|_| ()).is_err() {
-        HEAP.with(|h| h.set(DEAD));
+        tls_words::set_heap(DEAD);
         // SAFETY: we hold the heap and gave up the binding above.
         unsafe { GLOBAL.heaps.abandon(&*heap) };
         return ptr::null_mut();
