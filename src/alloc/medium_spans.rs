@@ -30,10 +30,11 @@
 //! **Empty spans** go onto one shared list, newest first, and are reused from there by any
 //! bin. Those that stayed on it for the purge delay
 //! ([`set_purge_delay`](super::set_purge_delay), one second by default) are unmapped, checked
-//! whenever a span leaves or joins the list, at most [`UNMAP_BUDGET`] at a time;
+//! whenever spans join the list, at most [`UNMAP_BUDGET`] more than join;
 //! [`purge`](super::purge) unmaps them all. So a program that frees its medium blocks and
-//! builds again within the delay reuses memory that is already resident, and one that goes
-//! idle after a peak gives it back.
+//! builds again within the delay reuses memory that is already resident. As with the pools'
+//! purge (`purge.rs`), the check rides on traffic: a program that goes idle after a peak keeps
+//! its empty spans until spans are released again or `purge` is called.
 //!
 //! **Locks.** A bin's lock guards its list and every field of its spans; the empty list's lock
 //! guards that list and the spans on it. The only nesting is a bin's lock, then the empty
@@ -60,7 +61,8 @@ pub(crate) const SPAN_BINS: usize = (MAX_SPAN_BLOCK.trailing_zeros()
 const FIRST_BLOCK: usize = 64;
 /// How many bytes' worth of blocks a medium cache asks for at once (at least one block).
 pub(crate) const REFILL_BYTES: usize = 16 * 1024;
-/// At most this many empty spans are unmapped by one operation on the empty list.
+/// At most this many empty spans are unmapped by one operation on the empty list, besides as
+/// many as it puts there.
 pub(crate) const UNMAP_BUDGET: usize = 16;
 
 const _: () = assert!(SPAN_BINS <= super::medium_cache::NUM_BINS);
@@ -351,6 +353,7 @@ unsafe fn release_spans(mut span: *mut Span) {
     let delay = super::purge::delay_ms();
     let mut expired: *mut Span = ptr::null_mut();
     EMPTY.with(|empty| {
+        let mut released = 0;
         while !span.is_null() {
             // SAFETY: a span of the chain (caller's contract), now under the empty list's lock.
             unsafe {
@@ -360,8 +363,11 @@ unsafe fn release_spans(mut span: *mut Span) {
                 span = next;
             }
             EMPTY_NOW.fetch_add(1, Ordering::Relaxed);
+            released += 1;
         }
-        expired = take_expired(empty, now, delay, UNMAP_BUDGET);
+        // As many as were released, and the budget: the list never grows by spans that are
+        // due.
+        expired = take_expired(empty, now, delay, released + UNMAP_BUDGET);
     });
     // SAFETY: spans taken off the empty list, on no list, no live block.
     unsafe { unmap_spans(expired) };

@@ -25,16 +25,21 @@ use std::alloc::System;
 /// `MALLOC_*_` settings of these, keep glibc's defaults; see
 /// [`glibc_tuned`](super::glibc_tuned) for what is set and what it costs.
 ///
-/// Requests of 513 B to 32 KiB (alignment at most 16) go to `malloc` rounded up to one of 48
-/// size bins (eight per doubling: at most 12.5% more), and each thread keeps the ones it frees
-/// in a *medium cache* for its next request of the same bin, as jemalloc's thread cache does:
-/// at most 1,024 blocks per bin and 4 MiB per thread (a free into a full bin gives the bin's
-/// older half back to `malloc`); every 1,024 frees into it, each bin gives back half of what
-/// it did not reuse meanwhile. A thread's cache is emptied when it exits, and
-/// [`purge`](super::purge) empties the caller's at once and the other threads' at their next
-/// medium free. [`stats`](super::stats) reports the cached blocks
-/// (`medium_cached_blocks`, `medium_cached_bytes`). `PoolAllocWith` has no such cache: its
-/// allocator gets every request as it is.
+/// Requests of 513 B to 32 KiB (alignment at most 16) are rounded up to one of 48 size bins
+/// (eight per doubling: at most 12.5% more). Those of up to 4 KiB are carved from pyheap's own
+/// 64 KiB *medium spans* (one bin per span, shared by all threads under a lock per bin); the
+/// larger ones go to `malloc`. Each thread keeps the blocks it frees in a *medium cache* for
+/// its next request of the same bin, as jemalloc's thread cache does, and fills an empty span
+/// bin of it with 16 KiB worth of blocks at once, so that a span lock is taken once per batch:
+/// at most 1,024 blocks per bin and 4 MiB per thread (a free into a full bin gives half the
+/// bin back); every 1,024 frees into it, each bin gives back half of what it did not reuse
+/// meanwhile. A thread's cache is emptied when it exits, and [`purge`](super::purge) empties
+/// the caller's at once and the other threads' at their next medium free. A span left with no
+/// block in use stays mapped for the purge delay ([`set_purge_delay`](super::set_purge_delay))
+/// for reuse by any bin, then is unmapped; `purge` unmaps them at once.
+/// [`stats`](super::stats) reports the cached blocks (`medium_cached_blocks`,
+/// `medium_cached_bytes`) and the spans (`medium_spans`, `medium_spans_empty`).
+/// `PoolAllocWith` has neither: its allocator gets every request as it is.
 ///
 /// ```
 /// use std::alloc::{GlobalAlloc, Layout};
