@@ -243,6 +243,34 @@ fn freed_blocks_lose_their_traces() {
     );
 }
 
+/// Medium blocks (513 B to 32 KiB: the medium spans up to 4 KiB, `malloc` above, both through
+/// the thread's medium cache) are traced at their lines by their requested sizes, lose their
+/// traces when freed into the cache, and are traced again at the new line when the cache
+/// hands them out again.
+#[test]
+fn medium_blocks_through_the_cache_are_traced() {
+    let _t = tracing(1);
+    let size = |i: usize| 600 + 16 * (i % 2) + 5000 * (i % 3);
+    let mut blocks: Vec<Vec<u8>> = Vec::with_capacity(200);
+    let line = line!() + 1;
+    blocks.extend((0..200).map(|i| vec![1u8; size(i)]));
+    let want: usize = (0..200).map(size).sum();
+    assert_eq!(by_line(&tracemalloc::take_snapshot())[&line], (want, 200));
+    drop(blocks);
+    // Freed into the medium cache (or to their spans): no trace left at the line.
+    assert!(!by_line(&tracemalloc::take_snapshot()).contains_key(&line));
+    let mut again: Vec<Vec<u8>> = Vec::with_capacity(200);
+    let again_line = line!() + 1;
+    again.extend((0..200).map(|_| vec![2u8; 610]));
+    assert_eq!(
+        by_line(&tracemalloc::take_snapshot())[&again_line],
+        (200 * 610, 200),
+        "blocks the cache handed out again are traced at their new line"
+    );
+    drop(again);
+    assert!(!by_line(&tracemalloc::take_snapshot()).contains_key(&again_line));
+}
+
 #[test]
 fn object_tracebacks_of_pointers_and_both_gc_flavors() {
     let _t = tracing(2);
