@@ -192,8 +192,9 @@ fn aborted(status: libc::c_int) -> bool {
 /// Freeing a pool block with the layout of another size class is caught (an abort with a
 /// message), whether the block is of this thread's pools (the free fast path, which compares
 /// the size with the pool's blocks instead of computing the class) or of another thread's
-/// (the remote-free path); a block freed with its own layout, 16-aligned sizes that round up
-/// included, is not.
+/// (the remote-free path); so is a medium span block (513 B to 4 KiB) freed with the layout of
+/// another size bin, on its thread or another; a block freed with its own layout, 16-aligned
+/// sizes that round up included, is not.
 #[test]
 fn dealloc_with_a_layout_of_another_size_class_aborts() {
     fn own_pool() {
@@ -218,7 +219,37 @@ fn dealloc_with_a_layout_of_another_size_class_aborts() {
         .join()
         .unwrap();
     }
+    fn medium_other_bin() {
+        let a = Layout::from_size_align(600, 8).unwrap();
+        // SAFETY: deliberately wrong: a span block (577-640 B bin) freed with the layout of
+        // the 961-1,024 B bin (the abort is the test).
+        unsafe { GLOBAL.dealloc(GLOBAL.alloc(a), Layout::from_size_align(1000, 8).unwrap()) };
+    }
+    fn medium_other_thread() {
+        let a = Layout::from_size_align(3000, 16).unwrap();
+        // SAFETY: a non-null span block of `a`, sent to another thread as an address.
+        let p = unsafe { GLOBAL.alloc(a) } as usize;
+        assert_ne!(p, 0);
+        std::thread::spawn(move || {
+            // SAFETY: deliberately wrong, as above (the 2,049-2,304 B bin).
+            unsafe { GLOBAL.dealloc(p as *mut u8, Layout::from_size_align(2100, 16).unwrap()) };
+        })
+        .join()
+        .unwrap();
+    }
     fn own_layouts() {
+        for align in [8, 16] {
+            for size in 513..=4200 {
+                let l = Layout::from_size_align(size, align).unwrap();
+                // SAFETY: freed with the layout it was allocated with.
+                unsafe {
+                    let p = GLOBAL.alloc(l);
+                    assert!(!p.is_null());
+                    p.write_bytes(0x5A, size);
+                    GLOBAL.dealloc(p, l);
+                }
+            }
+        }
         for align in [1, 2, 4, 8, 16] {
             for size in 1..=512 {
                 let l = Layout::from_size_align(size, align).unwrap();
@@ -236,6 +267,11 @@ fn dealloc_with_a_layout_of_another_size_class_aborts() {
         (own_pool as fn(), "own pool"),
         (smaller_class, "own pool, smaller class"),
         (other_thread, "another thread's pool"),
+        (medium_other_bin, "medium span block, another bin"),
+        (
+            medium_other_thread,
+            "medium span block, another bin, another thread",
+        ),
     ] {
         let status = in_child(f);
         assert!(

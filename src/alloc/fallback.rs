@@ -110,11 +110,15 @@ const MALLOC_ALIGN: usize = 2 * core::mem::size_of::<usize>();
 
 // SAFETY: forwards to `System`; on Unix a request `System` would give to `malloc` goes to
 // `malloc` directly (the same call, with `System`'s own test), and a free to `free` (what
-// `System::dealloc` is there). A medium request (`medium_cache.rs`) asks `malloc` for its
-// bin's size, or takes a cached block that holds at least as much; a medium free goes to the
-// calling thread's cache when it has room, else to `free`; `realloc` keeps every medium block
-// at least its bin's size (the cache's invariant), so blocks of the cache and of `malloc`
-// mix freely. `malloc`'s blocks are aligned to 16 ([`MALLOC_ALIGN`]) at these sizes.
+// `System::dealloc` is there). A medium request (`medium_cache.rs`) takes a cached block of
+// its bin, else a block of a medium span for the bins up to 4 KiB (`medium_spans.rs`: whether
+// a bin is a span bin depends on the bin alone, so every block of it, allocated or freed, on
+// any thread, is a span block), else asks `malloc` for its bin's size; a medium free goes to
+// the calling thread's cache when it has room, else to its span or to `free`; `realloc` moves
+// a span block (or a block into a span bin) by allocating, copying and freeing, and keeps
+// every other medium block at least its bin's size (the cache's invariant), so blocks of the
+// cache and of `malloc` mix freely. Span blocks and `malloc`'s are aligned to 16
+// ([`MALLOC_ALIGN`]) at these sizes.
 unsafe impl Fallback for System {
     #[inline(always)]
     unsafe fn alloc(self, layout: Layout) -> *mut u8 {
@@ -398,6 +402,10 @@ fn medium_span_alloc(heap: *mut Heap, bin: usize, zero: usize) -> *mut u8 {
 #[cfg(unix)]
 #[inline(always)]
 unsafe fn medium_free(heap: *mut Heap, bin: usize, ptr: *mut u8) {
+    if medium_spans::serves(bin) {
+        // SAFETY: a live span block (caller's contract), whatever bin its layout says.
+        unsafe { medium_spans::check_bin(ptr, bin) };
+    }
     // SAFETY: the calling thread holds its bound heap; the block as `put` asks (caller).
     if !heap.is_null() && unsafe { (*heap).medium.put(bin, ptr) } {
         return;

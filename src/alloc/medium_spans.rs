@@ -18,7 +18,10 @@
 //! [`MAX_SPAN_BLOCK`] (the first [`SPAN_BINS`] bins) come from spans, always, on Unix, for
 //! `PoolAlloc` (never for `PoolAllocWith`, whose allocator gets every request); larger medium
 //! blocks still come from `malloc`. So whether a medium block lives in a span follows from its
-//! layout alone, and a free never has to ask.
+//! layout alone, and a free never has to ask. A span block freed with the layout of another
+//! bin (which would later serve requests larger than the block) aborts with a message
+//! ([`check_bin`]: one read of the span's header per free), as a pool block freed with
+//! another class's layout does.
 //!
 //! **Central bins.** Each span bin has a lock and a list of its spans that have a free block
 //! (*partial* spans). [`alloc_chain`] hands out a chain of blocks (taking a span off the list
@@ -110,6 +113,30 @@ struct Span {
 #[inline(always)]
 fn span_of(block: *mut u8) -> *mut Span {
     (block as usize & !(SPAN_SIZE - 1)) as *mut Span
+}
+
+/// Abort (with a message, as the pools do for a block freed with another size class's
+/// layout) if `block`, freed with a layout of span bin `bin`, lives in a span of another bin:
+/// it would serve requests of `bin` larger than it is.
+///
+/// # Safety
+/// `block` is a live block of a medium span (allocated with a layout of a span bin): its
+/// span's `bin` is not written while one of its blocks is live (`Span`'s invariants: only
+/// `take_span` writes it, for a span with no block handed out), and the block's owner received
+/// it after that write.
+#[inline(always)]
+pub(crate) unsafe fn check_bin(block: *mut u8, bin: usize) {
+    // SAFETY: caller's contract; the header is at the span's start.
+    let span_bin = unsafe { (*span_of(block)).bin } as usize;
+    if span_bin != bin {
+        wrong_bin();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn wrong_bin() -> ! {
+    os::fatal("pyheap: dealloc called with a layout of another medium size bin than alloc")
 }
 
 /// An intrusive doubly linked list of spans (through `prev`/`next`).
