@@ -60,8 +60,8 @@ fn try_reserve_reports_capacity_overflow_and_alloc_errors() {
     assert_eq!(v.len(), 1003);
 }
 
-/// In a forked child: limit the address space, then allocate small and large blocks until the
-/// allocator returns null. Exit status: 0 when null came back (and the allocator recovered
+/// In a forked child: limit the address space, then allocate small, large and medium-span
+/// blocks until the allocator returns null. Exit status: 0 when null came back (and the allocator recovered
 /// after freeing), 2 if `alloc` unwound, 3 if memory never ran out, 4 if it did not recover.
 fn exhaust_in_child() -> i32 {
     // Current virtual size, before the limit: the child may map 32 MiB more.
@@ -84,6 +84,8 @@ fn exhaust_in_child() -> i32 {
         for (size, cap) in [
             (64usize, 10_000_000usize),
             (200_000, 100_000),
+            // A medium span bin: the spans run out (a failed map leaves the refill short).
+            (1000, 1_000_000),
             (48, 10_000_000),
         ] {
             let layout = Layout::from_size_align(size, 8).unwrap();
