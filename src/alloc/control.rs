@@ -42,8 +42,9 @@ pub fn purge() -> usize {
     super::fork::register_once();
     // What the caller freed into other threads' pools goes to them first.
     super::thread::flush_remote_batches();
-    // The medium blocks cached for reuse go back to `malloc` (before its trim): the caller's
-    // now, every other thread's at its next medium free.
+    // The medium blocks cached for reuse go back to their spans or to `malloc` (before the
+    // spans' unmapping and `malloc`'s trim): the caller's now, every other thread's at its next
+    // medium free.
     super::medium_cache::request_flush_all();
     super::thread::flush_medium_cache();
     let bytes = GLOBAL.arenas.purge_all() * POOL_SIZE + super::medium_spans::unmap_all_empty();
