@@ -240,27 +240,22 @@ fn dealloc_with_a_layout_of_another_size_class_aborts() {
         .unwrap();
     }
     fn own_layouts() {
-        for align in [8, 16] {
-            for size in 513..=4200 {
-                let l = Layout::from_size_align(size, align).unwrap();
-                // SAFETY: freed with the layout it was allocated with.
-                unsafe {
-                    let p = GLOBAL.alloc(l);
-                    assert!(!p.is_null());
-                    p.write_bytes(0x5A, size);
-                    GLOBAL.dealloc(p, l);
-                }
-            }
-        }
-        for align in [1, 2, 4, 8, 16] {
-            for size in 1..=512 {
-                let l = Layout::from_size_align(size, align).unwrap();
-                // SAFETY: freed with the layout it was allocated with.
-                unsafe {
-                    let p = GLOBAL.alloc(l);
-                    assert!(!p.is_null());
-                    p.write_bytes(0xA5, size);
-                    GLOBAL.dealloc(p, l);
+        // The pools' sizes with every alignment they serve, then the medium spans' sizes.
+        let ranges: [(&[usize], core::ops::RangeInclusive<usize>, u8); 2] = [
+            (&[1, 2, 4, 8, 16], 1..=512, 0xA5),
+            (&[8, 16], 513..=4200, 0x5A),
+        ];
+        for (aligns, sizes, byte) in ranges {
+            for &align in aligns {
+                for size in sizes.clone() {
+                    let l = Layout::from_size_align(size, align).unwrap();
+                    // SAFETY: freed with the layout it was allocated with.
+                    unsafe {
+                        let p = GLOBAL.alloc(l);
+                        assert!(!p.is_null());
+                        p.write_bytes(byte, size);
+                        GLOBAL.dealloc(p, l);
+                    }
                 }
             }
         }

@@ -10,6 +10,9 @@
 //! Run without libtest's harness, so that no other thread allocates while the counts are
 //! compared.
 
+mod common;
+
+use common::Rng;
 use pyheap::alloc::{purge, set_purge_delay, stats, DEFAULT_PURGE_DELAY_MS};
 use pyheap::PoolAlloc;
 use std::alloc::{alloc, dealloc, Layout};
@@ -32,20 +35,9 @@ fn layout(size: usize) -> Layout {
     Layout::from_size_align(size, 8).unwrap()
 }
 
-/// xorshift64*.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// A size served by the spans: 513 B to 4 KiB.
-    fn span_size(&mut self) -> usize {
-        513 + (self.next() % (4096 - 512)) as usize
-    }
+/// A size served by the spans: 513 B to 4 KiB.
+fn span_size(rng: &mut Rng) -> usize {
+    rng.range(513, 4096)
 }
 
 /// Allocate `sizes`, fill each block with a byte of its own, check them all, and return them.
@@ -93,8 +85,8 @@ fn free(blocks: Vec<(usize, usize, u8)>) {
 /// the cache kept).
 fn blocks_are_distinct_and_spans_are_reused() {
     purge();
-    let mut rng = Rng(7);
-    let sizes: Vec<usize> = (0..6000).map(|_| rng.span_size()).collect();
+    let mut rng = Rng::new(7);
+    let sizes: Vec<usize> = (0..6000).map(|_| span_size(&mut rng)).collect();
     let bytes: usize = sizes.iter().sum();
     let mut first = 0;
     for round in 0..5 {
@@ -179,9 +171,9 @@ fn cross_thread_frees_all_come_back() {
         .map(|(i, inbox)| {
             let next = senders[(i + 1) % THREADS].clone();
             thread::spawn(move || {
-                let mut rng = Rng(100 + i as u64);
+                let mut rng = Rng::new(100 + i as u64);
                 for _round in 0..20 {
-                    let sizes: Vec<usize> = (0..1000).map(|_| rng.span_size()).collect();
+                    let sizes: Vec<usize> = (0..1000).map(|_| span_size(&mut rng)).collect();
                     let mut blocks = fill(&sizes);
                     let theirs = blocks.split_off(500);
                     next.send(theirs).unwrap();
@@ -223,9 +215,9 @@ fn fork_while_other_threads_hold_the_locks() {
         .map(|i| {
             let stop = stop.clone();
             thread::spawn(move || {
-                let mut rng = Rng(1000 + i);
+                let mut rng = Rng::new(1000 + i);
                 while !stop.load(Ordering::Relaxed) {
-                    let sizes: Vec<usize> = (0..200).map(|_| rng.span_size()).collect();
+                    let sizes: Vec<usize> = (0..200).map(|_| span_size(&mut rng)).collect();
                     free(fill(&sizes));
                     // Through the cache's bounds, so that the bins' locks are taken often.
                     let big: Vec<(usize, usize, u8)> = fill(&[4096; 300]);
@@ -240,8 +232,8 @@ fn fork_while_other_threads_hold_the_locks() {
         assert!(pid >= 0, "fork failed");
         if pid == 0 {
             let ok = std::panic::catch_unwind(|| {
-                let mut rng = Rng(round);
-                let sizes: Vec<usize> = (0..3000).map(|_| rng.span_size()).collect();
+                let mut rng = Rng::new(round);
+                let sizes: Vec<usize> = (0..3000).map(|_| span_size(&mut rng)).collect();
                 free(fill(&sizes));
                 purge();
             })

@@ -21,25 +21,28 @@
 //! (6% on average over uniform sizes). A span block holds its bin's size exactly, and every
 //! medium request above the spans' bins is rounded up to its bin's size before `malloc` sees
 //! it, whether or not the cache serves it ([`request_size`]). So every medium block of the
-//! fallback holds at least its bin's size, and a block freed with any
-//! size of a bin can serve any later request of that bin, from any thread. A `realloc` within
-//! a bin returns the block as it is.
+//! fallback holds at least its bin's size, and a block freed with any size of a bin can serve
+//! any later request of that bin, from any thread. A `realloc` within a bin returns the block
+//! as it is.
 //!
 //! **Bounds.** A bin keeps at most [`MAX_PER_BIN`] blocks and a heap at most [`MAX_BYTES`]
-//! bytes (counted by bin sizes). A free into a full bin gives the bin's older half back (to
-//! its spans, or to `free`) and keeps the new block (so a program that frees more blocks of a
-//! bin than the cache holds hands back the older ones, which `malloc` can coalesce and spans
-//! can empty with); a free that would pass [`MAX_BYTES`] even so goes back at once. Every [`TRIM_INTERVAL`] frees into the cache, each
-//! bin gives back half of the blocks that stayed unused since the last trim (its low-water
-//! mark, as jemalloc's tcache GC does), so bins the program stopped using empty over a few
-//! intervals while the ones it reuses keep their blocks.
+//! bytes (counted by bin sizes). A free into a full bin gives half the bin back and keeps the
+//! new block: for a `malloc` bin the older half (so a program that frees more blocks of a bin
+//! than the cache holds hands `free` the older ones, which `malloc` can coalesce), for a span
+//! bin the newer half (still in the CPU's cache; spans do not coalesce). A free that would
+//! pass [`MAX_BYTES`] even so goes back at once. Every
+//! [`TRIM_INTERVAL`] frees into the cache, each bin gives back half of the blocks that stayed
+//! unused since the last trim (its low-water mark, as jemalloc's tcache GC does), so bins the
+//! program stopped using empty over a few intervals while the ones it reuses keep their
+//! blocks.
 //!
 //! **Lifetime.** A thread that frees medium blocks and then sleeps keeps at most
-//! [`MAX_BYTES`] (4 MiB) until it exits (a refill takes at most what fits under the bound). The cache is emptied when its thread exits
-//! (`thread.rs`, before the heap is given up), and by [`purge`](super::purge): the calling
-//! thread's at once, every other thread's at that thread's next medium free
-//! ([`request_flush_all`]). A child process inherits the other threads' caches as it inherits
-//! their heaps (`fork.rs`): not reused there, a leak bounded by [`MAX_BYTES`] per such thread.
+//! [`MAX_BYTES`] (4 MiB) until it exits (a refill takes at most what fits under the bound).
+//! The cache is emptied when its thread exits (`thread.rs`, before the heap is given up), and
+//! by [`purge`](super::purge): the calling thread's at once, every other thread's at that
+//! thread's next medium free ([`request_flush_all`]). A child process inherits the other
+//! threads' caches as it inherits their heaps (`fork.rs`): not reused there, a leak bounded by
+//! [`MAX_BYTES`] per such thread.
 //!
 //! `stats()` reports the cached blocks and bytes apart from the program's live fallback
 //! blocks ([`AllocStats::medium_cached_blocks`](super::AllocStats::medium_cached_blocks)).
@@ -146,9 +149,9 @@ impl Bin {
 ///   of a medium span of bin `b` handed out by `medium_spans::alloc_chain`; for the other
 ///   bins, a live block of the C library's `malloc` (from `malloc`, `calloc` or `realloc`) of
 ///   at least `bin_size(b)` bytes. Either way it is aligned to 16, and no one else references
-///   it: the program freed it, or it came with a refill and was never handed out. Its first word holds the next block of the
-///   stack (or null); `count` is the stack's length, at most [`MAX_PER_BIN`]; `low` is at
-///   most `count`.
+///   it: the program freed it, or it came with a refill and was never handed out. Its first
+///   word holds the next block of the stack (or null); `count` is the stack's length, at most
+///   [`MAX_PER_BIN`]; `low` is at most `count`.
 /// - `bytes` is the sum of `bin_size` over the blocks held, at most [`MAX_BYTES`].
 pub(crate) struct MediumCache {
     bins: [Bin; NUM_BINS],
@@ -249,14 +252,11 @@ impl MediumCache {
             if b.count() < 2 {
                 return false;
             }
-            #[cfg(all(unix, not(loom)))]
-            if medium_spans::serves(bin) {
+            if span_bin(bin) {
                 self.free_newer_half(bin);
             } else {
                 self.free_older_half(bin);
             }
-            #[cfg(not(all(unix, not(loom))))]
-            self.free_older_half(bin);
             if self.bytes.get() + size > MAX_BYTES {
                 return false;
             }
@@ -292,26 +292,13 @@ impl MediumCache {
     #[cold]
     #[inline(never)]
     fn free_older_half(&self, bin: usize) {
-        let b = &self.bins[bin];
-        let keep = b.count() / 2;
+        let count = self.bins[bin].count();
+        let keep = count / 2;
         debug_assert!(keep >= 1);
-        // The last block kept: `keep - 1` links below the top.
-        let mut last = b.top.get();
-        for _ in 1..keep {
-            // SAFETY: `keep <= count`: a block of the stack.
-            last = unsafe { next(last) };
-        }
-        // SAFETY: `last` is a block of the stack; the kept part ends there, and its first
-        // word is ours to write.
-        let older = unsafe {
-            let older = next(last);
-            last.cast::<*mut u8>().write(ptr::null_mut());
-            older
-        };
-        let freed = b.count() - keep;
+        let older = self.split_below(bin, keep);
         // SAFETY: the stack's blocks below the kept part, now on no stack.
         unsafe { release_chain(bin, older) };
-        self.uncount(bin, freed);
+        self.uncount(bin, count - keep);
     }
 
     /// Give the newer half of span bin `bin`'s blocks (the top of its stack) back to their
@@ -321,7 +308,6 @@ impl MediumCache {
     /// which frees its 20,000 `BTreeMap` nodes in a burst: the link reads of the older half
     /// were three quarters of `free_chain`'s time). Spans do not coalesce, so the order
     /// `malloc` needs (`free_older_half`) does not matter here.
-    #[cfg(all(unix, not(loom)))]
     #[cold]
     #[inline(never)]
     fn free_newer_half(&self, bin: usize) {
@@ -334,25 +320,33 @@ impl MediumCache {
     /// Take the top `n` blocks (at most the bin's count) off `bin`'s stack as a null-terminated
     /// chain, counted out.
     fn cut_top(&self, bin: usize, n: u32) -> *mut u8 {
-        let b = &self.bins[bin];
-        debug_assert!(n <= b.count());
         if n == 0 {
             return ptr::null_mut();
         }
+        let b = &self.bins[bin];
         let first = b.top.get();
-        let mut last = first;
+        b.top.set(self.split_below(bin, n));
+        self.uncount(bin, n);
+        first
+    }
+
+    /// Cut `bin`'s stack after its top `n` blocks (`1 <= n <= count`): the top `n` end in
+    /// null, and the blocks below them are returned as a chain. The counts are the caller's to
+    /// settle.
+    fn split_below(&self, bin: usize, n: u32) -> *mut u8 {
+        let b = &self.bins[bin];
+        debug_assert!(n >= 1 && n <= b.count());
+        let mut last = b.top.get();
         for _ in 1..n {
             // SAFETY: `n <= count`: a block of the stack.
             last = unsafe { next(last) };
         }
-        // SAFETY: `last` is a block of the stack; the chain ends there, and its first word is
-        // ours to write; the blocks below it stay the stack.
+        // SAFETY: `last` is a block of the stack; its first word (its link) is ours to write.
         unsafe {
-            b.top.set(next(last));
+            let below = next(last);
             last.cast::<*mut u8>().write(ptr::null_mut());
+            below
         }
-        self.uncount(bin, n);
-        first
     }
 
     /// Every [`TRIM_INTERVAL`] frees into the cache: give back half the blocks of each bin
@@ -404,17 +398,33 @@ unsafe fn release_chain(bin: usize, mut block: *mut u8) {
     if block.is_null() {
         return;
     }
-    #[cfg(all(unix, not(loom)))]
-    if medium_spans::serves(bin) {
-        // SAFETY: span blocks of `bin` (the stack's invariant), given up (caller's contract).
-        return unsafe { medium_spans::free_chain(bin, block) };
+    if span_bin(bin) {
+        #[cfg(all(unix, not(loom)))]
+        {
+            // SAFETY: span blocks of `bin` (the stack's invariant), given up (caller's
+            // contract).
+            unsafe { medium_spans::free_chain(bin, block) };
+        }
+        return;
     }
-    let _ = bin;
     while !block.is_null() {
         // SAFETY: a block of the chain (caller's contract).
         let after = unsafe { next(block) };
         free(block);
         block = after;
+    }
+}
+
+/// Whether `bin`'s blocks come from the medium spans (`medium_spans::serves`; never under loom,
+/// whose models build no spans, nor off Unix, where the cache is unused).
+#[inline(always)]
+fn span_bin(bin: usize) -> bool {
+    #[cfg(all(unix, not(loom)))]
+    return medium_spans::serves(bin);
+    #[cfg(not(all(unix, not(loom))))]
+    {
+        let _ = bin;
+        false
     }
 }
 

@@ -90,7 +90,9 @@ pub(crate) fn refill_count(bin: usize) -> u32 {
 ///   meaningless), or owned by bin `bin`, on that bin's partial list exactly when it has a free
 ///   block (`free` not null or `bumped < capacity`).
 /// - Every field is read and written only under the lock of where the span is: its bin's, or
-///   the empty list's.
+///   the empty list's. One exception: `bin` is written only by `take_span`, while no block of
+///   the span is handed out, so a thread holding a live block of the span (which it received
+///   after that write) may read `bin` without a lock (`check_bin`).
 /// - Owned by a bin: the blocks are `capacity` slots of `bin_size(bin)` bytes from
 ///   [`FIRST_BLOCK`]; the first `bumped` slots were handed out at least once, the others never
 ///   (their memory is as the span got it); `free` chains, through each block's first word, the
@@ -423,18 +425,21 @@ fn take_expired(empty: &mut SpanList, now: u64, delay: u64, budget: usize) -> *m
     expired
 }
 
-/// Unmap a chain of spans (through `next`).
+/// Unmap a chain of spans (through `next`); returns how many.
 ///
 /// # Safety
 /// No span of the chain has a live block or is on a list; no one will touch them again.
-unsafe fn unmap_spans(mut span: *mut Span) {
+unsafe fn unmap_spans(mut span: *mut Span) -> usize {
+    let mut n = 0;
     while !span.is_null() {
         // SAFETY: caller's contract: the header is readable until the unmap.
         let next = unsafe { (*span).next };
         os::unmap(span.cast(), SPAN_SIZE);
         MAPPED.fetch_sub(1, Ordering::Relaxed);
         span = next;
+        n += 1;
     }
+    n
 }
 
 /// Unmap every empty span now (`purge()`); returns the bytes given back.
@@ -445,16 +450,8 @@ pub(crate) fn unmap_all_empty() -> usize {
         if expired.is_null() {
             return total;
         }
-        let mut n = 0;
-        let mut s = expired;
-        while !s.is_null() {
-            n += 1;
-            // SAFETY: a span of the chain just taken off the list.
-            s = unsafe { (*s).next };
-        }
         // SAFETY: spans taken off the empty list.
-        unsafe { unmap_spans(expired) };
-        total += n * SPAN_SIZE;
+        total += unsafe { unmap_spans(expired) } * SPAN_SIZE;
     }
 }
 
