@@ -31,7 +31,7 @@ static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
 
 /// Block sizes of the classes tried (8-byte blocks carry nothing, 16-byte ones 3 offsets,
 /// 32-byte 11, 64-byte 27, 144 bytes and up a whole batch).
-const SIZES: [usize; 9] = [8, 16, 24, 32, 48, 64, 128, 144, 512];
+const SIZES: [usize; 9] = [8, 16, 32, 48, 64, 80, 128, 144, 512];
 const POOL_SIZE: usize = 16 * 1024;
 const POOLS: usize = 2;
 

@@ -35,7 +35,7 @@
 //! # Bound on what a thread holds unpublished
 //!
 //! At most one batch per size class, each of at most [`BATCH_BYTES`] (4 KiB) or 64 blocks:
-//! with the 36 classes, at most 127 KiB of blocks (129,920 bytes, `max_batched_bytes`), and at most 36 pools
+//! with the 33 classes, at most 119 KiB of blocks (122,240 bytes, `max_batched_bytes`), and at most 33 pools
 //! of other heaps kept from going back to their arenas (a pool with a block in a batch is in
 //! use) by a thread that freed remotely once and then sleeps without allocating.
 //!
@@ -265,8 +265,8 @@ mod tests {
         assert_eq!(batch_limit(NUM_SIZE_CLASSES - 1), 8);
         assert_eq!(
             max_batched_bytes(),
-            129_920,
-            "the bound in the module doc: 127 KiB"
+            122_240,
+            "the bound in the module doc: 119 KiB"
         );
     }
 }

@@ -1,17 +1,26 @@
 //! Size classes: which block size serves a request.
 //!
-//! 36 classes: 8-byte steps up to 64 bytes (8, 16, 24, ..., 64), then 16-byte steps up to 512
-//! (80, 96, ..., 512).
+//! 33 classes: 8 bytes, then 16-byte steps up to 512 (16, 32, 48, ..., 512): CPython's
+//! classes (its `ALIGNMENT` is 16 on 64-bit targets) with one 8-byte class below them.
 //!
-//! Why not CPython's uniform 16-byte steps: CPython's objects all need 16-byte alignment, but a
-//! Rust request states its own alignment, and most small Rust allocations ask for 8: a
-//! `Box<u64>` or an `Rc<()>` (8 bytes), a three-word node (24), a short `String` (any length).
-//! Below 64 bytes a 16-byte step wastes up to a third of each block (a 24-byte request in a
-//! 32-byte block), so the small classes step by 8, as mimalloc's do. Above 64 bytes a 16-byte
-//! step wastes at most 15/80 of a block and keeps the class count (and so the pools a thread
-//! keeps half-used, one per class) low. A request aligned to 16 is rounded up to a multiple of
-//! 16 first, and every block whose size is a multiple of 16 is 16-aligned, because pools are
-//! and their first block is.
+//! **Why 16-byte steps.** A block whose size is a multiple of 16 starts at a multiple of 16,
+//! so a 32- or 64-byte block never straddles two cache lines, and a 16-byte one never does.
+//! Until stop 23 the classes below 64 bytes stepped by 8 (24, 40 and 56 bytes as well), for
+//! density; but a 24-byte block sits at every multiple of 8, and a quarter of them (those at
+//! 48 and 56 in their line) cross into the next line. A short `String` (a 20-byte key) read by
+//! a comparison then costs two cache misses instead of one: in the `btree` workload
+//! (`BTreeMap<String, _>`, 20-byte keys compared by `memcmp` on every search), the 16-byte
+//! steps took 3% off the time (median of 15 alternated runs, 199.7 → 190.2 ms with huge pages
+//! off and on; see BENCHMARKS.md, stop 23). mimalloc's bins (`MI_ALIGN2W`, its default with a
+//! 16-byte `max_align_t`), jemalloc's, glibc's chunks, rpmalloc's and snmalloc's all step by 16
+//! in this range too. The cost is memory: a 17-24-byte request takes 32 bytes, a 33-40-byte one
+//! 48, a 49-56-byte one 64 (peak RSS of the real-crate workloads +0.3 to +0.7 MiB, 1-3%).
+//! The 8-byte class stays: its blocks never straddle a line, and `Box<u64>`, `Rc<()>` and
+//! the like ask for 8.
+//!
+//! Every block of 16 bytes or more is 16-aligned, because pools are and their first block is,
+//! so a request aligned to 16 takes the same class as one aligned to 8 (a request of at most
+//! 8 bytes aligned to 16 takes the 16-byte class).
 
 /// Requests larger than this many bytes go to the system allocator (CPython's
 /// `SMALL_REQUEST_THRESHOLD`).
@@ -21,9 +30,8 @@ pub const SMALL_REQUEST_THRESHOLD: usize = 512;
 /// allocator. Every block of 16 bytes or more is aligned to it.
 pub const BLOCK_ALIGN: usize = 16;
 
-/// Number of size classes: eight in 8-byte steps up to 64 bytes, then 28 in 16-byte steps
-/// up to 512.
-pub const NUM_SIZE_CLASSES: usize = 8 + (SMALL_REQUEST_THRESHOLD - 64) / 16;
+/// Number of size classes: the 8-byte class, then 32 in 16-byte steps up to 512.
+pub const NUM_SIZE_CLASSES: usize = 1 + SMALL_REQUEST_THRESHOLD / 16;
 
 /// Size of a pool: the unit a thread takes from an arena, holding blocks of one size class.
 /// A pool is aligned to its size; the header of a block's pool is found from the block's
@@ -44,8 +52,9 @@ pub const POOLS_PER_ARENA: usize = ARENA_SIZE / POOL_SIZE;
 /// ```
 /// use pyheap::alloc::{size_class, class_block_size};
 /// assert_eq!(size_class(8, 8).map(class_block_size), Some(8));
-/// assert_eq!(size_class(20, 8).map(class_block_size), Some(24));
+/// assert_eq!(size_class(20, 8).map(class_block_size), Some(32));
 /// assert_eq!(size_class(20, 16).map(class_block_size), Some(32));
+/// assert_eq!(size_class(8, 16).map(class_block_size), Some(16));
 /// assert_eq!(size_class(100, 4).map(class_block_size), Some(112));
 /// assert_eq!(size_class(513, 8), None);
 /// assert_eq!(size_class(64, 64), None);
@@ -84,30 +93,29 @@ pub(crate) fn class_by_eighths(n: usize) -> u8 {
 /// request) is the 16-byte class, which serves any alignment up to 16.
 static CLASS_BY_EIGHTHS: [u8; CLASS_TABLE_LEN] = {
     let mut table = [1u8; SMALL_REQUEST_THRESHOLD / 8 + 1];
-    let mut n = 1;
+    // 8 bytes: the 8-byte class; `8 * n` bytes above that: the class of `n.div_ceil(2)`
+    // 16-byte steps.
+    table[1] = 0;
+    let mut n = 2;
     while n < table.len() {
-        let bytes = n * 8;
-        table[n] = if bytes <= 64 {
-            n - 1
-        } else {
-            bytes.div_ceil(16) + 3
-        } as u8;
+        table[n] = n.div_ceil(2) as u8;
         n += 1;
     }
     table
 };
 
 /// How far below its class's block size a request may be and still be of that class when
-/// its alignment is at most 8: the class's step (8 bytes up to 64, then 16). A request of
+/// its alignment is at most 8: the class's step (8 bytes for the 8- and 16-byte classes,
+/// 16 above). A request of
 /// `size` bytes aligned to at most 8 is of class `class` exactly when
 /// `class_block_size(class) - size < class_step(class)` (unsigned), which is the test the free
 /// fast path makes instead of computing the class (`Pool::fits`). A request aligned to 16 is
-/// rounded up to a multiple of 16 first, so a few of them fail that test while being of the
-/// class (they go the slow way), and a few pass it for a pool of the class below theirs
-/// (never a block they were allocated from: see `Pool::fits`).
+/// rounded up to a multiple of 16 first, so one of at most 8 bytes fails that test for the
+/// 16-byte class while being of it (it goes the slow way), and passes it for the 8-byte class
+/// (never a block it was allocated from: see `Pool::fits`).
 #[inline]
 pub(crate) const fn class_step(class: usize) -> usize {
-    if class < 8 {
+    if class < 2 {
         8
     } else {
         16
@@ -119,16 +127,16 @@ pub(crate) const fn class_step(class: usize) -> usize {
 /// ```
 /// use pyheap::alloc::{class_block_size, NUM_SIZE_CLASSES};
 /// assert_eq!(class_block_size(0), 8);
-/// assert_eq!(class_block_size(7), 64);
-/// assert_eq!(class_block_size(8), 80);
+/// assert_eq!(class_block_size(1), 16);
+/// assert_eq!(class_block_size(2), 32);
 /// assert_eq!(class_block_size(NUM_SIZE_CLASSES - 1), 512);
 /// ```
 #[inline]
 pub const fn class_block_size(class: usize) -> usize {
-    if class < 8 {
-        (class + 1) * 8
+    if class == 0 {
+        8
     } else {
-        (class - 3) * 16
+        class * 16
     }
 }
 
