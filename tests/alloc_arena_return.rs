@@ -1,15 +1,23 @@
 //! Memory goes back to the OS: after a program allocates ~200 MB in small blocks and frees
-//! them, its resident memory falls by at least half of that, `arenas_returned` grows, and the
-//! empty arenas kept for reuse stay within the documented hysteresis, `max(2, mapped / 8)`.
+//! them, its resident memory falls by at least half of that at once, `arenas_returned`
+//! grows, and the empty arenas kept for reuse stay within the documented limits: at once
+//! `max(16, mapped / 8)` (the decay limit: arenas kept resident for the purge delay), and
+//! once the delay has passed and pools are released again, `max(2, mapped / 8)` (the
+//! hysteresis). Within the delay, a heap freed and built again reuses its arenas: no arena is
+//! mapped for the second build.
 //!
 //! Users care because pymalloc-style allocators are often blamed for never giving memory
-//! back: a long-running process with one allocation peak must not keep the peak forever.
+//! back: a long-running process with one allocation peak must not keep the peak forever; and
+//! a program that rebuilds a structure in a loop should not pay `mmap` and page faults for it
+//! every time.
 //!
 //! One test in this binary: it asserts on process-wide stats and RSS.
 
 mod common;
 
 use pyheap::alloc::{stats, ARENA_SIZE};
+use std::thread;
+use std::time::Duration;
 
 #[global_allocator]
 static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
@@ -60,13 +68,44 @@ fn freeing_200mb_of_small_blocks_returns_memory_to_the_os() {
         rss_peak.saturating_sub(rss_after)
     );
     assert_eq!(after.blocks_in_use(), before.blocks_in_use());
-    // Hysteresis: empty arenas kept mapped are at most max(2, mapped / 8). Besides the arenas
-    // mapped before the workload, one more may hold a live pool: the 64-byte class's current
-    // pool, which a heap keeps even when empty.
+    // Decay: empty arenas kept mapped until the delay are at most max(16, mapped / 8).
+    // Besides the arenas mapped before the workload, one more may hold a live pool: the
+    // 64-byte class's current pool, which a heap keeps even when empty.
     let kept_empty = after.arenas_mapped.saturating_sub(before.arenas_mapped + 1);
     assert!(
-        kept_empty <= 2.max(after.arenas_mapped / 8),
-        "{kept_empty} empty arenas kept of {} mapped (limit max(2, mapped/8))",
+        kept_empty <= 16.max(after.arenas_mapped / 8),
+        "{kept_empty} empty arenas kept of {} mapped (limit max(16, mapped/8))",
         after.arenas_mapped
     );
+    assert!(
+        kept_empty >= 8,
+        "only {kept_empty} empty arenas kept for the delay: they were unmapped at once"
+    );
+
+    // Within the delay, a rebuild of 8 MiB reuses the kept arenas.
+    let mapped_total = stats().arenas_mapped_total;
+    let again: Vec<Box<[u8; BLOCK]>> = (0..(8 << 20) / BLOCK)
+        .map(|i| Box::new([i as u8; BLOCK]))
+        .collect();
+    assert_eq!(
+        stats().arenas_mapped_total,
+        mapped_total,
+        "arenas mapped for a rebuild within the purge delay"
+    );
+    drop(again);
+
+    // Past the delay, pool releases (threads exiting with a pool each) unmap the kept
+    // arenas down to the hysteresis, max(2, mapped / 8).
+    thread::sleep(Duration::from_millis(1100));
+    for size in [24usize, 40, 100, 200, 300, 400] {
+        thread::spawn(move || drop(vec![0u8; size])).join().unwrap();
+    }
+    let late = stats();
+    let kept_empty = late.arenas_mapped.saturating_sub(before.arenas_mapped + 1);
+    assert!(
+        kept_empty <= 2.max(late.arenas_mapped / 8),
+        "{kept_empty} empty arenas kept of {} mapped past the delay (limit max(2, mapped/8))",
+        late.arenas_mapped
+    );
+    assert!(late.arenas_returned > after.arenas_returned);
 }

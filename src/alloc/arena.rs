@@ -9,11 +9,20 @@
 //! count of free pools (`arena_lists.rs`), so that choosing one, and moving one when a pool
 //! leaves or comes back, is O(1) under the lock whatever the size of the heap.
 //!
-//! Hysteresis: an arena whose pools are all free is unmapped only if more than
-//! [`ArenaManager::retained_limit`] empty arenas are already kept (at least
-//! `min_retained`, and an eighth of the arenas mapped): a program that frees and reallocates
-//! in a loop reuses them instead of paying `mmap`, page faults and `munmap` each time. As the
-//! mapped count falls, so does the limit, and arenas retained earlier are unmapped too.
+//! Decay and hysteresis: an arena whose pools are all free stays mapped, its memory resident,
+//! until its free pools have been resident for the purge delay (`purge.rs`; one second by
+//! default), as mimalloc and jemalloc keep freed memory for a while: a program that frees
+//! its heap and builds it again within the delay (a cache rebuilt, a request served, a
+//! benchmark iteration) reuses its arenas instead of paying `munmap`, `mmap` and a page fault
+//! per page each time. At most [`DECAY_ARENAS`] empty arenas (or the retained limit, if more)
+//! wait like this; an arena that empties beyond that is unmapped at once, so that an idle
+//! program does not keep a large peak. Once due, an empty arena is unmapped if more than
+//! [`ArenaManager::retained_limit`] empty arenas are mapped (at least `min_retained`, and an
+//! eighth of the arenas mapped), else only purged (its addresses kept, its memory given back).
+//! With a zero delay, and in loom models (whose clock stands still), the limit is the retained
+//! one at once, as before stop 23: as the mapped count falls, so does the limit, and arenas
+//! retained earlier are unmapped too. [`purge`](crate::alloc::purge) unmaps every empty arena
+//! beyond the retained limit.
 //!
 //! Purging: the memory of pools that stay free longer than the purge delay goes back to the
 //! OS while their arena stays mapped (`purge.rs`); every pool request and release purges at
@@ -35,6 +44,41 @@ const _: () = assert!(POOLS_PER_ARENA <= 64); // a free-pool mask fits a u64
 /// At most this many arenas are unmapped by one `release_pool` call (a bound on the work done
 /// under the lock; the next release trims the rest).
 const TRIM_BATCH: usize = 8;
+
+/// Arenas taken off the lists under the lock (`ArenaManager::take_victim`), to be unmapped
+/// once it is released (`ArenaManager::unlock_and_unmap`). Until then `counters.mapped` still
+/// counts them: the arena count they leave is `mapped - n`.
+/// At most [`TRIM_BATCH`] of them: a bound on the unmapping one call does.
+struct Victims {
+    arenas: [*mut Arena; TRIM_BATCH],
+    n: usize,
+}
+
+impl Victims {
+    fn new() -> Victims {
+        Victims {
+            arenas: [ptr::null_mut(); TRIM_BATCH],
+            n: 0,
+        }
+    }
+
+    fn has_room(&self) -> bool {
+        self.n < TRIM_BATCH
+    }
+
+    fn push(&mut self, arena: *mut Arena) {
+        self.arenas[self.n] = arena;
+        self.n += 1;
+    }
+}
+
+/// Empty arenas kept mapped, memory resident, until their dirt is due (16 MiB), beyond the
+/// retained limit: a program that frees up to this much and builds it again within the purge
+/// delay pays no `munmap`, `mmap` or page faults for it (the `hashmap` workload rebuilds a
+/// 12-arena heap each round: 10.6K page faults in 15 rounds, 5.0K with them kept). Beyond it,
+/// an arena that empties is unmapped at once, so that a program that goes idle after a large
+/// peak keeps at most this much of it until the delay has passed and pool traffic resumes.
+const DECAY_ARENAS: usize = 16;
 
 fn arena_of(pool: *mut Pool) -> *mut Arena {
     ((pool as usize) & !(ARENA_SIZE - 1)) as *mut Arena
@@ -133,6 +177,18 @@ impl ArenaManager {
         self.min_retained.max(mapped / 8)
     }
 
+    /// How many empty arenas may stay mapped, when `mapped` arenas are mapped, until their
+    /// dirt is due: [`DECAY_ARENAS`] or the retained limit, whichever is more; just the
+    /// retained limit when arenas are unmapped `at_once` (zero purge delay, loom models).
+    fn decay_limit(&self, mapped: usize, at_once: bool) -> usize {
+        let retained = self.retained_limit(mapped);
+        if at_once {
+            retained
+        } else {
+            retained.max(DECAY_ARENAS)
+        }
+    }
+
     /// Take a free pool and make it `owner`'s pool of `class`. Returns null when no arena can
     /// be mapped. Bound (audit of issue 13): O(1) under the lock, one arena header looked at
     /// (`pick_arena`), whatever the number of arenas; mapping a new arena is done outside it.
@@ -145,12 +201,17 @@ impl ArenaManager {
         let now = os::now_ms();
         self.lock();
         self.work.pool_requests.add(1);
+        // Due empty arenas beyond the retained limit are unmapped here too (a pool request
+        // may be the only traffic); at least the retained limit's worth stays for this request
+        // to take from.
+        let mut victims = Victims::new();
         // SAFETY: lock held.
-        unsafe { self.purge_due(now) };
+        unsafe { self.purge_due(now, map, &mut victims) };
         // SAFETY: lock held.
         let mut arena = unsafe { self.pick_arena() };
         if arena.is_null() {
-            self.unlock();
+            // SAFETY: lock held; the victims were taken under it.
+            unsafe { self.unlock_and_unmap(&mut victims) };
             let fresh = Self::map_arena(map);
             if fresh.is_null() {
                 return ptr::null_mut();
@@ -166,7 +227,8 @@ impl ArenaManager {
         // but not yet initialized.
         // SAFETY: the pool is ours alone now: no live block, on no list.
         unsafe { Pool::init(pool, owner, class, fresh) };
-        self.unlock();
+        // SAFETY: lock held; the victims (none if they went above) were taken under it.
+        unsafe { self.unlock_and_unmap(&mut victims) };
         pool
     }
 
@@ -203,19 +265,21 @@ impl ArenaManager {
     }
 
     /// Give `pool` back to its arena. If that empties the arena, unmap empty arenas until at
-    /// most [`retained_limit`](Self::retained_limit) of them stay mapped: this one first, then
+    /// most [`decay_limit`](Self::decay_limit) of them stay mapped: this one first, then
     /// others retained earlier, when a shrinking mapped count lowered the limit below the
-    /// number already kept. Bound (audit of issue 13): O(1) to file the arena under its new
-    /// count, and O(1) per arena unmapped, at most [`TRIM_BATCH`] of them (an empty arena is
-    /// the head of its list: none is searched for).
+    /// number already kept. Those kept wait until their dirt is older than the purge delay
+    /// ([`purge_due`](Self::purge_due), run here and on pool requests, then unmaps them down
+    /// to the retained limit and purges the rest). Bound (audit of issue 13): O(1) to file the
+    /// arena under its new count, and O(1) per arena unmapped, at most [`TRIM_BATCH`] of them
+    /// (an empty arena is the head of its list, and a due one the head of the dirty queue:
+    /// none is searched for).
     ///
     /// # Safety
     /// `pool` is empty (`used == 0`: no live block, no freer in flight) and on no heap list;
     /// the caller stops using it.
     pub(crate) unsafe fn release_pool(&self, map: &ArenaMap, pool: *mut Pool) {
         let arena = arena_of(pool);
-        let mut victims = [ptr::null_mut::<Arena>(); TRIM_BATCH];
-        let mut nvictims = 0;
+        let mut victims = Victims::new();
         let now = os::now_ms();
         self.lock();
         // SAFETY: lock held; the arena of a pool in use is mapped and on the lists; arenas on
@@ -231,31 +295,61 @@ impl ArenaManager {
             dirty.pool_freed(arena, pool_index(pool), now);
             if (*arena).nfree == USABLE_POOLS {
                 // The arena just emptied heads the list of empty arenas: it goes first.
-                let mut mapped = self.counters.mapped.get() as usize;
-                while lists.empty > self.retained_limit(mapped) && nvictims < TRIM_BATCH {
-                    let victim = lists.an_empty_arena();
-                    self.work.arenas_visited.add(1);
-                    lists.unlink(victim);
-                    (*self.lists.get()).dirty.forget(victim);
-                    map.remove(arena_base(victim));
-                    mapped -= 1;
-                    victims[nvictims] = victim;
-                    nvictims += 1;
+                let at_once = cfg!(loom) || purge::delay_ms() == 0;
+                while lists.empty > self.decay_limit(self.mapped_after(&victims), at_once)
+                    && victims.has_room()
+                {
+                    self.take_victim(map, lists.an_empty_arena(), &mut victims);
                 }
             }
         }
         // SAFETY: lock held.
-        unsafe { self.purge_due(now) };
-        if nvictims == 0 {
+        unsafe { self.purge_due(now, map, &mut victims) };
+        // SAFETY: lock held; the victims were taken under it.
+        unsafe { self.unlock_and_unmap(&mut victims) };
+    }
+
+    /// The arena count once `victims` are unmapped.
+    fn mapped_after(&self, victims: &Victims) -> usize {
+        self.counters.mapped.get() as usize - victims.n
+    }
+
+    /// Take `victim` (mapped, empty, on the lists) off the lists, the dirty queue and the
+    /// arena map, into `victims`.
+    ///
+    /// # Safety
+    /// Lock held; `victim` is a mapped arena on the lists whose usable pools are all free;
+    /// `victims` has room.
+    unsafe fn take_victim(&self, map: &ArenaMap, victim: *mut Arena, victims: &mut Victims) {
+        self.work.arenas_visited.add(1);
+        // SAFETY: lock held; the arena is mapped and on the lists (caller).
+        unsafe {
+            let lists = &mut *self.lists.get();
+            lists.arenas.unlink(victim);
+            lists.dirty.forget(victim);
+        }
+        map.remove(arena_base(victim));
+        victims.push(victim);
+    }
+
+    /// Count `victims` as returned, release the lock, and unmap them (under loom: make them
+    /// inaccessible, under the lock, and keep them for the manager's drop); `victims` is left
+    /// empty.
+    ///
+    /// # Safety
+    /// Lock held; `victims` were taken by `take_victim` under it.
+    unsafe fn unlock_and_unmap(&self, victims: &mut Victims) {
+        let n = core::mem::take(&mut victims.n);
+        if n == 0 {
             self.unlock();
             return;
         }
-        self.counters.mapped.add((nvictims as u64).wrapping_neg());
-        self.counters.returned.add(nvictims as u64);
+        self.counters.mapped.add((n as u64).wrapping_neg());
+        self.counters.returned.add(n as u64);
         #[cfg(not(loom))]
         {
             self.unlock();
-            for &victim in &victims[..nvictims] {
+            for &victim in &victims.arenas[..n] {
                 os::unmap(arena_base(victim), ARENA_SIZE);
             }
         }
@@ -263,7 +357,7 @@ impl ArenaManager {
         {
             // SAFETY: lock held.
             let lists = unsafe { &mut *self.lists.get() };
-            for &victim in &victims[..nvictims] {
+            for &victim in &victims.arenas[..n] {
                 let base = arena_base(victim);
                 os::protect_none(base, ARENA_SIZE);
                 if lists.nreleased < lists.released.len() {
@@ -275,31 +369,76 @@ impl ArenaManager {
         }
     }
 
-    /// Purge the arenas whose free pools have been resident longer than the purge delay, at
-    /// most [`PURGE_BUDGET`] of them (`purge.rs`).
+    /// Handle the arenas whose free pools have been resident longer than the purge delay, at
+    /// most [`PURGE_BUDGET`] of them, oldest dirt first (`purge.rs`): one that is empty goes
+    /// into `victims` (to be unmapped) while more than the retained limit of empty arenas are
+    /// mapped and `victims` has room; any other is purged (its dirty pools' memory given
+    /// back, its addresses kept).
     ///
     /// # Safety
     /// Lock held.
-    unsafe fn purge_due(&self, now: u64) {
-        // SAFETY: lock held (caller).
-        let n = unsafe {
-            (*self.lists.get())
-                .dirty
-                .purge_due(now, purge::delay_ms(), PURGE_BUDGET)
-        };
-        if n != 0 {
-            self.counters.pools_purged.add(n as u64);
+    unsafe fn purge_due(&self, now: u64, map: &ArenaMap, victims: &mut Victims) {
+        let delay = purge::delay_ms();
+        let mut purged = 0;
+        for _ in 0..PURGE_BUDGET {
+            // SAFETY: lock held (caller).
+            let lists = unsafe { &mut *self.lists.get() };
+            // SAFETY: lock held.
+            let arena = unsafe { lists.dirty.due(now, delay) };
+            if arena.is_null() {
+                break;
+            }
+            // SAFETY: on the dirty queue, hence mapped and on the lists (lock held).
+            let empty = unsafe { (*arena).nfree } == USABLE_POOLS;
+            if empty
+                && victims.has_room()
+                && lists.arenas.empty > self.retained_limit(self.mapped_after(victims))
+            {
+                // SAFETY: lock held; mapped, on the lists, every usable pool free.
+                unsafe { self.take_victim(map, arena, victims) };
+            } else {
+                // SAFETY: lock held; `arena` heads the dirty queue.
+                purged += unsafe { lists.dirty.purge_arena(arena) };
+            }
+        }
+        if purged != 0 {
+            self.counters.pools_purged.add(purged as u64);
         }
     }
 
-    /// Purge every free pool still resident, whatever its age. Returns the pools purged.
-    pub(crate) fn purge_all(&self) -> usize {
+    /// Give back the memory of every free pool still resident, whatever its age, and unmap
+    /// the empty arenas beyond the retained limit. Returns the pools whose memory went back:
+    /// those purged, and the dirty ones of the arenas unmapped.
+    pub(crate) fn purge_all(&self, map: &ArenaMap) -> usize {
+        let mut given_back = 0;
+        // Unmap in batches of `TRIM_BATCH`, releasing the lock between batches.
+        loop {
+            let mut victims = Victims::new();
+            self.lock();
+            // SAFETY: lock held; arenas on the lists are mapped; an empty arena heads its list.
+            unsafe {
+                let lists = &mut *self.lists.get();
+                while lists.arenas.empty > self.retained_limit(self.mapped_after(&victims))
+                    && victims.has_room()
+                {
+                    let victim = lists.arenas.an_empty_arena();
+                    given_back += (*victim).dirty.count_ones() as usize;
+                    self.take_victim(map, victim, &mut victims);
+                }
+            }
+            let more = !victims.has_room();
+            // SAFETY: lock held; the victims were taken under it.
+            unsafe { self.unlock_and_unmap(&mut victims) };
+            if !more {
+                break;
+            }
+        }
         self.lock();
         // SAFETY: lock held.
         let n = unsafe { (*self.lists.get()).dirty.purge_all() };
         self.counters.pools_purged.add(n as u64);
         self.unlock();
-        n
+        given_back + n
     }
 
     /// The free pools of all arenas that are resident (dirty) and that were purged, under

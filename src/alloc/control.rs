@@ -7,9 +7,9 @@ use super::size_class::POOL_SIZE;
 use core::time::Duration;
 
 /// Give the memory of every free pool back to the OS now, whatever the purge delay; returns
-/// the bytes given back. The pools keep their addresses (arenas stay mapped; empty arenas
-/// beyond the retained few are unmapped as they empty, as before) and fault fresh pages in
-/// when they are used again. Like `malloc_trim(0)` or `mi_collect(true)`: for a program that
+/// the bytes given back. The pools keep their addresses (their arenas stay mapped, but empty
+/// arenas beyond the retained few are unmapped now, whatever the delay) and fault fresh pages
+/// in when they are used again. Like `malloc_trim(0)` or `mi_collect(true)`: for a program that
 /// goes idle after a peak, since the automatic purge rides on pool requests and releases.
 ///
 /// It takes the allocator's arena lock for the time of the `madvise` calls (one per run of
@@ -47,7 +47,8 @@ pub fn purge() -> usize {
     // medium free.
     super::medium_cache::request_flush_all();
     super::thread::flush_medium_cache();
-    let bytes = GLOBAL.arenas.purge_all() * POOL_SIZE + super::medium_spans::unmap_all_empty();
+    let bytes =
+        GLOBAL.arenas.purge_all(&GLOBAL.map) * POOL_SIZE + super::medium_spans::unmap_all_empty();
     super::glibc_tuning::trim();
     bytes
 }
@@ -57,7 +58,10 @@ pub fn purge() -> usize {
 /// with millisecond resolution. `Duration::ZERO` purges at the first pool request or release
 /// after a pool is freed; `Duration::MAX` never purges on its own (only [`purge`] does).
 /// A shorter delay gives memory back sooner after a peak and costs page faults in programs
-/// that free and refill pools in a loop.
+/// that free and refill pools in a loop. An arena whose pools are all free waits for the same
+/// delay before it is unmapped (or, within the few empty arenas kept, purged); with
+/// `Duration::ZERO` it is unmapped as soon as it empties, and with `Duration::MAX` only by
+/// [`purge`].
 ///
 /// ```
 /// use std::time::Duration;

@@ -143,7 +143,7 @@ impl ModelAllocator {
     /// Purge every free pool still resident (`purge.rs`, `pyheap::alloc::purge`). Returns
     /// the pools purged.
     pub fn purge(&self) -> usize {
-        self.global.arenas.purge_all()
+        self.global.arenas.purge_all(&self.global.map)
     }
 
     /// The free pools resident and purged, over all arenas.

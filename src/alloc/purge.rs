@@ -16,9 +16,10 @@
 //! Purging never changes what a pool holds for anyone: a free pool has no live block, no
 //! freer in flight (`used == 0` when it was released) and nobody reads its memory until
 //! `Pool::init` hands it out again, under the same lock; its header lives in the arena's
-//! metadata pool, which is never purged. Empty arenas kept mapped by the hysteresis
-//! (`ArenaManager::retained_limit`) are purged the same way, so they keep their addresses
-//! but not their memory.
+//! metadata pool, which is never purged. An empty arena whose dirt is due is unmapped instead
+//! when more than `ArenaManager::retained_limit` empty arenas are mapped (`arena.rs`); those
+//! within the limit are purged the same way, so they keep their addresses but not their
+//! memory.
 //!
 //! The checks ride on pool traffic: a program that goes idle after a peak with no pool
 //! request or release keeps its dirty pools until [`purge`](crate::alloc::purge) is called
@@ -135,23 +136,17 @@ impl DirtyArenas {
         }
     }
 
-    /// Purge the arenas whose dirt is at least `delay` ms old at `now`, at most `budget` of
-    /// them. Returns the pools purged.
+    /// The arena heading the queue if its dirt is at least `delay` ms old at `now`, else null.
     ///
     /// # Safety
     /// Lock held.
-    pub(crate) unsafe fn purge_due(&mut self, now: u64, delay: u64, budget: usize) -> usize {
-        let mut purged = 0;
-        for _ in 0..budget {
-            let a = self.head;
-            // SAFETY: arenas on the queue are mapped (lock held).
-            if a.is_null() || now.saturating_sub(unsafe { (*a).dirty_since }) < delay {
-                break;
-            }
-            // SAFETY: `a` heads the queue; lock held.
-            purged += unsafe { self.purge_arena(a) };
+    pub(crate) unsafe fn due(&self, now: u64, delay: u64) -> *mut Arena {
+        let a = self.head;
+        // SAFETY: arenas on the queue are mapped (lock held).
+        if a.is_null() || now.saturating_sub(unsafe { (*a).dirty_since }) < delay {
+            return ptr::null_mut();
         }
-        purged
+        a
     }
 
     /// Purge every dirty pool. Returns the pools purged.
@@ -172,7 +167,7 @@ impl DirtyArenas {
     ///
     /// # Safety
     /// Lock held; `arena` is on the queue.
-    unsafe fn purge_arena(&mut self, arena: *mut Arena) -> usize {
+    pub(crate) unsafe fn purge_arena(&mut self, arena: *mut Arena) -> usize {
         // SAFETY: lock held; on the queue, hence mapped.
         let mut mask = unsafe { (*arena).dirty };
         let count = mask.count_ones() as usize;
