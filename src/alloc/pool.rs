@@ -215,12 +215,12 @@ impl Pool {
     /// Whether a block of this pool freed with a layout of `size` bytes may skip the size
     /// class computation: `size` is at most the block size and less than a class step below
     /// it (`class_step`). For an alignment of at most 8 that is exactly "`size` is of this
-    /// pool's class". Aligned to 16, a request rounds up to a multiple of 16 first: one of at
-    /// most 8 bytes is of the 16-byte class but fails the test there (then the caller computes
-    /// the class, as it would have anyway), and passes it for the 8-byte class, a block such a
-    /// request never gets (it is not 16-aligned): only a caller that freed with another
-    /// alignment than it allocated with does that, and the block, whose size is at least
-    /// `size`, goes back to its own pool as it should.
+    /// pool's class". Aligned to 16, a request rounds up to a multiple of 16 first: one of this
+    /// class may fail the test (then the caller computes the class, as it would have anyway),
+    /// and one of the class above passes it for a pool whose block size is not a multiple of
+    /// 16 (8, 40 or 56 bytes), a block such a request never gets (it is not 16-aligned): only a
+    /// caller that freed with another alignment than it allocated with does that, and the
+    /// block, whose size is at least `size`, goes back to its own pool as it should.
     /// Readable by any thread holding a live block, as `class`.
     #[inline(always)]
     pub(crate) fn fits(&self, size: usize) -> bool {

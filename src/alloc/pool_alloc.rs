@@ -100,7 +100,7 @@ use std::alloc::System;
 /// operation when the batch reaches 4 KiB (or 64 blocks), when it frees into another pool of
 /// that size, when it is about to take a new pool itself, and when it exits. So a thread
 /// that freed other threads' blocks and then sleeps (without allocating) holds at most
-/// 119 KiB of them unpublished, in at most 33 pools (one per size class) that cannot go back
+/// 126 KiB of them unpublished, in at most 35 pools (one per size class) that cannot go back
 /// to their arenas meanwhile. [`stats`](super::stats) counts batched blocks as free. A batch
 /// is written into one of its blocks (a list of 2-byte offsets, up to 63 of them) rather than
 /// into each: the other freed blocks are not touched, so their memory stays in the cache of

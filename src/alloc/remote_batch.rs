@@ -35,7 +35,7 @@
 //! # Bound on what a thread holds unpublished
 //!
 //! At most one batch per size class, each of at most [`BATCH_BYTES`] (4 KiB) or 64 blocks:
-//! with the 33 classes, at most 119 KiB of blocks (122,240 bytes, `max_batched_bytes`), and at most 33 pools
+//! with the 35 classes, at most 126 KiB of blocks (128,384 bytes, `max_batched_bytes`), and at most 35 pools
 //! of other heaps kept from going back to their arenas (a pool with a block in a batch is in
 //! use) by a thread that freed remotely once and then sleeps without allocating.
 //!
@@ -265,8 +265,8 @@ mod tests {
         assert_eq!(batch_limit(NUM_SIZE_CLASSES - 1), 8);
         assert_eq!(
             max_batched_bytes(),
-            122_240,
-            "the bound in the module doc: 119 KiB"
+            128_384,
+            "the bound in the module doc: 126 KiB"
         );
     }
 }

@@ -1,26 +1,29 @@
 //! Size classes: which block size serves a request.
 //!
-//! 33 classes: 8 bytes, then 16-byte steps up to 512 (16, 32, 48, ..., 512): CPython's
-//! classes (its `ALIGNMENT` is 16 on 64-bit targets) with one 8-byte class below them.
+//! 35 classes: 8, 16, 32, 40, 48, 56 and 64 bytes, then 16-byte steps up to 512 (80, 96, ...,
+//! 512).
 //!
-//! **Why 16-byte steps.** A block whose size is a multiple of 16 starts at a multiple of 16,
-//! so a 32- or 64-byte block never straddles two cache lines, and a 16-byte one never does.
-//! Until stop 23 the classes below 64 bytes stepped by 8 (24, 40 and 56 bytes as well), for
-//! density; but a 24-byte block sits at every multiple of 8, and a quarter of them (those at
-//! 48 and 56 in their line) cross into the next line. A short `String` (a 20-byte key) read by
-//! a comparison then costs two cache misses instead of one: in the `btree` workload
-//! (`BTreeMap<String, _>`, 20-byte keys compared by `memcmp` on every search), the 16-byte
-//! steps took 3% off the time (median of 15 alternated runs, 199.7 → 190.2 ms with huge pages
-//! off and on; see BENCHMARKS.md, stop 23). mimalloc's bins (`MI_ALIGN2W`, its default with a
-//! 16-byte `max_align_t`), jemalloc's, glibc's chunks, rpmalloc's and snmalloc's all step by 16
-//! in this range too. The cost is memory: a 17-24-byte request takes 32 bytes, a 33-40-byte one
-//! 48, a 49-56-byte one 64 (peak RSS of the real-crate workloads +0.3 to +0.7 MiB, 1-3%).
-//! The 8-byte class stays: its blocks never straddle a line, and `Box<u64>`, `Rc<()>` and
-//! the like ask for 8.
+//! **Why 8-byte steps below 64 bytes** when CPython steps by 16: CPython's objects all need
+//! 16-byte alignment, but a Rust request states its own alignment, and most small Rust
+//! allocations ask for 8. Below 64 bytes a 16-byte step wastes up to a fifth of a block (a
+//! 40-byte request in a 48-byte block). Above 64 bytes a 16-byte step wastes at most 15/80 of a
+//! block and keeps the class count (and so the pools a thread keeps half-used, one per class)
+//! low.
 //!
-//! Every block of 16 bytes or more is 16-aligned, because pools are and their first block is,
-//! so a request aligned to 16 takes the same class as one aligned to 8 (a request of at most
-//! 8 bytes aligned to 16 takes the 16-byte class).
+//! **Why no 24-byte class** (there was one until stop 23): a 24-byte block sits at every
+//! multiple of 8, and a quarter of them (those at byte 48 or 56 of a line) straddle two cache
+//! lines, where a 32-byte block never does. A short `String` (a 20-byte key) compared on every
+//! search of a `BTreeMap` then costs two misses instead of one: with 17-24-byte requests in
+//! 32-byte blocks, the `btree` workload's `memcmp` time fell to mimalloc's (perf samples over
+//! five runs 4,488 → 3,917, mimalloc 3,796) and its time by 2-3% (BENCHMARKS.md, stop 23).
+//! mimalloc's bins (16-byte steps from 16, its default), jemalloc's and glibc's have no
+//! 24-byte size either. The 40- and 56-byte classes stay: a 40-byte block straddles as often
+//! as a 48-byte one would, and rounding 49-56 bytes up to 64 (which never straddles) cost
+//! 3.3 MiB on the `fragmentation` workload (24-64-byte objects) for no measured gain.
+//! Dropping the 24-byte class cost 0.3 MiB there (112.1 → 112.4).
+//!
+//! A request aligned to 16 is rounded up to a multiple of 16 first, and every block whose
+//! size is a multiple of 16 is 16-aligned, because pools are and their first block is.
 
 /// Requests larger than this many bytes go to the system allocator (CPython's
 /// `SMALL_REQUEST_THRESHOLD`).
@@ -30,8 +33,12 @@ pub const SMALL_REQUEST_THRESHOLD: usize = 512;
 /// allocator. Every block of 16 bytes or more is aligned to it.
 pub const BLOCK_ALIGN: usize = 16;
 
-/// Number of size classes: the 8-byte class, then 32 in 16-byte steps up to 512.
-pub const NUM_SIZE_CLASSES: usize = 1 + SMALL_REQUEST_THRESHOLD / 16;
+/// The block sizes of the classes up to 64 bytes (8-byte steps but for the missing 24: see
+/// the module doc); above, 16-byte steps.
+const SMALL_BLOCKS: [usize; 7] = [8, 16, 32, 40, 48, 56, 64];
+
+/// Number of size classes.
+pub const NUM_SIZE_CLASSES: usize = SMALL_BLOCKS.len() + (SMALL_REQUEST_THRESHOLD - 64) / 16;
 
 /// Size of a pool: the unit a thread takes from an arena, holding blocks of one size class.
 /// A pool is aligned to its size; the header of a block's pool is found from the block's
@@ -55,6 +62,8 @@ pub const POOLS_PER_ARENA: usize = ARENA_SIZE / POOL_SIZE;
 /// assert_eq!(size_class(20, 8).map(class_block_size), Some(32));
 /// assert_eq!(size_class(20, 16).map(class_block_size), Some(32));
 /// assert_eq!(size_class(8, 16).map(class_block_size), Some(16));
+/// assert_eq!(size_class(40, 8).map(class_block_size), Some(40));
+/// assert_eq!(size_class(40, 16).map(class_block_size), Some(48));
 /// assert_eq!(size_class(100, 4).map(class_block_size), Some(112));
 /// assert_eq!(size_class(513, 8), None);
 /// assert_eq!(size_class(64, 64), None);
@@ -92,33 +101,35 @@ pub(crate) fn class_by_eighths(n: usize) -> u8 {
 /// `CLASS_BY_EIGHTHS[n]`: the class of a request of `8 * n` bytes. Entry 0 (a zero-size
 /// request) is the 16-byte class, which serves any alignment up to 16.
 static CLASS_BY_EIGHTHS: [u8; CLASS_TABLE_LEN] = {
-    let mut table = [1u8; SMALL_REQUEST_THRESHOLD / 8 + 1];
-    // 8 bytes: the 8-byte class; `8 * n` bytes above that: the class of `n.div_ceil(2)`
-    // 16-byte steps.
-    table[1] = 0;
-    let mut n = 2;
+    let mut table = [1u8; CLASS_TABLE_LEN];
+    // `8 * n` bytes: the smallest class whose blocks hold them.
+    let mut n = 1;
+    let mut class = 0;
     while n < table.len() {
-        table[n] = n.div_ceil(2) as u8;
+        while class_block_size(class) < n * 8 {
+            class += 1;
+        }
+        table[n] = class as u8;
         n += 1;
     }
     table
 };
 
 /// How far below its class's block size a request may be and still be of that class when
-/// its alignment is at most 8: the class's step (8 bytes for the 8- and 16-byte classes,
-/// 16 above). A request of
-/// `size` bytes aligned to at most 8 is of class `class` exactly when
-/// `class_block_size(class) - size < class_step(class)` (unsigned), which is the test the free
-/// fast path makes instead of computing the class (`Pool::fits`). A request aligned to 16 is
-/// rounded up to a multiple of 16 first, so one of at most 8 bytes fails that test for the
-/// 16-byte class while being of it (it goes the slow way), and passes it for the 8-byte class
-/// (never a block it was allocated from: see `Pool::fits`).
+/// its alignment is at most 8: the class's step, the difference from the block size of the
+/// class below (8 bytes for the 8-byte class). A request of `size` bytes aligned to at most 8
+/// is of class `class` exactly when `class_block_size(class) - size < class_step(class)`
+/// (unsigned), which is the test the free fast path makes instead of computing the class
+/// (`Pool::fits`). A request aligned to 16 is rounded up to a multiple of 16 first, so a few of
+/// them fail that test while being of the class (they go the slow way), and a few pass it for
+/// a pool of the class below theirs (never a block they were allocated from: see
+/// `Pool::fits`).
 #[inline]
 pub(crate) const fn class_step(class: usize) -> usize {
-    if class < 2 {
+    if class == 0 {
         8
     } else {
-        16
+        class_block_size(class) - class_block_size(class - 1)
     }
 }
 
@@ -129,14 +140,16 @@ pub(crate) const fn class_step(class: usize) -> usize {
 /// assert_eq!(class_block_size(0), 8);
 /// assert_eq!(class_block_size(1), 16);
 /// assert_eq!(class_block_size(2), 32);
+/// assert_eq!(class_block_size(6), 64);
+/// assert_eq!(class_block_size(7), 80);
 /// assert_eq!(class_block_size(NUM_SIZE_CLASSES - 1), 512);
 /// ```
 #[inline]
 pub const fn class_block_size(class: usize) -> usize {
-    if class == 0 {
-        8
+    if class < SMALL_BLOCKS.len() {
+        SMALL_BLOCKS[class]
     } else {
-        class * 16
+        64 + (class + 1 - SMALL_BLOCKS.len()) * 16
     }
 }
 
