@@ -19,8 +19,9 @@
 //! program does not keep a large peak. Once due, an empty arena is unmapped if more than
 //! [`ArenaManager::retained_limit`] empty arenas are mapped (at least `min_retained`, and an
 //! eighth of the arenas mapped), else only purged (its addresses kept, its memory given back).
-//! With a zero delay, and in loom models (whose clock stands still), the limit is the retained
-//! one at once, as before stop 23: as the mapped count falls, so does the limit, and arenas
+//! With a zero delay, and in loom models (whose clock stands still) unless they ask for the
+//! decay (`ModelAllocator::with_decay`, where every dirty arena is due at once), the limit is
+//! the retained one at once, as before stop 23: as the mapped count falls, so does the limit, and arenas
 //! retained earlier are unmapped too. [`purge`](crate::alloc::purge) unmaps every empty arena
 //! beyond the retained limit.
 //!
@@ -125,6 +126,10 @@ pub(crate) struct ArenaManager {
     pub(crate) work: super::work::ArenaWork,
     /// Empty arenas always kept mapped (at least).
     min_retained: usize,
+    /// Under loom: empty arenas decay as outside loom, every dirty arena due at once
+    /// (`ModelAllocator::with_decay`); else they are unmapped at once.
+    #[cfg(loom)]
+    decay: bool,
 }
 
 impl ArenaManager {
@@ -149,6 +154,8 @@ impl ArenaManager {
                 },
                 work: super::work::ArenaWork::new(),
                 min_retained: 2,
+                #[cfg(loom)]
+                decay: false,
             }
         }
     }
@@ -157,6 +164,32 @@ impl ArenaManager {
     #[cfg(loom)]
     pub(crate) fn set_min_retained(&mut self, n: usize) {
         self.min_retained = n;
+    }
+
+    /// Under loom: let empty arenas decay (see the `decay` field).
+    #[cfg(loom)]
+    pub(crate) fn set_decay(&mut self, on: bool) {
+        self.decay = on;
+    }
+
+    /// Whether the release that empties an arena unmaps empty arenas down to the retained
+    /// limit at once, rather than leaving them to decay: with a zero purge delay, and in loom
+    /// models unless they asked for the decay.
+    fn unmaps_at_once(&self) -> bool {
+        #[cfg(loom)]
+        return !self.decay;
+        #[cfg(not(loom))]
+        return purge::delay_ms() == 0;
+    }
+
+    /// The purge delay the decay check applies: the one in force, or zero in a loom model
+    /// that asked for the decay (its clock stands still, so any other delay never passes).
+    fn decay_delay_ms(&self) -> u64 {
+        #[cfg(loom)]
+        if self.decay {
+            return 0;
+        }
+        purge::delay_ms()
     }
 
     pub(crate) fn lock(&self) {
@@ -179,7 +212,7 @@ impl ArenaManager {
 
     /// How many empty arenas may stay mapped, when `mapped` arenas are mapped, until their
     /// dirt is due: [`DECAY_ARENAS`] or the retained limit, whichever is more; just the
-    /// retained limit when arenas are unmapped `at_once` (zero purge delay, loom models).
+    /// retained limit when arenas are unmapped `at_once` ([`unmaps_at_once`](Self::unmaps_at_once)).
     fn decay_limit(&self, mapped: usize, at_once: bool) -> usize {
         let retained = self.retained_limit(mapped);
         if at_once {
@@ -295,7 +328,7 @@ impl ArenaManager {
             dirty.pool_freed(arena, pool_index(pool), now);
             if (*arena).nfree == USABLE_POOLS {
                 // The arena just emptied heads the list of empty arenas: it goes first.
-                let at_once = cfg!(loom) || purge::delay_ms() == 0;
+                let at_once = self.unmaps_at_once();
                 while lists.empty > self.decay_limit(self.mapped_after(&victims), at_once)
                     && victims.has_room()
                 {
@@ -378,7 +411,7 @@ impl ArenaManager {
     /// # Safety
     /// Lock held.
     unsafe fn purge_due(&self, now: u64, map: &ArenaMap, victims: &mut Victims) {
-        let delay = purge::delay_ms();
+        let delay = self.decay_delay_ms();
         let mut purged = 0;
         for _ in 0..PURGE_BUDGET {
             // SAFETY: lock held (caller).

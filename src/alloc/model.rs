@@ -52,6 +52,20 @@ impl ModelAllocator {
         }
     }
 
+    /// As [`new`](Self::new), but empty arenas decay as outside loom (`arena.rs`): an arena
+    /// that empties is not unmapped by the release that empties it but by the decay check
+    /// (`ArenaManager::purge_due`) that follows, with every dirty arena due at once (the
+    /// models' clock stands still). So models see arenas go back to the OS through the path
+    /// that a non-zero purge delay takes.
+    pub fn with_decay(retained_empty_arenas: usize) -> Self {
+        let mut global = Global::new();
+        global.arenas.set_min_retained(retained_empty_arenas);
+        global.arenas.set_decay(true);
+        ModelAllocator {
+            global: Arc::new(global),
+        }
+    }
+
     /// Bind a heap for the calling (loom) thread: adopts an abandoned one if there is one,
     /// else maps a new one. The handle may be moved to another loom thread before use.
     pub fn heap(&self) -> ModelHeap {
