@@ -1,26 +1,28 @@
-//! Model: **an empty arena going back to the OS through the decay check**
-//! (`ArenaManager::purge_due`, `take_victim`, `unlock_and_unmap`; `arena.rs`'s "Decay").
+//! Model: **empty arenas decaying** (`arena.rs`'s "Decay and hysteresis":
+//! `ArenaManager::purge_due`, `take_victim`, `unlock_and_unmap`).
 //!
-//! With a purge delay, the release that empties an arena no longer unmaps it: the decay check
-//! that runs on every pool request and release does, once the arena's dirt is due, if more
-//! than the retained limit of empty arenas are mapped. `ModelAllocator::with_decay(0)` makes
-//! every dirty arena due at once (the models' clock stands still) and keeps no empty arena, so
-//! the arena goes back in the same release, but through that check. As in
-//! `alloc_arena_release.rs`, a released arena is made `PROT_NONE` under loom: a touch after the
-//! release faults.
+//! With a purge delay, the release that empties an arena no longer unmaps it: a later pool
+//! request or release does (the decay check, `purge_due`), once the arena's dirt is older than
+//! the delay and more than the retained limit of empty arenas are mapped; an arena that is due
+//! but not empty is only purged. `ModelAllocator::with_decay(0)` turns this on (loom models
+//! otherwise keep unmapping at once) with no empty arena retained, and the models move the
+//! clock past the delay themselves (`advance_clock`: the model clock stands still otherwise,
+//! so every execution makes the same decisions). As in `alloc_arena_release.rs`, a released
+//! arena is made `PROT_NONE` under loom: a touch after the release faults.
 //!
 //! Models:
-//! 1. The owner's last block freed remotely while the owner collects and exits (the path of
-//!    `alloc_arena_release.rs`'s first model, with the decay).
-//! 2. The owner frees its one block and exits (its pool's release empties arena A) while
-//!    another thread requests a pool, whose decay check may unmap A, or whose pick may take a
-//!    pool of A first (then A is not empty when the check runs). The pool the request got
-//!    must stay usable (its whole memory is written and read back), and exactly the arena
-//!    holding it stays mapped.
+//! 1. The owner's last block freed remotely while the owner collects and exits: the arena
+//!    stays mapped (it decays), and goes back at the first pool request past the delay.
+//! 2. Two threads request pools past the delay while the emptied arena is due: exactly one
+//!    decay check unmaps it (under the lock), and both pools are usable.
+//! 3. A due arena in use heads the dirty queue, with a due empty arena behind it, while two
+//!    threads release a pool of the first each (each release runs the check; one of them also
+//!    wrote a pool of the first that it keeps): the first arena is only purged, the second
+//!    unmapped, once.
 //!
 //! Checked to fail when the decay check unmaps a due arena without checking that it is empty
-//! (`loom-tests/sanity/a3_decay_unmaps_arena_in_use.patch`: model 2 faults on the pool it
-//! got, or finds its arena gone from the map).
+//! (`loom-tests/sanity/a3_decay_unmaps_arena_in_use.patch`: model 3 faults writing its pool,
+//! or finds the pool's arena gone).
 #![cfg(loom)]
 
 mod common;
@@ -28,12 +30,20 @@ mod common;
 use common::{assert_pools, model, LARGE, SMALL};
 use loom::thread;
 use pyheap::alloc::model::{BlockPtr, ModelAllocator};
-use pyheap::alloc::POOL_SIZE;
+use pyheap::alloc::{DEFAULT_PURGE_DELAY_MS, POOLS_PER_ARENA, POOL_SIZE};
 
-/// The owner's last block freed through another heap while the owner collects and exits: the
-/// arena goes back through the decay check of whichever release empties it.
+/// Past the purge delay.
+const PAST_DELAY: u64 = 2 * DEFAULT_PURGE_DELAY_MS;
+
+/// Whether `pool`'s memory holds `byte` throughout.
+fn holds(pool: *mut u8, byte: u8) -> bool {
+    // SAFETY: callers pass the memory of a pool handed out to the model, POOL_SIZE long.
+    let mem = unsafe { core::slice::from_raw_parts(pool, POOL_SIZE) };
+    mem.iter().all(|&x| x == byte)
+}
+
 #[test]
-fn last_block_freed_while_owner_releases_arena_with_decay() {
+fn remote_last_free_then_decay() {
     model(|| {
         let a = ModelAllocator::with_decay(0);
         let owner = a.heap();
@@ -54,51 +64,111 @@ fn last_block_freed_while_owner_releases_arena_with_decay() {
         assert_eq!(a.check_heaps(), 0, "an abandoned heap is left");
         assert_pools(&a, 0, 0);
         let s = a.stats();
-        assert_eq!(s.arenas_mapped, 0, "\n{s}");
+        assert_eq!(
+            s.arenas_mapped, 1,
+            "the empty arena did not wait for the delay\n{s}"
+        );
+        assert!(a.owns(b.0));
+
+        // Past the delay, the next pool request unmaps it (and maps another for itself).
+        a.advance_clock(PAST_DELAY);
+        let p = a.acquire_raw_pool(LARGE);
+        let s = a.stats();
         assert_eq!(s.arenas_returned, 1, "\n{s}");
-        assert!(!a.owns(b.0), "the released arena is still in the arena map");
+        assert!(!a.owns(b.0), "the decayed arena is still in the arena map");
+        // SAFETY: an empty raw pool, given back once.
+        unsafe { a.release_raw_pool(p) };
         drop(h1);
     });
 }
 
-/// An arena emptied by one thread's exit while another thread requests a pool: the request's
-/// decay check and the exit's race to unmap the empty arena, and the request may take a pool
-/// of it first.
 #[test]
-fn pool_request_races_the_decay_of_an_emptied_arena() {
+fn two_pool_requests_race_the_decay() {
     model(|| {
         let a = ModelAllocator::with_decay(0);
         let owner = a.heap();
         let b = BlockPtr(owner.alloc(SMALL));
-
-        let a2 = a.clone();
-        let t = thread::spawn(move || {
-            let got = a2.acquire_raw_pool(LARGE);
-            // SAFETY: the pool is this thread's (handed out to it) and POOL_SIZE bytes long.
-            unsafe { core::ptr::write_bytes(got.memory(), 0x5A, POOL_SIZE) };
-            got
-        });
         // SAFETY: b is live and ours.
         unsafe { owner.dealloc(b.0, SMALL) };
         owner.exit();
-        let got = t.join().unwrap();
+        assert_eq!(a.stats().arenas_mapped, 1);
+        a.advance_clock(PAST_DELAY);
 
-        // SAFETY: still handed out to the model, POOL_SIZE bytes long.
-        let mem = unsafe { core::slice::from_raw_parts(got.memory(), POOL_SIZE) };
-        assert!(mem.iter().all(|&x| x == 0x5A), "the pool taken was purged");
-        assert!(a.owns(got.memory()), "the taken pool's arena was unmapped");
-        a.check_arenas();
+        let a2 = a.clone();
+        let t = thread::spawn(move || {
+            let p = a2.acquire_raw_pool(LARGE);
+            // SAFETY: the pool is this thread's and POOL_SIZE bytes long.
+            unsafe { core::ptr::write_bytes(p.memory(), 0x11, POOL_SIZE) };
+            p
+        });
+        let q = a.acquire_raw_pool(LARGE);
+        // SAFETY: as above, for this thread's pool.
+        unsafe { core::ptr::write_bytes(q.memory(), 0x22, POOL_SIZE) };
+        let p = t.join().unwrap();
+
+        assert!(holds(p.memory(), 0x11) && holds(q.memory(), 0x22));
+        assert!(a.owns(p.memory()) && a.owns(q.memory()));
+        assert!(!a.owns(b.0), "the decayed arena is still in the arena map");
         let s = a.stats();
-        assert_eq!(s.arenas_mapped, 1, "only the taken pool's arena stays\n{s}");
-        assert_eq!(
-            s.arenas_mapped_total - s.arenas_returned,
-            1,
-            "arenas mapped and returned disagree\n{s}"
-        );
+        assert_eq!(s.arenas_returned, 1, "the due arena unmapped once\n{s}");
+        assert_eq!(a.check_arenas(), 2);
+        for pool in [p, q] {
+            // SAFETY: empty raw pools, each given back once.
+            unsafe { a.release_raw_pool(pool) };
+        }
+    });
+}
 
+#[test]
+fn a_due_arena_in_use_is_purged_not_unmapped() {
+    model(|| {
+        let a = ModelAllocator::with_decay(0);
+        // Arena A: every usable pool handed out; arena B: one.
+        let mut in_a: Vec<_> = (0..POOLS_PER_ARENA - 1)
+            .map(|_| a.acquire_raw_pool(LARGE))
+            .collect();
+        let in_b = a.acquire_raw_pool(LARGE);
+        assert_ne!(in_a[0].arena(), in_b.arena());
+        // A gets a dirty free pool, then B empties: both on the dirty queue, A first, neither
+        // due yet (the clock has not moved).
+        // SAFETY: empty raw pools, each given back once.
+        unsafe {
+            a.release_raw_pool(in_a.pop().unwrap());
+            a.release_raw_pool(in_b);
+        }
+        assert_eq!(a.stats().arenas_mapped, 2);
+        a.advance_clock(PAST_DELAY);
+
+        let mine = in_a.pop().unwrap();
+        let theirs = in_a.pop().unwrap();
+        let a2 = a.clone();
+        let t = thread::spawn(move || {
+            // SAFETY: a pool of A handed out to the model, POOL_SIZE bytes long.
+            unsafe { core::ptr::write_bytes(mine.memory(), 0x33, POOL_SIZE) };
+            // SAFETY: an empty raw pool, given back once.
+            unsafe { a2.release_raw_pool(theirs) };
+            mine
+        });
+        // Two releases, each running the decay check: the first finds A due but in use (it
+        // purges A's dirty pools) and B due and empty (it unmaps B); the second finds nothing
+        // due (its own pool made A dirty again, now).
         // SAFETY: an empty raw pool, given back once.
-        unsafe { a.release_raw_pool(got) };
+        unsafe { a.release_raw_pool(in_a.pop().unwrap()) };
+        let mine = t.join().unwrap();
+
+        assert!(a.owns(mine.memory()), "an arena in use was unmapped");
+        assert!(holds(mine.memory(), 0x33), "a pool in use was purged");
         let s = a.stats();
-        assert_eq!(s.arenas_mapped, 0, "the last arena did not decay\n{s}");
+        assert_eq!(s.arenas_mapped, 1, "the empty arena did not decay\n{s}");
+        assert_eq!(s.arenas_returned, 1, "\n{s}");
+        assert_eq!(a.free_pools_resident_and_purged(), (1, 2));
+        a.check_arenas();
+        // SAFETY: empty raw pools, each given back once.
+        unsafe {
+            a.release_raw_pool(mine);
+            for p in in_a {
+                a.release_raw_pool(p);
+            }
+        }
     });
 }

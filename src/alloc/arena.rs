@@ -19,10 +19,10 @@
 //! program does not keep a large peak. Once due, an empty arena is unmapped if more than
 //! [`ArenaManager::retained_limit`] empty arenas are mapped (at least `min_retained`, and an
 //! eighth of the arenas mapped), else only purged (its addresses kept, its memory given back).
-//! With a zero delay, and in loom models (whose clock stands still) unless they ask for the
-//! decay (`ModelAllocator::with_decay`, where every dirty arena is due at once), the limit is
-//! the retained one at once, as before stop 23: as the mapped count falls, so does the limit, and arenas
-//! retained earlier are unmapped too. [`purge`](crate::alloc::purge) unmaps every empty arena
+//! With a zero delay, and in loom models unless they ask for the decay
+//! (`ModelAllocator::with_decay`; their clock moves only when they move it), the limit is the
+//! retained one at once, as before stop 23: as the mapped count falls, so does the limit,
+//! and arenas retained earlier are unmapped too. [`purge`](crate::alloc::purge) unmaps every empty arena
 //! beyond the retained limit.
 //!
 //! Purging: the memory of pools that stay free longer than the purge delay goes back to the
@@ -126,10 +126,14 @@ pub(crate) struct ArenaManager {
     pub(crate) work: super::work::ArenaWork,
     /// Empty arenas always kept mapped (at least).
     min_retained: usize,
-    /// Under loom: empty arenas decay as outside loom, every dirty arena due at once
-    /// (`ModelAllocator::with_decay`); else they are unmapped at once.
+    /// Under loom: empty arenas decay as outside loom (`ModelAllocator::with_decay`); else
+    /// they are unmapped at once.
     #[cfg(loom)]
     decay: bool,
+    /// Under loom: the clock the manager reads (ms), which only the model moves
+    /// (`ModelAllocator::advance_clock`), so that every execution makes the same decisions.
+    #[cfg(loom)]
+    model_clock: core::sync::atomic::AtomicU64,
 }
 
 impl ArenaManager {
@@ -156,6 +160,8 @@ impl ArenaManager {
                 min_retained: 2,
                 #[cfg(loom)]
                 decay: false,
+                #[cfg(loom)]
+                model_clock: core::sync::atomic::AtomicU64::new(0),
             }
         }
     }
@@ -182,14 +188,20 @@ impl ArenaManager {
         return purge::delay_ms() == 0;
     }
 
-    /// The purge delay the decay check applies: the one in force, or zero in a loom model
-    /// that asked for the decay (its clock stands still, so any other delay never passes).
-    fn decay_delay_ms(&self) -> u64 {
+    /// Under loom: move the model clock on by `ms`.
+    #[cfg(loom)]
+    pub(crate) fn advance_clock(&self, ms: u64) {
+        self.model_clock
+            .fetch_add(ms, core::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The time (ms) the purge and decay checks compare with: `os::now_ms`, or under loom the
+    /// model clock.
+    fn now_ms(&self) -> u64 {
         #[cfg(loom)]
-        if self.decay {
-            return 0;
-        }
-        purge::delay_ms()
+        return self.model_clock.load(core::sync::atomic::Ordering::Relaxed);
+        #[cfg(not(loom))]
+        return os::now_ms();
     }
 
     pub(crate) fn lock(&self) {
@@ -231,7 +243,7 @@ impl ArenaManager {
         owner: *mut PoolOwner,
         class: usize,
     ) -> *mut Pool {
-        let now = os::now_ms();
+        let now = self.now_ms();
         self.lock();
         self.work.pool_requests.add(1);
         // Due empty arenas beyond the retained limit are unmapped here too (a pool request
@@ -313,7 +325,7 @@ impl ArenaManager {
     pub(crate) unsafe fn release_pool(&self, map: &ArenaMap, pool: *mut Pool) {
         let arena = arena_of(pool);
         let mut victims = Victims::new();
-        let now = os::now_ms();
+        let now = self.now_ms();
         self.lock();
         // SAFETY: lock held; the arena of a pool in use is mapped and on the lists; arenas on
         // the lists are mapped.
@@ -411,7 +423,7 @@ impl ArenaManager {
     /// # Safety
     /// Lock held.
     unsafe fn purge_due(&self, now: u64, map: &ArenaMap, victims: &mut Victims) {
-        let delay = self.decay_delay_ms();
+        let delay = purge::delay_ms();
         let mut purged = 0;
         for _ in 0..PURGE_BUDGET {
             // SAFETY: lock held (caller).

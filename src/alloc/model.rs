@@ -52,11 +52,12 @@ impl ModelAllocator {
         }
     }
 
-    /// As [`new`](Self::new), but empty arenas decay as outside loom (`arena.rs`): an arena
-    /// that empties is not unmapped by the release that empties it but by the decay check
-    /// (`ArenaManager::purge_due`) that follows, with every dirty arena due at once (the
-    /// models' clock stands still). So models see arenas go back to the OS through the path
-    /// that a non-zero purge delay takes.
+    /// As [`new`](Self::new), but empty arenas decay as outside loom (`arena.rs`), with the
+    /// default purge delay: an arena that empties is not unmapped by the release that empties
+    /// it, but by a decay check (`ArenaManager::purge_due`, on a later pool request or
+    /// release) once the model clock has moved past the delay ([`advance_clock`]).
+    ///
+    /// [`advance_clock`]: Self::advance_clock
     pub fn with_decay(retained_empty_arenas: usize) -> Self {
         let mut global = Global::new();
         global.arenas.set_min_retained(retained_empty_arenas);
@@ -64,6 +65,12 @@ impl ModelAllocator {
         ModelAllocator {
             global: Arc::new(global),
         }
+    }
+
+    /// Move the clock the purge and decay checks read on by `ms` milliseconds (it starts at
+    /// 0 and moves only when a model moves it).
+    pub fn advance_clock(&self, ms: u64) {
+        self.global.arenas.advance_clock(ms);
     }
 
     /// Bind a heap for the calling (loom) thread: adopts an abandoned one if there is one,
