@@ -1,6 +1,7 @@
 //! Purging free pools (issue 17): the memory of free pools goes back to the OS after the
 //! purge delay, or at once with `pyheap::alloc::purge()`; `stats()` counts resident and purged
-//! free pools; a purge never touches a pool in use, even while threads allocate and free.
+//! free pools; a purge never touches a pool in use, even while threads allocate and free; and
+//! `purge()` unmaps the empty arenas left waiting for the delay, beyond the retained few.
 //!
 //! One test in this binary: its phases assert on process-wide stats and RSS.
 
@@ -147,6 +148,37 @@ fn free_pools_go_back_to_the_os() {
     assert!(
         purged_bytes > 0,
         "the purging thread never found a free pool"
+    );
+
+    // Phase 4: automatic purging off, a 24 MiB peak freed whole: its empty arenas wait (at
+    // most 16 of them, the decay limit, or an eighth of those mapped), resident, and purge()
+    // unmaps them down to the retained limit, max(2, mapped / 8), at once, counting their
+    // resident pools in the bytes it returns.
+    purge();
+    let base = stats();
+    let peak: Vec<Box<[u8; 256]>> = (0..96_000).map(|i| Box::new([i as u8; 256])).collect();
+    drop(peak);
+    let waiting = stats();
+    let empty_now = waiting.arenas_mapped.saturating_sub(base.arenas_mapped + 1);
+    assert!(
+        (8..=16.max(waiting.arenas_mapped / 8)).contains(&empty_now),
+        "{empty_now} empty arenas left waiting (from {} to {} mapped)",
+        base.arenas_mapped,
+        waiting.arenas_mapped
+    );
+    let bytes = purge();
+    let after = stats();
+    let empty_after = after.arenas_mapped.saturating_sub(base.arenas_mapped + 1);
+    assert!(
+        empty_after <= 2.max(after.arenas_mapped / 8),
+        "purge() left {empty_after} empty arenas mapped of {}",
+        after.arenas_mapped
+    );
+    assert!(after.arenas_returned > waiting.arenas_returned);
+    assert!(
+        bytes >= (empty_now - empty_after) * 32 * POOL_SIZE,
+        "purge() counted {bytes} bytes for {} arenas unmapped",
+        empty_now - empty_after
     );
     set_purge_delay(Duration::from_millis(pyheap::alloc::DEFAULT_PURGE_DELAY_MS));
 }
