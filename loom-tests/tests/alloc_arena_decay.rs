@@ -27,7 +27,7 @@
 
 mod common;
 
-use common::{assert_pools, model, LARGE, SMALL};
+use common::{assert_pools, free_last_block_remotely_while_owner_exits, model, LARGE, SMALL};
 use loom::thread;
 use pyheap::alloc::model::{BlockPtr, ModelAllocator};
 use pyheap::alloc::{DEFAULT_PURGE_DELAY_MS, POOLS_PER_ARENA, POOL_SIZE};
@@ -46,20 +46,7 @@ fn holds(pool: *mut u8, byte: u8) -> bool {
 fn remote_last_free_then_decay() {
     model(|| {
         let a = ModelAllocator::with_decay(0);
-        let owner = a.heap();
-        let h1 = a.heap();
-        let b = BlockPtr(owner.alloc(SMALL));
-
-        let t = thread::spawn(move || {
-            // SAFETY: b is live and given to this thread.
-            unsafe { h1.dealloc(b.0, SMALL) };
-            // Publish the batch now (as its allocation slow path would).
-            h1.flush_remote_batches();
-            h1
-        });
-        owner.collect_remote_frees();
-        owner.exit();
-        let h1 = t.join().unwrap();
+        let (b, h1) = free_last_block_remotely_while_owner_exits(&a);
 
         assert_eq!(a.check_heaps(), 0, "an abandoned heap is left");
         assert_pools(&a, 0, 0);

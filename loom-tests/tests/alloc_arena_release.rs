@@ -24,7 +24,7 @@
 
 mod common;
 
-use common::{assert_pools, model, SMALL};
+use common::{assert_pools, free_last_block_remotely_while_owner_exits, model, SMALL};
 use loom::thread;
 use pyheap::alloc::model::{BlockPtr, ModelAllocator};
 
@@ -45,20 +45,7 @@ fn assert_arena_returned(a: &ModelAllocator, b: BlockPtr) {
 fn last_block_freed_while_owner_releases_arena() {
     model(|| {
         let a = ModelAllocator::new(0);
-        let owner = a.heap();
-        let h1 = a.heap();
-        let b = BlockPtr(owner.alloc(SMALL));
-
-        let t = thread::spawn(move || {
-            // SAFETY: b is live and given to this thread.
-            unsafe { h1.dealloc(b.0, SMALL) };
-            // Publish the batch now (as its allocation slow path would).
-            h1.flush_remote_batches();
-            h1
-        });
-        owner.collect_remote_frees();
-        owner.exit();
-        let h1 = t.join().unwrap();
+        let (b, h1) = free_last_block_remotely_while_owner_exits(&a);
 
         assert_arena_returned(&a, b);
         drop(h1);

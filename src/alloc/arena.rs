@@ -22,8 +22,8 @@
 //! With a zero delay, and in loom models unless they ask for the decay
 //! (`ModelAllocator::with_decay`; their clock moves only when they move it), the limit is the
 //! retained one at once, as before stop 23: as the mapped count falls, so does the limit,
-//! and arenas retained earlier are unmapped too. [`purge`](crate::alloc::purge) unmaps every empty arena
-//! beyond the retained limit.
+//! and arenas retained earlier are unmapped too. [`purge`](crate::alloc::purge) unmaps every
+//! empty arena beyond the retained limit.
 //!
 //! Purging: the memory of pools that stay free longer than the purge delay goes back to the
 //! OS while their arena stays mapped (`purge.rs`); every pool request and release purges at
@@ -48,8 +48,14 @@ const TRIM_BATCH: usize = 8;
 
 /// Arenas taken off the lists under the lock (`ArenaManager::take_victim`), to be unmapped
 /// once it is released (`ArenaManager::unlock_and_unmap`). Until then `counters.mapped` still
-/// counts them: the arena count they leave is `mapped - n`.
-/// At most [`TRIM_BATCH`] of them: a bound on the unmapping one call does.
+/// counts them: the arena count they leave is `mapped - n`. At most [`TRIM_BATCH`] of them: a
+/// bound on the unmapping one call does.
+///
+/// # Invariants
+/// `arenas[..n]` are distinct mapped arenas whose usable pools were all free when they were
+/// taken, under the manager's lock, off the arena lists, the dirty queue and the arena map:
+/// no heap holds a pool of them, no lookup finds them, and no one but the holder of this
+/// `Victims` touches them again; they are unmapped exactly once, by `unlock_and_unmap`.
 struct Victims {
     arenas: [*mut Arena; TRIM_BATCH],
     n: usize,
@@ -222,15 +228,15 @@ impl ArenaManager {
         self.min_retained.max(mapped / 8)
     }
 
-    /// How many empty arenas may stay mapped, when `mapped` arenas are mapped, until their
-    /// dirt is due: [`DECAY_ARENAS`] or the retained limit, whichever is more; just the
-    /// retained limit when arenas are unmapped `at_once` ([`unmaps_at_once`](Self::unmaps_at_once)).
-    fn decay_limit(&self, mapped: usize, at_once: bool) -> usize {
+    /// How many empty arenas may stay mapped when `mapped` arenas are mapped: the retained
+    /// limit, or, while they are `decaying` (waiting for their dirt to be due), that or
+    /// [`DECAY_ARENAS`], whichever is more.
+    fn empty_limit(&self, mapped: usize, decaying: bool) -> usize {
         let retained = self.retained_limit(mapped);
-        if at_once {
-            retained
-        } else {
+        if decaying {
             retained.max(DECAY_ARENAS)
+        } else {
+            retained
         }
     }
 
@@ -310,7 +316,7 @@ impl ArenaManager {
     }
 
     /// Give `pool` back to its arena. If that empties the arena, unmap empty arenas until at
-    /// most [`decay_limit`](Self::decay_limit) of them stay mapped: this one first, then
+    /// most [`empty_limit`](Self::empty_limit) of them stay mapped: this one first, then
     /// others retained earlier, when a shrinking mapped count lowered the limit below the
     /// number already kept. Those kept wait until their dirt is older than the purge delay
     /// ([`purge_due`](Self::purge_due), run here and on pool requests, then unmaps them down
@@ -330,22 +336,17 @@ impl ArenaManager {
         // SAFETY: lock held; the arena of a pool in use is mapped and on the lists; arenas on
         // the lists are mapped.
         unsafe {
-            let lists = &mut (*self.lists.get()).arenas;
+            let lists = &mut *self.lists.get();
             let p = &*pool;
             p.state.set(PoolState::Free);
             p.next.set((*arena).free_pools);
             (*arena).free_pools = pool;
-            lists.set_nfree(arena, (*arena).nfree + 1);
-            let dirty = &mut (*self.lists.get()).dirty;
-            dirty.pool_freed(arena, pool_index(pool), now);
+            lists.arenas.set_nfree(arena, (*arena).nfree + 1);
+            lists.dirty.pool_freed(arena, pool_index(pool), now);
             if (*arena).nfree == USABLE_POOLS {
                 // The arena just emptied heads the list of empty arenas: it goes first.
-                let at_once = self.unmaps_at_once();
-                while lists.empty > self.decay_limit(self.mapped_after(&victims), at_once)
-                    && victims.has_room()
-                {
-                    self.take_victim(map, lists.an_empty_arena(), &mut victims);
-                }
+                let decaying = !self.unmaps_at_once();
+                self.take_empty_beyond(lists, map, &mut victims, decaying);
             }
         }
         // SAFETY: lock held.
@@ -359,17 +360,49 @@ impl ArenaManager {
         self.counters.mapped.get() as usize - victims.n
     }
 
+    /// Take empty arenas, the most recently emptied first, into `victims` while more are
+    /// mapped than [`empty_limit`](Self::empty_limit) allows and `victims` has room. Returns
+    /// the dirty (resident) pools of those taken.
+    ///
+    /// # Safety
+    /// Lock held; `lists` is the manager's state (`self.lists`).
+    unsafe fn take_empty_beyond(
+        &self,
+        lists: &mut Lists,
+        map: &ArenaMap,
+        victims: &mut Victims,
+        decaying: bool,
+    ) -> usize {
+        let mut dirty = 0;
+        while lists.arenas.empty > self.empty_limit(self.mapped_after(victims), decaying)
+            && victims.has_room()
+        {
+            // An empty arena heads its list (`ArenaLists::an_empty_arena`).
+            let victim = lists.arenas.an_empty_arena();
+            // SAFETY: lock held; on the lists, hence mapped.
+            dirty += unsafe { (*victim).dirty }.count_ones() as usize;
+            // SAFETY: lock held; mapped, on the lists, every usable pool free; room checked.
+            unsafe { self.take_victim(lists, map, victim, victims) };
+        }
+        dirty
+    }
+
     /// Take `victim` (mapped, empty, on the lists) off the lists, the dirty queue and the
     /// arena map, into `victims`.
     ///
     /// # Safety
-    /// Lock held; `victim` is a mapped arena on the lists whose usable pools are all free;
-    /// `victims` has room.
-    unsafe fn take_victim(&self, map: &ArenaMap, victim: *mut Arena, victims: &mut Victims) {
+    /// Lock held; `lists` is the manager's state; `victim` is a mapped arena on the lists
+    /// whose usable pools are all free; `victims` has room.
+    unsafe fn take_victim(
+        &self,
+        lists: &mut Lists,
+        map: &ArenaMap,
+        victim: *mut Arena,
+        victims: &mut Victims,
+    ) {
         self.work.arenas_visited.add(1);
         // SAFETY: lock held; the arena is mapped and on the lists (caller).
         unsafe {
-            let lists = &mut *self.lists.get();
             lists.arenas.unlink(victim);
             lists.dirty.forget(victim);
         }
@@ -425,9 +458,9 @@ impl ArenaManager {
     unsafe fn purge_due(&self, now: u64, map: &ArenaMap, victims: &mut Victims) {
         let delay = purge::delay_ms();
         let mut purged = 0;
+        // SAFETY: lock held (caller).
+        let lists = unsafe { &mut *self.lists.get() };
         for _ in 0..PURGE_BUDGET {
-            // SAFETY: lock held (caller).
-            let lists = unsafe { &mut *self.lists.get() };
             // SAFETY: lock held.
             let arena = unsafe { lists.dirty.due(now, delay) };
             if arena.is_null() {
@@ -440,7 +473,7 @@ impl ArenaManager {
                 && lists.arenas.empty > self.retained_limit(self.mapped_after(victims))
             {
                 // SAFETY: lock held; mapped, on the lists, every usable pool free.
-                unsafe { self.take_victim(map, arena, victims) };
+                unsafe { self.take_victim(lists, map, arena, victims) };
             } else {
                 // SAFETY: lock held; `arena` heads the dirty queue.
                 purged += unsafe { lists.dirty.purge_arena(arena) };
@@ -460,17 +493,9 @@ impl ArenaManager {
         loop {
             let mut victims = Victims::new();
             self.lock();
-            // SAFETY: lock held; arenas on the lists are mapped; an empty arena heads its list.
-            unsafe {
-                let lists = &mut *self.lists.get();
-                while lists.arenas.empty > self.retained_limit(self.mapped_after(&victims))
-                    && victims.has_room()
-                {
-                    let victim = lists.arenas.an_empty_arena();
-                    given_back += (*victim).dirty.count_ones() as usize;
-                    self.take_victim(map, victim, &mut victims);
-                }
-            }
+            // SAFETY: lock held; `self.lists` is the manager's state.
+            given_back +=
+                unsafe { self.take_empty_beyond(&mut *self.lists.get(), map, &mut victims, false) };
             let more = !victims.has_room();
             // SAFETY: lock held; the victims were taken under it.
             unsafe { self.unlock_and_unmap(&mut victims) };

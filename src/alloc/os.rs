@@ -81,14 +81,11 @@ pub(crate) fn purge(p: *mut u8, size: usize) -> bool {
     unsafe { libc::madvise(p.cast(), size, libc::MADV_DONTNEED) == 0 }
 }
 
-/// A monotonic clock in milliseconds, read without allocating (a vDSO call on Linux). Under
-/// loom it stands still at 0: models must replay the same steps in every execution, so no
-/// decision in them may depend on time.
-#[cfg(unix)]
+/// A monotonic clock in milliseconds, read without allocating (a vDSO call on Linux). Not
+/// under loom: models must replay the same steps in every execution, so the arena manager
+/// reads a clock only the model moves there (`ArenaManager::now_ms`).
+#[cfg(all(unix, not(loom)))]
 pub(crate) fn now_ms() -> u64 {
-    if cfg!(loom) {
-        return 0;
-    }
     #[cfg(any(target_os = "linux", target_os = "android"))]
     let clock = libc::CLOCK_MONOTONIC_COARSE;
     #[cfg(not(any(target_os = "linux", target_os = "android")))]

@@ -2,7 +2,7 @@
 
 #![allow(dead_code)] // each model file uses a part of it
 
-use pyheap::alloc::model::{BlockPtr, ModelAllocator};
+use pyheap::alloc::model::{BlockPtr, ModelAllocator, ModelHeap};
 use std::alloc::Layout;
 
 /// The preemption bound used when `LOOM_MAX_PREEMPTIONS` is not set.
@@ -88,3 +88,22 @@ pub fn capacity_of(a: &ModelAllocator, layout: Layout) -> usize {
     c.free_blocks + c.blocks_in_use
 }
 pub mod gc;
+
+/// The owner's one block freed through another heap (its batch published at once, as its
+/// allocation slow path would) on a loom thread, while the owner collects its remote frees
+/// and exits: the release of the owner's emptied pool races the remote free. Returns the
+/// block's address and the freeing heap, joined.
+pub fn free_last_block_remotely_while_owner_exits(a: &ModelAllocator) -> (BlockPtr, ModelHeap) {
+    let owner = a.heap();
+    let h1 = a.heap();
+    let b = BlockPtr(owner.alloc(SMALL));
+    let t = loom::thread::spawn(move || {
+        // SAFETY: b is live and given to this thread.
+        unsafe { h1.dealloc(b.0, SMALL) };
+        h1.flush_remote_batches();
+        h1
+    });
+    owner.collect_remote_frees();
+    owner.exit();
+    (b, t.join().unwrap())
+}
