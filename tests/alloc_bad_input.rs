@@ -195,8 +195,9 @@ fn aborted(status: libc::c_int) -> bool {
 /// message), whether the block is of this thread's pools (the free fast path, which compares
 /// the size with the pool's blocks instead of computing the class) or of another thread's
 /// (the remote-free path); so is a medium span block (513 B to 4 KiB) freed with the layout of
-/// another size bin, on its thread or another; a block freed with its own layout, 16-aligned
-/// sizes that round up included, is not.
+/// another size bin, on its thread or another, and a medium span block freed twice once both
+/// frees reach its span (the span's bitmap of free slots has the slot free already); a block
+/// freed with its own layout, 16-aligned sizes that round up included, is not.
 #[test]
 fn dealloc_with_a_layout_of_another_size_class_aborts() {
     fn own_pool() {
@@ -239,6 +240,29 @@ fn dealloc_with_a_layout_of_another_size_class_aborts() {
         .join()
         .unwrap();
     }
+    fn medium_freed_twice() {
+        let a = Layout::from_size_align(600, 8).unwrap();
+        // A span block allocated and freed on a thread that exits (its medium cache gives the
+        // block back to its span), then freed again on another that exits too.
+        let p = std::thread::spawn(move || {
+            // SAFETY: a non-zero size; freed with its layout.
+            unsafe {
+                let p = GLOBAL.alloc(a);
+                assert!(!p.is_null());
+                GLOBAL.dealloc(p, a);
+                p as usize
+            }
+        })
+        .join()
+        .unwrap();
+        std::thread::spawn(move || {
+            // SAFETY: deliberately wrong: a second free of the same block (the abort is the
+            // test).
+            unsafe { GLOBAL.dealloc(p as *mut u8, a) };
+        })
+        .join()
+        .unwrap();
+    }
     fn own_layouts() {
         // The pools' sizes with every alignment they serve, then the medium spans' sizes.
         let ranges: [(&[usize], core::ops::RangeInclusive<usize>, u8); 2] = [
@@ -269,6 +293,7 @@ fn dealloc_with_a_layout_of_another_size_class_aborts() {
             medium_other_thread,
             "medium span block, another bin, another thread",
         ),
+        (medium_freed_twice, "medium span block freed twice"),
     ] {
         let status = in_child(f);
         assert!(

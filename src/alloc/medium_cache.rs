@@ -93,7 +93,7 @@ pub(crate) fn bin_of(size: usize) -> Option<usize> {
 
 /// The size every block of `bin` holds (the largest size of the bin).
 #[inline(always)]
-pub(crate) fn bin_size(bin: usize) -> usize {
+pub(crate) const fn bin_size(bin: usize) -> usize {
     let doubling = bin / BINS_PER_DOUBLING;
     let sub = bin % BINS_PER_DOUBLING;
     let shift = LOG_BASE as usize + doubling - LOG_BINS_PER_DOUBLING as usize;

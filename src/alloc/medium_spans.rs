@@ -62,6 +62,8 @@ pub(crate) const SPAN_BINS: usize = (MAX_SPAN_BLOCK.trailing_zeros()
     * 8;
 /// Where a span's first block starts: after its header, on a cache line of its own.
 const FIRST_BLOCK: usize = 64;
+/// The most slots a span has (its smallest bin's): what `Span::free_slots` has bits for.
+const MAX_SLOTS: usize = 128;
 /// How many bytes' worth of blocks a medium cache asks for at once (at least one block).
 pub(crate) const REFILL_BYTES: usize = 16 * 1024;
 /// At most this many empty spans are unmapped by one operation on the empty list, besides as
@@ -70,6 +72,7 @@ pub(crate) const UNMAP_BUDGET: usize = 16;
 
 const _: () = assert!(SPAN_BINS <= super::medium_cache::NUM_BINS);
 const _: () = assert!(core::mem::size_of::<Span>() <= FIRST_BLOCK);
+const _: () = assert!((SPAN_SIZE - FIRST_BLOCK) / bin_size(0) <= MAX_SLOTS);
 
 /// Whether blocks of medium `bin` come from spans.
 #[inline(always)]
@@ -88,23 +91,27 @@ pub(crate) fn refill_count(bin: usize) -> u32 {
 /// # Invariants
 /// - A span is in exactly one place: on the empty list (no block of it is live; `bin` is
 ///   meaningless), or owned by bin `bin`, on that bin's partial list exactly when it has a free
-///   block (`free` not null or `bumped < capacity`).
+///   slot (`free_slots` not all zero).
 /// - Every field is read and written only under the lock of where the span is: its bin's, or
 ///   the empty list's. One exception: `bin` is written only by `take_span`, while no block of
 ///   the span is handed out, so a thread holding a live block of the span (which it received
 ///   after that write) may read `bin` without a lock (`check_bin`).
-/// - Owned by a bin: the blocks are `capacity` slots of `bin_size(bin)` bytes from
-///   [`FIRST_BLOCK`]; the first `bumped` slots were handed out at least once, the others never
-///   (their memory is as the span got it); `free` chains, through each block's first word, the
-///   slots handed out and given back; `used` counts the slots handed out and not given back
-///   (`bumped - used` is the length of `free`).
+/// - Owned by a bin: the blocks are `capacity` (at most [`MAX_SLOTS`]) slots of
+///   `bin_size(bin)` bytes from [`FIRST_BLOCK`]; bit `i % 64` of `free_slots[i / 64]` is set
+///   exactly when slot `i < capacity` is free (not handed out, or handed out and given back),
+///   and no bit at or above `capacity` is set; `used` counts the slots that are not free.
+///
+/// The free slots are a bitmap, not a list through the blocks, so that handing out a batch
+/// (`alloc_chain`) reads no block: a list would make it chase one pointer per block through
+/// memory that was freed long ago and is no longer cached, each load waiting for the one
+/// before. It also hands out a span's free slots in address order, and lets `free_chain` see
+/// a block given back twice.
 #[repr(C)]
 struct Span {
     bin: u32,
     capacity: u32,
-    bumped: u32,
     used: u32,
-    free: *mut u8,
+    free_slots: [u64; 2],
     prev: *mut Span,
     next: *mut Span,
     /// When the span joined the empty list (ms, `os::now_ms`).
@@ -139,6 +146,12 @@ pub(crate) unsafe fn check_bin(block: *mut u8, bin: usize) {
 #[inline(never)]
 fn wrong_bin() -> ! {
     os::fatal("pyheap: dealloc called with a layout of another medium size bin than alloc")
+}
+
+#[cold]
+#[inline(never)]
+fn double_free() -> ! {
+    os::fatal("pyheap: a medium block freed twice (or a pointer pyheap did not allocate)")
 }
 
 /// An intrusive doubly linked list of spans (through `prev`/`next`).
@@ -260,30 +273,34 @@ pub(crate) fn alloc_chain(bin: usize, want: u32) -> (*mut u8, u32) {
                 unsafe { partial.push_front(span) };
             }
             // SAFETY: `span` is on this bin's partial list and we hold its lock (`Span`'s
-            // invariants): its fields are ours, its free list holds given-back blocks, and
-            // slots from `bumped` on were never handed out.
+            // invariants): its fields are ours, and the slots whose bits are set are free
+            // slots inside the span, which become the caller's.
             unsafe {
                 let s = &mut *span;
-                while got < want {
-                    let block = if !s.free.is_null() {
-                        let b = s.free;
-                        s.free = b.cast::<*mut u8>().read();
-                        b
-                    } else if s.bumped < s.capacity {
-                        let b = span
-                            .cast::<u8>()
-                            .add(FIRST_BLOCK + s.bumped as usize * size);
-                        s.bumped += 1;
-                        b
-                    } else {
+                // The lowest free slots, in address order; then linked from the highest down,
+                // so that the chain hands them out in address order.
+                let mut taken = [0u8; MAX_SLOTS];
+                let mut n = 0;
+                while got + (n as u32) < want {
+                    let word = usize::from(s.free_slots[0] == 0);
+                    if s.free_slots[word] == 0 {
                         break;
-                    };
-                    s.used += 1;
+                    }
+                    let bit = s.free_slots[word].trailing_zeros() as usize;
+                    s.free_slots[word] &= s.free_slots[word] - 1;
+                    taken[n] = (word * 64 + bit) as u8;
+                    n += 1;
+                }
+                s.used += n as u32;
+                got += n as u32;
+                for &slot in taken[..n].iter().rev() {
+                    let block = span
+                        .cast::<u8>()
+                        .add(FIRST_BLOCK + usize::from(slot) * size);
                     block.cast::<*mut u8>().write(chain);
                     chain = block;
-                    got += 1;
                 }
-                if s.free.is_null() && s.bumped == s.capacity {
+                if s.free_slots == [0, 0] {
                     partial.remove(span);
                 }
             }
@@ -300,6 +317,7 @@ pub(crate) fn alloc_chain(bin: usize, want: u32) -> (*mut u8, u32) {
 /// it any more, and it is on no other chain.
 pub(crate) unsafe fn free_chain(bin: usize, mut block: *mut u8) {
     debug_assert!(serves(bin));
+    let size = bin_size(bin);
     let mut emptied: *mut Span = ptr::null_mut();
     BINS[bin].with(|partial| {
         while !block.is_null() {
@@ -311,9 +329,13 @@ pub(crate) unsafe fn free_chain(bin: usize, mut block: *mut u8) {
                 let span = span_of(block);
                 let s = &mut *span;
                 debug_assert_eq!(s.bin as usize, bin);
-                let was_full = s.free.is_null() && s.bumped == s.capacity;
-                block.cast::<*mut u8>().write(s.free);
-                s.free = block;
+                let slot = (block as usize - span as usize - FIRST_BLOCK) / size;
+                let bit = 1u64 << (slot % 64);
+                if slot >= s.capacity as usize || s.free_slots[slot / 64] & bit != 0 {
+                    double_free();
+                }
+                let was_full = s.free_slots == [0, 0];
+                s.free_slots[slot / 64] |= bit;
                 s.used -= 1;
                 if s.used == 0 {
                     // Empty: off the bin, onto the caller's local chain of emptied spans.
@@ -355,15 +377,18 @@ fn take_span(bin: usize) -> *mut Span {
         MAPPED.fetch_add(1, Ordering::Relaxed);
     }
     let capacity = (SPAN_SIZE - FIRST_BLOCK) / bin_size(bin);
+    let free_slots = match capacity {
+        0..64 => [(1 << capacity) - 1, 0],
+        _ => [u64::MAX, u64::MAX >> (MAX_SLOTS - capacity)],
+    };
     // SAFETY: a span on no list (just taken off the empty list, or just mapped): ours to set
     // up; the header fits before `FIRST_BLOCK`.
     unsafe {
         span.write(Span {
             bin: bin as u32,
             capacity: capacity as u32,
-            bumped: 0,
             used: 0,
-            free: ptr::null_mut(),
+            free_slots,
             prev: ptr::null_mut(),
             next: ptr::null_mut(),
             emptied_at: 0,
@@ -495,10 +520,77 @@ mod tests {
         }
     }
 
+    /// Held by the tests that count spans, which the others' spans would disturb.
+    static SPAN_COUNTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    /// The blocks of a chain, in its order.
+    fn chain_blocks(mut chain: *mut u8) -> Vec<usize> {
+        let mut blocks = Vec::new();
+        while !chain.is_null() {
+            blocks.push(chain as usize);
+            // SAFETY: a block of a chain, ours; its first word links to the next.
+            chain = unsafe { chain.cast::<*mut u8>().read() };
+        }
+        blocks
+    }
+
+    #[test]
+    fn a_span_hands_out_its_lowest_free_slots_in_address_order() {
+        // Bin 9 (1,280 B), used by no other test: a fresh span.
+        let _counts = SPAN_COUNTS.lock().unwrap();
+        let bin = 9;
+        let size = bin_size(bin);
+        let (chain, n) = alloc_chain(bin, 10);
+        assert_eq!(n, 10);
+        let first = chain_blocks(chain);
+        let base = span_of(first[0] as *mut u8) as usize;
+        let expected: Vec<usize> = (0..10).map(|i| base + FIRST_BLOCK + i * size).collect();
+        assert_eq!(
+            first, expected,
+            "a fresh span's first slots, in address order"
+        );
+        // Give back slots 7 and 2 (in that order): the next two taken are 2 then 7, before
+        // any slot never handed out.
+        for slot in [7, 2] {
+            let block = first[slot] as *mut u8;
+            // SAFETY: a block of the chain, given up alone.
+            unsafe {
+                block.cast::<*mut u8>().write(ptr::null_mut());
+                free_chain(bin, block);
+            }
+        }
+        let (again, n) = alloc_chain(bin, 3);
+        assert_eq!(n, 3);
+        assert_eq!(
+            chain_blocks(again),
+            [first[2], first[7], base + FIRST_BLOCK + 10 * size],
+            "the lowest free slots first"
+        );
+        // Everything back: the span empties (with `used` wrong, `free_chain` would keep it).
+        let mut all: Vec<usize> = first
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != 2 && i != 7)
+            .map(|(_, &b)| b)
+            .collect();
+        all.extend(chain_blocks(again));
+        let mut chain = ptr::null_mut::<u8>();
+        for &b in &all {
+            // SAFETY: ours, given back below.
+            unsafe { (b as *mut u8).cast::<*mut u8>().write(chain) };
+            chain = b as *mut u8;
+        }
+        let (_, empty_before) = counts();
+        // SAFETY: blocks of bin `bin`, each once, given up.
+        unsafe { free_chain(bin, chain) };
+        assert_eq!(counts().1, empty_before + 1, "the span did not empty");
+    }
+
     #[test]
     fn chains_come_back_to_their_spans_and_empty_spans_are_reused() {
         // Bin 5 (896 B): 73 blocks a span. Take three spans' worth, give them back in two
         // interleaved halves, take them again: no new span is mapped the second time.
+        let _counts = SPAN_COUNTS.lock().unwrap();
         let bin = 5;
         let size = bin_size(bin);
         let mut blocks = Vec::new();
