@@ -7,7 +7,17 @@
 #   benches/run.sh --no-time  # only the RSS measurements (fragmentation, peaks) and the report
 #   benches/run.sh --sweep    # the thread sweep instead: larson_<N> and producer_consumer_<N>
 #                             # for N = 1, 2, 4, 8, 16 (ALLOC_BENCH_SWEEP overrides the list)
+#   benches/run.sh --cgu1     # every contender built with codegen-units = 1 (see below);
+#                             # results in target/alloc-runs-cgu1/, target/alloc-report-cgu1.md
 #   ALLOC_BENCH_REPEAT=1 benches/run.sh   # one run only (about 14 min)
+#
+# Why --cgu1: with the bench profile's default 16 codegen units, which unit each of std's
+# generic functions lands in depends on every item of the bench crate, the global allocator's
+# included; a function split from its caller is not inlined into it. The same workload source
+# then runs different code for different contenders (BTreeMap::insert calling an out-of-line
+# VacantEntry::insert_entry in one binary and not in another: 7-11% more of the workload's own
+# instructions; BENCHMARKS.md, "Session 24"). One codegen unit takes that difference away;
+# benches/insn_split.py shows it (the workload's own instructions, per contender).
 #
 # Contenders are interleaved per workload (all six back to back for one workload, in a
 # rotating order, before the next workload) so that they see the same machine load, and the
@@ -42,6 +52,12 @@ if [[ "${1:-}" == "--sweep" ]]; then
     runs_dir=target/alloc-sweep-runs
     report=target/alloc-sweep-report.md
     fragmentation=0
+fi
+if [[ "${1:-}" == "--cgu1" ]]; then
+    shift
+    export CARGO_PROFILE_BENCH_CODEGEN_UNITS=1
+    runs_dir=$runs_dir-cgu1
+    report=${report%.md}-cgu1.md
 fi
 [[ "${1:-}" == "--" ]] && shift
 
