@@ -329,7 +329,8 @@ pub(crate) unsafe fn free_chain(bin: usize, mut block: *mut u8) {
                 let span = span_of(block);
                 let s = &mut *span;
                 debug_assert_eq!(s.bin as usize, bin);
-                let slot = (block as usize - span as usize - FIRST_BLOCK) / size;
+                // Wrapping: a pointer into the header (not a block) gives a slot out of range.
+                let slot = (block as usize).wrapping_sub(span as usize + FIRST_BLOCK) / size;
                 let bit = 1u64 << (slot % 64);
                 if slot >= s.capacity as usize || s.free_slots[slot / 64] & bit != 0 {
                     double_free();
