@@ -322,8 +322,8 @@ pub(crate) unsafe fn free_chain(bin: usize, mut block: *mut u8) {
     BINS[bin].with(|partial| {
         while !block.is_null() {
             // SAFETY: a block of a span of this bin (caller's contract), whose fields are
-            // guarded by the lock we hold; the block's first word is the chain's link, and
-            // then the span's free list's.
+            // guarded by the lock we hold; the block's first word is the chain's link, read
+            // before the block goes back to its span's bitmap.
             unsafe {
                 let next = block.cast::<*mut u8>().read();
                 let span = span_of(block);
@@ -378,10 +378,6 @@ fn take_span(bin: usize) -> *mut Span {
         MAPPED.fetch_add(1, Ordering::Relaxed);
     }
     let capacity = (SPAN_SIZE - FIRST_BLOCK) / bin_size(bin);
-    let free_slots = match capacity {
-        0..64 => [(1 << capacity) - 1, 0],
-        _ => [u64::MAX, u64::MAX >> (MAX_SLOTS - capacity)],
-    };
     // SAFETY: a span on no list (just taken off the empty list, or just mapped): ours to set
     // up; the header fits before `FIRST_BLOCK`.
     unsafe {
@@ -389,13 +385,21 @@ fn take_span(bin: usize) -> *mut Span {
             bin: bin as u32,
             capacity: capacity as u32,
             used: 0,
-            free_slots,
+            free_slots: all_free(capacity),
             prev: ptr::null_mut(),
             next: ptr::null_mut(),
             emptied_at: 0,
         })
     };
     span
+}
+
+/// `Span::free_slots` with the slots below `capacity` (at most [`MAX_SLOTS`]) free.
+fn all_free(capacity: usize) -> [u64; 2] {
+    debug_assert!(capacity <= MAX_SLOTS);
+    // The low `n` bits (`n <= 64`) of a word.
+    let low = |n: usize| u64::MAX.checked_shr((64 - n) as u32).unwrap_or(0);
+    [low(capacity.min(64)), low(capacity.saturating_sub(64))]
 }
 
 /// Put a chain of spans (linked through `next`) on the empty list, then unmap those that
@@ -518,6 +522,21 @@ mod tests {
             let capacity = (SPAN_SIZE - FIRST_BLOCK) / bin_size(bin);
             assert!(capacity >= 15, "bin {bin}");
             assert!(refill_count(bin) >= 4, "bin {bin}");
+        }
+    }
+
+    #[test]
+    fn a_fresh_span_has_exactly_its_slots_free() {
+        for capacity in [0, 1, 15, 63, 64, 65, 113, 127, MAX_SLOTS] {
+            let [lo, hi] = all_free(capacity);
+            assert_eq!((lo.count_ones() + hi.count_ones()) as usize, capacity);
+            assert_eq!(lo.trailing_ones() + hi.trailing_ones(), capacity as u32);
+        }
+        for bin in 0..SPAN_BINS {
+            assert!(
+                (SPAN_SIZE - FIRST_BLOCK) / bin_size(bin) <= MAX_SLOTS,
+                "bin {bin}"
+            );
         }
     }
 
