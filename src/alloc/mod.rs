@@ -104,6 +104,8 @@ mod stats;
 #[cfg(not(loom))]
 mod thread;
 #[cfg(not(loom))]
+pub(crate) use thread::flush_medium_cache;
+#[cfg(not(loom))]
 mod tls_words;
 #[cfg(not(loom))]
 mod with_fallback;

@@ -94,5 +94,10 @@ fn run() {
         space.service_pending_reporting(
             "a Drop or finalizer of garbage torn down by the pyheap-gc thread",
         );
+        // This thread may now sleep for long: give back the medium blocks its collection
+        // freed, which its cache would keep until its next allocation (`purge()` asks other
+        // threads' caches to empty only at their next use).
+        #[cfg(not(loom))]
+        crate::alloc::flush_medium_cache();
     }
 }
