@@ -1,5 +1,5 @@
-//! The allocator workloads (`alloc_workloads/`) with the global allocator set to
-//! jemalloc (`tikv_jemallocator::Jemalloc`).
+//! The allocator workloads (the `alloc_workloads` library, the same machine code for every
+//! contender) with the global allocator set to jemalloc (`tikv_jemallocator::Jemalloc`).
 //!
 //! A binary has exactly one global allocator, so each contender is its own bench target;
 //! results land in `target/criterion/<workload>/jemalloc/` next to the other contenders'.
@@ -8,13 +8,10 @@
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-#[path = "alloc_workloads/mod.rs"]
-mod workloads;
-
 #[path = "workspace_root.rs"]
 mod workspace_root;
 
 fn main() {
     workspace_root::enter();
-    workloads::main("jemalloc");
+    alloc_workloads::main("jemalloc");
 }

@@ -1,5 +1,5 @@
-//! The allocator workloads (`alloc_workloads/`) with the global allocator set to
-//! mimalloc (`mimalloc::MiMalloc`).
+//! The allocator workloads (the `alloc_workloads` library, the same machine code for every
+//! contender) with the global allocator set to mimalloc (`mimalloc::MiMalloc`).
 //!
 //! A binary has exactly one global allocator, so each contender is its own bench target;
 //! results land in `target/criterion/<workload>/mimalloc/` next to the other contenders'.
@@ -8,13 +8,10 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[path = "alloc_workloads/mod.rs"]
-mod workloads;
-
 #[path = "workspace_root.rs"]
 mod workspace_root;
 
 fn main() {
     workspace_root::enter();
-    workloads::main("mimalloc");
+    alloc_workloads::main("mimalloc");
 }

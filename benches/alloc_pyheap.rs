@@ -1,5 +1,6 @@
-//! The allocator workloads (`alloc_workloads/`) with the global allocator set to
-//! pyheap's pymalloc-style `pyheap::PoolAlloc`, the allocator under test.
+//! The allocator workloads (the `alloc_workloads` library, the same machine code for every
+//! contender) with the global allocator set to pyheap's pymalloc-style `pyheap::PoolAlloc`, the
+//! allocator under test.
 //!
 //! A binary has exactly one global allocator, so each contender is its own bench target;
 //! results land in `target/criterion/<workload>/pyheap/` next to the other contenders'.
@@ -8,13 +9,10 @@
 #[global_allocator]
 static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
 
-#[path = "alloc_workloads/mod.rs"]
-mod workloads;
-
 #[path = "workspace_root.rs"]
 mod workspace_root;
 
 fn main() {
     workspace_root::enter();
-    workloads::main("pyheap");
+    alloc_workloads::main("pyheap");
 }

@@ -1,7 +1,7 @@
-//! The allocator workloads (`alloc_workloads/`) with the global allocator set to pyheap's
-//! pools in front of mimalloc, `pyheap::PoolAllocWith<mimalloc::MiMalloc>`: requests of at
-//! most 512 bytes from pyheap's pools, larger ones from mimalloc (issue 17, "Requests above
-//! 512 bytes").
+//! The allocator workloads (the `alloc_workloads` library, the same machine code for every
+//! contender) with the global allocator set to pyheap's pools in front of mimalloc,
+//! `pyheap::PoolAllocWith<mimalloc::MiMalloc>`: requests of at most 512 bytes from pyheap's
+//! pools, larger ones from mimalloc (issue 17, "Requests above 512 bytes").
 //!
 //! A binary has exactly one global allocator, so each contender is its own bench target;
 //! results land in `target/criterion/<workload>/pyheap_mimalloc/`. Run all contenders and the
@@ -11,13 +11,10 @@
 static GLOBAL: pyheap::PoolAllocWith<mimalloc::MiMalloc> =
     pyheap::PoolAllocWith::new(mimalloc::MiMalloc);
 
-#[path = "alloc_workloads/mod.rs"]
-mod workloads;
-
 #[path = "workspace_root.rs"]
 mod workspace_root;
 
 fn main() {
     workspace_root::enter();
-    workloads::main("pyheap_mimalloc");
+    alloc_workloads::main("pyheap_mimalloc");
 }

@@ -1,5 +1,6 @@
-//! The allocator workloads (`alloc_workloads/`) with the global allocator set to
-//! rpmalloc (`rpmalloc::RpMalloc`, rpmalloc 1.4 built from C by `rpmalloc-sys`).
+//! The allocator workloads (the `alloc_workloads` library, the same machine code for every
+//! contender) with the global allocator set to rpmalloc (`rpmalloc::RpMalloc`, rpmalloc 1.4
+//! built from C by `rpmalloc-sys`).
 //!
 //! A binary has exactly one global allocator, so each contender is its own bench target;
 //! results land in `target/criterion/<workload>/rpmalloc/` next to the other contenders'.
@@ -8,13 +9,10 @@
 #[global_allocator]
 static GLOBAL: rpmalloc::RpMalloc = rpmalloc::RpMalloc;
 
-#[path = "alloc_workloads/mod.rs"]
-mod workloads;
-
 #[path = "workspace_root.rs"]
 mod workspace_root;
 
 fn main() {
     workspace_root::enter();
-    workloads::main("rpmalloc");
+    alloc_workloads::main("rpmalloc");
 }

@@ -1,5 +1,6 @@
-//! The allocator workloads (`alloc_workloads/`) with the global allocator set to
-//! glibc's malloc through `std::alloc::System`, the default of every Rust program.
+//! The allocator workloads (the `alloc_workloads` library, the same machine code for every
+//! contender) with the global allocator set to glibc's malloc through `std::alloc::System`, the
+//! default of every Rust program.
 //!
 //! A binary has exactly one global allocator, so each contender is its own bench target;
 //! results land in `target/criterion/<workload>/system/` next to the other contenders'.
@@ -8,13 +9,10 @@
 #[global_allocator]
 static GLOBAL: std::alloc::System = std::alloc::System;
 
-#[path = "alloc_workloads/mod.rs"]
-mod workloads;
-
 #[path = "workspace_root.rs"]
 mod workspace_root;
 
 fn main() {
     workspace_root::enter();
-    workloads::main("system");
+    alloc_workloads::main("system");
 }

@@ -17,12 +17,14 @@ measurement runs it) and counts the instructions executed:
 - *glue*: std's allocation glue (`alloc::alloc`, `RawVec`), the same code for every contender;
 - *program*: everything else: the workload's own code, std's collections, serde, memcmp.
 
-The same source compiled for two contenders should give the same *program* count. When it
-does not, the binaries' code generation differs: with the default 16 codegen units, which
-unit each of std's generic functions lands in depends on every item of the crate, the global
-allocator's included, and a function split from its caller cannot be inlined into it
-(BENCHMARKS.md, "Session 24"). `--cgu1` builds every contender with `codegen-units = 1`
-(`CARGO_PROFILE_BENCH_CODEGEN_UNITS=1`), which takes that difference away.
+Since session 25 the workloads are a library compiled once (`benches/alloc_workloads/`), so
+the *program* count is the same for every contender to within a few hundred thousand (the
+start-up's symbol lookups, rayon's scheduling). Before, each contender's bench target compiled
+the workloads into its own crate, and with the default 16 codegen units which unit each of
+std's generic functions landed in depended on every item of that crate, the global allocator's
+included; a function split from its caller cannot be inlined into it, and the same source ran
+7-11% more instructions in one contender's binary than in another's (BENCHMARKS.md, "Session
+24"). `--cgu1` builds everything with `codegen-units = 1` (`CARGO_PROFILE_BENCH_CODEGEN_UNITS=1`).
 
 Needs valgrind. About a minute per contender and workload (several for larson and rayon).
 """

@@ -11,13 +11,14 @@
 #                             # results in target/alloc-runs-cgu1/, target/alloc-report-cgu1.md
 #   ALLOC_BENCH_REPEAT=1 benches/run.sh   # one run only (about 14 min)
 #
-# Why --cgu1: with the bench profile's default 16 codegen units, which unit each of std's
-# generic functions lands in depends on every item of the bench crate, the global allocator's
-# included; a function split from its caller is not inlined into it. The same workload source
-# then runs different code for different contenders (BTreeMap::insert calling an out-of-line
-# VacantEntry::insert_entry in one binary and not in another: 7-11% more of the workload's own
-# instructions; BENCHMARKS.md, "Session 24"). One codegen unit takes that difference away;
-# benches/insn_split.py shows it (the workload's own instructions, per contender).
+# Why --cgu1: the workloads are one library (alloc_workloads/), compiled once, so every
+# contender runs the same machine code for them whatever the profile (until session 24 each
+# bench target compiled them into its own crate, and with 16 codegen units the crate's
+# partition, the global allocator's items included, decided which of std's functions were
+# inlined into which: 7-11% more of the workload's own instructions in one contender's
+# binary than in another's; BENCHMARKS.md, "Session 24"). --cgu1 still changes that one
+# compilation, and each allocator crate's: it shows how much the ratios owe to how the
+# code around the allocator was compiled. benches/insn_split.py counts the instructions.
 #
 # Contenders are interleaved per workload (all six back to back for one workload, in a
 # rotating order, before the next workload) so that they see the same machine load, and the

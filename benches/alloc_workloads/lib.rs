@@ -1,6 +1,8 @@
-//! The allocator workloads, shared by the `alloc_<contender>` bench targets.
+//! The allocator workloads, shared by the `alloc_<contender>` bench targets of pyheap-bench.
 //!
-//! Each contender's binary calls [`main`] with its name; every timing benchmark is named
+//! A library of its own so that its code is compiled once and every contender runs the same
+//! machine code (`Cargo.toml` says why). Each contender's binary sets its global allocator and
+//! calls [`main`] with its name; every timing benchmark is named
 //! `<workload>/<contender>`, so `target/criterion/<workload>/` holds them all side by side and
 //! `benches/report.py` can compare them. The fragmentation measurement runs first, in a
 //! fresh process, before any timing benchmark.
