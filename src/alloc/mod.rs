@@ -79,12 +79,16 @@ mod fallback;
 #[cfg(not(loom))]
 mod fork;
 mod fork_registration;
+// Used by the system entry points (`pool_alloc`, `fallback`'s glibc path), which are not built
+// under loom: the loom models keep the heap's medium cache field but never call into it.
+#[cfg_attr(loom, allow(dead_code, unused_imports))]
 mod glibc_tuning;
 mod global;
 mod heap;
 #[cfg(not(loom))]
 pub(crate) mod hooks;
 mod lock;
+#[cfg_attr(loom, allow(dead_code))] // as `glibc_tuning`
 mod medium_cache;
 #[cfg(not(loom))]
 mod medium_spans;

@@ -175,6 +175,7 @@ mod portable {
 /// The environment is not changed (`setenv`, `putenv`, `std::env::set_var`) while the returned
 /// bytes are used: they point into the environment itself.
 #[cfg(unix)]
+#[cfg_attr(loom, allow(dead_code))] // its readers (`glibc_tuning`, the hooks) are not built under loom
 pub(crate) unsafe fn getenv(name: &core::ffi::CStr) -> Option<&'static [u8]> {
     // SAFETY: `name` is NUL-terminated; getenv returns null or a NUL-terminated string, which
     // stays valid while the environment is not changed (the caller's contract).
