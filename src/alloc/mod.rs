@@ -79,8 +79,9 @@ mod fallback;
 #[cfg(not(loom))]
 mod fork;
 mod fork_registration;
-// Used by the system entry points (`pool_alloc`, `fallback`'s glibc path), which are not built
-// under loom: the loom models keep the heap's medium cache field but never call into it.
+// `glibc_tuning` and `medium_cache` serve only the system entry points (`pool_alloc`,
+// `control`, `fallback`'s glibc path), which loom builds leave out; under loom the heap keeps
+// its medium cache field but never calls into it.
 #[cfg_attr(loom, allow(dead_code, unused_imports))]
 mod glibc_tuning;
 mod global;
