@@ -248,6 +248,9 @@ def summary_table(results, peaks, several, out):
         cells = [cell(r["ratio"][c], r["spread"][c] if several else None) for c in CONTENDERS]
         us = r["us"]
         usc = cell(us, r["us_spread"] if several else None)
+        if us is not None and f"{us:.2f}" == f"{r['target']:.2f}" and us != r["target"]:
+            # The verdict turns on the third decimal: show it (a tie reads as a tie).
+            usc = close_ratio(us, r["target"]) + usc[len(f"{us:.2f}×"):]
         verdict = met(us <= r["target"]) if us is not None else "—"
         peak_cells = ["—", "—"]
         if r["workload"] in peaks:
