@@ -123,14 +123,16 @@ def median(xs):
     return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
 
 
-def cell(value, spread):
-    """'1.12×', with the range of the per-run values when they differ."""
+def cell(value, spread, target=None):
+    """'1.12×', with the range of the per-run values when they differ; against a `target`,
+    with the third decimal when the verdict turns on it (`close_ratio`)."""
     if value is None:
         return "—"
+    shown = close_ratio(value, target) if target is not None else f"{value:.2f}×"
     lo, hi = (min(spread), max(spread)) if spread else (value, value)
     if f"{lo:.2f}" == f"{hi:.2f}":
-        return f"{value:.2f}×"
-    return f"{value:.2f}× ({lo:.2f}–{hi:.2f})"
+        return shown
+    return f"{shown} ({lo:.2f}–{hi:.2f})"
 
 
 def timing(crit, workload, contender):
@@ -247,10 +249,7 @@ def summary_table(results, peaks, several, out):
     for r in results:
         cells = [cell(r["ratio"][c], r["spread"][c] if several else None) for c in CONTENDERS]
         us = r["us"]
-        usc = cell(us, r["us_spread"] if several else None)
-        if us is not None and f"{us:.2f}" == f"{r['target']:.2f}" and us != r["target"]:
-            # The verdict turns on the third decimal: show it (a tie reads as a tie).
-            usc = close_ratio(us, r["target"]) + usc[len(f"{us:.2f}×"):]
+        usc = cell(us, r["us_spread"] if several else None, r["target"])
         verdict = met(us <= r["target"]) if us is not None else "—"
         peak_cells = ["—", "—"]
         if r["workload"] in peaks:

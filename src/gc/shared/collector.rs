@@ -97,7 +97,6 @@ fn run() {
         // This thread may now sleep for long: give back the medium blocks its collection
         // freed, which its cache would keep until its next allocation (`purge()` asks other
         // threads' caches to empty only at their next use).
-        #[cfg(not(loom))]
         crate::alloc::flush_medium_cache();
     }
 }
