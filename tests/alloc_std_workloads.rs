@@ -153,6 +153,130 @@ fn realloc_preserves_contents_across_classes_and_the_512_byte_boundary() {
     }
 }
 
+/// `realloc`'s fast path copies a short block (up to 64 bytes) inline, as whole 8-byte words
+/// (`n` rounded up to 8, in two overlapping chunks of 8, 16 or 32 bytes). Every pair of sizes
+/// from 1 to 72 bytes, in every alignment the pools serve: the kept bytes must arrive, and
+/// nothing may be written past the new block. For the second, the block the move lands in is
+/// made the one just freed in its pool (blocks come back last freed, first out), with its
+/// neighbour in the pool live and filled: a copy that overran the block would change it.
+#[test]
+fn realloc_of_short_blocks_keeps_the_bytes_and_writes_nothing_past_the_block() {
+    for align in [1usize, 8, 16] {
+        for from in 1..=72usize {
+            for to in 1..=72usize {
+                let layout = Layout::from_size_align(from, align).unwrap();
+                let to_layout = Layout::from_size_align(to, align).unwrap();
+                let tag = ((align * 1000 + from) * 1000 + to) as u64;
+                // SAFETY: non-zero sizes; every block is filled, checked and freed with the
+                // layout it was allocated with, or resized with realloc's contract.
+                unsafe {
+                    let p = alloc(layout);
+                    assert!(!p.is_null());
+                    common::fill(p, from, tag);
+                    // Two neighbours of the destination class; the first freed, so that the
+                    // move takes it, the second live.
+                    let (landing, neighbour, extra) = adjacent_blocks(to_layout);
+                    common::fill(neighbour, to, !tag);
+                    dealloc(landing, to_layout);
+                    let q = realloc(p, layout, to);
+                    assert!(!q.is_null(), "realloc {from} -> {to} align {align}");
+                    let same_class = pyheap::alloc::size_class(from, align)
+                        == pyheap::alloc::size_class(to, align);
+                    assert!(same_class || q == landing, "the move took another block");
+                    assert_eq!(
+                        q as usize % align,
+                        0,
+                        "realloc {from} -> {to} align {align}"
+                    );
+                    assert_eq!(
+                        first_mismatch(q, from.min(to), tag),
+                        None,
+                        "realloc {from} -> {to} align {align} lost contents"
+                    );
+                    assert_eq!(
+                        first_mismatch(neighbour, to, !tag),
+                        None,
+                        "realloc {from} -> {to} align {align} wrote past the new block"
+                    );
+                    common::fill(q, to, tag + 1);
+                    dealloc(q, to_layout);
+                    dealloc(neighbour, to_layout);
+                    for b in extra {
+                        dealloc(b, to_layout);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Two live blocks of `layout`, the second right after the first in their pool, and the
+/// blocks allocated on the way there (the free lists hand out blocks in no fixed order).
+fn adjacent_blocks(layout: Layout) -> (*mut u8, *mut u8, Vec<*mut u8>) {
+    let size = pyheap::alloc::size_class(layout.size(), layout.align())
+        .map(pyheap::alloc::class_block_size)
+        .expect("a pool size");
+    let mut extra = Vec::new();
+    // SAFETY: a non-zero layout.
+    let mut prev = unsafe { alloc(layout) };
+    for _ in 0..100_000 {
+        // SAFETY: as above.
+        let next = unsafe { alloc(layout) };
+        assert!(!prev.is_null() && !next.is_null());
+        if next as usize == prev as usize + size {
+            return (prev, next, extra);
+        }
+        extra.push(prev);
+        prev = next;
+    }
+    panic!("no two adjacent blocks of {size} bytes in 100,000 allocations");
+}
+
+/// The same short reallocs from another thread than the one that allocated: the block is in a
+/// pool of the first thread's heap, so the fast path must leave it to the general one (which
+/// frees it remotely), and the contents still arrive.
+#[test]
+fn realloc_of_short_blocks_allocated_by_another_thread() {
+    let blocks: Vec<Block> = thread::spawn(|| {
+        (1..=72usize)
+            .flat_map(|from| {
+                (0..4u64).map(move |k| {
+                    let layout = Layout::from_size_align(from, 8).unwrap();
+                    // SAFETY: non-zero size; filled over its whole size.
+                    unsafe {
+                        let p = alloc(layout);
+                        assert!(!p.is_null());
+                        common::fill(p, from, from as u64 * 10 + k);
+                        Block {
+                            ptr: p,
+                            layout,
+                            tag: from as u64 * 10 + k,
+                        }
+                    }
+                })
+            })
+            .collect()
+    })
+    .join()
+    .unwrap();
+    for b in blocks {
+        let from = b.layout.size();
+        let to = if from < 40 { from * 2 } else { from / 2 };
+        // SAFETY: a live block of `b.layout`, filled with `b.tag`'s pattern; resized, checked
+        // and freed with the layouts realloc's contract asks for.
+        unsafe {
+            let q = realloc(b.ptr, b.layout, to);
+            assert!(!q.is_null());
+            assert_eq!(
+                first_mismatch(q, from.min(to), b.tag),
+                None,
+                "realloc {from} -> {to} of another thread's block lost contents"
+            );
+            dealloc(q, Layout::from_size_align(to, 8).unwrap());
+        }
+    }
+}
+
 #[test]
 fn vec_grow_and_shrink_through_realloc_keeps_bytes() {
     let mut v: Vec<u8> = Vec::new();

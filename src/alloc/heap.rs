@@ -285,15 +285,14 @@ impl Heap {
         block: *mut u8,
         size: usize,
     ) -> bool {
-        // SAFETY: the block is live and in an arena, so its pool is initialized (Pool
-        // invariants).
-        let p = unsafe { &*pool };
-        if p.owner.load(crate::sync::Ordering::Relaxed) != heap as *mut PoolOwner || !p.fits(size) {
+        // SAFETY: forwarded contract.
+        if !unsafe { Self::owns_fitting(heap, pool, size) } {
             return false;
         }
         // SAFETY: `heap` owns the pool, so it is a heap, and the calling thread holds it
         // (caller's contract).
         unsafe {
+            let p = &*pool;
             let used = p.put_block(block);
             // `used + 1 <= 1`: the pool is now empty, or was already (a double free).
             if used.wrapping_add(1) <= 1 || p.state.get() == PoolState::Full {
@@ -301,6 +300,67 @@ impl Heap {
             }
         }
         true
+    }
+
+    /// The test of [`free_own_block`](Self::free_own_block): whether `heap` owns `pool` and a
+    /// block freed with a layout of `size` bytes belongs in it ([`Pool::fits`]). Touches
+    /// nothing else; `heap` is not read.
+    ///
+    /// # Safety
+    /// `pool` is the pool of a live block of one of pyheap's arenas.
+    #[inline(always)]
+    pub(crate) unsafe fn owns_fitting(heap: *const Heap, pool: *mut Pool, size: usize) -> bool {
+        // SAFETY: the block is live and in an arena, so its pool is initialized (Pool
+        // invariants); `owner`, `block_size` and `step` are readable by any thread holding a
+        // live block.
+        let p = unsafe { &*pool };
+        p.owner.load(crate::sync::Ordering::Relaxed) == heap as *mut PoolOwner && p.fits(size)
+    }
+
+    /// The free half of `PoolAlloc::realloc`'s fast path: put `block` back into `pool`, then
+    /// return `moved_to` (the block's new place), so that the caller's last step is a jump
+    /// here and its fast path keeps nothing live across a call.
+    ///
+    /// # Safety
+    /// `owns_fitting(heap, pool, size)` held for the `size` `block` was allocated with;
+    /// `block` is a live block of `pool`, not used again by the caller; the calling thread
+    /// holds `heap`.
+    #[cfg_attr(loom, allow(dead_code))] // `PoolAlloc`'s, not built under loom
+    #[inline(always)]
+    pub(crate) unsafe fn put_own_block(
+        heap: *const Heap,
+        pool: *mut Pool,
+        block: *mut u8,
+        moved_to: *mut u8,
+    ) -> *mut u8 {
+        // SAFETY: `heap` owns the pool and we hold it (caller's contract).
+        let used = unsafe { (*pool).put_block(block) };
+        // `used + 1 <= 1`: the pool is now empty, or was already (a double free).
+        // SAFETY: as above.
+        if used.wrapping_add(1) <= 1 || unsafe { (*pool).state.get() } == PoolState::Full {
+            // SAFETY: as above.
+            return unsafe { Self::pool_gained_free_blocks_then(heap, pool, moved_to) };
+        }
+        moved_to
+    }
+
+    /// `pool_gained_free_blocks`, then return `moved_to` (for `put_own_block`).
+    ///
+    /// # Safety
+    /// `heap` owns `pool` and the calling thread holds it.
+    #[cfg_attr(loom, allow(dead_code))]
+    #[cold]
+    #[inline(never)]
+    unsafe fn pool_gained_free_blocks_then(
+        heap: *const Heap,
+        pool: *mut Pool,
+        moved_to: *mut u8,
+    ) -> *mut u8 {
+        // SAFETY: caller's contract.
+        unsafe { (*heap).pool_gained_free_blocks(pool) };
+        // Opaque, so that the compiler does not see that this returns its argument: it would
+        // then keep `moved_to` in a saved register across a call instead of jumping here.
+        core::hint::black_box(moved_to)
     }
 
     /// Allocate a block of `class`. Returns null only when no pool can be had (no arena could

@@ -5,7 +5,9 @@ use super::global::{FREE_HOOKS, GLOBAL, SMALL_SYSTEM_BLOCKS};
 use super::heap::Heap;
 use super::hooks;
 use super::pool::{pool_of, Pool};
-use super::size_class::{class_block_size, size_class, BLOCK_ALIGN, SMALL_REQUEST_THRESHOLD};
+use super::size_class::{
+    class_block_size, size_class, size_classes_of_two, BLOCK_ALIGN, SMALL_REQUEST_THRESHOLD,
+};
 use super::thread;
 use crate::sync::unmodelled::Ordering;
 use core::alloc::{GlobalAlloc, Layout};
@@ -726,65 +728,125 @@ impl PoolAlloc {
         // SAFETY: forwarded contract.
         unsafe {
             if mode != 0 {
-                hooks::realloc(
-                    f,
-                    ptr,
-                    layout,
-                    new_size,
-                    mode,
-                    crate::tracemalloc::stack_marker(),
-                )
+                Self::realloc_hooked(f, ptr, layout, new_size, mode)
             } else {
                 Self::realloc_raw(f, ptr, layout, new_size)
             }
         }
     }
+
+    /// `realloc_impl` with the hooks on. Out of line, and reached by a jump (its arguments
+    /// fit the argument registers), so that the fast path of `realloc_raw` inlined into the
+    /// entry point needs no stack frame: only this function takes the stack marker. Its
+    /// frame takes the place of the entry point's, so the marker still has the entry point's
+    /// caller just above it (`tests/tracemalloc_lines.rs` checks the lines recorded).
+    ///
+    /// # Safety
+    /// `GlobalAlloc::realloc`'s contract; `mode` is the hooks' mode, not 0.
+    #[inline(never)]
+    unsafe fn realloc_hooked<A: Fallback>(
+        f: A,
+        ptr: *mut u8,
+        layout: Layout,
+        new_size: usize,
+        mode: u8,
+    ) -> *mut u8 {
+        // SAFETY: forwarded contract.
+        unsafe {
+            hooks::realloc(
+                f,
+                ptr,
+                layout,
+                new_size,
+                mode,
+                crate::tracemalloc::stack_marker(),
+            )
+        }
+    }
 }
 
 impl PoolAlloc {
-    /// `realloc` without the hooks.
+    /// `realloc` without the hooks: the fast path, inline, for a block of at most 64 bytes
+    /// moving to another size class (a short `String` or `Vec` growing: `format!`'s 10 → 20
+    /// bytes, a `Vec<u32>`'s 16 → 32), where both blocks are the calling thread's; everything
+    /// else in [`realloc_slow`](Self::realloc_slow).
+    ///
+    /// The fast path makes no call but its last jump (to the slow path, or to
+    /// `Heap::put_own_block`'s cold end), and the entry point it is inlined into saves two
+    /// registers. Measured on `btree` (callgrind, a million reallocs of 10 → 20 bytes and
+    /// short `Vec`s): 108 instructions per `realloc` from `__rust_realloc` on, against 143 when
+    /// it was one function (six registers saved, both classes worked out from scratch, and a
+    /// call to `memcpy` for the few bytes).
     ///
     /// # Safety
     /// `GlobalAlloc::realloc`'s contract.
+    #[inline(always)]
     pub(crate) unsafe fn realloc_raw<A: Fallback>(
         f: A,
         ptr: *mut u8,
         layout: Layout,
         new_size: usize,
     ) -> *mut u8 {
-        let align = layout.align();
-        let old_class = size_class(layout.size(), align);
-        let new_class = size_class(new_size, align);
-        if old_class.is_some() && old_class == new_class {
-            // Same block size: the block already fits (pool block or system block of the
-            // class's size alike).
-            return ptr;
-        }
-        if let (Some(_), Some(new_class)) = (old_class, new_class) {
-            // Small to small (a `String` or `Vec` growing): the fast paths of `alloc_impl` and
-            // `dealloc_impl`, which save the class computations and the arena-map lookup of
-            // `alloc_raw` and `dealloc_raw` (btree: about 40 instructions per realloc).
+        let (old_class, new_class) = size_classes_of_two(layout.size(), new_size, layout.align());
+        if let (Some(old_class), Some(new_class)) = (old_class, new_class) {
+            if old_class == new_class {
+                // Same block size: the block already fits (pool block or system block of the
+                // class's size alike).
+                return ptr;
+            }
+            let copy = layout.size().min(new_size);
+            // `copy - 1 < SHORT_COPY`: `0 < copy <= SHORT_COPY` (a zero-size layout never
+            // reaches `realloc`, but one compare keeps `copy_short`'s contract either way).
+            if copy.wrapping_sub(1) >= SHORT_COPY {
+                // SAFETY: forwarded contract; `new_class` is the class of `new_size`.
+                return unsafe { Self::realloc_small_long(f, ptr, layout, new_size, new_class) };
+            }
             let flags = GLOBAL.free_flags.load(Ordering::Relaxed);
             let heap = thread::bound_heap();
             if flags == 0 && !heap.is_null() {
-                // SAFETY: the calling thread holds its bound heap.
-                let q = unsafe { (*heap).alloc_fast(new_class) };
-                if !q.is_null() {
-                    let pool = pool_of(ptr);
-                    // SAFETY: distinct blocks of at least `min` bytes. Flags 0: the old block
-                    // is a pool block, not traced (as in `dealloc_impl`); the calling thread
-                    // holds `heap`, which is `thread::raw_heap()`; `free_own_block` touches
-                    // nothing when it says no.
-                    unsafe {
-                        ptr::copy_nonoverlapping(ptr, q, layout.size().min(new_size));
-                        if !Heap::free_own_block(heap, pool, ptr, layout.size()) {
-                            f.dealloc_pool_miss(ptr, layout, heap, pool);
+                let pool = pool_of(ptr);
+                // SAFETY: flags 0: no small request was ever served by the system allocator
+                // and no hook traces this block (as in `dealloc_impl`), so the old block is a
+                // live pool block and `pool` its pool. Tested before the new block is taken, so
+                // that a miss has nothing to undo.
+                if unsafe { Heap::owns_fitting(heap, pool, layout.size()) } {
+                    // SAFETY: the calling thread holds its bound heap.
+                    let q = unsafe { (*heap).alloc_fast(new_class) };
+                    if !q.is_null() {
+                        // SAFETY: two distinct pool blocks (both of pools of the calling
+                        // thread's heap) of at least `copy` bytes, `0 < copy <= SHORT_COPY`;
+                        // then the old block goes back to its pool, which `heap` owns and
+                        // whose blocks it fits (tested above), and is not used again.
+                        unsafe {
+                            copy_short(ptr, q, copy);
+                            return Heap::put_own_block(heap, pool, ptr, q);
                         }
                     }
-                    return q;
                 }
             }
         }
+        // SAFETY: forwarded contract; the sizes are not of one class (returned above).
+        unsafe { Self::realloc_slow(f, ptr, layout, new_size) }
+    }
+
+    /// `realloc_raw`'s general path: the fallback's `realloc` between two system blocks, and
+    /// otherwise a new block, a copy and a free.
+    ///
+    /// # Safety
+    /// `GlobalAlloc::realloc`'s contract, and the two sizes are not of one size class
+    /// (`realloc_raw` returned the block itself then).
+    #[inline(never)]
+    unsafe fn realloc_slow<A: Fallback>(
+        f: A,
+        ptr: *mut u8,
+        layout: Layout,
+        new_size: usize,
+    ) -> *mut u8 {
+        // Computed again rather than passed: two more arguments (an `Option` each) would not
+        // fit the argument registers, and the fast path would save registers for them.
+        let align = layout.align();
+        let old_class = size_class(layout.size(), align);
+        let new_class = size_class(new_size, align);
         if old_class.is_none() && new_class.is_none() {
             // SAFETY: a fallback block of `layout`; `new_size` is valid for `align` (caller).
             let q = unsafe { f.realloc(ptr, layout, new_size) };
@@ -795,9 +857,65 @@ impl PoolAlloc {
             }
             return q;
         }
+        // SAFETY: forwarded contract.
+        unsafe { Self::realloc_move(f, ptr, layout, new_size) }
+    }
+
+    /// `realloc_raw` from one size class to another with more than [`SHORT_COPY`] bytes to
+    /// copy (a `String` of a few hundred bytes growing): the fast paths of `alloc_impl` and
+    /// `dealloc_impl` around a `memcpy`, which save the class computations and the arena-map
+    /// lookup of `alloc_raw` and `dealloc_raw` (btree: about 40 instructions per realloc).
+    ///
+    /// # Safety
+    /// `GlobalAlloc::realloc`'s contract; `layout` is of a size class other than `new_class`,
+    /// the class of `new_size`.
+    #[inline(never)]
+    unsafe fn realloc_small_long<A: Fallback>(
+        f: A,
+        ptr: *mut u8,
+        layout: Layout,
+        new_size: usize,
+        new_class: usize,
+    ) -> *mut u8 {
+        let flags = GLOBAL.free_flags.load(Ordering::Relaxed);
+        let heap = thread::bound_heap();
+        if flags == 0 && !heap.is_null() {
+            // SAFETY: the calling thread holds its bound heap.
+            let q = unsafe { (*heap).alloc_fast(new_class) };
+            if !q.is_null() {
+                let pool = pool_of(ptr);
+                // SAFETY: distinct blocks of at least `min` bytes. Flags 0: the old block is a
+                // pool block, not traced (as in `dealloc_impl`); the calling thread holds
+                // `heap`, which is `thread::raw_heap()`; `free_own_block` touches nothing when
+                // it says no.
+                unsafe {
+                    ptr::copy_nonoverlapping(ptr, q, layout.size().min(new_size));
+                    if !Heap::free_own_block(heap, pool, ptr, layout.size()) {
+                        f.dealloc_pool_miss(ptr, layout, heap, pool);
+                    }
+                }
+                return q;
+            }
+        }
+        // SAFETY: forwarded contract.
+        unsafe { Self::realloc_move(f, ptr, layout, new_size) }
+    }
+
+    /// `realloc` the long way: a new block from `alloc_raw`, the copy, and `dealloc_raw`.
+    ///
+    /// # Safety
+    /// `GlobalAlloc::realloc`'s contract, and the old and new sizes are not of one size class.
+    #[inline(always)]
+    unsafe fn realloc_move<A: Fallback>(
+        f: A,
+        ptr: *mut u8,
+        layout: Layout,
+        new_size: usize,
+    ) -> *mut u8 {
         // SAFETY: the caller guarantees `new_size` rounded to `align` fits `isize`.
-        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, align) };
-        // SAFETY: forwarded contract; the blocks are distinct and at least `min` bytes long.
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        // SAFETY: forwarded contract; the blocks are distinct (the old one is live) and at
+        // least `min` bytes long.
         unsafe {
             let q = Self::alloc_raw(f, new_layout, false);
             if !q.is_null() {
@@ -805,6 +923,60 @@ impl PoolAlloc {
                 Self::dealloc_raw(f, ptr, layout);
             }
             q
+        }
+    }
+}
+
+/// The longest copy `realloc`'s fast path makes ([`copy_short`]); longer ones go through
+/// `realloc_slow` and `memcpy`.
+const SHORT_COPY: usize = 64;
+
+/// Copy the first `n` bytes of pool block `src` to pool block `dst`, `0 < n <=`
+/// [`SHORT_COPY`]: for `realloc`'s fast path, where a call to the C library's `memcpy`
+/// (through the PLT, then its dispatch on the size) would cost more than the copy.
+///
+/// It copies `n` rounded up to a multiple of 8 as two overlapping chunks of 8, 16 or 32 bytes
+/// (the way `memcpy`'s own short path does: no branch on the exact size, and no loop the
+/// compiler could turn back into a `memcpy` call). The bytes past `n` are the old block's
+/// spare bytes, copied as `MaybeUninit` (they may never have been written) into the new
+/// block's spare bytes, which the caller has not written either.
+///
+/// # Safety
+/// `src` and `dst` are distinct pool blocks (never system blocks: one of those may end right
+/// after its request) of at least `n` bytes each, `0 < n <= SHORT_COPY`. Every pool block size
+/// is a multiple of 8 and at least the request it serves, so both blocks hold `n` rounded up
+/// to 8 bytes.
+#[inline(always)]
+unsafe fn copy_short(src: *const u8, dst: *mut u8, n: usize) {
+    use core::mem::MaybeUninit;
+    /// Copy `0..size_of::<T>()` and `len - size_of::<T>()..len` (overlapping when `len` is
+    /// less than twice the chunk).
+    ///
+    /// # Safety
+    /// `size_of::<T>() <= len`; `src` and `dst` valid for `len` bytes, not overlapping.
+    #[inline(always)]
+    unsafe fn two_chunks<T>(src: *const u8, dst: *mut u8, len: usize) {
+        let tail = len - core::mem::size_of::<T>();
+        // SAFETY: both chunks lie in `0..len` of both blocks (caller); unaligned accesses of
+        // `MaybeUninit` values, which may hold uninitialized bytes.
+        unsafe {
+            let head = src.cast::<MaybeUninit<T>>().read_unaligned();
+            let last = src.add(tail).cast::<MaybeUninit<T>>().read_unaligned();
+            dst.cast::<MaybeUninit<T>>().write_unaligned(head);
+            dst.add(tail).cast::<MaybeUninit<T>>().write_unaligned(last);
+        }
+    }
+    debug_assert!(n > 0 && n <= SHORT_COPY);
+    let len = (n + 7) & !7;
+    // SAFETY (all arms): `8 <= len <= 64` as `0 < n <= 64`; both blocks hold `len` bytes (the
+    // function's contract) and are distinct, so they do not overlap.
+    unsafe {
+        if len <= 16 {
+            two_chunks::<u64>(src, dst, len);
+        } else if len <= 32 {
+            two_chunks::<[u64; 2]>(src, dst, len);
+        } else {
+            two_chunks::<[u64; 4]>(src, dst, len);
         }
     }
 }

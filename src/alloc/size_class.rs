@@ -75,6 +75,31 @@ pub fn size_class(size: usize, align: usize) -> Option<usize> {
     Some(unsafe { *CLASS_BY_EIGHTHS.get_unchecked(eighths) } as usize)
 }
 
+/// The size classes of two requests of one alignment (`realloc`'s old and new sizes), each
+/// `None` when the pools do not serve it: `(size_class(a, align), size_class(b, align))`, with
+/// the alignment's test and rounding mask worked out once.
+#[cfg_attr(loom, allow(dead_code))] // `PoolAlloc`'s, not built under loom
+#[inline(always)]
+pub(crate) fn size_classes_of_two(
+    a: usize,
+    b: usize,
+    align: usize,
+) -> (Option<usize>, Option<usize>) {
+    if align > BLOCK_ALIGN {
+        return (None, None);
+    }
+    let mask = if align <= 8 { 7 } else { 15 };
+    let class = |size: usize| {
+        (size <= SMALL_REQUEST_THRESHOLD).then(|| {
+            // `size <= 512` rounds up to at most 512, an index below `CLASS_TABLE_LEN`.
+            let eighths = ((size + mask) & !mask) / 8;
+            // SAFETY: `eighths < CLASS_TABLE_LEN`, as above.
+            (unsafe { *CLASS_BY_EIGHTHS.get_unchecked(eighths) }) as usize
+        })
+    };
+    (class(a), class(b))
+}
+
 /// The index into a class table (`CLASS_BY_EIGHTHS`, or the allocation fast path's copy in
 /// `hooks.rs`) of a request, or `None` if the pools do not serve it. Always below
 /// `CLASS_TABLE_LEN`.
@@ -177,6 +202,37 @@ mod tests {
         }
         assert_eq!(size_class(SMALL_REQUEST_THRESHOLD + 1, 1), None);
         assert_eq!(size_class(16, 32), None);
+    }
+
+    #[test]
+    fn the_classes_of_two_sizes_are_each_ones_class() {
+        const EDGES: [usize; 14] = [
+            0,
+            1,
+            7,
+            8,
+            9,
+            24,
+            64,
+            65,
+            496,
+            511,
+            512,
+            513,
+            100_000,
+            usize::MAX,
+        ];
+        for align in [1, 2, 4, 8, 16, 32, 4096] {
+            for a in (0..=SMALL_REQUEST_THRESHOLD + 16).chain([usize::MAX / 2, usize::MAX]) {
+                for b in EDGES {
+                    assert_eq!(
+                        size_classes_of_two(a, b, align),
+                        (size_class(a, align), size_class(b, align)),
+                        "{a} {b} {align}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
