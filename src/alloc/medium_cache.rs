@@ -225,6 +225,34 @@ impl MediumCache {
         block
     }
 
+    /// [`put`](Self::put) when it has nothing else to do (no flush requested, no trim due,
+    /// room in the bin and under the byte bound): push `block` and return `true`; otherwise
+    /// change nothing and return `false` (the caller then calls `put`). With no call in it,
+    /// the medium free path that inlines it needs no stack frame.
+    ///
+    /// # Safety
+    /// As for `put`.
+    #[inline(always)]
+    pub(crate) unsafe fn put_fast(&self, bin: usize, block: *mut u8) -> bool {
+        let b = &self.bins[bin];
+        let size = bin_size(bin) as u64;
+        let left = self.puts_until_trim.get();
+        if FLUSH_EPOCH.load(Ordering::Relaxed) != self.epoch.get()
+            || left <= 1
+            || b.count() >= MAX_PER_BIN
+            || self.bytes.get() + size > MAX_BYTES
+        {
+            return false;
+        }
+        self.puts_until_trim.set(left - 1);
+        // SAFETY: the caller gives the block up: its first word is ours to write.
+        unsafe { block.cast::<*mut u8>().write(b.top.get()) };
+        b.top.set(block);
+        b.set_count(b.count() + 1);
+        self.bytes.add(size);
+        true
+    }
+
     /// Keep `block` in `bin`'s stack if the bounds allow; `false` if they do not (the caller
     /// frees it).
     ///
