@@ -208,10 +208,11 @@ impl PoolAlloc {
 
     /// `alloc_cold_body` with the hooks on. Out of line, and reached by a jump, so that the
     /// other paths of `alloc_cold` (a medium request, a pool to change) need no stack frame
-    /// (with the marker taken there, `alloc_cold` saved four registers on every call: eleven
-    /// instructions of the 87 of a medium allocation on `medium_lifo`). Its frame takes the
-    /// place of `alloc_cold`'s, so the marker still has the entry point's caller just above
-    /// it (`tests/tracemalloc_lines.rs` checks the lines recorded).
+    /// (with the marker taken there, `alloc_cold` saved four registers on every call, eleven
+    /// instructions of every medium allocation). Its frame takes the place of `alloc_cold`'s,
+    /// so the marker still has the entry point's caller just above it (and tracemalloc drops
+    /// the allocator's own frames at snapshot time anyway; `tests/tracemalloc_lines.rs`
+    /// checks the lines recorded).
     #[inline(never)]
     fn alloc_hooked<A: Fallback>(f: A, layout: Layout, zeroed: bool, mode: u8) -> *mut u8 {
         hooks::alloc(f, layout, zeroed, mode, crate::tracemalloc::stack_marker())
@@ -771,9 +772,10 @@ impl PoolAlloc {
 
     /// `realloc_impl` with the hooks on. Out of line, and reached by a jump (its arguments
     /// fit the argument registers), so that the fast path of `realloc_raw` inlined into the
-    /// entry point needs no stack frame: only this function takes the stack marker. Its
-    /// frame takes the place of the entry point's, so the marker still has the entry point's
-    /// caller just above it (`tests/tracemalloc_lines.rs` checks the lines recorded).
+    /// entry point needs no stack slot: only this function takes the stack marker. Its frame
+    /// takes the place of the entry point's, so the marker still has the entry point's caller
+    /// just above it (and tracemalloc drops the allocator's own frames at snapshot time
+    /// anyway; `tests/tracemalloc_lines.rs` checks the lines recorded).
     ///
     /// # Safety
     /// `GlobalAlloc::realloc`'s contract; `mode` is the hooks' mode, not 0.
