@@ -837,27 +837,16 @@ impl PoolAlloc {
                 // SAFETY: forwarded contract; `new_class` is the class of `new_size`.
                 return unsafe { Self::realloc_small_long(f, ptr, layout, new_size, new_class) };
             }
-            let flags = GLOBAL.free_flags.load(Ordering::Relaxed);
-            let heap = thread::bound_heap();
-            if flags == 0 && !heap.is_null() {
-                let pool = pool_of(ptr);
-                // SAFETY: flags 0: no small request was ever served by the system allocator
-                // and no hook traces this block (as in `dealloc_impl`), so the old block is a
-                // live pool block and `pool` its pool. Tested before the new block is taken, so
-                // that a miss has nothing to undo.
-                if unsafe { Heap::owns_fitting(heap, pool, layout.size()) } {
-                    // SAFETY: the calling thread holds its bound heap.
-                    let q = unsafe { (*heap).alloc_fast(new_class) };
-                    if !q.is_null() {
-                        // SAFETY: two distinct pool blocks (both of pools of the calling
-                        // thread's heap) of at least `copy` bytes, `0 < copy <= SHORT_COPY`;
-                        // then the old block goes back to its pool, which `heap` owns and
-                        // whose blocks it fits (tested above), and is not used again.
-                        unsafe {
-                            copy_short(ptr, q, copy);
-                            return Heap::put_own_block(heap, pool, ptr, q);
-                        }
-                    }
+            // SAFETY: `ptr` is a live block of `layout.size()` bytes (caller's contract), of a
+            // class other than `new_class`.
+            let moving = unsafe { Self::take_for_move(ptr, layout.size(), new_class) };
+            if let Some((heap, pool, q)) = moving {
+                // SAFETY: two distinct pool blocks of at least `copy` bytes, `0 < copy <=
+                // SHORT_COPY`; then the old block goes back to its pool, which `heap` owns and
+                // whose blocks it fits (`take_for_move`), and is not used again.
+                unsafe {
+                    copy_short(ptr, q, copy);
+                    return Heap::put_own_block(heap, pool, ptr, q);
                 }
             }
         }
@@ -898,9 +887,9 @@ impl PoolAlloc {
     }
 
     /// `realloc_raw` from one size class to another with more than [`SHORT_COPY`] bytes to
-    /// copy (a `String` of a few hundred bytes growing): the fast paths of `alloc_impl` and
-    /// `dealloc_impl` around a `memcpy`, which save the class computations and the arena-map
-    /// lookup of `alloc_raw` and `dealloc_raw` (btree: about 40 instructions per realloc).
+    /// copy (a `String` of a few hundred bytes growing): the fast path's move within the
+    /// heap (`take_for_move`, `Heap::put_own_block`) around a `memcpy`, which saves the class
+    /// computations and the arena-map lookup of `alloc_raw` and `dealloc_raw`.
     ///
     /// # Safety
     /// `GlobalAlloc::realloc`'s contract; `layout` is of a size class other than `new_class`,
@@ -913,28 +902,55 @@ impl PoolAlloc {
         new_size: usize,
         new_class: usize,
     ) -> *mut u8 {
-        let flags = GLOBAL.free_flags.load(Ordering::Relaxed);
-        let heap = thread::bound_heap();
-        if flags == 0 && !heap.is_null() {
-            // SAFETY: the calling thread holds its bound heap.
-            let q = unsafe { (*heap).alloc_fast(new_class) };
-            if !q.is_null() {
-                let pool = pool_of(ptr);
-                // SAFETY: distinct blocks of at least `min` bytes. Flags 0: the old block is a
-                // pool block, not traced (as in `dealloc_impl`); the calling thread holds
-                // `heap`, which is `thread::raw_heap()`; `free_own_block` touches nothing when
-                // it says no.
-                unsafe {
-                    ptr::copy_nonoverlapping(ptr, q, layout.size().min(new_size));
-                    if !Heap::free_own_block(heap, pool, ptr, layout.size()) {
-                        f.dealloc_pool_miss(ptr, layout, heap, pool);
-                    }
-                }
-                return q;
+        // SAFETY: `ptr` is a live block of `layout.size()` bytes (caller's contract), of a
+        // class other than `new_class`.
+        if let Some((heap, pool, q)) = unsafe { Self::take_for_move(ptr, layout.size(), new_class) }
+        {
+            // SAFETY: two distinct pool blocks of at least `min` bytes; then the old block goes
+            // back to its pool, which `heap` owns and whose blocks it fits (`take_for_move`),
+            // and is not used again.
+            unsafe {
+                ptr::copy_nonoverlapping(ptr, q, layout.size().min(new_size));
+                return Heap::put_own_block(heap, pool, ptr, q);
             }
         }
         // SAFETY: forwarded contract.
         unsafe { Self::realloc_move(f, ptr, layout, new_size) }
+    }
+
+    /// The first half of a move of a small block within the calling thread's heap, for
+    /// `realloc` from one size class to another: the heap, `ptr`'s pool and a new block of
+    /// `new_class` from the heap's current pool, or `None`, having changed nothing, when that
+    /// cannot be done here (a hook is on or a small block may be a system block, no heap is
+    /// bound, `ptr`'s pool is another heap's or not of its size, the current pool is out of
+    /// blocks). The caller copies, then gives the old block back with
+    /// `Heap::put_own_block`, as its last step.
+    ///
+    /// # Safety
+    /// `ptr` is a live block allocated with a small layout of `old_size` bytes, of a class
+    /// other than `new_class`.
+    #[inline(always)]
+    unsafe fn take_for_move(
+        ptr: *mut u8,
+        old_size: usize,
+        new_class: usize,
+    ) -> Option<(*mut Heap, *mut Pool, *mut u8)> {
+        let flags = GLOBAL.free_flags.load(Ordering::Relaxed);
+        let heap = thread::bound_heap();
+        if flags != 0 || heap.is_null() {
+            return None;
+        }
+        let pool = pool_of(ptr);
+        // SAFETY: flags 0: no small request was ever served by the system allocator and no
+        // hook traces this block (as in `dealloc_impl`), so the block is a live pool block and
+        // `pool` its pool. Tested before the new block is taken, so that a miss has nothing
+        // to undo.
+        if !unsafe { Heap::owns_fitting(heap, pool, old_size) } {
+            return None;
+        }
+        // SAFETY: the calling thread holds its bound heap.
+        let q = unsafe { (*heap).alloc_fast(new_class) };
+        (!q.is_null()).then_some((heap, pool, q))
     }
 
     /// `realloc` the long way: a new block from `alloc_raw`, the copy, and `dealloc_raw`.
@@ -980,8 +996,8 @@ const SHORT_COPY: usize = 64;
 /// # Safety
 /// `src` and `dst` are distinct pool blocks (never system blocks: one of those may end right
 /// after its request) of at least `n` bytes each, `0 < n <= SHORT_COPY`. Every pool block size
-/// is a multiple of 8 and at least the request it serves, so both blocks hold `n` rounded up
-/// to 8 bytes.
+/// is a multiple of 8 and at least the request it serves (`class_block_size`'s invariant), so
+/// both blocks hold `n` rounded up to 8 bytes.
 #[inline(always)]
 unsafe fn copy_short(src: *const u8, dst: *mut u8, n: usize) {
     use core::mem::MaybeUninit;

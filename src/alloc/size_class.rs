@@ -179,6 +179,11 @@ pub(crate) const fn class_step(class: usize) -> usize {
 /// assert_eq!(class_block_size(7), 80);
 /// assert_eq!(class_block_size(NUM_SIZE_CLASSES - 1), 512);
 /// ```
+///
+/// Unsafe code relies on this: every block size is a multiple of 8 (checked below at compile
+/// time), and a request's class has a block at least the request's size. So a pool block
+/// holds its request rounded up to 8, which `realloc`'s inline copy (`copy_short` in
+/// `pool_alloc.rs`) reads and writes whole.
 #[inline]
 pub const fn class_block_size(class: usize) -> usize {
     if class < SMALL_BLOCKS.len() {
@@ -187,6 +192,14 @@ pub const fn class_block_size(class: usize) -> usize {
         64 + (class + 1 - SMALL_BLOCKS.len()) * 16
     }
 }
+
+const _: () = {
+    let mut class = 0;
+    while class < NUM_SIZE_CLASSES {
+        assert!(class_block_size(class) % 8 == 0);
+        class += 1;
+    }
+};
 
 #[cfg(test)]
 mod tests {
