@@ -277,6 +277,83 @@ fn realloc_of_short_blocks_allocated_by_another_thread() {
     }
 }
 
+/// Short reallocs of blocks whose heap is busy on another thread: one thread allocates
+/// 20-byte blocks (the 32-byte class) and keeps allocating from that class while a second
+/// thread moves each of them to the 40-byte class with `realloc`. The old block must go back
+/// to its own heap as a remote free (`realloc`'s fast path tests the pool's owner first): put
+/// on the first thread's free list by the second thread, it races with the first thread's
+/// pops, and a block comes out twice, which the tags below catch.
+#[test]
+fn short_reallocs_of_a_busy_threads_blocks() {
+    const ROUNDS: u64 = 20_000;
+    let l20 = Layout::from_size_align(20, 8).unwrap();
+    let l40 = Layout::from_size_align(40, 8).unwrap();
+    let (tx, rx) = mpsc::sync_channel::<Block>(64);
+    let mover = thread::spawn(move || {
+        for b in rx {
+            // SAFETY: a live block of `b.layout`, filled with `b.tag`'s pattern; resized,
+            // checked, filled and freed with the layouts realloc's contract asks for.
+            unsafe {
+                let q = realloc(b.ptr, b.layout, 40);
+                assert!(!q.is_null());
+                assert_eq!(first_mismatch(q, 20, b.tag), None, "the move lost contents");
+                common::fill(q, 40, b.tag);
+                assert_eq!(
+                    first_mismatch(q, 40, b.tag),
+                    None,
+                    "a moved block is shared"
+                );
+                dealloc(q, l40);
+            }
+        }
+    });
+    let mut mine: Vec<Block> = Vec::new();
+    for round in 0..ROUNDS {
+        // SAFETY: non-zero layout; each block is filled over its size before it is shared.
+        unsafe {
+            let p = alloc(l20);
+            assert!(!p.is_null());
+            common::fill(p, 20, round * 2);
+            tx.send(Block {
+                ptr: p,
+                layout: l20,
+                tag: round * 2,
+            })
+            .unwrap();
+            let own = alloc(l20);
+            assert!(!own.is_null());
+            common::fill(own, 20, round * 2 + 1);
+            mine.push(Block {
+                ptr: own,
+                layout: l20,
+                tag: round * 2 + 1,
+            });
+        }
+        if mine.len() == 256 {
+            for b in mine.drain(..) {
+                // SAFETY: a live block of `b.layout` filled with `b.tag`'s pattern.
+                unsafe {
+                    assert_eq!(
+                        first_mismatch(b.ptr, 20, b.tag),
+                        None,
+                        "a block of this thread was handed out twice"
+                    );
+                    dealloc(b.ptr, b.layout);
+                }
+            }
+        }
+    }
+    drop(tx);
+    mover.join().unwrap();
+    for b in mine {
+        // SAFETY: as above.
+        unsafe {
+            assert_eq!(first_mismatch(b.ptr, 20, b.tag), None);
+            dealloc(b.ptr, b.layout);
+        }
+    }
+}
+
 #[test]
 fn vec_grow_and_shrink_through_realloc_keeps_bytes() {
     let mut v: Vec<u8> = Vec::new();
