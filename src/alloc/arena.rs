@@ -29,6 +29,9 @@
 //! OS while their arena stays mapped (`purge.rs`); every pool request and release purges at
 //! most one arena whose dirt is due, under the lock.
 
+#[cfg(all(target_os = "linux", not(loom), not(miri)))]
+pub(crate) mod large_blocks;
+
 use super::arena_lists::{Arena, ArenaLists, USABLE_POOLS};
 use super::arena_map::{ArenaMap, ADDRESS_LIMIT};
 use super::lock::RawLock;
@@ -117,6 +120,12 @@ pub(crate) struct ArenaCounters {
     pub(crate) returned: StatCounter,
     /// Free pools whose memory was given back to the OS (`purge.rs`), since the start.
     pub(crate) pools_purged: StatCounter,
+    /// Arena-sized places inside live large blocks, past their heads (`large_blocks.rs`):
+    /// mapped, not on the lists, not counted in `mapped`.
+    pub(crate) block_arenas: StatCounter,
+    /// Live large blocks, and their sizes in bytes.
+    pub(crate) large_blocks: StatCounter,
+    pub(crate) large_bytes: StatCounter,
 }
 
 /// # Invariants
@@ -124,7 +133,8 @@ pub(crate) struct ArenaCounters {
 /// * An arena is on `lists.arenas` from its mapping until it is unmapped (see `ArenaLists`
 ///   for how); its bit in the arena map is set for exactly that span.
 /// * A pool is `PoolState::Free` (and owned by the manager) exactly while it is on its
-///   arena's `free_pools` list or beyond its `untouched` mark.
+///   arena's `free_pools` list or in `untouched..end`; the pools from `end` on are a large
+///   block's (`large_blocks.rs`).
 pub(crate) struct ArenaManager {
     lock: RawLock,
     lists: UnsafeCell<Lists>,
@@ -161,6 +171,9 @@ impl ArenaManager {
                     mapped_total: StatCounter::new(),
                     returned: StatCounter::new(),
                     pools_purged: StatCounter::new(),
+                    block_arenas: StatCounter::new(),
+                    large_blocks: StatCounter::new(),
+                    large_bytes: StatCounter::new(),
                 },
                 work: super::work::ArenaWork::new(),
                 min_retained: 2,
@@ -520,7 +533,7 @@ impl ArenaManager {
         unsafe {
             (*self.lists.get()).arenas.for_each(|a| {
                 let h = &*a;
-                let listed = h.nfree - (POOLS_PER_ARENA - h.untouched);
+                let listed = h.nfree - (h.end - h.untouched);
                 let dirty = h.dirty.count_ones() as usize;
                 resident += dirty;
                 purged += listed - dirty;
@@ -589,13 +602,18 @@ impl ArenaManager {
     unsafe fn insert(&self, arena: *mut Arena) {
         // SAFETY: lock held (caller); the arena is mapped and on no list.
         unsafe { (*self.lists.get()).arenas.push(arena) };
-        let mapped = self.counters.mapped.get() + 1;
         self.counters.mapped.add(1);
         self.counters.mapped_total.add(1);
-        if mapped > self.counters.high_water.get() {
-            self.counters
-                .high_water
-                .add(mapped - self.counters.high_water.get());
+        self.note_high_water();
+    }
+
+    /// Raise the high-water mark of arenas mapped (on the lists, and inside large blocks) to
+    /// the count now. Called with the lock held, so that the counters are read together.
+    fn note_high_water(&self) {
+        let now = self.counters.mapped.get() + self.counters.block_arenas.get();
+        let high = self.counters.high_water.get();
+        if now > high {
+            self.counters.high_water.add(now - high);
         }
     }
 }
@@ -620,8 +638,8 @@ impl ArenaManager {
                     "arena list: arena not in the arena map"
                 );
                 assert!(
-                    h.untouched <= POOLS_PER_ARENA,
-                    "arena: untouched out of range"
+                    h.untouched <= h.end && h.end <= POOLS_PER_ARENA,
+                    "arena: untouched or end out of range"
                 );
                 let mut free_listed = 0;
                 let mut listed_mask = 0u64;
@@ -636,7 +654,7 @@ impl ArenaManager {
                 }
                 assert_eq!(
                     h.nfree,
-                    free_listed + POOLS_PER_ARENA - h.untouched,
+                    free_listed + h.end - h.untouched,
                     "arena: nfree disagrees with its free pools"
                 );
                 assert_eq!(

@@ -27,10 +27,15 @@ pub(super) struct Arena {
     /// Pools given back to this arena, linked through `Pool::next` (resident memory, unless
     /// purged: see `dirty`).
     pub(super) free_pools: *mut Pool,
-    /// Pools `untouched..POOLS_PER_ARENA` were never handed out: still zero OS memory.
+    /// Pools `untouched..end` were never handed out: still zero OS memory. `untouched <= end`.
     pub(super) untouched: usize,
+    /// Pools `end..POOLS_PER_ARENA` are the head of a large block (`large_blocks.rs`): not
+    /// free, not handed out to a heap, on no list. [`POOLS_PER_ARENA`] when the arena holds no
+    /// large block, as it always does under loom.
+    pub(super) end: usize,
     /// Free pools: those on `free_pools` plus the untouched ones. The arena is on the list of
-    /// this count (`ArenaLists::by_free[nfree]`).
+    /// this count (`ArenaLists::by_free[nfree]`). Below [`USABLE_POOLS`] while `end` is below
+    /// [`POOLS_PER_ARENA`]: an arena holding a large block is never empty.
     pub(super) nfree: usize,
     /// Links in that list.
     prev: *mut Arena,
@@ -53,6 +58,7 @@ impl Arena {
         Arena {
             free_pools: ptr::null_mut(),
             untouched: METADATA_POOLS,
+            end: POOLS_PER_ARENA,
             nfree: USABLE_POOLS,
             prev: ptr::null_mut(),
             next: ptr::null_mut(),

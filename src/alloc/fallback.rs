@@ -137,6 +137,9 @@ unsafe impl Fallback for System {
     }
     #[inline(always)]
     unsafe fn alloc_zeroed(self, layout: Layout) -> *mut u8 {
+        if is_large(layout) {
+            return large_alloc(super::thread::bound_heap(), layout.size(), true);
+        }
         glibc_tuning::ensure();
         #[cfg(unix)]
         if let Some(bin) = medium_bin(layout) {
@@ -152,6 +155,12 @@ unsafe impl Fallback for System {
     }
     #[inline(always)]
     unsafe fn realloc(self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: `realloc`'s contract makes this a valid layout.
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        if is_large(layout) || is_large(new_layout) {
+            // SAFETY: forwarded contract.
+            return unsafe { large_realloc(self, ptr, layout, new_size) };
+        }
         #[cfg(unix)]
         if layout.align() <= MALLOC_ALIGN && layout.align() <= new_size {
             let old_bin = medium_cache::bin_of(layout.size());
@@ -203,6 +212,9 @@ unsafe impl Fallback for System {
             if let Some(bin) = medium_bin(layout) {
                 return medium_alloc(heap, bin, 0);
             }
+            if is_large(layout) {
+                return large_alloc(heap, layout.size(), false);
+            }
             if layout.align() <= MALLOC_ALIGN && layout.align() <= layout.size() {
                 // SAFETY: any size; null on failure. Aligned to `MALLOC_ALIGN` or to the
                 // size's largest power of two, either at least `align`.
@@ -222,6 +234,11 @@ unsafe impl Fallback for System {
             // (caller's contract): `malloc`'s, of at least `bin_size(bin)` bytes; `heap` is
             // the calling thread's bound heap or null (caller's contract).
             return unsafe { medium_free(heap, bin, ptr) };
+        }
+        if is_large(layout) {
+            // SAFETY: a large block (its layout says so, and whether a block is large follows
+            // from its layout alone), given up (caller's contract).
+            return unsafe { large_free(ptr, layout.size()) };
         }
         // SAFETY: forwarded contract.
         unsafe { GlobalAlloc::dealloc(&System, ptr, layout) }
@@ -258,11 +275,94 @@ unsafe impl Fallback for System {
     }
 }
 
+/// Whether `PoolAlloc`'s own fallback serves `layout` as a large block, carved from the arenas
+/// (`arena/large_blocks.rs`): a size of `LARGE_MIN..=LARGE_MAX`, an alignment of at most a
+/// pool's, on Linux. It depends on the layout alone, so every block allocated, resized or
+/// freed with a large layout is a large block, on any thread.
+#[inline(always)]
+fn is_large(layout: Layout) -> bool {
+    #[cfg(all(target_os = "linux", not(loom), not(miri)))]
+    {
+        use super::arena::large_blocks::{LARGE_ALIGN, LARGE_MAX, LARGE_MIN};
+        layout.size().wrapping_sub(LARGE_MIN) <= LARGE_MAX - LARGE_MIN
+            && layout.align() <= LARGE_ALIGN
+    }
+    #[cfg(not(all(target_os = "linux", not(loom), not(miri))))]
+    {
+        let _ = layout;
+        false
+    }
+}
+
+/// A large block of `size` bytes (`is_large`), zeroed if asked; null when the OS refuses.
+/// `heap` is the calling thread's bound heap, or null: short of empty arenas, it gives back
+/// its empty current pools first.
+#[inline(never)]
+fn large_alloc(heap: *mut Heap, size: usize, zeroed: bool) -> *mut u8 {
+    #[cfg(all(target_os = "linux", not(loom), not(miri)))]
+    {
+        // The arena lock is taken: the fork handlers must exist first (`fork.rs`).
+        super::fork::register_once();
+        GLOBAL
+            .arenas
+            .alloc_large_block(&GLOBAL.map, size, zeroed, || {
+                if !heap.is_null() {
+                    // SAFETY: the calling thread holds its bound heap (caller's contract).
+                    unsafe { (*heap).release_empty_pools() };
+                }
+            })
+    }
+    #[cfg(not(all(target_os = "linux", not(loom), not(miri))))]
+    {
+        let _ = (heap, size, zeroed);
+        unreachable!("large blocks are served only on Linux")
+    }
+}
+
+/// Give back the large block `ptr` of `size` bytes.
+///
+/// # Safety
+/// `ptr` is a live block from [`large_alloc`] (or resized by [`large_realloc`]) whose size
+/// is now `size`; the caller gives it up.
+#[inline(never)]
+unsafe fn large_free(ptr: *mut u8, size: usize) {
+    #[cfg(all(target_os = "linux", not(loom), not(miri)))]
+    // SAFETY: forwarded contract.
+    unsafe {
+        GLOBAL.arenas.free_large_block(&GLOBAL.map, ptr, size)
+    }
+    #[cfg(not(all(target_os = "linux", not(loom), not(miri))))]
+    {
+        let _ = (ptr, size);
+        unreachable!("large blocks are served only on Linux")
+    }
+}
+
+/// `realloc` when the old layout or the new one is large: in place when both are large blocks
+/// of the same shape (they span the same pools), else a move (`move_block`: the new block
+/// from wherever its layout goes, the old one back to wherever its layout says).
+///
+/// # Safety
+/// `GlobalAlloc::realloc`'s contract.
+#[cold]
+unsafe fn large_realloc(f: System, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+    #[cfg(all(target_os = "linux", not(loom), not(miri)))]
+    {
+        use super::arena::large_blocks::shape;
+        // SAFETY: `realloc`'s contract makes this a valid layout.
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        if is_large(layout) && is_large(new_layout) && shape(layout.size()) == shape(new_size) {
+            return ptr;
+        }
+    }
+    // SAFETY: forwarded contract.
+    unsafe { move_block(f, ptr, layout, new_size) }
+}
+
 /// `realloc` by allocating, copying and freeing, through `f`'s `alloc` and `dealloc`.
 ///
 /// # Safety
 /// `GlobalAlloc::realloc`'s contract.
-#[cfg(unix)]
 #[inline(never)]
 unsafe fn move_block(f: System, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
     // SAFETY: `realloc`'s contract makes this a valid layout.

@@ -69,6 +69,26 @@ pub(crate) fn unmap(p: *mut u8, size: usize) {
     }
 }
 
+/// Move the `size` bytes mapped at `from` to `to`, replacing whatever was mapped there (Linux's
+/// `mremap` with `MREMAP_FIXED`): the pages move with their contents, resident ones stay
+/// resident, and nothing is copied or faulted in; `from` is left unmapped. Both addresses are
+/// page-aligned. Returns whether the OS did it: on failure both ranges are as they were.
+#[cfg(all(target_os = "linux", not(loom), not(miri)))]
+pub(crate) fn remap_fixed(from: *mut u8, size: usize, to: *mut u8) -> bool {
+    // SAFETY: callers own both ranges (mapped by this module) and nothing refers to `from`'s
+    // contents by its old address any more; `to`'s old contents are theirs to drop.
+    let p = unsafe {
+        libc::mremap(
+            from.cast(),
+            size,
+            size,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+            to.cast::<libc::c_void>(),
+        )
+    };
+    p != libc::MAP_FAILED
+}
+
 /// Give the physical memory of `size` bytes at `p` (page-aligned, inside a range this module
 /// mapped) back to the OS, keeping the addresses: the next touch faults in a fresh page
 /// (zero on Linux; the callers do not rely on the contents either way). Returns whether the

@@ -37,6 +37,10 @@ pub(crate) enum PoolState {
     Full,
     /// Back in its arena, owned by the arena manager.
     Free,
+    /// Part of a large block's head (`Arena::end..`, `large_blocks.rs`): no heap's, no block
+    /// of a size class in it (its `class` is [`NO_CLASS`]).
+    #[cfg_attr(any(loom, not(target_os = "linux")), allow(dead_code))]
+    LargeBlock,
 }
 
 /// A pool's owner as this layer sees it: an opaque type, so that pools do not depend on the
@@ -119,6 +123,12 @@ impl UsedCount {
         self.0.store(v, crate::sync::unmodelled::Ordering::Relaxed)
     }
 }
+
+/// The `class` of a pool that holds no size class's blocks (a large block's, see
+/// [`PoolState::LargeBlock`]): `Pool::check_class` fails for it whatever layout a free names.
+#[cfg_attr(any(loom, not(target_os = "linux")), allow(dead_code))]
+pub(crate) const NO_CLASS: u8 = u8::MAX;
+const _: () = assert!(super::size_class::NUM_SIZE_CLASSES < NO_CLASS as usize);
 
 /// Offset of the first pool header in an arena (the arena header comes before it).
 pub(crate) const HEADERS_OFFSET: usize = 128;

@@ -101,6 +101,22 @@ impl DirtyArenas {
         }
     }
 
+    /// The pools of `mask` (bit `i`: pool `i`) were just put on `arena`'s free list, resident:
+    /// [`pool_freed`](Self::pool_freed) for each.
+    ///
+    /// # Safety
+    /// Lock held; `arena` is mapped; the pools are on its free list.
+    #[cfg_attr(any(loom, not(target_os = "linux")), allow(dead_code))]
+    pub(crate) unsafe fn pools_freed(&mut self, arena: *mut Arena, mask: u64, now: u64) {
+        if mask == 0 {
+            return;
+        }
+        // SAFETY: forwarded contract.
+        unsafe { self.pool_freed(arena, mask.trailing_zeros() as usize, now) };
+        // SAFETY: lock held, arena mapped (caller); now on the queue, so only its mask grows.
+        unsafe { (*arena).dirty |= mask };
+    }
+
     /// Pool `index` of `arena` was just taken off the arena's free list. Returns whether it
     /// was purged (its memory not resident).
     ///

@@ -53,7 +53,8 @@ pub struct ClassStats {
 pub struct AllocStats {
     /// Per size class, smallest first.
     pub classes: [ClassStats; NUM_SIZE_CLASSES],
-    /// Arenas mapped now.
+    /// Arenas mapped now: those pools come from, and the arena-sized places inside large
+    /// blocks (`large_blocks`), which become arenas when their block is freed.
     pub arenas_mapped: usize,
     /// The most arenas ever mapped at once.
     pub arenas_high_water: usize,
@@ -93,6 +94,14 @@ pub struct AllocStats {
     /// Of `medium_spans`, those with no block in use, kept mapped for reuse; unmapped once
     /// they have stayed empty for the purge delay, or by [`purge`](crate::alloc::purge).
     pub medium_spans_empty: usize,
+    /// Blocks of 128 KiB to 32 MiB that [`PoolAlloc`](crate::PoolAlloc) carved from its
+    /// arenas, as runs of whole pools, and that are in use (on Linux; elsewhere they come from
+    /// the system allocator). Counted in `fallback_count` and `fallback_bytes` too, by their
+    /// request sizes, as the medium blocks are. A freed one's pools serve the next small
+    /// blocks, and empty arenas the next large block.
+    pub large_blocks: usize,
+    /// Bytes requested in `large_blocks`.
+    pub large_bytes: usize,
     /// Heaps held by a running thread.
     pub heaps_active: usize,
     /// Heaps left by exited threads with live blocks in their pools, waiting for adoption or
@@ -185,7 +194,7 @@ impl AllocStats {
         let a = &global.arenas.counters;
         AllocStats {
             classes,
-            arenas_mapped: a.mapped.get() as usize,
+            arenas_mapped: a.mapped.get().wrapping_add(a.block_arenas.get()) as usize,
             arenas_high_water: a.high_water.get() as usize,
             arenas_mapped_total: a.mapped_total.get() as usize,
             arenas_returned: a.returned.get() as usize,
@@ -200,6 +209,8 @@ impl AllocStats {
             medium_cached_bytes: clamp(cached[1]),
             medium_spans,
             medium_spans_empty,
+            large_blocks: clamp(a.large_blocks.get()),
+            large_bytes: clamp(a.large_bytes.get()),
             heaps_active: heaps.held,
             heaps_abandoned: heaps.abandoned,
         }
@@ -309,6 +320,8 @@ impl fmt::Display for AllocStats {
         row(f, "bytes in medium blocks cached", self.medium_cached_bytes)?;
         row(f, "medium spans mapped", self.medium_spans)?;
         row(f, "medium spans empty", self.medium_spans_empty)?;
+        row(f, "large blocks in arenas", self.large_blocks)?;
+        row(f, "bytes in large blocks", self.large_bytes)?;
         row(f, "heaps held by threads", self.heaps_active)?;
         row(f, "heaps abandoned by exited threads", self.heaps_abandoned)
     }

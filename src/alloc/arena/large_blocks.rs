@@ -1,0 +1,542 @@
+//! Large blocks: `PoolAlloc`'s requests of [`LARGE_MIN`] to [`LARGE_MAX`] bytes, carved from
+//! the arenas as runs of whole pools, and given back to them as free pools when freed.
+//!
+//! **Why.** Before this, such requests went to glibc's `malloc`, whose heap was the only
+//! place their memory could be reused once freed. A program that outgrows a hash table frees
+//! the old one while it goes on allocating strings: glibc puts the strings in the old table's
+//! memory, pyheap put them in its arenas, and the old tables stayed resident as holes in
+//! glibc's heap (3.0 MiB of the `hashmap` workload's 22.4 MiB peak, against System's 19.8:
+//! BENCHMARKS.md "Session 27"). Now a freed large block's pools serve the next small blocks,
+//! and empty arenas serve the next large block: one pool of memory for both, as glibc's
+//! coalescing heap is for System.
+//!
+//! **Shape.** A block of `size` bytes takes `pools = ceil(size / POOL_SIZE)` pools (one more
+//! when that is a multiple of [`POOLS_PER_ARENA`]), laid out by [`shape`] to *end* at the end
+//! of a run of `arenas` consecutive arenas: the last `POOLS_PER_ARENA - first_pool` pools of
+//! the first arena (the *head*), then every pool of the others, their metadata pools'
+//! places included. The head stays an arena like any other, its metadata pool in place and
+//! its pools below `first_pool` free for heaps (`Arena::end` = `first_pool`); the arenas after
+//! it are block memory only, on no list and not in the arena map, until the block is freed.
+//! So the free of a block finds its head by masking (the block starts inside the head) and
+//! needs no header of its own: `Layout` gives the size, the size gives the shape.
+//!
+//! **Where the memory comes from.** The block takes up to `arenas` empty arenas off the lists
+//! (resident memory: the last ones freed). If they happen to be consecutive, in order, the
+//! block is made in place; otherwise a fresh aligned run is mapped and each one taken is moved
+//! into it with `mremap` (`os::remap_fixed`): its pages change address without being copied,
+//! faulted in or given back. Places no empty arena filled are fresh memory.
+//!
+//! **Freeing.** The head's pools from `first_pool` on go back on its free list, resident
+//! (dirty, for the purge: `purge.rs`); each arena after it gets a fresh header, all its
+//! usable pools on its free list, dirty, and joins the lists and the arena map, as many as the
+//! empty-arena limit allows (`ArenaManager::empty_limit`); the rest are unmapped at once, in
+//! one call.
+//!
+//! # Invariants
+//! * A large block of shape `(arenas, first_pool)` at `p` owns the pools `first_pool..` of
+//!   its head `p - first_pool * POOL_SIZE` (an arena on the lists and in the arena map, with
+//!   `end == first_pool`, those pools' headers [`PoolState::LargeBlock`] of class
+//!   [`NO_CLASS`]) and the `arenas - 1` arena-sized places after the head, which are in no
+//!   list and not in the arena map. Nobody but the block's holder touches that memory.
+//! * `counters.block_arenas` counts those places over all live blocks; `counters.mapped`
+//!   counts the arenas on the lists (heads included). So `mapped + block_arenas + returned
+//!   == mapped_total` at every release of the lock.
+//!
+//! Only on Linux (`mremap`), and never under loom (whose models do not build `PoolAlloc`'s
+//! fallback): elsewhere large requests go to the system allocator as before.
+
+use super::{arena_base, Arena, ArenaManager, Victims};
+use crate::alloc::arena_lists::USABLE_POOLS;
+use crate::alloc::arena_map::{ArenaMap, ADDRESS_LIMIT};
+use crate::alloc::os;
+use crate::alloc::pool::{
+    pool_header, Pool, PoolState, HEADERS_OFFSET, HEADER_SIZE, METADATA_POOLS, NO_CLASS,
+};
+use crate::alloc::size_class::{ARENA_SIZE, POOLS_PER_ARENA, POOL_SIZE};
+use core::cell::Cell;
+use core::ptr;
+
+/// The smallest request served as a large block: glibc's own default `mmap` threshold, and
+/// above the medium cache's bins (32 KiB). Below it a block would hold most of an arena's
+/// metadata pool for little memory.
+pub(crate) const LARGE_MIN: usize = 128 * 1024;
+/// The largest request served as a large block (32 MiB, the `mmap` threshold pyheap sets for
+/// glibc: `glibc_tuning.rs`). Larger ones go to `malloc`, which maps each on its own.
+pub(crate) const LARGE_MAX: usize = 32 << 20;
+/// The largest alignment a large block has: its pools'.
+pub(crate) const LARGE_ALIGN: usize = POOL_SIZE;
+
+/// Where a large block of some size lies: see the module doc.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Shape {
+    /// Consecutive arena-sized places, the head first.
+    pub(crate) arenas: usize,
+    /// The head's first pool in the block (`METADATA_POOLS..POOLS_PER_ARENA`).
+    pub(crate) first_pool: usize,
+}
+
+/// The shape of a large block of `size` bytes (`LARGE_MIN..=LARGE_MAX`).
+pub(crate) const fn shape(size: usize) -> Shape {
+    let mut pools = size.div_ceil(POOL_SIZE);
+    if pools % POOLS_PER_ARENA == 0 {
+        // The head must keep at least one pool of the block, or the block would start on
+        // an arena boundary, in an arena that is not the head.
+        pools += 1;
+    }
+    Shape {
+        arenas: pools / POOLS_PER_ARENA + 1,
+        first_pool: POOLS_PER_ARENA - pools % POOLS_PER_ARENA,
+    }
+}
+
+/// The most arena-sized places one large block spans.
+const MAX_ARENAS: usize = shape(LARGE_MAX).arenas;
+
+const _: () = {
+    assert!(LARGE_MIN >= POOL_SIZE && LARGE_MIN <= LARGE_MAX);
+    // The head keeps its metadata pool, whatever the size.
+    let mut size = LARGE_MIN;
+    while size <= LARGE_MAX {
+        let s = shape(size);
+        assert!(s.first_pool >= METADATA_POOLS && s.first_pool < POOLS_PER_ARENA);
+        assert!(
+            (POOLS_PER_ARENA - s.first_pool + (s.arenas - 1) * POOLS_PER_ARENA) * POOL_SIZE >= size
+        );
+        size += POOL_SIZE;
+    }
+};
+
+/// Bit `i` set for every pool `i` in `from..to` (`to <= 64`).
+fn pool_bits(from: usize, to: usize) -> u64 {
+    if from >= to {
+        return 0;
+    }
+    (u64::MAX >> (64 - (to - from))) << from
+}
+
+/// An empty arena taken off the lists for a block, with what its header said.
+#[derive(Clone, Copy)]
+struct TakenArena {
+    arena: *mut Arena,
+    untouched: usize,
+    dirty: u64,
+}
+
+/// The empty arenas a block took, in address order once sorted.
+///
+/// # Invariants
+/// `arenas[..n]` were taken under the manager's lock off the lists, the dirty queue and the
+/// arena map, empty: no heap holds a pool of them, no lookup finds them; `counters.mapped`
+/// no longer counts them. Their holder moves them into the block, or gives them back.
+struct Taken {
+    arenas: [TakenArena; MAX_ARENAS],
+    n: usize,
+}
+
+impl ArenaManager {
+    /// A large block of `size` bytes (`LARGE_MIN..=LARGE_MAX`), `zeroed` if asked, aligned to
+    /// [`LARGE_ALIGN`]. Null when the OS refuses memory. `release_idle` is called first,
+    /// without the lock: the calling thread's heap gives back its empty current pools
+    /// (`Heap::release_empty_pools`), which otherwise keep arenas from being empty (one pool
+    /// of each size class a program used, after it freed everything).
+    pub(crate) fn alloc_large_block(
+        &self,
+        map: &ArenaMap,
+        size: usize,
+        zeroed: bool,
+        release_idle: impl FnOnce(),
+    ) -> *mut u8 {
+        let shape = shape(size);
+        let mut taken = Taken {
+            arenas: [TakenArena {
+                arena: ptr::null_mut(),
+                untouched: 0,
+                dirty: 0,
+            }; MAX_ARENAS],
+            n: 0,
+        };
+        release_idle();
+        self.lock();
+        // SAFETY: lock held.
+        unsafe { self.take_empty_arenas(map, shape.arenas, &mut taken) };
+        self.unlock();
+        let taken = &mut taken.arenas[..taken.n];
+        taken.sort_unstable_by_key(|t| t.arena as usize);
+        let in_place = taken.len() == shape.arenas
+            && taken
+                .iter()
+                .enumerate()
+                .all(|(i, t)| t.arena as usize == taken[0].arena as usize + i * ARENA_SIZE);
+        // What each place of the run holds: an arena taken (its state when taken), or fresh
+        // memory (`None`).
+        let mut places: [Option<TakenArena>; MAX_ARENAS] = [None; MAX_ARENAS];
+        let base = if in_place {
+            for (place, t) in places.iter_mut().zip(taken.iter()) {
+                *place = Some(*t);
+            }
+            arena_base(taken[0].arena)
+        } else {
+            let run = os::map_aligned(shape.arenas * ARENA_SIZE, ARENA_SIZE);
+            if run.is_null() || run as usize + shape.arenas * ARENA_SIZE > ADDRESS_LIMIT {
+                if !run.is_null() {
+                    os::unmap(run, shape.arenas * ARENA_SIZE);
+                }
+                // SAFETY: the arenas were taken by `take_empty_arenas`, untouched since.
+                unsafe { self.give_back_taken(map, taken) };
+                return ptr::null_mut();
+            }
+            let mut returned = 0;
+            for (i, t) in taken.iter().enumerate() {
+                let to = (run as usize + i * ARENA_SIZE) as *mut u8;
+                if os::remap_fixed(arena_base(t.arena), ARENA_SIZE, to) {
+                    places[i] = Some(*t);
+                } else {
+                    // The place keeps the run's fresh memory; the arena goes.
+                    os::unmap(arena_base(t.arena), ARENA_SIZE);
+                    returned += 1;
+                }
+            }
+            if returned != 0 {
+                self.counters.returned.add(returned);
+            }
+            // The run's places not filled by a taken arena are newly mapped arenas' worth.
+            let absorbed = places.iter().filter(|p| p.is_some()).count();
+            self.counters
+                .mapped_total
+                .add((shape.arenas - absorbed) as u64);
+            run
+        };
+        let places = &places[..shape.arenas];
+        if zeroed {
+            // SAFETY: the run is ours; `places` says what each place held.
+            unsafe { zero_reused(base, places, shape.first_pool) };
+        }
+        // SAFETY: the run is ours: the head's header and pool headers are written before it
+        // joins the lists.
+        let head = unsafe { write_head(base, places[0], shape) };
+        let now = self.now_ms();
+        self.lock();
+        if !map.insert(base) {
+            // No room in the arena map: the run goes back to the OS, as a whole. The mapped
+            // total counted it; it is returned now.
+            self.unlock();
+            self.counters.returned.add(shape.arenas as u64);
+            os::unmap(base, shape.arenas * ARENA_SIZE);
+            return ptr::null_mut();
+        }
+        // SAFETY: lock held; the head is mapped, in the map, on no list; its dirty pools (the
+        // dirty pools of the arena it was, below the block) are on its free list.
+        unsafe {
+            let lists = &mut *self.lists.get();
+            lists.arenas.push(head);
+            let dirty = (*head).dirty;
+            (*head).dirty = 0;
+            lists.dirty.pools_freed(head, dirty, now);
+        }
+        self.counters.mapped.add(1);
+        self.counters.block_arenas.add((shape.arenas - 1) as u64);
+        self.counters.large_blocks.add(1);
+        self.counters.large_bytes.add(size as u64);
+        self.note_high_water();
+        self.unlock();
+        (base as usize + shape.first_pool * POOL_SIZE) as *mut u8
+    }
+
+    /// Give back the large block `block` of `size` bytes: its pools to its head's free list,
+    /// the arenas after the head to the lists (or to the OS beyond the empty-arena limit).
+    /// Aborts with a message if `block` cannot be a large block of that size (freed with
+    /// another layout than it was allocated with).
+    ///
+    /// # Safety
+    /// `block` is a live large block from [`alloc_large_block`](Self::alloc_large_block) of
+    /// this manager, allocated (or last resized) with `size`, which the caller gives up.
+    pub(crate) unsafe fn free_large_block(&self, map: &ArenaMap, block: *mut u8, size: usize) {
+        let shape = shape(size);
+        let base = (block as usize).wrapping_sub(shape.first_pool * POOL_SIZE);
+        if base % ARENA_SIZE != 0 || !map.contains(base as *const u8) {
+            os::fatal("pyheap: a large block freed with another size than it was allocated with");
+        }
+        let head = base as *mut Arena;
+        // The arenas after the head: fresh headers, every usable pool free and dirty. They
+        // are block memory, ours alone, until they join the lists below.
+        for i in 1..shape.arenas {
+            // SAFETY: block memory, ours (caller's contract); the header fits the metadata
+            // pool, which lies inside the block.
+            unsafe { write_freed((base + i * ARENA_SIZE) as *mut u8) };
+        }
+        let mut victims = Victims::new();
+        let now = self.now_ms();
+        self.lock();
+        // SAFETY: lock held; the head is a mapped arena on the lists (invariant of a live
+        // block).
+        let lists = unsafe { &mut *self.lists.get() };
+        // SAFETY: as above; the header of the head's pool `end` is initialized when `end` is
+        // below `POOLS_PER_ARENA` (`write_head`), and read only then.
+        if unsafe {
+            (*head).end != shape.first_pool
+                || (*pool_header(arena_base(head), shape.first_pool))
+                    .capacity
+                    .get()
+                    != shape.arenas as u32
+        } {
+            self.unlock();
+            os::fatal("pyheap: a large block freed with another size than it was allocated with");
+        }
+        // SAFETY: lock held; the head's pools `first_pool..` are the block's, ours.
+        unsafe { return_head_pools(lists, head, now) };
+        let decaying = !self.unmaps_at_once();
+        let mut kept = 0;
+        for i in 1..shape.arenas {
+            let arena = (base + i * ARENA_SIZE) as *mut Arena;
+            let room = lists.arenas.empty < self.empty_limit(self.mapped_after(&victims), decaying);
+            if !room || !map.insert(arena_base(arena)) {
+                break;
+            }
+            // SAFETY: lock held; a mapped arena with a fresh header, on no list, in the map.
+            unsafe {
+                lists.arenas.push(arena);
+                let dirty = (*arena).dirty;
+                (*arena).dirty = 0;
+                lists.dirty.pools_freed(arena, dirty, now);
+            }
+            self.counters.mapped.add(1);
+            kept += 1;
+        }
+        let unmapped = shape.arenas - 1 - kept;
+        self.counters
+            .block_arenas
+            .add(((shape.arenas - 1) as u64).wrapping_neg());
+        self.counters.returned.add(unmapped as u64);
+        self.counters.large_blocks.add(1u64.wrapping_neg());
+        self.counters.large_bytes.add((size as u64).wrapping_neg());
+        // The head may be empty now: the empty arenas beyond the limit go, as on a pool's
+        // release.
+        // SAFETY: lock held; `lists` is the manager's state.
+        unsafe {
+            self.take_empty_beyond(lists, map, &mut victims, decaying);
+            self.purge_due(now, map, &mut victims);
+            self.unlock_and_unmap(&mut victims);
+        }
+        if unmapped != 0 {
+            let from = base + (1 + kept) * ARENA_SIZE;
+            os::unmap(from as *mut u8, unmapped * ARENA_SIZE);
+        }
+    }
+
+    /// Take empty arenas off the lists into `taken` until it holds `want` or none is left, the
+    /// most recently emptied first.
+    ///
+    /// # Safety
+    /// Lock held.
+    unsafe fn take_empty_arenas(&self, map: &ArenaMap, want: usize, taken: &mut Taken) {
+        // SAFETY: lock held (caller).
+        let lists = unsafe { &mut *self.lists.get() };
+        let before = taken.n;
+        while taken.n < want && lists.arenas.empty > 0 {
+            let arena = lists.arenas.an_empty_arena();
+            self.work.arenas_visited.add(1);
+            // SAFETY: lock held; on the lists, hence mapped; every usable pool free.
+            unsafe {
+                taken.arenas[taken.n] = TakenArena {
+                    arena,
+                    untouched: (*arena).untouched,
+                    dirty: (*arena).dirty,
+                };
+                lists.arenas.unlink(arena);
+                lists.dirty.forget(arena);
+            }
+            map.remove(arena_base(arena));
+            taken.n += 1;
+        }
+        self.counters
+            .mapped
+            .add(((taken.n - before) as u64).wrapping_neg());
+    }
+
+    /// Put arenas taken by `take_empty_arenas` back on the lists, as they were (a block that
+    /// could not be made).
+    ///
+    /// # Safety
+    /// `taken` were taken by `take_empty_arenas` and not touched since.
+    unsafe fn give_back_taken(&self, map: &ArenaMap, taken: &[TakenArena]) {
+        let now = self.now_ms();
+        self.lock();
+        // SAFETY: lock held.
+        let lists = unsafe { &mut *self.lists.get() };
+        for t in taken {
+            // The arena's bit was in the map a moment ago: the map's page for it exists.
+            let inserted = map.insert(arena_base(t.arena));
+            debug_assert!(inserted);
+            // SAFETY: lock held; mapped, empty, on no list; its dirty pools are on its free
+            // list, as when it was taken.
+            unsafe {
+                lists.arenas.push(t.arena);
+                lists.dirty.pools_freed(t.arena, t.dirty, now);
+            }
+        }
+        self.counters.mapped.add(taken.len() as u64);
+        self.unlock();
+    }
+}
+
+/// Zero what the block at `first_pool` of the run at `base` holds from the arenas it reused:
+/// their pools still resident (`dirty`) and, past the head, their metadata. Everything else
+/// is zero already: fresh memory, pools never handed out (`untouched`), purged pools.
+///
+/// # Safety
+/// The run at `base` is the caller's; `places` says what each of its places held.
+unsafe fn zero_reused(base: *mut u8, places: &[Option<TakenArena>], first_pool: usize) {
+    for (i, place) in places.iter().enumerate() {
+        let Some(t) = place else { continue };
+        let arena = base as usize + i * ARENA_SIZE;
+        let (from, mut mask) = if i == 0 {
+            (first_pool, t.dirty & pool_bits(first_pool, POOLS_PER_ARENA))
+        } else {
+            // SAFETY: inside the run; the metadata's bytes are the only ones ever written in
+            // an arena's first pool.
+            unsafe {
+                ptr::write_bytes(
+                    arena as *mut u8,
+                    0,
+                    HEADERS_OFFSET + POOLS_PER_ARENA * HEADER_SIZE,
+                )
+            };
+            (METADATA_POOLS, t.dirty)
+        };
+        debug_assert_eq!(mask & !pool_bits(from, POOLS_PER_ARENA), 0);
+        while mask != 0 {
+            let first = mask.trailing_zeros() as usize;
+            let run = (mask >> first).trailing_ones() as usize;
+            // SAFETY: pools `first..first + run` of a place of the run.
+            unsafe { ptr::write_bytes((arena + first * POOL_SIZE) as *mut u8, 0, run * POOL_SIZE) };
+            mask &= !pool_bits(first, first + run);
+        }
+    }
+}
+
+/// Write the header of the head arena at `base` for a block from `first_pool` on: the pools
+/// below it that `was` (the arena moved or kept there, or `None` for fresh memory) had handed
+/// out at some time go on the free list (its dirty ones dirty, in the returned header's
+/// `dirty`, not yet on the dirty queue); the block's pools are marked
+/// [`PoolState::LargeBlock`], and the first one's `capacity` is the block's arena count.
+///
+/// # Safety
+/// The arena-sized memory at `base` is the caller's; it holds `was`'s memory, if any.
+unsafe fn write_head(base: *mut u8, was: Option<TakenArena>, shape: Shape) -> *mut Arena {
+    let first_pool = shape.first_pool;
+    let (untouched, dirty) = match was {
+        Some(t) => (
+            t.untouched.min(first_pool),
+            t.dirty & pool_bits(0, first_pool),
+        ),
+        None => (METADATA_POOLS, 0),
+    };
+    let arena = base.cast::<Arena>();
+    let mut header = Arena::fresh();
+    header.untouched = untouched;
+    header.end = first_pool;
+    header.nfree = first_pool - METADATA_POOLS;
+    header.dirty = dirty;
+    // Highest first, so that the lowest pool heads the list (the next taken).
+    for index in (METADATA_POOLS..untouched).rev() {
+        let pool = pool_header(base, index);
+        // SAFETY: a header in the arena's metadata pool (ours); a pool below `untouched` was
+        // handed out once, so its header was initialized (`Pool::init`).
+        unsafe {
+            (*pool).state.set(PoolState::Free);
+            (*pool).next.set(header.free_pools);
+        }
+        header.free_pools = pool;
+    }
+    for index in first_pool..POOLS_PER_ARENA {
+        // SAFETY: a header in the arena's metadata pool (ours), written field by field through
+        // raw pointers: it may never have been initialized (zero memory, or another arena's
+        // block bytes before the run moved here).
+        unsafe { mark_large(pool_header(base, index)) };
+    }
+    // SAFETY: as above; the block's first pool records the block's arena count, which its
+    // free checks against the layout's.
+    unsafe {
+        ptr::addr_of_mut!((*pool_header(base, first_pool)).capacity)
+            .write(Cell::new(shape.arenas as u32))
+    };
+    // SAFETY: the header's place in the metadata pool (ours).
+    unsafe { ptr::write(arena, header) };
+    arena
+}
+
+/// Mark the pool header at `pool` as part of a large block.
+///
+/// # Safety
+/// `pool` is a pool header's place in an arena's metadata pool, the caller's to write.
+unsafe fn mark_large(pool: *mut Pool) {
+    // SAFETY: raw field writes, no reference to a header that may hold arbitrary bytes;
+    // `Cell<T>` has `T`'s layout.
+    unsafe {
+        ptr::addr_of_mut!((*pool).state).write(Cell::new(PoolState::LargeBlock));
+        ptr::addr_of_mut!((*pool).class).write(Cell::new(NO_CLASS));
+        ptr::addr_of_mut!((*pool).owner).write(crate::sync::AtomicPtr::new(ptr::null_mut()));
+    }
+}
+
+/// Write the header of the arena at `base`, freed from a large block: every usable pool on
+/// its free list, all dirty (resident as far as anyone knows), the lowest first.
+///
+/// # Safety
+/// The arena-sized memory at `base` is the caller's.
+unsafe fn write_freed(base: *mut u8) {
+    let mut header = Arena::fresh();
+    header.untouched = POOLS_PER_ARENA;
+    header.dirty = pool_bits(METADATA_POOLS, POOLS_PER_ARENA);
+    for index in (METADATA_POOLS..POOLS_PER_ARENA).rev() {
+        let pool = pool_header(base, index);
+        // SAFETY: the header's place is the caller's; written through raw pointers, as it
+        // held block bytes.
+        unsafe {
+            mark_large(pool);
+            ptr::addr_of_mut!((*pool).state).write(Cell::new(PoolState::Free));
+            ptr::addr_of_mut!((*pool).next).write(Cell::new(header.free_pools));
+        }
+        header.free_pools = pool;
+    }
+    debug_assert_eq!(header.nfree, USABLE_POOLS);
+    // SAFETY: the header's place in the metadata pool (the caller's).
+    unsafe { ptr::write(base.cast::<Arena>(), header) };
+}
+
+/// Put the head's block pools (`end..`) on its free list, dirty, at its head, and file it
+/// under its new count. Its pools from `untouched` to `end` go on the list too (not dirty,
+/// behind the block's), so that `untouched` can become [`POOLS_PER_ARENA`] with `end`.
+///
+/// # Safety
+/// Manager's lock held, `lists` its state; `head` is a mapped arena on the lists whose pools
+/// `end..` are a large block's, given up.
+unsafe fn return_head_pools(lists: &mut super::Lists, head: *mut Arena, now: u64) {
+    // SAFETY: lock held; the head is mapped (caller).
+    let a = unsafe { &mut *head };
+    let base = arena_base(head);
+    // The never-touched pools below the block first, so that they end up deeper in the list
+    // than the block's resident ones, which the next pool requests should take first.
+    let order = (a.untouched..a.end)
+        .rev()
+        .chain((a.end..POOLS_PER_ARENA).rev());
+    for index in order {
+        let pool = pool_header(base, index);
+        // SAFETY: a header of the head's metadata pool; raw writes, as it may never have been
+        // initialized (the untouched ones).
+        unsafe {
+            ptr::addr_of_mut!((*pool).state).write(Cell::new(PoolState::Free));
+            ptr::addr_of_mut!((*pool).next).write(Cell::new(a.free_pools));
+        }
+        a.free_pools = pool;
+    }
+    let dirty = pool_bits(a.end, POOLS_PER_ARENA);
+    let nfree = a.nfree + POOLS_PER_ARENA - a.end;
+    a.untouched = POOLS_PER_ARENA;
+    a.end = POOLS_PER_ARENA;
+    // SAFETY: lock held; on the lists; the pools of `dirty` are on its free list now.
+    unsafe {
+        lists.arenas.set_nfree(head, nfree);
+        lists.dirty.pools_freed(head, dirty, now);
+    }
+}
