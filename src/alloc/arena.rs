@@ -32,7 +32,7 @@
 #[cfg(all(target_os = "linux", not(loom), not(miri)))]
 pub(crate) mod large_blocks;
 
-use super::arena_lists::{Arena, ArenaLists, USABLE_POOLS};
+use super::arena_lists::{Arena, ArenaLists, EMPTY_SCAN, USABLE_POOLS};
 use super::arena_map::{ArenaMap, ADDRESS_LIMIT};
 use super::lock::RawLock;
 use super::os;
@@ -543,16 +543,28 @@ impl ArenaManager {
         (resident, purged)
     }
 
-    /// The fullest arena with a free pool, or null. O(1): it looks at one arena header.
+    /// The fullest arena with a free pool, or null. O(1): it looks at one arena header, or,
+    /// when only empty arenas have free pools, at most [`EMPTY_SCAN`] of them for the one with
+    /// the most resident pools (once per arena's worth of pools taken).
     ///
     /// # Safety
     /// Lock held.
     unsafe fn pick_arena(&self) -> *mut Arena {
         // SAFETY: lock held (caller).
-        let arena = unsafe { (*self.lists.get()).arenas.fullest_with_free_pool() };
-        if !arena.is_null() {
-            self.work.arenas_visited.add(1);
+        let lists = unsafe { &(*self.lists.get()).arenas };
+        let arena = lists.fullest_with_free_pool();
+        if arena.is_null() {
+            return arena;
         }
+        // SAFETY: on the lists, hence mapped; lock held.
+        if unsafe { (*arena).nfree } == USABLE_POOLS {
+            // No arena in use has a free pool: an empty one, preferably resident.
+            // SAFETY: lock held.
+            let (empty, seen) = unsafe { lists.dirtiest_empty(EMPTY_SCAN) };
+            self.work.arenas_visited.add(seen as u64);
+            return empty;
+        }
+        self.work.arenas_visited.add(1);
         arena
     }
 
@@ -710,4 +722,33 @@ impl Drop for ArenaManager {
             os::unmap(base, ARENA_SIZE);
         }
     }
+}
+
+#[cfg(not(loom))]
+#[doc(hidden)]
+pub fn debug_dump_arenas() {
+    let m = &super::global::GLOBAL.arenas;
+    m.lock();
+    let mut out = [0u8; 4096];
+    let mut n = 0;
+    unsafe {
+        (*m.lists.get()).arenas.for_each(|a| {
+            let h = &*a;
+            use std::io::Write;
+            let mut c = std::io::Cursor::new(&mut out[n..]);
+            let _ = write!(
+                c,
+                "[{:x} nf{} d{} u{} e{}] ",
+                (a as usize >> 20) & 0xfff,
+                h.nfree,
+                h.dirty.count_ones(),
+                h.untouched,
+                h.end
+            );
+            n += c.position() as usize;
+        });
+    }
+    m.unlock();
+    out[n] = b'\n';
+    unsafe { libc::write(2, out.as_ptr().cast(), n + 1) };
 }

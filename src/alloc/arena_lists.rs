@@ -17,6 +17,10 @@ use super::pool::{Pool, HEADERS_OFFSET, METADATA_POOLS};
 use super::size_class::POOLS_PER_ARENA;
 use core::ptr;
 
+/// How many empty arenas the choice of one looks at (`ArenaLists::dirtiest_empty`): a bound
+/// on the work under the lock.
+pub(super) const EMPTY_SCAN: usize = 32;
+
 /// Pools of an arena that hold blocks.
 pub(super) const USABLE_POOLS: usize = POOLS_PER_ARENA - METADATA_POOLS;
 
@@ -102,6 +106,66 @@ impl ArenaLists {
     /// An arena whose pools are all free, or null. O(1).
     pub(super) fn an_empty_arena(&self) -> *mut Arena {
         self.by_free[USABLE_POOLS]
+    }
+
+    /// Visit the arenas with at least `min_free` free pools, the fullest first, until `visit`
+    /// returns `true` or `limit` arenas were visited. Returns how many were visited. O(`limit`
+    /// plus the counts skipped, at most [`USABLE_POOLS`]).
+    ///
+    /// # Safety
+    /// Lock held (the arenas on the lists are mapped); `visit` does not change the lists.
+    #[cfg_attr(any(loom, not(target_os = "linux")), allow(dead_code))]
+    pub(super) unsafe fn visit_with_free(
+        &self,
+        min_free: usize,
+        limit: usize,
+        mut visit: impl FnMut(*mut Arena) -> bool,
+    ) -> usize {
+        let mut seen = 0;
+        let mut counts = self.nonempty & !(u64::MAX >> (64 - min_free.max(1)));
+        while counts != 0 && seen < limit {
+            let n = counts.trailing_zeros() as usize;
+            counts &= counts - 1;
+            let mut a = self.by_free[n];
+            while !a.is_null() && seen < limit {
+                seen += 1;
+                if visit(a) {
+                    return seen;
+                }
+                // SAFETY: on the lists, hence mapped (lock held: caller).
+                a = unsafe { (*a).next };
+            }
+        }
+        seen
+    }
+
+    /// Of the first `limit` arenas on the list of empty ones, the one with the most dirty
+    /// (resident) pools, the first fully dirty one at once, and how many it looked at; null if
+    /// there is no empty arena. For a new pool or a large block: whatever takes an empty arena
+    /// ends up writing its pools, and resident ones spare it page faults and leave the clean
+    /// arenas clean (and out of the resident set). O(`limit`).
+    ///
+    /// # Safety
+    /// Lock held (the arenas on the lists are mapped).
+    pub(super) unsafe fn dirtiest_empty(&self, limit: usize) -> (*mut Arena, usize) {
+        let mut best: *mut Arena = ptr::null_mut();
+        let mut best_dirty = 0;
+        let mut a = self.by_free[USABLE_POOLS];
+        let mut seen = 0;
+        while !a.is_null() && seen < limit {
+            // SAFETY: on the lists, hence mapped (lock held: caller).
+            let (dirty, next) = unsafe { ((*a).dirty.count_ones() as usize, (*a).next) };
+            if best.is_null() || dirty > best_dirty {
+                best = a;
+                best_dirty = dirty;
+                if dirty == USABLE_POOLS {
+                    break;
+                }
+            }
+            a = next;
+            seen += 1;
+        }
+        (best, seen.max(1))
     }
 
     /// File `arena` (mapped, on no list) under its `nfree`.

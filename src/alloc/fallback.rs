@@ -295,8 +295,8 @@ fn is_large(layout: Layout) -> bool {
 }
 
 /// A large block of `size` bytes (`is_large`), zeroed if asked; null when the OS refuses.
-/// `heap` is the calling thread's bound heap, or null: short of empty arenas, it gives back
-/// its empty current pools first.
+/// `heap` is the calling thread's bound heap, or null: it gives back its empty current pools
+/// first (`ArenaManager::alloc_large_block`).
 #[inline(never)]
 fn large_alloc(heap: *mut Heap, size: usize, zeroed: bool) -> *mut u8 {
     #[cfg(all(target_os = "linux", not(loom), not(miri)))]
@@ -339,8 +339,10 @@ unsafe fn large_free(ptr: *mut u8, size: usize) {
 }
 
 /// `realloc` when the old layout or the new one is large: in place when both are large blocks
-/// of the same shape (they span the same pools), else a move (`move_block`: the new block
-/// from wherever its layout goes, the old one back to wherever its layout says).
+/// of the same shape (they span the same pools), else, between large blocks, without a
+/// second copy resident where that can be done (`ArenaManager::realloc_large_block`), else a
+/// move (`move_block`: the new block from wherever its layout goes, the old one back to
+/// wherever its layout says).
 ///
 /// # Safety
 /// `GlobalAlloc::realloc`'s contract.
@@ -351,8 +353,25 @@ unsafe fn large_realloc(f: System, ptr: *mut u8, layout: Layout, new_size: usize
         use super::arena::large_blocks::shape;
         // SAFETY: `realloc`'s contract makes this a valid layout.
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
-        if is_large(layout) && is_large(new_layout) && shape(layout.size()) == shape(new_size) {
-            return ptr;
+        if is_large(layout) && is_large(new_layout) {
+            if shape(layout.size()) == shape(new_size) {
+                GLOBAL
+                    .arenas
+                    .counters
+                    .large_bytes
+                    .add((new_size as u64).wrapping_sub(layout.size() as u64));
+                return ptr;
+            }
+            // SAFETY: a live large block of `layout.size()` bytes (its layout says so), the
+            // caller's; `new_size` large, of another shape.
+            let q = unsafe {
+                GLOBAL
+                    .arenas
+                    .realloc_large_block(&GLOBAL.map, ptr, layout.size(), new_size)
+            };
+            if !q.is_null() {
+                return q;
+            }
         }
     }
     // SAFETY: forwarded contract.

@@ -117,6 +117,9 @@ mod with_fallback;
 mod work;
 
 #[cfg(not(loom))]
+#[doc(hidden)]
+pub use arena::debug_dump_arenas;
+#[cfg(not(loom))]
 pub use control::{purge, purge_delay, set_purge_delay};
 #[cfg(not(loom))]
 pub use debug::check_heap;

@@ -20,17 +20,30 @@
 //! So the free of a block finds its head by masking (the block starts inside the head) and
 //! needs no header of its own: `Layout` gives the size, the size gives the shape.
 //!
-//! **Where the memory comes from.** The block takes up to `arenas` empty arenas off the lists
-//! (resident memory: the last ones freed). If they happen to be consecutive, in order, the
-//! block is made in place; otherwise a fresh aligned run is mapped and each one taken is moved
-//! into it with `mremap` (`os::remap_fixed`): its pages change address without being copied,
-//! faulted in or given back. Places no empty arena filled are fresh memory.
+//! **Where the memory comes from.** First, the calling thread's heap gives back its empty
+//! current pools (one per size class it used, which otherwise keep arenas from ever being
+//! empty after a program freed everything). A block of one arena then takes the last pools of
+//! an arena whose pools there are free, the one with the most of them resident among the
+//! first [`EMPTY_SCAN`] with enough free pools, fullest first (`carve_tail`): typically the
+//! place a freed block of its size left. Otherwise the block takes empty arenas off the
+//! lists, the most resident first (`ArenaLists::dirtiest_empty`). If those happen to be
+//! consecutive, in order, the block is made in place; otherwise a fresh aligned run is mapped
+//! and each one taken is moved into it with `mremap` (`os::remap_fixed`): its pages change
+//! address without being copied, faulted in or given back. Places no empty arena filled are
+//! fresh memory.
 //!
-//! **Freeing.** The head's pools from `first_pool` on go back on its free list, resident
-//! (dirty, for the purge: `purge.rs`); each arena after it gets a fresh header, all its
-//! usable pools on its free list, dirty, and joins the lists and the arena map, as many as the
-//! empty-arena limit allows (`ArenaManager::empty_limit`); the rest are unmapped at once, in
-//! one call.
+//! **Freeing.** The head's pools from `first_pool` on go back at the end of its free list,
+//! resident (dirty, for the purge: `purge.rs`), so that the arena's other free pools serve
+//! pool requests first and the place stays whole for the next block of its size; each arena
+//! after the head gets a fresh header, all its usable pools on its free list, dirty, and
+//! joins the lists and the arena map, as many as the empty-arena limit allows
+//! (`ArenaManager::empty_limit`); the rest are unmapped at once, in one call.
+//!
+//! **Resizing** (`realloc_large_block`) keeps one copy of the bytes resident where it can: a
+//! block of the same arena count shrinks or grows within its head (its bytes move, the pools
+//! below it go or come), and a block growing into more arenas has its old places moved into
+//! the new block with `mremap` behind the copy of its head's part (at most one arena's
+//! worth). Other resizes allocate, copy and free.
 //!
 //! # Invariants
 //! * A large block of shape `(arenas, first_pool)` at `p` owns the pools `first_pool..` of
@@ -46,20 +59,20 @@
 //! fallback): elsewhere large requests go to the system allocator as before.
 
 use super::{arena_base, Arena, ArenaManager, Victims};
-use crate::alloc::arena_lists::USABLE_POOLS;
+use crate::alloc::arena_lists::{EMPTY_SCAN, USABLE_POOLS};
 use crate::alloc::arena_map::{ArenaMap, ADDRESS_LIMIT};
 use crate::alloc::os;
-use crate::alloc::pool::{
-    pool_header, Pool, PoolState, HEADERS_OFFSET, HEADER_SIZE, METADATA_POOLS, NO_CLASS,
-};
+use crate::alloc::pool::{pool_header, pool_index, Pool, PoolState, METADATA_POOLS, NO_CLASS};
 use crate::alloc::size_class::{ARENA_SIZE, POOLS_PER_ARENA, POOL_SIZE};
 use core::cell::Cell;
 use core::ptr;
 
-/// The smallest request served as a large block: glibc's own default `mmap` threshold, and
-/// above the medium cache's bins (32 KiB). Below it a block would hold most of an arena's
-/// metadata pool for little memory.
-pub(crate) const LARGE_MIN: usize = 128 * 1024;
+/// The smallest request served as a large block: a quarter of an arena (16 pools). Smaller
+/// ones stay with `malloc`, whose heap packs them and reuses them in place; from 128 KiB
+/// (glibc's own default `mmap` threshold) the `rayon` workload's per-worker tables of
+/// 135 KiB, freed and built again on two threads, kept more arenas resident than glibc kept
+/// heap (peak RSS 10.9-12.6 MiB against 9.5-11.7; BENCHMARKS.md "Session 27").
+pub(crate) const LARGE_MIN: usize = 256 * 1024;
 /// The largest request served as a large block (32 MiB, the `mmap` threshold pyheap sets for
 /// glibc: `glibc_tuning.rs`). Larger ones go to `malloc`, which maps each on its own.
 pub(crate) const LARGE_MAX: usize = 32 << 20;
@@ -157,6 +170,22 @@ impl ArenaManager {
         };
         release_idle();
         self.lock();
+        if shape.arenas == 1 {
+            // SAFETY: lock held.
+            let (head, dirty) = unsafe { self.carve_tail(shape) };
+            if !head.is_null() {
+                self.counters.large_blocks.add(1);
+                self.counters.large_bytes.add(size as u64);
+                self.unlock();
+                let block = (arena_base(head) as usize + shape.first_pool * POOL_SIZE) as *mut u8;
+                if zeroed {
+                    // SAFETY: the block's pools are ours; the resident ones (`dirty`) may hold
+                    // old bytes, the others are zero (purged or never touched).
+                    unsafe { zero_pools(arena_base(head), dirty) };
+                }
+                return block;
+            }
+        }
         // SAFETY: lock held.
         unsafe { self.take_empty_arenas(map, shape.arenas, &mut taken) };
         self.unlock();
@@ -253,9 +282,9 @@ impl ArenaManager {
     pub(crate) unsafe fn free_large_block(&self, map: &ArenaMap, block: *mut u8, size: usize) {
         let shape = shape(size);
         let base = (block as usize).wrapping_sub(shape.first_pool * POOL_SIZE);
-        if base % ARENA_SIZE != 0 || !map.contains(base as *const u8) {
-            os::fatal("pyheap: a large block freed with another size than it was allocated with");
-        }
+        // Before anything is written where the layout says the block's places are.
+        // SAFETY: forwarded contract.
+        unsafe { self.check_block(map, base, shape) };
         let head = base as *mut Arena;
         // The arenas after the head: fresh headers, every usable pool free and dirty. They
         // are block memory, ours alone, until they join the lists below.
@@ -268,22 +297,10 @@ impl ArenaManager {
         let now = self.now_ms();
         self.lock();
         // SAFETY: lock held; the head is a mapped arena on the lists (invariant of a live
-        // block).
+        // block, checked above).
         let lists = unsafe { &mut *self.lists.get() };
-        // SAFETY: as above; the header of the head's pool `end` is initialized when `end` is
-        // below `POOLS_PER_ARENA` (`write_head`), and read only then.
-        if unsafe {
-            (*head).end != shape.first_pool
-                || (*pool_header(arena_base(head), shape.first_pool))
-                    .capacity
-                    .get()
-                    != shape.arenas as u32
-        } {
-            self.unlock();
-            os::fatal("pyheap: a large block freed with another size than it was allocated with");
-        }
         // SAFETY: lock held; the head's pools `first_pool..` are the block's, ours.
-        unsafe { return_head_pools(lists, head, now) };
+        unsafe { give_range(lists, head, POOLS_PER_ARENA, now) };
         let decaying = !self.unmaps_at_once();
         let mut kept = 0;
         for i in 1..shape.arenas {
@@ -323,8 +340,225 @@ impl ArenaManager {
         }
     }
 
+    /// For a block of one arena: make the last pools of an arena in use (or empty) the block's,
+    /// if they are all free, and return that arena (the head) and the block's pools that were
+    /// resident (bit `i`: pool `i`); null if no arena looked at has them free. Of at most
+    /// [`EMPTY_SCAN`] arenas with enough free pools, the fullest first, it takes the one whose
+    /// pools there are most resident (a freed block's, typically: the next block reuses its
+    /// memory without page faults, in an arena the heaps share).
+    ///
+    /// # Safety
+    /// Lock held; `shape.arenas == 1`.
+    unsafe fn carve_tail(&self, shape: Shape) -> (*mut Arena, u64) {
+        let tail = pool_bits(shape.first_pool, POOLS_PER_ARENA);
+        let want = tail.count_ones();
+        // SAFETY: lock held (caller).
+        let lists = unsafe { &mut *self.lists.get() };
+        let (mut best, mut best_dirty) = (ptr::null_mut::<Arena>(), 0);
+        // SAFETY: lock held; `visit` reads headers of mapped arenas on the lists.
+        let seen = unsafe {
+            lists
+                .arenas
+                .visit_with_free(POOLS_PER_ARENA - shape.first_pool, EMPTY_SCAN, |a| {
+                    let free = free_pools_mask(a);
+                    if free & tail != tail {
+                        return false;
+                    }
+                    let dirty = ((*a).dirty & tail).count_ones();
+                    if best.is_null() || dirty > best_dirty {
+                        best = a;
+                        best_dirty = dirty;
+                    }
+                    dirty == want
+                })
+        };
+        self.work.arenas_visited.add(seen as u64);
+        if best.is_null() {
+            return (best, 0);
+        }
+        // SAFETY: lock held; `best` is mapped, on the lists, its `tail` pools free, and its
+        // `end` is `POOLS_PER_ARENA` (a free tail holds no block).
+        let dirty = unsafe { take_range(lists, best, shape.first_pool, 1) };
+        (best, dirty)
+    }
+
+    /// Resize the large block `block` of `old_size` bytes to `new_size` (both large, of other
+    /// shapes) without a second copy of it resident at once, where that can be done; else null
+    /// (the caller allocates, copies and frees, as for any other block). Three cases:
+    /// * same arena count, smaller: the bytes move up within the head and the freed pools go
+    ///   back to it;
+    /// * same arena count, larger, with the pools just below the block free: the block takes
+    ///   them and its bytes move down (the common growth of a `Vec` of up to 1 MiB);
+    /// * more arenas: a new block; the bytes in the old head are copied (at most one arena's
+    ///   worth), and the old arenas after the head are moved in behind them with `mremap` (no
+    ///   copy, no page fault). The old head gets its pools back.
+    ///
+    /// # Safety
+    /// `block` is a live large block of this manager of `old_size` bytes, the caller's;
+    /// `new_size` is large (`LARGE_MIN..=LARGE_MAX`); `shape(old_size) != shape(new_size)`.
+    /// When a pointer is returned, the block is that one, of `new_size` bytes, and `block` is
+    /// gone; on null, `block` is as it was.
+    pub(crate) unsafe fn realloc_large_block(
+        &self,
+        map: &ArenaMap,
+        block: *mut u8,
+        old_size: usize,
+        new_size: usize,
+    ) -> *mut u8 {
+        let (old, new) = (shape(old_size), shape(new_size));
+        let head_base = (block as usize).wrapping_sub(old.first_pool * POOL_SIZE);
+        // SAFETY: forwarded contract.
+        unsafe { self.check_block(map, head_base, old) };
+        let head = head_base as *mut Arena;
+        let new_block = (head_base + new.first_pool * POOL_SIZE) as *mut u8;
+        if old.arenas == new.arenas && new.first_pool > old.first_pool {
+            // Smaller: the bytes kept move up to the new start, then the pools below it go.
+            // SAFETY: both ranges are inside the block (the new one ends where it ends);
+            // `copy` handles the overlap.
+            unsafe { ptr::copy(block, new_block, new_size) };
+            let now = self.now_ms();
+            self.lock();
+            // SAFETY: lock held; the head's pools `end..new.first_pool` are ours, given up;
+            // the block goes on from `new.first_pool`, whose header `give_range` leaves to us.
+            unsafe {
+                give_range(&mut *self.lists.get(), head, new.first_pool, now);
+                ptr::addr_of_mut!((*pool_header(arena_base(head), new.first_pool)).capacity)
+                    .write(Cell::new(new.arenas as u32));
+            }
+            self.counters
+                .large_bytes
+                .add((new_size as u64).wrapping_sub(old_size as u64));
+            self.unlock();
+            return new_block;
+        }
+        if old.arenas == new.arenas {
+            // Larger within the head: if the pools below the block are free, take them.
+            self.lock();
+            // SAFETY: lock held; the head is mapped and on the lists (a live block's).
+            let taken = unsafe {
+                let range = pool_bits(new.first_pool, old.first_pool);
+                if free_pools_mask(head) & range == range {
+                    take_range(&mut *self.lists.get(), head, new.first_pool, new.arenas);
+                    true
+                } else {
+                    false
+                }
+            };
+            if taken {
+                self.counters.large_bytes.add((new_size - old_size) as u64);
+            }
+            self.unlock();
+            if !taken {
+                return ptr::null_mut();
+            }
+            // SAFETY: both ranges inside the block as it is now; `copy` handles the overlap.
+            unsafe { ptr::copy(block, new_block, old_size) };
+            return new_block;
+        }
+        if new.arenas < old.arenas {
+            return ptr::null_mut();
+        }
+        // SAFETY: forwarded contract; `new.arenas > old.arenas`.
+        unsafe { self.grow_into_new_block(map, block, head, old_size, new_size) }
+    }
+
+    /// `realloc_large_block`'s third case: a new block (from empty arenas where there are,
+    /// as any), the old head's bytes copied, the old places moved in behind them.
+    ///
+    /// # Safety
+    /// As for `realloc_large_block`; `head` is the block's head; the new shape spans more
+    /// arenas than the old one.
+    unsafe fn grow_into_new_block(
+        &self,
+        map: &ArenaMap,
+        block: *mut u8,
+        head: *mut Arena,
+        old_size: usize,
+        new_size: usize,
+    ) -> *mut u8 {
+        let old = shape(old_size);
+        let new_block = self.alloc_large_block(map, new_size, false, || {});
+        if new_block.is_null() {
+            return new_block;
+        }
+        let in_head = (POOLS_PER_ARENA - old.first_pool) * POOL_SIZE;
+        // SAFETY: the head's part of the old block (ours, `in_head` bytes, at most
+        // `old_size`... or all of it for a one-arena block) to the new block's start (ours,
+        // larger); distinct blocks.
+        unsafe { ptr::copy_nonoverlapping(block, new_block, in_head.min(old_size)) };
+        let places = (old.arenas - 1) * ARENA_SIZE;
+        if places != 0 {
+            let from = (arena_base(head) as usize + ARENA_SIZE) as *mut u8;
+            // Right behind the head's bytes: page-aligned (a whole number of pools), inside
+            // the new block, which is larger. The new block's pages there, fresh or reused,
+            // are dropped for the old ones.
+            let to = new_block.wrapping_add(in_head);
+            if !os::remap_fixed(from, places, to) {
+                // SAFETY: the rest of the old block to the rest of the new one; then the old
+                // block goes back whole.
+                unsafe {
+                    ptr::copy_nonoverlapping(from, to, old_size - in_head);
+                    self.free_large_block(map, block, old_size);
+                }
+                return new_block;
+            }
+        }
+        let now = self.now_ms();
+        self.lock();
+        // SAFETY: lock held; the old head's pools `end..` are the old block's, given up (its
+        // places, if any, moved into the new block and are gone from where they were).
+        unsafe { give_range(&mut *self.lists.get(), head, POOLS_PER_ARENA, now) };
+        self.counters
+            .block_arenas
+            .add(((old.arenas - 1) as u64).wrapping_neg());
+        self.counters.returned.add((old.arenas - 1) as u64);
+        self.counters.large_blocks.add(1u64.wrapping_neg());
+        self.counters
+            .large_bytes
+            .add((old_size as u64).wrapping_neg());
+        let mut victims = Victims::new();
+        let decaying = !self.unmaps_at_once();
+        // SAFETY: lock held; the old head may be empty now.
+        unsafe {
+            self.take_empty_beyond(&mut *self.lists.get(), map, &mut victims, decaying);
+            self.purge_due(now, map, &mut victims);
+            self.unlock_and_unmap(&mut victims);
+        }
+        new_block
+    }
+
+    /// Abort with a message unless a large block of `shape` starts in the arena at
+    /// `head_base`: its head is an arena of ours whose block starts at `shape.first_pool` and
+    /// spans `shape.arenas` (a free or resize with another size than the block's, or of a
+    /// block already freed, unless its place was taken by a block of the same shape since).
+    ///
+    /// # Safety
+    /// None beyond the caller's word that a block is meant: the head is read only if it is a
+    /// mapped arena, under the lock.
+    unsafe fn check_block(&self, map: &ArenaMap, head_base: usize, shape: Shape) {
+        if head_base % ARENA_SIZE != 0 || !map.contains(head_base as *const u8) {
+            os::fatal("pyheap: a large block freed with another size than it was allocated with");
+        }
+        let head = head_base as *mut Arena;
+        self.lock();
+        // SAFETY: lock held; a mapped arena on the lists (it is in the arena map); the header
+        // of its pool `end` is initialized when `end` is below `POOLS_PER_ARENA`
+        // (`take_range`, `write_head`), and read only then.
+        let ok = unsafe {
+            (*head).end == shape.first_pool
+                && (*pool_header(head_base as *mut u8, shape.first_pool))
+                    .capacity
+                    .get()
+                    == shape.arenas as u32
+        };
+        self.unlock();
+        if !ok {
+            os::fatal("pyheap: a large block freed with another size than it was allocated with");
+        }
+    }
+
     /// Take empty arenas off the lists into `taken` until it holds `want` or none is left, the
-    /// most recently emptied first.
+    /// dirtiest of the first [`EMPTY_SCAN`] on the list each time (`ArenaLists::dirtiest_empty`).
     ///
     /// # Safety
     /// Lock held.
@@ -333,8 +567,9 @@ impl ArenaManager {
         let lists = unsafe { &mut *self.lists.get() };
         let before = taken.n;
         while taken.n < want && lists.arenas.empty > 0 {
-            let arena = lists.arenas.an_empty_arena();
-            self.work.arenas_visited.add(1);
+            // SAFETY: lock held.
+            let (arena, seen) = unsafe { lists.arenas.dirtiest_empty(EMPTY_SCAN) };
+            self.work.arenas_visited.add(seen as u64);
             // SAFETY: lock held; on the lists, hence mapped; every usable pool free.
             unsafe {
                 taken.arenas[taken.n] = TakenArena {
@@ -379,6 +614,41 @@ impl ArenaManager {
     }
 }
 
+/// The free pools of `arena` (bit `i`: pool `i`): those on its free list and the untouched
+/// ones below `end`. A walk of the free list only when the resident ones and the untouched
+/// ones do not already cover every free pool (some were purged).
+///
+/// # Safety
+/// Manager's lock held; `arena` is mapped and on the lists.
+unsafe fn free_pools_mask(arena: *mut Arena) -> u64 {
+    // SAFETY: lock held, arena mapped (caller).
+    let a = unsafe { &*arena };
+    let mut mask = a.dirty | pool_bits(a.untouched, a.end);
+    if (mask.count_ones() as usize) < a.nfree {
+        let mut p = a.free_pools;
+        while !p.is_null() {
+            mask |= 1 << pool_index(p);
+            // SAFETY: free pools of a mapped arena (lock held).
+            p = unsafe { (*p).next.get() };
+        }
+    }
+    mask
+}
+
+/// Zero the pools of `mask` (bit `i`: pool `i`) of the arena at `base`.
+///
+/// # Safety
+/// Those pools are the caller's.
+unsafe fn zero_pools(base: *mut u8, mut mask: u64) {
+    while mask != 0 {
+        let first = mask.trailing_zeros() as usize;
+        let run = (mask >> first).trailing_ones() as usize;
+        // SAFETY: pools `first..first + run` of the arena, the caller's.
+        unsafe { ptr::write_bytes(base.add(first * POOL_SIZE), 0, run * POOL_SIZE) };
+        mask &= !pool_bits(first, first + run);
+    }
+}
+
 /// Zero what the block at `first_pool` of the run at `base` holds from the arenas it reused:
 /// their pools still resident (`dirty`) and, past the head, their metadata. Everything else
 /// is zero already: fresh memory, pools never handed out (`untouched`), purged pools.
@@ -392,25 +662,14 @@ unsafe fn zero_reused(base: *mut u8, places: &[Option<TakenArena>], first_pool: 
         let (from, mut mask) = if i == 0 {
             (first_pool, t.dirty & pool_bits(first_pool, POOLS_PER_ARENA))
         } else {
-            // SAFETY: inside the run; the metadata's bytes are the only ones ever written in
-            // an arena's first pool.
-            unsafe {
-                ptr::write_bytes(
-                    arena as *mut u8,
-                    0,
-                    HEADERS_OFFSET + POOLS_PER_ARENA * HEADER_SIZE,
-                )
-            };
+            // SAFETY: inside the run. The whole first pool: past the metadata's bytes it may
+            // hold an earlier block's (an arena that was a place of a block before).
+            unsafe { ptr::write_bytes(arena as *mut u8, 0, POOL_SIZE) };
             (METADATA_POOLS, t.dirty)
         };
-        debug_assert_eq!(mask & !pool_bits(from, POOLS_PER_ARENA), 0);
-        while mask != 0 {
-            let first = mask.trailing_zeros() as usize;
-            let run = (mask >> first).trailing_ones() as usize;
-            // SAFETY: pools `first..first + run` of a place of the run.
-            unsafe { ptr::write_bytes((arena + first * POOL_SIZE) as *mut u8, 0, run * POOL_SIZE) };
-            mask &= !pool_bits(first, first + run);
-        }
+        mask &= pool_bits(from, POOLS_PER_ARENA);
+        // SAFETY: pools of a place of the run, the caller's.
+        unsafe { zero_pools(arena as *mut u8, mask) };
     }
 }
 
@@ -504,39 +763,101 @@ unsafe fn write_freed(base: *mut u8) {
     unsafe { ptr::write(base.cast::<Arena>(), header) };
 }
 
-/// Put the head's block pools (`end..`) on its free list, dirty, at its head, and file it
-/// under its new count. Its pools from `untouched` to `end` go on the list too (not dirty,
-/// behind the block's), so that `untouched` can become [`POOLS_PER_ARENA`] with `end`.
+/// Give the head's block pools `end..to` back to its free list, dirty, at its end (the
+/// block's start moves to `to`, or, with `to == POOLS_PER_ARENA`, the block is gone), and
+/// file the head under its new count. Its never-touched pools (`untouched..end`) go on the
+/// list too (not dirty, behind those), so that `untouched` can become `to` with `end`.
 ///
 /// # Safety
 /// Manager's lock held, `lists` its state; `head` is a mapped arena on the lists whose pools
-/// `end..` are a large block's, given up.
-unsafe fn return_head_pools(lists: &mut super::Lists, head: *mut Arena, now: u64) {
+/// `end..to` are a large block's, given up; if `to` is below [`POOLS_PER_ARENA`], the pools
+/// from `to` on stay a block's, whose first pool `to` the caller marks.
+unsafe fn give_range(lists: &mut super::Lists, head: *mut Arena, to: usize, now: u64) {
     // SAFETY: lock held; the head is mapped (caller).
     let a = unsafe { &mut *head };
     let base = arena_base(head);
-    // The never-touched pools below the block first, so that they end up deeper in the list
-    // than the block's resident ones, which the next pool requests should take first.
-    let order = (a.untouched..a.end)
-        .rev()
-        .chain((a.end..POOLS_PER_ARENA).rev());
-    for index in order {
+    // At the end of the free list, the block's resident pools, then the never-touched ones:
+    // the arena's other free pools serve the next pool requests first, which leaves the
+    // block's place whole for the next large block of its size (a table freed and built
+    // again), and once they are gone the resident pools come before the untouched ones.
+    // SAFETY: the free list's pools are the arena's (lock held); at most 63 of them.
+    let mut link: *mut *mut Pool = &mut a.free_pools;
+    unsafe {
+        while !(*link).is_null() {
+            link = (**link).next.as_ptr();
+        }
+    }
+    for index in (a.end..to).chain(a.untouched..a.end) {
         let pool = pool_header(base, index);
         // SAFETY: a header of the head's metadata pool; raw writes, as it may never have been
-        // initialized (the untouched ones).
+        // initialized (the untouched ones); `link` is the list's last link.
         unsafe {
             ptr::addr_of_mut!((*pool).state).write(Cell::new(PoolState::Free));
-            ptr::addr_of_mut!((*pool).next).write(Cell::new(a.free_pools));
+            ptr::addr_of_mut!((*pool).next).write(Cell::new(ptr::null_mut()));
+            *link = pool;
+            link = (*pool).next.as_ptr();
         }
-        a.free_pools = pool;
     }
-    let dirty = pool_bits(a.end, POOLS_PER_ARENA);
-    let nfree = a.nfree + POOLS_PER_ARENA - a.end;
-    a.untouched = POOLS_PER_ARENA;
-    a.end = POOLS_PER_ARENA;
+    let dirty = pool_bits(a.end, to);
+    let nfree = a.nfree + to - a.end;
+    a.untouched = to;
+    a.end = to;
     // SAFETY: lock held; on the lists; the pools of `dirty` are on its free list now.
     unsafe {
         lists.arenas.set_nfree(head, nfree);
         lists.dirty.pools_freed(head, dirty, now);
     }
+}
+
+/// Make the free pools `from..end` of `arena` the start of a large block spanning `arenas`
+/// places: off the free list and the dirty queue, `end` = `from`, headers marked
+/// [`PoolState::LargeBlock`] (pool `from`'s `capacity` = `arenas`). Returns those that were
+/// resident (bit `i`: pool `i`).
+///
+/// # Safety
+/// Manager's lock held, `lists` its state; `arena` is mapped and on the lists; its pools
+/// `from..end` are free.
+unsafe fn take_range(
+    lists: &mut super::Lists,
+    arena: *mut Arena,
+    from: usize,
+    arenas: usize,
+) -> u64 {
+    // SAFETY: lock held; mapped (caller).
+    let a = unsafe { &mut *arena };
+    let range = pool_bits(from, a.end);
+    let dirty = a.dirty & range;
+    // SAFETY: the free list's pools are the arena's free pools (lock held).
+    unsafe {
+        let mut link: *mut *mut Pool = &mut a.free_pools;
+        while !(*link).is_null() {
+            let p = *link;
+            if range & (1 << pool_index(p)) != 0 {
+                *link = (*p).next.get();
+            } else {
+                link = (*p).next.as_ptr();
+            }
+        }
+    }
+    let mut d = dirty;
+    while d != 0 {
+        // SAFETY: lock held; a dirty pool that was on the free list.
+        unsafe { lists.dirty.pool_taken(arena, d.trailing_zeros() as usize) };
+        d &= d - 1;
+    }
+    let base = arena_base(arena);
+    for index in from..a.end {
+        // SAFETY: a header in the arena's metadata pool; the pool is ours now.
+        unsafe { mark_large(pool_header(base, index)) };
+    }
+    // SAFETY: as above.
+    unsafe {
+        ptr::addr_of_mut!((*pool_header(base, from)).capacity).write(Cell::new(arenas as u32))
+    };
+    let nfree = a.nfree - (a.end - from);
+    a.untouched = a.untouched.min(from);
+    a.end = from;
+    // SAFETY: lock held; on the lists.
+    unsafe { lists.arenas.set_nfree(arena, nfree) };
+    dirty
 }

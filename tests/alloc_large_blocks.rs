@@ -1,0 +1,1321 @@
+//! `PoolAlloc`'s large blocks (Linux): requests of 256 KiB to 32 MiB aligned to at most 16 KiB,
+//! carved from the arenas as runs of whole pools (`src/alloc/arena/large_blocks.rs`), whose
+//! pools go back to the arenas when freed.
+//!
+//! What users rely on, attacked here: every size and alignment at and around the boundaries
+//! (the first and last large sizes, pool multiples, pool counts that are multiples of an
+//! arena's 64 pools, 16 KiB alignment and the 32 KiB one that goes to glibc) gives an aligned
+//! block that keeps its bytes; `alloc_zeroed` and `vec![0; n]` give zeroes in memory that held
+//! freed large and small blocks, and small blocks allocated zeroed in the pools of a freed large
+//! block are zero too; large, medium and small blocks never overlap, under random sequences of
+//! allocations, frees and reallocs across every size class (seeded; the seed and the last
+//! operations are printed on failure); `realloc` keeps the bytes across every boundary and
+//! keeps the block in place when the old and new sizes span the same pools; blocks move between
+//! threads, and threads exit holding them; `stats()` counts large blocks exactly and its arena
+//! counts add up; `purge()` gives a peak of large blocks back; a large block freed with the
+//! size of another shape, or freed twice, aborts with a message; and a hash table that grows
+//! and is dropped again and again (what the feature is for) does not grow the arenas mapped.
+//!
+//! Stats are process-wide: the tests that compare them (and the ones that fork) take
+//! `EXCLUSIVE` for writing, every other test takes it for reading, so they run alone.
+//!
+//! Three bugs of the first implementation (769c2eb) were found here and have a test each: a
+//! zeroed multi-arena block reusing a freed block's tail arenas was not all zero, an in-place
+//! `realloc` left `large_bytes` off, and a free with the size of a shape of more arenas wrote
+//! past the block before its check (SIGSEGV).
+
+mod common;
+
+use common::Rng;
+use pyheap::alloc::{purge, stats};
+use std::alloc::{alloc, alloc_zeroed, dealloc, realloc, Layout};
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::sync::{
+    mpsc, Arc, Barrier, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
+};
+use std::thread;
+
+#[global_allocator]
+static A: pyheap::PoolAlloc = pyheap::PoolAlloc;
+
+const POOL: usize = 16 * 1024;
+const POOLS_PER_ARENA: usize = 64;
+/// The smallest large block (`large_blocks::LARGE_MIN`).
+const LARGE_MIN: usize = 256 * 1024;
+/// The largest large block (`large_blocks::LARGE_MAX`).
+const LARGE_MAX: usize = 32 << 20;
+/// The largest alignment a large block has: a pool's.
+const LARGE_ALIGN: usize = POOL;
+static EXCLUSIVE: RwLock<()> = RwLock::new(());
+
+/// For a test that asserts nothing process-wide: runs alongside the others.
+fn shared() -> RwLockReadGuard<'static, ()> {
+    EXCLUSIVE.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// For a test that compares stats or forks: runs alone.
+fn exclusive() -> RwLockWriteGuard<'static, ()> {
+    let guard = EXCLUSIVE.write().unwrap_or_else(PoisonError::into_inner);
+    common::wait_for_harness_idle();
+    guard
+}
+
+fn is_large(size: usize, align: usize) -> bool {
+    (LARGE_MIN..=LARGE_MAX).contains(&size) && align <= LARGE_ALIGN
+}
+
+/// `large_blocks::shape`: (arenas spanned, the head's first pool in the block).
+fn shape(size: usize) -> (usize, usize) {
+    let mut pools = size.div_ceil(POOL);
+    if pools % POOLS_PER_ARENA == 0 {
+        pools += 1;
+    }
+    (
+        pools / POOLS_PER_ARENA + 1,
+        POOLS_PER_ARENA - pools % POOLS_PER_ARENA,
+    )
+}
+
+fn layout(size: usize, align: usize) -> Layout {
+    Layout::from_size_align(size, align).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Patterns: depending on the tag and on the offset, so that a block shifted onto another, or
+// onto itself, shows. Whole 4 KiB chunks are a template of the tag (copied and compared with
+// `memcpy` and `memcmp`, fast enough for 32 MiB blocks in debug builds) whose first word is
+// the chunk's number.
+
+const CHUNK: usize = 4096;
+
+fn mix(tag: u64, index: usize) -> u64 {
+    let x = tag.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (index as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+    x ^ (x >> 29) ^ 0x0101_0101_0101_0101
+}
+
+/// The word at word offset `w` of a block filled for `tag`.
+fn word_at(tag: u64, w: usize) -> u64 {
+    let i = w % (CHUNK / 8);
+    if i == 0 {
+        mix(tag ^ 0xC4A1_C4A1, w / (CHUNK / 8))
+    } else {
+        mix(tag, i)
+    }
+}
+
+fn byte_at(tag: u64, offset: usize) -> u8 {
+    word_at(tag, offset / 8).to_le_bytes()[offset % 8]
+}
+
+/// A chunk's bytes for `tag`, but its first word.
+fn template(tag: u64) -> Vec<u8> {
+    (0..CHUNK)
+        .map(|o| if o < 8 { 0 } else { byte_at(tag, o) })
+        .collect()
+}
+
+/// Write `tag`'s pattern over bytes `from..to` of the block at `p`.
+///
+/// # Safety
+/// `p` is valid for `to` bytes of writes.
+unsafe fn fill_range(p: *mut u8, from: usize, to: usize, tag: u64) {
+    let mut o = from;
+    let mut tpl: Option<Vec<u8>> = None;
+    // SAFETY (all writes): offsets below `to` (caller's contract).
+    while o < to {
+        if o % CHUNK == 0 && o + CHUNK <= to {
+            let t = tpl.get_or_insert_with(|| template(tag));
+            unsafe {
+                p.add(o).cast::<u64>().write_unaligned(word_at(tag, o / 8));
+                std::ptr::copy_nonoverlapping(t.as_ptr().add(8), p.add(o + 8), CHUNK - 8);
+            }
+            o += CHUNK;
+        } else if o % 8 == 0 && o + 8 <= to {
+            unsafe { p.add(o).cast::<u64>().write_unaligned(word_at(tag, o / 8)) };
+            o += 8;
+        } else {
+            unsafe { p.add(o).write(byte_at(tag, o)) };
+            o += 1;
+        }
+    }
+}
+
+/// The first offset in `from..to` of the block at `p` not holding `tag`'s pattern.
+///
+/// # Safety
+/// `p` is valid for `to` bytes of reads.
+unsafe fn mismatch_range(p: *const u8, from: usize, to: usize, tag: u64) -> Option<usize> {
+    let mut o = from;
+    let mut tpl: Option<Vec<u8>> = None;
+    let scan = |a: usize, b: usize| {
+        // SAFETY: offsets below `to` (caller's contract).
+        (a..b).find(|&i| unsafe { p.add(i).read() } != byte_at(tag, i))
+    };
+    // SAFETY (all reads): offsets below `to` (caller's contract).
+    while o < to {
+        if o % CHUNK == 0 && o + CHUNK <= to {
+            let t = tpl.get_or_insert_with(|| template(tag));
+            let head = unsafe { p.add(o).cast::<u64>().read_unaligned() };
+            let rest = unsafe { std::slice::from_raw_parts(p.add(o + 8), CHUNK - 8) };
+            if head != word_at(tag, o / 8) || rest != &t[8..] {
+                return scan(o, o + CHUNK);
+            }
+            o += CHUNK;
+        } else if o % 8 == 0 && o + 8 <= to {
+            if unsafe { p.add(o).cast::<u64>().read_unaligned() } != word_at(tag, o / 8) {
+                return scan(o, o + 8);
+            }
+            o += 8;
+        } else {
+            if unsafe { p.add(o).read() } != byte_at(tag, o) {
+                return Some(o);
+            }
+            o += 1;
+        }
+    }
+    None
+}
+
+static ZEROES: [u8; 65536] = [0; 65536];
+
+/// The first non-zero byte in `from..to` of the block at `p` (compared with `memcmp`).
+///
+/// # Safety
+/// `p` is valid for `to` bytes of reads.
+unsafe fn first_nonzero(p: *const u8, from: usize, to: usize) -> Option<usize> {
+    let mut o = from;
+    while o < to {
+        let n = (to - o).min(ZEROES.len());
+        // SAFETY: `o + n <= to` (caller's contract).
+        let chunk = unsafe { std::slice::from_raw_parts(p.add(o), n) };
+        if chunk != &ZEROES[..n] {
+            return Some(o + chunk.iter().position(|&b| b != 0).unwrap());
+        }
+        o += n;
+    }
+    None
+}
+
+// ---------------------------------------------------------------------------------------------
+// Live blocks.
+
+/// A live block of the global allocator filled with `tag`'s pattern.
+struct Live {
+    ptr: *mut u8,
+    size: usize,
+    align: usize,
+    tag: u64,
+}
+
+// SAFETY: a `Live` owns its block; the global allocator's blocks may be freed on any thread.
+unsafe impl Send for Live {}
+
+impl Live {
+    fn layout(&self) -> Layout {
+        layout(self.size, self.align)
+    }
+
+    /// Allocate (zeroed, checking the zeroes, if asked), check the alignment, fill.
+    fn new(size: usize, align: usize, tag: u64, zeroed: bool) -> Result<Live, String> {
+        let l = layout(size, align);
+        // SAFETY: a non-zero size.
+        let ptr = unsafe {
+            if zeroed {
+                alloc_zeroed(l)
+            } else {
+                alloc(l)
+            }
+        };
+        if ptr.is_null() {
+            return Err(format!("allocation of {l:?} returned null"));
+        }
+        if ptr as usize % align != 0 {
+            return Err(format!("{l:?} misaligned: {ptr:p}"));
+        }
+        if zeroed {
+            // SAFETY: a fresh block of `size` bytes.
+            if let Some(o) = unsafe { first_nonzero(ptr, 0, size) } {
+                return Err(format!(
+                    "alloc_zeroed({l:?}) = {ptr:p}: byte {o} is {:#x}, not zero",
+                    // SAFETY: `o < size`.
+                    unsafe { ptr.add(o).read() }
+                ));
+            }
+        }
+        // SAFETY: a fresh block of `size` bytes.
+        unsafe { fill_range(ptr, 0, size, tag) };
+        Ok(Live {
+            ptr,
+            size,
+            align,
+            tag,
+        })
+    }
+
+    fn check(&self) -> Result<(), String> {
+        // SAFETY: live, `size` bytes.
+        match unsafe { mismatch_range(self.ptr, 0, self.size, self.tag) } {
+            None => Ok(()),
+            Some(o) => Err(self.corrupt(o)),
+        }
+    }
+
+    /// A check of every 4 KiB'th word and of the first and last 256 bytes: cheap enough to run
+    /// over every live block often.
+    fn probe(&self) -> Result<(), String> {
+        let size = self.size;
+        let ranges = [(0, size.min(256)), (size.saturating_sub(256), size)];
+        for (a, b) in ranges {
+            // SAFETY: inside the block.
+            if let Some(o) = unsafe { mismatch_range(self.ptr, a, b, self.tag) } {
+                return Err(self.corrupt(o));
+            }
+        }
+        let mut o = 4096;
+        while o + 8 <= size {
+            // SAFETY: inside the block.
+            if let Some(o) = unsafe { mismatch_range(self.ptr, o, o + 8, self.tag) } {
+                return Err(self.corrupt(o));
+            }
+            o += 4096;
+        }
+        Ok(())
+    }
+
+    fn corrupt(&self, o: usize) -> String {
+        format!(
+            "block {:p} ({} B, align {}, tag {}) corrupted at offset {o}: {:#x}, expected {:#x}",
+            self.ptr,
+            self.size,
+            self.align,
+            self.tag,
+            // SAFETY: `o < size`.
+            unsafe { self.ptr.add(o).read() },
+            byte_at(self.tag, o)
+        )
+    }
+
+    /// `realloc` to `new_size`: the old bytes must survive up to the smaller size; then the
+    /// whole block is refilled with `new_tag`'s pattern, so that a stale copy shows later.
+    fn realloc(&mut self, new_size: usize, new_tag: u64) -> Result<*mut u8, String> {
+        self.check()?;
+        // SAFETY: live block of this layout; a non-zero new size valid for the alignment.
+        let q = unsafe { realloc(self.ptr, self.layout(), new_size) };
+        if q.is_null() {
+            return Err(format!(
+                "realloc {} -> {new_size} (align {}) returned null",
+                self.size, self.align
+            ));
+        }
+        if q as usize % self.align != 0 {
+            return Err(format!(
+                "realloc to {new_size} misaligned for {}: {q:p}",
+                self.align
+            ));
+        }
+        let keep = self.size.min(new_size);
+        // SAFETY: `q` holds `new_size >= keep` bytes.
+        if let Some(o) = unsafe { mismatch_range(q, 0, keep, self.tag) } {
+            return Err(format!(
+                "realloc {:p} {} -> {q:p} {new_size} (align {}) lost byte {o} of {keep}",
+                self.ptr, self.size, self.align
+            ));
+        }
+        self.ptr = q;
+        self.size = new_size;
+        self.tag = new_tag;
+        // SAFETY: `new_size` bytes.
+        unsafe { fill_range(q, 0, new_size, new_tag) };
+        Ok(q)
+    }
+
+    fn free(self) -> Result<(), String> {
+        self.check()?;
+        // SAFETY: allocated with this layout, freed once.
+        unsafe { dealloc(self.ptr, self.layout()) };
+        Ok(())
+    }
+}
+
+/// No two live blocks overlap.
+fn check_disjoint(live: &[Live]) -> Result<(), String> {
+    let mut spans: Vec<(usize, usize)> = live.iter().map(|b| (b.ptr as usize, b.size)).collect();
+    spans.sort_unstable();
+    for w in spans.windows(2) {
+        if w[0].0 + w[0].1 > w[1].0 {
+            return Err(format!(
+                "blocks overlap: {:#x} ({} B) and {:#x} ({} B)",
+                w[0].0, w[0].1, w[1].0, w[1].1
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_all(live: &[Live]) -> Result<(), String> {
+    check_disjoint(live)?;
+    live.iter().try_for_each(Live::check)
+}
+
+fn ok<T>(r: Result<T, String>) -> T {
+    r.unwrap_or_else(|e| panic!("{e}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Sizes and alignments.
+
+/// Sizes around every boundary of the large blocks' shapes: the smallest large size, pool
+/// multiples, pool counts that are multiples of 64 (a block that would start on an arena
+/// boundary takes one more pool) and one less or more.
+fn boundary_sizes() -> Vec<usize> {
+    let mut sizes = vec![LARGE_MIN - 1, LARGE_MIN, LARGE_MIN + 1];
+    for pools in [
+        9, 13, 31, 32, 33, 62, 63, 64, 65, 127, 128, 129, 191, 192, 256,
+    ] {
+        sizes.extend([pools * POOL - 1, pools * POOL, pools * POOL + 1]);
+    }
+    sizes
+}
+
+#[test]
+fn every_size_boundary_and_alignment_keeps_its_bytes() {
+    let _g = shared();
+    let mut rng = Rng::new(0xB0DA);
+    let mut tag = 0u64;
+    for align in [1usize, 8, 16, 4096, 16384, 32768] {
+        let mut sizes = boundary_sizes();
+        // Shuffled, so that neighbours differ from run to run of the list.
+        for i in (1..sizes.len()).rev() {
+            sizes.swap(i, rng.below(i + 1));
+        }
+        let mut live = Vec::new();
+        for &size in &sizes {
+            tag += 1;
+            live.push(ok(Live::new(size, align, tag, false)));
+            // Small and medium blocks in between, which may take the pools of the heads.
+            for _ in 0..8 {
+                tag += 1;
+                let small = rng.range(1, 512);
+                live.push(ok(Live::new(small, align.min(16), tag, false)));
+                tag += 1;
+                let medium = rng.range(513, 32 * 1024);
+                live.push(ok(Live::new(medium, align.min(16), tag, rng.below(2) == 0)));
+            }
+        }
+        ok(check_all(&live));
+        // Every other block freed, in random order; new blocks of every kind in the holes.
+        let mut kept = Vec::new();
+        while !live.is_empty() {
+            let b = live.swap_remove(rng.below(live.len()));
+            if rng.below(2) == 0 {
+                ok(b.free());
+            } else {
+                kept.push(b);
+            }
+        }
+        for _ in 0..sizes.len() {
+            tag += 1;
+            let size = sizes[rng.below(sizes.len())];
+            kept.push(ok(Live::new(size, align, tag, rng.below(2) == 0)));
+            for _ in 0..16 {
+                tag += 1;
+                kept.push(ok(Live::new(rng.range(1, 512), 8, tag, false)));
+            }
+        }
+        ok(check_all(&kept));
+        for b in kept {
+            ok(b.free());
+        }
+    }
+    // The largest sizes, with small blocks around them, both sides of LARGE_MAX.
+    for align in [16usize, 16384] {
+        let mut live = Vec::new();
+        for size in [
+            LARGE_MAX - 1,
+            LARGE_MAX,
+            LARGE_MAX + 1,
+            2048 * POOL - POOL + 1,
+        ] {
+            tag += 1;
+            live.push(ok(Live::new(size, align, tag, size == LARGE_MAX)));
+            tag += 1;
+            live.push(ok(Live::new(100, 8, tag, false)));
+        }
+        ok(check_all(&live));
+        for b in live {
+            ok(b.free());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Zeroed memory after reuse.
+
+/// Dirty the arenas (large blocks of `dirty_sizes` and many small and medium blocks, all
+/// filled with 0xAA, then freed), then allocate zeroed large blocks of `zeroed_sizes`,
+/// `vec![0u8; n]`s, and small and medium zeroed blocks (in the pools the large blocks gave
+/// back), and check every byte.
+fn zeroed_after_reuse(dirty_sizes: &[usize], zeroed_sizes: &[usize]) {
+    let mut rng = Rng::new(0x2E70);
+    for round in 0..3 {
+        let mut dirty: Vec<(*mut u8, Layout)> = Vec::new();
+        for &size in dirty_sizes {
+            let l = layout(size, 16);
+            // SAFETY: a non-zero size; filled, freed below with its layout.
+            unsafe {
+                let p = alloc(l);
+                assert!(!p.is_null());
+                p.write_bytes(0xAA, size);
+                dirty.push((black_box(p), l));
+            }
+            for _ in 0..200 {
+                let size = if rng.below(8) == 0 {
+                    rng.range(513, 32 * 1024)
+                } else {
+                    rng.range(1, 512)
+                };
+                let l = layout(size, 8);
+                // SAFETY: as above.
+                unsafe {
+                    let p = alloc(l);
+                    assert!(!p.is_null());
+                    p.write_bytes(0xAA, size);
+                    dirty.push((black_box(p), l));
+                }
+            }
+        }
+        while !dirty.is_empty() {
+            let (p, l) = dirty.swap_remove(rng.below(dirty.len()));
+            // SAFETY: allocated above with `l`.
+            unsafe { dealloc(p, l) };
+        }
+        let mut zeroed = Vec::new();
+        for (i, &size) in zeroed_sizes.iter().enumerate() {
+            let align = [8, 16, 4096, 16384][(i + round) % 4];
+            let l = layout(size, align);
+            // SAFETY: a non-zero size.
+            let p = unsafe { alloc_zeroed(l) };
+            assert!(!p.is_null());
+            assert_eq!(p as usize % align, 0);
+            // SAFETY: `size` bytes.
+            let bad = unsafe { first_nonzero(p, 0, size) };
+            if let Some(o) = bad {
+                panic!(
+                    "round {round}: alloc_zeroed({size}, align {align}) = {p:p} shape {:?}: byte \
+                     {o} is {:#x}",
+                    shape(size),
+                    // SAFETY: `o < size`.
+                    unsafe { p.add(o).read() }
+                );
+            }
+            zeroed.push((p, l));
+            let v = vec![0u8; size];
+            // SAFETY: `size` bytes.
+            let bad = unsafe { first_nonzero(v.as_ptr(), 0, size) };
+            assert_eq!(
+                bad, None,
+                "round {round}: vec![0u8; {size}] is not all zero"
+            );
+            drop(v);
+        }
+        // Small and medium zeroed blocks, in pools freed by large blocks among others.
+        let mut small = Vec::new();
+        for _ in 0..4000 {
+            let size = if rng.below(8) == 0 {
+                rng.range(513, 32 * 1024)
+            } else {
+                rng.range(1, 512)
+            };
+            let l = layout(size, 8);
+            // SAFETY: a non-zero size.
+            let p = unsafe { alloc_zeroed(l) };
+            assert!(!p.is_null());
+            // SAFETY: `size` bytes.
+            if let Some(o) = unsafe { first_nonzero(p, 0, size) } {
+                panic!("round {round}: alloc_zeroed({size}) = {p:p}: byte {o} is not zero");
+            }
+            small.push((p, l));
+        }
+        // Dirty again before they go, so that the next round reuses dirty memory.
+        for (p, l) in zeroed.into_iter().chain(small) {
+            // SAFETY: allocated above with `l`.
+            unsafe {
+                p.write_bytes(0xAA, l.size());
+                dealloc(black_box(p), l);
+            }
+        }
+    }
+}
+
+/// The sizes of every large shape, and some others: `n` of them.
+fn assorted_large_sizes(rng: &mut Rng, n: usize, max: usize) -> Vec<usize> {
+    let mut sizes: Vec<usize> = boundary_sizes()
+        .into_iter()
+        .filter(|&s| s <= max && s >= LARGE_MIN)
+        .collect();
+    while sizes.len() < n {
+        sizes.push(rng.range(LARGE_MIN, max));
+    }
+    sizes
+}
+
+/// Zeroed single-arena large blocks (up to 63 pools), small and medium blocks, in memory that
+/// held large blocks of every shape (multi-arena ones included) and small blocks.
+#[test]
+fn alloc_zeroed_after_reuse_is_zero() {
+    let _g = shared();
+    let mut rng = Rng::new(77);
+    let dirty = assorted_large_sizes(&mut rng, 40, 5 << 20);
+    let zeroed = assorted_large_sizes(&mut rng, 40, 63 * POOL);
+    zeroed_after_reuse(&dirty, &zeroed);
+}
+
+/// The same with zeroed blocks of every shape.
+#[test]
+fn alloc_zeroed_of_every_shape_after_reuse_is_zero() {
+    let _g = shared();
+    let mut rng = Rng::new(78);
+    let dirty = assorted_large_sizes(&mut rng, 40, 5 << 20);
+    let zeroed = assorted_large_sizes(&mut rng, 40, 5 << 20);
+    zeroed_after_reuse(&dirty, &zeroed);
+}
+
+/// A 2 MiB block (3 arenas: the head and two tails) filled with 0xAA and freed, then
+/// `alloc_zeroed` of 2 MiB (or `vec![0u8; 2 MiB]`, the same call), which reuses the three
+/// arenas, is all zero (regression: in 769c2eb the bytes 8,320..16,384 of each tail arena's
+/// first pool still held 0xAA, because `zero_reused` zeroed only the metadata's part of a
+/// reused arena's first pool, and an arena that was a place of a block had it covered whole).
+#[test]
+fn alloc_zeroed_multi_arena_block_after_a_freed_one_is_zero() {
+    let _g = exclusive();
+    for size in [2usize << 20, 1 << 20, 3 << 20] {
+        let l = layout(size, 16);
+        // SAFETY: a non-zero size; freed with its layout.
+        unsafe {
+            let p = alloc(l);
+            assert!(!p.is_null());
+            p.write_bytes(0xAA, size);
+            // Opaque, so that the compiler keeps the bytes (and the allocation) it sees freed.
+            dealloc(black_box(p), l);
+            let q = alloc_zeroed(l);
+            assert!(!q.is_null());
+            let bad = first_nonzero(q, 0, size);
+            dealloc(q, l);
+            assert_eq!(
+                bad, None,
+                "alloc_zeroed({size}) after a freed block of the same size ({p:p} -> {q:p}): \
+                 first non-zero byte"
+            );
+        }
+        drop(black_box(vec![0xAAu8; size]));
+        let v = vec![0u8; size];
+        assert_eq!(
+            // SAFETY: `size` bytes.
+            unsafe { first_nonzero(v.as_ptr(), 0, size) },
+            None,
+            "vec![0u8; {size}] after a dropped vec![0xAA; {size}]: first non-zero byte"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Random operation sequences.
+
+/// A size and an alignment from every class: small, medium, between medium and large (glibc),
+/// large (mostly up to a few MiB, sometimes up to LARGE_MAX, and the boundaries), above
+/// LARGE_MAX.
+fn pick(rng: &mut Rng, max_large: usize) -> (usize, usize) {
+    let size = match rng.below(100) {
+        0..=34 => rng.range(1, 512),
+        35..=54 => rng.range(513, 32 * 1024),
+        55..=59 => rng.range(32 * 1024 + 1, LARGE_MIN - 1),
+        60..=89 => match rng.below(10) {
+            0..=6 => rng.range(LARGE_MIN, 1 << 20),
+            7..=8 => rng.range(1 << 20, max_large.min(6 << 20)),
+            _ => rng.range(max_large.min(6 << 20), max_large),
+        },
+        90..=97 => {
+            let b = boundary_sizes();
+            b[rng.below(b.len())]
+        }
+        _ => {
+            if max_large >= LARGE_MAX {
+                rng.range(LARGE_MAX - 1, LARGE_MAX + (6 << 20))
+            } else {
+                rng.range(LARGE_MIN, max_large)
+            }
+        }
+    };
+    let align = match rng.below(20) {
+        0 => 1,
+        1..=8 => 8,
+        9..=14 => 16,
+        15 => 64,
+        16 => 4096,
+        17..=18 => 16384,
+        _ => 32768,
+    };
+    (size, align)
+}
+
+/// Random allocations, frees and reallocs with content checks; `exchange`, if any, is where
+/// threads leave blocks for each other to free. Returns the blocks still live at the end.
+/// Panics with the seed and the last operations on a failure.
+fn run_ops(
+    seed: u64,
+    ops: usize,
+    budget: usize,
+    max_large: usize,
+    exchange: Option<&Mutex<Vec<Live>>>,
+) -> Vec<Live> {
+    let mut rng = Rng::new(seed);
+    let mut live: Vec<Live> = Vec::new();
+    let mut bytes = 0usize;
+    let mut log: Vec<String> = Vec::new();
+    let mut tag = seed << 32;
+    fn fail_at(seed: u64, op: usize, log: &[String], e: String) -> ! {
+        panic!(
+            "seed {seed}, operation {op}: {e}\nlast operations:\n  {}",
+            log[log.len().saturating_sub(12)..].join("\n  ")
+        )
+    }
+    for op in 0..ops {
+        tag += 1;
+        let action = rng.below(100);
+        if action < 45 {
+            let (size, align) = pick(&mut rng, max_large);
+            if bytes + size > budget && !live.is_empty() {
+                let b = live.swap_remove(rng.below(live.len()));
+                log.push(format!(
+                    "free {:p} {} B align {} (budget)",
+                    b.ptr, b.size, b.align
+                ));
+                bytes -= b.size;
+                b.free().unwrap_or_else(|e| fail_at(seed, op, &log, e));
+                continue;
+            }
+            let zeroed = rng.below(4) == 0;
+            log.push(format!(
+                "alloc{} {size} B align {align}",
+                if zeroed { "_zeroed" } else { "" }
+            ));
+            let b =
+                Live::new(size, align, tag, zeroed).unwrap_or_else(|e| fail_at(seed, op, &log, e));
+            log.last_mut().unwrap().push_str(&format!(" = {:p}", b.ptr));
+            bytes += size;
+            live.push(b);
+        } else if action < 75 {
+            if live.is_empty() {
+                continue;
+            }
+            let b = live.swap_remove(rng.below(live.len()));
+            log.push(format!("free {:p} {} B align {}", b.ptr, b.size, b.align));
+            bytes -= b.size;
+            b.free().unwrap_or_else(|e| fail_at(seed, op, &log, e));
+        } else if action < 96 {
+            if live.is_empty() {
+                continue;
+            }
+            let i = rng.below(live.len());
+            let (mut new_size, _) = pick(&mut rng, max_large);
+            if rng.below(5) == 0 && is_large(live[i].size, live[i].align) {
+                // Same shape: somewhere in the same pools.
+                let (arenas, first_pool) = shape(live[i].size);
+                let pools = (arenas - 1) * POOLS_PER_ARENA + POOLS_PER_ARENA - first_pool;
+                new_size = rng
+                    .range((pools - 1) * POOL + 1, pools * POOL)
+                    .clamp(LARGE_MIN, LARGE_MAX);
+            }
+            if bytes - live[i].size + new_size > budget {
+                continue;
+            }
+            let b = &mut live[i];
+            log.push(format!(
+                "realloc {:p} {} B align {} -> {new_size}",
+                b.ptr, b.size, b.align
+            ));
+            bytes = bytes - b.size + new_size;
+            let q = b
+                .realloc(new_size, tag)
+                .unwrap_or_else(|e| fail_at(seed, op, &log, e));
+            log.last_mut().unwrap().push_str(&format!(" = {q:p}"));
+        } else if let Some(ex) = exchange {
+            let mut ex = ex.lock().unwrap();
+            if rng.below(2) == 0 && !live.is_empty() {
+                let b = live.swap_remove(rng.below(live.len()));
+                log.push(format!("give {:p} {} B", b.ptr, b.size));
+                bytes -= b.size;
+                ex.push(b);
+            } else if !ex.is_empty() {
+                let i = rng.below(ex.len());
+                let b = ex.swap_remove(i);
+                drop(ex);
+                log.push(format!("free another thread's {:p} {} B", b.ptr, b.size));
+                b.free().unwrap_or_else(|e| fail_at(seed, op, &log, e));
+            }
+        } else {
+            log.push("probe all".to_string());
+            check_disjoint(&live).unwrap_or_else(|e| fail_at(seed, op, &log, e));
+            for b in &live {
+                b.probe().unwrap_or_else(|e| fail_at(seed, op, &log, e));
+            }
+        }
+        if op % 64 == 63 {
+            check_disjoint(&live).unwrap_or_else(|e| fail_at(seed, op, &log, e));
+            for b in &live {
+                b.probe().unwrap_or_else(|e| fail_at(seed, op, &log, e));
+            }
+        }
+        if log.len() > 256 {
+            log.drain(..200);
+        }
+    }
+    check_all(&live).unwrap_or_else(|e| fail_at(seed, ops, &log, e));
+    live
+}
+
+#[test]
+fn random_operations_keep_every_block_intact() {
+    let _g = shared();
+    for seed in 1..=6 {
+        for b in run_ops(seed, 1200, 64 << 20, LARGE_MAX, None) {
+            ok(b.free());
+        }
+    }
+}
+
+/// Seeds with only large and small blocks of a few MiB at most, many more operations.
+#[test]
+fn random_operations_with_many_mid_sized_blocks() {
+    let _g = shared();
+    for seed in 100..=102 {
+        for b in run_ops(seed, 2500, 48 << 20, 3 << 20, None) {
+            ok(b.free());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. realloc.
+
+#[test]
+fn realloc_across_every_boundary_keeps_the_bytes() {
+    let _g = shared();
+    for align in [8usize, 16, 4096, 16384, 32768] {
+        let mut b = ok(Live::new(500, align, 1, false));
+        let mut tag = 1;
+        for size in [
+            260 * 1024,
+            1 << 20,
+            40 << 20,
+            300 * 1024,
+            100,
+            LARGE_MIN,
+            LARGE_MIN - 1,
+            LARGE_MAX,
+            LARGE_MAX + 1,
+            LARGE_MAX,
+            20_000,
+            64 * POOL,
+            63 * POOL,
+            129 * POOL,
+            8,
+        ] {
+            tag += 1;
+            ok(b.realloc(size, tag));
+            // Other blocks in between, which must not land in the moved block.
+            let other = ok(Live::new(size.min(1 << 20), align, tag + 1000, false));
+            ok(b.check());
+            ok(other.free());
+        }
+        ok(b.free());
+    }
+}
+
+/// `realloc` between sizes of the same shape (the same pools) returns the same pointer and
+/// keeps the bytes; to another shape it moves them.
+#[test]
+fn realloc_within_a_shape_stays_in_place() {
+    let _g = shared();
+    let same_shape: &[&[usize]] = &[
+        &[300_000, 300_100, 294_913, 311_296, 300_000],
+        // LARGE_MIN is 16 pools: alone in its shape; 17 pools from LARGE_MIN + 1.
+        &[LARGE_MIN + 1, 17 * POOL, LARGE_MIN + 100],
+        // 64 pools take 65: 1 MiB - 16 KiB + 1 up to 1 MiB + 16 KiB are one shape.
+        &[
+            1 << 20,
+            (1 << 20) + 1,
+            (1 << 20) - 1,
+            (1 << 20) - POOL + 1,
+            (1 << 20) + POOL,
+        ],
+        &[63 * POOL, 62 * POOL + 1],
+        &[LARGE_MAX, LARGE_MAX - POOL + 1, LARGE_MAX - 1],
+    ];
+    for align in [8usize, 16384] {
+        for (k, sizes) in same_shape.iter().enumerate() {
+            let mut b = ok(Live::new(sizes[0], align, 10 * k as u64, false));
+            let p = b.ptr;
+            for (i, &size) in sizes.iter().enumerate().skip(1) {
+                assert_eq!(shape(size), shape(sizes[0]));
+                let q = ok(b.realloc(size, (10 * k + i) as u64));
+                assert_eq!(
+                    q, p,
+                    "realloc {} -> {size} (same shape) moved the block",
+                    sizes[0]
+                );
+            }
+            // To another shape: a new block, bytes kept (checked by `realloc`).
+            let other = if sizes[0] + 3 * POOL <= LARGE_MAX {
+                sizes[0] + 3 * POOL
+            } else {
+                sizes[0] - 3 * POOL
+            };
+            assert_ne!(shape(other), shape(sizes[0]));
+            let q = ok(b.realloc(other, 99));
+            assert_ne!(
+                q, p,
+                "realloc {} -> {other} (another shape) stayed in place",
+                sizes[0]
+            );
+            ok(b.free());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Threads.
+
+/// Large blocks allocated on one thread (which then exits), checked, resized and freed on
+/// another, and the rest freed by the main thread.
+#[test]
+fn blocks_move_between_threads() {
+    let _g = shared();
+    let (tx, rx) = mpsc::channel::<Live>();
+    let producer = thread::spawn(move || {
+        let mut rng = Rng::new(5);
+        let mut smalls = Vec::new();
+        for i in 0..60u64 {
+            let size = if i % 10 == 0 {
+                rng.range(3 << 20, 8 << 20)
+            } else {
+                rng.range(LARGE_MIN, 2 << 20)
+            };
+            let align = [8, 16, 4096, 16384][i as usize % 4];
+            tx.send(ok(Live::new(size, align, i, i % 3 == 0))).unwrap();
+            smalls.push(ok(Live::new(rng.range(8, 512), 8, 1000 + i, false)));
+        }
+        // Half the small blocks freed here, half left to the main thread.
+        let rest = smalls.split_off(30);
+        for b in smalls {
+            ok(b.free());
+        }
+        rest
+    });
+    let consumer = thread::spawn(move || {
+        let mut rng = Rng::new(6);
+        let mut kept = Vec::new();
+        for mut b in rx {
+            ok(b.check());
+            match rng.below(4) {
+                0 => ok(b.free()),
+                1 => {
+                    // Same shape: in place, on a thread that did not allocate it.
+                    let p = b.ptr;
+                    let size = if b.size % POOL != 0 && b.size < LARGE_MAX {
+                        b.size + 1
+                    } else {
+                        b.size
+                    };
+                    let tag = b.tag + 500;
+                    ok(b.realloc(size, tag));
+                    assert_eq!(b.ptr, p);
+                    kept.push(b);
+                }
+                2 => {
+                    let size = rng.range(100, 4 << 20);
+                    let tag = b.tag + 700;
+                    ok(b.realloc(size, tag));
+                    kept.push(b);
+                }
+                _ => kept.push(b),
+            }
+        }
+        kept
+    });
+    let smalls = producer.join().unwrap();
+    let kept = consumer.join().unwrap();
+    // Churn on this thread first, into the pools the freed blocks gave back.
+    let churn: Vec<Live> = (0..3000)
+        .map(|i| ok(Live::new(64 + i % 400, 8, 9000 + i as u64, false)))
+        .collect();
+    let mut all: Vec<Live> = kept.into_iter().chain(smalls).chain(churn).collect();
+    ok(check_all(&all));
+    let mut rng = Rng::new(7);
+    while !all.is_empty() {
+        ok(all.swap_remove(rng.below(all.len())).free());
+    }
+}
+
+/// Several threads at once, each running random operations and leaving blocks for the others
+/// to free; they exit holding blocks, which the main thread checks and frees.
+#[test]
+fn concurrent_threads_with_large_and_small_blocks() {
+    let _g = shared();
+    let exchange = Arc::new(Mutex::new(Vec::<Live>::new()));
+    let barrier = Arc::new(Barrier::new(6));
+    let handles: Vec<_> = (0..6u64)
+        .map(|t| {
+            let exchange = Arc::clone(&exchange);
+            let barrier = Arc::clone(&barrier);
+            thread::spawn(move || {
+                barrier.wait();
+                run_ops(1000 + t, 500, 16 << 20, 4 << 20, Some(&exchange))
+            })
+        })
+        .collect();
+    let mut left: Vec<Live> = Vec::new();
+    for h in handles {
+        left.extend(h.join().unwrap());
+    }
+    left.extend(std::mem::take(&mut *exchange.lock().unwrap()));
+    ok(check_all(&left));
+    for b in left {
+        ok(b.free());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Stats and memory given back.
+
+fn check_arena_counts(what: &str) -> pyheap::alloc::AllocStats {
+    let s = stats();
+    assert_eq!(
+        s.arenas_mapped_total - s.arenas_returned,
+        s.arenas_mapped,
+        "{what}: mapped total - returned != mapped\n{s}"
+    );
+    assert!(
+        s.arenas_mapped <= s.arenas_high_water,
+        "{what}: mapped above the high water\n{s}"
+    );
+    s
+}
+
+/// Resident memory (VmRSS).
+fn rss() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<usize>()
+        .unwrap()
+        * 1024
+}
+
+#[test]
+fn stats_count_large_blocks_exactly_and_purge_gives_them_back() {
+    let _g = exclusive();
+    purge();
+    // While the bug of `in_place_realloc_counts_the_new_size_in_large_bytes` stands, the other
+    // tests of this binary leave `large_bytes` off by the size changes of their in-place
+    // reallocs, and a count below zero reads as 0, hiding what this test adds. Untouched
+    // 32 MiB blocks (address space only), held through the test, lift it above zero first.
+    let pad_layout = layout(LARGE_MAX, 16);
+    let mut pad = Vec::new();
+    while stats().large_bytes == 0 && pad.len() < 8 {
+        // SAFETY: a non-zero size; freed below with this layout.
+        let p = unsafe { alloc(pad_layout) };
+        assert!(!p.is_null());
+        pad.push(p);
+    }
+    let base = check_arena_counts("start");
+
+    // Which requests are large blocks.
+    let cases: [(usize, usize, bool); 10] = [
+        (LARGE_MIN - 1, 16, false),
+        (LARGE_MIN, 16, true),
+        (LARGE_MIN, 1, true),
+        (300_000, 4096, true),
+        (1 << 20, 16384, true),
+        (1 << 20, 32768, false),
+        ((2 << 20) + 5, 8, true),
+        (LARGE_MAX, 16, true),
+        (LARGE_MAX + 1, 16, false),
+        (40 << 20, 16, false),
+    ];
+    let mut live = Vec::new();
+    let (mut n, mut bytes, mut spanned) = (0, 0, 0);
+    for (i, &(size, align, large)) in cases.iter().enumerate() {
+        live.push(ok(Live::new(size, align, i as u64, false)));
+        if large {
+            n += 1;
+            bytes += size;
+            spanned += shape(size).0;
+        }
+        let s = check_arena_counts("allocating");
+        assert_eq!(
+            (s.large_blocks, s.large_bytes),
+            (base.large_blocks + n, base.large_bytes + bytes),
+            "after {size} B aligned to {align} (large: {large})\n{s}"
+        );
+        assert!(
+            s.arenas_mapped >= spanned,
+            "{spanned} arenas spanned by the blocks\n{s}"
+        );
+        assert!(s.fallback_count > base.fallback_count + i);
+    }
+    // A move to another shape: one block, the new size.
+    let b = &mut live[3];
+    ok(b.realloc(500_000, 77));
+    bytes = bytes - 300_000 + 500_000;
+    let s = check_arena_counts("realloc");
+    assert_eq!(
+        (s.large_blocks, s.large_bytes),
+        (base.large_blocks + n, base.large_bytes + bytes)
+    );
+    // Large to small and back.
+    let b = &mut live[1];
+    ok(b.realloc(100, 78));
+    let s = check_arena_counts("realloc to small");
+    assert_eq!(
+        (s.large_blocks, s.large_bytes),
+        (
+            base.large_blocks + n - 1,
+            base.large_bytes + bytes - LARGE_MIN
+        )
+    );
+    ok(live[1].realloc(LARGE_MIN, 79));
+    for b in live {
+        ok(b.free());
+    }
+    let s = check_arena_counts("all freed");
+    assert_eq!(
+        (s.large_blocks, s.large_bytes),
+        (base.large_blocks, base.large_bytes),
+        "{s}"
+    );
+    for p in pad {
+        // SAFETY: allocated above with this layout.
+        unsafe { dealloc(p, pad_layout) };
+    }
+
+    // A 64 MiB peak of large blocks, touched, then freed and purged.
+    purge();
+    let before = check_arena_counts("before the peak");
+    let rss_before = rss();
+    let peak: Vec<Live> = (0..16)
+        .map(|i| ok(Live::new(4 << 20, 16, 100 + i, false)))
+        .collect();
+    let s = check_arena_counts("peak");
+    assert_eq!(s.large_blocks, before.large_blocks + 16);
+    assert!(s.arenas_mapped >= 16 * shape(4 << 20).0, "{s}");
+    assert!(s.arenas_high_water >= s.arenas_mapped);
+    let rss_peak = rss();
+    assert!(
+        rss_peak >= rss_before + (60 << 20),
+        "RSS {rss_before} -> {rss_peak} for 64 MiB of blocks written"
+    );
+    ok(check_all(&peak));
+    for b in peak {
+        ok(b.free());
+    }
+    purge();
+    let after = check_arena_counts("after the peak and purge()");
+    let rss_after = rss();
+    assert_eq!(after.large_blocks, before.large_blocks);
+    assert!(
+        after.arenas_mapped <= before.arenas_mapped + 4,
+        "purge() left {} arenas mapped, {} before the peak\n{after}",
+        after.arenas_mapped,
+        before.arenas_mapped
+    );
+    assert!(
+        rss_after + (56 << 20) <= rss_peak,
+        "RSS {rss_before} -> peak {rss_peak} -> {rss_after} after freeing and purge()"
+    );
+
+    // A freed large block's pools serve small blocks: 2 MiB of 256-byte blocks after a 4 MiB
+    // block is freed map no arena.
+    purge();
+    let big = ok(Live::new(4 << 20, 16, 5, false));
+    ok(big.free());
+    let s0 = check_arena_counts("freed a 4 MiB block");
+    let boxes: Vec<Box<[u8; 256]>> = (0..8192).map(|i| Box::new([i as u8; 256])).collect();
+    let s1 = check_arena_counts("2 MiB of small blocks");
+    assert_eq!(
+        s1.arenas_mapped_total, s0.arenas_mapped_total,
+        "small blocks mapped arenas though a freed large block's pools were free\n{s0}\n{s1}"
+    );
+    drop(boxes);
+}
+
+/// `realloc` within a shape keeps the block in place and counts the new size in
+/// `large_bytes` (regression: 769c2eb returned before counting, and the free then subtracted
+/// the new size, so the counter drifted by the difference for good).
+#[test]
+fn in_place_realloc_counts_the_new_size_in_large_bytes() {
+    let _g = exclusive();
+    let base = stats().large_bytes;
+    let mut b = ok(Live::new(300_100, 16, 1, false));
+    let p = b.ptr;
+    ok(b.realloc(300_000, 2));
+    assert_eq!(b.ptr, p);
+    let live = stats().large_bytes;
+    ok(b.free());
+    let after = stats().large_bytes;
+    assert_eq!(
+        (live, after),
+        (base + 300_000, base),
+        "large_bytes with the block live (resized to 300,000 in place), and after its free"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Misuse.
+
+/// Fork; in the child run `f` with stderr into a pipe, then exit 0 (3 if it panics). (The children's
+/// allocations go through `black_box`: the compiler may remove an allocation it sees freed.) Returns the child's wait
+/// status and what it wrote to stderr.
+fn in_child(f: fn()) -> (libc::c_int, String) {
+    let mut fds = [0; 2];
+    // SAFETY: a valid array of two fds.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: the child runs only `f`, then `_exit`s without running the parent's destructors
+    // or at-exit handlers.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        // SAFETY: fds of this process; alarm and _exit are async-signal-safe.
+        unsafe {
+            libc::dup2(fds[1], 2);
+            libc::close(fds[0]);
+            libc::alarm(60);
+            let panicked = std::panic::catch_unwind(f).is_err();
+            libc::_exit(if panicked { 3 } else { 0 });
+        }
+    }
+    // SAFETY: our fds.
+    unsafe { libc::close(fds[1]) };
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        // SAFETY: a buffer of `buf.len()` bytes.
+        let n = unsafe { libc::read(fds[0], buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n as usize]);
+    }
+    // SAFETY: our fd; waiting for our own child.
+    unsafe { libc::close(fds[0]) };
+    let mut status = 0;
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    (status, String::from_utf8_lossy(&out).into_owned())
+}
+
+const MSG: &str = "pyheap: a large block freed with another size than it was allocated with";
+
+/// Run each case in a child: each must abort with `MSG`; the failures are reported together.
+fn expect_aborts(cases: &[(fn(), &str)]) {
+    let mut failures = Vec::new();
+    for &(f, name) in cases {
+        let (status, err) = in_child(f);
+        let aborted = libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGABRT;
+        if !(aborted && err.contains(MSG)) {
+            failures.push(format!("{name}: status {status:#x}, stderr {err:?}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "expected aborts with {MSG:?}:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// A block freed with the size of a shape of more arenas (1 MiB, 2 arenas, freed as 3 MiB,
+/// 4 arenas, the same first pool 63), or a multi-arena block freed twice once its tail arenas
+/// were unmapped, aborts with the message (regression: 769c2eb wrote fresh arena headers at
+/// every place the *layout's* shape spans before its check, and died of SIGSEGV there, or
+/// overwrote other arenas' headers).
+#[test]
+fn large_block_freed_with_a_shape_of_more_arenas_aborts_with_a_message() {
+    let _g = exclusive();
+    fn more_arenas() {
+        let l = layout(1 << 20, 16);
+        // SAFETY: deliberately wrong: 1 MiB (2 arenas) freed as 3 MiB (4 arenas), the same
+        // first pool (the abort is the test).
+        unsafe { dealloc(black_box(alloc(l)), layout(3 << 20, 16)) };
+    }
+    fn twice_after_unmap() {
+        pyheap::alloc::set_purge_delay(std::time::Duration::ZERO);
+        let l = layout(8 << 20, 16);
+        // SAFETY: deliberately wrong: freed twice (the abort is the test).
+        unsafe {
+            let p = black_box(alloc(l));
+            dealloc(p, l);
+            dealloc(black_box(p), l);
+        }
+    }
+    expect_aborts(&[
+        (more_arenas as fn(), "1 MiB freed as 3 MiB"),
+        (twice_after_unmap, "8 MiB freed twice, purge delay 0"),
+    ]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. The workload the feature is for.
+
+/// A `HashMap<String, String>` grown to 50,000 entries and dropped, 15 times: its tables
+/// (large blocks from 256 KiB up) and strings share the arenas, so after the first rounds
+/// neither the arenas mapped nor the resident memory at the peaks grow.
+#[test]
+fn growing_hash_maps_do_not_grow_the_arenas() {
+    let _g = exclusive();
+    purge();
+    let mut peaks = Vec::new();
+    let mut rss_peaks = Vec::new();
+    for round in 0..15 {
+        let mut m: HashMap<String, String> = HashMap::new();
+        let mut seen_large = 0;
+        for i in 0..50_000u32 {
+            m.insert(format!("key-{round}-{i}"), format!("value-{i}-{}", i * 7));
+            if i == 40_000 {
+                seen_large = stats().large_blocks;
+            }
+        }
+        assert!(
+            seen_large >= 1,
+            "a table of 40,000 entries is not a large block"
+        );
+        let s = check_arena_counts("hash map peak");
+        peaks.push((s.arenas_mapped, s.arenas_high_water));
+        rss_peaks.push(rss());
+        assert_eq!(m.len(), 50_000);
+        assert_eq!(m.contains_key("key-3-777"), round == 3);
+        drop(m);
+    }
+    let (base_mapped, base_high) = peaks[..3]
+        .iter()
+        .fold((0, 0), |(a, b), &(m, h)| (a.max(m), b.max(h)));
+    for (round, &(mapped, high)) in peaks.iter().enumerate().skip(3) {
+        assert!(
+            mapped <= base_mapped + 1 && high <= base_high + 1,
+            "round {round}: {mapped} arenas mapped (high water {high}), at most {base_mapped} \
+             ({base_high}) in rounds 0-2: {peaks:?}"
+        );
+    }
+    // Nor does the resident memory at the peaks (glibc's heap included: the tables used to
+    // leave holes there).
+    let base_rss = rss_peaks[..3].iter().copied().max().unwrap();
+    let last_rss = rss_peaks[3..].iter().copied().max().unwrap();
+    assert!(
+        last_rss <= base_rss + (4 << 20),
+        "peak RSS grew from {base_rss} (rounds 0-2) to {last_rss}: {rss_peaks:?}"
+    );
+    check_arena_counts("end");
+}
