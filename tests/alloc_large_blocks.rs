@@ -1267,6 +1267,121 @@ fn large_block_freed_with_a_shape_of_more_arenas_aborts_with_a_message() {
     ]);
 }
 
+/// A large block kept by its thread (`large_cache.rs`) and freed again is caught: the second
+/// free aborts with a message rather than hand the block out twice.
+#[test]
+fn a_kept_large_block_freed_twice_aborts() {
+    let _g = exclusive();
+    fn twice_kept() {
+        let l = layout(1 << 20, 16);
+        // SAFETY: deliberately wrong: freed twice, the first time into the thread's keep (the
+        // abort is the test).
+        unsafe {
+            let p = black_box(alloc(l));
+            dealloc(p, l);
+            assert_eq!(
+                stats().large_cached_bytes,
+                1 << 20,
+                "the first free kept the block"
+            );
+            dealloc(black_box(p), l);
+        }
+    }
+    let (status, err) = in_child(twice_kept);
+    let aborted = libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGABRT;
+    assert!(
+        aborted && err.contains("pyheap: a large block was freed twice"),
+        "status {status:#x}, stderr {err:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7b. The block a thread keeps.
+
+/// A thread's freed large block comes back to its next request of the same shape (the same
+/// address, zeroed if asked), is counted in `large_cached_bytes` meanwhile and not in
+/// `large_blocks`, and goes back to the arenas when the thread asks for another shape, when
+/// it needs a new pool (whose memory may then be the block's), at `purge()` and when it exits.
+#[test]
+fn a_freed_large_block_is_kept_for_the_next_request_and_given_back() {
+    let _g = exclusive();
+    purge();
+    let base = stats();
+    assert_eq!(
+        base.large_cached_bytes, 0,
+        "purge gives the kept block back"
+    );
+    let l = layout(600_000, 16);
+    // SAFETY: non-zero sizes; every block freed with its layout.
+    unsafe {
+        let p = alloc(l);
+        assert!(!p.is_null());
+        p.write_bytes(0xAB, l.size());
+        dealloc(black_box(p), l);
+        let s = stats();
+        assert_eq!(
+            (s.large_blocks, s.large_bytes, s.large_cached_bytes),
+            (base.large_blocks, base.large_bytes, 600_000),
+            "freed: kept, not live"
+        );
+        // The same shape (37 pools): the same block, without the arenas.
+        let q = alloc_zeroed(layout(599_000, 16));
+        assert_eq!(q, p, "the kept block serves the next request of its shape");
+        let bad = first_nonzero(q, 0, 599_000);
+        assert_eq!(bad, None, "a kept block handed out zeroed has old bytes");
+        assert_eq!(stats().large_cached_bytes, 0);
+        dealloc(black_box(q), layout(599_000, 16));
+        // Another shape: the kept one goes back to the arenas first.
+        let r = alloc(layout(2 << 20, 16));
+        assert!(!r.is_null());
+        assert_eq!(stats().large_cached_bytes, 0, "a request of another shape");
+        dealloc(black_box(r), layout(2 << 20, 16));
+        assert_eq!(stats().large_cached_bytes, 2 << 20);
+        // A new pool: the kept block goes back, and small blocks get its memory.
+        let (lo, hi) = (r as usize, r as usize + (2 << 20));
+        let boxes: Vec<Box<[u8; 480]>> = (0..4000).map(|i| Box::new([i as u8; 480])).collect();
+        assert_eq!(
+            stats().large_cached_bytes,
+            0,
+            "a pool request gives the kept block back"
+        );
+        let inside = boxes
+            .iter()
+            .filter(|b| (lo..hi).contains(&(b.as_ptr() as usize)))
+            .count();
+        assert!(
+            inside > 1000,
+            "only {inside} of 4000 small blocks in the 2 MiB the freed block gave back"
+        );
+        drop(boxes);
+        // purge() gives it back.
+        let t = alloc(layout(300_000, 16));
+        dealloc(black_box(t), layout(300_000, 16));
+        assert_eq!(stats().large_cached_bytes, 300_000);
+        purge();
+        assert_eq!(
+            stats().large_cached_bytes,
+            0,
+            "purge gives the kept block back"
+        );
+    }
+    // A thread that exits gives its kept block back.
+    thread::spawn(|| {
+        let l = layout(1 << 20, 16);
+        // SAFETY: a non-zero size, freed with its layout.
+        unsafe { dealloc(black_box(alloc(l)), l) };
+        assert_eq!(stats().large_cached_bytes, 1 << 20);
+    })
+    .join()
+    .unwrap();
+    let s = stats();
+    assert_eq!(
+        (s.large_blocks, s.large_bytes, s.large_cached_bytes),
+        (base.large_blocks, base.large_bytes, 0),
+        "after the thread's exit"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // 8. The workload the feature is for.
 

@@ -723,32 +723,3 @@ impl Drop for ArenaManager {
         }
     }
 }
-
-#[cfg(not(loom))]
-#[doc(hidden)]
-pub fn debug_dump_arenas() {
-    let m = &super::global::GLOBAL.arenas;
-    m.lock();
-    let mut out = [0u8; 4096];
-    let mut n = 0;
-    unsafe {
-        (*m.lists.get()).arenas.for_each(|a| {
-            let h = &*a;
-            use std::io::Write;
-            let mut c = std::io::Cursor::new(&mut out[n..]);
-            let _ = write!(
-                c,
-                "[{:x} nf{} d{} u{} e{}] ",
-                (a as usize >> 20) & 0xfff,
-                h.nfree,
-                h.dirty.count_ones(),
-                h.untouched,
-                h.end
-            );
-            n += c.position() as usize;
-        });
-    }
-    m.unlock();
-    out[n] = b'\n';
-    unsafe { libc::write(2, out.as_ptr().cast(), n + 1) };
-}

@@ -9,6 +9,10 @@
 //! extra argument and compile to what they were before the fallback could be chosen), and
 //! `&F` for [`PoolAllocWith<F>`](super::PoolAllocWith).
 //!
+//! `PoolAlloc`'s own fallback (`System`) serves some of them itself, by their layout alone:
+//! medium requests from its medium cache and spans (`medium_cache.rs`, `medium_spans.rs`), and
+//! on Linux large ones (256 KiB to 32 MiB) from the arenas (`arena/large_blocks.rs`).
+//!
 //! A block the fallback returns is freed by the same fallback with the layout it was
 //! allocated with: the user's layout for a large request, `(class block size, 16)` for a
 //! small request the pools could not serve (whatever small size it is freed or resized with
@@ -238,7 +242,7 @@ unsafe impl Fallback for System {
         if is_large(layout) {
             // SAFETY: a large block (its layout says so, and whether a block is large follows
             // from its layout alone), given up (caller's contract).
-            return unsafe { large_free(ptr, layout.size()) };
+            return unsafe { large_free(heap, ptr, layout.size()) };
         }
         // SAFETY: forwarded contract.
         unsafe { GlobalAlloc::dealloc(&System, ptr, layout) }
@@ -295,12 +299,35 @@ fn is_large(layout: Layout) -> bool {
 }
 
 /// A large block of `size` bytes (`is_large`), zeroed if asked; null when the OS refuses.
-/// `heap` is the calling thread's bound heap, or null: it gives back its empty current pools
-/// first (`ArenaManager::alloc_large_block`).
+/// `heap` is the calling thread's bound heap, or null. A block the heap keeps of the same
+/// shape is taken back without a lock (`large_cache.rs`); one of another shape goes back to
+/// the arenas first. Then the arenas serve it (`ArenaManager::alloc_large_block`), after the
+/// heap gave back its empty current pools.
 #[inline(never)]
 fn large_alloc(heap: *mut Heap, size: usize, zeroed: bool) -> *mut u8 {
     #[cfg(all(target_os = "linux", not(loom), not(miri)))]
     {
+        use super::arena::large_blocks::shape;
+        if !heap.is_null() {
+            // SAFETY: the calling thread holds its bound heap (caller's contract).
+            let h = unsafe { &*heap };
+            let (kept, kept_size) = h.large.peek();
+            if !kept.is_null() {
+                if shape(kept_size) == shape(size) {
+                    h.large.take();
+                    let c = &GLOBAL.arenas.counters;
+                    c.large_blocks.add(1);
+                    c.large_bytes.add(size as u64);
+                    if zeroed {
+                        // SAFETY: the block spans at least `size` bytes (its shape is the
+                        // request's), ours now.
+                        unsafe { kept.write_bytes(0, size) };
+                    }
+                    return kept;
+                }
+                h.release_large_cache();
+            }
+        }
         // The arena lock is taken: the fork handlers must exist first (`fork.rs`).
         super::fork::register_once();
         GLOBAL
@@ -319,21 +346,44 @@ fn large_alloc(heap: *mut Heap, size: usize, zeroed: bool) -> *mut u8 {
     }
 }
 
-/// Give back the large block `ptr` of `size` bytes.
+/// Give back the large block `ptr` of `size` bytes: kept by `heap` (the calling thread's bound
+/// heap, or null) for its next request of the shape, if it is at most `LARGE_CACHE_MAX` (the
+/// block it kept before goes back to the arenas), else to the arenas. Aborts with a message if
+/// `ptr` is not a large block of that size's shape, before anything is kept or written.
 ///
 /// # Safety
 /// `ptr` is a live block from [`large_alloc`] (or resized by [`large_realloc`]) whose size
 /// is now `size`; the caller gives it up.
 #[inline(never)]
-unsafe fn large_free(ptr: *mut u8, size: usize) {
+unsafe fn large_free(heap: *mut Heap, ptr: *mut u8, size: usize) {
     #[cfg(all(target_os = "linux", not(loom), not(miri)))]
-    // SAFETY: forwarded contract.
-    unsafe {
-        GLOBAL.arenas.free_large_block(&GLOBAL.map, ptr, size)
+    {
+        if !heap.is_null() && size <= super::large_cache::LARGE_CACHE_MAX {
+            // SAFETY: `ptr` is meant as a large block of `size` bytes (caller's contract).
+            unsafe { GLOBAL.arenas.check_large_block(&GLOBAL.map, ptr, size) };
+            // SAFETY: the calling thread holds its bound heap (caller's contract).
+            let h = unsafe { &*heap };
+            if h.large.peek().0 == ptr {
+                // The head still says the block is there: it is, kept, freed before.
+                super::os::fatal("pyheap: a large block was freed twice");
+            }
+            h.release_large_cache();
+            // As `alloc_large_block` does: a program that frees a large structure frees its
+            // small blocks too, and their empty current pools would keep arenas from being
+            // empty for the next large blocks (which this one, kept, may not serve).
+            h.release_empty_pools();
+            h.large.put(ptr, size);
+            let c = &GLOBAL.arenas.counters;
+            c.large_blocks.add(1u64.wrapping_neg());
+            c.large_bytes.add((size as u64).wrapping_neg());
+            return;
+        }
+        // SAFETY: forwarded contract.
+        unsafe { GLOBAL.arenas.free_large_block(&GLOBAL.map, ptr, size) }
     }
     #[cfg(not(all(target_os = "linux", not(loom), not(miri))))]
     {
-        let _ = (ptr, size);
+        let _ = (heap, ptr, size);
         unreachable!("large blocks are served only on Linux")
     }
 }

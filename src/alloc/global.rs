@@ -114,4 +114,13 @@ impl HeapHome for Global {
     unsafe fn let_go(&self, heap: &Heap) {
         self.heaps.let_go(heap);
     }
+
+    #[cfg(all(target_os = "linux", not(loom), not(miri)))]
+    unsafe fn release_large(&self, block: *mut u8, size: usize) {
+        // A kept block is not counted as live (`large_cache.rs`); the free subtracts it.
+        self.arenas.counters.large_blocks.add(1);
+        self.arenas.counters.large_bytes.add(size as u64);
+        // SAFETY: the trait's contract is `free_large_block`'s.
+        unsafe { self.arenas.free_large_block(&self.map, block, size) }
+    }
 }

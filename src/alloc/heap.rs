@@ -5,6 +5,7 @@
 //! read-modify-write. Everything else is in the `#[cold]` slow paths below them.
 
 use super::arena_map::ArenaMap;
+use super::large_cache::LargeCache;
 use super::medium_cache::MediumCache;
 use super::os::fatal;
 use super::pool::Block;
@@ -71,6 +72,17 @@ pub(crate) trait HeapHome: Sync {
     /// # Safety
     /// The caller holds `heap`, an abandoned heap of this home.
     unsafe fn let_go(&self, heap: &Heap);
+    /// Give back a large block a heap kept (`large_cache.rs`). Only `Global` has large blocks
+    /// (`PoolAlloc`'s fallback on Linux): elsewhere no heap keeps one, and this is never
+    /// called.
+    ///
+    /// # Safety
+    /// `block` is a large block of this home of `size` bytes, freed by the program, which the
+    /// caller gives up.
+    unsafe fn release_large(&self, block: *mut u8, size: usize) {
+        let _ = (block, size);
+        unreachable!("a large block kept by a heap whose home has none");
+    }
 }
 
 /// A thread's allocator state.
@@ -108,6 +120,9 @@ pub(crate) struct Heap {
     /// Medium blocks of `PoolAlloc`'s fallback the holder freed, for its next requests
     /// (`medium_cache.rs`).
     pub(crate) medium: MediumCache,
+    /// The large block the holder freed last, for its next request of the same shape
+    /// (`large_cache.rs`).
+    pub(crate) large: LargeCache,
     /// Pools of this heap with blocks freed by other threads, and the holder token (see
     /// `remote.rs`).
     pub(crate) remote_pools: RemoteQueue,
@@ -155,6 +170,7 @@ impl Heap {
             batched: Cell::new(0),
             fallback: FallbackCounters::default(),
             medium: MediumCache::new(),
+            large: LargeCache::new(),
             remote_pools: RemoteQueue::new(),
             pools: Cell::new(0),
             reg_prev: Cell::new(ptr::null_mut()),
@@ -545,10 +561,12 @@ impl Heap {
                     continue;
                 }
             }
-            // About to grow: first give back the blocks of other heaps this thread holds.
+            // About to grow: first give back the blocks of other heaps this thread holds, and
+            // the large block it keeps, whose pools the new one may come from.
             if self.batched.get() != 0 {
                 self.flush_remote_batches();
             }
+            self.release_large_cache();
             let pool = self
                 .home()
                 .acquire_pool(self as *const Heap as *mut Heap, class);
@@ -557,6 +575,16 @@ impl Heap {
             }
             self.pools.set(self.pools.get() + 1);
             current.set(pool);
+        }
+    }
+
+    /// Give the large block this heap keeps (if any) back to its home. Holder only.
+    pub(crate) fn release_large_cache(&self) {
+        let (block, size) = self.large.take();
+        if !block.is_null() {
+            // SAFETY: a large block of our home, freed by the program, kept by us alone
+            // (`LargeCache`'s invariants); given up here.
+            unsafe { self.home().release_large(block, size) };
         }
     }
 

@@ -8,7 +8,9 @@
 //! `mmap`, and arenas whose pools are all free go back with `munmap`; the memory of pools that
 //! stay free longer than a delay goes back too (`madvise`, see [`purge`]). Larger requests, and
 //! alignments above [`BLOCK_ALIGN`], go to the system allocator (or to the allocator of your
-//! choice: [`PoolAllocWith`]).
+//! choice: [`PoolAllocWith`]), except, for [`PoolAlloc`] on Linux, those of 256 KiB to 32 MiB:
+//! they are carved from the arenas as runs of whole pools (*large blocks*, see [`PoolAlloc`]),
+//! so that memory freed by large blocks serves small ones and the other way round.
 //!
 //! # Threads
 //!
@@ -88,6 +90,7 @@ mod global;
 mod heap;
 #[cfg(not(loom))]
 pub(crate) mod hooks;
+mod large_cache;
 mod lock;
 #[cfg_attr(loom, allow(dead_code))] // as `glibc_tuning`
 mod medium_cache;
@@ -116,9 +119,6 @@ mod tls_words;
 mod with_fallback;
 mod work;
 
-#[cfg(not(loom))]
-#[doc(hidden)]
-pub use arena::debug_dump_arenas;
 #[cfg(not(loom))]
 pub use control::{purge, purge_delay, set_purge_delay};
 #[cfg(not(loom))]

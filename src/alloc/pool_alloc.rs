@@ -43,6 +43,15 @@ use std::alloc::System;
 /// `medium_cached_bytes`) and the spans (`medium_spans`, `medium_spans_empty`).
 /// `PoolAllocWith` has neither: its allocator gets every request as it is.
 ///
+/// On Linux, requests of 256 KiB to 32 MiB (alignment at most 16 KiB) are *large blocks*
+/// carved from the arenas as runs of whole pools: a freed one's pools serve the next small
+/// blocks, and the free last pools of an arena, or empty arenas, the next large block, so that
+/// memory freed by one kind serves the other (a `HashMap` that outgrows its tables puts its
+/// next strings where the old tables were, as it does under glibc alone). A block of several
+/// arenas grows by moving their pages with `mremap`, not by copying them. `stats` counts them
+/// (`large_blocks`, `large_bytes`); larger requests go to `malloc`, and `PoolAllocWith` has no
+/// large blocks either.
+///
 /// ```
 /// use std::alloc::{GlobalAlloc, Layout};
 /// let a = pyheap::PoolAlloc;

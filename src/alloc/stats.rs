@@ -102,6 +102,11 @@ pub struct AllocStats {
     pub large_blocks: usize,
     /// Bytes requested in `large_blocks`.
     pub large_bytes: usize,
+    /// Bytes of the large blocks the program freed and that their threads keep for their next
+    /// request of the same shape (at most one block of at most 4 MiB per thread; given back
+    /// to the arenas when the thread takes a new pool, asks for another shape, exits, or calls
+    /// [`purge`](crate::alloc::purge)). Not counted in `large_blocks`.
+    pub large_cached_bytes: usize,
     /// Heaps held by a running thread.
     pub heaps_active: usize,
     /// Heaps left by exited threads with live blocks in their pools, waiting for adoption or
@@ -144,7 +149,7 @@ impl AllocStats {
         // Minus the blocks freed by other threads and not yet taken back by their owners.
         let mut pending = [0u64; NUM_SIZE_CLASSES];
         let mut fb = [0u64; 4];
-        let mut cached = [0u64; 2];
+        let mut cached = [0u64; 3];
         let mut add_fallback = |c: &FallbackCounters| {
             fb[0] = fb[0].wrapping_add(c.allocs.get());
             fb[1] = fb[1].wrapping_add(c.frees.get());
@@ -161,6 +166,7 @@ impl AllocStats {
             add_fallback(&heap.fallback);
             cached[0] = cached[0].wrapping_add(heap.medium.blocks());
             cached[1] = cached[1].wrapping_add(heap.medium.bytes.get());
+            cached[2] = cached[2].wrapping_add(heap.large.bytes() as u64);
         });
         let retired = &heaps.retired;
         for (class, pending) in pending.iter_mut().enumerate() {
@@ -211,6 +217,7 @@ impl AllocStats {
             medium_spans_empty,
             large_blocks: clamp(a.large_blocks.get()),
             large_bytes: clamp(a.large_bytes.get()),
+            large_cached_bytes: clamp(cached[2]),
             heaps_active: heaps.held,
             heaps_abandoned: heaps.abandoned,
         }
@@ -322,6 +329,7 @@ impl fmt::Display for AllocStats {
         row(f, "medium spans empty", self.medium_spans_empty)?;
         row(f, "large blocks in arenas", self.large_blocks)?;
         row(f, "bytes in large blocks", self.large_bytes)?;
+        row(f, "bytes in large blocks kept", self.large_cached_bytes)?;
         row(f, "heaps held by threads", self.heaps_active)?;
         row(f, "heaps abandoned by exited threads", self.heaps_abandoned)
     }

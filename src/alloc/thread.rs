@@ -48,6 +48,7 @@ impl Drop for ExitGuard {
             // (`medium_cache.rs`).
             unsafe {
                 (*heap).medium.flush();
+                (*heap).release_large_cache();
                 GLOBAL.heaps.abandon(&*heap);
             }
         }
@@ -80,13 +81,16 @@ pub(crate) fn is_heap(heap: *mut Heap) -> bool {
     heap as usize > DEAD as usize
 }
 
-/// Give the calling thread's cached medium blocks back to `free`, if it has a heap
-/// (`medium_cache.rs`): for `purge()`.
+/// Give the calling thread's cached medium blocks back to `free`, and its kept large block to
+/// the arenas, if it has a heap (`medium_cache.rs`, `large_cache.rs`): for `purge()`.
 pub(crate) fn flush_medium_cache() {
     let heap = bound_heap();
     if !heap.is_null() {
         // SAFETY: the calling thread holds its bound heap.
-        unsafe { (*heap).medium.flush() };
+        unsafe {
+            (*heap).medium.flush();
+            (*heap).release_large_cache();
+        }
     }
 }
 

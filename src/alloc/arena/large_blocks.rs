@@ -527,6 +527,18 @@ impl ArenaManager {
         new_block
     }
 
+    /// Abort with a message unless `block` is a large block of `size`'s shape (see
+    /// `check_block`): for a free that keeps the block rather than give it back.
+    ///
+    /// # Safety
+    /// As for `check_block`.
+    pub(crate) unsafe fn check_large_block(&self, map: &ArenaMap, block: *mut u8, size: usize) {
+        let shape = shape(size);
+        let head_base = (block as usize).wrapping_sub(shape.first_pool * POOL_SIZE);
+        // SAFETY: forwarded contract.
+        unsafe { self.check_block(map, head_base, shape) };
+    }
+
     /// Abort with a message unless a large block of `shape` starts in the arena at
     /// `head_base`: its head is an arena of ours whose block starts at `shape.first_pool` and
     /// spans `shape.arenas` (a free or resize with another size than the block's, or of a
