@@ -30,6 +30,7 @@ mod block;
 mod btree;
 mod churn;
 mod fragmentation;
+mod large;
 mod larson;
 mod lifo;
 mod medium;
@@ -107,6 +108,7 @@ pub fn main(contender: &'static str) {
     churn::bench(&mut c, contender);
     lifo::bench(&mut c, contender);
     medium::bench(&mut c, contender);
+    large::bench(&mut c, contender);
     btree::bench(&mut c, contender);
     producer_consumer::bench(&mut c, contender);
     let (larson_threads, pair_counts) = thread_counts();

@@ -23,6 +23,8 @@ fn run_workload(name: &str) -> bool {
         "hashmap" => super::string_map::standalone(),
         "medium_lifo" => super::medium::lifo_rounds(20_000),
         "medium_churn" => super::medium::churn_rounds(1_000),
+        "large_lifo" => super::large::lifo_rounds(4_000),
+        "large_churn" => super::large::churn_rounds(200),
         _ => {
             if let Some(size) = count("lifo_") {
                 super::lifo::pairs(size, 20_000);
