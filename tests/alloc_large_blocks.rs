@@ -1301,7 +1301,8 @@ fn a_kept_large_block_freed_twice_aborts() {
 /// A thread's freed large block comes back to its next request of the same shape (the same
 /// address, zeroed if asked), is counted in `large_cached_bytes` meanwhile and not in
 /// `large_blocks`, and goes back to the arenas when the thread asks for another shape, when
-/// it needs a new pool (whose memory may then be the block's), at `purge()` and when it exits.
+/// it needs a new pool (whose memory may then be the block's), at `purge()` and when it exits;
+/// a block another thread allocated is not kept.
 #[test]
 fn a_freed_large_block_is_kept_for_the_next_request_and_given_back() {
     let _g = exclusive();
@@ -1364,6 +1365,18 @@ fn a_freed_large_block_is_kept_for_the_next_request_and_given_back() {
             0,
             "purge gives the kept block back"
         );
+        // A block another thread allocated goes back to the arenas, where that thread's next
+        // block can take its place, rather than into this thread's keep.
+        let other = thread::spawn(|| alloc(layout(700_000, 16)) as usize)
+            .join()
+            .unwrap() as *mut u8;
+        assert!(!other.is_null());
+        dealloc(black_box(other), layout(700_000, 16));
+        assert_eq!(
+            stats().large_cached_bytes,
+            0,
+            "another thread's block was kept"
+        );
     }
     // A thread that exits gives its kept block back.
     thread::spawn(|| {
@@ -1380,6 +1393,66 @@ fn a_freed_large_block_is_kept_for_the_next_request_and_given_back() {
         (base.large_blocks, base.large_bytes, 0),
         "after the thread's exit"
     );
+}
+
+/// Large blocks across `fork`: a child of a thread that holds a live large block and keeps a
+/// freed one gets the kept one back for a request of its shape, frees the live one, makes and
+/// frees blocks of other shapes (the arena lock, which the fork handlers hold across the fork,
+/// works in the child), and exits cleanly; the parent's blocks are untouched by the child's
+/// work.
+#[test]
+fn large_blocks_work_in_a_forked_child() {
+    let _g = exclusive();
+    static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    static KEPT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let live = layout(1 << 20, 16);
+    let kept = layout(600_000, 16);
+    // SAFETY: non-zero sizes; freed with their layouts (below, or in the child's copy).
+    unsafe {
+        let p = alloc(live);
+        assert!(!p.is_null());
+        p.write_bytes(0x5A, live.size());
+        let k = alloc(kept);
+        assert!(!k.is_null());
+        dealloc(black_box(k), kept);
+        LIVE.store(p as usize, std::sync::atomic::Ordering::Relaxed);
+        KEPT.store(k as usize, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn child() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (p, k) = (LIVE.load(Relaxed) as *mut u8, KEPT.load(Relaxed) as *mut u8);
+        // SAFETY: the child's copies of the parent's blocks: `p` live, `k` kept by this thread.
+        unsafe {
+            let again = alloc(layout(590_000, 16));
+            assert_eq!(
+                again, k,
+                "the kept block serves the child's request of its shape"
+            );
+            again.write_bytes(1, 590_000);
+            dealloc(black_box(again), layout(590_000, 16));
+            assert!((0..1 << 20).step_by(4096).all(|o| *p.add(o) == 0x5A));
+            dealloc(black_box(p), layout(1 << 20, 16));
+            for size in [300_000usize, 3 << 20, 9 << 20] {
+                let b = black_box(alloc(layout(size, 16)));
+                assert!(!b.is_null());
+                b.write_bytes(2, size);
+                dealloc(b, layout(size, 16));
+            }
+        }
+        purge();
+        assert_eq!(stats().large_cached_bytes, 0);
+    }
+    let (status, err) = in_child(child);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "the child failed: status {status:#x}, stderr {err:?}"
+    );
+    let p = LIVE.load(std::sync::atomic::Ordering::Relaxed) as *mut u8;
+    // SAFETY: the parent's block, live; freed with its layout.
+    unsafe {
+        assert!((0..1 << 20).step_by(4096).all(|o| *p.add(o) == 0x5A));
+        dealloc(black_box(p), live);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

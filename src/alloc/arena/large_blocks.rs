@@ -62,8 +62,11 @@ use super::{arena_base, Arena, ArenaManager, Victims};
 use crate::alloc::arena_lists::{EMPTY_SCAN, USABLE_POOLS};
 use crate::alloc::arena_map::{ArenaMap, ADDRESS_LIMIT};
 use crate::alloc::os;
-use crate::alloc::pool::{pool_header, pool_index, Pool, PoolState, METADATA_POOLS, NO_CLASS};
+use crate::alloc::pool::{
+    pool_header, pool_index, Pool, PoolOwner, PoolState, METADATA_POOLS, NO_CLASS,
+};
 use crate::alloc::size_class::{ARENA_SIZE, POOLS_PER_ARENA, POOL_SIZE};
+use crate::sync::Ordering;
 use core::cell::Cell;
 use core::ptr;
 
@@ -525,6 +528,46 @@ impl ArenaManager {
             self.unlock_and_unmap(&mut victims);
         }
         new_block
+    }
+
+    /// Record `owner` (a heap, as `Pool::owner`) as the heap that allocated the large block
+    /// `block` of `size` bytes, in its first pool's header (`LargeCache`: a thread keeps only
+    /// the blocks it allocated itself).
+    ///
+    /// # Safety
+    /// `block` is a live large block of this manager of `size` bytes, the caller's: no one else
+    /// writes that header while the block lives.
+    pub(crate) unsafe fn set_large_owner(
+        &self,
+        block: *mut u8,
+        size: usize,
+        owner: *mut PoolOwner,
+    ) {
+        let shape = shape(size);
+        let head_base = (block as usize - shape.first_pool * POOL_SIZE) as *mut u8;
+        // SAFETY: the header of the block's first pool, in its head's metadata (caller).
+        unsafe {
+            (*pool_header(head_base, shape.first_pool))
+                .owner
+                .store(owner, Ordering::Relaxed)
+        };
+    }
+
+    /// The heap recorded by `set_large_owner` for the large block `block` of `size` bytes, or
+    /// null (none recorded: a block made by `realloc`, or by a thread without a heap).
+    ///
+    /// # Safety
+    /// `block` is a live large block of this manager of `size` bytes (checked by
+    /// `check_large_block`), the caller's.
+    pub(crate) unsafe fn large_owner(&self, block: *mut u8, size: usize) -> *mut PoolOwner {
+        let shape = shape(size);
+        let head_base = (block as usize - shape.first_pool * POOL_SIZE) as *mut u8;
+        // SAFETY: as above.
+        unsafe {
+            (*pool_header(head_base, shape.first_pool))
+                .owner
+                .load(Ordering::Relaxed)
+        }
     }
 
     /// Abort with a message unless `block` is a large block of `size`'s shape (see
