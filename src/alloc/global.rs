@@ -117,10 +117,7 @@ impl HeapHome for Global {
 
     #[cfg(all(target_os = "linux", not(loom), not(miri)))]
     unsafe fn release_large(&self, block: *mut u8, size: usize) {
-        // A kept block is not counted as live (`large_cache.rs`); the free subtracts it.
-        self.arenas.counters.large_blocks.add(1);
-        self.arenas.counters.large_bytes.add(size as u64);
-        // SAFETY: the trait's contract is `free_large_block`'s.
-        unsafe { self.arenas.free_large_block(&self.map, block, size) }
+        // SAFETY: the trait's contract is `free_kept_block`'s.
+        unsafe { self.arenas.free_kept_block(&self.map, block, size) }
     }
 }

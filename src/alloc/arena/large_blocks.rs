@@ -283,6 +283,26 @@ impl ArenaManager {
     /// `block` is a live large block from [`alloc_large_block`](Self::alloc_large_block) of
     /// this manager, allocated (or last resized) with `size`, which the caller gives up.
     pub(crate) unsafe fn free_large_block(&self, map: &ArenaMap, block: *mut u8, size: usize) {
+        // SAFETY: forwarded contract.
+        unsafe { self.give_back_block(map, block, size, true) }
+    }
+
+    /// Give back a large block a thread kept (`large_cache.rs`): as `free_large_block`, but
+    /// the block is no longer counted as live (`large_blocks`, `large_bytes`): the thread's free
+    /// uncounted it when it kept it.
+    ///
+    /// # Safety
+    /// As for `free_large_block`.
+    pub(crate) unsafe fn free_kept_block(&self, map: &ArenaMap, block: *mut u8, size: usize) {
+        // SAFETY: forwarded contract.
+        unsafe { self.give_back_block(map, block, size, false) }
+    }
+
+    /// `free_large_block`, uncounting the block from the live ones if `live`.
+    ///
+    /// # Safety
+    /// As for `free_large_block`.
+    unsafe fn give_back_block(&self, map: &ArenaMap, block: *mut u8, size: usize, live: bool) {
         let shape = shape(size);
         let base = (block as usize).wrapping_sub(shape.first_pool * POOL_SIZE);
         // Before anything is written where the layout says the block's places are.
@@ -327,8 +347,10 @@ impl ArenaManager {
             .block_arenas
             .add(((shape.arenas - 1) as u64).wrapping_neg());
         self.counters.returned.add(unmapped as u64);
-        self.counters.large_blocks.add(1u64.wrapping_neg());
-        self.counters.large_bytes.add((size as u64).wrapping_neg());
+        if live {
+            self.counters.large_blocks.add(1u64.wrapping_neg());
+            self.counters.large_bytes.add((size as u64).wrapping_neg());
+        }
         // The head may be empty now: the empty arenas beyond the limit go, as on a pool's
         // release.
         // SAFETY: lock held; `lists` is the manager's state.
