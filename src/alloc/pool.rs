@@ -72,6 +72,10 @@ pub(crate) struct PoolOwner {
 ///   another thread stays counted until the owner takes it off the remote-free list. So
 ///   `used == 0` means no block is live and no thread is in the middle of freeing one, which is
 ///   what makes returning the pool (and maybe its arena) to the OS safe.
+/// * While the pool is [`PoolState::LargeBlock`] (part of a large block, `large_blocks.rs`),
+///   its `class` is [`NO_CLASS`]; the block's first pool keeps the block's arena count in
+///   `capacity` and, in `owner`, the heap that allocated the block or null (written only by
+///   the block's holder, read by it when it frees the block: `LargeCache` keeps only its own).
 /// * `remote` and `queue_next` follow the protocol in `remote.rs` (`remote`'s own invariants
 ///   are `RemoteList`'s).
 #[repr(C, align(64))]

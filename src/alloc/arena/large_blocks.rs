@@ -91,6 +91,14 @@ pub(crate) struct Shape {
     pub(crate) first_pool: usize,
 }
 
+impl Shape {
+    /// The address of the head of a block of this shape at `block` (the arena it starts in).
+    /// Wrapping: a misused pointer gives an address the callers' checks reject.
+    fn head_of(self, block: *mut u8) -> usize {
+        (block as usize).wrapping_sub(self.first_pool * POOL_SIZE)
+    }
+}
+
 /// The shape of a large block of `size` bytes (`LARGE_MIN..=LARGE_MAX`).
 pub(crate) const fn shape(size: usize) -> Shape {
     let mut pools = size.div_ceil(POOL_SIZE);
@@ -304,7 +312,7 @@ impl ArenaManager {
     /// As for `free_large_block`.
     unsafe fn give_back_block(&self, map: &ArenaMap, block: *mut u8, size: usize, live: bool) {
         let shape = shape(size);
-        let base = (block as usize).wrapping_sub(shape.first_pool * POOL_SIZE);
+        let base = shape.head_of(block);
         // Before anything is written where the layout says the block's places are.
         // SAFETY: forwarded contract.
         unsafe { self.check_block(map, base, shape) };
@@ -431,7 +439,7 @@ impl ArenaManager {
         new_size: usize,
     ) -> *mut u8 {
         let (old, new) = (shape(old_size), shape(new_size));
-        let head_base = (block as usize).wrapping_sub(old.first_pool * POOL_SIZE);
+        let head_base = old.head_of(block);
         // SAFETY: forwarded contract.
         unsafe { self.check_block(map, head_base, old) };
         let head = head_base as *mut Arena;
@@ -566,7 +574,7 @@ impl ArenaManager {
         owner: *mut PoolOwner,
     ) {
         let shape = shape(size);
-        let head_base = (block as usize - shape.first_pool * POOL_SIZE) as *mut u8;
+        let head_base = shape.head_of(block) as *mut u8;
         // SAFETY: the header of the block's first pool, in its head's metadata (caller).
         unsafe {
             (*pool_header(head_base, shape.first_pool))
@@ -583,7 +591,7 @@ impl ArenaManager {
     /// `check_large_block`), the caller's.
     pub(crate) unsafe fn large_owner(&self, block: *mut u8, size: usize) -> *mut PoolOwner {
         let shape = shape(size);
-        let head_base = (block as usize - shape.first_pool * POOL_SIZE) as *mut u8;
+        let head_base = shape.head_of(block) as *mut u8;
         // SAFETY: as above.
         unsafe {
             (*pool_header(head_base, shape.first_pool))
@@ -599,7 +607,7 @@ impl ArenaManager {
     /// As for `check_block`.
     pub(crate) unsafe fn check_large_block(&self, map: &ArenaMap, block: *mut u8, size: usize) {
         let shape = shape(size);
-        let head_base = (block as usize).wrapping_sub(shape.first_pool * POOL_SIZE);
+        let head_base = shape.head_of(block);
         // SAFETY: forwarded contract.
         unsafe { self.check_block(map, head_base, shape) };
     }
