@@ -50,15 +50,36 @@ const LARGE_ALIGN: usize = POOL;
 static EXCLUSIVE: RwLock<()> = RwLock::new(());
 
 /// For a test that asserts nothing process-wide: runs alongside the others.
-fn shared() -> RwLockReadGuard<'static, ()> {
-    EXCLUSIVE.read().unwrap_or_else(PoisonError::into_inner)
+fn shared() -> Shared {
+    Shared(EXCLUSIVE.read().unwrap_or_else(PoisonError::into_inner))
+}
+
+/// `shared()`'s guard. Before it lets an exclusive test in, it gives back the large blocks the
+/// test's thread keeps (`purge()`): the harness's thread exits only after the next test may
+/// have started, and its keep would go back to the arenas under that test's eyes.
+struct Shared(#[allow(dead_code)] RwLockReadGuard<'static, ()>);
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        purge();
+    }
 }
 
 /// For a test that compares stats or forks: runs alone.
-fn exclusive() -> RwLockWriteGuard<'static, ()> {
+fn exclusive() -> Exclusive {
     let guard = EXCLUSIVE.write().unwrap_or_else(PoisonError::into_inner);
     common::wait_for_harness_idle();
-    guard
+    Exclusive(guard)
+}
+
+/// `exclusive()`'s guard: gives back the test thread's kept large blocks before the next test
+/// comes in, as `Shared` does.
+struct Exclusive(#[allow(dead_code)] RwLockWriteGuard<'static, ()>);
+
+impl Drop for Exclusive {
+    fn drop(&mut self) {
+        purge();
+    }
 }
 
 fn is_large(size: usize, align: usize) -> bool {
@@ -1284,6 +1305,11 @@ fn a_kept_large_block_freed_twice_aborts() {
                 1 << 20,
                 "the first free kept the block"
             );
+            // Another block kept after it: the double free is of a block that is not the
+            // most recently kept one.
+            let other = layout(300_000, 16);
+            dealloc(black_box(alloc(other)), other);
+            assert_eq!(stats().large_cached_bytes, (1 << 20) + 300_000);
             dealloc(black_box(p), l);
         }
     }
@@ -1295,14 +1321,57 @@ fn a_kept_large_block_freed_twice_aborts() {
     );
 }
 
+/// A block of several arenas takes a run of consecutive empty arenas where one is free, in
+/// place: after a 7-arena block and then a 5-arena one are freed (too large to be kept by the
+/// thread), a 6-arena block lies in the first one's old place, and no arena is mapped for it.
+/// (Taking the most resident empty arenas one by one, as before session 28, took the second
+/// block's four and two of the first's, and moved them into a fresh run with `mremap`.)
+#[test]
+fn a_block_of_several_arenas_takes_a_run_of_empty_arenas_in_place() {
+    let _g = exclusive();
+    purge();
+    let (first, second, third) = (
+        6 << 20 | 512 << 10,
+        4 << 20 | 512 << 10,
+        5 << 20 | 512 << 10,
+    );
+    assert_eq!((shape(first).0, shape(second).0, shape(third).0), (7, 5, 6));
+    // SAFETY: non-zero sizes; every block freed with its layout.
+    unsafe {
+        let a = alloc(layout(first, 16));
+        let b = alloc(layout(second, 16));
+        assert!(!a.is_null() && !b.is_null());
+        a.write_bytes(1, first);
+        b.write_bytes(2, second);
+        let a_head = a as usize & !((1 << 20) - 1);
+        dealloc(black_box(a), layout(first, 16));
+        dealloc(black_box(b), layout(second, 16));
+        let before = check_arena_counts("after the frees");
+        let x = alloc(layout(third, 16));
+        assert!(!x.is_null());
+        let after = check_arena_counts("after the new block");
+        assert!(
+            (a_head..a_head + (7 << 20)).contains(&(x as usize)),
+            "the 6-arena block at {x:p}, not in the 7-arena run freed at {a_head:#x}"
+        );
+        assert_eq!(
+            after.arenas_mapped_total, before.arenas_mapped_total,
+            "arenas mapped for a block that had a run of empty ones"
+        );
+        x.write_bytes(3, third);
+        dealloc(black_box(x), layout(third, 16));
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // 7b. The block a thread keeps.
 
 /// A thread's freed large block comes back to its next request of the same shape (the same
 /// address, zeroed if asked), is counted in `large_cached_bytes` meanwhile and not in
-/// `large_blocks`, and goes back to the arenas when the thread asks for another shape, when
-/// it needs a new pool (whose memory may then be the block's), at `purge()` and when it exits;
-/// a block another thread allocated is not kept.
+/// `large_blocks`, stays kept while the thread asks for other shapes (up to four blocks, 8 MiB
+/// in all: the oldest go back beyond that), and goes back to the arenas when the thread needs
+/// a new pool (whose memory may then be the block's), at `purge()` and when it exits; a block
+/// another thread allocated is not kept.
 #[test]
 fn a_freed_large_block_is_kept_for_the_next_request_and_given_back() {
     let _g = exclusive();
@@ -1332,13 +1401,56 @@ fn a_freed_large_block_is_kept_for_the_next_request_and_given_back() {
         assert_eq!(bad, None, "a kept block handed out zeroed has old bytes");
         assert_eq!(stats().large_cached_bytes, 0);
         dealloc(black_box(q), layout(599_000, 16));
-        // Another shape: the kept one goes back to the arenas first.
+        // Another shape: the kept one stays kept, and the new one is kept beside it.
         let r = alloc(layout(2 << 20, 16));
         assert!(!r.is_null());
-        assert_eq!(stats().large_cached_bytes, 0, "a request of another shape");
+        assert_eq!(
+            stats().large_cached_bytes,
+            599_000,
+            "a request of another shape"
+        );
+        dealloc(black_box(r), layout(2 << 20, 16));
+        assert_eq!(stats().large_cached_bytes, 599_000 + (2 << 20));
+        // Requests that cycle through four shapes get their own blocks back, round after
+        // round, with no lock and no arena walk.
+        purge();
+        let cycle = [256 << 10, 600_000, 1 << 20, 3 << 20];
+        let first: Vec<*mut u8> = cycle
+            .iter()
+            .map(|&n| {
+                let b = alloc(layout(n, 16));
+                assert!(!b.is_null());
+                dealloc(black_box(b), layout(n, 16));
+                b
+            })
+            .collect();
+        assert_eq!(stats().large_cached_bytes, cycle.iter().sum::<usize>());
+        for round in 0..3 {
+            for (&n, &b) in cycle.iter().zip(&first) {
+                let again = alloc(layout(n, 16));
+                assert_eq!(again, b, "round {round}: the {n}-byte request's kept block");
+                dealloc(black_box(again), layout(n, 16));
+            }
+        }
+        // Beyond four blocks, or 8 MiB, the oldest kept go back to the arenas.
+        let more = [2 << 20, 4 << 20];
+        for &n in &more {
+            dealloc(black_box(alloc(layout(n, 16))), layout(n, 16));
+        }
+        let kept = stats().large_cached_bytes;
+        // The 2 MiB block took the oldest slot (256 KiB); to make room for the 4 MiB one
+        // under 8 MiB, 600,000 bytes, 1 MiB and 3 MiB went back, oldest first.
+        assert_eq!(
+            kept,
+            (4 << 20) + (2 << 20),
+            "kept after the bounds were passed"
+        );
+        // A new pool: the kept blocks go back, and small blocks get their memory.
+        purge();
+        let r = alloc(layout(2 << 20, 16));
+        assert!(!r.is_null());
         dealloc(black_box(r), layout(2 << 20, 16));
         assert_eq!(stats().large_cached_bytes, 2 << 20);
-        // A new pool: the kept block goes back, and small blocks get its memory.
         let (lo, hi) = (r as usize, r as usize + (2 << 20));
         let boxes: Vec<Box<[u8; 480]>> = (0..4000).map(|i| Box::new([i as u8; 480])).collect();
         assert_eq!(

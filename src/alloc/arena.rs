@@ -82,13 +82,15 @@ impl Victims {
     }
 }
 
-/// Empty arenas kept mapped, memory resident, until their dirt is due (16 MiB), beyond the
+/// Empty arenas kept mapped, memory resident, until their dirt is due (32 MiB), beyond the
 /// retained limit: a program that frees up to this much and builds it again within the purge
 /// delay pays no `munmap`, `mmap` or page faults for it (the `hashmap` workload rebuilds a
-/// 12-arena heap each round: 10.6K page faults in 15 rounds, 5.0K with them kept). Beyond it,
+/// 12-arena heap each round: 10.6K page faults in 15 rounds, 5.0K with them kept; the
+/// `large_churn` workload, which replaces blocks of 1-4 arenas among 16 live, faulted 68.5K
+/// pages in 6,400 replacements with 16 kept, 15.5K with 32: BENCHMARKS.md "Session 28"). Beyond it,
 /// an arena that empties is unmapped at once, so that a program that goes idle after a large
 /// peak keeps at most this much of it until the delay has passed and pool traffic resumes.
-const DECAY_ARENAS: usize = 16;
+const DECAY_ARENAS: usize = 32;
 
 fn arena_of(pool: *mut Pool) -> *mut Arena {
     ((pool as usize) & !(ARENA_SIZE - 1)) as *mut Arena

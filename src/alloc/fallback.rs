@@ -300,9 +300,9 @@ fn is_large(layout: Layout) -> bool {
 
 /// A large block of `size` bytes (`is_large`), zeroed if asked; null when the OS refuses.
 /// `heap` is the calling thread's bound heap, or null. A block the heap keeps of the same
-/// shape is taken back without a lock (`large_cache.rs`); one of another shape goes back to
-/// the arenas first. Then the arenas serve it (`ArenaManager::alloc_large_block`), after the
-/// heap gave back its empty current pools.
+/// shape is taken back without a lock (`large_cache.rs`); otherwise the arenas serve it
+/// (`ArenaManager::alloc_large_block`), after the heap gave back its empty current pools (the
+/// blocks it keeps of other shapes stay kept: a program whose sizes cycle finds each kept).
 #[inline(never)]
 fn large_alloc(heap: *mut Heap, size: usize, zeroed: bool) -> *mut u8 {
     #[cfg(all(target_os = "linux", not(loom), not(miri)))]
@@ -311,10 +311,11 @@ fn large_alloc(heap: *mut Heap, size: usize, zeroed: bool) -> *mut u8 {
         if !heap.is_null() {
             // SAFETY: the calling thread holds its bound heap (caller's contract).
             let h = unsafe { &*heap };
-            let (kept, kept_size) = h.large.peek();
-            if !kept.is_null() {
-                if shape(kept_size) == shape(size) {
-                    h.large.take();
+            let want = shape(size);
+            for i in 0..h.large.len() {
+                let (kept, kept_size) = h.large.get(i);
+                if shape(kept_size) == want {
+                    h.large.remove(i);
                     let c = &GLOBAL.arenas.counters;
                     c.large_blocks.add(1);
                     c.large_bytes.add(size as u64);
@@ -325,7 +326,6 @@ fn large_alloc(heap: *mut Heap, size: usize, zeroed: bool) -> *mut u8 {
                     }
                     return kept;
                 }
-                h.release_large_cache();
             }
         }
         // The arena lock is taken: the fork handlers must exist first (`fork.rs`).
@@ -357,7 +357,8 @@ fn large_alloc(heap: *mut Heap, size: usize, zeroed: bool) -> *mut u8 {
 
 /// Give back the large block `ptr` of `size` bytes: kept by `heap` (the calling thread's bound
 /// heap, or null) for its next request of the shape if that heap allocated it and it is at
-/// most `LARGE_CACHE_MAX` (the block it kept before goes back to the arenas), else to the
+/// most `LARGE_CACHE_MAX` (the blocks it kept longest go back to the arenas if it keeps too
+/// many or too much with this one: `LargeCache::has_room_for`), else to the
 /// arenas at once, where any thread's next large block can take its place. (Kept by the
 /// thread that frees it, a block handed between threads is out of reach of the one that
 /// needs the next: the `rayon` workload, whose tables are made on one worker and freed on
@@ -382,11 +383,14 @@ unsafe fn large_free(heap: *mut Heap, ptr: *mut u8, size: usize) {
         {
             // SAFETY: the calling thread holds its bound heap (caller's contract).
             let h = unsafe { &*heap };
-            if h.large.peek().0 == ptr {
+            if h.large.holds(ptr) {
                 // The head still says the block is there: it is, kept, freed before.
                 super::os::fatal("pyheap: a large block was freed twice");
             }
-            h.release_large_cache();
+            // Room for it: the blocks kept longest go back first.
+            while !h.large.has_room_for(size) {
+                h.release_kept_block(h.large.len() - 1);
+            }
             // As `alloc_large_block` does: a program that frees a large structure frees its
             // small blocks too, and their empty current pools would keep arenas from being
             // empty for the next large blocks (which this one, kept, may not serve).

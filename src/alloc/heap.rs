@@ -578,14 +578,19 @@ impl Heap {
         }
     }
 
-    /// Give the large block this heap keeps (if any) back to its home. Holder only.
+    /// Give the large blocks this heap keeps (if any) back to its home. Holder only.
     pub(crate) fn release_large_cache(&self) {
-        let (block, size) = self.large.take();
-        if !block.is_null() {
-            // SAFETY: a large block of our home, freed by the program, kept by us alone
-            // (`LargeCache`'s invariants); given up here.
-            unsafe { self.home().release_large(block, size) };
+        while self.large.len() != 0 {
+            self.release_kept_block(self.large.len() - 1);
         }
+    }
+
+    /// Give kept large block `i` (`i < self.large.len()`) back to its home. Holder only.
+    pub(crate) fn release_kept_block(&self, i: usize) {
+        let (block, size) = self.large.remove(i);
+        // SAFETY: a large block of our home, freed by the program, kept by us alone
+        // (`LargeCache`'s invariants); given up here.
+        unsafe { self.home().release_large(block, size) };
     }
 
     /// `pool`, ours, just got blocks back: put it on the partial list if it was full, return

@@ -1,11 +1,15 @@
-//! A thread's last freed large block (`arena/large_blocks.rs`), kept for its next large request
-//! of the same shape.
+//! A thread's last freed large blocks (`arena/large_blocks.rs`), kept for its next large
+//! requests of the same shapes.
 //!
 //! A program that allocates and frees a buffer of a few hundred KiB in a loop (a request
 //! body, a scratch `Vec`) would otherwise take the arena lock twice per round and walk
 //! arena and pool headers: about 3,500 instructions and 0.5-0.9 µs per round, against glibc's
 //! 40-200 ns for the same loop (BENCHMARKS.md "Session 27"). With the block kept, the next
-//! request of its shape takes it back without a lock.
+//! request of its shape takes it back without a lock. A thread keeps up to [`LARGE_SLOTS`]
+//! blocks (at most [`LARGE_CACHE_BYTES`] in all), so that a program whose requests cycle
+//! through a few sizes (a server reading bodies of a few typical lengths: the `large_lifo`
+//! workload) finds each one kept; a block freed beyond those bounds pushes the longest kept
+//! one back to the arenas.
 //!
 //! A thread keeps only a block it allocated itself (the heap is recorded in the block's first
 //! pool header, `ArenaManager::set_large_owner`): a block handed to another thread and freed
@@ -13,13 +17,18 @@
 //! its place (the `rayon` workload makes its tables on one worker and frees them on another;
 //! kept by the freeing threads, they peaked at 13.8-15.0 MiB, against 9.4-9.7 not kept).
 //!
-//! The block stays the thread's only while the thread does not need its memory for anything
-//! else: it goes back to the arenas (`ArenaManager::free_large_block`) when the thread's heap
-//! is about to take a new pool (`Heap::alloc_slow`: its pools may then come from the block's,
-//! which is what a `HashMap` that outgrew its table needs), when the thread asks for a large
-//! block of another shape or frees another one, when it exits, and at [`purge`](super::purge).
-//! Blocks above [`LARGE_CACHE_MAX`] are not kept: at most that much per thread is out of the
+//! The blocks stay the thread's only while the thread does not need their memory for anything
+//! else: they go back to the arenas (`ArenaManager::free_kept_block`) when the thread's heap
+//! is about to take a new pool (`Heap::alloc_slow`: its pools may then come from the blocks',
+//! which is what a `HashMap` that outgrew its table needs), when it exits, and at
+//! [`purge`](super::purge); the oldest go back when a block freed needs room. A request of a
+//! shape none of them has leaves them kept: the arenas serve it. Blocks above
+//! [`LARGE_CACHE_MAX`] are not kept: at most [`LARGE_CACHE_BYTES`] per thread is out of the
 //! other threads' reach. `stats()` reports the bytes kept (`large_cached_bytes`).
+//!
+//! The price is memory: a thread keeps up to 8 MiB its next requests may never ask for again
+//! (the `large_lifo` workload peaks at 11.0 MiB keeping four blocks, 7.3 keeping one, as
+//! mimalloc does; System 5.8), until it takes a pool, exits or calls `purge()`.
 
 use crate::sync::unmodelled::{AtomicUsize, Ordering};
 use core::cell::Cell;
@@ -28,16 +37,24 @@ use core::ptr;
 /// The largest block a thread keeps.
 #[cfg_attr(any(loom, not(target_os = "linux")), allow(dead_code))]
 pub(crate) const LARGE_CACHE_MAX: usize = 4 << 20;
+/// The most bytes a thread keeps, over all its kept blocks.
+#[cfg_attr(any(loom, not(target_os = "linux")), allow(dead_code))]
+pub(crate) const LARGE_CACHE_BYTES: usize = 8 << 20;
+/// The most blocks a thread keeps.
+pub(crate) const LARGE_SLOTS: usize = 4;
 
 /// # Invariants
-/// `block` is null, or a large block this heap allocated and the program freed, of `size` bytes
-/// (its size as last allocated or resized), which no one else refers to: the holder of the
-/// heap owns it. `size`
-/// is 0 when `block` is null. Only the heap's holder reads or writes `block`; `size` is also
-/// read by `stats()` from any thread (hence atomic).
+/// `blocks[..n]` are distinct large blocks this heap allocated and the program freed, the
+/// most recently kept first, of `sizes[i]` bytes each (its size as last allocated or
+/// resized), which no one else refers to: the holder of the heap owns them. The rest of
+/// `blocks` is null. `n <= LARGE_SLOTS`; `bytes` is the sum of `sizes[..n]`, at most
+/// [`LARGE_CACHE_BYTES`]. Only the heap's holder reads or writes `blocks`, `sizes` and `n`;
+/// `bytes` is also read by `stats()` from any thread (hence atomic).
 pub(crate) struct LargeCache {
-    block: Cell<*mut u8>,
-    size: AtomicUsize,
+    blocks: [Cell<*mut u8>; LARGE_SLOTS],
+    sizes: [Cell<usize>; LARGE_SLOTS],
+    n: Cell<usize>,
+    bytes: AtomicUsize,
 }
 
 #[cfg_attr(any(loom, not(target_os = "linux")), allow(dead_code))]
@@ -45,35 +62,72 @@ impl LargeCache {
     crate::sync::maybe_const_fn! {
         pub(crate) fn new() -> LargeCache {
             LargeCache {
-                block: Cell::new(ptr::null_mut()),
-                size: AtomicUsize::new(0),
+                blocks: [const { Cell::new(ptr::null_mut()) }; LARGE_SLOTS],
+                sizes: [const { Cell::new(0) }; LARGE_SLOTS],
+                n: Cell::new(0),
+                bytes: AtomicUsize::new(0),
             }
         }
     }
 
-    /// The block kept and its size, or null and 0. Holder only.
-    pub(crate) fn peek(&self) -> (*mut u8, usize) {
-        (self.block.get(), self.size.load(Ordering::Relaxed))
+    /// How many blocks are kept. Holder only.
+    pub(crate) fn len(&self) -> usize {
+        self.n.get()
     }
 
-    /// Take the block kept (the caller owns it now), or null and 0. Holder only.
-    pub(crate) fn take(&self) -> (*mut u8, usize) {
-        let kept = self.peek();
-        self.block.set(ptr::null_mut());
-        self.size.store(0, Ordering::Relaxed);
+    /// Kept block `i` (`i < len()`) and its size. Holder only.
+    pub(crate) fn get(&self, i: usize) -> (*mut u8, usize) {
+        debug_assert!(i < self.n.get());
+        (self.blocks[i].get(), self.sizes[i].get())
+    }
+
+    /// Whether `block` is one of the blocks kept. Holder only.
+    pub(crate) fn holds(&self, block: *mut u8) -> bool {
+        self.blocks[..self.n.get()].iter().any(|b| b.get() == block)
+    }
+
+    /// Take kept block `i` (`i < len()`): the caller owns it now. Holder only.
+    pub(crate) fn remove(&self, i: usize) -> (*mut u8, usize) {
+        let n = self.n.get();
+        debug_assert!(i < n);
+        let kept = (self.blocks[i].get(), self.sizes[i].get());
+        for j in i..n - 1 {
+            self.blocks[j].set(self.blocks[j + 1].get());
+            self.sizes[j].set(self.sizes[j + 1].get());
+        }
+        self.blocks[n - 1].set(ptr::null_mut());
+        self.sizes[n - 1].set(0);
+        self.n.set(n - 1);
+        // One writer (the holder): no read-modify-write needed.
+        let bytes = self.bytes.load(Ordering::Relaxed);
+        self.bytes.store(bytes - kept.1, Ordering::Relaxed);
         kept
     }
 
-    /// Keep `block` of `size` bytes, which the caller gives up; the cache must be empty.
-    /// Holder only.
+    /// Whether a block of `size` bytes fits beside those kept without exceeding
+    /// [`LARGE_SLOTS`] or [`LARGE_CACHE_BYTES`]. Holder only.
+    pub(crate) fn has_room_for(&self, size: usize) -> bool {
+        self.n.get() < LARGE_SLOTS && self.bytes.load(Ordering::Relaxed) + size <= LARGE_CACHE_BYTES
+    }
+
+    /// Keep `block` of `size` bytes (at most [`LARGE_CACHE_MAX`]), which the caller gives up,
+    /// as the most recent; there must be room (`has_room_for`). Holder only.
     pub(crate) fn put(&self, block: *mut u8, size: usize) {
-        debug_assert!(self.block.get().is_null());
-        self.block.set(block);
-        self.size.store(size, Ordering::Relaxed);
+        let n = self.n.get();
+        debug_assert!(self.has_room_for(size) && size <= LARGE_CACHE_MAX);
+        for j in (0..n).rev() {
+            self.blocks[j + 1].set(self.blocks[j].get());
+            self.sizes[j + 1].set(self.sizes[j].get());
+        }
+        self.blocks[0].set(block);
+        self.sizes[0].set(size);
+        self.n.set(n + 1);
+        let bytes = self.bytes.load(Ordering::Relaxed);
+        self.bytes.store(bytes + size, Ordering::Relaxed);
     }
 
     /// Bytes kept: for `stats()`, from any thread.
     pub(crate) fn bytes(&self) -> usize {
-        self.size.load(Ordering::Relaxed)
+        self.bytes.load(Ordering::Relaxed)
     }
 }

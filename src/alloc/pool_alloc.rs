@@ -48,9 +48,10 @@ use std::alloc::System;
 /// blocks, and the free last pools of an arena, or empty arenas, the next large block, so that
 /// memory freed by one kind serves the other (a `HashMap` that outgrows its tables puts its
 /// next strings where the old tables were, as it does under glibc alone). A block of several
-/// arenas grows by moving their pages with `mremap`, not by copying them. A thread keeps the
-/// last large block it allocated and freed (up to 4 MiB) for its next request of the same
-/// shape, until it needs a new pool. `stats` counts them (`large_blocks`, `large_bytes`,
+/// arenas takes a run of consecutive empty arenas where there is one, and grows by moving
+/// their pages with `mremap`, not by copying them. A thread keeps the last four large blocks
+/// it allocated and freed (each up to 4 MiB, 8 MiB in all) for its next requests of the same
+/// shapes, until it needs a new pool. `stats` counts them (`large_blocks`, `large_bytes`,
 /// `large_cached_bytes`); larger requests go to `malloc`, and `PoolAllocWith` has no large
 /// blocks either.
 ///

@@ -103,9 +103,10 @@ pub struct AllocStats {
     /// Bytes requested in `large_blocks`.
     pub large_bytes: usize,
     /// Bytes of the large blocks the program freed and that their threads keep for their next
-    /// request of the same shape (at most one block of at most 4 MiB per thread; given back
-    /// to the arenas when the thread takes a new pool, asks for another shape, exits, or calls
-    /// [`purge`](crate::alloc::purge)). Not counted in `large_blocks`.
+    /// requests of the same shapes (at most four blocks of at most 4 MiB each and 8 MiB in all
+    /// per thread; given back to the arenas when the thread takes a new pool, exits, or calls
+    /// [`purge`](crate::alloc::purge), the oldest first when a freed block needs room). Not
+    /// counted in `large_blocks`.
     pub large_cached_bytes: usize,
     /// Heaps held by a running thread.
     pub heaps_active: usize,

@@ -25,12 +25,16 @@
 //! empty after a program freed everything). A block of one arena then takes the last pools of
 //! an arena whose pools there are free, the one with the most of them resident among the
 //! first [`EMPTY_SCAN`] with enough free pools, fullest first (`carve_tail`): typically the
-//! place a freed block of its size left. Otherwise the block takes empty arenas off the
-//! lists, the most resident first (`ArenaLists::dirtiest_empty`). If those happen to be
-//! consecutive, in order, the block is made in place; otherwise a fresh aligned run is mapped
-//! and each one taken is moved into it with `mremap` (`os::remap_fixed`): its pages change
-//! address without being copied, faulted in or given back. Places no empty arena filled are
-//! fresh memory.
+//! place a freed block of its size left. A block of several arenas first looks for a run of
+//! as many *consecutive* empty arenas among the first [`RUN_SCAN`] empty ones
+//! (`take_empty_run`): a freed block's places form one, so a program replacing blocks finds
+//! the next one's place there, and the block is made in place. Otherwise the block takes
+//! empty arenas off the lists, the most resident first (`ArenaLists::dirtiest_empty`). If
+//! those happen to be consecutive, in order, the block is made in place; otherwise a fresh
+//! aligned run is mapped and each one taken is moved into it with `mremap`
+//! (`os::remap_fixed`): its pages change address without being copied, faulted in or given
+//! back (at 15-20 µs a call, the costliest step: BENCHMARKS.md "Session 28"). Places no empty
+//! arena filled are fresh memory.
 //!
 //! **Freeing.** The head's pools from `first_pool` on go back at the end of its free list,
 //! resident (dirty, for the purge: `purge.rs`), so that the arena's other free pools serve
@@ -81,6 +85,10 @@ pub(crate) const LARGE_MIN: usize = 256 * 1024;
 pub(crate) const LARGE_MAX: usize = 32 << 20;
 /// The largest alignment a large block has: its pools'.
 pub(crate) const LARGE_ALIGN: usize = POOL_SIZE;
+
+/// How many empty arenas a block of several arenas looks at for a run of consecutive ones
+/// (`take_empty_run`): a bound on the work under the lock, whatever the number mapped.
+const RUN_SCAN: usize = 64;
 
 /// Where a large block of some size lies: see the module doc.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -198,7 +206,11 @@ impl ArenaManager {
             }
         }
         // SAFETY: lock held.
-        unsafe { self.take_empty_arenas(map, shape.arenas, &mut taken) };
+        unsafe {
+            if shape.arenas == 1 || !self.take_empty_run(map, shape.arenas, &mut taken) {
+                self.take_empty_arenas(map, shape.arenas, &mut taken);
+            }
+        }
         self.unlock();
         let taken = &mut taken.arenas[..taken.n];
         taken.sort_unstable_by_key(|t| t.arena as usize);
@@ -642,6 +654,73 @@ impl ArenaManager {
         }
     }
 
+    /// Take `want` empty arenas that lie one after the other in memory, if the first
+    /// [`RUN_SCAN`] on the list of empty ones hold such a run: the block is then made where
+    /// they are, with no `mremap`. A freed block of `k` arenas leaves `k - 1` of them (`k` when
+    /// its head empties too), so a program that replaces blocks of a few arenas finds its
+    /// next block's place there. Of the runs found, the window of `want` with the most
+    /// resident pools wins (a page fault costs more than anything else here), then the
+    /// run closest to `want` long (long runs stay whole for long blocks). Returns whether
+    /// the arenas were taken (into `taken`, empty before).
+    ///
+    /// # Safety
+    /// Lock held; `taken` is empty.
+    unsafe fn take_empty_run(&self, map: &ArenaMap, want: usize, taken: &mut Taken) -> bool {
+        // SAFETY: lock held (caller).
+        let lists = unsafe { &mut *self.lists.get() };
+        if lists.arenas.empty < want {
+            return false;
+        }
+        let mut found = [(0usize, 0u32); RUN_SCAN];
+        let mut n = 0;
+        // SAFETY: lock held; the visit reads headers of mapped arenas (on the lists).
+        let seen = unsafe {
+            lists.arenas.visit_with_free(USABLE_POOLS, RUN_SCAN, |a| {
+                found[n] = (a as usize, (*a).dirty.count_ones());
+                n += 1;
+                false
+            })
+        };
+        self.work.arenas_visited.add(seen as u64);
+        let found = &mut found[..n];
+        found.sort_unstable_by_key(|f| f.0);
+        // (first index, resident pools, run length) of the best window so far.
+        let mut best: Option<(usize, u32, usize)> = None;
+        let mut start = 0;
+        while start < found.len() {
+            let mut end = start + 1;
+            while end < found.len() && found[end].0 == found[end - 1].0 + ARENA_SIZE {
+                end += 1;
+            }
+            let len = end - start;
+            if len >= want {
+                let mut dirty: u32 = found[start..start + want].iter().map(|f| f.1).sum();
+                for first in start..=end - want {
+                    if first > start {
+                        dirty = dirty - found[first - 1].1 + found[first + want - 1].1;
+                    }
+                    let better = match best {
+                        None => true,
+                        Some((_, d, l)) => dirty > d || (dirty == d && len < l),
+                    };
+                    if better {
+                        best = Some((first, dirty, len));
+                    }
+                }
+            }
+            start = end;
+        }
+        let Some((first, _, _)) = best else {
+            return false;
+        };
+        for f in &found[first..first + want] {
+            // SAFETY: lock held; an empty arena on the lists (just visited, nothing changed).
+            unsafe { take_arena(lists, map, f.0 as *mut Arena, taken) };
+        }
+        self.counters.mapped.add((want as u64).wrapping_neg());
+        true
+    }
+
     /// Take empty arenas off the lists into `taken` until it holds `want` or none is left, the
     /// dirtiest of the first [`EMPTY_SCAN`] on the list each time (`ArenaLists::dirtiest_empty`).
     ///
@@ -655,18 +734,8 @@ impl ArenaManager {
             // SAFETY: lock held.
             let (arena, seen) = unsafe { lists.arenas.dirtiest_empty(EMPTY_SCAN) };
             self.work.arenas_visited.add(seen as u64);
-            // SAFETY: lock held; on the lists, hence mapped; every usable pool free.
-            unsafe {
-                taken.arenas[taken.n] = TakenArena {
-                    arena,
-                    untouched: (*arena).untouched,
-                    dirty: (*arena).dirty,
-                };
-                lists.arenas.unlink(arena);
-                lists.dirty.forget(arena);
-            }
-            map.remove(arena_base(arena));
-            taken.n += 1;
+            // SAFETY: lock held; an empty arena on the lists.
+            unsafe { take_arena(lists, map, arena, taken) };
         }
         self.counters
             .mapped
@@ -697,6 +766,32 @@ impl ArenaManager {
         self.counters.mapped.add(taken.len() as u64);
         self.unlock();
     }
+}
+
+/// Take the empty arena `arena` off the lists, the dirty queue and the arena map, into
+/// `taken` (the caller uncounts it from `counters.mapped`).
+///
+/// # Safety
+/// Manager's lock held, `lists` its state; `arena` is mapped, on the list of empty arenas;
+/// `taken` has room.
+unsafe fn take_arena(
+    lists: &mut super::Lists,
+    map: &ArenaMap,
+    arena: *mut Arena,
+    taken: &mut Taken,
+) {
+    // SAFETY: lock held; on the lists, hence mapped; every usable pool free (caller).
+    unsafe {
+        taken.arenas[taken.n] = TakenArena {
+            arena,
+            untouched: (*arena).untouched,
+            dirty: (*arena).dirty,
+        };
+        lists.arenas.unlink(arena);
+        lists.dirty.forget(arena);
+    }
+    map.remove(arena_base(arena));
+    taken.n += 1;
 }
 
 /// The free pools of `arena` (bit `i`: pool `i`): those on its free list and the untouched
