@@ -89,6 +89,36 @@ pub(crate) fn remap_fixed(from: *mut u8, size: usize, to: *mut u8) -> bool {
     p != libc::MAP_FAILED
 }
 
+/// Map `size` bytes of zeroed, readable and writable memory at exactly `at` (page-aligned), if
+/// nothing is mapped anywhere in that range (Linux's `MAP_FIXED_NOREPLACE`: an existing mapping
+/// is never replaced). Returns whether it was mapped there.
+#[cfg(all(target_os = "linux", not(loom), not(miri)))]
+pub(crate) fn map_at(at: *mut u8, size: usize) -> bool {
+    let flags =
+        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED_NOREPLACE;
+    // SAFETY: `MAP_FIXED_NOREPLACE` fails rather than touch an existing mapping; the new one
+    // is ours.
+    let p = unsafe {
+        libc::mmap(
+            at.cast(),
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            flags,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return false;
+    }
+    if p.cast::<u8>() != at {
+        // A kernel before 4.17 takes the flag for a hint and maps elsewhere: not what was asked.
+        unmap(p.cast(), size);
+        return false;
+    }
+    true
+}
+
 /// Give the physical memory of `size` bytes at `p` (page-aligned, inside a range this module
 /// mapped) back to the OS, keeping the addresses: the next touch faults in a fresh page
 /// (zero on Linux; the callers do not rely on the contents either way). Returns whether the

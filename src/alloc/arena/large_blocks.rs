@@ -29,11 +29,13 @@
 //! as many *consecutive* empty arenas among the first [`RUN_SCAN`] empty ones
 //! (`take_empty_run`): a freed block's places form one, so a program replacing blocks finds
 //! the next one's place there, and the block is made in place. Otherwise the block takes
-//! empty arenas off the lists, the most resident first (`ArenaLists::dirtiest_empty`). If
-//! those happen to be consecutive, in order, the block is made in place; otherwise a fresh
-//! aligned run is mapped and each one taken is moved into it with `mremap`
-//! (`os::remap_fixed`): its pages change address without being copied, faulted in or given
-//! back (at 15-20 µs a call, the costliest step: BENCHMARKS.md "Session 28"). Places no empty
+//! empty arenas off the lists, the most resident first (`ArenaLists::dirtiest_empty`), and
+//! makes its run out of them with as few moves as it can (`assemble_run`): the longest run of
+//! consecutive ones among them stays where it is, with fresh memory mapped right after or
+//! before it if that address range is free (`os::map_at`), else in a fresh aligned run; the
+//! others are moved into the run's places with `mremap` (`os::remap_fixed`), consecutive ones
+//! in one call: their pages change address without being copied, faulted in or given back
+//! (at 15-20 µs a call, the costliest step: BENCHMARKS.md "Session 28"). Places no empty
 //! arena filled are fresh memory.
 //!
 //! **Freeing.** The head's pools from `first_pool` on go back at the end of its free list,
@@ -214,50 +216,19 @@ impl ArenaManager {
         self.unlock();
         let taken = &mut taken.arenas[..taken.n];
         taken.sort_unstable_by_key(|t| t.arena as usize);
-        let in_place = taken.len() == shape.arenas
-            && taken
-                .iter()
-                .enumerate()
-                .all(|(i, t)| t.arena as usize == taken[0].arena as usize + i * ARENA_SIZE);
-        // What each place of the run holds: an arena taken (its state when taken), or fresh
-        // memory (`None`).
-        let mut places: [Option<TakenArena>; MAX_ARENAS] = [None; MAX_ARENAS];
-        let base = if in_place {
-            for (place, t) in places.iter_mut().zip(taken.iter()) {
-                *place = Some(*t);
-            }
-            arena_base(taken[0].arena)
-        } else {
-            let run = os::map_aligned(shape.arenas * ARENA_SIZE, ARENA_SIZE);
-            if run.is_null() || run as usize + shape.arenas * ARENA_SIZE > ADDRESS_LIMIT {
-                if !run.is_null() {
-                    os::unmap(run, shape.arenas * ARENA_SIZE);
-                }
-                // SAFETY: the arenas were taken by `take_empty_arenas`, untouched since.
-                unsafe { self.give_back_taken(map, taken) };
-                return ptr::null_mut();
-            }
-            let mut returned = 0;
-            for (i, t) in taken.iter().enumerate() {
-                let to = (run as usize + i * ARENA_SIZE) as *mut u8;
-                if os::remap_fixed(arena_base(t.arena), ARENA_SIZE, to) {
-                    places[i] = Some(*t);
-                } else {
-                    // The place keeps the run's fresh memory; the arena goes.
-                    os::unmap(arena_base(t.arena), ARENA_SIZE);
-                    returned += 1;
-                }
-            }
-            if returned != 0 {
-                self.counters.returned.add(returned);
-            }
-            // The run's places not filled by a taken arena are newly mapped arenas' worth.
-            let absorbed = places.iter().filter(|p| p.is_some()).count();
-            self.counters
-                .mapped_total
-                .add((shape.arenas - absorbed) as u64);
-            run
+        let Some((base, places, returned)) = assemble_run(taken, shape.arenas) else {
+            // SAFETY: the arenas were taken by `take_empty_arenas`, untouched since.
+            unsafe { self.give_back_taken(map, taken) };
+            return ptr::null_mut();
         };
+        if returned != 0 {
+            self.counters.returned.add(returned as u64);
+        }
+        // The run's places not filled by a taken arena are newly mapped arenas' worth.
+        let absorbed = places.iter().filter(|p| p.is_some()).count();
+        self.counters
+            .mapped_total
+            .add((shape.arenas - absorbed) as u64);
         let places = &places[..shape.arenas];
         if zeroed {
             // SAFETY: the run is ours; `places` says what each place held.
@@ -768,6 +739,105 @@ impl ArenaManager {
     }
 }
 
+/// Make a run of `arenas` consecutive arena-sized places for a block out of the empty arenas
+/// `taken` (sorted by address, at most `arenas`), moving as few as it can: the longest run of
+/// consecutive ones among them stays where it is, and fresh memory is mapped right after it
+/// (or else right before it) for the other places, if that address range is free
+/// (`os::map_at`); else the whole run is fresh memory. The other arenas taken are moved into
+/// the run's free places with `mremap`, consecutive ones in one call (each call costs 15-20
+/// µs whatever its length). An arena that cannot be moved is unmapped (its place keeps
+/// fresh memory). Returns the run's base, what each place holds (an arena taken, with its
+/// state when taken, or `None` for fresh memory), and how many arenas were unmapped; `None`
+/// when the OS refuses memory, with `taken` untouched.
+fn assemble_run(
+    taken: &[TakenArena],
+    arenas: usize,
+) -> Option<(*mut u8, [Option<TakenArena>; MAX_ARENAS], usize)> {
+    let addr = |i: usize| taken[i].arena as usize;
+    let size = arenas * ARENA_SIZE;
+    // The longest run of consecutive arenas taken: `taken[from..from + len]`.
+    let (mut from, mut len) = (0, 0);
+    let mut i = 0;
+    while i < taken.len() {
+        let mut j = i + 1;
+        while j < taken.len() && addr(j) == addr(j - 1) + ARENA_SIZE {
+            j += 1;
+        }
+        if j - i > len {
+            (from, len) = (i, j - i);
+        }
+        i = j;
+    }
+    // Where the run starts, and the place the kept run takes in it.
+    let mut placed = None;
+    if len > 0 {
+        let (start, end) = (addr(from), addr(from) + len * ARENA_SIZE);
+        let extra = size - len * ARENA_SIZE;
+        // Nothing to map (the arenas taken are the run), or room after them.
+        if extra == 0 || (start + size <= ADDRESS_LIMIT && os::map_at(end as *mut u8, extra)) {
+            placed = Some((start, 0));
+        } else if start >= extra + ARENA_SIZE && os::map_at((start - extra) as *mut u8, extra) {
+            placed = Some((start - extra, arenas - len));
+        }
+    }
+    let (base, at) = match placed {
+        Some(p) => p,
+        None => {
+            len = 0;
+            let run = os::map_aligned(size, ARENA_SIZE);
+            if run.is_null() || run as usize + size > ADDRESS_LIMIT {
+                if !run.is_null() {
+                    os::unmap(run, size);
+                }
+                return None;
+            }
+            (run as usize, 0)
+        }
+    };
+    let mut places: [Option<TakenArena>; MAX_ARENAS] = [None; MAX_ARENAS];
+    for k in 0..len {
+        places[at + k] = Some(taken[from + k]);
+    }
+    // The others, into the free places in order, consecutive ones that go to consecutive
+    // places in one call.
+    let mut returned = 0;
+    let mut place = 0;
+    let mut i = 0;
+    while i < taken.len() {
+        if (from..from + len).contains(&i) {
+            i += 1;
+            continue;
+        }
+        while places[place].is_some() {
+            place += 1;
+        }
+        let mut n = 1;
+        while i + n < taken.len()
+            && !(from..from + len).contains(&(i + n))
+            && addr(i + n) == addr(i) + n * ARENA_SIZE
+            && place + n < arenas
+            && places[place + n].is_none()
+        {
+            n += 1;
+        }
+        let to = (base + place * ARENA_SIZE) as *mut u8;
+        if os::remap_fixed(arena_base(taken[i].arena), n * ARENA_SIZE, to) {
+            for k in 0..n {
+                places[place + k] = Some(taken[i + k]);
+            }
+            place += n;
+        } else {
+            // The places keep the run's fresh memory; the arenas go.
+            os::unmap(arena_base(taken[i].arena), n * ARENA_SIZE);
+            returned += n;
+            // Those places stay `None`: skip them.
+            place += n;
+        }
+        i += n;
+    }
+    Some((base as *mut u8, places, returned))
+}
+
 /// Take the empty arena `arena` off the lists, the dirty queue and the arena map, into
 /// `taken` (the caller uncounts it from `counters.mapped`).
 ///
@@ -1040,4 +1110,136 @@ unsafe fn take_range(
     // SAFETY: lock held; on the lists.
     unsafe { lists.arenas.set_nfree(arena, nfree) };
     dirty
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Map `n` consecutive arena-sized places, each filled with its tag byte (`tag + i`).
+    fn tagged_run(n: usize, tag: u8) -> usize {
+        let run = os::map_aligned(n * ARENA_SIZE, ARENA_SIZE);
+        assert!(!run.is_null());
+        for i in 0..n {
+            // SAFETY: inside the run just mapped.
+            unsafe {
+                run.add(i * ARENA_SIZE)
+                    .write_bytes(tag + i as u8, ARENA_SIZE)
+            };
+        }
+        run as usize
+    }
+
+    fn taken_at(addr: usize) -> TakenArena {
+        TakenArena {
+            arena: addr as *mut Arena,
+            untouched: POOLS_PER_ARENA,
+            dirty: 0,
+        }
+    }
+
+    /// `assemble_run` keeps the longest run of the arenas taken in place where it can, moves the
+    /// others (consecutive ones together) into the run's free places with their contents, and
+    /// says truly what every place holds. Five tries: the address range beside the run kept
+    /// may be taken by another test's mapping at that moment, which is allowed (the block then
+    /// gets a fresh run), but not five times in a row.
+    #[test]
+    fn assemble_run_keeps_the_longest_run_in_place_and_moves_the_others() {
+        longest_run_in_place(false);
+    }
+
+    /// As above, with the free address range before the run kept rather than after it.
+    #[test]
+    fn assemble_run_keeps_the_longest_run_in_place_with_room_before_it() {
+        longest_run_in_place(true);
+    }
+
+    fn longest_run_in_place(room_before: bool) {
+        let mut kept_in_place = 0;
+        for _ in 0..5 {
+            // Two consecutive arenas, a lone one, and three consecutive ones with room after
+            // them (the six after unmapped: mapped last, so that the other two do not land
+            // there).
+            let b = tagged_run(2, 20);
+            let c = tagged_run(1, 30);
+            let nine = tagged_run(9, 10);
+            let a = if room_before {
+                // The six before unmapped, the three kept retagged.
+                os::unmap(nine as *mut u8, 6 * ARENA_SIZE);
+                let a = nine + 6 * ARENA_SIZE;
+                for i in 0..3 {
+                    // SAFETY: still mapped.
+                    unsafe {
+                        ((a + i * ARENA_SIZE) as *mut u8).write_bytes(10 + i as u8, ARENA_SIZE)
+                    };
+                }
+                a
+            } else {
+                os::unmap((nine + 3 * ARENA_SIZE) as *mut u8, 6 * ARENA_SIZE);
+                nine
+            };
+            let mut taken = [
+                taken_at(a),
+                taken_at(a + ARENA_SIZE),
+                taken_at(a + 2 * ARENA_SIZE),
+                taken_at(b),
+                taken_at(b + ARENA_SIZE),
+                taken_at(c),
+            ];
+            taken.sort_unstable_by_key(|t| t.arena as usize);
+            let tags: Vec<(usize, u8)> = taken
+                .iter()
+                // SAFETY: mapped above.
+                .map(|t| (t.arena as usize, unsafe { *(t.arena as *const u8) }))
+                .collect();
+            let (base, places, returned) = assemble_run(&taken, 7).expect("memory");
+            assert_eq!(returned, 0);
+            let base = base as usize;
+            assert_eq!(base % ARENA_SIZE, 0);
+            let mut seen = Vec::new();
+            for (i, place) in places[..7].iter().enumerate() {
+                let at = (base + i * ARENA_SIZE) as *const u8;
+                // SAFETY: the run is mapped: the first and last byte of each place.
+                let (first, last) = unsafe { (*at, *at.add(ARENA_SIZE - 1)) };
+                match place {
+                    Some(t) => {
+                        let tag = tags.iter().find(|x| x.0 == t.arena as usize).unwrap().1;
+                        assert_eq!((first, last), (tag, tag), "place {i}: not the arena said");
+                        seen.push(t.arena as usize);
+                    }
+                    None => assert_eq!((first, last), (0, 0), "place {i}: not fresh memory"),
+                }
+            }
+            seen.sort_unstable();
+            let all: Vec<usize> = tags.iter().map(|x| x.0).collect();
+            assert_eq!(seen, all, "every arena taken is in a place, once");
+            assert!(places[7..].iter().all(Option::is_none));
+            let kept_at = if room_before { a - 4 * ARENA_SIZE } else { a };
+            if base == kept_at {
+                kept_in_place += 1;
+            }
+            os::unmap(base as *mut u8, 7 * ARENA_SIZE);
+        }
+        assert!(kept_in_place > 0, "the run was never kept in place");
+    }
+
+    /// With no arena taken, the run is fresh memory; with exactly the run's arenas, consecutive,
+    /// it is made where they are.
+    #[test]
+    fn assemble_run_fresh_and_in_place() {
+        let (base, places, returned) = assemble_run(&[], 3).expect("memory");
+        assert!(places.iter().all(Option::is_none));
+        assert_eq!(returned, 0);
+        os::unmap(base, 3 * ARENA_SIZE);
+        let a = tagged_run(3, 40);
+        let taken = [
+            taken_at(a),
+            taken_at(a + ARENA_SIZE),
+            taken_at(a + 2 * ARENA_SIZE),
+        ];
+        let (base, places, _) = assemble_run(&taken, 3).expect("memory");
+        assert_eq!(base as usize, a);
+        assert!(places[..3].iter().all(Option::is_some));
+        os::unmap(base, 3 * ARENA_SIZE);
+    }
 }
