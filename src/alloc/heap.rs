@@ -120,8 +120,8 @@ pub(crate) struct Heap {
     /// Medium blocks of `PoolAlloc`'s fallback the holder freed, for its next requests
     /// (`medium_cache.rs`).
     pub(crate) medium: MediumCache,
-    /// The large block the holder freed last, for its next request of the same shape
-    /// (`large_cache.rs`).
+    /// The large blocks the holder freed last (up to four), for its next requests of the same
+    /// shapes (`large_cache.rs`).
     pub(crate) large: LargeCache,
     /// Bit `c`: the current pool of class `c` was given back empty by
     /// [`release_empty_pools`](Self::release_empty_pools) and not taken again since (its next
