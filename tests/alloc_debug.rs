@@ -167,6 +167,93 @@ fn overrun_of_a_large_block_is_reported() {
     );
 }
 
+/// A block of 300,000 bytes is a large block of the arenas (with the debug header and guards
+/// around it); an overrun past its end is caught at its free as any other.
+#[test]
+fn overrun_of_an_arena_large_block_is_reported() {
+    let c = child("overrun_of_an_arena_large_block_is_reported", 0, || {
+        let (p, l) = block(300_000);
+        // SAFETY: a deliberate overrun into the guard bytes of a large block.
+        unsafe {
+            p.add(300_002).write(0x42);
+            GLOBAL.dealloc(p, l);
+        }
+    });
+    assert_report(
+        &c,
+        &[
+            "bad trailing guard bytes",
+            "300000 bytes originally requested",
+            "at tail+2: 0x42 *** OUCH",
+        ],
+    );
+}
+
+/// A large block kept by its thread and freed again is reported as a double free by the
+/// debug allocator (its registry knows the block is freed), before the large-block code
+/// would see it.
+#[test]
+fn double_free_of_a_large_block_is_reported() {
+    let c = child("double_free_of_a_large_block_is_reported", 0, || {
+        let (p, l) = block(1 << 20);
+        // SAFETY: deliberately freed twice.
+        unsafe {
+            GLOBAL.dealloc(p, l);
+            GLOBAL.dealloc(p, l);
+        }
+    });
+    assert_report(
+        &c,
+        &[
+            "the block was already freed (a double free)",
+            "1048576 bytes originally requested",
+        ],
+    );
+}
+
+/// Large blocks under the debug allocator: new data is CLEANBYTE even when a kept block is
+/// handed out again, `realloc` across shapes keeps the bytes, and the heap check passes.
+#[test]
+fn large_blocks_under_the_debug_allocator() {
+    let c = child("large_blocks_under_the_debug_allocator", 0, || {
+        let sizes = [300_000, 1 << 20, 3 << 20];
+        // SAFETY: non-zero sizes; every block freed with its layout; reads within blocks.
+        unsafe {
+            for round in 0..3 {
+                for &n in &sizes {
+                    let l = Layout::from_size_align(n, 16).unwrap();
+                    let p = GLOBAL.alloc(l);
+                    assert!(!p.is_null());
+                    assert!(
+                        [0, n / 2, n - 1].iter().all(|&i| p.add(i).read() == 0xCD),
+                        "round {round}, {n} bytes: new data is not CLEANBYTE"
+                    );
+                    p.write_bytes(round as u8 + 1, n);
+                    GLOBAL.dealloc(p, l);
+                }
+            }
+            let l = Layout::from_size_align(300_000, 16).unwrap();
+            let p = GLOBAL.alloc(l);
+            p.write_bytes(0x5A, 300_000);
+            let q = GLOBAL.realloc(p, l, 5 << 20);
+            assert!(!q.is_null());
+            assert!((0..300_000).step_by(997).all(|i| q.add(i).read() == 0x5A));
+            let r = GLOBAL.realloc(q, Layout::from_size_align(5 << 20, 16).unwrap(), 600_000);
+            assert!((0..300_000).step_by(997).all(|i| r.add(i).read() == 0x5A));
+            assert!(pyheap::alloc::check_heap().unwrap() > 0);
+            GLOBAL.dealloc(r, Layout::from_size_align(600_000, 16).unwrap());
+        }
+        println!("OK");
+    });
+    assert!(
+        c.status.success() && c.stdout.contains("OK"),
+        "status {:?}\n{}\n{}",
+        c.status,
+        c.stdout,
+        c.stderr
+    );
+}
+
 #[test]
 fn double_free_is_reported() {
     let c = child("double_free_is_reported", 0, || {

@@ -13,8 +13,11 @@
 //! keeps the block in place when the old and new sizes span the same pools; blocks move between
 //! threads, and threads exit holding them; `stats()` counts large blocks exactly and its arena
 //! counts add up; `purge()` gives a peak of large blocks back; a large block freed with the
-//! size of another shape, or freed twice, aborts with a message; and a hash table that grows
-//! and is dropped again and again (what the feature is for) does not grow the arenas mapped.
+//! size of another shape, or freed twice, aborts with a message; a hash table that grows
+//! and is dropped again and again (what the feature is for) does not grow the arenas mapped;
+//! a thread keeps four freed blocks and a request loop finds them; a block of several arenas
+//! takes a run of empty arenas in place; and `Gc` objects of both flavors that are large
+//! blocks themselves are collected and dropped once.
 //!
 //! Stats are process-wide: the tests that compare them (and the ones that fork) take
 //! `EXCLUSIVE` for writing, every other test takes it for reading, so they run alone.
@@ -1677,4 +1680,124 @@ fn growing_hash_maps_do_not_grow_the_arenas() {
         "peak RSS grew from {base_rss} (rounds 0-2) to {last_rss}: {rss_peaks:?}"
     );
     check_arena_counts("end");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. `Gc` objects that are large blocks themselves.
+
+static BIG_DROPS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// 320,000 bytes of payload inside the object: the `Gc` allocation itself is a large block.
+struct BigPayload {
+    words: [u64; 40_000],
+    tag: u64,
+}
+
+impl Drop for BigPayload {
+    fn drop(&mut self) {
+        assert!(
+            self.words.iter().step_by(97).all(|&w| w == self.tag),
+            "a large Gc object lost its bytes before its drop"
+        );
+        BIG_DROPS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[derive(pyheap::Trace)]
+struct BigShared {
+    #[trace(skip)]
+    _payload: BigPayload,
+    next: Mutex<Option<pyheap::Gc<BigShared>>>,
+}
+
+#[derive(pyheap::Trace)]
+struct BigLocal {
+    #[trace(skip)]
+    _payload: BigPayload,
+    next: std::cell::RefCell<Option<pyheap::unsync::Gc<BigLocal>>>,
+}
+
+/// Rings of `Gc` objects of 320 KB each (large blocks of the arenas, not payloads behind a
+/// pointer), in both flavors, dropped and collected: every object is dropped once with its
+/// bytes intact, and once the collectors ran and the thread's kept blocks went back, the live
+/// large blocks are as many as before. A big stack for the thread: each object is built on it.
+#[test]
+fn gc_objects_that_are_large_blocks_are_collected() {
+    let _g = exclusive();
+    purge();
+    let base = stats();
+    thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(|| {
+            const RINGS: usize = 4;
+            const NODES: usize = 6;
+            let before = BIG_DROPS.load(std::sync::atomic::Ordering::SeqCst);
+            for r in 0..RINGS {
+                let tag = |i: usize| (r * NODES + i) as u64 * 0x9E37_79B9;
+                let first = pyheap::Gc::new(BigShared {
+                    _payload: BigPayload {
+                        words: [tag(0); 40_000],
+                        tag: tag(0),
+                    },
+                    next: Mutex::new(None),
+                });
+                let mut last = first.clone();
+                for i in 1..NODES {
+                    let node = pyheap::Gc::new(BigShared {
+                        _payload: BigPayload {
+                            words: [tag(i); 40_000],
+                            tag: tag(i),
+                        },
+                        next: Mutex::new(None),
+                    });
+                    *last.next.lock().unwrap() = Some(node.clone());
+                    last = node;
+                }
+                *last.next.lock().unwrap() = Some(first);
+                drop(last);
+                assert!(
+                    stats().large_blocks >= NODES,
+                    "the ring's objects are not large blocks"
+                );
+                let local_first = pyheap::unsync::Gc::new(BigLocal {
+                    _payload: BigPayload {
+                        words: [tag(100); 40_000],
+                        tag: tag(100),
+                    },
+                    next: std::cell::RefCell::new(None),
+                });
+                let mut local_last = local_first.clone();
+                for i in 1..NODES {
+                    let node = pyheap::unsync::Gc::new(BigLocal {
+                        _payload: BigPayload {
+                            words: [tag(100 + i); 40_000],
+                            tag: tag(100 + i),
+                        },
+                        next: std::cell::RefCell::new(None),
+                    });
+                    *local_last.next.borrow_mut() = Some(node.clone());
+                    local_last = node;
+                }
+                *local_last.next.borrow_mut() = Some(local_first);
+                drop(local_last);
+                pyheap::unsync::gc::collect();
+            }
+            while pyheap::collect() > 0 {}
+            assert_eq!(
+                BIG_DROPS.load(std::sync::atomic::Ordering::SeqCst) - before,
+                2 * RINGS * NODES,
+                "every large object of both flavors dropped exactly once"
+            );
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    while pyheap::collect() > 0 {}
+    purge();
+    let after = stats();
+    assert_eq!(
+        (after.large_blocks, after.large_bytes),
+        (base.large_blocks, base.large_bytes),
+        "large blocks left live after the collection\n{after}"
+    );
 }

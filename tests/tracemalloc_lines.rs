@@ -271,6 +271,43 @@ fn medium_blocks_through_the_cache_are_traced() {
     assert!(!by_line(&tracemalloc::take_snapshot()).contains_key(&again_line));
 }
 
+/// Large blocks (256 KiB to 32 MiB: runs of pools carved from the arenas) are traced at their
+/// lines by their requested sizes, lose their traces when freed (into the thread's kept
+/// blocks, or back to the arenas), are traced again at the new line when a kept block serves
+/// a request again, and a `realloc` between shapes moves the trace to the new size (at the
+/// `realloc`'s line).
+#[test]
+fn large_blocks_kept_and_resized_are_traced() {
+    let _t = tracing(1);
+    let sizes = [300_000, 1 << 20, 3 << 20, 5 << 20];
+    let mut blocks: Vec<Vec<u8>> = Vec::with_capacity(4);
+    let line = line!() + 1;
+    blocks.extend(sizes.iter().map(|&n| vec![1u8; n]));
+    let want: usize = sizes.iter().sum();
+    assert_eq!(by_line(&tracemalloc::take_snapshot())[&line], (want, 4));
+    drop(blocks);
+    // Kept by the thread (the first three) or given back (5 MiB): no trace left.
+    assert!(!by_line(&tracemalloc::take_snapshot()).contains_key(&line));
+    let again_line = line!() + 1;
+    let mut again: Vec<u8> = Vec::with_capacity(1 << 20);
+    assert_eq!(
+        by_line(&tracemalloc::take_snapshot())[&again_line],
+        (1 << 20, 1),
+        "a kept block handed out again is traced at its new line"
+    );
+    // Grown into more arenas (`realloc` moves the old block's arenas into the new one): the
+    // trace is the `realloc`'s, as in CPython, of the new size.
+    let grow_line = line!() + 1;
+    again.reserve_exact((6 << 20) - again.len());
+    let cap = again.capacity();
+    assert!(cap >= 6 << 20);
+    let by = by_line(&tracemalloc::take_snapshot());
+    assert_eq!(by[&grow_line], (cap, 1), "the trace follows the block");
+    assert!(!by.contains_key(&again_line));
+    drop(again);
+    assert!(!by_line(&tracemalloc::take_snapshot()).contains_key(&grow_line));
+}
+
 #[test]
 fn object_tracebacks_of_pointers_and_both_gc_flavors() {
     let _t = tracing(2);
