@@ -672,66 +672,12 @@ impl ArenaManager {
         self.work.arenas_visited.add(seen as u64);
         let found = &mut found[..n];
         found.sort_unstable_by_key(|f| f.0);
-        // (first index, resident pools, run length) of the best window so far.
-        let mut best: Option<(usize, u32, usize)> = None;
-        let mut start = 0;
-        while start < found.len() {
-            let mut end = start + 1;
-            while end < found.len() && found[end].0 == found[end - 1].0 + ARENA_SIZE {
-                end += 1;
-            }
-            let len = end - start;
-            if len >= want {
-                let mut dirty: u32 = found[start..start + want].iter().map(|f| f.1).sum();
-                for first in start..=end - want {
-                    if first > start {
-                        dirty = dirty - found[first - 1].1 + found[first + want - 1].1;
-                    }
-                    let better = match best {
-                        None => true,
-                        Some((_, d, l)) => dirty > d || (dirty == d && len < l),
-                    };
-                    if better {
-                        best = Some((first, dirty, len));
-                    }
-                }
-            }
-            start = end;
-        }
-        if let Some((first, _, _)) = best {
-            for f in &found[first..first + want] {
+        let (ranges, nranges) = pick_runs(found, want);
+        for &(start, len) in &ranges[..nranges] {
+            for f in &found[start..start + len] {
                 // SAFETY: lock held; an empty arena on the lists (just visited, nothing
                 // changed).
                 unsafe { take_arena(lists, map, f.0 as *mut Arena, taken) };
-            }
-            self.counters.mapped.add((want as u64).wrapping_neg());
-            return true;
-        }
-        // No run is long enough: the longest runs, whole, the most resident first among
-        // equals, so that `assemble_run` has few stretches to move (one `mremap` each).
-        let mut runs = [(0usize, 0usize, 0u32); RUN_SCAN];
-        let mut nruns = 0;
-        let mut start = 0;
-        while start < found.len() {
-            let mut end = start + 1;
-            while end < found.len() && found[end].0 == found[end - 1].0 + ARENA_SIZE {
-                end += 1;
-            }
-            let dirty = found[start..end].iter().map(|f| f.1).sum();
-            runs[nruns] = (start, end - start, dirty);
-            nruns += 1;
-            start = end;
-        }
-        let runs = &mut runs[..nruns];
-        runs.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)));
-        for &(start, len, _) in runs.iter() {
-            let n = len.min(want - taken.n);
-            for f in &found[start..start + n] {
-                // SAFETY: as above.
-                unsafe { take_arena(lists, map, f.0 as *mut Arena, taken) };
-            }
-            if taken.n == want {
-                break;
             }
         }
         self.counters.mapped.add((taken.n as u64).wrapping_neg());
@@ -882,6 +828,66 @@ fn assemble_run(
         i += n;
     }
     Some((base as *mut u8, places, returned))
+}
+
+/// `take_empty_run`'s choice among the empty arenas `found` (sorted by address, each with its
+/// count of resident pools): ranges `(start, len)` of `found`, `want` arenas in all or as
+/// many as there are. The window of `want` consecutive arenas with the most resident pools,
+/// then in the run closest to `want` long, if a run is long enough (one range); else whole
+/// runs, the longest first, then the most resident, the last one cut to `want`.
+fn pick_runs(found: &[(usize, u32)], want: usize) -> ([(usize, usize); RUN_SCAN], usize) {
+    let mut ranges = [(0usize, 0usize); RUN_SCAN];
+    // Maximal runs: (start, length, resident pools).
+    let mut runs = [(0usize, 0usize, 0u32); RUN_SCAN];
+    let mut nruns = 0;
+    let mut start = 0;
+    while start < found.len() {
+        let mut end = start + 1;
+        while end < found.len() && found[end].0 == found[end - 1].0 + ARENA_SIZE {
+            end += 1;
+        }
+        runs[nruns] = (
+            start,
+            end - start,
+            found[start..end].iter().map(|f| f.1).sum(),
+        );
+        nruns += 1;
+        start = end;
+    }
+    let runs = &mut runs[..nruns];
+    // (first index, resident pools, run length) of the best window.
+    let mut best: Option<(usize, u32, usize)> = None;
+    for &(start, len, _) in runs.iter().filter(|r| r.1 >= want) {
+        let mut dirty: u32 = found[start..start + want].iter().map(|f| f.1).sum();
+        for first in start..=start + len - want {
+            if first > start {
+                dirty = dirty - found[first - 1].1 + found[first + want - 1].1;
+            }
+            let better = match best {
+                None => true,
+                Some((_, d, l)) => dirty > d || (dirty == d && len < l),
+            };
+            if better {
+                best = Some((first, dirty, len));
+            }
+        }
+    }
+    if let Some((first, _, _)) = best {
+        ranges[0] = (first, want);
+        return (ranges, 1);
+    }
+    runs.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)));
+    let (mut n, mut left) = (0, want);
+    for &(start, len, _) in runs.iter() {
+        if left == 0 {
+            break;
+        }
+        let take = len.min(left);
+        ranges[n] = (start, take);
+        n += 1;
+        left -= take;
+    }
+    (ranges, n)
 }
 
 /// Take the empty arena `arena` off the lists, the dirty queue and the arena map, into
@@ -1267,6 +1273,89 @@ mod tests {
             os::unmap(base as *mut u8, 7 * ARENA_SIZE);
         }
         assert!(kept_in_place > 0, "the run was never kept in place");
+    }
+
+    /// Empty arenas at `base + i * ARENA_SIZE` for each `(i, resident pools)`, sorted.
+    fn empties(base: usize, at: &[(usize, u32)]) -> Vec<(usize, u32)> {
+        let mut v: Vec<(usize, u32)> = at
+            .iter()
+            .map(|&(i, d)| (base + i * ARENA_SIZE, d))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    fn picked(found: &[(usize, u32)], want: usize) -> Vec<(usize, usize)> {
+        let (ranges, n) = pick_runs(found, want);
+        ranges[..n].to_vec()
+    }
+
+    /// A run long enough: the window with the most resident pools, then the shortest run.
+    #[test]
+    fn pick_runs_takes_the_most_resident_window_of_the_shortest_run() {
+        let base = 1 << 40;
+        // Runs: 0-2 (all resident), 5-9 (all resident), 20-21.
+        let full = USABLE_POOLS as u32;
+        let found = empties(
+            base,
+            &[
+                (0, full),
+                (1, full),
+                (2, full),
+                (5, full),
+                (6, full),
+                (7, full),
+                (8, full),
+                (9, full),
+                (20, full),
+                (21, full),
+            ],
+        );
+        // Three: the run of three (indices 0..3), not a window of the run of five.
+        assert_eq!(picked(&found, 3), vec![(0, 3)]);
+        // Four: only the run of five has one; all its windows are equal, the first wins.
+        assert_eq!(picked(&found, 4), vec![(3, 4)]);
+        // Residency first: with arena 5 purged, the window 6-9 (indices 4..8).
+        let mut purged = found.clone();
+        purged[3].1 = 0;
+        assert_eq!(picked(&purged, 4), vec![(4, 4)]);
+        // And over a shorter run: arena 0 purged makes the run of three worse than a window
+        // of the run of five.
+        let mut purged = found.clone();
+        purged[0].1 = 0;
+        assert_eq!(picked(&purged, 3), vec![(3, 3)]);
+    }
+
+    /// No run long enough: whole runs, the longest first, then the most resident, the last
+    /// one cut; as many as there are when fewer than wanted.
+    #[test]
+    fn pick_runs_takes_the_longest_runs_whole_when_none_is_long_enough() {
+        let base = 1 << 40;
+        let full = USABLE_POOLS as u32;
+        // Runs: 0-1 (two), 10 (one, resident), 20-22 (three), 30 (one, purged).
+        let found = empties(
+            base,
+            &[
+                (0, full),
+                (1, full),
+                (10, full),
+                (20, full),
+                (21, full),
+                (22, full),
+                (30, 0),
+            ],
+        );
+        // Five: the run of three (indices 3..6) and the run of two (0..2).
+        assert_eq!(picked(&found, 5), vec![(3, 3), (0, 2)]);
+        // Six: then the resident lone arena (index 2), not the purged one.
+        assert_eq!(picked(&found, 6), vec![(3, 3), (0, 2), (2, 1)]);
+        // Four: the run of three and one of the run of two.
+        assert_eq!(picked(&found, 4), vec![(3, 3), (0, 1)]);
+        // More than there are: all of them.
+        let all: usize = picked(&found, 9).iter().map(|r| r.1).sum();
+        assert_eq!(all, 7);
+        // None at all.
+        assert!(picked(&[], 2).is_empty());
     }
 
     /// With no arena taken, the run is fresh memory; with exactly the run's arenas, consecutive,
