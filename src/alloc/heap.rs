@@ -123,10 +123,6 @@ pub(crate) struct Heap {
     /// The large blocks the holder freed last (up to four), for its next requests of the same
     /// shapes (`large_cache.rs`).
     pub(crate) large: LargeCache,
-    /// Bit `c`: the current pool of class `c` was given back empty by
-    /// [`release_empty_pools`](Self::release_empty_pools) and not taken again since (its next
-    /// pool request leaves the kept large blocks kept: `alloc_slow`). Holder only.
-    idle_released: Cell<u64>,
     /// Pools of this heap with blocks freed by other threads, and the holder token (see
     /// `remote.rs`).
     pub(crate) remote_pools: RemoteQueue,
@@ -144,9 +140,6 @@ pub(crate) struct Heap {
     /// The global arena map's words (never null: a heap is made only once the map exists).
     map_words: *const crate::sync::unmodelled::AtomicU64,
 }
-
-// One bit per class in `Heap::idle_released`.
-const _: () = assert!(NUM_SIZE_CLASSES <= 64);
 
 /// The registry list a heap is on.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -178,7 +171,6 @@ impl Heap {
             fallback: FallbackCounters::default(),
             medium: MediumCache::new(),
             large: LargeCache::new(),
-            idle_released: Cell::new(0),
             remote_pools: RemoteQueue::new(),
             pools: Cell::new(0),
             reg_prev: Cell::new(ptr::null_mut()),
@@ -574,17 +566,8 @@ impl Heap {
                 self.flush_remote_batches();
             }
             // Then the large blocks it keeps, whose pools the new one may come from (a
-            // `HashMap` that outgrew its table, `large_cache.rs`): unless this class's pool was
-            // given back empty by `release_empty_pools` and is only taken again. (A request
-            // loop frees its small blocks, frees a buffer, asks for a large block of another
-            // size, which gives back the empty pools first: if taking them again flushed the
-            // kept blocks, every request would miss them.)
-            let bit = 1u64 << class;
-            let idle = self.idle_released.get();
-            self.idle_released.set(idle & !bit);
-            if idle & bit == 0 {
-                self.release_large_cache();
-            }
+            // `HashMap` that outgrew its table, `large_cache.rs`).
+            self.release_large_cache();
             let pool = self
                 .home()
                 .acquire_pool(self as *const Heap as *mut Heap, class);
@@ -784,14 +767,12 @@ impl Heap {
     /// it looks at each class's current pool, never at the partial lists (a partial pool is
     /// never empty: it goes back to its arena as soon as its last block does).
     pub(crate) fn release_empty_pools(&self) {
-        for (class, current) in self.current.iter().enumerate() {
+        for current in &self.current {
             let pool = current.get();
             // SAFETY: `current` is ours.
             if !pool.is_null() && unsafe { (*pool).used.get() } == 0 {
                 current.set(ptr::null_mut());
                 self.release_pool(pool);
-                self.idle_released
-                    .set(self.idle_released.get() | 1 << class);
             }
         }
     }

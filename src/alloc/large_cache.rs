@@ -20,9 +20,7 @@
 //! The blocks stay the thread's only while the thread does not need their memory for anything
 //! else: they go back to the arenas (`ArenaManager::free_kept_block`) when the thread's heap
 //! is about to take a new pool (`Heap::alloc_slow`: its pools may then come from the blocks',
-//! which is what a `HashMap` that outgrew its table needs; not for a pool the heap gave back
-//! empty at a large request or free and takes again, or a request loop's strings would flush
-//! its buffers every time), when it exits, and at
+//! which is what a `HashMap` that outgrew its table needs), when it exits, and at
 //! [`purge`](super::purge); the oldest go back when a block freed needs room. A request of a
 //! shape none of them has leaves them kept: the arenas serve it. Blocks above
 //! [`LARGE_CACHE_MAX`] are not kept: at most [`LARGE_CACHE_BYTES`] per thread is out of the
