@@ -216,7 +216,8 @@ impl ArenaManager {
         self.unlock();
         let taken = &mut taken.arenas[..taken.n];
         taken.sort_unstable_by_key(|t| t.arena as usize);
-        let Some((base, places, returned)) = assemble_run(taken, shape.arenas) else {
+        // SAFETY: the arenas were taken by `take_empty_run`/`take_empty_arenas`: ours alone.
+        let Some((base, places, returned)) = (unsafe { assemble_run(taken, shape.arenas) }) else {
             // SAFETY: the arenas were taken by `take_empty_arenas`, untouched since.
             unsafe { self.give_back_taken(map, taken) };
             return ptr::null_mut();
@@ -741,7 +742,12 @@ impl ArenaManager {
 /// fresh memory). Returns the run's base, what each place holds (an arena taken, with its
 /// state when taken, or `None` for fresh memory), and how many arenas were unmapped; `None`
 /// when the OS refuses memory, with `taken` untouched.
-fn assemble_run(
+///
+/// # Safety
+/// The arenas of `taken` are mapped and the caller's alone (`Taken`'s invariants: off the
+/// lists, the dirty queue and the arena map, nobody else refers to them): they are moved or
+/// unmapped here.
+unsafe fn assemble_run(
     taken: &[TakenArena],
     arenas: usize,
 ) -> Option<(*mut u8, [Option<TakenArena>; MAX_ARENAS], usize)> {
@@ -751,10 +757,7 @@ fn assemble_run(
     let (mut from, mut len) = (0, 0);
     let mut i = 0;
     while i < taken.len() {
-        let mut j = i + 1;
-        while j < taken.len() && addr(j) == addr(j - 1) + ARENA_SIZE {
-            j += 1;
-        }
+        let j = run_end(taken.len(), i, addr);
         if j - i > len {
             (from, len) = (i, j - i);
         }
@@ -830,6 +833,16 @@ fn assemble_run(
     Some((base as *mut u8, places, returned))
 }
 
+/// The end (first index past it) of the run of consecutive arenas that starts at index
+/// `start` of `n` arenas sorted by address, `addr(i)` being the address of arena `i`.
+fn run_end(n: usize, start: usize, addr: impl Fn(usize) -> usize) -> usize {
+    let mut end = start + 1;
+    while end < n && addr(end) == addr(end - 1) + ARENA_SIZE {
+        end += 1;
+    }
+    end
+}
+
 /// `take_empty_run`'s choice among the empty arenas `found` (sorted by address, each with its
 /// count of resident pools): ranges `(start, len)` of `found`, `want` arenas in all or as
 /// many as there are. The window of `want` consecutive arenas with the most resident pools,
@@ -842,10 +855,7 @@ fn pick_runs(found: &[(usize, u32)], want: usize) -> ([(usize, usize); RUN_SCAN]
     let mut nruns = 0;
     let mut start = 0;
     while start < found.len() {
-        let mut end = start + 1;
-        while end < found.len() && found[end].0 == found[end - 1].0 + ARENA_SIZE {
-            end += 1;
-        }
+        let end = run_end(found.len(), start, |i| found[i].0);
         runs[nruns] = (
             start,
             end - start,
@@ -1244,7 +1254,8 @@ mod tests {
                 // SAFETY: mapped above.
                 .map(|t| (t.arena as usize, unsafe { *(t.arena as *const u8) }))
                 .collect();
-            let (base, places, returned) = assemble_run(&taken, 7).expect("memory");
+            // SAFETY: the arenas were mapped above, for this test alone.
+            let (base, places, returned) = unsafe { assemble_run(&taken, 7) }.expect("memory");
             assert_eq!(returned, 0);
             let base = base as usize;
             assert_eq!(base % ARENA_SIZE, 0);
@@ -1362,7 +1373,8 @@ mod tests {
     /// it is made where they are.
     #[test]
     fn assemble_run_fresh_and_in_place() {
-        let (base, places, returned) = assemble_run(&[], 3).expect("memory");
+        // SAFETY: no arena taken.
+        let (base, places, returned) = unsafe { assemble_run(&[], 3) }.expect("memory");
         assert!(places.iter().all(Option::is_none));
         assert_eq!(returned, 0);
         os::unmap(base, 3 * ARENA_SIZE);
@@ -1372,7 +1384,8 @@ mod tests {
             taken_at(a + ARENA_SIZE),
             taken_at(a + 2 * ARENA_SIZE),
         ];
-        let (base, places, _) = assemble_run(&taken, 3).expect("memory");
+        // SAFETY: the arenas were mapped above, for this test alone.
+        let (base, places, _) = unsafe { assemble_run(&taken, 3) }.expect("memory");
         assert_eq!(base as usize, a);
         assert!(places[..3].iter().all(Option::is_some));
         os::unmap(base, 3 * ARENA_SIZE);
