@@ -125,7 +125,11 @@ pub(crate) struct ArenaCounters {
     /// Arena-sized places inside live large blocks, past their heads (`large_blocks.rs`):
     /// mapped, not on the lists, not counted in `mapped`.
     pub(crate) block_arenas: StatCounter,
-    /// Live large blocks, and their sizes in bytes.
+    /// Live large blocks, and their sizes in bytes. Unlike the others, written with
+    /// `add_shared` only: a thread takes a kept block back, keeps one or resizes one in place
+    /// without the lock (`large_cache.rs`, `fallback.rs`), so no one thread owns them. (With
+    /// plain `add`s they lost updates when two threads raced: `large_blocks` read fewer blocks
+    /// than were live.)
     pub(crate) large_blocks: StatCounter,
     pub(crate) large_bytes: StatCounter,
 }

@@ -317,8 +317,8 @@ fn large_alloc(heap: *mut Heap, size: usize, zeroed: bool) -> *mut u8 {
                 if shape(kept_size) == want {
                     h.large.remove(i);
                     let c = &GLOBAL.arenas.counters;
-                    c.large_blocks.add(1);
-                    c.large_bytes.add(size as u64);
+                    c.large_blocks.add_shared(1);
+                    c.large_bytes.add_shared(size as u64);
                     if zeroed {
                         // SAFETY: the block spans at least `size` bytes (its shape is the
                         // request's), ours now.
@@ -397,8 +397,8 @@ unsafe fn large_free(heap: *mut Heap, ptr: *mut u8, size: usize) {
             h.release_empty_pools();
             h.large.put(ptr, size);
             let c = &GLOBAL.arenas.counters;
-            c.large_blocks.add(1u64.wrapping_neg());
-            c.large_bytes.add((size as u64).wrapping_neg());
+            c.large_blocks.add_shared(1u64.wrapping_neg());
+            c.large_bytes.add_shared((size as u64).wrapping_neg());
             return;
         }
         // SAFETY: forwarded contract.
@@ -432,7 +432,7 @@ unsafe fn large_realloc(f: System, ptr: *mut u8, layout: Layout, new_size: usize
                     .arenas
                     .counters
                     .large_bytes
-                    .add((new_size as u64).wrapping_sub(layout.size() as u64));
+                    .add_shared((new_size as u64).wrapping_sub(layout.size() as u64));
                 return ptr;
             }
             // SAFETY: a live large block of `layout.size()` bytes (its layout says so), the

@@ -195,8 +195,8 @@ impl ArenaManager {
             // SAFETY: lock held.
             let (head, dirty) = unsafe { self.carve_tail(map, shape) };
             if !head.is_null() {
-                self.counters.large_blocks.add(1);
-                self.counters.large_bytes.add(size as u64);
+                self.counters.large_blocks.add_shared(1);
+                self.counters.large_bytes.add_shared(size as u64);
                 self.unlock();
                 let block = (arena_base(head) as usize + shape.first_pool * POOL_SIZE) as *mut u8;
                 if zeroed {
@@ -259,8 +259,8 @@ impl ArenaManager {
         }
         self.counters.mapped.add(1);
         self.counters.block_arenas.add((shape.arenas - 1) as u64);
-        self.counters.large_blocks.add(1);
-        self.counters.large_bytes.add(size as u64);
+        self.counters.large_blocks.add_shared(1);
+        self.counters.large_bytes.add_shared(size as u64);
         self.note_high_water();
         self.unlock();
         (base as usize + shape.first_pool * POOL_SIZE) as *mut u8
@@ -340,8 +340,10 @@ impl ArenaManager {
             .add(((shape.arenas - 1) as u64).wrapping_neg());
         self.counters.returned.add(unmapped as u64);
         if live {
-            self.counters.large_blocks.add(1u64.wrapping_neg());
-            self.counters.large_bytes.add((size as u64).wrapping_neg());
+            self.counters.large_blocks.add_shared(1u64.wrapping_neg());
+            self.counters
+                .large_bytes
+                .add_shared((size as u64).wrapping_neg());
         }
         // The head may be empty now: the empty arenas beyond the limit go, as on a pool's
         // release.
@@ -459,7 +461,7 @@ impl ArenaManager {
             }
             self.counters
                 .large_bytes
-                .add((new_size as u64).wrapping_sub(old_size as u64));
+                .add_shared((new_size as u64).wrapping_sub(old_size as u64));
             self.unlock();
             return new_block;
         }
@@ -477,7 +479,9 @@ impl ArenaManager {
                 }
             };
             if taken {
-                self.counters.large_bytes.add((new_size - old_size) as u64);
+                self.counters
+                    .large_bytes
+                    .add_shared((new_size - old_size) as u64);
             }
             self.unlock();
             if !taken {
@@ -544,10 +548,10 @@ impl ArenaManager {
             .block_arenas
             .add(((old.arenas - 1) as u64).wrapping_neg());
         self.counters.returned.add((old.arenas - 1) as u64);
-        self.counters.large_blocks.add(1u64.wrapping_neg());
+        self.counters.large_blocks.add_shared(1u64.wrapping_neg());
         self.counters
             .large_bytes
-            .add((old_size as u64).wrapping_neg());
+            .add_shared((old_size as u64).wrapping_neg());
         let mut victims = Victims::new();
         let decaying = !self.unmaps_at_once();
         // SAFETY: lock held; the old head may be empty now.
