@@ -52,6 +52,7 @@ SUITE = [
     ("medium_lifo", "100 allocs then 100 frees, fixed random sizes 513 B-32 KiB", 1.0),
     ("medium_churn", "2,000 free+alloc pairs over 256 live blocks, random 513 B-32 KiB", 1.0),
     ("large_lifo", "a string and a 256 KiB-3 MiB buffer allocated, every page written, freed", 1.0),
+    ("request_loop", "6 header strings, a 256 KiB-3 MiB buffer (16 KiB written), a response; small ones freed first", 1.0),
     ("large_churn", "32 free+alloc pairs over 16 live blocks, random 256 KiB-4 MiB, pages written", 1.0),
     ("btree", "build + drop BTreeMap<String, Vec<u32>>, 10,000 entries", 1.0),
     ("producer_consumer", "256 blocks allocated on one thread, freed on another", 0.8),

@@ -1499,12 +1499,13 @@ fn a_freed_large_block_is_kept_for_the_next_request_and_given_back() {
         assert_eq!(stats().large_cached_bytes, 2 << 20);
         let (lo, hi) = (r as usize, r as usize + (2 << 20));
         let mut boxes: Vec<Box<[u8; 480]>> = Vec::with_capacity(200_000);
-        // 68 boxes of 480 bytes: two pools.
-        boxes.extend((0..68).map(|i| Box::new([i as u8; 480])));
+        // 340 boxes of 480 bytes: ten pools. (The first pool of a class whose pool went back
+        // at the free leaves the block kept: that only takes the pool again.)
+        boxes.extend((0..340).map(|i| Box::new([i as u8; 480])));
         assert_eq!(
             stats().large_cached_bytes,
             0,
-            "a pool request gives the kept block back"
+            "pool requests give the kept block back"
         );
         while !boxes
             .iter()
@@ -1561,19 +1562,61 @@ fn a_freed_large_block_is_kept_for_the_next_request_and_given_back() {
     );
 }
 
+/// The rule behind the request loop below, exactly: a pool taken again, of a class whose empty
+/// pool went back when a block was kept, leaves the kept blocks kept, once per class; a pool
+/// that is growth (a second one of that class, or one of a class whose pool never went back)
+/// gives them back.
+#[test]
+fn a_pool_taken_again_keeps_the_blocks_and_growth_gives_them_back() {
+    let _g = exclusive();
+    thread::spawn(|| {
+        const BUFFER: usize = 1 << 20;
+        // More boxes than a pool holds, of each class.
+        const MANY: usize = 100;
+        for growth_class in [480, 256] {
+            // A 480-byte box empties its pool before the buffer is freed: the free gives the
+            // pool back. The 256-byte box stays live: its pool never goes back.
+            let small = Box::new([1u8; 480]);
+            let live = Box::new([2u8; 256]);
+            drop(black_box(small));
+            // SAFETY: a non-zero size; freed with its layout.
+            unsafe { dealloc(black_box(alloc(layout(BUFFER, 16))), layout(BUFFER, 16)) };
+            assert_eq!(stats().large_cached_bytes, BUFFER, "the buffer is kept");
+            // Taking the 480-byte class's pool again is no growth.
+            let again = Box::new([3u8; 480]);
+            assert_eq!(
+                stats().large_cached_bytes,
+                BUFFER,
+                "a pool taken again gave the kept block back"
+            );
+            // Growth: more than a pool's worth of the class whose pool went back, or of the
+            // class whose pool never did.
+            let boxes: Vec<Box<[u8]>> = (0..MANY)
+                .map(|i| vec![i as u8; growth_class].into_boxed_slice())
+                .collect();
+            assert_eq!(
+                stats().large_cached_bytes,
+                0,
+                "{MANY} boxes of {growth_class} bytes did not give the kept block back"
+            );
+            drop((again, live, boxes));
+            purge();
+        }
+    })
+    .join()
+    .unwrap();
+}
+
 /// A request loop, as a server runs one: a small string and a large buffer per request, of
 /// sizes that cycle, the string freed before or after the buffer. Once every size class the
-/// strings use has had a pool, all four buffers should stay kept between their requests.
+/// strings use has had a pool, all four buffers stay kept between their requests.
 ///
-/// **Known to fail** (BENCHMARKS.md "Session 28"): the free of a kept buffer gives the
-/// heap's empty current pools back, the next string takes that pool again, and taking a pool
-/// gives the kept blocks back; the arenas then serve the buffer from the same place, under
-/// the lock (450 ns a request, System 53-78). Remembering which pools were given back that
-/// way, and not flushing when they are taken again, fixed it (65 ns) but let
-/// `growing_hash_maps_do_not_grow_the_arenas` map two more arenas in one run of four; it was
-/// taken out. Run with `--ignored` to see the state of it.
+/// This failed until the classes of the pools given back at a large free or request were
+/// remembered (`large_cache.rs`): the free of a kept buffer gives the heap's empty current
+/// pools back, the next string takes that pool again, and taking a pool gave the kept blocks
+/// back; the arenas then served the buffer from the same place, under the lock (450 ns a
+/// request, System 53-78: BENCHMARKS.md "Session 28").
 #[test]
-#[ignore = "known: a request loop's small pools flush its kept large blocks (BENCHMARKS.md, Session 28)"]
 fn a_request_loop_with_small_blocks_reuses_its_kept_blocks() {
     let _g = exclusive();
     // A fresh thread: only the loop's own small blocks live in its pools, so that a class's

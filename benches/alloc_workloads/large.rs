@@ -1,4 +1,4 @@
-//! Workloads `large_lifo` and `large_churn`: requests of 256 KiB to 4 MiB, which `PoolAlloc`
+//! Workloads `large_lifo`, `request_loop` and `large_churn`: requests of 256 KiB to 4 MiB, which `PoolAlloc`
 //! carves from its arenas on Linux (large blocks, session 27) and every other contender serves
 //! from its own large-object path (glibc: its heap, with pyheap's tuning for `System` too, or
 //! `mmap` from 32 MiB; mimalloc: large pages of its segments; jemalloc: extents).
@@ -7,6 +7,12 @@
 //!   fresh `Vec`: a small string and a block of a size from a fixed cycle (256 KiB, 600 KiB,
 //!   1 MiB, 3 MiB) are allocated, a byte is written in every page of the block, and both are
 //!   freed. Between requests the buffer's memory is free.
+//! * `request_loop`: a server's request loop with more small blocks around the buffer: six
+//!   header strings of 6-40 bytes in a `Vec`, a buffer of a size from the same cycle of which
+//!   the first 16 KiB are written (a body shorter than the capacity reserved for it), and a
+//!   response string; the small blocks are freed first, the buffer last. So at every request
+//!   the small blocks' pools empty before the buffer is freed: an allocator that ties its
+//!   cached buffers to its small pools loses them here (pyheap did until session 29).
 //! * `large_churn`: 16 live blocks of random sizes of 256 KiB to 4 MiB; each operation frees a
 //!   random one and allocates a new random size in its place, writing a byte in every page
 //!   (32 per iteration): the allocator must find room among blocks of other sizes.
@@ -63,6 +69,28 @@ fn lifo_request(i: usize) {
     black_box((&name, &body));
 }
 
+const HEADERS: [&str; 6] = [
+    "GET",
+    "/api/v1/items",
+    "host: example.org",
+    "accept: */*",
+    "user-agent: bench/1.0 (linux; x86_64)",
+    "x-request-id",
+];
+const BODY_WRITTEN: usize = 16 * 1024;
+
+fn request_loop_request(i: usize) {
+    // Declared first, freed last: the small blocks go before the buffer.
+    let mut body: Vec<u8> = Vec::with_capacity(CYCLE[i % CYCLE.len()]);
+    let headers: Vec<String> = HEADERS
+        .iter()
+        .map(|h| h.repeat(1 + (i + h.len()) % 2))
+        .collect();
+    body.extend((0..BODY_WRITTEN).map(|k| (k + i) as u8));
+    let response = format!("200 OK {} bytes for {}", body.len(), headers[1]);
+    black_box((&body, &headers, &response));
+}
+
 struct Ring {
     slots: Vec<Big>,
     rng: XorShift,
@@ -99,6 +127,17 @@ pub fn bench(c: &mut Criterion, contender: &str) {
     });
     group.finish();
 
+    let mut i = 0;
+    let mut group = c.benchmark_group("request_loop");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(contender, |b| {
+        b.iter(|| {
+            i += 1;
+            request_loop_request(i)
+        })
+    });
+    group.finish();
+
     let mut ring = Ring::new();
     let mut group = c.benchmark_group("large_churn");
     group.throughput(Throughput::Elements(OPS as u64));
@@ -110,6 +149,13 @@ pub fn bench(c: &mut Criterion, contender: &str) {
 pub fn lifo_rounds(rounds: usize) {
     for i in 0..rounds {
         lifo_request(i);
+    }
+}
+
+/// `rounds` requests of `request_loop`, untimed (the peak-RSS run).
+pub fn request_loop_rounds(rounds: usize) {
+    for i in 0..rounds {
+        request_loop_request(i);
     }
 }
 

@@ -24,6 +24,7 @@ fn run_workload(name: &str) -> bool {
         "medium_lifo" => super::medium::lifo_rounds(20_000),
         "medium_churn" => super::medium::churn_rounds(1_000),
         "large_lifo" => super::large::lifo_rounds(4_000),
+        "request_loop" => super::large::request_loop_rounds(20_000),
         "large_churn" => super::large::churn_rounds(200),
         _ => {
             if let Some(size) = count("lifo_") {

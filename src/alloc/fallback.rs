@@ -301,8 +301,9 @@ fn is_large(layout: Layout) -> bool {
 /// A large block of `size` bytes (`is_large`), zeroed if asked; null when the OS refuses.
 /// `heap` is the calling thread's bound heap, or null. A block the heap keeps of the same
 /// shape is taken back without a lock (`large_cache.rs`); otherwise the arenas serve it
-/// (`ArenaManager::alloc_large_block`), after the heap gave back its empty current pools (the
-/// blocks it keeps of other shapes stay kept: a program whose sizes cycle finds each kept).
+/// (`ArenaManager::alloc_large_block`), after the heap gave back its empty current pools
+/// (remembered: taking them again leaves the kept blocks kept), and the blocks it keeps of
+/// other shapes stay kept: a program whose sizes cycle finds each kept.
 #[inline(never)]
 fn large_alloc(heap: *mut Heap, size: usize, zeroed: bool) -> *mut u8 {
     #[cfg(all(target_os = "linux", not(loom), not(miri)))]
@@ -335,7 +336,8 @@ fn large_alloc(heap: *mut Heap, size: usize, zeroed: bool) -> *mut u8 {
             .alloc_large_block(&GLOBAL.map, size, zeroed, || {
                 if !heap.is_null() {
                     // SAFETY: the calling thread holds its bound heap (caller's contract).
-                    unsafe { (*heap).release_empty_pools() };
+                    let h = unsafe { &*heap };
+                    h.large.note_idle_pools(h.release_empty_pools());
                 }
             });
         if !block.is_null() && !heap.is_null() {
@@ -393,9 +395,11 @@ unsafe fn large_free(heap: *mut Heap, ptr: *mut u8, size: usize) {
             }
             // As `alloc_large_block` does: a program that frees a large structure frees its
             // small blocks too, and their empty current pools would keep arenas from being
-            // empty for the next large blocks (which this one, kept, may not serve).
-            h.release_empty_pools();
+            // empty for the next large blocks (which this one, kept, may not serve). Taking
+            // them again is no growth: it leaves the kept blocks kept (`large_cache.rs`).
+            let released = h.release_empty_pools();
             h.large.put(ptr, size);
+            h.large.note_idle_pools(released);
             let c = &GLOBAL.arenas.counters;
             c.large_blocks.add_shared(1u64.wrapping_neg());
             c.large_bytes.add_shared((size as u64).wrapping_neg());

@@ -566,8 +566,11 @@ impl Heap {
                 self.flush_remote_batches();
             }
             // Then the large blocks it keeps, whose pools the new one may come from (a
-            // `HashMap` that outgrew its table, `large_cache.rs`).
-            self.release_large_cache();
+            // `HashMap` that outgrew its table), unless this only takes again a pool of the
+            // class given back at a large free or request (`large_cache.rs`).
+            if self.large.should_release(class) {
+                self.release_large_cache();
+            }
             let pool = self
                 .home()
                 .acquire_pool(self as *const Heap as *mut Heap, class);
@@ -763,18 +766,22 @@ impl Heap {
     }
 
     /// Give every empty current pool back to its arena (a heap nobody allocates from soon:
-    /// an exiting thread's). Holder only. O(size classes):
+    /// an exiting thread's; or before a large block is kept or made); returns the classes
+    /// whose pool went back, bit `c` for class `c`. Holder only. O(size classes):
     /// it looks at each class's current pool, never at the partial lists (a partial pool is
     /// never empty: it goes back to its arena as soon as its last block does).
-    pub(crate) fn release_empty_pools(&self) {
-        for current in &self.current {
+    pub(crate) fn release_empty_pools(&self) -> u64 {
+        let mut released = 0;
+        for (class, current) in self.current.iter().enumerate() {
             let pool = current.get();
             // SAFETY: `current` is ours.
             if !pool.is_null() && unsafe { (*pool).used.get() } == 0 {
                 current.set(ptr::null_mut());
                 self.release_pool(pool);
+                released |= 1 << class;
             }
         }
+        released
     }
 }
 

@@ -19,22 +19,29 @@
 //!
 //! The blocks stay the thread's only while the thread does not need their memory for anything
 //! else: they go back to the arenas (`ArenaManager::free_kept_block`) when the thread's heap
-//! is about to take a new pool (`Heap::alloc_slow`: its pools may then come from the blocks',
+//! is about to grow by a pool (`Heap::alloc_slow`: its pools may then come from the blocks',
 //! which is what a `HashMap` that outgrew its table needs), when it exits, and at
 //! [`purge`](super::purge); the oldest go back when a block freed needs room. A request of a
 //! shape none of them has leaves them kept: the arenas serve it. Blocks above
 //! [`LARGE_CACHE_MAX`] are not kept: at most [`LARGE_CACHE_BYTES`] per thread is out of the
 //! other threads' reach. `stats()` reports the bytes kept (`large_cached_bytes`).
 //!
-//! The price is memory: a thread keeps up to 8 MiB its next requests may never ask for again
-//! (the `large_lifo` workload peaks at 8.1 MiB keeping four blocks, 6.7 keeping one; System
-//! 5.8, rpmalloc 8.6, mimalloc 11.1), until it takes a pool, exits or calls `purge()`.
+//! **A pool taken again is not growth.** The free of a kept block, and a large request the
+//! kept blocks miss, give the heap's empty current pools back to the arenas
+//! (`Heap::release_empty_pools`: otherwise they keep arenas from being empty for the next large
+//! blocks). A request loop then takes a pool of the same class again for its next small
+//! string: if that gave the kept blocks back, every request would miss them and go to the
+//! arenas under their lock (450 ns a request against System's 53-78: BENCHMARKS.md "Session
+//! 28"). So the classes whose pools went back that way are remembered (`idle_classes`, one bit
+//! per class), and the next pool of each of those classes leaves the kept blocks kept, once;
+//! any other pool the heap takes is growth and gives them back. A program that frees a
+//! structure and builds the next (a `HashMap` dropped and filled again) retakes at most one
+//! pool per class that way before its first new pool gives the blocks back.
 //!
-//! Open problem: a loop whose small blocks empty a pool each round loses its kept blocks each
-//! round. The free of a kept block gives the heap's empty current pools back (which a
-//! `HashMap` dropped and built again needs for its peak), the loop's next small block takes a
-//! pool again, and that gives the kept blocks back (BENCHMARKS.md "Session 28"; the ignored
-//! test `a_request_loop_with_small_blocks_reuses_its_kept_blocks`).
+//! The price is memory: a thread may keep up to 8 MiB its next requests may never ask for
+//! again (the `large_lifo` workload peaks at 8.1 MiB keeping four blocks, 6.7 keeping one;
+//! System 5.8, rpmalloc 8.6, mimalloc 11.1), until it grows by a pool, exits or calls
+//! `purge()`; and up to one pool per size class taken elsewhere while they are kept.
 
 use crate::sync::unmodelled::{AtomicUsize, Ordering};
 use core::cell::Cell;
@@ -49,18 +56,27 @@ pub(crate) const LARGE_CACHE_BYTES: usize = 8 << 20;
 /// The most blocks a thread keeps.
 pub(crate) const LARGE_SLOTS: usize = 4;
 
+// One bit per class in `LargeCache::idle_classes`.
+const _: () = assert!(crate::alloc::size_class::NUM_SIZE_CLASSES <= 64);
+
 /// # Invariants
 /// `blocks[..n]` are distinct large blocks this heap allocated and the program freed, the
 /// most recently kept first, of `sizes[i]` bytes each (its size as last allocated or
 /// resized), which no one else refers to: the holder of the heap owns them. The rest of
 /// `blocks` is null. `n <= LARGE_SLOTS`; `bytes` is the sum of `sizes[..n]`, at most
 /// [`LARGE_CACHE_BYTES`]. Only the heap's holder reads or writes `blocks`, `sizes` and `n`;
-/// `bytes` is also read by `stats()` from any thread (hence atomic).
+/// `bytes` is also read by `stats()` from any thread (hence atomic). `idle_classes` is a hint
+/// for when the blocks go back, not a safety invariant.
 pub(crate) struct LargeCache {
     blocks: [Cell<*mut u8>; LARGE_SLOTS],
     sizes: [Cell<usize>; LARGE_SLOTS],
     n: Cell<usize>,
     bytes: AtomicUsize,
+    /// Bit `c`: the holder's heap gave back its empty current pool of class `c` at a large
+    /// free or request (`Heap::release_empty_pools`), and has not taken a pool of that class
+    /// since (kept while nothing is kept: a loop's first request after its kept blocks went
+    /// back makes and frees a block again, and its pools must find their bits).
+    idle_classes: Cell<u64>,
 }
 
 #[cfg_attr(any(loom, not(target_os = "linux")), allow(dead_code))]
@@ -72,6 +88,7 @@ impl LargeCache {
                 sizes: [const { Cell::new(0) }; LARGE_SLOTS],
                 n: Cell::new(0),
                 bytes: AtomicUsize::new(0),
+                idle_classes: Cell::new(0),
             }
         }
     }
@@ -130,6 +147,22 @@ impl LargeCache {
         self.n.set(n + 1);
         let bytes = self.bytes.load(Ordering::Relaxed);
         self.bytes.store(bytes + size, Ordering::Relaxed);
+    }
+
+    /// The holder's heap gave back its empty current pools of the classes in `released` (bit
+    /// `c` for class `c`) at a large free or a large request: taking a pool of those classes
+    /// again, once per class, is no growth and leaves the kept blocks kept. Holder only.
+    pub(crate) fn note_idle_pools(&self, released: u64) {
+        self.idle_classes.set(self.idle_classes.get() | released);
+    }
+
+    /// The holder's heap is about to take a pool of `class`: whether the kept blocks should go
+    /// back first (see the module doc). Holder only.
+    pub(crate) fn should_release(&self, class: usize) -> bool {
+        let idle = self.idle_classes.get();
+        let bit = 1u64 << class;
+        self.idle_classes.set(idle & !bit);
+        self.n.get() != 0 && idle & bit == 0
     }
 
     /// Bytes kept: for `stats()`, from any thread.
