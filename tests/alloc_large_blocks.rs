@@ -1607,6 +1607,51 @@ fn a_pool_taken_again_keeps_the_blocks_and_growth_gives_them_back() {
     .unwrap();
 }
 
+/// The free of a block the cache served gives no pools back: a loop that reuses its blocks
+/// keeps its small blocks' pools between rounds instead of giving them back and taking them
+/// again under the arena lock. A block that came from the arenas still gives them back.
+#[test]
+fn freeing_a_block_the_cache_served_keeps_the_pools() {
+    let _g = exclusive();
+    thread::spawn(|| {
+        const BUFFER: usize = 1 << 20;
+        let l = layout(BUFFER, 16);
+        let class = stats()
+            .classes
+            .iter()
+            .position(|c| c.block_size == 480)
+            .expect("a 480-byte class");
+        let pools = || stats().classes[class].pools;
+        // The class's current pool, emptied.
+        drop(black_box(Box::new([0u8; 480])));
+        let before = pools();
+        // A block from the arenas: its free gives the empty pool back.
+        // SAFETY: a non-zero size; freed with its layout.
+        unsafe { dealloc(black_box(alloc(l)), l) };
+        assert_eq!(
+            pools(),
+            before - 1,
+            "the free of a block from the arenas kept the empty pool"
+        );
+        // The pool taken again; then the kept block served and freed again.
+        let b = Box::new([1u8; 480]);
+        drop(black_box(b));
+        let with_pool = pools();
+        assert_eq!(with_pool, before);
+        // SAFETY: as above.
+        unsafe { dealloc(black_box(alloc(l)), l) };
+        assert_eq!(stats().large_cached_bytes, BUFFER, "the block kept again");
+        assert_eq!(
+            pools(),
+            with_pool,
+            "the free of a block the cache served gave the empty pool back"
+        );
+        purge();
+    })
+    .join()
+    .unwrap();
+}
+
 /// A request loop, as a server runs one: a small string and a large buffer per request, of
 /// sizes that cycle, the string freed before or after the buffer. Once every size class the
 /// strings use has had a pool, all four buffers stay kept between their requests.

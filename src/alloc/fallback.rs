@@ -317,6 +317,7 @@ fn large_alloc(heap: *mut Heap, size: usize, zeroed: bool) -> *mut u8 {
                 let (kept, kept_size) = h.large.get(i);
                 if shape(kept_size) == want {
                     h.large.remove(i);
+                    h.large.note_served(kept);
                     let c = &GLOBAL.arenas.counters;
                     c.large_blocks.add_shared(1);
                     c.large_bytes.add_shared(size as u64);
@@ -396,10 +397,13 @@ unsafe fn large_free(heap: *mut Heap, ptr: *mut u8, size: usize) {
             // As `alloc_large_block` does: a program that frees a large structure frees its
             // small blocks too, and their empty current pools would keep arenas from being
             // empty for the next large blocks (which this one, kept, may not serve). Taking
-            // them again is no growth: it leaves the kept blocks kept (`large_cache.rs`).
-            let released = h.release_empty_pools();
+            // them again is no growth: it leaves the kept blocks kept (`large_cache.rs`). Not
+            // for a block the cache served: a loop that reuses its blocks would give its pools
+            // back and take them again, under the arena lock, every round.
+            if !h.large.was_served(ptr) {
+                h.large.note_idle_pools(h.release_empty_pools());
+            }
             h.large.put(ptr, size);
-            h.large.note_idle_pools(released);
             let c = &GLOBAL.arenas.counters;
             c.large_blocks.add_shared(1u64.wrapping_neg());
             c.large_bytes.add_shared((size as u64).wrapping_neg());
