@@ -222,14 +222,10 @@ impl ArenaManager {
             unsafe { self.give_back_taken(map, taken) };
             return ptr::null_mut();
         };
-        if returned != 0 {
-            self.counters.returned.add(returned as u64);
-        }
-        // The run's places not filled by a taken arena are newly mapped arenas' worth.
-        let absorbed = places.iter().filter(|p| p.is_some()).count();
-        self.counters
-            .mapped_total
-            .add((shape.arenas - absorbed) as u64);
+        // The run's places not filled by a taken arena are newly mapped arenas' worth: counted
+        // below, under the lock, as every write of the arena counters is (`StatCounter::add`
+        // has one writer at a time).
+        let fresh = shape.arenas - places.iter().filter(|p| p.is_some()).count();
         let places = &places[..shape.arenas];
         if zeroed {
             // SAFETY: the run is ours; `places` says what each place held.
@@ -240,11 +236,13 @@ impl ArenaManager {
         let head = unsafe { write_head(base, places[0], shape) };
         let now = self.now_ms();
         self.lock();
+        self.counters.returned.add(returned as u64);
+        self.counters.mapped_total.add(fresh as u64);
         if !map.insert(base) {
             // No room in the arena map: the run goes back to the OS, as a whole. The mapped
             // total counted it; it is returned now.
-            self.unlock();
             self.counters.returned.add(shape.arenas as u64);
+            self.unlock();
             os::unmap(base, shape.arenas * ARENA_SIZE);
             return ptr::null_mut();
         }
