@@ -69,8 +69,8 @@ const _: () = assert!(crate::alloc::size_class::NUM_SIZE_CLASSES <= 64);
 /// resized), which no one else refers to: the holder of the heap owns them. The rest of
 /// `blocks` is null. `n <= LARGE_SLOTS`; `bytes` is the sum of `sizes[..n]`, at most
 /// [`LARGE_CACHE_BYTES`]. Only the heap's holder reads or writes `blocks`, `sizes` and `n`;
-/// `bytes` is also read by `stats()` from any thread (hence atomic). `idle_classes` is a hint
-/// for when the blocks go back, not a safety invariant.
+/// `bytes` is also read by `stats()` from any thread (hence atomic). `idle_classes` and
+/// `served` are hints for when kept blocks and empty pools go back, not safety invariants.
 pub(crate) struct LargeCache {
     blocks: [Cell<*mut u8>; LARGE_SLOTS],
     sizes: [Cell<usize>; LARGE_SLOTS],
