@@ -115,6 +115,12 @@ struct Lists {
 }
 
 /// Counters of arena traffic, readable without the lock.
+///
+/// # Invariants
+/// Every counter but `large_blocks` and `large_bytes` is written only with the manager's lock
+/// held: that makes the lock holder `StatCounter::add`'s one writer at a time (a write between
+/// two locked sections can lose a concurrent one's update). `large_blocks` and `large_bytes`
+/// are written only with `StatCounter::add_shared`, from any thread.
 pub(crate) struct ArenaCounters {
     pub(crate) mapped: StatCounter,
     pub(crate) high_water: StatCounter,
@@ -125,11 +131,10 @@ pub(crate) struct ArenaCounters {
     /// Arena-sized places inside live large blocks, past their heads (`large_blocks.rs`):
     /// mapped, not on the lists, not counted in `mapped`.
     pub(crate) block_arenas: StatCounter,
-    /// Live large blocks, and their sizes in bytes. Unlike the others, written with
-    /// `add_shared` only: a thread takes a kept block back, keeps one or resizes one in place
-    /// without the lock (`large_cache.rs`, `fallback.rs`), so no one thread owns them. (With
-    /// plain `add`s they lost updates when two threads raced: `large_blocks` read fewer blocks
-    /// than were live.)
+    /// Live large blocks, and their sizes in bytes: written with `add_shared` (see the
+    /// invariants), because a thread takes a kept block back, keeps one or resizes one in place
+    /// without the lock (`large_cache.rs`, `fallback.rs`). (With plain `add`s they lost
+    /// updates when two threads raced: `large_blocks` read fewer blocks than were live.)
     pub(crate) large_blocks: StatCounter,
     pub(crate) large_bytes: StatCounter,
 }
