@@ -9,7 +9,7 @@ use super::large_cache::LargeCache;
 use super::medium_cache::MediumCache;
 use super::os::fatal;
 use super::pool::Block;
-use super::pool::{pool_of, Pool, PoolOwner, PoolState};
+use super::pool::{pool_of, prefetch_write, Pool, PoolOwner, PoolState};
 use super::remote::{free_remote, take_remote_blocks, Pushed, RemoteFree, RemoteQueue};
 use super::remote_batch::{Added, Chain, RemoteBatch, BATCH_LIMITS};
 use super::remote_message;
@@ -679,10 +679,10 @@ impl Heap {
     /// was queued. Holder only.
     ///
     /// Bound (audit of issue 13): it walks the queued pools (`take_remote_blocks` takes a
-    /// pool's whole list with one swap) and links the blocks taken back into their pools'
-    /// free lists (`remote_message::unpack`: one store per block, into lines the freers did
-    /// not touch), so its work is proportional to the number of remote frees since the last
-    /// collection: O(1) amortized per remote free, taken with no lock. It is called when the heap's pools of a
+    /// pool's whole list with one swap) and puts each list taken back on its pool
+    /// (`Pool::take_back`: O(1), the blocks are not touched), so its work is proportional to
+    /// the number of pools queued since the last collection, at most one per remote free:
+    /// O(1) amortized per remote free, taken with no lock. It is called when the heap's pools of a
     /// class run out (before taking a new pool), at thread exit, and by a freer that became
     /// an abandoned heap's holder (those two through
     /// [`collect_remote_frees_letting_go`](Self::collect_remote_frees_letting_go)).
@@ -706,10 +706,10 @@ impl Heap {
         let mut pool = self.remote_pools.take_all();
         let any = !pool.is_null();
         // One pool behind: each pool's list is taken (its header's line, last written by a
-        // freer) and its top message asked for (a line a freer wrote) one step before it is
-        // unpacked, and the next pool's header is asked for as soon as its address is read,
-        // so that these misses overlap the previous pool's unpacking instead of following
-        // one another.
+        // freer) and its top message asked for (a line a freer wrote: its count is read when
+        // it is put on the pool) one step before it is taken back, and the next pool's header
+        // is asked for as soon as its address is read, so that these misses overlap instead
+        // of following one another.
         let mut taken: Option<(*mut Pool, *mut Block, *mut Block, u32)> = None;
         while !pool.is_null() {
             // SAFETY: we hold the heap and took `pool` from its queue.
@@ -750,10 +750,8 @@ impl Heap {
     ) {
         // SAFETY: we hold the heap, so the pool's holder-only fields are ours.
         let p = unsafe { &*pool };
-        // SAFETY: caller's contract. The blocks' links are written here, into lines the
-        // freers did not touch (they wrote only the messages: `remote_message.rs`).
-        p.free
-            .set(unsafe { remote_message::unpack(pool, top, bottom, p.free.get()) });
+        // SAFETY: caller's contract.
+        unsafe { p.take_back(top, bottom) };
         p.used.set(p.used.get().wrapping_sub(count));
         let class = p.class.get() as usize;
         self.classes[class].reclaimed.add(u64::from(count));
@@ -783,23 +781,6 @@ impl Heap {
         }
         released
     }
-}
-
-/// Ask the CPU to start loading the line at `p`, to be written (the remote-free paths' next
-/// pool header or message, last written by another core). Only a hint: nothing is accessed,
-/// any address (null included) is allowed. `prefetchw` where the build targets CPUs that
-/// have it (`-C target-feature=+prfchw`, or a `target-cpu` with it), `prefetcht0` otherwise.
-#[inline(always)]
-fn prefetch_write(p: *const u8) {
-    #[cfg(all(target_arch = "x86_64", target_feature = "sse", not(loom)))]
-    // SAFETY: `_mm_prefetch` is a hint that never faults and never reads memory
-    // architecturally; SSE is enabled (the cfg).
-    unsafe {
-        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0};
-        _mm_prefetch::<_MM_HINT_ET0>(p.cast::<i8>());
-    }
-    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse", not(loom))))]
-    let _ = p;
 }
 
 /// Free `block` of `pool` through the pool's remote-free list, at once (no batch: a thread

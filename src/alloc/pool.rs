@@ -12,9 +12,12 @@
 //! together at the start of a segment for the same reason.)
 //!
 //! Never-used blocks are handed out by bumping a pointer, freed ones are kept on an intrusive
-//! singly linked free list threaded through their first word.
+//! singly linked free list threaded through their first word, or, freed by other threads, in
+//! the messages they came back in (`remote_message.rs`): the blocks a message carries are
+//! handed out by their offsets, without reading or writing the blocks themselves.
 
 use super::remote::RemoteList;
+use super::remote_message;
 use super::size_class::{class_block_size, class_step, ARENA_SIZE, POOLS_PER_ARENA, POOL_SIZE};
 use crate::sync::AtomicPtr;
 use core::cell::Cell;
@@ -78,6 +81,18 @@ pub(crate) struct PoolOwner {
 ///   the block's holder, read by it when it frees the block: `LargeCache` keeps only its own).
 /// * `remote` and `queue_next` follow the protocol in `remote.rs` (`remote`'s own invariants
 ///   are `RemoteList`'s).
+/// * The pool's free blocks not yet handed out again are: those on `free` (linked through
+///   `Block::next`, null-terminated), the tail (from `bump` to the end of the pool's last
+///   block), and those on `messages`: a
+///   null-terminated chain of messages (`remote_message.rs`) taken back from `remote`, each
+///   a free block of this pool standing for itself and the blocks it carries; of the first
+///   message's carried blocks, those whose offsets are from `carried_at` to `carried_end` are
+///   still free (the others were handed out), of every other message all. These sets are
+///   disjoint, none of their blocks is counted in `used`, and `messages` is null in a pool
+///   whose blocks carry nothing (`remote_message::carries`: their lists go onto `free`).
+/// * `end` is null while `messages` is not (the tail is set aside until the messages are
+///   handed out: `take_block`), else the end of the pool's last block
+///   (`capacity * block_size` bytes into its memory).
 #[repr(C, align(64))]
 pub(crate) struct Pool {
     // First cache line: what other threads read or write. A freeing thread reads `owner` and
@@ -106,6 +121,12 @@ pub(crate) struct Pool {
     pub(crate) bump: Cell<*mut u8>,
     pub(crate) end: Cell<*mut u8>,
     pub(crate) used: UsedCount,
+    /// Of the first message on `messages`, the offsets of the carried blocks not handed out
+    /// yet: from `carried_at` up to `carried_end` (both null when `messages` is).
+    pub(crate) carried_at: Cell<*const u16>,
+    pub(crate) carried_end: Cell<*const u16>,
+    /// Messages taken back from `remote` whose blocks are free (see the invariants).
+    pub(crate) messages: Cell<*mut Block>,
 }
 
 /// Bytes from the end of `step` to the second cache line (`free`), checked below; loom's
@@ -150,6 +171,7 @@ const _: () = {
     assert!(HEADER_SIZE == 128);
     assert!(core::mem::offset_of!(Pool, step) < 64);
     assert!(core::mem::offset_of!(Pool, free) == 64);
+    assert!(core::mem::offset_of!(Pool, messages) < 128 - 8);
     assert!(METADATA_POOLS == 1);
 };
 
@@ -198,6 +220,9 @@ impl Pool {
                     bump: Cell::new(base),
                     end: Cell::new(base.add(capacity * size)),
                     used: UsedCount(crate::sync::unmodelled::AtomicU32::new(0)),
+                    carried_at: Cell::new(ptr::null()),
+                    carried_end: Cell::new(ptr::null()),
+                    messages: Cell::new(ptr::null_mut()),
                     block_size: Cell::new(size as u32),
                     capacity: Cell::new(capacity as u32),
                     class: Cell::new(class as u8),
@@ -241,8 +266,14 @@ impl Pool {
         (self.block_size.get() as usize).wrapping_sub(size) < self.step.get() as usize
     }
 
-    /// Take a block: from the free list, else from the never-used tail. Returns the block and
-    /// whether it is known to be zero, or null when the pool is full. Holder only.
+    /// Take a block: from the free list, else from the messages, else from the never-used
+    /// tail (freed blocks before fresh ones, as CPython does). Returns the block and whether
+    /// it is known to be zero, or null when the pool is full. Holder only.
+    ///
+    /// While the pool has messages its tail is set aside (`end` is null, see the
+    /// invariants), so that the paths of a pool that has none (a thread freeing its own
+    /// blocks) are those they were before messages: the tail's test fails for a pool with
+    /// messages, and only then are they looked at.
     #[inline(always)]
     pub(crate) fn take_block(&self) -> (*mut u8, bool) {
         let block = self.free.get();
@@ -261,7 +292,81 @@ impl Pool {
             self.used.set(self.used.get().wrapping_add(1));
             return (bump, self.fresh.get());
         }
+        let message = self.messages.get();
+        if !message.is_null() {
+            self.used.set(self.used.get().wrapping_add(1));
+            let at = self.carried_at.get();
+            if at != self.carried_end.get() {
+                // SAFETY: `at` is an offset of the first message on `messages`, of a block
+                // still free (the invariants).
+                let (block, next) = unsafe { remote_message::carried_block(at) };
+                self.carried_at.set(next);
+                return (block, false);
+            }
+            // SAFETY: the first message is free, all it carries handed out; the next one (if
+            // any) and all it carries are free (the invariants).
+            unsafe { self.start_message((*message).next) };
+            return (message.cast(), false);
+        }
         (ptr::null_mut(), false)
+    }
+
+    /// Make `message` the first on `messages`, all its carried blocks free, and ask for the
+    /// line of the one after it (its offsets are read some allocations later); with null
+    /// (no message left), give the tail back (`end`). Holder only.
+    ///
+    /// # Safety
+    /// `message` is null or a message of this pool whose blocks are all free, taken back
+    /// from `remote`, heading the rest of the chain (the invariants).
+    #[inline(always)]
+    unsafe fn start_message(&self, message: *mut Block) {
+        self.messages.set(message);
+        if message.is_null() {
+            self.carried_at.set(ptr::null());
+            self.carried_end.set(ptr::null());
+            let tail_end = self.capacity.get() as usize * self.block_size.get() as usize;
+            self.end.set(pool_memory(self).wrapping_add(tail_end));
+            return;
+        }
+        self.end.set(ptr::null_mut());
+        // SAFETY: the caller's contract; a message's link and count share its first line.
+        let (at, end) = unsafe {
+            prefetch_write((*message).next.cast());
+            remote_message::carried_offsets(message)
+        };
+        self.carried_at.set(at);
+        self.carried_end.set(end);
+    }
+
+    /// Take back a list of blocks freed by other threads, as taken from `remote`: messages
+    /// from `top` down to `bottom` (whose link is null). The caller uncounts them from
+    /// `used`. O(1): puts the messages on `messages` (or, if this pool's blocks carry
+    /// nothing, the list onto `free`), with no access to the blocks they carry. Holder only.
+    ///
+    /// # Safety
+    /// The caller holds the owner heap and took the list from this pool's `RemoteList`
+    /// (whose invariants, and those of `remote_message.rs`, it satisfies).
+    #[inline(always)]
+    pub(crate) unsafe fn take_back(&self, top: *mut Block, bottom: *mut Block) {
+        // SAFETY (all three branches): the list's messages are free blocks of this pool,
+        // ours now (the caller's contract): we may write their links, and they join the
+        // free blocks as the invariants say.
+        unsafe {
+            if !remote_message::carries(self.block_size.get()) {
+                (*bottom).next = self.free.get();
+                self.free.set(top);
+                return;
+            }
+            let first = self.messages.get();
+            if first.is_null() {
+                self.start_message(top);
+            } else {
+                // After the first message, whose carried blocks are being handed out: the
+                // offsets left of it stay right.
+                (*bottom).next = (*first).next;
+                (*first).next = top;
+            }
+        }
     }
 
     /// Put a block of this pool back on the local free list and return the new `used`
@@ -279,4 +384,21 @@ impl Pool {
         self.used.set(used);
         used
     }
+}
+
+/// Ask the CPU to start loading the line at `p`, to be written (the remote-free paths' next
+/// pool header or message, last written by another core). Only a hint: nothing is accessed,
+/// any address (null included) is allowed. `prefetchw` where the build targets CPUs that
+/// have it (`-C target-feature=+prfchw`, or a `target-cpu` with it), `prefetcht0` otherwise.
+#[inline(always)]
+pub(crate) fn prefetch_write(p: *const u8) {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse", not(loom)))]
+    // SAFETY: `_mm_prefetch` is a hint that never faults and never reads memory
+    // architecturally; SSE is enabled (the cfg).
+    unsafe {
+        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0};
+        _mm_prefetch::<_MM_HINT_ET0>(p.cast::<i8>());
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse", not(loom))))]
+    let _ = p;
 }

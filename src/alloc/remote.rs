@@ -21,9 +21,8 @@
 //! * **Owner** (the thread holding the heap): takes the whole queue with one swap, reads each
 //!   pool's `queue_next`, and only then swaps the pool's `remote` word to 0, taking its list
 //!   (top, bottom and count) and letting the pool be queued again at once. It subtracts the
-//!   count from `Pool::used` and links the messages and the blocks they carry into the pool's
-//!   free list (`remote_message::unpack`, a walk over the messages down to the bottom one,
-//!   writing into blocks the freers did not touch).
+//!   count from `Pool::used` and puts the messages on the pool (`Pool::take_back`), from which
+//!   its allocations hand out the blocks they carry without touching them.
 //!
 //! # Why it holds
 //!
@@ -50,7 +49,7 @@
 //!   (Release); the owner's swap (Acquire) reads the last CAS of a chain of
 //!   read-modify-writes, so every one of them in the list it takes, the bottom's null link
 //!   included, happens before its reads, and so do the program's last writes into the
-//!   carried blocks (made before their frees), before the owner writes their links.
+//!   carried blocks (made before their frees), before the owner hands them out again.
 //! * The owner heap a freer reads from `Pool::owner` is valid memory until the freer's push:
 //!   a heap is retired only when it owns no pool, and the freer's block keeps the pool owned
 //!   (counted in `used`) until the holder dequeues it. After its push the freer touches the
@@ -334,7 +333,7 @@ pub(crate) unsafe fn free_remote<'h>(
 /// Owner: take the remote-free blocks of `pool`, a pool just taken from the heap's queue.
 /// Returns the pool that followed it in the queue, the list of messages (top and bottom, the
 /// bottom's link null), and how many blocks they hold. Bound: O(1), whatever the length of
-/// the list (it is a swap of the pool's [`RemoteList`]; `remote_message::unpack` walks it).
+/// the list (it is a swap of the pool's [`RemoteList`]; `Pool::take_back` puts it on the pool).
 ///
 /// # Safety
 /// The caller holds the pool's owner heap and got `pool` from that heap's `take_all`.

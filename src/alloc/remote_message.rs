@@ -10,10 +10,18 @@
 //! pay them too). In the producer/consumer profile the producer's pop was 83% of its inlined
 //! allocation path (`BENCHMARKS.md`, issue 17). With messages, the freer writes the offsets
 //! of up to [`carry_limit`] blocks into one block of the batch (a *message*), and links only
-//! the messages; the owner, taking the list back, links the carried blocks into its free
-//! list itself, with stores into lines that stayed in its own cache (the freer never touched
-//! them). snmalloc's remote messages and jemalloc's tcache (an array of pointers, flushed in
+//! the messages. snmalloc's remote messages and jemalloc's tcache (an array of pointers, flushed in
 //! batches) avoid touching the freed blocks in the same spirit.
+//!
+//! The owner does not link them either: taking the list back puts the messages, as they
+//! are, on the pool's message chain (`Pool::messages`, one store for the whole list), and
+//! the allocation path hands out the carried blocks by reading their offsets from the
+//! message, then the message itself (`Pool::take_block`). So neither thread touches a
+//! carried block between its free and its next allocation, and the owner's allocation reads
+//! one line per message (its offsets) instead of one per block (each block's link, a line
+//! evicted since: the producer/consumer profile put 38% of the allocation path's samples
+//! on that load, and a quarter of the slow path's on the links' stores, `BENCHMARKS.md`
+//! session 30).
 //!
 //! # Layout of a message
 //!
@@ -27,7 +35,8 @@
 //!
 //! A message stands for itself and the `n` blocks it carries: `1 + n` blocks. Blocks of 8
 //! bytes (class 0) have no room beside the link: their messages carry nothing, and their
-//! chains are plain linked lists, as before messages.
+//! chains are plain linked lists, as before messages, which the owner splices whole onto
+//! its free list.
 //!
 //! # Invariants (of every message on a batch's chain or a pool's remote-free list)
 //!
@@ -36,9 +45,12 @@
 //!   pool's `used` (the accounting of `remote_batch.rs` and `RemoteList`, in blocks, counts
 //!   a message as `1 + n`).
 //! * Only the message's bytes above are written by the freer; a carried block is not touched
-//!   by anyone until the owner takes the list back and links it into its free list.
+//!   by anyone until the owner hands it out (`Pool::take_block`). Once the owner has taken
+//!   the list back, it alone reads the messages, and writes only their links (to splice a list in), never
+//!   their counts or offsets:
+//!   which of the first message's carried blocks are left is `Pool::carried_at`.
 
-use super::pool::{pool_memory, Block, Pool};
+use super::pool::Block;
 use super::size_class::{class_block_size, POOL_SIZE};
 
 /// Bytes before the carried offsets: the link and the count.
@@ -97,44 +109,37 @@ unsafe fn count_ptr(message: *mut Block) -> *mut u16 {
     unsafe { message.cast::<u8>().add(8).cast::<u16>() }
 }
 
-/// Owner: link the blocks of a remote-free list (messages from `top` down to `bottom`,
-/// `bottom`'s link null) into the free list `free` of `pool`, and return the new free list.
-/// Writes the link of every block (the owner's own lines: the freers wrote only the
-/// messages). Bound: O(blocks), the blocks taken back.
+/// Whether blocks of `block_size` bytes carry others (have room for the count and one
+/// offset beside the link): all but the 8-byte class.
+#[inline(always)]
+pub(crate) fn carries(block_size: u32) -> bool {
+    block_size as usize >= HEADER_BYTES + 2
+}
+
+/// The offsets of the blocks `message` carries: from the first to one past the last.
 ///
 /// # Safety
-/// The caller holds `pool`'s owner heap and took the list from the pool's `RemoteList`
-/// (whose invariants, and those of the messages above, it satisfies); `free` is the pool's
-/// free list.
-pub(crate) unsafe fn unpack(
-    pool: *mut Pool,
-    top: *mut Block,
-    bottom: *mut Block,
-    mut free: *mut Block,
-) -> *mut Block {
-    // SAFETY: the pool is ours (caller's contract); `block_size` is fixed while blocks live.
-    let carries = unsafe { (*pool).block_size.get() } as usize >= HEADER_BYTES + 2;
-    let base = pool_memory(pool) as usize;
-    let mut message = top;
-    loop {
-        // SAFETY: the messages and the blocks they carry are free blocks of the pool, ours
-        // now (caller's contract and the invariants above).
-        unsafe {
-            let next = (*message).next;
-            if carries {
-                let count = count_ptr(message);
-                for i in 1..=count.read() as usize {
-                    let block = (base + count.add(i).read() as usize) as *mut Block;
-                    (*block).next = free;
-                    free = block;
-                }
-            }
-            (*message).next = free;
-            free = message;
-            if message == bottom {
-                return free;
-            }
-            message = next;
-        }
+/// `message` is a message of a carrying class ([`carries`]) that the caller owns and whose
+/// writes happen before this read (the owner, after taking it from the pool's `RemoteList`).
+#[inline(always)]
+pub(crate) unsafe fn carried_offsets(message: *mut Block) -> (*const u16, *const u16) {
+    // SAFETY: the block is at least 16 bytes (carrying class), 8-aligned, ours (contract);
+    // its `n` offsets follow the count inside it (`carry`).
+    unsafe {
+        let count = count_ptr(message);
+        let first = count.add(1);
+        (first, first.add(count.read() as usize))
     }
+}
+
+/// The block at the carried offset `at` (from [`carried_offsets`]), and the next offset.
+///
+/// # Safety
+/// `at` is one of the offsets [`carried_offsets`] returned for a message of the caller's.
+#[inline(always)]
+pub(crate) unsafe fn carried_block(at: *const u16) -> (*mut u8, *const u16) {
+    // Pools are `POOL_SIZE`-aligned; the message holding `at` is a block of the pool.
+    let base = at as usize & !(POOL_SIZE - 1);
+    // SAFETY: the caller's contract.
+    unsafe { ((base + at.read() as usize) as *mut u8, at.add(1)) }
 }
