@@ -1,6 +1,6 @@
 //! Remote frees as messages (`remote_message.rs`): a thread freeing another thread's blocks
-//! writes the offsets of most of them into one block of its batch, and the owner links them
-//! back into its free lists itself. What users rely on: every block freed by another thread
+//! writes the offsets of most of them into one block of its batch, and the owner hands them
+//! out again by those offsets. What users rely on: every block freed by another thread
 //! comes back to its owner exactly once, whatever its size class (8-byte blocks carry
 //! nothing, 16-byte ones three offsets, 144 bytes and up a whole batch), however the frees
 //! interleave between pools and classes.
@@ -14,7 +14,7 @@
 //! the loop gives up after four more pools' worth of blocks than it gave).
 //!
 //! Checked to fail when the owner drops the last block a message carries
-//! (`loom-tests/sanity/r5_unpack_drops_last_carried.patch` applied: "a block freed by
+//! (`loom-tests/sanity/r5_carried_drops_last.patch` applied: "a block freed by
 //! another thread did not come back").
 
 mod common;
@@ -146,4 +146,115 @@ fn one_round(round: u64) {
     freer.join().unwrap();
     flag.store(2, Ordering::Release);
     owner.join().unwrap();
+}
+
+/// A pool whose heap took back blocks another thread freed while the pool's never-used tail
+/// was not used up (the heap took a pool of another class) hands out the blocks freed
+/// first, then its whole tail, and only then does its heap take another pool: freed blocks before fresh ones, and no block of the pool lost to the
+/// messages (`Pool::take_block` sets the tail aside while the pool has messages).
+///
+/// Checked to fail when the tail set aside is never given back
+/// (`loom-tests/sanity/r6_tail_stays_aside.patch` applied: the heap takes another pool
+/// after the freed blocks).
+#[test]
+fn freed_blocks_come_before_the_tail_and_the_tail_is_not_lost() {
+    common::wait_for_harness_idle();
+    // Sizes no allocation of the test harness or of `thread::spawn` asks for.
+    const SIZE: usize = 448;
+    const CAPACITY: usize = POOL_SIZE / SIZE;
+    const TAKEN: usize = 10;
+    const OTHER: usize = 384;
+    thread::spawn(|| {
+        // Up to the first block of a pool: the pool is fresh, and its next blocks come from
+        // its tail.
+        let mut before: Vec<usize> = Vec::with_capacity(CAPACITY + 1);
+        let first = loop {
+            // SAFETY: a non-zero size.
+            let p = unsafe { alloc(layout(SIZE)) } as usize;
+            assert_ne!(p, 0);
+            if p % POOL_SIZE == 0 {
+                break p;
+            }
+            assert!(
+                before.len() < CAPACITY,
+                "no fresh pool after a pool's worth"
+            );
+            before.push(p);
+        };
+        let mut ours: Vec<usize> = vec![first];
+        for _ in 1..TAKEN {
+            // SAFETY: a non-zero size.
+            ours.push(unsafe { alloc(layout(SIZE)) } as usize);
+        }
+        assert!(
+            ours.iter().all(|&p| p - first < POOL_SIZE),
+            "the blocks after a pool's first did not come from its tail: {ours:x?}"
+        );
+        // Another thread frees half of them, and exits (publishing its batch).
+        let given: Vec<usize> = ours.split_off(TAKEN / 2);
+        let mut freed = given.clone();
+        freed.sort();
+        thread::spawn(move || {
+            let bound = Box::new(0u8);
+            for p in given {
+                // SAFETY: allocated with this layout above, freed once here.
+                unsafe { dealloc(p as *mut u8, layout(SIZE)) };
+            }
+            drop(bound);
+        })
+        .join()
+        .unwrap();
+        // Blocks of another class up to the first block of a fresh pool: the heap took a
+        // pool, so it first took back its remote frees, while our pool's tail is not used up.
+        let other = layout(OTHER);
+        let mut others: Vec<usize> = Vec::with_capacity(POOL_SIZE / OTHER + 1);
+        loop {
+            // SAFETY: a non-zero size.
+            let p = unsafe { alloc(other) } as usize;
+            assert_ne!(p, 0);
+            others.push(p);
+            if p % POOL_SIZE == 0 {
+                break;
+            }
+            assert!(
+                others.len() <= POOL_SIZE / OTHER,
+                "no fresh pool of {OTHER} bytes"
+            );
+        }
+        // The freed blocks first (in some order), then the rest of the tail.
+        let mut again: Vec<usize> = Vec::with_capacity(CAPACITY);
+        for _ in 0..CAPACITY - TAKEN / 2 {
+            // SAFETY: a non-zero size.
+            again.push(unsafe { alloc(layout(SIZE)) } as usize);
+        }
+        let mut back = again[..freed.len()].to_vec();
+        back.sort();
+        assert_eq!(back, freed, "the freed blocks did not come back first");
+        let outside = again
+            .iter()
+            .filter(|&&p| p - first >= POOL_SIZE || p < first);
+        assert_eq!(
+            outside.count(),
+            0,
+            "the heap took another pool before its pool's tail was used up"
+        );
+        let mut all: Vec<usize> = ours.iter().chain(&again).copied().collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(
+            all.len(),
+            CAPACITY,
+            "a block of the pool was handed out twice"
+        );
+        for p in before.into_iter().chain(ours).chain(again) {
+            // SAFETY: allocated above with this layout, freed once.
+            unsafe { dealloc(p as *mut u8, layout(SIZE)) };
+        }
+        for p in others {
+            // SAFETY: allocated above with this layout, freed once.
+            unsafe { dealloc(p as *mut u8, other) };
+        }
+    })
+    .join()
+    .unwrap();
 }

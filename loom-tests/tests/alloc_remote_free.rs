@@ -15,9 +15,9 @@
 //!   the heap queue (the owner cannot see the block yet; it must find it on a later collect);
 //! * a freer overwriting `Pool::queue_next` while the owner still walks the taken queue;
 //! * the owner taking a list whose bottom block (the one whose CAS made it non-empty) was
-//!   pushed by either freer, and linking it and the blocks above it onto its own free list,
-//!   empty or not (`RemoteList`: the list is taken with its count and bottom;
-//!   `remote_message::unpack` walks it down to that bottom).
+//!   pushed by either freer, and putting it and the blocks above it on the pool, its own
+//!   free list empty or not (`RemoteList`: the list is taken with its count and bottom;
+//!   `Pool::take_back` splices it in through that bottom).
 //!
 //! Without the protocol: a block pushed after the owner's swap but seeing the pool still
 //! queued would never be queued (lost: the pool keeps it counted in `used` forever); a pool pushed
