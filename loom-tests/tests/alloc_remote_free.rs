@@ -33,6 +33,7 @@ mod common;
 use common::{assert_distinct, assert_pools, capacity_of, model, LARGE, SMALL};
 use loom::thread;
 use pyheap::alloc::model::{BlockPtr, ModelAllocator};
+use std::alloc::Layout;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// Two blocks freed remotely (one through another heap, one with no heap) while the owner
@@ -168,22 +169,37 @@ fn two_freers_same_pool_owner_collects_twice() {
 /// freer's block is at the bottom of the list the owner takes, and whether the owner's free
 /// list is empty then or not, the three blocks come back exactly once, before any
 /// never-used block, and the statistics count them exactly.
+///
+/// With blocks of 32 bytes (messages that can carry others: a list taken back while the pool
+/// has no message goes on the pool whole, its bottom unused) and of 8 bytes (plain lists,
+/// spliced onto the free list through their bottom: a wrong bottom loses the blocks below
+/// it, which `r2_bottom_moves_with_every_push` makes happen).
 #[test]
 fn remote_list_spliced_under_local_free_list() {
-    model(|| {
+    spliced_under_local_free_list(SMALL);
+}
+
+/// [`remote_list_spliced_under_local_free_list`] with 8-byte blocks.
+#[test]
+fn remote_list_of_8_byte_blocks_spliced_under_local_free_list() {
+    spliced_under_local_free_list(EIGHT);
+}
+
+fn spliced_under_local_free_list(layout: Layout) {
+    model(move || {
         let a = ModelAllocator::new(1);
         let owner = a.heap();
         let other = a.heap();
-        let b0 = BlockPtr(owner.alloc(SMALL));
-        let b1 = BlockPtr(owner.alloc(SMALL));
-        let b2 = BlockPtr(owner.alloc(SMALL));
-        let next = BlockPtr(b2.0.wrapping_add(SMALL.size()));
+        let b0 = BlockPtr(owner.alloc(layout));
+        let b1 = BlockPtr(owner.alloc(layout));
+        let b2 = BlockPtr(owner.alloc(layout));
+        let next = BlockPtr(b2.0.wrapping_add(layout.size()));
         // SAFETY: b2 is ours: the pool's own free list is [b2].
-        unsafe { owner.dealloc(b2.0, SMALL) };
+        unsafe { owner.dealloc(b2.0, layout) };
 
         let t1 = thread::spawn(move || {
             // SAFETY: b0 is live and given to this thread.
-            unsafe { other.dealloc(b0.0, SMALL) };
+            unsafe { other.dealloc(b0.0, layout) };
             // Publish the batch now (as its allocation slow path would).
             other.flush_remote_batches();
             other
@@ -191,11 +207,11 @@ fn remote_list_spliced_under_local_free_list() {
         let a2 = a.clone();
         let t2 = thread::spawn(move || {
             // SAFETY: b1 is live and given to this thread.
-            unsafe { a2.dealloc_without_heap(b1.0, SMALL) };
+            unsafe { a2.dealloc_without_heap(b1.0, layout) };
         });
 
         owner.collect_remote_frees();
-        let x = BlockPtr(owner.alloc(SMALL));
+        let x = BlockPtr(owner.alloc(layout));
         assert_ne!(x, next, "a never-used block before a free one");
 
         let other = t1.join().unwrap();
@@ -204,21 +220,27 @@ fn remote_list_spliced_under_local_free_list() {
         assert!(!owner.has_remote_frees());
         assert_pools(&a, 1, 1);
 
-        let y1 = BlockPtr(owner.alloc(SMALL));
-        let y2 = BlockPtr(owner.alloc(SMALL));
+        let y1 = BlockPtr(owner.alloc(layout));
+        let y2 = BlockPtr(owner.alloc(layout));
         let mut got = [x, y1, y2];
         got.sort();
         let mut want = [b0, b1, b2];
         want.sort();
         assert_eq!(got, want, "freed blocks did not come back exactly once");
-        let z = BlockPtr(owner.alloc(SMALL));
+        let z = BlockPtr(owner.alloc(layout));
         assert_eq!(z, next, "a freed block came back twice");
         assert_pools(&a, 4, 1);
         for b in [x, y1, y2, z] {
             // SAFETY: live blocks of ours.
-            unsafe { owner.dealloc(b.0, SMALL) };
+            unsafe { owner.dealloc(b.0, layout) };
         }
         assert_pools(&a, 0, 1);
         drop(other);
     });
 }
+
+/// Blocks of the smallest class: no room for a message's count, so their lists are plain.
+const EIGHT: Layout = match Layout::from_size_align(8, 8) {
+    Ok(l) => l,
+    Err(_) => panic!(),
+};
