@@ -18,6 +18,7 @@ fn run_workload(name: &str) -> bool {
         "churn" => super::churn::standalone(),
         "btree" => super::btree::standalone(),
         "producer_consumer" => super::producer_consumer::standalone(0),
+        "handoff" => super::producer_consumer::handoff_standalone(),
         "serde_json" => super::serde_doc::standalone(),
         "rayon" => super::rayon_pipeline::standalone(),
         "hashmap" => super::string_map::standalone(),

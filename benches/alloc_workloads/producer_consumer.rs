@@ -1,6 +1,8 @@
 //! Workload 4, `producer_consumer`: every block is freed by a thread other than the one that
 //! allocated it (xmalloc-test style). `producer_consumer_<N>` (the thread sweep,
 //! [`super::threads`]) runs `N` such pairs at once, each producer a spawned thread.
+//! `handoff` is the same traffic in turns: the allocator's cross-thread cost without the
+//! channel's (see [`bench_handoff`]).
 //!
 //! The bench thread allocates batches of 256 random-size (8..=512 bytes) blocks and hands
 //! each batch through a bounded channel to a consumer thread, which frees them and sends the
@@ -12,7 +14,9 @@
 use super::block::Block;
 use super::rng::XorShift;
 use criterion::{Criterion, Throughput};
+use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 use std::sync::mpsc::sync_channel;
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -83,6 +87,107 @@ pub fn bench_pairs(c: &mut Criterion, contender: &str, pairs: usize) {
         b.iter_custom(|iters| run_pairs(pairs, iters, &mut seed))
     });
     group.finish();
+}
+
+/// Blocks a `handoff` round moves: as many as `producer_consumer` has in flight at most (its
+/// bounded channel, and the batches being filled and emptied).
+const HANDOFF: usize = BATCH * (IN_FLIGHT + 2);
+
+/// Whose turn it is in `handoff`, in [`Turns::turn`].
+const PRODUCER: u8 = 0;
+const CONSUMER: u8 = 1;
+const DONE: u8 = 2;
+
+/// The state the two threads of `handoff` share: whose turn it is, and the blocks.
+struct Turns {
+    turn: AtomicU8,
+    blocks: AtomicPtr<Vec<Block>>,
+}
+
+impl Turns {
+    /// Wait until it is `who`'s turn or the end; returns the turn. Spins (the other thread
+    /// runs on the other core), yielding now and then for a machine with one core.
+    fn wait_for(&self, who: u8) -> u8 {
+        let mut spins = 0u32;
+        loop {
+            let t = self.turn.load(Ordering::Acquire);
+            if t == who || t == DONE {
+                return t;
+            }
+            spins += 1;
+            if spins % 1024 == 0 {
+                thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    }
+
+    /// Hand `blocks` to the other thread and give it the turn `to`.
+    fn pass(&self, blocks: Box<Vec<Block>>, to: u8) {
+        self.blocks.store(Box::into_raw(blocks), Ordering::Relaxed);
+        self.turn.store(to, Ordering::Release);
+    }
+
+    /// Take the blocks handed over (after `wait_for` returned our turn).
+    fn take(&self) -> Box<Vec<Block>> {
+        // SAFETY: `pass` stored a pointer from `Box::into_raw` before giving us the turn
+        // (Release/Acquire), and only the thread whose turn it is takes it, once.
+        unsafe { Box::from_raw(self.blocks.load(Ordering::Relaxed)) }
+    }
+}
+
+/// `iters` rounds of `handoff`: this thread allocates [`HANDOFF`] random-size blocks (the
+/// sizes of `producer_consumer`) and hands them to a consumer thread, which frees them all
+/// while this one waits, and hands the empty vector back. The time includes spawning and
+/// joining the consumer once per sample.
+fn handoff(iters: u64, rng: &mut XorShift) -> Duration {
+    let turns = Arc::new(Turns {
+        turn: AtomicU8::new(PRODUCER),
+        blocks: AtomicPtr::new(std::ptr::null_mut()),
+    });
+    let start = Instant::now();
+    let consumer = {
+        let turns = turns.clone();
+        thread::spawn(move || {
+            while turns.wait_for(CONSUMER) == CONSUMER {
+                let mut blocks = turns.take();
+                blocks.clear();
+                turns.pass(blocks, PRODUCER);
+            }
+        })
+    };
+    let mut blocks = Box::new(Vec::with_capacity(HANDOFF));
+    for _ in 0..iters {
+        for _ in 0..HANDOFF {
+            blocks.push(Block::new(rng.range(MIN, MAX)));
+        }
+        turns.pass(blocks, CONSUMER);
+        turns.wait_for(PRODUCER);
+        blocks = turns.take();
+    }
+    turns.turn.store(DONE, Ordering::Release);
+    consumer.join().unwrap();
+    start.elapsed()
+}
+
+/// `handoff`: the traffic of `producer_consumer` (every block freed by another thread, the
+/// same sizes, as many blocks in flight), with the two threads taking turns instead of
+/// running at once through a channel. What it leaves out is what no allocator changes: the
+/// channel's waits and wake-ups, and the two threads' overlap. Throughput in blocks.
+pub fn bench_handoff(c: &mut Criterion, contender: &str) {
+    let mut rng = XorShift::new(4);
+    let mut group = c.benchmark_group("handoff");
+    group.throughput(Throughput::Elements(HANDOFF as u64));
+    group.bench_function(contender, |b| {
+        b.iter_custom(|iters| handoff(iters, &mut rng))
+    });
+    group.finish();
+}
+
+/// The peak-RSS run of `handoff`: 4,000 rounds (as many blocks as 24,000 batches).
+pub fn handoff_standalone() {
+    handoff(4_000, &mut XorShift::new(4));
 }
 
 /// The peak-RSS run (`super::peak`): 20,000 batches per producer; `pairs == 0` is the
