@@ -14,9 +14,9 @@
 use super::block::Block;
 use super::rng::XorShift;
 use criterion::{Criterion, Throughput};
-use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc::sync_channel;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -98,10 +98,11 @@ const PRODUCER: u8 = 0;
 const CONSUMER: u8 = 1;
 const DONE: u8 = 2;
 
-/// The state the two threads of `handoff` share: whose turn it is, and the blocks.
+/// The state the two threads of `handoff` share: whose turn it is, and the blocks (the lock
+/// is never contended: only the thread whose turn it is touches them).
 struct Turns {
     turn: AtomicU8,
-    blocks: AtomicPtr<Vec<Block>>,
+    blocks: Mutex<Vec<Block>>,
 }
 
 impl Turns {
@@ -124,16 +125,15 @@ impl Turns {
     }
 
     /// Hand `blocks` to the other thread and give it the turn `to`.
-    fn pass(&self, blocks: Box<Vec<Block>>, to: u8) {
-        self.blocks.store(Box::into_raw(blocks), Ordering::Relaxed);
+    fn pass(&self, blocks: &mut Vec<Block>, to: u8) {
+        std::mem::swap(&mut *self.blocks.lock().unwrap(), blocks);
         self.turn.store(to, Ordering::Release);
     }
 
-    /// Take the blocks handed over (after `wait_for` returned our turn).
-    fn take(&self) -> Box<Vec<Block>> {
-        // SAFETY: `pass` stored a pointer from `Box::into_raw` before giving us the turn
-        // (Release/Acquire), and only the thread whose turn it is takes it, once.
-        unsafe { Box::from_raw(self.blocks.load(Ordering::Relaxed)) }
+    /// Take the blocks handed over (after `wait_for` returned our turn) into `blocks`
+    /// (empty, its capacity handed back in their place).
+    fn take(&self, blocks: &mut Vec<Block>) {
+        std::mem::swap(&mut *self.blocks.lock().unwrap(), blocks);
     }
 }
 
@@ -144,27 +144,28 @@ impl Turns {
 fn handoff(iters: u64, rng: &mut XorShift) -> Duration {
     let turns = Arc::new(Turns {
         turn: AtomicU8::new(PRODUCER),
-        blocks: AtomicPtr::new(std::ptr::null_mut()),
+        blocks: Mutex::new(Vec::new()),
     });
     let start = Instant::now();
     let consumer = {
         let turns = turns.clone();
         thread::spawn(move || {
+            let mut blocks = Vec::new();
             while turns.wait_for(CONSUMER) == CONSUMER {
-                let mut blocks = turns.take();
+                turns.take(&mut blocks);
                 blocks.clear();
-                turns.pass(blocks, PRODUCER);
+                turns.pass(&mut blocks, PRODUCER);
             }
         })
     };
-    let mut blocks = Box::new(Vec::with_capacity(HANDOFF));
+    let mut blocks = Vec::with_capacity(HANDOFF);
     for _ in 0..iters {
         for _ in 0..HANDOFF {
             blocks.push(Block::new(rng.range(MIN, MAX)));
         }
-        turns.pass(blocks, CONSUMER);
+        turns.pass(&mut blocks, CONSUMER);
         turns.wait_for(PRODUCER);
-        blocks = turns.take();
+        turns.take(&mut blocks);
     }
     turns.turn.store(DONE, Ordering::Release);
     consumer.join().unwrap();

@@ -239,7 +239,12 @@ fn clamp(v: u64) -> usize {
 /// `sys._debugmallocstats()`.
 ///
 /// The counters describe `PoolAlloc` whether or not it is the global allocator (it may serve
-/// only `allocator_api2` collections). Reading them takes no lock and allocates nothing.
+/// only `allocator_api2` collections). Reading them takes no lock and allocates nothing, so
+/// the counters are read one after the other while other threads go on: the identities
+/// between them that [`AllocStats`] shows (such as `arenas_mapped_total - arenas_returned ==
+/// arenas_mapped`) hold exactly when no other thread is in the allocator (a thread making a
+/// large block of several arenas, for one, takes them off `arenas_mapped` some microseconds
+/// before it counts them as the block's), and within a few arenas otherwise.
 ///
 /// Blocks another thread freed are counted as free at once, also while that thread still
 /// holds them in a batch (see [`PoolAlloc`](crate::PoolAlloc), "Blocks freed by another
