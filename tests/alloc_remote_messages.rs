@@ -150,8 +150,9 @@ fn one_round(round: u64) {
 
 /// A pool whose heap took back blocks another thread freed while the pool's never-used tail
 /// was not used up (the heap took a pool of another class) hands out the blocks freed
-/// first, then its whole tail, and only then does its heap take another pool: freed blocks before fresh ones, and no block of the pool lost to the
-/// messages (`Pool::take_block` sets the tail aside while the pool has messages).
+/// first, then its whole tail, and only then does its heap take another pool: freed blocks
+/// before fresh ones, and no block of the pool lost to the messages (`Pool::take_block` sets
+/// the tail aside while the pool has messages).
 ///
 /// Checked to fail when the tail set aside is never given back
 /// (`loom-tests/sanity/r6_tail_stays_aside.patch` applied: the heap takes another pool

@@ -12,8 +12,8 @@
 //!   finds the list empty and queues the pool, the other must not; the list's bottom is the
 //!   bottom of whichever came first: the chain's first block, or the single block);
 //! * the owner's swap before, between or after the two pushes, with its own free list empty
-//!   or not (the taken list is put on the pool, down to its bottom): a wrong bottom link or a wrong count loses blocks, hands one out twice, or makes
-//!   `Pool::used` lie;
+//!   or not (the taken list is put on the pool, down to its bottom): a wrong bottom link or
+//!   a wrong count loses blocks, hands one out twice, or makes `Pool::used` lie;
 //! * a batch longer than one message (`remote_message.rs`: a message carries the offsets of
 //!   up to three 16-byte blocks): the chain's messages are linked top to bottom, only the
 //!   bottom one's link is written by the push, and the owner hands out every carried block

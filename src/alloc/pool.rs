@@ -83,13 +83,13 @@ pub(crate) struct PoolOwner {
 ///   are `RemoteList`'s).
 /// * The pool's free blocks not yet handed out again are: those on `free` (linked through
 ///   `Block::next`, null-terminated), the tail (from `bump` to the end of the pool's last
-///   block), and those on `messages`: a
-///   null-terminated chain of messages (`remote_message.rs`) taken back from `remote`, each
-///   a free block of this pool standing for itself and the blocks it carries; of the first
-///   message's carried blocks, those whose offsets are from `carried_at` to `carried_end` are
-///   still free (the others were handed out), of every other message all. These sets are
-///   disjoint, none of their blocks is counted in `used`, and `messages` is null in a pool
-///   whose blocks carry nothing (`remote_message::carries`: their lists go onto `free`).
+///   block), and those on `messages`: a null-terminated chain of messages
+///   (`remote_message.rs`) taken back from `remote`, each a free block of this pool standing
+///   for itself and the blocks it carries; of the first message's carried blocks, those
+///   whose offsets are from `carried_at` to `carried_end` are still free (the others were
+///   handed out), of every other message all. These sets are disjoint, none of their blocks
+///   is counted in `used`, and `messages` is null in a pool whose blocks carry nothing
+///   (`remote_message::carries`: their lists go onto `free`).
 /// * `end` is null while `messages` is not (the tail is set aside until the messages are
 ///   handed out: `take_block`), else the end of the pool's last block
 ///   (`capacity * block_size` bytes into its memory).

@@ -10,8 +10,8 @@
 //! pay them too). In the producer/consumer profile the producer's pop was 83% of its inlined
 //! allocation path (`BENCHMARKS.md`, issue 17). With messages, the freer writes the offsets
 //! of up to [`carry_limit`] blocks into one block of the batch (a *message*), and links only
-//! the messages. snmalloc's remote messages and jemalloc's tcache (an array of pointers, flushed in
-//! batches) avoid touching the freed blocks in the same spirit.
+//! the messages. snmalloc's remote messages and jemalloc's tcache (an array of pointers,
+//! flushed in batches) avoid touching the freed blocks in the same spirit.
 //!
 //! The owner does not link them either: taking the list back puts the messages, as they
 //! are, on the pool's message chain (`Pool::messages`, one store for the whole list), and
@@ -46,9 +46,9 @@
 //!   a message as `1 + n`).
 //! * Only the message's bytes above are written by the freer; a carried block is not touched
 //!   by anyone until the owner hands it out (`Pool::take_block`). Once the owner has taken
-//!   the list back, it alone reads the messages, and writes only their links (to splice a list in), never
-//!   their counts or offsets:
-//!   which of the first message's carried blocks are left is `Pool::carried_at`.
+//!   the list back, it alone reads the messages, and writes only their links (to splice a
+//!   list in), never their counts or offsets: which of the first message's carried blocks
+//!   are left is `Pool::carried_at`.
 
 use super::pool::Block;
 use super::size_class::{class_block_size, POOL_SIZE};
