@@ -117,8 +117,10 @@ use std::alloc::System;
 /// 126 KiB of them unpublished, in at most 35 pools (one per size class) that cannot go back
 /// to their arenas meanwhile. [`stats`](super::stats) counts batched blocks as free. A batch
 /// is written into one of its blocks (a list of 2-byte offsets, up to 63 of them) rather than
-/// into each: the other freed blocks are not touched, so their memory stays in the cache of
-/// the thread that last used them, which is the one that gets them back.
+/// into each, and the owner hands them out again by those offsets: between its free and its
+/// next allocation no thread touches such a block, so its memory stays in the cache of the
+/// thread that last used it, which is the one that gets it back. The owner's pools hand out
+/// such blocks before their never-used ones.
 ///
 /// ```
 /// use std::thread;
