@@ -1194,6 +1194,28 @@ mod tests {
         run as usize
     }
 
+    /// As [`tagged_run`], mapped in an address range of its own far below where the kernel
+    /// puts mappings (it searches down from just under the stack), so that the free room a
+    /// test leaves beside the run is not taken by another test thread's mapping meanwhile
+    /// (thread stacks, arenas, `malloc`'s): `region` picks the range (one per test).
+    fn tagged_run_far(n: usize, tag: u8, region: usize) -> usize {
+        const STEP: usize = 1 << 36; // 64 GiB, a multiple of ARENA_SIZE
+        for k in 0..64 {
+            let at = (0x2000_0000_0000 + region * (64 * STEP) + k * STEP) as *mut u8;
+            if os::map_at(at, n * ARENA_SIZE) {
+                for i in 0..n {
+                    // SAFETY: inside the run just mapped.
+                    unsafe {
+                        at.add(i * ARENA_SIZE)
+                            .write_bytes(tag + i as u8, ARENA_SIZE)
+                    };
+                }
+                return at as usize;
+            }
+        }
+        panic!("no free address range for a test run");
+    }
+
     fn taken_at(addr: usize) -> TakenArena {
         TakenArena {
             arena: addr as *mut Arena,
@@ -1204,9 +1226,10 @@ mod tests {
 
     /// `assemble_run` keeps the longest run of the arenas taken in place where it can, moves the
     /// others (consecutive ones together) into the run's free places with their contents, and
-    /// says truly what every place holds. Five tries: the address range beside the run kept
-    /// may be taken by another test's mapping at that moment, which is allowed (the block then
-    /// gets a fresh run), but not five times in a row.
+    /// says truly what every place holds. The run kept is mapped far from other mappings
+    /// (`tagged_run_far`): with it among them, another test thread's mapping took the
+    /// address range beside it in all five tries of one CI run. Five tries still: a range
+    /// taken is allowed (the block then gets a fresh run), but not five times in a row.
     #[test]
     fn assemble_run_keeps_the_longest_run_in_place_and_moves_the_others() {
         longest_run_in_place(false);
@@ -1222,11 +1245,13 @@ mod tests {
         let mut kept_in_place = 0;
         for _ in 0..5 {
             // Two consecutive arenas, a lone one, and three consecutive ones with room after
-            // them (the six after unmapped: mapped last, so that the other two do not land
-            // there).
+            // them (the six after unmapped), or before them.
             let b = tagged_run(2, 20);
             let c = tagged_run(1, 30);
-            let nine = tagged_run(9, 10);
+            // With room before: a tenth arena after the nine keeps the range after the run
+            // taken (nothing else is mapped around a run far from the others), so that the
+            // room before is what `assemble_run` finds.
+            let nine = tagged_run_far(9 + usize::from(room_before), 10, usize::from(room_before));
             let a = if room_before {
                 // The six before unmapped, the three kept retagged.
                 os::unmap(nine as *mut u8, 6 * ARENA_SIZE);
@@ -1284,6 +1309,9 @@ mod tests {
                 kept_in_place += 1;
             }
             os::unmap(base as *mut u8, 7 * ARENA_SIZE);
+            if room_before {
+                os::unmap((nine + 9 * ARENA_SIZE) as *mut u8, ARENA_SIZE);
+            }
         }
         assert!(kept_in_place > 0, "the run was never kept in place");
     }
