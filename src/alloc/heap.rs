@@ -707,7 +707,7 @@ impl Heap {
         let any = !pool.is_null();
         // One pool behind: each pool's list is taken (its header's line, last written by a
         // freer) and its top message asked for (a line a freer wrote: its count is read when
-        // it is put on the pool) one step before it is taken back, and the next pool's header
+        // it becomes the pool's first message) one step before it is taken back, and the next pool's header
         // is asked for as soon as its address is read, so that these misses overlap instead
         // of following one another.
         let mut taken: Option<(*mut Pool, *mut Block, *mut Block, u32)> = None;

@@ -61,7 +61,7 @@ const HEADER_BYTES: usize = 10;
 /// 64 blocks), none in 8-byte blocks.
 pub(crate) const fn carry_limit(class: usize) -> u32 {
     let size = class_block_size(class);
-    if size < HEADER_BYTES + 2 {
+    if !carries(size as u32) {
         return 0;
     }
     let n = (size - HEADER_BYTES) / 2;
@@ -110,9 +110,10 @@ unsafe fn count_ptr(message: *mut Block) -> *mut u16 {
 }
 
 /// Whether blocks of `block_size` bytes carry others (have room for the count and one
-/// offset beside the link): all but the 8-byte class.
+/// offset beside the link): all but the 8-byte class. The one statement of the rule, for
+/// [`carry_limit`] (the freer) and `Pool::take_back` (the owner), which must agree.
 #[inline(always)]
-pub(crate) fn carries(block_size: u32) -> bool {
+pub(crate) const fn carries(block_size: u32) -> bool {
     block_size as usize >= HEADER_BYTES + 2
 }
 
