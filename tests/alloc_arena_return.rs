@@ -1,9 +1,9 @@
 //! Memory goes back to the OS: after a program allocates ~200 MB in small blocks and frees
 //! them, its resident memory falls by at least half of that at once, `arenas_returned`
 //! grows, and the empty arenas kept for reuse stay within the documented limits: at once
-//! `max(32, mapped / 8)` (the decay limit: arenas kept resident for the purge delay), and
-//! once the delay has passed and pools are released again, `max(2, mapped / 8)` (the
-//! hysteresis). Within the delay, a heap freed and built again reuses its arenas: no arena is
+//! `max(64, mapped / 8)` (the decay limit: empty arenas, at most `max(32, mapped / 8)` of
+//! them, and the regions' spare places, kept resident for the purge delay), and once the
+//! delay has passed and pools are released again, `max(2, mapped / 8)` (the hysteresis). Within the delay, a heap freed and built again reuses its arenas: no arena is
 //! mapped for the second build.
 //!
 //! Users care because pymalloc-style allocators are often blamed for never giving memory
@@ -68,13 +68,14 @@ fn freeing_200mb_of_small_blocks_returns_memory_to_the_os() {
         rss_peak.saturating_sub(rss_after)
     );
     assert_eq!(after.blocks_in_use(), before.blocks_in_use());
-    // Decay: empty arenas kept mapped until the delay are at most max(32, mapped / 8).
-    // Besides the arenas mapped before the workload, one more may hold a live pool: the
-    // 64-byte class's current pool, which a heap keeps even when empty.
+    // Decay: empty arenas and spare places (the `Vec` of 26 MB is a large block, so the
+    // arenas mapped after it are places of a region) kept until the delay are at most
+    // max(64, mapped / 8). Besides the arenas mapped before the workload, one more may hold a
+    // live pool: the 64-byte class's current pool, which a heap keeps even when empty.
     let kept_empty = after.arenas_mapped.saturating_sub(before.arenas_mapped + 1);
     assert!(
-        kept_empty <= 32.max(after.arenas_mapped / 8),
-        "{kept_empty} empty arenas kept of {} mapped (limit max(32, mapped/8))",
+        kept_empty <= 64.max(after.arenas_mapped / 8),
+        "{kept_empty} empty arenas kept of {} mapped (limit max(64, mapped/8))",
         after.arenas_mapped
     );
     assert!(
@@ -94,17 +95,25 @@ fn freeing_200mb_of_small_blocks_returns_memory_to_the_os() {
     );
     drop(again);
 
-    // Past the delay, pool releases (threads exiting with a pool each) unmap the kept
-    // arenas down to the hysteresis, max(2, mapped / 8).
+    // Past the delay, pool requests (threads taking a pool each: `black_box` keeps the
+    // compiler from removing the allocation) unmap the kept arenas down to the hysteresis,
+    // max(2, mapped / 8), eight per request.
     thread::sleep(Duration::from_millis(1100));
     for size in [24usize, 40, 100, 200, 300, 400] {
-        thread::spawn(move || drop(vec![0u8; size])).join().unwrap();
+        thread::spawn(move || drop(std::hint::black_box(vec![0u8; size])))
+            .join()
+            .unwrap();
     }
     let late = stats();
-    let kept_empty = late.arenas_mapped.saturating_sub(before.arenas_mapped + 1);
+    // The rebuild's `Vec` (1 MiB, a large block) is kept by this thread for reuse
+    // (`large_cached_bytes`): its arenas are not empty ones.
+    let cached = late.large_cached_bytes.div_ceil(ARENA_SIZE);
+    let kept_empty = late
+        .arenas_mapped
+        .saturating_sub(before.arenas_mapped + 1 + cached);
     assert!(
         kept_empty <= 2.max(late.arenas_mapped / 8),
-        "{kept_empty} empty arenas kept of {} mapped past the delay (limit max(2, mapped/8))",
+        "{kept_empty} empty arenas kept of {} mapped past the delay (limit max(2, mapped/8))\n{late}",
         late.arenas_mapped
     );
     assert!(late.arenas_returned > after.arenas_returned);

@@ -16,7 +16,8 @@
 //! size of another shape, or freed twice, aborts with a message; a hash table that grows
 //! and is dropped again and again (what the feature is for) does not grow the arenas mapped;
 //! a thread keeps four freed blocks and a request loop finds them; a block of several arenas
-//! takes a run of empty arenas in place; and `Gc` objects of both flavors that are large
+//! is made in the place a freed block left; random sequences with more live than the spare
+//! limit purge and refill places and keep every byte; and `Gc` objects of both flavors that are large
 //! blocks themselves are collected and dropped once.
 //!
 //! Stats are process-wide: the tests that compare them (and the ones that fork) take
@@ -821,6 +822,19 @@ fn random_operations_with_many_mid_sized_blocks() {
     }
 }
 
+/// Seeds with up to 160 MiB live, so that freed blocks leave more than the spare limit (64
+/// MiB) of places: the highest are purged (`trim_spare`) and the next blocks fill purged
+/// places with spare places' pages (`fill_purged`), zeroed ones included.
+#[test]
+fn random_operations_beyond_the_spare_limit() {
+    let _g = shared();
+    for seed in 200..=201 {
+        for b in run_ops(seed, 1500, 160 << 20, 8 << 20, None) {
+            ok(b.free());
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // 4. realloc.
 
@@ -1389,13 +1403,14 @@ fn a_kept_large_block_freed_twice_aborts() {
     );
 }
 
-/// A block of several arenas takes a run of consecutive empty arenas where one is free, in
-/// place: after a 7-arena block and then a 5-arena one are freed (too large to be kept by the
-/// thread), a 6-arena block lies in the first one's old place, and no arena is mapped for it.
-/// (Taking the most resident empty arenas one by one, as before session 28, took the second
-/// block's four and two of the first's, and moved them into a fresh run with `mremap`.)
+/// A block of several arenas is made in the place a freed block left: after a 7-arena block
+/// and then a 5-arena one are freed (too large to be kept by the thread), a 6-arena block
+/// lies in the first one's old place, and no arena is mapped for it. (Taking the most
+/// resident empty arenas one by one, as before session 28, took the second block's four and
+/// two of the first's, and moved them into a fresh run with `mremap`; since session 31 the
+/// places are a region's, and the freed ones are vacant places the next block is made in.)
 #[test]
-fn a_block_of_several_arenas_takes_a_run_of_empty_arenas_in_place() {
+fn a_block_of_several_arenas_is_made_in_a_freed_blocks_place() {
     let _g = exclusive();
     purge();
     let (first, second, third) = (

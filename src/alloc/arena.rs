@@ -31,6 +31,8 @@
 
 #[cfg(all(target_os = "linux", not(loom), not(miri)))]
 pub(crate) mod large_blocks;
+#[cfg(all(target_os = "linux", not(loom), not(miri)))]
+pub(crate) mod regions;
 
 use super::arena_lists::{Arena, ArenaLists, EMPTY_SCAN, USABLE_POOLS};
 use super::arena_map::{ArenaMap, ADDRESS_LIMIT};
@@ -49,6 +51,29 @@ const _: () = assert!(POOLS_PER_ARENA <= 64); // a free-pool mask fits a u64
 /// under the lock; the next release trims the rest).
 const TRIM_BATCH: usize = 8;
 
+/// Spare places of the regions (`regions.rs`) beyond the limit (`ArenaManager::trim_spare`) or
+/// due (`ArenaManager::decay_regions`), taken off them under the lock to be purged once it is
+/// released, then made vacant again (`ArenaManager::finish_trim`, from `unlock_and_unmap`).
+///
+/// # Invariants
+/// `runs[..n]` are runs of places `(address, places)` of regions, neither vacant nor used by
+/// anyone: the holder of this `SpareTrim` purges them and gives them back exactly once.
+/// `counters.returned` already counts them.
+#[cfg_attr(not(all(target_os = "linux", not(loom), not(miri))), allow(dead_code))]
+struct SpareTrim {
+    runs: [(usize, usize); 16],
+    n: usize,
+}
+
+impl SpareTrim {
+    fn new() -> SpareTrim {
+        SpareTrim {
+            runs: [(0, 0); 16],
+            n: 0,
+        }
+    }
+}
+
 /// Arenas taken off the lists under the lock (`ArenaManager::take_victim`), to be unmapped
 /// once it is released (`ArenaManager::unlock_and_unmap`). Until then `counters.mapped` still
 /// counts them: the arena count they leave is `mapped - n`. At most [`TRIM_BATCH`] of them: a
@@ -58,10 +83,13 @@ const TRIM_BATCH: usize = 8;
 /// `arenas[..n]` are distinct mapped arenas whose usable pools were all free when they were
 /// taken, under the manager's lock, off the arena lists, the dirty queue and the arena map:
 /// no heap holds a pool of them, no lookup finds them, and no one but the holder of this
-/// `Victims` touches them again; they are unmapped exactly once, by `unlock_and_unmap`.
+/// `Victims` touches them again; they are unmapped exactly once, by `unlock_and_unmap` (or,
+/// in a region, purged and made vacant there: `regions.rs`).
 struct Victims {
     arenas: [*mut Arena; TRIM_BATCH],
     n: usize,
+    /// Spare places of the regions to purge as well.
+    spare: SpareTrim,
 }
 
 impl Victims {
@@ -69,6 +97,7 @@ impl Victims {
         Victims {
             arenas: [ptr::null_mut(); TRIM_BATCH],
             n: 0,
+            spare: SpareTrim::new(),
         }
     }
 
@@ -106,6 +135,9 @@ struct Lists {
     arenas: ArenaLists,
     /// The arenas with free pools still resident, oldest first (`purge.rs`).
     dirty: DirtyArenas,
+    /// The reservations large blocks and arenas are carved from (`regions.rs`).
+    #[cfg(all(target_os = "linux", not(loom), not(miri)))]
+    regions: regions::Regions,
     /// Under loom, released arenas are made inaccessible rather than unmapped (so a stray
     /// touch faults); they are unmapped when the manager is dropped.
     #[cfg(loom)]
@@ -131,6 +163,11 @@ pub(crate) struct ArenaCounters {
     /// Arena-sized places inside live large blocks, past their heads (`large_blocks.rs`):
     /// mapped, not on the lists, not counted in `mapped`.
     pub(crate) block_arenas: StatCounter,
+    /// Vacant places of the regions whose memory is still resident (`regions.rs`): in no
+    /// arena and no block, not counted in `mapped`; a copy of `Regions::spare`, made under
+    /// the lock. So `mapped + block_arenas + spare + returned == mapped_total` at every
+    /// release of the lock.
+    pub(crate) spare: StatCounter,
     /// Live large blocks, and their sizes in bytes: written with `add_shared` (see the
     /// invariants), because a thread takes a kept block back, keeps one or resizes one in place
     /// without the lock (`large_cache.rs`, `fallback.rs`). (With plain `add`s they lost
@@ -171,6 +208,8 @@ impl ArenaManager {
                 lists: UnsafeCell::new(Lists {
                     arenas: ArenaLists::new(),
                     dirty: DirtyArenas::new(),
+                    #[cfg(all(target_os = "linux", not(loom), not(miri)))]
+                    regions: regions::Regions::new(),
                     #[cfg(loom)]
                     released: [ptr::null_mut(); 64],
                     #[cfg(loom)]
@@ -183,6 +222,7 @@ impl ArenaManager {
                     returned: StatCounter::new(),
                     pools_purged: StatCounter::new(),
                     block_arenas: StatCounter::new(),
+                    spare: StatCounter::new(),
                     large_blocks: StatCounter::new(),
                     large_bytes: StatCounter::new(),
                 },
@@ -285,6 +325,11 @@ impl ArenaManager {
         // SAFETY: lock held.
         let mut arena = unsafe { self.pick_arena() };
         if arena.is_null() {
+            // A vacant place of a region, if there is one: no system call.
+            // SAFETY: lock held.
+            arena = unsafe { self.arena_in_region(map, now) };
+        }
+        if arena.is_null() {
             // SAFETY: lock held; the victims were taken under it.
             unsafe { self.unlock_and_unmap(&mut victims) };
             let fresh = Self::map_arena(map);
@@ -368,9 +413,13 @@ impl ArenaManager {
             lists.arenas.set_nfree(arena, (*arena).nfree + 1);
             lists.dirty.pool_freed(arena, pool_index(pool), now);
             if (*arena).nfree == USABLE_POOLS {
-                // The arena just emptied heads the list of empty arenas: it goes first.
-                let decaying = !self.unmaps_at_once();
-                self.take_empty_beyond(lists, map, &mut victims, decaying);
+                if self.retire_in_region(lists, map, arena, now) {
+                    self.trim_spare(lists, &mut victims);
+                } else {
+                    // The arena just emptied heads the list of empty arenas: it goes first.
+                    let decaying = !self.unmaps_at_once();
+                    self.take_empty_beyond(lists, map, &mut victims, decaying);
+                }
             }
         }
         // SAFETY: lock held.
@@ -444,16 +493,44 @@ impl ArenaManager {
         let n = core::mem::take(&mut victims.n);
         if n == 0 {
             self.unlock();
+            // SAFETY: lock released; the spare places were taken under it.
+            unsafe { self.finish_trim(&mut victims.spare) };
             return;
         }
         self.counters.mapped.add((n as u64).wrapping_neg());
         self.counters.returned.add(n as u64);
         #[cfg(not(loom))]
         {
-            self.unlock();
-            for &victim in &victims.arenas[..n] {
-                os::unmap(arena_base(victim), ARENA_SIZE);
+            // Victims in a region keep their place: purged, then vacant (under the lock
+            // again: until then the place is the caller's, and nobody can take it).
+            let mut in_region = 0u32;
+            for (i, &victim) in victims.arenas[..n].iter().enumerate() {
+                // SAFETY: lock held.
+                if unsafe { self.in_region(victim as usize) } {
+                    in_region |= 1 << i;
+                }
             }
+            self.unlock();
+            for (i, &victim) in victims.arenas[..n].iter().enumerate() {
+                if in_region & (1 << i) == 0 {
+                    os::unmap(arena_base(victim), ARENA_SIZE);
+                } else {
+                    os::purge(arena_base(victim), ARENA_SIZE);
+                }
+            }
+            if in_region != 0 {
+                self.lock();
+                for (i, &victim) in victims.arenas[..n].iter().enumerate() {
+                    if in_region & (1 << i) != 0 {
+                        // SAFETY: lock held; a place of a region that was an arena taken off
+                        // everything as a victim, purged just now, given up.
+                        unsafe { self.vacate_purged(victim as usize) };
+                    }
+                }
+                self.unlock();
+            }
+            // SAFETY: lock released; the spare places were taken under it.
+            unsafe { self.finish_trim(&mut victims.spare) };
         }
         #[cfg(loom)]
         {
@@ -494,7 +571,8 @@ impl ArenaManager {
             let empty = unsafe { (*arena).nfree } == USABLE_POOLS;
             if empty
                 && victims.has_room()
-                && lists.arenas.empty > self.retained_limit(self.mapped_after(victims))
+                && lists.arenas.empty + self.spare_in(lists)
+                    > self.retained_limit(self.mapped_after(victims))
             {
                 // SAFETY: lock held; mapped, on the lists, every usable pool free.
                 unsafe { self.take_victim(lists, map, arena, victims) };
@@ -506,6 +584,8 @@ impl ArenaManager {
         if purged != 0 {
             self.counters.pools_purged.add(purged as u64);
         }
+        // SAFETY: lock held.
+        unsafe { self.decay_regions(now, delay, victims) };
     }
 
     /// Give back the memory of every free pool still resident, whatever its age, and unmap
@@ -531,8 +611,10 @@ impl ArenaManager {
         // SAFETY: lock held.
         let n = unsafe { (*self.lists.get()).dirty.purge_all() };
         self.counters.pools_purged.add(n as u64);
+        // SAFETY: lock held.
+        let spare = unsafe { self.purge_regions() };
         self.unlock();
-        given_back + n
+        given_back + n + spare * USABLE_POOLS
     }
 
     /// The free pools of all arenas that are resident (dirty) and that were purged, under
@@ -549,6 +631,7 @@ impl ArenaManager {
                 resident += dirty;
                 purged += listed - dirty;
             });
+            resident += self.spare_places() * USABLE_POOLS;
         }
         self.unlock();
         (resident, purged)
@@ -633,11 +716,300 @@ impl ArenaManager {
     /// Raise the high-water mark of arenas mapped (on the lists, and inside large blocks) to
     /// the count now. Called with the lock held, so that the counters are read together.
     fn note_high_water(&self) {
-        let now = self.counters.mapped.get() + self.counters.block_arenas.get();
+        let now = self.counters.mapped.get()
+            + self.counters.block_arenas.get()
+            + self.counters.spare.get();
         let high = self.counters.high_water.get();
         if now > high {
             self.counters.high_water.add(now - high);
         }
+    }
+}
+
+/// The regions' part of the manager (`regions.rs`): where regions exist.
+#[cfg(all(target_os = "linux", not(loom), not(miri)))]
+impl ArenaManager {
+    /// The regions, part of the locked state.
+    ///
+    /// # Safety
+    /// Lock held, and no other reference to them alive.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn regions(&self) -> &mut regions::Regions {
+        // SAFETY: the caller holds the lock (the `Lists` it guards) and no other reference.
+        unsafe { &mut (*self.lists.get()).regions }
+    }
+
+    /// Copy the regions' count of resident vacant places to `counters.spare` (lock held: the
+    /// one writer).
+    fn sync_spare(&self, spare: usize) {
+        let old = self.counters.spare.get();
+        self.counters.spare.add((spare as u64).wrapping_sub(old));
+    }
+
+    /// Resident vacant places in all regions (the regions of the locked state `lists`).
+    fn spare_in(&self, lists: &Lists) -> usize {
+        lists.regions.spare()
+    }
+
+    /// Resident vacant places in all regions.
+    ///
+    /// # Safety
+    /// Lock held.
+    unsafe fn spare_places(&self) -> usize {
+        // SAFETY: lock held (caller).
+        unsafe { self.regions().spare() }
+    }
+
+    /// Whether `addr` lies in a region.
+    ///
+    /// # Safety
+    /// Lock held.
+    unsafe fn in_region(&self, addr: usize) -> bool {
+        // SAFETY: lock held (caller).
+        unsafe { self.regions().contains(addr) }
+    }
+
+    /// If `arena` (empty, on the lists) lies in a region and more empty arenas than the
+    /// retained limit are mapped, take it off the lists, the dirty queue and the arena map,
+    /// and make its place vacant and resident (spare; the caller trims the spare places to
+    /// the limit: `trim_spare`). Returns whether it did: so beyond the retained few, an empty
+    /// arena in a region is not kept on the lists, where a large block could not use its
+    /// place; its memory waits as a spare place, for a block or a new arena alike.
+    ///
+    /// # Safety
+    /// Lock held, `lists` the manager's state; `arena` is a mapped arena on the lists whose
+    /// usable pools are all free.
+    unsafe fn retire_in_region(
+        &self,
+        lists: &mut Lists,
+        map: &ArenaMap,
+        arena: *mut Arena,
+        now: u64,
+    ) -> bool {
+        // Up to the retained limit, empty arenas stay on the lists wherever they lie (the
+        // hysteresis: a program that takes and gives back a pool in a loop does not make and
+        // unmake an arena each time).
+        let retained = self.retained_limit(self.counters.mapped.get() as usize);
+        if lists.arenas.empty + lists.regions.spare() <= retained
+            || !lists.regions.contains(arena as usize)
+        {
+            return false;
+        }
+        self.work.arenas_visited.add(1);
+        // SAFETY: lock held; mapped, on the lists (caller); once off them and out of the map,
+        // the place is ours to give up.
+        unsafe {
+            lists.arenas.unlink(arena);
+            lists.dirty.forget(arena);
+            map.remove(arena_base(arena));
+            lists.regions.vacate(arena as usize, 1, true, now);
+        }
+        self.counters.mapped.add(1u64.wrapping_neg());
+        self.sync_spare(lists.regions.spare());
+        true
+    }
+
+    /// Take the spare places beyond the limit into `trim`, the highest first, to be purged
+    /// once the lock is released (`finish_trim`); they count as returned at once. Spare
+    /// places and empty arenas are the memory kept idle for reuse, and share one limit: while
+    /// they decay, [`SPARE_LIMIT`](regions::SPARE_LIMIT) or an eighth of the arenas mapped,
+    /// whichever is more; else (a zero purge delay) the retained limit.
+    ///
+    /// # Safety
+    /// Lock held, `lists` the manager's state.
+    unsafe fn trim_spare(&self, lists: &mut Lists, victims: &mut Victims) {
+        let mapped = self.counters.mapped.get() as usize;
+        let limit = if self.unmaps_at_once() {
+            self.retained_limit(mapped)
+        } else {
+            regions::SPARE_LIMIT.max(mapped / 8)
+        };
+        let limit = limit.saturating_sub(lists.arenas.empty);
+        let excess = lists.regions.spare().saturating_sub(limit);
+        if excess == 0 {
+            return;
+        }
+        let trim = &mut victims.spare;
+        // SAFETY: lock held.
+        let runs = unsafe {
+            lists
+                .regions
+                .take_highest_spare(excess, &mut trim.runs[trim.n..])
+        };
+        let places: usize = trim.runs[trim.n..trim.n + runs].iter().map(|r| r.1).sum();
+        trim.n += runs;
+        self.counters.returned.add(places as u64);
+        self.sync_spare(lists.regions.spare());
+    }
+
+    /// Purge the places `trim` holds, then make them vacant (purged) under the lock.
+    ///
+    /// # Safety
+    /// Lock not held; `trim` was filled by `trim_spare` or `decay_regions` under it.
+    unsafe fn finish_trim(&self, trim: &mut SpareTrim) {
+        let n = core::mem::take(&mut trim.n);
+        if n == 0 {
+            return;
+        }
+        for &(at, places) in &trim.runs[..n] {
+            os::purge(at as *mut u8, places * ARENA_SIZE);
+        }
+        self.lock();
+        for &(at, places) in &trim.runs[..n] {
+            // SAFETY: lock held; places taken off the regions under it (`trim_spare`,
+            // `decay_regions`), ours, purged.
+            unsafe { self.regions().vacate(at, places, false, 0) };
+        }
+        self.unlock();
+    }
+
+    /// Make the place at `addr`, purged, vacant (`counters.returned` counted it already).
+    ///
+    /// # Safety
+    /// Lock held; the place is in a region, the caller's, purged, and given up.
+    unsafe fn vacate_purged(&self, addr: usize) {
+        // SAFETY: lock held; forwarded contract.
+        unsafe { self.regions().vacate(addr, 1, false, 0) };
+    }
+
+    /// A new arena in a vacant place of a region, on the lists and in the arena map: the
+    /// lowest resident place (its pools free and dirty), else the lowest purged one (fresh);
+    /// null if there is none (or the arena map has no room).
+    ///
+    /// # Safety
+    /// Lock held.
+    unsafe fn arena_in_region(&self, map: &ArenaMap, now: u64) -> *mut Arena {
+        // SAFETY: lock held (caller).
+        let regions = unsafe { self.regions() };
+        // SAFETY: lock held.
+        let Some((addr, resident)) = (unsafe { regions.take_one() }) else {
+            return ptr::null_mut();
+        };
+        if !map.insert(addr as *mut u8) {
+            // SAFETY: lock held; taken just now, untouched.
+            unsafe { regions.vacate(addr, 1, resident, now) };
+            return ptr::null_mut();
+        }
+        let spare = regions.spare();
+        let arena = addr as *mut Arena;
+        // SAFETY: lock held; the place is ours (taken), its header written before the arena
+        // joins the lists; a resident place's memory holds old bytes, so its pools are all
+        // free and dirty (`write_freed`), a purged one is zero (a fresh header).
+        unsafe {
+            let lists = &mut *self.lists.get();
+            if resident {
+                large_blocks::write_freed(addr as *mut u8);
+                lists.arenas.push(arena);
+                let dirty = (*arena).dirty;
+                (*arena).dirty = 0;
+                lists.dirty.pools_freed(arena, dirty, now);
+            } else {
+                ptr::write(arena, Arena::fresh());
+                lists.arenas.push(arena);
+                self.counters.mapped_total.add(1);
+            }
+        }
+        self.counters.mapped.add(1);
+        self.sync_spare(spare);
+        self.note_high_water();
+        arena
+    }
+
+    /// Take the resident vacant places that are due (`Regions::take_due`) into `victims`,
+    /// to be purged once the lock is released.
+    ///
+    /// # Safety
+    /// Lock held.
+    unsafe fn decay_regions(&self, now: u64, delay: u64, victims: &mut Victims) {
+        // SAFETY: lock held (caller).
+        let regions = unsafe { self.regions() };
+        let trim = &mut victims.spare;
+        // SAFETY: lock held.
+        let (runs, places) = unsafe { regions.take_due(now, delay, &mut trim.runs[trim.n..]) };
+        if places != 0 {
+            trim.n += runs;
+            self.counters.returned.add(places as u64);
+            self.sync_spare(regions.spare());
+        }
+    }
+
+    /// Purge every resident vacant place; returns how many.
+    ///
+    /// # Safety
+    /// Lock held.
+    unsafe fn purge_regions(&self) -> usize {
+        // SAFETY: lock held (caller).
+        let regions = unsafe { self.regions() };
+        // SAFETY: lock held.
+        let purged = unsafe { regions.purge_all() };
+        self.counters.returned.add(purged as u64);
+        self.sync_spare(regions.spare());
+        purged
+    }
+}
+
+/// Without regions (not Linux, loom, Miri): nothing is in one.
+#[cfg(not(all(target_os = "linux", not(loom), not(miri))))]
+impl ArenaManager {
+    /// # Safety
+    /// None (no regions).
+    #[cfg(not(loom))]
+    unsafe fn in_region(&self, _addr: usize) -> bool {
+        false
+    }
+
+    /// # Safety
+    /// Never called: nothing is in a region.
+    #[cfg(not(loom))]
+    unsafe fn vacate_purged(&self, _addr: usize) {
+        unreachable!("no regions here")
+    }
+
+    /// No regions, no spare places.
+    fn spare_in(&self, _lists: &Lists) -> usize {
+        0
+    }
+
+    /// # Safety
+    /// None (no regions).
+    unsafe fn spare_places(&self) -> usize {
+        0
+    }
+
+    /// # Safety
+    /// None (no regions).
+    unsafe fn retire_in_region(
+        &self,
+        _lists: &mut Lists,
+        _map: &ArenaMap,
+        _arena: *mut Arena,
+        _now: u64,
+    ) -> bool {
+        false
+    }
+
+    /// # Safety
+    /// None (no regions).
+    unsafe fn trim_spare(&self, _lists: &mut Lists, _victims: &mut Victims) {}
+
+    /// # Safety
+    /// None (no regions).
+    unsafe fn finish_trim(&self, _trim: &mut SpareTrim) {}
+
+    /// # Safety
+    /// None (no regions).
+    unsafe fn arena_in_region(&self, _map: &ArenaMap, _now: u64) -> *mut Arena {
+        ptr::null_mut()
+    }
+
+    /// # Safety
+    /// None (no regions).
+    unsafe fn decay_regions(&self, _now: u64, _delay: u64, _victims: &mut Victims) {}
+
+    /// # Safety
+    /// None (no regions).
+    unsafe fn purge_regions(&self) -> usize {
+        0
     }
 }
 

@@ -89,34 +89,34 @@ pub(crate) fn remap_fixed(from: *mut u8, size: usize, to: *mut u8) -> bool {
     p != libc::MAP_FAILED
 }
 
-/// Map `size` bytes of zeroed, readable and writable memory at exactly `at` (page-aligned), if
-/// nothing is mapped anywhere in that range (Linux's `MAP_FIXED_NOREPLACE`: an existing mapping
-/// is never replaced). Returns whether it was mapped there.
+/// Move the `size` bytes mapped at `from` to `to` as [`remap_fixed`] does, but leave `from`
+/// mapped, empty (Linux's `MREMAP_DONTUNMAP`, from 5.7; for any private anonymous mapping
+/// from 5.13): the next touch there faults in a zero page, as after [`purge`]. Returns whether
+/// the OS did it (an older kernel refuses the flag): on failure both ranges are as they were.
 #[cfg(all(target_os = "linux", not(loom), not(miri)))]
-pub(crate) fn map_at(at: *mut u8, size: usize) -> bool {
-    let flags =
-        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED_NOREPLACE;
-    // SAFETY: `MAP_FIXED_NOREPLACE` fails rather than touch an existing mapping; the new one
-    // is ours.
+pub(crate) fn remap_keep(from: *mut u8, size: usize, to: *mut u8) -> bool {
+    // SAFETY: as for `remap_fixed`; `from` stays mapped to the caller, its contents gone.
     let p = unsafe {
-        libc::mmap(
-            at.cast(),
+        libc::mremap(
+            from.cast(),
             size,
-            libc::PROT_READ | libc::PROT_WRITE,
-            flags,
-            -1,
-            0,
+            size,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED | libc::MREMAP_DONTUNMAP,
+            to.cast::<libc::c_void>(),
         )
     };
-    if p == libc::MAP_FAILED {
-        return false;
+    p != libc::MAP_FAILED
+}
+
+/// Ask the OS never to back `size` bytes at `p` (a range this module mapped) with huge pages
+/// (`MADV_NOHUGEPAGE`), whatever the system's transparent huge page setting. A refusal
+/// changes only how the range is backed.
+#[cfg(all(target_os = "linux", not(loom), not(miri)))]
+pub(crate) fn no_huge_pages(p: *mut u8, size: usize) {
+    // SAFETY: an advice on a mapped range of ours; it changes no contents.
+    unsafe {
+        libc::madvise(p.cast(), size, libc::MADV_NOHUGEPAGE);
     }
-    if p.cast::<u8>() != at {
-        // A kernel before 4.17 takes the flag for a hint and maps elsewhere: not what was asked.
-        unmap(p.cast(), size);
-        return false;
-    }
-    true
 }
 
 /// Give the physical memory of `size` bytes at `p` (page-aligned, inside a range this module

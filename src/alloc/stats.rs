@@ -53,8 +53,9 @@ pub struct ClassStats {
 pub struct AllocStats {
     /// Per size class, smallest first.
     pub classes: [ClassStats; NUM_SIZE_CLASSES],
-    /// Arenas mapped now: those pools come from, and the arena-sized places inside large
-    /// blocks (`large_blocks`), which become arenas when their block is freed.
+    /// Arenas mapped now: those pools come from, the arena-sized places inside large blocks
+    /// (`large_blocks`), and the places large blocks left whose memory is still resident
+    /// (until they are reused, or purged after the purge delay).
     pub arenas_mapped: usize,
     /// The most arenas ever mapped at once.
     pub arenas_high_water: usize,
@@ -63,7 +64,8 @@ pub struct AllocStats {
     /// Arenas returned to the OS since the program started.
     pub arenas_returned: usize,
     /// Free pools in mapped arenas whose memory is still resident: given back by a heap less
-    /// than the purge delay ago (see [`purge`](crate::alloc::purge)).
+    /// than the purge delay ago (see [`purge`](crate::alloc::purge)), and the usable pools'
+    /// worth of each resident place a large block left.
     pub free_pools_resident: usize,
     /// Free pools in mapped arenas whose memory was given back to the OS (purged); they
     /// keep their addresses.
@@ -201,7 +203,11 @@ impl AllocStats {
         let a = &global.arenas.counters;
         AllocStats {
             classes,
-            arenas_mapped: a.mapped.get().wrapping_add(a.block_arenas.get()) as usize,
+            arenas_mapped: a
+                .mapped
+                .get()
+                .wrapping_add(a.block_arenas.get())
+                .wrapping_add(a.spare.get()) as usize,
             arenas_high_water: a.high_water.get() as usize,
             arenas_mapped_total: a.mapped_total.get() as usize,
             arenas_returned: a.returned.get() as usize,

@@ -7,7 +7,7 @@
 //! memory, pyheap put them in its arenas, and the old tables stayed resident as holes in
 //! glibc's heap (3.0 MiB of the `hashmap` workload's 22.4 MiB peak, against System's 19.8:
 //! BENCHMARKS.md "Session 27"). Now a freed large block's pools serve the next small blocks,
-//! and empty arenas serve the next large block: one pool of memory for both, as glibc's
+//! and freed places serve the next large block: one pool of memory for both, as glibc's
 //! coalescing heap is for System.
 //!
 //! **Shape.** A block of `size` bytes takes `pools = ceil(size / POOL_SIZE)` pools (one more
@@ -25,45 +25,54 @@
 //! empty after a program freed everything). A block of one arena then takes the last pools of
 //! an arena whose pools there are free, the one with the most of them resident among the
 //! first [`EMPTY_SCAN`] with enough free pools, fullest first (`carve_tail`): typically the
-//! place a freed block of its size left. A block of several arenas first looks for a run of
-//! as many *consecutive* empty arenas among the first [`RUN_SCAN`] empty ones
-//! (`take_empty_run`): a freed block's places form one, so a program replacing blocks finds
-//! the next one's place there, and the block is made in place. Otherwise the block takes
-//! empty arenas off the lists, the most resident first (`ArenaLists::dirtiest_empty`), and
-//! makes its run out of them with as few moves as it can (`assemble_run`): the longest run of
-//! consecutive ones among them stays where it is, with fresh memory mapped right after or
-//! before it if that address range is free (`os::map_at`), else in a fresh aligned run; the
-//! others are moved into the run's places with `mremap` (`os::remap_fixed`), consecutive ones
-//! in one call: their pages change address without being copied, faulted in or given back
-//! (at 15-20 µs a call, the costliest step: BENCHMARKS.md "Session 28"). Places no empty
-//! arena filled are fresh memory.
+//! place a freed block of its size left. Otherwise (and for every block of several arenas)
+//! the block is made in a *region* (`regions.rs`): a 64 MiB reservation of address space
+//! whose arena-sized places are in use or vacant, one bit each. `Regions::find` looks for
+//! `arenas` consecutive vacant places, or an arena whose last pools the block needs are free
+//! followed by `arenas - 1` vacant ones (the place a freed block left, its head included),
+//! the most resident room first, then the shortest run of vacant places it fits in, then the
+//! lowest address. No region has room: a new one is reserved. The block's places that were
+//! purged get the pages of spare (resident) places moved in with `mremap` where there are
+//! some (`fill_purged`: no page fault, no copy); a vacant first place becomes the head, a new
+//! arena. Only if no region can be reserved does a block get a mapping of its own.
 //!
 //! **Freeing.** The head's pools from `first_pool` on go back at the end of its free list,
 //! resident (dirty, for the purge: `purge.rs`), so that the arena's other free pools serve
-//! pool requests first and the place stays whole for the next block of its size; each arena
-//! after the head gets a fresh header, all its usable pools on its free list, dirty, and
-//! joins the lists and the arena map, as many as the empty-arena limit allows
-//! (`ArenaManager::empty_limit`); the rest are unmapped at once, in one call.
+//! pool requests first and the place stays whole for the next block of its size. In a region,
+//! the places after the head just go vacant, resident (one bit each: no header, no list, no
+//! system call), and so does the head's place when it is empty now and more than the retained
+//! few empty arenas are kept. Resident vacant places (*spare*) serve the next blocks and new
+//! arenas alike; beyond the spare limit (`regions::SPARE_LIMIT`, shared with the empty
+//! arenas) the highest are purged, and each is purged once it has been vacant for the purge
+//! delay. A block with a mapping of its own gives its places to the lists as arenas (fresh
+//! headers), as many as the empty-arena limit allows (`ArenaManager::empty_limit`), and
+//! unmaps the rest.
 //!
 //! **Resizing** (`realloc_large_block`) keeps one copy of the bytes resident where it can: a
 //! block of the same arena count shrinks or grows within its head (its bytes move, the pools
 //! below it go or come), and a block growing into more arenas has its old places moved into
 //! the new block with `mremap` behind the copy of its head's part (at most one arena's
-//! worth). Other resizes allocate, copy and free.
+//! worth); in a region the old places stay mapped, empty, and go vacant
+//! (`MREMAP_DONTUNMAP`; a kernel without it makes the resize copy). Other resizes allocate,
+//! copy and free.
 //!
 //! # Invariants
 //! * A large block of shape `(arenas, first_pool)` at `p` owns the pools `first_pool..` of
 //!   its head `p - first_pool * POOL_SIZE` (an arena on the lists and in the arena map, with
 //!   `end == first_pool`, those pools' headers [`PoolState::LargeBlock`] of class
 //!   [`NO_CLASS`]) and the `arenas - 1` arena-sized places after the head, which are in no
-//!   list and not in the arena map. Nobody but the block's holder touches that memory.
+//!   list and not in the arena map, and in a region are not vacant. Nobody but the block's
+//!   holder touches that memory. A block lies wholly in one region or wholly outside them.
 //! * `counters.block_arenas` counts those places over all live blocks; `counters.mapped`
-//!   counts the arenas on the lists (heads included). So `mapped + block_arenas + returned
-//!   == mapped_total` at every release of the lock.
+//!   counts the arenas on the lists (heads included); `counters.spare` the resident vacant
+//!   places. So `mapped + block_arenas + spare + returned == mapped_total` at every release
+//!   of the lock.
 //!
-//! Only on Linux (`mremap`), and never under loom (whose models do not build `PoolAlloc`'s
-//! fallback): elsewhere large requests go to the system allocator as before.
+//! Only on Linux (`mremap`, `MADV_DONTNEED`'s zero pages), and never under loom (whose
+//! models do not build `PoolAlloc`'s fallback): elsewhere large requests go to the system
+//! allocator as before.
 
+use super::regions::{Regions, Room, REGION_SIZE};
 use super::{arena_base, Arena, ArenaManager, Victims};
 use crate::alloc::arena_lists::{EMPTY_SCAN, USABLE_POOLS};
 use crate::alloc::arena_map::{ArenaMap, ADDRESS_LIMIT};
@@ -87,10 +96,6 @@ pub(crate) const LARGE_MIN: usize = 256 * 1024;
 pub(crate) const LARGE_MAX: usize = 32 << 20;
 /// The largest alignment a large block has: its pools'.
 pub(crate) const LARGE_ALIGN: usize = POOL_SIZE;
-
-/// How many empty arenas a block of several arenas looks at for a run of consecutive ones
-/// (`take_empty_run`): a bound on the work under the lock, whatever the number mapped.
-const RUN_SCAN: usize = 64;
 
 /// Where a large block of some size lies: see the module doc.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,8 +128,9 @@ pub(crate) const fn shape(size: usize) -> Shape {
     }
 }
 
-/// The most arena-sized places one large block spans.
+/// The most arena-sized places one large block spans: a region holds the largest.
 const MAX_ARENAS: usize = shape(LARGE_MAX).arenas;
+const _: () = assert!(MAX_ARENAS <= super::regions::REGION_PLACES);
 
 const _: () = {
     assert!(LARGE_MIN >= POOL_SIZE && LARGE_MIN <= LARGE_MAX);
@@ -148,25 +154,6 @@ fn pool_bits(from: usize, to: usize) -> u64 {
     (u64::MAX >> (64 - (to - from))) << from
 }
 
-/// An empty arena taken off the lists for a block, with what its header said.
-#[derive(Clone, Copy)]
-struct TakenArena {
-    arena: *mut Arena,
-    untouched: usize,
-    dirty: u64,
-}
-
-/// The empty arenas a block took, in address order once sorted.
-///
-/// # Invariants
-/// `arenas[..n]` were taken under the manager's lock off the lists, the dirty queue and the
-/// arena map, empty: no heap holds a pool of them, no lookup finds them; `counters.mapped`
-/// no longer counts them. Their holder moves them into the block, or gives them back.
-struct Taken {
-    arenas: [TakenArena; MAX_ARENAS],
-    n: usize,
-}
-
 impl ArenaManager {
     /// A large block of `size` bytes (`LARGE_MIN..=LARGE_MAX`), `zeroed` if asked, aligned to
     /// [`LARGE_ALIGN`]. Null when the OS refuses memory. `release_idle` is called first,
@@ -181,14 +168,6 @@ impl ArenaManager {
         release_idle: impl FnOnce(),
     ) -> *mut u8 {
         let shape = shape(size);
-        let mut taken = Taken {
-            arenas: [TakenArena {
-                arena: ptr::null_mut(),
-                untouched: 0,
-                dirty: 0,
-            }; MAX_ARENAS],
-            n: 0,
-        };
         release_idle();
         self.lock();
         if shape.arenas == 1 {
@@ -207,47 +186,262 @@ impl ArenaManager {
                 return block;
             }
         }
-        // SAFETY: lock held.
-        unsafe {
-            if shape.arenas == 1 || !self.take_empty_run(map, shape.arenas, &mut taken) {
-                self.take_empty_arenas(map, shape.arenas, &mut taken);
+        let mut reserved = false;
+        loop {
+            // SAFETY: lock held.
+            if let Some(room) = unsafe { self.find_room(map, shape) } {
+                // SAFETY: lock held; `room` was found under it, just now.
+                return unsafe { self.make_block(map, room, shape, size, zeroed) };
+            }
+            if reserved {
+                break;
+            }
+            // No region has room: one more (the system call without the lock), then look
+            // again (another thread may have freed a block meanwhile).
+            reserved = true;
+            self.unlock();
+            let base = Regions::reserve();
+            self.lock();
+            if base.is_null() {
+                break;
+            }
+            // SAFETY: lock held; a fresh reservation, in no region.
+            if !unsafe { self.regions().add(base) } {
+                self.unlock();
+                os::unmap(base, REGION_SIZE);
+                self.lock();
+                break;
             }
         }
         self.unlock();
-        let taken = &mut taken.arenas[..taken.n];
-        taken.sort_unstable_by_key(|t| t.arena as usize);
-        // SAFETY: the arenas were taken by `take_empty_run`/`take_empty_arenas`: ours alone.
-        let Some((base, places, returned)) = (unsafe { assemble_run(taken, shape.arenas) }) else {
-            // SAFETY: the arenas were taken by `take_empty_arenas`, untouched since.
-            unsafe { self.give_back_taken(map, taken) };
+        // No region can hold it: a run of its own, as before regions.
+        let bytes = shape.arenas * ARENA_SIZE;
+        let run = os::map_aligned(bytes, ARENA_SIZE);
+        if run.is_null() {
+            return run;
+        }
+        if run as usize + bytes > ADDRESS_LIMIT {
+            os::unmap(run, bytes);
             return ptr::null_mut();
+        }
+        // SAFETY: a fresh mapping, ours, zero.
+        unsafe { self.finish_block(map, run, 0, shape, size, zeroed, shape.arenas, false) }
+    }
+
+    /// Where a block of `shape` fits in the regions (`Regions::find`): an arena whose last
+    /// pools the block needs are free may be its head.
+    ///
+    /// # Safety
+    /// Lock held.
+    unsafe fn find_room(&self, map: &ArenaMap, shape: Shape) -> Option<Room> {
+        let tail = pool_bits(shape.first_pool, POOLS_PER_ARENA);
+        // SAFETY: lock held (caller).
+        let regions = unsafe { self.regions() };
+        let mut checked = 0;
+        let room = regions.find(shape.arenas, |addr| {
+            checked += 1;
+            // An arena on the lists (a place in use that is not in the arena map is a
+            // block's), holding no block, with the pools free.
+            map.contains(addr as *const u8) && {
+                let arena = addr as *mut Arena;
+                // SAFETY: lock held; an arena in the map is mapped and on the lists.
+                unsafe { (*arena).end == POOLS_PER_ARENA && free_pools_mask(arena) & tail == tail }
+            }
+        });
+        self.work.arenas_visited.add(checked);
+        room
+    }
+
+    /// Make the block of `shape` in `room` and release the lock.
+    ///
+    /// # Safety
+    /// Lock held; `room` was found by `find_room` under it, nothing changed since.
+    unsafe fn make_block(
+        &self,
+        map: &ArenaMap,
+        room: Room,
+        shape: Shape,
+        size: usize,
+        zeroed: bool,
+    ) -> *mut u8 {
+        // The places of the block that are vacant: all, or all but the head.
+        let (first, n) = if room.in_arena {
+            (room.at + ARENA_SIZE, shape.arenas - 1)
+        } else {
+            (room.at, shape.arenas)
         };
-        // The run's places not filled by a taken arena are newly mapped arenas' worth: counted
-        // below, under the lock, as every write of the arena counters is (`StatCounter::add`
-        // has one writer at a time).
-        let fresh = shape.arenas - places.iter().filter(|p| p.is_some()).count();
-        let places = &places[..shape.arenas];
+        let mut fill = Fill::new();
+        // SAFETY: lock held (caller); no other reference to the locked state in this function.
+        let l = unsafe { &mut *self.lists.get() };
+        let mut dirty = 0;
+        if room.in_arena {
+            // SAFETY: lock held; `find_room` checked the head is an arena on the lists with
+            // its pools `first_pool..` free and no block.
+            dirty = unsafe { take_range(l, room.at as *mut Arena, shape.first_pool, shape.arenas) };
+        }
+        // SAFETY: lock held; the places are vacant (`find`).
+        let resident = unsafe { l.regions.take(first, n) };
+        let purged = !resident & pool_bits(0, n);
+        // SAFETY: lock held.
+        unsafe { take_fill(l, purged.count_ones() as usize, &mut fill) };
+        self.sync_spare(l.regions.spare());
+        let fresh = purged.count_ones() as usize;
+        if room.in_arena {
+            self.counters.mapped_total.add(fresh as u64);
+            self.counters.block_arenas.add(n as u64);
+            self.counters.large_blocks.add_shared(1);
+            self.counters.large_bytes.add_shared(size as u64);
+            self.note_high_water();
+        }
+        self.unlock();
+        // SAFETY: the block's places are ours (taken), `purged` the ones that were purged;
+        // `fill` was taken just now.
+        let resident = resident | unsafe { self.fill_purged(first, purged, &mut fill) };
+        if !room.in_arena {
+            // SAFETY: the places are ours (taken); `resident` says which hold old bytes.
+            return unsafe {
+                self.finish_block(
+                    map,
+                    first as *mut u8,
+                    resident,
+                    shape,
+                    size,
+                    zeroed,
+                    fresh,
+                    true,
+                )
+            };
+        }
         if zeroed {
-            // SAFETY: the run is ours; `places` says what each place held.
-            unsafe { zero_reused(base, places, shape.first_pool) };
+            // SAFETY: the block's pools and places are ours now; what is not zeroed here is
+            // zero (never touched, or purged).
+            unsafe {
+                zero_pools(room.at as *mut u8, dirty);
+                zero_reused(first as *mut u8, resident, n);
+            }
+        }
+        (room.at + shape.first_pool * POOL_SIZE) as *mut u8
+    }
+
+    /// Move the pages of the spare places `fill` holds into the purged places of a new block
+    /// (bit `i` of `purged`: the place at `first + i * ARENA_SIZE`), with `mremap`, which
+    /// moves resident pages without copying or faulting them (about 15-20 µs a call,
+    /// consecutive places in one call; a purged place costs a page fault per page
+    /// instead, about 64 µs a place here). The sources are left purged (`os::remap_keep`)
+    /// and made vacant again; a source the OS would not move goes back resident. Returns
+    /// the places filled (bit `i`: as in `purged`), which now hold old bytes. Takes the lock
+    /// if `fill` holds anything.
+    ///
+    /// # Safety
+    /// Lock not held; the places of `purged` are the caller's, and `fill` was filled by
+    /// `take_fill` under the lock.
+    unsafe fn fill_purged(&self, first: usize, purged: u64, fill: &mut Fill) -> u64 {
+        if fill.n == 0 {
+            return 0;
+        }
+        let mut filled = 0u64;
+        let mut dst = purged;
+        for k in 0..fill.n {
+            let (src, len) = fill.runs[k];
+            let mut done = 0;
+            while done < len && dst != 0 {
+                let i = dst.trailing_zeros() as usize;
+                let run = ((dst >> i).trailing_ones() as usize).min(len - done);
+                let from = (src + done * ARENA_SIZE) as *mut u8;
+                let to = (first + i * ARENA_SIZE) as *mut u8;
+                if os::remap_keep(from, run * ARENA_SIZE, to) {
+                    filled |= pool_bits(i, i + run);
+                    fill.moved[k] += run;
+                }
+                // Moved or not, those destinations are settled (a refusal leaves them purged).
+                dst &= !pool_bits(i, i + run);
+                done += run;
+            }
+        }
+        let now = self.now_ms();
+        self.lock();
+        // SAFETY: lock held; no other reference to the locked state here.
+        let regions = unsafe { self.regions() };
+        let mut moved = 0;
+        for k in 0..fill.n {
+            let (src, len) = fill.runs[k];
+            let m = fill.moved[k];
+            // SAFETY: lock held; the sources are ours (taken by `take_fill`): the first `m`
+            // of each run moved (their places left purged), the rest did not (still resident).
+            unsafe {
+                regions.vacate(src, m, false, now);
+                regions.vacate(src + m * ARENA_SIZE, len - m, true, now);
+            }
+            moved += m;
+        }
+        // A moved source's resident memory now lies in the block: its place is counted as
+        // given back, and the block's place it filled was counted as fresh.
+        self.counters.returned.add(moved as u64);
+        self.sync_spare(regions.spare());
+        self.unlock();
+        fill.n = 0;
+        filled
+    }
+
+    /// Make a block of `shape` in the run of `shape.arenas` places at `base`, which the caller
+    /// holds (off every list, out of the arena map, vacant in no region): its head becomes
+    /// an arena on the lists. `resident` says which places hold old bytes (bit `i`: place
+    /// `i`; the others are zero), `fresh` how many places the OS gave anew (counted into
+    /// `mapped_total`), `in_region` whether the run is in a region (where it goes back if the
+    /// arena map has no room). Takes and releases the lock.
+    ///
+    /// # Safety
+    /// As above: the run is the caller's, and it gives it up.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn finish_block(
+        &self,
+        map: &ArenaMap,
+        base: *mut u8,
+        resident: u64,
+        shape: Shape,
+        size: usize,
+        zeroed: bool,
+        fresh: usize,
+        in_region: bool,
+    ) -> *mut u8 {
+        if zeroed {
+            // SAFETY: the run is ours (caller). The head's pools below the block are the
+            // arena's free pools: `write_head` files them as dirty, and what takes one zeroes
+            // it as any reused pool.
+            unsafe {
+                if resident & 1 != 0 {
+                    zero_pools(base, pool_bits(shape.first_pool, POOLS_PER_ARENA));
+                }
+                zero_reused(base.add(ARENA_SIZE), resident >> 1, shape.arenas - 1);
+            }
         }
         // SAFETY: the run is ours: the head's header and pool headers are written before it
         // joins the lists.
-        let head = unsafe { write_head(base, places[0], shape) };
+        let head = unsafe { write_head(base, resident & 1 != 0, shape) };
         let now = self.now_ms();
         self.lock();
-        self.counters.returned.add(returned as u64);
         self.counters.mapped_total.add(fresh as u64);
         if !map.insert(base) {
-            // No room in the arena map: the run goes back to the OS, as a whole. The mapped
-            // total counted it; it is returned now.
+            // No room in the arena map: the run goes back, as a whole. The mapped total
+            // counted it; it is returned now.
             self.counters.returned.add(shape.arenas as u64);
             self.unlock();
-            os::unmap(base, shape.arenas * ARENA_SIZE);
+            if in_region {
+                os::purge(base, shape.arenas * ARENA_SIZE);
+                self.lock();
+                // SAFETY: lock held; the places are ours, purged, given up.
+                unsafe {
+                    self.regions()
+                        .vacate(base as usize, shape.arenas, false, now)
+                };
+                self.unlock();
+            } else {
+                os::unmap(base, shape.arenas * ARENA_SIZE);
+            }
             return ptr::null_mut();
         }
         // SAFETY: lock held; the head is mapped, in the map, on no list; its dirty pools (the
-        // dirty pools of the arena it was, below the block) are on its free list.
+        // pools below the block of a resident place) are on its free list.
         unsafe {
             let lists = &mut *self.lists.get();
             lists.arenas.push(head);
@@ -297,9 +491,14 @@ impl ArenaManager {
         let base = shape.head_of(block);
         // Before anything is written where the layout says the block's places are.
         // SAFETY: forwarded contract.
-        unsafe { self.check_block(map, base, shape) };
+        let in_region = unsafe { self.check_block(map, base, shape) };
         let head = base as *mut Arena;
-        // The arenas after the head: fresh headers, every usable pool free and dirty. They
+        if in_region {
+            // SAFETY: forwarded contract; checked, in a region.
+            unsafe { self.give_back_in_region(map, base, shape, size, live) };
+            return;
+        }
+        // A run of its own. The arenas after the head: fresh headers, every usable pool free and dirty. They
         // are block memory, ours alone, until they join the lists below.
         for i in 1..shape.arenas {
             // SAFETY: block memory, ours (caller's contract); the header fits the metadata
@@ -354,6 +553,58 @@ impl ArenaManager {
         if unmapped != 0 {
             let from = base + (1 + kept) * ARENA_SIZE;
             os::unmap(from as *mut u8, unmapped * ARENA_SIZE);
+        }
+    }
+
+    /// `give_back_block` for a block in a region: the head gets its pools back, the places
+    /// after it go vacant, resident (reused by the next block without a page fault), and so
+    /// does the head's if it is empty now. Beyond [`SPARE_LIMIT`] resident vacant places in
+    /// all, the highest are purged (`trim_spare`): allocation prefers low addresses, so those
+    /// are the least likely to be reused soon, and the runs a freed block leaves stay whole.
+    ///
+    /// # Safety
+    /// As for `free_large_block`; the block at `base` (its head) is checked and in a region.
+    unsafe fn give_back_in_region(
+        &self,
+        map: &ArenaMap,
+        base: usize,
+        shape: Shape,
+        size: usize,
+        live: bool,
+    ) {
+        let places = shape.arenas - 1;
+        let mut victims = Victims::new();
+        let now = self.now_ms();
+        self.lock();
+        // SAFETY: lock held; no other reference to the locked state in this function.
+        let l = unsafe { &mut *self.lists.get() };
+        // SAFETY: lock held; the head is a mapped arena on the lists (a live block's); its
+        // pools `first_pool..` and the places after it are ours, given up.
+        unsafe {
+            give_range(l, base as *mut Arena, POOLS_PER_ARENA, now);
+            l.regions.vacate(base + ARENA_SIZE, places, true, now);
+        }
+        self.counters
+            .block_arenas
+            .add((places as u64).wrapping_neg());
+        self.sync_spare(l.regions.spare());
+        if live {
+            self.counters.large_blocks.add_shared(1u64.wrapping_neg());
+            self.counters
+                .large_bytes
+                .add_shared((size as u64).wrapping_neg());
+        }
+        // The head may be empty now: then its place goes vacant too (the whole block's place
+        // is then vacant, for the next block of its size or larger).
+        // SAFETY: lock held; `l` is the manager's state, not used after this; the head is a
+        // mapped arena on the lists.
+        unsafe {
+            if (*(base as *mut Arena)).nfree == USABLE_POOLS {
+                self.retire_in_region(l, map, base as *mut Arena, now);
+            }
+            self.trim_spare(l, &mut victims);
+            self.purge_due(now, map, &mut victims);
+            self.unlock_and_unmap(&mut victims);
         }
     }
 
@@ -440,7 +691,7 @@ impl ArenaManager {
         let (old, new) = (shape(old_size), shape(new_size));
         let head_base = old.head_of(block);
         // SAFETY: forwarded contract.
-        unsafe { self.check_block(map, head_base, old) };
+        let in_region = unsafe { self.check_block(map, head_base, old) };
         let head = head_base as *mut Arena;
         let new_block = (head_base + new.first_pool * POOL_SIZE) as *mut u8;
         if old.arenas == new.arenas && new.first_pool > old.first_pool {
@@ -493,15 +744,15 @@ impl ArenaManager {
             return ptr::null_mut();
         }
         // SAFETY: forwarded contract; `new.arenas > old.arenas`.
-        unsafe { self.grow_into_new_block(map, block, head, old_size, new_size) }
+        unsafe { self.grow_into_new_block(map, block, head, old_size, new_size, in_region) }
     }
 
     /// `realloc_large_block`'s third case: a new block (from empty arenas where there are,
     /// as any), the old head's bytes copied, the old places moved in behind them.
     ///
     /// # Safety
-    /// As for `realloc_large_block`; `head` is the block's head; the new shape spans more
-    /// arenas than the old one.
+    /// As for `realloc_large_block`; `head` is the block's head, in a region if `in_region`;
+    /// the new shape spans more arenas than the old one.
     unsafe fn grow_into_new_block(
         &self,
         map: &ArenaMap,
@@ -509,6 +760,7 @@ impl ArenaManager {
         head: *mut Arena,
         old_size: usize,
         new_size: usize,
+        in_region: bool,
     ) -> *mut u8 {
         let old = shape(old_size);
         let new_block = self.alloc_large_block(map, new_size, false, || {});
@@ -527,7 +779,14 @@ impl ArenaManager {
             // the new block, which is larger. The new block's pages there, fresh or reused,
             // are dropped for the old ones.
             let to = new_block.wrapping_add(in_head);
-            if !os::remap_fixed(from, places, to) {
+            // In a region the old places stay mapped, empty (purged), and go vacant below;
+            // a run of its own is left unmapped.
+            let moved = if in_region {
+                os::remap_keep(from, places, to)
+            } else {
+                os::remap_fixed(from, places, to)
+            };
+            if !moved {
                 // SAFETY: the rest of the old block to the rest of the new one; then the old
                 // block goes back whole.
                 unsafe {
@@ -538,10 +797,23 @@ impl ArenaManager {
             }
         }
         let now = self.now_ms();
+        let mut victims = Victims::new();
         self.lock();
         // SAFETY: lock held; the old head's pools `end..` are the old block's, given up (its
-        // places, if any, moved into the new block and are gone from where they were).
-        unsafe { give_range(&mut *self.lists.get(), head, POOLS_PER_ARENA, now) };
+        // places, if any, moved into the new block: unmapped, or in a region empty and
+        // ours, given up too). An empty head in a region goes vacant as well.
+        unsafe {
+            let l = &mut *self.lists.get();
+            give_range(l, head, POOLS_PER_ARENA, now);
+            if in_region {
+                let from = arena_base(head) as usize + ARENA_SIZE;
+                l.regions.vacate(from, old.arenas - 1, false, now);
+                if (*head).nfree == USABLE_POOLS {
+                    self.retire_in_region(l, map, head, now);
+                }
+                self.trim_spare(l, &mut victims);
+            }
+        }
         self.counters
             .block_arenas
             .add(((old.arenas - 1) as u64).wrapping_neg());
@@ -550,7 +822,6 @@ impl ArenaManager {
         self.counters
             .large_bytes
             .add_shared((old_size as u64).wrapping_neg());
-        let mut victims = Victims::new();
         let decaying = !self.unmaps_at_once();
         // SAFETY: lock held; the old head may be empty now.
         unsafe {
@@ -618,10 +889,12 @@ impl ArenaManager {
     /// spans `shape.arenas` (a free or resize with another size than the block's, or of a
     /// block already freed, unless its place was taken by a block of the same shape since).
     ///
+    /// Returns whether the block lies in a region (`regions.rs`), else in a run of its own.
+    ///
     /// # Safety
     /// None beyond the caller's word that a block is meant: the head is read only if it is a
     /// mapped arena, under the lock.
-    unsafe fn check_block(&self, map: &ArenaMap, head_base: usize, shape: Shape) {
+    unsafe fn check_block(&self, map: &ArenaMap, head_base: usize, shape: Shape) -> bool {
         if head_base % ARENA_SIZE != 0 || !map.contains(head_base as *const u8) {
             os::fatal("pyheap: a large block freed with another size than it was allocated with");
         }
@@ -637,295 +910,51 @@ impl ArenaManager {
                     .get()
                     == shape.arenas as u32
         };
+        // SAFETY: lock held.
+        let in_region = unsafe { self.in_region(head_base) };
         self.unlock();
         if !ok {
             os::fatal("pyheap: a large block freed with another size than it was allocated with");
         }
-    }
-
-    /// Take `want` empty arenas that lie one after the other in memory, if the first
-    /// [`RUN_SCAN`] on the list of empty ones hold such a run: the block is then made where
-    /// they are, with no `mremap`. A freed block of `k` arenas leaves `k - 1` of them (`k` when
-    /// its head empties too), so a program that replaces blocks of a few arenas finds its
-    /// next block's place there. Of the runs found, the window of `want` with the most
-    /// resident pools wins (a page fault costs more than anything else here), then the
-    /// run closest to `want` long (long runs stay whole for long blocks). If no run is long
-    /// enough, it takes the longest runs found, whole, up to `want` arenas (the caller tops
-    /// them up with `take_empty_arenas`): the fewer stretches, the fewer moves. Returns
-    /// whether `want` arenas were taken (into `taken`, empty before).
-    ///
-    /// # Safety
-    /// Lock held; `taken` is empty.
-    unsafe fn take_empty_run(&self, map: &ArenaMap, want: usize, taken: &mut Taken) -> bool {
-        // SAFETY: lock held (caller).
-        let lists = unsafe { &mut *self.lists.get() };
-        if lists.arenas.empty < want {
-            return false;
-        }
-        let mut found = [(0usize, 0u32); RUN_SCAN];
-        let mut n = 0;
-        // SAFETY: lock held; the visit reads headers of mapped arenas (on the lists).
-        let seen = unsafe {
-            lists.arenas.visit_with_free(USABLE_POOLS, RUN_SCAN, |a| {
-                found[n] = (a as usize, (*a).dirty.count_ones());
-                n += 1;
-                false
-            })
-        };
-        self.work.arenas_visited.add(seen as u64);
-        let found = &mut found[..n];
-        found.sort_unstable_by_key(|f| f.0);
-        let (ranges, nranges) = pick_runs(found, want);
-        for &(start, len) in &ranges[..nranges] {
-            for f in &found[start..start + len] {
-                // SAFETY: lock held; an empty arena on the lists (just visited, nothing
-                // changed).
-                unsafe { take_arena(lists, map, f.0 as *mut Arena, taken) };
-            }
-        }
-        self.counters.mapped.add((taken.n as u64).wrapping_neg());
-        taken.n == want
-    }
-
-    /// Take empty arenas off the lists into `taken` until it holds `want` or none is left, the
-    /// dirtiest of the first [`EMPTY_SCAN`] on the list each time (`ArenaLists::dirtiest_empty`).
-    ///
-    /// # Safety
-    /// Lock held.
-    unsafe fn take_empty_arenas(&self, map: &ArenaMap, want: usize, taken: &mut Taken) {
-        // SAFETY: lock held (caller).
-        let lists = unsafe { &mut *self.lists.get() };
-        let before = taken.n;
-        while taken.n < want && lists.arenas.empty > 0 {
-            // SAFETY: lock held.
-            let (arena, seen) = unsafe { lists.arenas.dirtiest_empty(EMPTY_SCAN) };
-            self.work.arenas_visited.add(seen as u64);
-            // SAFETY: lock held; an empty arena on the lists.
-            unsafe { take_arena(lists, map, arena, taken) };
-        }
-        self.counters
-            .mapped
-            .add(((taken.n - before) as u64).wrapping_neg());
-    }
-
-    /// Put arenas taken by `take_empty_arenas` back on the lists, as they were (a block that
-    /// could not be made).
-    ///
-    /// # Safety
-    /// `taken` were taken by `take_empty_arenas` and not touched since.
-    unsafe fn give_back_taken(&self, map: &ArenaMap, taken: &[TakenArena]) {
-        let now = self.now_ms();
-        self.lock();
-        // SAFETY: lock held.
-        let lists = unsafe { &mut *self.lists.get() };
-        for t in taken {
-            // The arena's bit was in the map a moment ago: the map's page for it exists.
-            let inserted = map.insert(arena_base(t.arena));
-            debug_assert!(inserted);
-            // SAFETY: lock held; mapped, empty, on no list; its dirty pools are on its free
-            // list, as when it was taken.
-            unsafe {
-                lists.arenas.push(t.arena);
-                lists.dirty.pools_freed(t.arena, t.dirty, now);
-            }
-        }
-        self.counters.mapped.add(taken.len() as u64);
-        self.unlock();
+        in_region
     }
 }
 
-/// Make a run of `arenas` consecutive arena-sized places for a block out of the empty arenas
-/// `taken` (sorted by address, at most `arenas`), moving as few as it can: the longest run of
-/// consecutive ones among them stays where it is, and fresh memory is mapped right after it
-/// (or else right before it) for the other places, if that address range is free
-/// (`os::map_at`); else the whole run is fresh memory. The other arenas taken are moved into
-/// the run's free places with `mremap`, consecutive ones in one call (each call costs 15-20
-/// µs whatever its length). An arena that cannot be moved is unmapped (its place keeps
-/// fresh memory). Returns the run's base, what each place holds (an arena taken, with its
-/// state when taken, or `None` for fresh memory), and how many arenas were unmapped; `None`
-/// when the OS refuses memory, with `taken` untouched.
+/// Spare places taken off the regions to fill a new block's purged places
+/// (`ArenaManager::fill_purged`).
+///
+/// # Invariants
+/// `runs[..n]` are runs `(address, places)` of places of regions taken by `take_fill` under the
+/// manager's lock: neither vacant nor used by anyone but the holder, which moves their pages
+/// and gives them back exactly once. `moved[k]` counts the places of run `k` moved so far
+/// (its first ones).
+struct Fill {
+    runs: [(usize, usize); MAX_ARENAS],
+    moved: [usize; MAX_ARENAS],
+    n: usize,
+}
+
+impl Fill {
+    fn new() -> Fill {
+        Fill {
+            runs: [(0, 0); MAX_ARENAS],
+            moved: [0; MAX_ARENAS],
+            n: 0,
+        }
+    }
+}
+
+/// Take up to `want` spare places (the highest first) into `fill` (empty), to fill a new
+/// block's purged places.
 ///
 /// # Safety
-/// The arenas of `taken` are mapped and the caller's alone (`Taken`'s invariants: off the
-/// lists, the dirty queue and the arena map, nobody else refers to them): they are moved or
-/// unmapped here.
-unsafe fn assemble_run(
-    taken: &[TakenArena],
-    arenas: usize,
-) -> Option<(*mut u8, [Option<TakenArena>; MAX_ARENAS], usize)> {
-    let addr = |i: usize| taken[i].arena as usize;
-    let size = arenas * ARENA_SIZE;
-    // The longest run of consecutive arenas taken: `taken[from..from + len]`.
-    let (mut from, mut len) = (0, 0);
-    let mut i = 0;
-    while i < taken.len() {
-        let j = run_end(taken.len(), i, addr);
-        if j - i > len {
-            (from, len) = (i, j - i);
-        }
-        i = j;
+/// Manager's lock held, `lists` its state.
+unsafe fn take_fill(lists: &mut super::Lists, want: usize, fill: &mut Fill) {
+    if want == 0 || lists.regions.spare() == 0 {
+        return;
     }
-    // Where the run starts, and the place the kept run takes in it.
-    let mut placed = None;
-    if len > 0 {
-        let (start, end) = (addr(from), addr(from) + len * ARENA_SIZE);
-        let extra = size - len * ARENA_SIZE;
-        // Nothing to map (the arenas taken are the run), or room after them.
-        if extra == 0 || (start + size <= ADDRESS_LIMIT && os::map_at(end as *mut u8, extra)) {
-            placed = Some((start, 0));
-        } else if start >= extra + ARENA_SIZE && os::map_at((start - extra) as *mut u8, extra) {
-            placed = Some((start - extra, arenas - len));
-        }
-    }
-    let (base, at) = match placed {
-        Some(p) => p,
-        None => {
-            len = 0;
-            let run = os::map_aligned(size, ARENA_SIZE);
-            if run.is_null() || run as usize + size > ADDRESS_LIMIT {
-                if !run.is_null() {
-                    os::unmap(run, size);
-                }
-                return None;
-            }
-            (run as usize, 0)
-        }
-    };
-    let mut places: [Option<TakenArena>; MAX_ARENAS] = [None; MAX_ARENAS];
-    for k in 0..len {
-        places[at + k] = Some(taken[from + k]);
-    }
-    // The others, into the free places in order, consecutive ones that go to consecutive
-    // places in one call.
-    let mut returned = 0;
-    let mut place = 0;
-    let mut i = 0;
-    while i < taken.len() {
-        if (from..from + len).contains(&i) {
-            i += 1;
-            continue;
-        }
-        while places[place].is_some() {
-            place += 1;
-        }
-        let mut n = 1;
-        while i + n < taken.len()
-            && !(from..from + len).contains(&(i + n))
-            && addr(i + n) == addr(i) + n * ARENA_SIZE
-            && place + n < arenas
-            && places[place + n].is_none()
-        {
-            n += 1;
-        }
-        let to = (base + place * ARENA_SIZE) as *mut u8;
-        if os::remap_fixed(arena_base(taken[i].arena), n * ARENA_SIZE, to) {
-            for k in 0..n {
-                places[place + k] = Some(taken[i + k]);
-            }
-            place += n;
-        } else {
-            // The places keep the run's fresh memory; the arenas go.
-            os::unmap(arena_base(taken[i].arena), n * ARENA_SIZE);
-            returned += n;
-            // Those places stay `None`: skip them.
-            place += n;
-        }
-        i += n;
-    }
-    Some((base as *mut u8, places, returned))
-}
-
-/// The end (first index past it) of the run of consecutive arenas that starts at index
-/// `start` of `n` arenas sorted by address, `addr(i)` being the address of arena `i`.
-fn run_end(n: usize, start: usize, addr: impl Fn(usize) -> usize) -> usize {
-    let mut end = start + 1;
-    while end < n && addr(end) == addr(end - 1) + ARENA_SIZE {
-        end += 1;
-    }
-    end
-}
-
-/// `take_empty_run`'s choice among the empty arenas `found` (sorted by address, each with its
-/// count of resident pools): ranges `(start, len)` of `found`, `want` arenas in all or as
-/// many as there are. The window of `want` consecutive arenas with the most resident pools,
-/// then in the run closest to `want` long, if a run is long enough (one range); else whole
-/// runs, the longest first, then the most resident, the last one cut to `want`.
-fn pick_runs(found: &[(usize, u32)], want: usize) -> ([(usize, usize); RUN_SCAN], usize) {
-    let mut ranges = [(0usize, 0usize); RUN_SCAN];
-    // Maximal runs: (start, length, resident pools).
-    let mut runs = [(0usize, 0usize, 0u32); RUN_SCAN];
-    let mut nruns = 0;
-    let mut start = 0;
-    while start < found.len() {
-        let end = run_end(found.len(), start, |i| found[i].0);
-        runs[nruns] = (
-            start,
-            end - start,
-            found[start..end].iter().map(|f| f.1).sum(),
-        );
-        nruns += 1;
-        start = end;
-    }
-    let runs = &mut runs[..nruns];
-    // (first index, resident pools, run length) of the best window.
-    let mut best: Option<(usize, u32, usize)> = None;
-    for &(start, len, _) in runs.iter().filter(|r| r.1 >= want) {
-        let mut dirty: u32 = found[start..start + want].iter().map(|f| f.1).sum();
-        for first in start..=start + len - want {
-            if first > start {
-                dirty = dirty - found[first - 1].1 + found[first + want - 1].1;
-            }
-            let better = match best {
-                None => true,
-                Some((_, d, l)) => dirty > d || (dirty == d && len < l),
-            };
-            if better {
-                best = Some((first, dirty, len));
-            }
-        }
-    }
-    if let Some((first, _, _)) = best {
-        ranges[0] = (first, want);
-        return (ranges, 1);
-    }
-    runs.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)));
-    let (mut n, mut left) = (0, want);
-    for &(start, len, _) in runs.iter() {
-        if left == 0 {
-            break;
-        }
-        let take = len.min(left);
-        ranges[n] = (start, take);
-        n += 1;
-        left -= take;
-    }
-    (ranges, n)
-}
-
-/// Take the empty arena `arena` off the lists, the dirty queue and the arena map, into
-/// `taken` (the caller uncounts it from `counters.mapped`).
-///
-/// # Safety
-/// Manager's lock held, `lists` its state; `arena` is mapped, on the list of empty arenas;
-/// `taken` has room.
-unsafe fn take_arena(
-    lists: &mut super::Lists,
-    map: &ArenaMap,
-    arena: *mut Arena,
-    taken: &mut Taken,
-) {
-    // SAFETY: lock held; on the lists, hence mapped; every usable pool free (caller).
-    unsafe {
-        taken.arenas[taken.n] = TakenArena {
-            arena,
-            untouched: (*arena).untouched,
-            dirty: (*arena).dirty,
-        };
-        lists.arenas.unlink(arena);
-        lists.dirty.forget(arena);
-    }
-    map.remove(arena_base(arena));
-    taken.n += 1;
+    // SAFETY: lock held (caller).
+    fill.n = unsafe { lists.regions.take_highest_spare(want, &mut fill.runs) };
 }
 
 /// The free pools of `arena` (bit `i`: pool `i`): those on its free list and the untouched
@@ -963,46 +992,37 @@ unsafe fn zero_pools(base: *mut u8, mut mask: u64) {
     }
 }
 
-/// Zero what the block at `first_pool` of the run at `base` holds from the arenas it reused:
-/// their pools still resident (`dirty`) and, past the head, their metadata. Everything else
-/// is zero already: fresh memory, pools never handed out (`untouched`), purged pools.
+/// Zero the places of `n` from `base` that hold old bytes (bit `i` of `resident`: place
+/// `i`), whole: a resident vacant place held a freed block's or arena's bytes, metadata
+/// included. The others are zero already (fresh or purged).
 ///
 /// # Safety
-/// The run at `base` is the caller's; `places` says what each of its places held.
-unsafe fn zero_reused(base: *mut u8, places: &[Option<TakenArena>], first_pool: usize) {
-    for (i, place) in places.iter().enumerate() {
-        let Some(t) = place else { continue };
-        let arena = base as usize + i * ARENA_SIZE;
-        let (from, mut mask) = if i == 0 {
-            (first_pool, t.dirty & pool_bits(first_pool, POOLS_PER_ARENA))
-        } else {
-            // SAFETY: inside the run. The whole first pool: past the metadata's bytes it may
-            // hold an earlier block's (an arena that was a place of a block before).
-            unsafe { ptr::write_bytes(arena as *mut u8, 0, POOL_SIZE) };
-            (METADATA_POOLS, t.dirty)
-        };
-        mask &= pool_bits(from, POOLS_PER_ARENA);
-        // SAFETY: pools of a place of the run, the caller's.
-        unsafe { zero_pools(arena as *mut u8, mask) };
+/// The `n` places from `base` are the caller's.
+unsafe fn zero_reused(base: *mut u8, resident: u64, n: usize) {
+    let mut mask = resident & pool_bits(0, n);
+    while mask != 0 {
+        let first = mask.trailing_zeros() as usize;
+        let run = (mask >> first).trailing_ones() as usize;
+        // SAFETY: places `first..first + run` of the caller's.
+        unsafe { ptr::write_bytes(base.add(first * ARENA_SIZE), 0, run * ARENA_SIZE) };
+        mask &= !pool_bits(first, first + run);
     }
 }
 
-/// Write the header of the head arena at `base` for a block from `first_pool` on: the pools
-/// below it that `was` (the arena moved or kept there, or `None` for fresh memory) had handed
-/// out at some time go on the free list (its dirty ones dirty, in the returned header's
-/// `dirty`, not yet on the dirty queue); the block's pools are marked
-/// [`PoolState::LargeBlock`], and the first one's `capacity` is the block's arena count.
+/// Write the header of the head arena at `base` for a block from `first_pool` on. If the
+/// place was `resident` (it holds old bytes), the pools below the block go on the free list,
+/// dirty (in the returned header's `dirty`, not yet on the dirty queue); else they are
+/// untouched, zero. The block's pools are marked [`PoolState::LargeBlock`], and the first
+/// one's `capacity` is the block's arena count.
 ///
 /// # Safety
-/// The arena-sized memory at `base` is the caller's; it holds `was`'s memory, if any.
-unsafe fn write_head(base: *mut u8, was: Option<TakenArena>, shape: Shape) -> *mut Arena {
+/// The arena-sized memory at `base` is the caller's.
+unsafe fn write_head(base: *mut u8, resident: bool, shape: Shape) -> *mut Arena {
     let first_pool = shape.first_pool;
-    let (untouched, dirty) = match was {
-        Some(t) => (
-            t.untouched.min(first_pool),
-            t.dirty & pool_bits(0, first_pool),
-        ),
-        None => (METADATA_POOLS, 0),
+    let (untouched, dirty) = if resident {
+        (first_pool, pool_bits(METADATA_POOLS, first_pool))
+    } else {
+        (METADATA_POOLS, 0)
     };
     let arena = base.cast::<Arena>();
     let mut header = Arena::fresh();
@@ -1013,11 +1033,12 @@ unsafe fn write_head(base: *mut u8, was: Option<TakenArena>, shape: Shape) -> *m
     // Highest first, so that the lowest pool heads the list (the next taken).
     for index in (METADATA_POOLS..untouched).rev() {
         let pool = pool_header(base, index);
-        // SAFETY: a header in the arena's metadata pool (ours); a pool below `untouched` was
-        // handed out once, so its header was initialized (`Pool::init`).
+        // SAFETY: a header's place in the arena's metadata pool (ours), written through raw
+        // pointers: a resident place may hold a block's bytes there.
         unsafe {
-            (*pool).state.set(PoolState::Free);
-            (*pool).next.set(header.free_pools);
+            mark_large(pool);
+            ptr::addr_of_mut!((*pool).state).write(Cell::new(PoolState::Free));
+            ptr::addr_of_mut!((*pool).next).write(Cell::new(header.free_pools));
         }
         header.free_pools = pool;
     }
@@ -1052,12 +1073,13 @@ unsafe fn mark_large(pool: *mut Pool) {
     }
 }
 
-/// Write the header of the arena at `base`, freed from a large block: every usable pool on
-/// its free list, all dirty (resident as far as anyone knows), the lowest first.
+/// Write the header of the arena at `base`, freed from a large block (or a resident vacant
+/// place of a region): every usable pool on its free list, all dirty (resident as far as
+/// anyone knows), the lowest first.
 ///
 /// # Safety
 /// The arena-sized memory at `base` is the caller's.
-unsafe fn write_freed(base: *mut u8) {
+pub(super) unsafe fn write_freed(base: *mut u8) {
     let mut header = Arena::fresh();
     header.untouched = POOLS_PER_ARENA;
     header.dirty = pool_bits(METADATA_POOLS, POOLS_PER_ARENA);
@@ -1174,250 +1196,4 @@ unsafe fn take_range(
     // SAFETY: lock held; on the lists.
     unsafe { lists.arenas.set_nfree(arena, nfree) };
     dirty
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Map `n` consecutive arena-sized places, each filled with its tag byte (`tag + i`).
-    fn tagged_run(n: usize, tag: u8) -> usize {
-        let run = os::map_aligned(n * ARENA_SIZE, ARENA_SIZE);
-        assert!(!run.is_null());
-        for i in 0..n {
-            // SAFETY: inside the run just mapped.
-            unsafe {
-                run.add(i * ARENA_SIZE)
-                    .write_bytes(tag + i as u8, ARENA_SIZE)
-            };
-        }
-        run as usize
-    }
-
-    /// As [`tagged_run`], mapped in an address range of its own far below where the kernel
-    /// puts mappings (it searches down from just under the stack), so that the free room a
-    /// test leaves beside the run is not taken by another test thread's mapping meanwhile
-    /// (thread stacks, arenas, `malloc`'s): `region` picks the range (one per test).
-    fn tagged_run_far(n: usize, tag: u8, region: usize) -> usize {
-        const STEP: usize = 1 << 36; // 64 GiB, a multiple of ARENA_SIZE
-        for k in 0..64 {
-            let at = (0x2000_0000_0000 + region * (64 * STEP) + k * STEP) as *mut u8;
-            if os::map_at(at, n * ARENA_SIZE) {
-                for i in 0..n {
-                    // SAFETY: inside the run just mapped.
-                    unsafe {
-                        at.add(i * ARENA_SIZE)
-                            .write_bytes(tag + i as u8, ARENA_SIZE)
-                    };
-                }
-                return at as usize;
-            }
-        }
-        panic!("no free address range for a test run");
-    }
-
-    fn taken_at(addr: usize) -> TakenArena {
-        TakenArena {
-            arena: addr as *mut Arena,
-            untouched: POOLS_PER_ARENA,
-            dirty: 0,
-        }
-    }
-
-    /// `assemble_run` keeps the longest run of the arenas taken in place where it can, moves the
-    /// others (consecutive ones together) into the run's free places with their contents, and
-    /// says truly what every place holds. The run kept is mapped far from other mappings
-    /// (`tagged_run_far`): with it among them, another test thread's mapping took the
-    /// address range beside it in all five tries of one CI run. Five tries still: a range
-    /// taken is allowed (the block then gets a fresh run), but not five times in a row.
-    #[test]
-    fn assemble_run_keeps_the_longest_run_in_place_and_moves_the_others() {
-        longest_run_in_place(false);
-    }
-
-    /// As above, with the free address range before the run kept rather than after it.
-    #[test]
-    fn assemble_run_keeps_the_longest_run_in_place_with_room_before_it() {
-        longest_run_in_place(true);
-    }
-
-    fn longest_run_in_place(room_before: bool) {
-        let mut kept_in_place = 0;
-        for _ in 0..5 {
-            // Two consecutive arenas, a lone one, and three consecutive ones with room after
-            // them (the six after unmapped), or before them.
-            let b = tagged_run(2, 20);
-            let c = tagged_run(1, 30);
-            // With room before: a tenth arena after the nine keeps the range after the run
-            // taken (nothing else is mapped around a run far from the others), so that the
-            // room before is what `assemble_run` finds.
-            let nine = tagged_run_far(9 + usize::from(room_before), 10, usize::from(room_before));
-            let a = if room_before {
-                // The six before unmapped, the three kept retagged.
-                os::unmap(nine as *mut u8, 6 * ARENA_SIZE);
-                let a = nine + 6 * ARENA_SIZE;
-                for i in 0..3 {
-                    // SAFETY: still mapped.
-                    unsafe {
-                        ((a + i * ARENA_SIZE) as *mut u8).write_bytes(10 + i as u8, ARENA_SIZE)
-                    };
-                }
-                a
-            } else {
-                os::unmap((nine + 3 * ARENA_SIZE) as *mut u8, 6 * ARENA_SIZE);
-                nine
-            };
-            let mut taken = [
-                taken_at(a),
-                taken_at(a + ARENA_SIZE),
-                taken_at(a + 2 * ARENA_SIZE),
-                taken_at(b),
-                taken_at(b + ARENA_SIZE),
-                taken_at(c),
-            ];
-            taken.sort_unstable_by_key(|t| t.arena as usize);
-            let tags: Vec<(usize, u8)> = taken
-                .iter()
-                // SAFETY: mapped above.
-                .map(|t| (t.arena as usize, unsafe { *(t.arena as *const u8) }))
-                .collect();
-            // SAFETY: the arenas were mapped above, for this test alone.
-            let (base, places, returned) = unsafe { assemble_run(&taken, 7) }.expect("memory");
-            assert_eq!(returned, 0);
-            let base = base as usize;
-            assert_eq!(base % ARENA_SIZE, 0);
-            let mut seen = Vec::new();
-            for (i, place) in places[..7].iter().enumerate() {
-                let at = (base + i * ARENA_SIZE) as *const u8;
-                // SAFETY: the run is mapped: the first and last byte of each place.
-                let (first, last) = unsafe { (*at, *at.add(ARENA_SIZE - 1)) };
-                match place {
-                    Some(t) => {
-                        let tag = tags.iter().find(|x| x.0 == t.arena as usize).unwrap().1;
-                        assert_eq!((first, last), (tag, tag), "place {i}: not the arena said");
-                        seen.push(t.arena as usize);
-                    }
-                    None => assert_eq!((first, last), (0, 0), "place {i}: not fresh memory"),
-                }
-            }
-            seen.sort_unstable();
-            let all: Vec<usize> = tags.iter().map(|x| x.0).collect();
-            assert_eq!(seen, all, "every arena taken is in a place, once");
-            assert!(places[7..].iter().all(Option::is_none));
-            let kept_at = if room_before { a - 4 * ARENA_SIZE } else { a };
-            if base == kept_at {
-                kept_in_place += 1;
-            }
-            os::unmap(base as *mut u8, 7 * ARENA_SIZE);
-            if room_before {
-                os::unmap((nine + 9 * ARENA_SIZE) as *mut u8, ARENA_SIZE);
-            }
-        }
-        assert!(kept_in_place > 0, "the run was never kept in place");
-    }
-
-    /// Empty arenas at `base + i * ARENA_SIZE` for each `(i, resident pools)`, sorted.
-    fn empties(base: usize, at: &[(usize, u32)]) -> Vec<(usize, u32)> {
-        let mut v: Vec<(usize, u32)> = at
-            .iter()
-            .map(|&(i, d)| (base + i * ARENA_SIZE, d))
-            .collect();
-        v.sort_unstable();
-        v
-    }
-
-    fn picked(found: &[(usize, u32)], want: usize) -> Vec<(usize, usize)> {
-        let (ranges, n) = pick_runs(found, want);
-        ranges[..n].to_vec()
-    }
-
-    /// A run long enough: the window with the most resident pools, then the shortest run.
-    #[test]
-    fn pick_runs_takes_the_most_resident_window_of_the_shortest_run() {
-        let base = 1 << 40;
-        // Runs: 0-2 (all resident), 5-9 (all resident), 20-21.
-        let full = USABLE_POOLS as u32;
-        let found = empties(
-            base,
-            &[
-                (0, full),
-                (1, full),
-                (2, full),
-                (5, full),
-                (6, full),
-                (7, full),
-                (8, full),
-                (9, full),
-                (20, full),
-                (21, full),
-            ],
-        );
-        // Three: the run of three (indices 0..3), not a window of the run of five.
-        assert_eq!(picked(&found, 3), vec![(0, 3)]);
-        // Four: only the run of five has one; all its windows are equal, the first wins.
-        assert_eq!(picked(&found, 4), vec![(3, 4)]);
-        // Residency first: with arena 5 purged, the window 6-9 (indices 4..8).
-        let mut purged = found.clone();
-        purged[3].1 = 0;
-        assert_eq!(picked(&purged, 4), vec![(4, 4)]);
-        // And over a shorter run: arena 0 purged makes the run of three worse than a window
-        // of the run of five.
-        let mut purged = found.clone();
-        purged[0].1 = 0;
-        assert_eq!(picked(&purged, 3), vec![(3, 3)]);
-    }
-
-    /// No run long enough: whole runs, the longest first, then the most resident, the last
-    /// one cut; as many as there are when fewer than wanted.
-    #[test]
-    fn pick_runs_takes_the_longest_runs_whole_when_none_is_long_enough() {
-        let base = 1 << 40;
-        let full = USABLE_POOLS as u32;
-        // Runs: 0-1 (two), 10 (one, resident), 20-22 (three), 30 (one, purged).
-        let found = empties(
-            base,
-            &[
-                (0, full),
-                (1, full),
-                (10, full),
-                (20, full),
-                (21, full),
-                (22, full),
-                (30, 0),
-            ],
-        );
-        // Five: the run of three (indices 3..6) and the run of two (0..2).
-        assert_eq!(picked(&found, 5), vec![(3, 3), (0, 2)]);
-        // Six: then the resident lone arena (index 2), not the purged one.
-        assert_eq!(picked(&found, 6), vec![(3, 3), (0, 2), (2, 1)]);
-        // Four: the run of three and one of the run of two.
-        assert_eq!(picked(&found, 4), vec![(3, 3), (0, 1)]);
-        // More than there are: all of them.
-        let all: usize = picked(&found, 9).iter().map(|r| r.1).sum();
-        assert_eq!(all, 7);
-        // None at all.
-        assert!(picked(&[], 2).is_empty());
-    }
-
-    /// With no arena taken, the run is fresh memory; with exactly the run's arenas, consecutive,
-    /// it is made where they are.
-    #[test]
-    fn assemble_run_fresh_and_in_place() {
-        // SAFETY: no arena taken.
-        let (base, places, returned) = unsafe { assemble_run(&[], 3) }.expect("memory");
-        assert!(places.iter().all(Option::is_none));
-        assert_eq!(returned, 0);
-        os::unmap(base, 3 * ARENA_SIZE);
-        let a = tagged_run(3, 40);
-        let taken = [
-            taken_at(a),
-            taken_at(a + ARENA_SIZE),
-            taken_at(a + 2 * ARENA_SIZE),
-        ];
-        // SAFETY: the arenas were mapped above, for this test alone.
-        let (base, places, _) = unsafe { assemble_run(&taken, 3) }.expect("memory");
-        assert_eq!(base as usize, a);
-        assert!(places[..3].iter().all(Option::is_some));
-        os::unmap(base, 3 * ARENA_SIZE);
-    }
 }
