@@ -13,11 +13,16 @@
 //! messages, or linked twice, would be handed out while live; a lost one never comes back:
 //! the loop gives up after four more pools' worth of blocks than it gave).
 //!
+//! A child forked while a pool holds such messages, partly handed out, gets every block back
+//! too (`a_forked_child_gets_back_the_blocks_held_as_messages`).
+//!
 //! Checked to fail when the owner drops the last block a message carries
 //! (`loom-tests/sanity/r5_carried_drops_last.patch` applied: "a block freed by
 //! another thread did not come back").
 
 mod common;
+#[path = "common/fork.rs"]
+mod fork;
 
 use common::Rng;
 use std::alloc::{alloc, dealloc, Layout};
@@ -254,6 +259,105 @@ fn freed_blocks_come_before_the_tail_and_the_tail_is_not_lost() {
         for p in others {
             // SAFETY: allocated above with this layout, freed once.
             unsafe { dealloc(p as *mut u8, other) };
+        }
+    })
+    .join()
+    .unwrap();
+}
+
+/// The 144-byte blocks another thread freed that the forking thread had not got back yet
+/// (addresses), for the child to get back (`fork_and_check` takes a plain `fn`).
+static AWAITED: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+/// Allocate 144-byte blocks until every address in `awaited` has come back, each once (or
+/// give up after those plus four pools' worth); then free all. Returns 0, or 2 if a block
+/// did not come back, 3 if one was handed out twice.
+fn get_back(awaited: &[usize]) -> i32 {
+    const SIZE: usize = 144;
+    let mut missing: HashSet<usize> = awaited.iter().copied().collect();
+    let bound = missing.len() + 4 * POOL_SIZE / SIZE;
+    let mut got: Vec<usize> = Vec::with_capacity(bound);
+    let mut status = 0;
+    while !missing.is_empty() {
+        if got.len() == bound {
+            status = 2;
+            break;
+        }
+        // SAFETY: a non-zero size.
+        let p = unsafe { alloc(layout(SIZE)) } as usize;
+        assert_ne!(p, 0);
+        if got.contains(&p) {
+            status = 3;
+            break;
+        }
+        missing.remove(&p);
+        got.push(p);
+    }
+    for p in got {
+        // SAFETY: allocated above with this layout, freed once.
+        unsafe { dealloc(p as *mut u8, layout(SIZE)) };
+    }
+    status
+}
+
+/// A child forked while its heap's pool holds blocks another thread freed, taken back as
+/// messages and partly handed out again (the pool's `messages`, `carried_at`/`carried_end`
+/// and its tail set aside are plain fields the child inherits), gets every one of those
+/// blocks back, once, as the parent does.
+#[test]
+fn a_forked_child_gets_back_the_blocks_held_as_messages() {
+    common::wait_for_harness_idle();
+    const SIZE: usize = 144;
+    const N: usize = 100;
+    thread::spawn(|| {
+        let mut ours: Vec<usize> = Vec::with_capacity(N);
+        for _ in 0..N {
+            // SAFETY: a non-zero size.
+            let p = unsafe { alloc(layout(SIZE)) } as usize;
+            assert_ne!(p, 0);
+            ours.push(p);
+        }
+        // Another thread frees 60 of them (bound to a heap of its own first, so that it
+        // batches them into messages), and exits, publishing its batches.
+        let given: Vec<usize> = ours.split_off(N - 60);
+        let mut awaited = given.clone();
+        thread::spawn(move || {
+            let bound = Box::new(0u8);
+            for p in given {
+                // SAFETY: allocated with this layout above, freed once here.
+                unsafe { dealloc(p as *mut u8, layout(SIZE)) };
+            }
+            drop(bound);
+        })
+        .join()
+        .unwrap();
+        // Allocate until the first freed block comes back: the pool took its messages back
+        // and is handing them out.
+        let mut taken: Vec<usize> = Vec::with_capacity(2 * POOL_SIZE / SIZE);
+        loop {
+            // SAFETY: a non-zero size.
+            let p = unsafe { alloc(layout(SIZE)) } as usize;
+            assert_ne!(p, 0);
+            taken.push(p);
+            if let Some(i) = awaited.iter().position(|&q| q == p) {
+                awaited.swap_remove(i);
+                break;
+            }
+            assert!(
+                taken.len() < 2 * POOL_SIZE / SIZE,
+                "no freed block came back"
+            );
+        }
+        *AWAITED.lock().unwrap() = awaited.clone();
+        fork::fork_and_check(0, 20, 1, || get_back(&AWAITED.lock().unwrap()));
+        assert_eq!(
+            get_back(&awaited),
+            0,
+            "the parent did not get its blocks back"
+        );
+        for p in ours.into_iter().chain(taken) {
+            // SAFETY: allocated above with this layout, freed once.
+            unsafe { dealloc(p as *mut u8, layout(SIZE)) };
         }
     })
     .join()
