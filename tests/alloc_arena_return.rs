@@ -1,9 +1,10 @@
 //! Memory goes back to the OS: after a program allocates ~200 MB in small blocks and frees
 //! them, its resident memory falls by at least half of that at once, `arenas_returned`
 //! grows, and the empty arenas kept for reuse stay within the documented limits: at once
-//! `max(64, mapped / 8)` (the decay limit: empty arenas, at most `max(32, mapped / 8)` of
-//! them, and the regions' spare places, kept resident for the purge delay), and once the
-//! delay has passed and pools are released again, `max(2, mapped / 8)` (the hysteresis). Within the delay, a heap freed and built again reuses its arenas: no arena is
+//! `max(32, mapped / 8)` empty arenas, and with the places a freed large block left (the
+//! `Vec` of the blocks is one) at most `max(64, mapped / 8)` in all (the decay limits: kept
+//! resident for the purge delay), and once the delay has passed and pools are released
+//! again, `max(2, mapped / 8)` (the hysteresis). Within the delay, a heap freed and built again reuses its arenas: no arena is
 //! mapped for the second build.
 //!
 //! Users care because pymalloc-style allocators are often blamed for never giving memory
@@ -68,10 +69,12 @@ fn freeing_200mb_of_small_blocks_returns_memory_to_the_os() {
         rss_peak.saturating_sub(rss_after)
     );
     assert_eq!(after.blocks_in_use(), before.blocks_in_use());
-    // Decay: empty arenas and spare places (the `Vec` of 26 MB is a large block, so the
-    // arenas mapped after it are places of a region) kept until the delay are at most
-    // max(64, mapped / 8). Besides the arenas mapped before the workload, one more may hold a
-    // live pool: the 64-byte class's current pool, which a heap keeps even when empty.
+    // Decay: empty arenas and spare places kept until the delay are at most max(64, mapped
+    // / 8): the `Vec` of 26 MB is a large block, freed last, and the places a freed large
+    // block leaves may be kept up to 64 MiB with the empty arenas (the arenas mapped after it
+    // are places of its region too). Besides the arenas mapped before the workload, one more
+    // may hold a live pool: the 64-byte class's current pool, which a heap keeps even when
+    // empty.
     let kept_empty = after.arenas_mapped.saturating_sub(before.arenas_mapped + 1);
     assert!(
         kept_empty <= 64.max(after.arenas_mapped / 8),

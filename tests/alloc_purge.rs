@@ -151,10 +151,11 @@ fn free_pools_go_back_to_the_os() {
     );
 
     // Phase 4: automatic purging off, a 48 MiB peak freed whole: its empty arenas wait (at
-    // most 64 of them with the regions' spare places, the decay limit, or an eighth of those
-    // mapped: the `Vec` of 1.5 MB is a large block, so the arenas after it are places of a
-    // region), resident, and purge() unmaps or purges them down to the retained limit,
-    // max(2, mapped / 8), at once, counting their resident pools in the bytes it returns.
+    // most 32 of them, the decay limit, or an eighth of those mapped; 64 with the places a
+    // freed large block left: the `Vec` of 1.5 MB is one, freed last, and the arenas after it
+    // are places of its region), resident, and purge() unmaps or purges them down to the
+    // retained limit, max(2, mapped / 8), at once, counting their resident pools in the
+    // bytes it returns.
     purge();
     let base = stats();
     let peak: Vec<Box<[u8; 256]>> = (0..192_000).map(|i| Box::new([i as u8; 256])).collect();

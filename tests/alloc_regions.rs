@@ -7,6 +7,7 @@
 //! * Freed blocks keep at most the spare limit resident (64 MiB, shared with the empty
 //!   arenas, or an eighth of the arenas mapped), and `purge()` gives the rest back.
 //! * Spare places are purged once they have been vacant for the purge delay.
+//! * Arenas emptied by small blocks keep no more than empty arenas did before regions.
 //! * Zeroed blocks are zero whatever their places held: resident places of freed blocks, and
 //!   purged places filled with a spare place's pages (`fill_purged`).
 //! * The arena counts add up throughout (`mapped_total - returned == mapped`).
@@ -234,5 +235,47 @@ fn regions_reuse_freed_places_and_keep_little_idle() {
         "{idle} arenas' worth still kept past the delay:\n{late}"
     );
     assert!(late.arenas_returned > waiting.arenas_returned);
+
+    // Phase 5: small blocks freed, no large block among them: the arenas they emptied (in
+    // a region: a live large block made one, and new arenas take its vacant places) keep at
+    // most max(32, mapped / 8), as empty arenas did before regions. Their pointers are in
+    // memory of the system allocator, so that no large block is freed with them.
+    set_purge_delay(Duration::MAX);
+    purge();
+    let _region = Big::new(MIB + 40_000, 1);
+    let before = counted("before the small blocks");
+    let n = (96 * MIB) / 64;
+    // SAFETY: an anonymous mapping of our own, unmapped below.
+    let table = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            n * 8,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(table, libc::MAP_FAILED);
+    // SAFETY: `n` words of the mapping, zero-filled, ours.
+    let ptrs = unsafe { std::slice::from_raw_parts_mut(table.cast::<*mut [u8; 64]>(), n) };
+    for (i, p) in ptrs.iter_mut().enumerate() {
+        *p = Box::into_raw(Box::new([i as u8; 64]));
+    }
+    let peak = counted("small blocks at their peak");
+    assert!(arenas_beyond(&peak, &before) >= 90);
+    for &p in ptrs.iter() {
+        // SAFETY: made by `Box::into_raw` above, freed once.
+        drop(unsafe { Box::from_raw(p) });
+    }
+    let emptied = counted("small blocks freed");
+    let idle = arenas_beyond(&emptied, &before);
+    assert!(
+        idle <= 32.max(emptied.arenas_mapped / 8) + 2,
+        "{idle} arenas' worth kept after freeing {} arenas of small blocks:\n{emptied}",
+        arenas_beyond(&peak, &before)
+    );
+    // SAFETY: the mapping made above, no longer used.
+    unsafe { libc::munmap(table, n * 8) };
     set_purge_delay(Duration::from_millis(pyheap::alloc::DEFAULT_PURGE_DELAY_MS));
 }

@@ -414,7 +414,7 @@ impl ArenaManager {
             lists.dirty.pool_freed(arena, pool_index(pool), now);
             if (*arena).nfree == USABLE_POOLS {
                 if self.retire_in_region(lists, map, arena, now) {
-                    self.trim_spare(lists, &mut victims);
+                    self.trim_spare(lists, &mut victims, DECAY_ARENAS);
                 } else {
                     // The arena just emptied heads the list of empty arenas: it goes first.
                     let decaying = !self.unmaps_at_once();
@@ -796,33 +796,47 @@ impl ArenaManager {
             return false;
         }
         self.work.arenas_visited.add(1);
+        // The place is as old as the arena's oldest resident free pool (`purge.rs`): it is
+        // purged when that pool would have been. With none, only its header is resident, and
+        // it is due at once.
+        // SAFETY: lock held; mapped, on the lists (caller).
+        let since = unsafe {
+            if (*arena).dirty != 0 {
+                (*arena).dirty_since.min(now)
+            } else {
+                0
+            }
+        };
         // SAFETY: lock held; mapped, on the lists (caller); once off them and out of the map,
         // the place is ours to give up.
         unsafe {
             lists.arenas.unlink(arena);
             lists.dirty.forget(arena);
             map.remove(arena_base(arena));
-            lists.regions.vacate(arena as usize, 1, true, now);
+            lists.regions.vacate(arena as usize, 1, true, since);
         }
         self.counters.mapped.add(1u64.wrapping_neg());
         self.sync_spare(lists.regions.spare());
         true
     }
 
-    /// Take the spare places beyond the limit into `trim`, the highest first, to be purged
-    /// once the lock is released (`finish_trim`); they count as returned at once. Spare
-    /// places and empty arenas are the memory kept idle for reuse, and share one limit: while
-    /// they decay, [`SPARE_LIMIT`](regions::SPARE_LIMIT) or an eighth of the arenas mapped,
-    /// whichever is more; else (a zero purge delay) the retained limit.
+    /// Take the spare places beyond the limit into `victims`, the highest first, to be
+    /// purged once the lock is released (`finish_trim`); they count as returned at once.
+    /// Spare places and empty arenas are the memory kept idle for reuse, and share one limit:
+    /// while they decay, `decay_limit` or an eighth of the arenas mapped, whichever is more
+    /// (`decay_limit` is [`DECAY_ARENAS`] when an arena empties, as before regions, and
+    /// [`SPARE_LIMIT`](regions::SPARE_LIMIT) when a large block is freed: the holes between
+    /// live blocks that the next ones are made in); else (a zero purge delay) the retained
+    /// limit.
     ///
     /// # Safety
     /// Lock held, `lists` the manager's state.
-    unsafe fn trim_spare(&self, lists: &mut Lists, victims: &mut Victims) {
+    unsafe fn trim_spare(&self, lists: &mut Lists, victims: &mut Victims, decay_limit: usize) {
         let mapped = self.counters.mapped.get() as usize;
         let limit = if self.unmaps_at_once() {
             self.retained_limit(mapped)
         } else {
-            regions::SPARE_LIMIT.max(mapped / 8)
+            decay_limit.max(mapped / 8)
         };
         let limit = limit.saturating_sub(lists.arenas.empty);
         let excess = lists.regions.spare().saturating_sub(limit);
@@ -990,7 +1004,7 @@ impl ArenaManager {
 
     /// # Safety
     /// None (no regions).
-    unsafe fn trim_spare(&self, _lists: &mut Lists, _victims: &mut Victims) {}
+    unsafe fn trim_spare(&self, _lists: &mut Lists, _victims: &mut Victims, _decay_limit: usize) {}
 
     /// # Safety
     /// None (no regions).

@@ -72,7 +72,7 @@
 //! models do not build `PoolAlloc`'s fallback): elsewhere large requests go to the system
 //! allocator as before.
 
-use super::regions::{Regions, Room, REGION_SIZE};
+use super::regions::{Regions, Room, REGION_SIZE, SPARE_LIMIT};
 use super::{arena_base, Arena, ArenaManager, Victims};
 use crate::alloc::arena_lists::{EMPTY_SCAN, USABLE_POOLS};
 use crate::alloc::arena_map::{ArenaMap, ADDRESS_LIMIT};
@@ -602,7 +602,7 @@ impl ArenaManager {
             if (*(base as *mut Arena)).nfree == USABLE_POOLS {
                 self.retire_in_region(l, map, base as *mut Arena, now);
             }
-            self.trim_spare(l, &mut victims);
+            self.trim_spare(l, &mut victims, SPARE_LIMIT);
             self.purge_due(now, map, &mut victims);
             self.unlock_and_unmap(&mut victims);
         }
@@ -811,7 +811,7 @@ impl ArenaManager {
                 if (*head).nfree == USABLE_POOLS {
                     self.retire_in_region(l, map, head, now);
                 }
-                self.trim_spare(l, &mut victims);
+                self.trim_spare(l, &mut victims, SPARE_LIMIT);
             }
         }
         self.counters

@@ -45,12 +45,14 @@ pub(crate) const REGION_SIZE: usize = REGION_PLACES * ARENA_SIZE;
 /// The most regions: 256 GiB of address space. Beyond, arenas and large blocks are mapped
 /// one by one, as before regions.
 const MAX_REGIONS: usize = 4096;
-/// The most resident vacant places and empty arenas together (64 MiB; or an eighth of the
-/// arenas mapped, if more): beyond, the highest spare places are purged at once
-/// (`ArenaManager::trim_spare`). Blocks of mixed sizes leave holes between the live ones,
-/// and the next blocks are made in them: with 32, `large_churn` (16 live blocks of 256 KiB
-/// to 4 MiB replaced at random) purged holes it needed again and ran at 465-520 µs an
-/// iteration; with 64, at 140-143 (mimalloc 136-142; BENCHMARKS.md "Session 31").
+/// The most resident vacant places and empty arenas together when a large block is freed
+/// (64 MiB; or an eighth of the arenas mapped, if more): beyond, the highest spare places
+/// are purged at once (`ArenaManager::trim_spare`). Blocks of mixed sizes leave holes
+/// between the live ones, and the next blocks are made in them: with 32, `large_churn` (16
+/// live blocks of 256 KiB to 4 MiB replaced at random) purged holes it needed again and ran
+/// at 465-520 µs an iteration; with 64, at 140-143 (mimalloc 136-142; BENCHMARKS.md "Session
+/// 31"). When an arena empties, the limit stays `DECAY_ARENAS` (32), as before regions: a
+/// program that frees its small blocks keeps no more than it did.
 pub(crate) const SPARE_LIMIT: usize = 64;
 /// The most places `take_due` takes in one call (a bound on the work of one call: the purge
 /// itself is done without the lock; the next call goes on).
