@@ -1025,6 +1025,35 @@ fn concurrent_threads_with_large_and_small_blocks() {
     }
 }
 
+/// Three threads with up to 48 MiB live each and blocks up to 8 MiB, handing blocks to each
+/// other: more than the spare limit is freed, so places are trimmed, decayed and refilled
+/// (`fill_purged` moves pages outside the lock) while other threads take and give places.
+#[test]
+fn concurrent_threads_beyond_the_spare_limit() {
+    let _g = shared();
+    let exchange = Arc::new(Mutex::new(Vec::<Live>::new()));
+    let barrier = Arc::new(Barrier::new(3));
+    let handles: Vec<_> = (0..3u64)
+        .map(|t| {
+            let exchange = Arc::clone(&exchange);
+            let barrier = Arc::clone(&barrier);
+            thread::spawn(move || {
+                barrier.wait();
+                run_ops(3000 + t, 700, 48 << 20, 8 << 20, Some(&exchange))
+            })
+        })
+        .collect();
+    let mut left: Vec<Live> = Vec::new();
+    for h in handles {
+        left.extend(h.join().unwrap());
+    }
+    left.extend(std::mem::take(&mut *exchange.lock().unwrap()));
+    ok(check_all(&left));
+    for b in left {
+        ok(b.free());
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // 6. Stats and memory given back.
 
