@@ -5,7 +5,8 @@
 //!   a warm-up, thousands of replacements take almost no memory from the OS (before regions,
 //!   each took its run from empty arenas moved together with `mremap`).
 //! * Freed blocks keep at most the spare limit resident (64 MiB, shared with the empty
-//!   arenas, or an eighth of the arenas mapped), and `purge()` gives the rest back.
+//!   arenas, or an eighth of the arenas mapped), and `purge()` gives the rest back, and the
+//!   address space of the regions left idle.
 //! * Spare places are purged once they have been vacant for the purge delay.
 //! * Arenas emptied by small blocks keep no more than empty arenas did before regions.
 //! * Zeroed blocks are zero whatever their places held: resident places of freed blocks, and
@@ -168,6 +169,7 @@ fn regions_reuse_freed_places_and_keep_little_idle() {
     let rss_before = common::rss_bytes();
     let peak: Vec<Big> = (0..48).map(|i| Big::new(3 * MIB, i as u8)).collect();
     let rss_peak = common::rss_bytes();
+    let vm_peak = vm_size();
     let at_peak = counted("at the peak");
     drop(peak);
     let freed = counted("after the peak freed");
@@ -188,6 +190,13 @@ fn regions_reuse_freed_places_and_keep_little_idle() {
     );
     purge();
     let purged = counted("after purge()");
+    // The regions the peak left idle (every place vacant and purged) are unmapped, all but
+    // the last one: the peak needed at least three.
+    let vm_purged = vm_size();
+    assert!(
+        vm_purged + 64 * MIB <= vm_peak,
+        "address space {vm_peak} bytes at the peak, {vm_purged} after purge()"
+    );
     assert!(
         arenas_beyond(&purged, &before) <= 2.max(purged.arenas_mapped / 8) + 2,
         "purge() left {} arenas' worth:\n{purged}",

@@ -433,9 +433,9 @@ impl ArenaManager {
         self.counters.mapped.get() as usize - victims.n
     }
 
-    /// Take empty arenas, the most recently emptied first, into `victims` while more are
-    /// mapped than [`empty_limit`](Self::empty_limit) allows and `victims` has room. Returns
-    /// the dirty (resident) pools of those taken.
+    /// Take empty arenas, the most recently emptied first, into `victims` while they and the
+    /// regions' spare places are more than [`empty_limit`](Self::empty_limit) allows and
+    /// `victims` has room. Returns the dirty (resident) pools of those taken.
     ///
     /// # Safety
     /// Lock held; `lists` is the manager's state (`self.lists`).
@@ -447,7 +447,11 @@ impl ArenaManager {
         decaying: bool,
     ) -> usize {
         let mut dirty = 0;
-        while lists.arenas.empty > self.empty_limit(self.mapped_after(victims), decaying)
+        // The regions' spare places share the limit, and stay first: a place serves a large
+        // block or a new arena alike, an empty arena outside the regions only pools.
+        while lists.arenas.empty + self.spare_in(lists)
+            > self.empty_limit(self.mapped_after(victims), decaying)
+            && lists.arenas.empty > 0
             && victims.has_room()
         {
             // An empty arena heads its list (`ArenaLists::an_empty_arena`).
@@ -527,7 +531,8 @@ impl ArenaManager {
                         unsafe { self.vacate_purged(victim as usize) };
                     }
                 }
-                self.unlock();
+                // SAFETY: lock held.
+                unsafe { self.unlock_and_unmap_idle_regions() };
             }
             // SAFETY: lock released; the spare places were taken under it.
             unsafe { self.finish_trim(&mut victims.spare) };
@@ -613,7 +618,8 @@ impl ArenaManager {
         self.counters.pools_purged.add(n as u64);
         // SAFETY: lock held.
         let spare = unsafe { self.purge_regions() };
-        self.unlock();
+        // SAFETY: lock held.
+        unsafe { self.unlock_and_unmap_idle_regions() };
         given_back + n + spare * USABLE_POOLS
     }
 
@@ -874,7 +880,35 @@ impl ArenaManager {
             // `decay_regions`), ours, purged.
             unsafe { self.regions().vacate(at, places, false, 0) };
         }
+        // SAFETY: lock held.
+        unsafe { self.unlock_and_unmap_idle_regions() };
+    }
+
+    /// Take the regions left idle (`Regions::take_idle`: every place vacant and purged) out
+    /// of the table, release the lock, and unmap them, at most four at a time (the next
+    /// call takes the others).
+    ///
+    /// # Safety
+    /// Lock held; released on return.
+    unsafe fn unlock_and_unmap_idle_regions(&self) {
+        let mut idle = [0usize; 4];
+        let mut n = 0;
+        while n < idle.len() {
+            // SAFETY: lock held (caller).
+            match unsafe { self.regions().take_idle() } {
+                Some(base) => {
+                    idle[n] = base;
+                    n += 1;
+                }
+                None => break,
+            }
+        }
         self.unlock();
+        for &base in &idle[..n] {
+            // Out of the table under the lock: nobody can take a place of it any more, and
+            // none was in use.
+            os::unmap(base as *mut u8, regions::REGION_SIZE);
+        }
     }
 
     /// Make the place at `addr`, purged, vacant (`counters.returned` counted it already).
@@ -1024,6 +1058,12 @@ impl ArenaManager {
     /// None (no regions).
     unsafe fn purge_regions(&self) -> usize {
         0
+    }
+
+    /// # Safety
+    /// Lock held; released on return.
+    unsafe fn unlock_and_unmap_idle_regions(&self) {
+        self.unlock();
     }
 }
 

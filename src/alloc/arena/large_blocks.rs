@@ -378,7 +378,8 @@ impl ArenaManager {
         // given back, and the block's place it filled was counted as fresh.
         self.counters.returned.add(moved as u64);
         self.sync_spare(regions.spare());
-        self.unlock();
+        // SAFETY: lock held.
+        unsafe { self.unlock_and_unmap_idle_regions() };
         fill.n = 0;
         filled
     }
