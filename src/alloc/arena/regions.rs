@@ -214,54 +214,51 @@ impl Regions {
             if v == 0 {
                 continue;
             }
-            // Bit `j`: places `j..j + want` vacant. Then, for a head: place `j` in use,
-            // `j + 1..j + want` vacant.
-            let mut all = v;
-            let mut after = u64::MAX;
-            for i in 1..want {
-                all &= v >> i;
-                after &= v >> i;
-            }
-            let heads = if want > 1 { !v & after } else { 0 };
             // The resident places first; then the shortest run of vacant places the room
-            // lies in (best fit: long runs stay whole for long blocks).
-            let score = |j: usize, head: bool| {
-                let resident = (r.resident >> j & bits(0, want)).count_ones() as usize;
-                let start = if head {
-                    j + 1
-                } else {
-                    let below = !v & bits(0, j);
-                    if below == 0 {
-                        0
-                    } else {
-                        64 - below.leading_zeros() as usize
+            // lies in (best fit: long runs stay whole for long blocks). Within a run the
+            // second part is the same for every window, and the first slides with it.
+            let res = r.resident;
+            let mut runs = v;
+            while runs != 0 {
+                let start = runs.trailing_zeros() as usize;
+                let len = (runs >> start).trailing_ones() as usize;
+                runs &= !bits(start, len);
+                if len < want {
+                    continue;
+                }
+                let fit = 64 - len;
+                let mut count = (res >> start & bits(0, want)).count_ones() as usize;
+                for j in start..=start + len - want {
+                    if j > start {
+                        count -= (res >> (j - 1) & 1) as usize;
+                        count += (res >> (j + want - 1) & 1) as usize;
                     }
-                };
-                let end = start + (v >> start).trailing_ones() as usize;
-                (resident + head as usize) * 128 + (64 - (end - start))
-            };
-            let mut m = all;
-            while m != 0 {
-                let j = m.trailing_zeros() as usize;
-                m &= m - 1;
-                let s = score(j, false);
-                if best.is_none() || s > best_score {
-                    best = Some(Room {
-                        at: r.base + j * ARENA_SIZE,
-                        in_arena: false,
-                    });
-                    best_score = s;
+                    let s = count * 128 + fit;
+                    if best.is_none() || s > best_score {
+                        best = Some(Room {
+                            at: r.base + j * ARENA_SIZE,
+                            in_arena: false,
+                        });
+                        best_score = s;
+                    }
                 }
             }
-            let mut m = heads;
-            while m != 0 && checks < HEAD_CHECKS {
-                let j = m.trailing_zeros() as usize;
-                m &= m - 1;
-                let s = score(j, true);
+            // A head: a place in use (`start - 1`) followed by a run of at least `want - 1`.
+            let mut runs = if want > 1 { v & !1 } else { 0 };
+            while runs != 0 && checks < HEAD_CHECKS {
+                let start = runs.trailing_zeros() as usize;
+                let len = (runs >> start).trailing_ones() as usize;
+                runs &= !bits(start, len);
+                if len < want - 1 || (v >> (start - 1)) & 1 != 0 {
+                    continue;
+                }
+                let count = (res >> start & bits(0, want - 1)).count_ones() as usize;
+                let s = (count + 1) * 128 + (64 - len);
                 if best.is_some() && s <= best_score {
                     continue;
                 }
                 checks += 1;
+                let j = start - 1;
                 if head_fits(r.base + j * ARENA_SIZE) {
                     best = Some(Room {
                         at: r.base + j * ARENA_SIZE,
@@ -634,6 +631,110 @@ mod tests {
             assert_eq!(rs.take_idle(), Some(2 * REGION_SIZE));
             assert_eq!(rs.take_idle(), None);
             assert!(rs.contains(place(0, 0)) && rs.contains(place(3, 0)));
+        }
+    }
+
+    /// `Regions::find` as first written, window by window: the reference the run-by-run
+    /// version must agree with.
+    fn find_reference(
+        rs: &Regions,
+        want: usize,
+        head_fits: impl Fn(usize) -> bool,
+    ) -> Option<Room> {
+        let (mut best, mut best_score) = (None, 0);
+        let mut checks = 0;
+        for r in rs.regions() {
+            let v = r.vacant;
+            if v == 0 {
+                continue;
+            }
+            let score = |j: usize, head: bool| {
+                let resident = (r.resident >> j & bits(0, want)).count_ones() as usize;
+                let start = if head {
+                    j + 1
+                } else {
+                    let below = !v & bits(0, j);
+                    if below == 0 {
+                        0
+                    } else {
+                        64 - below.leading_zeros() as usize
+                    }
+                };
+                let end = start + (v >> start).trailing_ones() as usize;
+                (resident + head as usize) * 128 + (64 - (end - start))
+            };
+            for j in 0..=64 - want {
+                if v >> j & bits(0, want) == bits(0, want) {
+                    let s = score(j, false);
+                    if best.is_none() || s > best_score {
+                        best = Some(Room {
+                            at: r.base + j * ARENA_SIZE,
+                            in_arena: false,
+                        });
+                        best_score = s;
+                    }
+                }
+            }
+            for j in 0..64 - (want - 1) {
+                if want < 2 || checks == HEAD_CHECKS {
+                    break;
+                }
+                let rest = bits(0, want - 1);
+                if v >> j & 1 != 0 || v >> (j + 1) & rest != rest {
+                    continue;
+                }
+                let s = score(j, true);
+                if best.is_some() && s <= best_score {
+                    continue;
+                }
+                checks += 1;
+                if head_fits(r.base + j * ARENA_SIZE) {
+                    best = Some(Room {
+                        at: r.base + j * ARENA_SIZE,
+                        in_arena: true,
+                    });
+                    best_score = s;
+                }
+            }
+            if best_score == want * 128 + 64 - (want - 1) {
+                break;
+            }
+        }
+        best
+    }
+
+    #[test]
+    fn find_agrees_with_the_window_by_window_reference() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..3000 {
+            let n = 1 + (next() % 3) as usize;
+            // Vacant places in runs (an AND of two words makes them sparser, an OR denser).
+            let regions: Vec<(u64, u64)> = (0..n)
+                .map(|_| {
+                    let v = match next() % 3 {
+                        0 => next() & next(),
+                        1 => next() | next(),
+                        _ => next(),
+                    };
+                    (v, v & next())
+                })
+                .collect();
+            let rs = fake(&regions);
+            let fits = next();
+            let head_fits = |addr: usize| fits >> (addr / ARENA_SIZE % 64) & 1 != 0;
+            for want in [1, 2, 3, 5, 9, 33] {
+                assert_eq!(
+                    rs.find(want, head_fits),
+                    find_reference(&rs, want, head_fits),
+                    "want {want}, regions {regions:x?}, fits {fits:x}"
+                );
+            }
         }
     }
 
