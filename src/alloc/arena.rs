@@ -637,7 +637,7 @@ impl ArenaManager {
                 resident += dirty;
                 purged += listed - dirty;
             });
-            resident += self.spare_places() * USABLE_POOLS;
+            resident += self.spare_in(&*self.lists.get()) * USABLE_POOLS;
         }
         self.unlock();
         (resident, purged)
@@ -755,15 +755,6 @@ impl ArenaManager {
     /// Resident vacant places in all regions (the regions of the locked state `lists`).
     fn spare_in(&self, lists: &Lists) -> usize {
         lists.regions.spare()
-    }
-
-    /// Resident vacant places in all regions.
-    ///
-    /// # Safety
-    /// Lock held.
-    unsafe fn spare_places(&self) -> usize {
-        // SAFETY: lock held (caller).
-        unsafe { self.regions().spare() }
     }
 
     /// Whether `addr` lies in a region.
@@ -1015,12 +1006,6 @@ impl ArenaManager {
 
     /// No regions, no spare places.
     fn spare_in(&self, _lists: &Lists) -> usize {
-        0
-    }
-
-    /// # Safety
-    /// None (no regions).
-    unsafe fn spare_places(&self) -> usize {
         0
     }
 

@@ -538,10 +538,7 @@ impl ArenaManager {
             .add(((shape.arenas - 1) as u64).wrapping_neg());
         self.counters.returned.add(unmapped as u64);
         if live {
-            self.counters.large_blocks.add_shared(1u64.wrapping_neg());
-            self.counters
-                .large_bytes
-                .add_shared((size as u64).wrapping_neg());
+            self.uncount_live_block(size);
         }
         // The head may be empty now: the empty arenas beyond the limit go, as on a pool's
         // release.
@@ -555,6 +552,15 @@ impl ArenaManager {
             let from = base + (1 + kept) * ARENA_SIZE;
             os::unmap(from as *mut u8, unmapped * ARENA_SIZE);
         }
+    }
+
+    /// Take a block of `size` bytes off the live large-block counts (`add_shared`: see
+    /// `ArenaCounters`).
+    fn uncount_live_block(&self, size: usize) {
+        self.counters.large_blocks.add_shared(1u64.wrapping_neg());
+        self.counters
+            .large_bytes
+            .add_shared((size as u64).wrapping_neg());
     }
 
     /// `give_back_block` for a block in a region: the head gets its pools back, the places
@@ -590,10 +596,7 @@ impl ArenaManager {
             .add((places as u64).wrapping_neg());
         self.sync_spare(l.regions.spare());
         if live {
-            self.counters.large_blocks.add_shared(1u64.wrapping_neg());
-            self.counters
-                .large_bytes
-                .add_shared((size as u64).wrapping_neg());
+            self.uncount_live_block(size);
         }
         // The head may be empty now: then its place goes vacant too (the whole block's place
         // is then vacant, for the next block of its size or larger).
@@ -819,10 +822,7 @@ impl ArenaManager {
             .block_arenas
             .add(((old.arenas - 1) as u64).wrapping_neg());
         self.counters.returned.add((old.arenas - 1) as u64);
-        self.counters.large_blocks.add_shared(1u64.wrapping_neg());
-        self.counters
-            .large_bytes
-            .add_shared((old_size as u64).wrapping_neg());
+        self.uncount_live_block(old_size);
         let decaying = !self.unmaps_at_once();
         // SAFETY: lock held; the old head may be empty now.
         unsafe {

@@ -130,6 +130,16 @@ impl Regions {
         Some((&mut regions[i], (addr - base) / ARENA_SIZE))
     }
 
+    /// `locate` for a place the caller holds, which lies in a region by the callers' contract:
+    /// aborts with a message otherwise (an allocator must not panic under its lock: the
+    /// panic would allocate).
+    fn locate_or_abort(&mut self, addr: usize) -> (&mut Region, usize) {
+        match self.locate(addr) {
+            Some(found) => found,
+            None => os::fatal("pyheap: a place outside every region was taken or given back"),
+        }
+    }
+
     /// Whether `addr` lies in a region.
     pub(crate) fn contains(&self, addr: usize) -> bool {
         let base = addr & !(REGION_SIZE - 1);
@@ -283,7 +293,7 @@ impl Regions {
         if n == 0 {
             return 0;
         }
-        let (r, i) = self.locate(addr).expect("places in a region");
+        let (r, i) = self.locate_or_abort(addr);
         let mask = bits(i, n);
         debug_assert_eq!(r.vacant & mask, mask, "taking places that are not vacant");
         let resident = (r.resident & mask) >> i;
@@ -303,7 +313,7 @@ impl Regions {
         if n == 0 {
             return;
         }
-        let (r, i) = self.locate(addr).expect("places in a region");
+        let (r, i) = self.locate_or_abort(addr);
         let mask = bits(i, n);
         debug_assert_eq!(r.vacant & mask, 0, "vacating places that are vacant");
         r.vacant |= mask;
