@@ -35,10 +35,12 @@ use pyheap::alloc::{purge, stats};
 use std::alloc::{alloc, alloc_zeroed, dealloc, realloc, Layout};
 use std::collections::HashMap;
 use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{
     mpsc, Arc, Barrier, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
 };
 use std::thread;
+use std::time::Duration;
 
 #[global_allocator]
 static A: pyheap::PoolAlloc = pyheap::PoolAlloc;
@@ -1052,6 +1054,69 @@ fn concurrent_threads_beyond_the_spare_limit() {
     for b in left {
         ok(b.free());
     }
+}
+
+/// Every purge delay with two threads beyond the spare limit, handing blocks to each other,
+/// while a third calls `purge()` now and then: 0 (empty arenas and spare places given back
+/// at once), 1 ms (decay on nearly every release), the default, and never. The arena counts
+/// must add up after each round, with every block intact. Exclusive: the delay is the
+/// process's.
+#[test]
+fn random_operations_under_every_purge_delay_with_purges_between() {
+    let _g = exclusive();
+    for (round, delay) in [
+        Duration::ZERO,
+        Duration::from_millis(1),
+        Duration::from_millis(pyheap::alloc::DEFAULT_PURGE_DELAY_MS),
+        Duration::MAX,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        pyheap::alloc::set_purge_delay(delay);
+        let exchange = Arc::new(Mutex::new(Vec::<Live>::new()));
+        let done = Arc::new(AtomicBool::new(false));
+        let purger = {
+            let done = Arc::clone(&done);
+            thread::spawn(move || {
+                let mut n = 0;
+                while !done.load(Ordering::Relaxed) {
+                    purge();
+                    n += 1;
+                    thread::sleep(Duration::from_millis(3));
+                }
+                n
+            })
+        };
+        let handles: Vec<_> = (0..2u64)
+            .map(|t| {
+                let exchange = Arc::clone(&exchange);
+                thread::spawn(move || {
+                    run_ops(
+                        5000 + 10 * round as u64 + t,
+                        600,
+                        80 << 20,
+                        8 << 20,
+                        Some(&exchange),
+                    )
+                })
+            })
+            .collect();
+        let mut left: Vec<Live> = Vec::new();
+        for h in handles {
+            left.extend(h.join().unwrap());
+        }
+        done.store(true, Ordering::Relaxed);
+        assert!(purger.join().unwrap() > 0, "the purger never ran");
+        left.extend(std::mem::take(&mut *exchange.lock().unwrap()));
+        ok(check_all(&left));
+        for b in left {
+            ok(b.free());
+        }
+        purge();
+        check_arena_counts(&format!("purge delay {delay:?}, all freed"));
+    }
+    pyheap::alloc::set_purge_delay(Duration::from_millis(pyheap::alloc::DEFAULT_PURGE_DELAY_MS));
 }
 
 // ---------------------------------------------------------------------------------------------
