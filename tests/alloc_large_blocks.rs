@@ -1696,6 +1696,92 @@ fn a_freed_large_block_is_kept_for_the_next_request_and_given_back() {
     );
 }
 
+/// A thread whose kept blocks go back unused stops keeping for a while (`large_cache.rs`):
+/// after eight kept blocks in a row went back unused to make room, its next 64 frees go to
+/// the arenas at once, and then it keeps again; a request a kept block serves starts the count
+/// over. A loop over four shapes is never affected (the test above). In a thread of its own,
+/// with blocks of shapes that never repeat (256 KiB + 16 KiB steps), so no request is served
+/// from the cache unless the test asks for a kept shape.
+#[test]
+fn a_thread_whose_kept_blocks_go_back_unused_stops_keeping_for_a_while() {
+    let _g = exclusive();
+    purge();
+    thread::spawn(|| {
+        let mut next = 0usize;
+        // Free a block of a shape not seen before; return its size.
+        let mut free_new = || {
+            let n = (256 << 10) + next * POOL + 1;
+            next += 1;
+            let l = layout(n, 16);
+            // SAFETY: a non-zero size, freed with its layout.
+            unsafe { dealloc(black_box(alloc(l)), l) };
+            n
+        };
+        let kept = || stats().large_cached_bytes;
+        // Four kept, then eight more, each pushing the oldest out unused: all still kept.
+        let mut last: Vec<usize> = (0..4).map(|_| free_new()).collect();
+        assert_eq!(kept(), last.iter().sum::<usize>());
+        for i in 0..8 {
+            last.remove(0);
+            last.push(free_new());
+            assert_eq!(kept(), last.iter().sum::<usize>(), "eviction {i}: kept");
+        }
+        // The eighth went back unused: the next 64 frees keep nothing.
+        for i in 0..64 {
+            free_new();
+            assert_eq!(
+                kept(),
+                last.iter().sum::<usize>(),
+                "free {i} after eight unused: kept"
+            );
+        }
+        // Then it keeps again.
+        last.remove(0);
+        last.push(free_new());
+        assert_eq!(kept(), last.iter().sum::<usize>(), "64 frees on: not kept");
+        // A request a kept block serves starts the count over: seven unused, a hit, and then
+        // eight more go back unused, all kept, before the thread stops keeping again.
+        for _ in 0..6 {
+            last.remove(0);
+            last.push(free_new());
+        }
+        let hit = last.remove(0);
+        let l = layout(hit, 16);
+        // SAFETY: a non-zero size; freed with its layout.
+        unsafe {
+            let p = alloc(l);
+            assert_eq!(kept(), last.iter().sum::<usize>(), "the kept block served");
+            // Freed again: kept, as the newest, with room (three others kept).
+            dealloc(black_box(p), l);
+        }
+        last.push(hit);
+        for i in 0..8 {
+            last.remove(0);
+            last.push(free_new());
+            assert_eq!(
+                kept(),
+                last.iter().sum::<usize>(),
+                "after the hit, eviction {i}: kept"
+            );
+        }
+        for _ in 0..3 {
+            free_new();
+            assert_eq!(
+                kept(),
+                last.iter().sum::<usize>(),
+                "eight unused after the hit"
+            );
+        }
+    })
+    .join()
+    .unwrap();
+    assert_eq!(
+        stats().large_cached_bytes,
+        0,
+        "the thread gave its blocks back at exit"
+    );
+}
+
 /// The rule behind the request loop below, exactly: a pool taken again, of a class whose empty
 /// pool went back when a block was kept, leaves the kept blocks kept, once per class; a pool
 /// that is growth (a second one of that class, or one of a class whose pool never went back)

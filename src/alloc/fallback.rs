@@ -365,7 +365,9 @@ fn large_alloc(heap: *mut Heap, size: usize, zeroed: bool) -> *mut u8 {
 /// arenas at once, where any thread's next large block can take its place. (Kept by the
 /// thread that frees it, a block handed between threads is out of reach of the one that
 /// needs the next: the `rayon` workload, whose tables are made on one worker and freed on
-/// another, peaked at 13.8-15.0 MiB that way, against 9.4-9.7 without keeping.) Aborts with a message if
+/// another, peaked at 13.8-15.0 MiB that way, against 9.4-9.7 without keeping.) Nor is it kept
+/// while the thread stopped keeping, its kept blocks having gone back unused
+/// (`LargeCache::keeps_next`). Aborts with a message if
 /// `ptr` is not a large block of that size's shape, before anything is kept or written.
 ///
 /// # Safety
@@ -375,24 +377,29 @@ fn large_alloc(heap: *mut Heap, size: usize, zeroed: bool) -> *mut u8 {
 unsafe fn large_free(heap: *mut Heap, ptr: *mut u8, size: usize) {
     #[cfg(all(target_os = "linux", not(loom), not(miri)))]
     {
-        // SAFETY: `ptr` is meant as a large block of `size` bytes (caller's contract); the
-        // owner is read once it was checked to be one.
-        if !heap.is_null()
-            && size <= super::large_cache::LARGE_CACHE_MAX
-            && unsafe {
-                GLOBAL.arenas.check_large_block(&GLOBAL.map, ptr, size);
-                GLOBAL.arenas.large_owner(ptr, size) == (*heap).as_owner()
-            }
+        // SAFETY: the calling thread holds its bound heap, if any (caller's contract).
+        if let Some(h) =
+            unsafe { heap.as_ref() }.filter(|_| size <= super::large_cache::LARGE_CACHE_MAX)
         {
-            // SAFETY: the calling thread holds its bound heap (caller's contract).
-            let h = unsafe { &*heap };
             if h.large.holds(ptr) {
-                // The head still says the block is there: it is, kept, freed before.
+                // Kept, so freed before (a kept block is a large block of this heap).
                 super::os::fatal("pyheap: a large block was freed twice");
             }
-            // Room for it: the blocks kept longest go back first.
+            // SAFETY: `ptr` is meant as a large block of `size` bytes (caller's contract); the
+            // owner is read once it was checked to be one.
+            let keep = h.large.keeps_next()
+                && unsafe {
+                    GLOBAL.arenas.check_large_block(&GLOBAL.map, ptr, size);
+                    GLOBAL.arenas.large_owner(ptr, size) == h.as_owner()
+                };
+            if !keep {
+                // SAFETY: forwarded contract.
+                return unsafe { GLOBAL.arenas.free_large_block(&GLOBAL.map, ptr, size) };
+            }
+            // Room for it: the blocks kept longest go back first, unused.
             while !h.large.has_room_for(size) {
                 h.release_kept_block(h.large.len() - 1);
+                h.large.note_evicted();
             }
             // As `alloc_large_block` does: a program that frees a large structure frees its
             // small blocks too, and their empty current pools would keep arenas from being

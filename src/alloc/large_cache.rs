@@ -42,6 +42,16 @@
 //! the arena lock, every round (the `request_loop` workload: 370-425 ns a request against
 //! 340-353 without; a `HashMap`'s tables, which come from the arenas, still give them back).
 //!
+//! **A thread whose kept blocks go back unused stops keeping for a while.** A program whose
+//! large requests rarely repeat a shape (the `large_churn` workload: random sizes of 256 KiB
+//! to 4 MiB, some 300 shapes) would keep every block it frees only to give it back a few frees
+//! later, unused, to make room: each free then checks the block twice and takes the arena
+//! lock once more. After [`UNUSED_LIMIT`] blocks in a row went back unused that way, the
+//! thread's next [`SKIP_FREES`] frees go to the arenas at once; then it keeps again, and any
+//! request the kept blocks serve starts the count over. (`large_churn`: 138-141 µs without
+//! keeping against 145-147 keeping, BENCHMARKS.md "Session 32"; a loop over a few shapes
+//! never gives a kept block back unused and is not affected.)
+//!
 //! The price is memory: a thread may keep up to 8 MiB its next requests may never ask for
 //! again (the `large_lifo` workload peaks at 8.1 MiB keeping four blocks, 6.7 keeping one;
 //! System 5.8, rpmalloc 8.6, mimalloc 11.1), until it grows by a pool, exits or calls
@@ -59,6 +69,10 @@ pub(crate) const LARGE_CACHE_MAX: usize = 4 << 20;
 pub(crate) const LARGE_CACHE_BYTES: usize = 8 << 20;
 /// The most blocks a thread keeps.
 pub(crate) const LARGE_SLOTS: usize = 4;
+/// Kept blocks given back unused in a row (to make room) before the thread stops keeping.
+pub(crate) const UNUSED_LIMIT: u32 = 8;
+/// Frees that go to the arenas at once when the thread stopped keeping.
+pub(crate) const SKIP_FREES: u32 = 64;
 
 // One bit per class in `LargeCache::idle_classes`.
 const _: () = assert!(crate::alloc::size_class::NUM_SIZE_CLASSES <= 64);
@@ -86,6 +100,10 @@ pub(crate) struct LargeCache {
     /// since (kept while nothing is kept: a loop's first request after its kept blocks went
     /// back makes and frees a block again, and its pools must find their bits).
     idle_classes: Cell<u64>,
+    /// Kept blocks given back unused in a row to make room for others (`note_evicted`).
+    unused_in_a_row: Cell<u32>,
+    /// Frees left that do not keep their block (`keeps_next`).
+    skip_frees: Cell<u32>,
 }
 
 #[cfg_attr(any(loom, not(target_os = "linux")), allow(dead_code))]
@@ -100,6 +118,8 @@ impl LargeCache {
                 idle_classes: Cell::new(0),
                 served: [const { Cell::new(ptr::null_mut()) }; LARGE_SLOTS],
                 served_next: Cell::new(0),
+                unused_in_a_row: Cell::new(0),
+                skip_frees: Cell::new(0),
             }
         }
     }
@@ -162,6 +182,7 @@ impl LargeCache {
 
     /// Kept block `block` was just handed out again for a request. Holder only.
     pub(crate) fn note_served(&self, block: *mut u8) {
+        self.unused_in_a_row.set(0);
         let i = self.served_next.get();
         self.served[i].set(block);
         self.served_next.set((i + 1) % LARGE_SLOTS);
@@ -193,6 +214,36 @@ impl LargeCache {
         let bit = 1u64 << class;
         self.idle_classes.set(idle & !bit);
         self.n.get() != 0 && idle & bit == 0
+    }
+
+    /// The oldest kept block went back unused to make room for a block freed now: after
+    /// [`UNUSED_LIMIT`] in a row, the next [`SKIP_FREES`] frees keep nothing. Holder only.
+    pub(crate) fn note_evicted(&self) {
+        let n = self.unused_in_a_row.get() + 1;
+        if n >= UNUSED_LIMIT {
+            self.unused_in_a_row.set(0);
+            self.skip_frees.set(SKIP_FREES);
+        } else {
+            self.unused_in_a_row.set(n);
+        }
+    }
+
+    /// Whether the block the holder frees now may be kept: not while the thread stopped
+    /// keeping (`note_evicted`), which this counts down. Holder only.
+    pub(crate) fn keeps_next(&self) -> bool {
+        let skip = self.skip_frees.get();
+        if skip == 0 {
+            return true;
+        }
+        self.skip_frees.set(skip - 1);
+        false
+    }
+
+    /// The holder gives the heap up (its thread exits): the next thread to hold it keeps
+    /// blocks from the start, whatever this one's requests were. Holder only.
+    pub(crate) fn forget_misses(&self) {
+        self.unused_in_a_row.set(0);
+        self.skip_frees.set(0);
     }
 
     /// Bytes kept: for `stats()`, from any thread.

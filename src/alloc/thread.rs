@@ -49,6 +49,7 @@ impl Drop for ExitGuard {
             unsafe {
                 (*heap).medium.flush();
                 (*heap).release_large_cache();
+                (*heap).large.forget_misses();
                 GLOBAL.heaps.abandon(&*heap);
             }
         }
