@@ -409,6 +409,9 @@ impl ArenaManager {
             let p = &*pool;
             p.state.set(PoolState::Free);
             p.next.set((*arena).free_pools);
+            if (*arena).free_pools.is_null() {
+                (*arena).free_tail = pool;
+            }
             (*arena).free_pools = pool;
             lists.arenas.set_nfree(arena, (*arena).nfree + 1);
             lists.dirty.pool_freed(arena, pool_index(pool), now);
@@ -682,6 +685,9 @@ impl ArenaManager {
             // SAFETY: free pools of the arena are the manager's; lock held.
             unsafe {
                 a.free_pools = (*pool).next.get();
+                if a.free_pools.is_null() {
+                    a.free_tail = ptr::null_mut();
+                }
                 (*self.lists.get())
                     .dirty
                     .pool_taken(arena, pool_index(pool));
@@ -1077,6 +1083,7 @@ impl ArenaManager {
                 );
                 let mut free_listed = 0;
                 let mut listed_mask = 0u64;
+                let mut last = ptr::null_mut();
                 let mut p = h.free_pools;
                 while !p.is_null() {
                     assert_eq!(arena_of(p), a, "free pool of another arena");
@@ -1084,8 +1091,13 @@ impl ArenaManager {
                     listed_mask |= 1 << pool_index(p);
                     free_listed += 1;
                     assert!(free_listed <= POOLS_PER_ARENA, "free-pool list cycles");
+                    last = p;
                     p = (*p).next.get();
                 }
+                assert_eq!(
+                    h.free_tail, last,
+                    "arena: free_tail is not the free list's last pool"
+                );
                 assert_eq!(
                     h.nfree,
                     free_listed + h.end - h.untouched,

@@ -31,6 +31,9 @@ pub(super) struct Arena {
     /// Pools given back to this arena, linked through `Pool::next` (resident memory, unless
     /// purged: see `dirty`).
     pub(super) free_pools: *mut Pool,
+    /// The last pool on `free_pools`, null when it is empty: where the pools a large block
+    /// gives back are appended (`large_blocks::give_range`) without a walk of the list.
+    pub(super) free_tail: *mut Pool,
     /// Pools `untouched..end` were never handed out: still zero OS memory. `untouched <= end`.
     pub(super) untouched: usize,
     /// Pools `end..POOLS_PER_ARENA` are the head of a large block (`large_blocks.rs`): not
@@ -61,6 +64,7 @@ impl Arena {
     pub(super) fn fresh() -> Arena {
         Arena {
             free_pools: ptr::null_mut(),
+            free_tail: ptr::null_mut(),
             untouched: METADATA_POOLS,
             end: POOLS_PER_ARENA,
             nfree: USABLE_POOLS,

@@ -1041,6 +1041,9 @@ unsafe fn write_head(base: *mut u8, resident: bool, shape: Shape) -> *mut Arena 
             ptr::addr_of_mut!((*pool).state).write(Cell::new(PoolState::Free));
             ptr::addr_of_mut!((*pool).next).write(Cell::new(header.free_pools));
         }
+        if header.free_pools.is_null() {
+            header.free_tail = pool;
+        }
         header.free_pools = pool;
     }
     for index in first_pool..POOLS_PER_ARENA {
@@ -1093,6 +1096,9 @@ pub(super) unsafe fn write_freed(base: *mut u8) {
             ptr::addr_of_mut!((*pool).state).write(Cell::new(PoolState::Free));
             ptr::addr_of_mut!((*pool).next).write(Cell::new(header.free_pools));
         }
+        if header.free_pools.is_null() {
+            header.free_tail = pool;
+        }
         header.free_pools = pool;
     }
     debug_assert_eq!(header.nfree, USABLE_POOLS);
@@ -1117,13 +1123,28 @@ unsafe fn give_range(lists: &mut super::Lists, head: *mut Arena, to: usize, now:
     // the arena's other free pools serve the next pool requests first, which leaves the
     // block's place whole for the next large block of its size (a table freed and built
     // again), and once they are gone the resident pools come before the untouched ones.
-    // SAFETY: the free list's pools are the arena's (lock held); at most 63 of them.
-    let mut link: *mut *mut Pool = &mut a.free_pools;
-    unsafe {
-        while !(*link).is_null() {
-            link = (**link).next.as_ptr();
+    // Debug builds check the tail against the list (aborting: a panic would allocate under
+    // the lock).
+    #[cfg(debug_assertions)]
+    {
+        let (mut last, mut n) = (ptr::null_mut(), 0);
+        let mut p = a.free_pools;
+        while !p.is_null() && n <= USABLE_POOLS {
+            last = p;
+            n += 1;
+            // SAFETY: free pools of the head (lock held).
+            p = unsafe { (*p).next.get() };
+        }
+        if n > USABLE_POOLS || a.free_tail != last {
+            os::fatal("pyheap: an arena's free_tail is not its free list's last pool");
         }
     }
+    let mut link: *mut *mut Pool = if a.free_tail.is_null() {
+        &mut a.free_pools
+    } else {
+        // SAFETY: the tail is the free list's last pool, one of the arena's (lock held).
+        unsafe { (*a.free_tail).next.as_ptr() }
+    };
     for index in (a.end..to).chain(a.untouched..a.end) {
         let pool = pool_header(base, index);
         // SAFETY: a header of the head's metadata pool; raw writes, as it may never have been
@@ -1134,6 +1155,7 @@ unsafe fn give_range(lists: &mut super::Lists, head: *mut Arena, to: usize, now:
             *link = pool;
             link = (*pool).next.as_ptr();
         }
+        a.free_tail = pool;
     }
     let dirty = pool_bits(a.end, to);
     let nfree = a.nfree + to - a.end;
@@ -1167,11 +1189,13 @@ unsafe fn take_range(
     // SAFETY: the free list's pools are the arena's free pools (lock held).
     unsafe {
         let mut link: *mut *mut Pool = &mut a.free_pools;
+        a.free_tail = ptr::null_mut();
         while !(*link).is_null() {
             let p = *link;
             if range & (1 << pool_index(p)) != 0 {
                 *link = (*p).next.get();
             } else {
+                a.free_tail = p;
                 link = (*p).next.as_ptr();
             }
         }
