@@ -11,6 +11,7 @@ declare -A model=(
   [a1_emptiest_first]=alloc_arena_choice
   [a2_take_without_moving]=alloc_arena_choice
   [a3_decay_unmaps_arena_in_use]=alloc_arena_decay
+  [a4_free_tail_left_stale]=alloc_arena_choice
   [f1_child_waits_for_registrant]=alloc_fork_registration
   [h1_let_go_with_work_queued]=alloc_abandoned_heaps
   [h2_freer_touches_heap_after_push]=alloc_abandoned_heaps
