@@ -19,8 +19,8 @@
 
 mod common;
 
-use common::Rng;
-use pyheap::alloc::{purge, set_purge_delay, stats, AllocStats};
+use common::{counted, Rng};
+use pyheap::alloc::{purge, set_purge_delay, AllocStats};
 use std::alloc::{alloc, alloc_zeroed, dealloc, Layout};
 use std::hint::black_box;
 use std::thread;
@@ -87,28 +87,6 @@ impl Drop for Big {
     }
 }
 
-/// Address space of this process in bytes (`VmSize`).
-fn vm_size() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmSize:")).unwrap();
-    line.split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse::<usize>()
-        .unwrap()
-        * 1024
-}
-
-fn counted(what: &str) -> AllocStats {
-    let s = stats();
-    assert_eq!(
-        s.arenas_mapped_total - s.arenas_returned,
-        s.arenas_mapped,
-        "{what}: mapped total - returned != mapped\n{s}"
-    );
-    s
-}
-
 /// Arenas' worth of memory the allocator holds beyond `base`.
 fn arenas_beyond(s: &AllocStats, base: &AllocStats) -> usize {
     s.arenas_mapped.saturating_sub(base.arenas_mapped)
@@ -136,11 +114,11 @@ fn regions_reuse_freed_places_and_keep_little_idle() {
     };
     replace(&mut rng, &mut live, 400);
     let warm = counted("after the warm-up");
-    let vm_warm = vm_size();
+    let vm_warm = common::vm_size();
     replace(&mut rng, &mut live, 3_000);
     let churned = counted("after 3,000 replacements");
     // Nor do they reserve more address space (a region is 64 MiB).
-    let vm_churned = vm_size();
+    let vm_churned = common::vm_size();
     assert!(
         vm_churned <= vm_warm + 128 * MIB,
         "address space grew from {vm_warm} to {vm_churned} bytes in 3,000 replacements"
@@ -169,7 +147,7 @@ fn regions_reuse_freed_places_and_keep_little_idle() {
     let rss_before = common::rss_bytes();
     let peak: Vec<Big> = (0..48).map(|i| Big::new(3 * MIB, i as u8)).collect();
     let rss_peak = common::rss_bytes();
-    let vm_peak = vm_size();
+    let vm_peak = common::vm_size();
     let at_peak = counted("at the peak");
     drop(peak);
     let freed = counted("after the peak freed");
@@ -192,7 +170,7 @@ fn regions_reuse_freed_places_and_keep_little_idle() {
     let purged = counted("after purge()");
     // The regions the peak left idle (every place vacant and purged) are unmapped, all but
     // the last one: the peak needed at least three.
-    let vm_purged = vm_size();
+    let vm_purged = common::vm_size();
     assert!(
         vm_purged + 64 * MIB <= vm_peak,
         "address space {vm_peak} bytes at the peak, {vm_purged} after purge()"

@@ -19,7 +19,9 @@
 
 mod common;
 
-use pyheap::alloc::{purge, set_purge_delay, stats, AllocStats};
+use common::counted;
+
+use pyheap::alloc::{purge, set_purge_delay};
 use std::alloc::{alloc, alloc_zeroed, dealloc, realloc, Layout};
 use std::time::Duration;
 
@@ -36,28 +38,6 @@ const BIG: usize = 32 * MIB;
 
 fn layout(size: usize) -> Layout {
     Layout::from_size_align(size, 16).unwrap()
-}
-
-fn counted(what: &str) -> AllocStats {
-    let s = stats();
-    assert_eq!(
-        s.arenas_mapped_total - s.arenas_returned,
-        s.arenas_mapped,
-        "{what}: mapped total - returned != mapped\n{s}"
-    );
-    s
-}
-
-/// Address space of this process in bytes (`VmSize`).
-fn vm_size() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmSize:")).unwrap();
-    line.split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse::<usize>()
-        .unwrap()
-        * 1024
 }
 
 /// Whether `p` lies in a mapping with the `nh` flag (`MADV_NOHUGEPAGE`): a region's.
@@ -113,7 +93,7 @@ fn blocks_get_mappings_of_their_own_when_the_regions_table_is_full() {
     set_purge_delay(Duration::MAX);
     purge();
     let base = counted("start");
-    let vm_base = vm_size();
+    let vm_base = common::vm_size();
 
     // The table filled: one block of 32 MiB per region (the regions some earlier block of
     // this process made hold one too, or smaller blocks that leave no 33 places free).
@@ -130,10 +110,10 @@ fn blocks_get_mappings_of_their_own_when_the_regions_table_is_full() {
     }
     let full = counted("the regions' table full");
     assert!(
-        vm_size() >= vm_base + MAX_REGIONS * 64 * MIB - GIB,
+        common::vm_size() >= vm_base + MAX_REGIONS * 64 * MIB - GIB,
         "{} regions of 64 MiB and the address space grew by {} bytes only",
         MAX_REGIONS,
-        vm_size() - vm_base
+        common::vm_size() - vm_base
     );
     assert!(in_region(table_blocks[MAX_REGIONS - 1] as *const u8));
 
@@ -213,9 +193,9 @@ fn blocks_get_mappings_of_their_own_when_the_regions_table_is_full() {
     purge();
     let purged = counted("all freed and purged");
     assert!(
-        vm_size() <= vm_base + 2 * GIB,
+        common::vm_size() <= vm_base + 2 * GIB,
         "address space {} bytes after purge(), {vm_base} at the start",
-        vm_size()
+        common::vm_size()
     );
     let kept = purged.arenas_mapped.saturating_sub(base.arenas_mapped);
     assert!(

@@ -24,8 +24,8 @@
 
 mod common;
 
-use common::Rng;
-use pyheap::alloc::{purge, set_purge_delay, stats, AllocStats};
+use common::{counted, Rng};
+use pyheap::alloc::{purge, set_purge_delay};
 use std::alloc::{alloc, alloc_zeroed, dealloc, realloc, Layout};
 use std::time::Duration;
 
@@ -211,16 +211,6 @@ impl Drop for Big {
         // SAFETY: allocated with this layout, freed once.
         unsafe { dealloc(self.ptr, layout(self.size)) }
     }
-}
-
-fn counted(what: &str) -> AllocStats {
-    let s = stats();
-    assert_eq!(
-        s.arenas_mapped_total - s.arenas_returned,
-        s.arenas_mapped,
-        "{what}: mapped total - returned != mapped\n{s}"
-    );
-    s
 }
 
 #[test]

@@ -147,3 +147,27 @@ pub fn wait_for_harness_idle() {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
+
+/// Address space of this process in bytes (`VmSize`).
+pub fn vm_size() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmSize:")).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<usize>()
+        .unwrap()
+        * 1024
+}
+
+/// The allocator's stats, after checking that its arena counts add up (`mapped_total -
+/// returned == mapped`); `what` names the moment in the message.
+pub fn counted(what: &str) -> pyheap::alloc::AllocStats {
+    let s = pyheap::alloc::stats();
+    assert_eq!(
+        s.arenas_mapped_total - s.arenas_returned,
+        s.arenas_mapped,
+        "{what}: mapped total - returned != mapped\n{s}"
+    );
+    s
+}
