@@ -1129,6 +1129,7 @@ fn check_arena_counts(what: &str) -> pyheap::alloc::AllocStats {
         s.arenas_mapped,
         "{what}: mapped total - returned != mapped\n{s}"
     );
+    assert_eq!(s.arenas_in_flight, 0, "{what}: places in flight\n{s}");
     assert!(
         s.arenas_mapped <= s.arenas_high_water,
         "{what}: mapped above the high water\n{s}"

@@ -165,15 +165,37 @@ pub(crate) struct ArenaCounters {
     pub(crate) block_arenas: StatCounter,
     /// Vacant places of the regions whose memory is still resident (`regions.rs`): in no
     /// arena and no block, not counted in `mapped`; a copy of `Regions::spare`, made under
-    /// the lock. So `mapped + block_arenas + spare + returned == mapped_total` at every
-    /// release of the lock.
+    /// the lock.
     pub(crate) spare: StatCounter,
+    /// Resident places of the regions that a large-block operation took under the lock and
+    /// settles under it again later, holding them in between without it
+    /// (`large_blocks.rs`): the spare places of a block being made in vacant places, until
+    /// `finish_block` counts the block, and the spare places being moved into a block's
+    /// purged ones (`fill_purged`), until they are vacant again or counted as returned.
+    /// Counted here under the lock that takes them and uncounted under the one that settles
+    /// them. So `mapped + block_arenas + spare + in_flight + returned == mapped_total` at
+    /// every release of the lock (`arenas_mapped`); in a child forked meanwhile, the places
+    /// the other thread held stay in flight for good (a bounded leak, like its caches).
+    pub(crate) in_flight: StatCounter,
     /// Live large blocks, and their sizes in bytes: written with `add_shared` (see the
     /// invariants), because a thread takes a kept block back, keeps one or resizes one in place
     /// without the lock (`large_cache.rs`, `fallback.rs`). (With plain `add`s they lost
     /// updates when two threads raced: `large_blocks` read fewer blocks than were live.)
     pub(crate) large_blocks: StatCounter,
     pub(crate) large_bytes: StatCounter,
+}
+
+impl ArenaCounters {
+    /// Arena-sized places mapped now: arenas on the lists, places inside live large blocks,
+    /// spare places, and places in flight (see the fields). With the lock held (or quiet),
+    /// `arenas_mapped() + returned == mapped_total`.
+    pub(crate) fn arenas_mapped(&self) -> u64 {
+        self.mapped
+            .get()
+            .wrapping_add(self.block_arenas.get())
+            .wrapping_add(self.spare.get())
+            .wrapping_add(self.in_flight.get())
+    }
 }
 
 /// # Invariants
@@ -223,6 +245,7 @@ impl ArenaManager {
                     pools_purged: StatCounter::new(),
                     block_arenas: StatCounter::new(),
                     spare: StatCounter::new(),
+                    in_flight: StatCounter::new(),
                     large_blocks: StatCounter::new(),
                     large_bytes: StatCounter::new(),
                 },
@@ -728,9 +751,7 @@ impl ArenaManager {
     /// Raise the high-water mark of arenas mapped (on the lists, and inside large blocks) to
     /// the count now. Called with the lock held, so that the counters are read together.
     fn note_high_water(&self) {
-        let now = self.counters.mapped.get()
-            + self.counters.block_arenas.get()
-            + self.counters.spare.get();
+        let now = self.counters.arenas_mapped();
         let high = self.counters.high_water.get();
         if now > high {
             self.counters.high_water.add(now - high);

@@ -83,8 +83,9 @@ const _: () = assert!(crate::alloc::size_class::NUM_SIZE_CLASSES <= 64);
 /// resized), which no one else refers to: the holder of the heap owns them. The rest of
 /// `blocks` is null. `n <= LARGE_SLOTS`; `bytes` is the sum of `sizes[..n]`, at most
 /// [`LARGE_CACHE_BYTES`]. Only the heap's holder reads or writes `blocks`, `sizes` and `n`;
-/// `bytes` is also read by `stats()` from any thread (hence atomic). `idle_classes` and
-/// `served` are hints for when kept blocks and empty pools go back, not safety invariants.
+/// `bytes` is also read by `stats()` from any thread (hence atomic). `idle_classes`, `served`,
+/// `unused_in_a_row` and `skip_frees` are hints for when kept blocks and empty pools go back
+/// and whether a free keeps its block, not safety invariants (the holder's alone too).
 pub(crate) struct LargeCache {
     blocks: [Cell<*mut u8>; LARGE_SLOTS],
     sizes: [Cell<usize>; LARGE_SLOTS],

@@ -54,9 +54,16 @@ pub struct AllocStats {
     /// Per size class, smallest first.
     pub classes: [ClassStats; NUM_SIZE_CLASSES],
     /// Arenas mapped now: those pools come from, the arena-sized places inside large blocks
-    /// (`large_blocks`), and the places large blocks left whose memory is still resident
-    /// (until they are reused, or purged after the purge delay).
+    /// (`large_blocks`), the places large blocks left whose memory is still resident
+    /// (until they are reused, or purged after the purge delay), and those a thread making a
+    /// large block holds for a moment between two of its steps (in a child forked meanwhile,
+    /// for good: a bounded leak, as the other threads' caches are).
     pub arenas_mapped: usize,
+    /// Of `arenas_mapped`, the places a thread making a large block holds between two of its
+    /// steps: the block's places taken from the spare ones, and spare places whose pages it
+    /// moves into the block's purged ones. Zero when no block is being made; in a child
+    /// forked meanwhile, what the other thread held stays here for good.
+    pub arenas_in_flight: usize,
     /// The most arenas ever mapped at once.
     pub arenas_high_water: usize,
     /// Arenas mapped since the program started.
@@ -203,11 +210,8 @@ impl AllocStats {
         let a = &global.arenas.counters;
         AllocStats {
             classes,
-            arenas_mapped: a
-                .mapped
-                .get()
-                .wrapping_add(a.block_arenas.get())
-                .wrapping_add(a.spare.get()) as usize,
+            arenas_mapped: a.arenas_mapped() as usize,
+            arenas_in_flight: clamp(a.in_flight.get()),
             arenas_high_water: a.high_water.get() as usize,
             arenas_mapped_total: a.mapped_total.get() as usize,
             arenas_returned: a.returned.get() as usize,
@@ -306,6 +310,7 @@ impl fmt::Display for AllocStats {
             writeln!(f, "# {name:<34} = {v:>15}")
         };
         row(f, "arenas mapped now", self.arenas_mapped)?;
+        row(f, "arenas in flight (large blocks)", self.arenas_in_flight)?;
         row(
             f,
             "arenas mapped at most (high-water)",

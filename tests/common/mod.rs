@@ -169,5 +169,9 @@ pub fn counted(what: &str) -> pyheap::alloc::AllocStats {
         s.arenas_mapped,
         "{what}: mapped total - returned != mapped\n{s}"
     );
+    assert_eq!(
+        s.arenas_in_flight, 0,
+        "{what}: places in flight with no large block being made\n{s}"
+    );
     s
 }

@@ -65,8 +65,11 @@
 //!   holder touches that memory. A block lies wholly in one region or wholly outside them.
 //! * `counters.block_arenas` counts those places over all live blocks; `counters.mapped`
 //!   counts the arenas on the lists (heads included); `counters.spare` the resident vacant
-//!   places. So `mapped + block_arenas + spare + returned == mapped_total` at every release
-//!   of the lock.
+//!   places; `counters.in_flight` the resident places an operation took under the lock and
+//!   holds until it settles them under the lock again (a block's own places until
+//!   `finish_block`, a fill's sources until `fill_purged` is done with them). So
+//!   `mapped + block_arenas + spare + in_flight + returned == mapped_total` at every release
+//!   of the lock. (Places taken to be purged, `SpareTrim`, count as returned when taken.)
 //!
 //! Only on Linux (`mremap`, `MADV_DONTNEED`'s zero pages), and never under loom (whose
 //! models do not build `PoolAlloc`'s fallback): elsewhere large requests go to the system
@@ -224,8 +227,12 @@ impl ArenaManager {
             os::unmap(run, bytes);
             return ptr::null_mut();
         }
+        let counted = Counted {
+            fresh: shape.arenas,
+            held: 0,
+        };
         // SAFETY: a fresh mapping, ours, zero.
-        unsafe { self.finish_block(map, run, 0, shape, size, zeroed, shape.arenas, false) }
+        unsafe { self.finish_block(map, run, 0, shape, size, zeroed, counted, false) }
     }
 
     /// Where a block of `shape` fits in the regions (`Regions::find`): an arena whose last
@@ -285,6 +292,15 @@ impl ArenaManager {
         // SAFETY: lock held.
         unsafe { take_fill(l, purged.count_ones() as usize, &mut fill) };
         self.sync_spare(l.regions.spare());
+        // The spare places taken are held until settled under the lock again: the fill's
+        // sources by `fill_purged`, and, for a block of vacant places only, the block's own
+        // resident places by `finish_block` (a block with an arena head is counted now).
+        let held = if room.in_arena {
+            0
+        } else {
+            resident.count_ones() as usize
+        };
+        self.counters.in_flight.add((held + fill.places()) as u64);
         let fresh = purged.count_ones() as usize;
         if room.in_arena {
             self.counters.mapped_total.add(fresh as u64);
@@ -298,7 +314,8 @@ impl ArenaManager {
         // `fill` was taken just now.
         let resident = resident | unsafe { self.fill_purged(first, purged, &mut fill) };
         if !room.in_arena {
-            // SAFETY: the places are ours (taken); `resident` says which hold old bytes.
+            // SAFETY: the places are ours (taken); `resident` says which hold old bytes;
+            // `held` of them are counted in flight.
             return unsafe {
                 self.finish_block(
                     map,
@@ -307,7 +324,7 @@ impl ArenaManager {
                     shape,
                     size,
                     zeroed,
-                    fresh,
+                    Counted { fresh, held },
                     true,
                 )
             };
@@ -375,8 +392,12 @@ impl ArenaManager {
             moved += m;
         }
         // A moved source's resident memory now lies in the block: its place is counted as
-        // given back, and the block's place it filled was counted as fresh.
+        // given back, and the block's place it filled was counted as fresh. The others are
+        // spare again. Either way, none is in flight any more.
         self.counters.returned.add(moved as u64);
+        self.counters
+            .in_flight
+            .add((fill.places() as u64).wrapping_neg());
         self.sync_spare(regions.spare());
         // SAFETY: lock held.
         unsafe { self.unlock_and_unmap_idle_regions() };
@@ -387,9 +408,9 @@ impl ArenaManager {
     /// Make a block of `shape` in the run of `shape.arenas` places at `base`, which the caller
     /// holds (off every list, out of the arena map, vacant in no region): its head becomes
     /// an arena on the lists. `resident` says which places hold old bytes (bit `i`: place
-    /// `i`; the others are zero), `fresh` how many places the OS gave anew (counted into
-    /// `mapped_total`), `in_region` whether the run is in a region (where it goes back if the
-    /// arena map has no room). Takes and releases the lock.
+    /// `i`; the others are zero), `counted` how the run's places are counted so far,
+    /// `in_region` whether the run is in a region (where it goes back if the arena map has
+    /// no room). Takes and releases the lock.
     ///
     /// # Safety
     /// As above: the run is the caller's, and it gives it up.
@@ -402,7 +423,7 @@ impl ArenaManager {
         shape: Shape,
         size: usize,
         zeroed: bool,
-        fresh: usize,
+        counted: Counted,
         in_region: bool,
     ) -> *mut u8 {
         if zeroed {
@@ -421,7 +442,11 @@ impl ArenaManager {
         let head = unsafe { write_head(base, resident & 1 != 0, shape) };
         let now = self.now_ms();
         self.lock();
-        self.counters.mapped_total.add(fresh as u64);
+        // From here the run's places are counted as the block's (or returned).
+        self.counters.mapped_total.add(counted.fresh as u64);
+        self.counters
+            .in_flight
+            .add((counted.held as u64).wrapping_neg());
         if !map.insert(base) {
             // No room in the arena map: the run goes back, as a whole. The mapped total
             // counted it; it is returned now.
@@ -943,6 +968,21 @@ impl Fill {
             n: 0,
         }
     }
+
+    /// The places taken (`counters.in_flight` counts them until `fill_purged` settles them).
+    fn places(&self) -> usize {
+        self.runs[..self.n].iter().map(|r| r.1).sum()
+    }
+}
+
+/// How the places of a run handed to `finish_block` are counted before it counts the block:
+/// `fresh` places the OS gave anew (not yet in `mapped_total`), `held` resident places taken
+/// off the spare ones (in `counters.in_flight`). The others are counted in none of the live
+/// counters: purged places were counted as returned when they were purged (or never used).
+#[derive(Clone, Copy)]
+struct Counted {
+    fresh: usize,
+    held: usize,
 }
 
 /// Take up to `want` spare places (the highest first) into `fill` (empty), to fill a new
