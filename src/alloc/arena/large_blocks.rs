@@ -344,8 +344,8 @@ impl ArenaManager {
     /// (bit `i` of `purged`: the place at `first + i * ARENA_SIZE`), with `mremap`, which
     /// moves resident pages without copying or faulting them (about 15-20 µs a call,
     /// consecutive places in one call; a purged place costs a page fault per page
-    /// instead, about 64 µs a place here). The sources are left purged (`os::remap_keep`)
-    /// and made vacant again; a source the OS would not move goes back resident. Returns
+    /// instead, about 64 µs a place here): `move_into_purged`. The sources moved are left
+    /// purged (`os::remap_keep`) and made vacant again; the others go back resident. Returns
     /// the places filled (bit `i`: as in `purged`), which now hold old bytes. Takes the lock
     /// if `fill` holds anything.
     ///
@@ -356,40 +356,23 @@ impl ArenaManager {
         if fill.n == 0 {
             return 0;
         }
-        let mut filled = 0u64;
-        let mut dst = purged;
-        for k in 0..fill.n {
-            let (src, len) = fill.runs[k];
-            let mut done = 0;
-            while done < len && dst != 0 {
-                let i = dst.trailing_zeros() as usize;
-                let run = ((dst >> i).trailing_ones() as usize).min(len - done);
-                let from = (src + done * ARENA_SIZE) as *mut u8;
-                let to = (first + i * ARENA_SIZE) as *mut u8;
-                if os::remap_keep(from, run * ARENA_SIZE, to) {
-                    filled |= pool_bits(i, i + run);
-                    fill.moved[k] += run;
-                }
-                // Moved or not, those destinations are settled (a refusal leaves them purged).
-                dst &= !pool_bits(i, i + run);
-                done += run;
-            }
-        }
+        let runs = &fill.runs[..fill.n];
+        let (filled, moved) = move_into_purged(first, purged, runs, os::remap_keep);
         let now = self.now_ms();
         self.lock();
         // SAFETY: lock held; no other reference to the locked state here.
         let regions = unsafe { self.regions() };
-        let mut moved = 0;
-        for k in 0..fill.n {
-            let (src, len) = fill.runs[k];
-            let m = fill.moved[k];
-            // SAFETY: lock held; the sources are ours (taken by `take_fill`): the first `m`
-            // of each run moved (their places left purged), the rest did not (still resident).
+        let mut left = moved;
+        for &(src, len) in runs {
+            let m = left.min(len);
+            left -= m;
+            // SAFETY: lock held; the sources are ours (taken by `take_fill`): the first
+            // `moved` places in run order moved (`move_into_purged`: their places left
+            // purged), the others did not (still resident).
             unsafe {
                 regions.vacate(src, m, false, now);
                 regions.vacate(src + m * ARENA_SIZE, len - m, true, now);
             }
-            moved += m;
         }
         // A moved source's resident memory now lies in the block: its place is counted as
         // given back, and the block's place it filled was counted as fresh. The others are
@@ -952,11 +935,9 @@ impl ArenaManager {
 /// # Invariants
 /// `runs[..n]` are runs `(address, places)` of places of regions taken by `take_fill` under the
 /// manager's lock: neither vacant nor used by anyone but the holder, which moves their pages
-/// and gives them back exactly once. `moved[k]` counts the places of run `k` moved so far
-/// (its first ones).
+/// and gives them back exactly once.
 struct Fill {
     runs: [(usize, usize); MAX_ARENAS],
-    moved: [usize; MAX_ARENAS],
     n: usize,
 }
 
@@ -964,7 +945,6 @@ impl Fill {
     fn new() -> Fill {
         Fill {
             runs: [(0, 0); MAX_ARENAS],
-            moved: [0; MAX_ARENAS],
             n: 0,
         }
     }
@@ -983,6 +963,48 @@ impl Fill {
 struct Counted {
     fresh: usize,
     held: usize,
+}
+
+/// Move the pages of the source places `runs` (runs `(address, places)`, taken in order,
+/// place by place) into the purged places of a block (bit `i` of `purged`: the place at
+/// `first + i * ARENA_SIZE`, the lowest first), with `remap(from, bytes, to)`, one call per
+/// stretch of consecutive places on both sides; until the sources or the purged places run
+/// out, or `remap` refuses (then it stops: the OS refuses the flag, or is out of mappings,
+/// and the next call would most likely fail too; the destinations not filled stay purged and
+/// fault in their pages). Returns the places filled (bit `i`: as in `purged`) and how many
+/// sources were moved: always the first ones in run order, so that the caller can tell the
+/// moved sources (left purged) from the others (still resident) by that count alone.
+///
+/// (Before session 33 a refusal went on with the next stretch, and the caller took "the first
+/// `m` of a run moved" when a later stretch of the run had moved and an earlier one had not:
+/// a resident source was marked purged, and the next block that took it as zero could hand
+/// out its old bytes from `alloc_zeroed`.)
+fn move_into_purged(
+    first: usize,
+    purged: u64,
+    runs: &[(usize, usize)],
+    mut remap: impl FnMut(*mut u8, usize, *mut u8) -> bool,
+) -> (u64, usize) {
+    let mut filled = 0u64;
+    let mut moved = 0;
+    let mut dst = purged;
+    for &(src, len) in runs {
+        let mut done = 0;
+        while done < len && dst != 0 {
+            let i = dst.trailing_zeros() as usize;
+            let run = ((dst >> i).trailing_ones() as usize).min(len - done);
+            let from = (src + done * ARENA_SIZE) as *mut u8;
+            let to = (first + i * ARENA_SIZE) as *mut u8;
+            if !remap(from, run * ARENA_SIZE, to) {
+                return (filled, moved);
+            }
+            filled |= pool_bits(i, i + run);
+            moved += run;
+            dst &= !pool_bits(i, i + run);
+            done += run;
+        }
+    }
+    (filled, moved)
 }
 
 /// Take up to `want` spare places (the highest first) into `fill` (empty), to fill a new
@@ -1261,4 +1283,94 @@ unsafe fn take_range(
     // SAFETY: lock held; on the lists.
     unsafe { lists.arenas.set_nfree(arena, nfree) };
     dirty
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The places `(from, bytes)` covers, as place numbers (`addr / ARENA_SIZE`).
+    fn places(from: *mut u8, bytes: usize) -> core::ops::Range<usize> {
+        let at = from as usize / ARENA_SIZE;
+        at..at + bytes / ARENA_SIZE
+    }
+
+    /// `move_into_purged` against random purged places, source runs and refusals: the moved
+    /// sources are exactly the first `moved` in run order, each moved once, into purged
+    /// places only, each filled once; nothing is asked after a refusal; with no refusal every
+    /// source or every purged place is used.
+    #[test]
+    fn move_into_purged_reports_the_sources_it_moved_as_a_prefix() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let first = 1usize << 40;
+        for case in 0..20_000 {
+            let n = 1 + next(MAX_ARENAS as u64) as usize;
+            let purged = next(1 << n) & pool_bits(0, n);
+            // Source runs far above the block, each with a gap after it, at most as many
+            // places as are purged (as `take_fill` takes).
+            let mut runs = std::vec::Vec::new();
+            let mut at = first + 100 * ARENA_SIZE;
+            let mut total = 0;
+            while total < purged.count_ones() as usize && next(8) != 0 {
+                let len = (1 + next(4) as usize).min(purged.count_ones() as usize - total);
+                runs.push((at, len));
+                at += (len + 1 + next(3) as usize) * ARENA_SIZE;
+                total += len;
+            }
+            // Refuse stretches of one length, or at random, or never.
+            let mode = next(4);
+            let refuse_len = 1 + next(3) as usize;
+            let mut calls = std::vec::Vec::new();
+            let mut refused = false;
+            let (filled, moved) = move_into_purged(first, purged, &runs, |from, bytes, to| {
+                assert!(!refused, "case {case}: a call after a refusal");
+                let ok = match mode {
+                    0 => true,
+                    1 => bytes / ARENA_SIZE != refuse_len,
+                    _ => next(4) != 0,
+                };
+                refused = !ok;
+                calls.push((from, bytes, to, ok));
+                ok
+            });
+            let sources: std::vec::Vec<usize> = runs
+                .iter()
+                .flat_map(|&(a, len)| (0..len).map(move |k| a / ARENA_SIZE + k))
+                .collect();
+            let mut moved_sources = std::vec::Vec::new();
+            let mut dests = 0u64;
+            for &(from, bytes, to, ok) in &calls {
+                if ok {
+                    moved_sources.extend(places(from, bytes));
+                    for p in places(to, bytes) {
+                        let i = p - first / ARENA_SIZE;
+                        assert!(i < n && purged >> i & 1 == 1, "case {case}: into place {i}");
+                        assert_eq!(dests >> i & 1, 0, "case {case}: place {i} filled twice");
+                        dests |= 1 << i;
+                    }
+                }
+            }
+            moved_sources.sort_unstable();
+            let mut prefix = sources[..moved].to_vec();
+            prefix.sort_unstable();
+            assert_eq!(
+                moved_sources, prefix,
+                "case {case}: moved {moved} of {runs:x?}"
+            );
+            assert_eq!(filled, dests, "case {case}");
+            if !refused {
+                assert_eq!(
+                    moved,
+                    sources.len().min(purged.count_ones() as usize),
+                    "case {case}"
+                );
+            }
+        }
+    }
 }
