@@ -120,15 +120,28 @@ pub(crate) fn no_huge_pages(p: *mut u8, size: usize) {
 }
 
 /// Give the physical memory of `size` bytes at `p` (page-aligned, inside a range this module
-/// mapped) back to the OS, keeping the addresses: the next touch faults in a fresh page
-/// (zero on Linux; the callers do not rely on the contents either way). Returns whether the
-/// OS accepted (a refusal leaves the memory resident: a cost, not unsoundness).
+/// mapped, the caller's alone) back to the OS, keeping the addresses. On Linux the range
+/// then reads as zero (`MADV_DONTNEED` on private anonymous memory), and the Linux-only code
+/// relies on it: a purged place or pool a large block or a fresh arena reuses is not zeroed
+/// again (`alloc_zeroed`); elsewhere nothing does (other systems may keep the bytes).
+/// Returns whether the OS took the memory back.
+///
+/// The OS may refuse: Linux refuses `MADV_DONTNEED` on locked pages (a program that called
+/// `mlockall`), and then the bytes stay. So on a refusal the range is zeroed by hand (it
+/// stays resident: a cost, in a program that asked to keep its memory resident anyway).
+/// Before session 33 a refusal left the old bytes in memory taken for zero, and
+/// `alloc_zeroed` handed them out (`tests/alloc_mlocked.rs`).
 #[cfg(unix)]
 pub(crate) fn purge(p: *mut u8, size: usize) -> bool {
-    // SAFETY: the range is mapped and ours (callers pass free pools of a mapped arena, which
-    // nothing reads or writes until they are handed out again). `MADV_DONTNEED` only drops
-    // the pages' contents.
-    unsafe { libc::madvise(p.cast(), size, libc::MADV_DONTNEED) == 0 }
+    // SAFETY: the range is mapped and ours (callers pass free pools of a mapped arena, or
+    // vacant places, which nothing reads or writes until they are handed out again).
+    // `MADV_DONTNEED` only drops the pages' contents.
+    let purged = unsafe { libc::madvise(p.cast(), size, libc::MADV_DONTNEED) == 0 };
+    if !purged {
+        // SAFETY: as above: mapped, writable, ours alone.
+        unsafe { ptr::write_bytes(p, 0, size) };
+    }
+    purged
 }
 
 /// A monotonic clock in milliseconds, read without allocating (a vDSO call on Linux). Not
