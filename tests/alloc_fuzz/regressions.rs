@@ -1,0 +1,99 @@
+//! Named regression programs: each shrunk program the fuzzer found, run explicitly (besides
+//! proptest's own `tests/alloc_fuzz.proptest-regressions`, replayed first by every run), and
+//! hand-written programs that pin a combination the generator reaches only rarely.
+
+use crate::program::{Op::*, KIB, LARGE_MAX, LARGE_MIN, MIB};
+use crate::runner::check;
+
+fn must_pass(ops: &[crate::program::Op]) {
+    let _s = crate::child::serial();
+    if let Err(m) = check(ops) {
+        panic!("regression program failed:\n{ops:?}\n{m}");
+    }
+}
+
+/// One block through every regime and back, on one thread, then on another.
+#[test]
+fn realloc_through_every_regime() {
+    let mut p = vec![Alloc {
+        thread: 0,
+        slot: 0,
+        size: 1,
+        align: 8,
+        zeroed: true,
+        api: false,
+        count: 1,
+    }];
+    let sizes = [
+        512,
+        513,
+        64 * KIB,
+        LARGE_MIN - 1,
+        LARGE_MIN,
+        3 * MIB,
+        LARGE_MAX,
+    ];
+    let sizes = sizes
+        .iter()
+        .chain(&[LARGE_MAX + 1, LARGE_MAX, LARGE_MIN, 600, 7]);
+    for &size in sizes {
+        p.push(Realloc {
+            slot: 0,
+            size,
+            api: None,
+            zeroed: false,
+        });
+        p.push(Stats);
+    }
+    p.push(Send { slot: 0, to: 1 });
+    p.push(Realloc {
+        slot: 0,
+        size: 2 * MIB,
+        api: Some(16 * KIB),
+        zeroed: true,
+    });
+    p.push(Stats);
+    must_pass(&p);
+}
+
+/// A thread exits holding small, medium and large blocks; its replacement frees some, another
+/// thread the rest, with purges between.
+#[test]
+fn abandoned_blocks_freed_by_two_threads() {
+    let alloc = |slot, size, count| Alloc {
+        thread: 0,
+        slot,
+        size,
+        align: 16,
+        zeroed: false,
+        api: false,
+        count,
+    };
+    must_pass(&[
+        SetPurgeDelay { ms: 0 },
+        alloc(0, 48, 2000),
+        alloc(1, 3000, 100),
+        alloc(2, LARGE_MIN, 1),
+        alloc(3, 5 * MIB, 1),
+        ThreadExit { thread: 0 },
+        Stats,
+        Send { slot: 0, to: 1 },
+        Free {
+            slot: 0,
+            api: false,
+        },
+        Free { slot: 2, api: true },
+        Purge { thread: 2 },
+        Stats,
+        Send { slot: 1, to: 2 },
+        Free {
+            slot: 1,
+            api: false,
+        },
+        Free {
+            slot: 3,
+            api: false,
+        },
+        Stats,
+    ]);
+}
