@@ -97,3 +97,65 @@ fn abandoned_blocks_freed_by_two_threads() {
         Stats,
     ]);
 }
+
+/// Suspicious, not yet explained: with the end's `blocks_in_use` check strict, now and then this
+/// program (1 run in 10 once, 0 in 30 another time) (shrunk from the fuzzer's first failures) ends with one 48-byte
+/// block in use more than at the start, after every block was freed and every worker joined;
+/// an extra thread spawned and joined afterwards adds another. Not reproduced outside a forked
+/// child (200 spawn/join cycles with a counting wrapper around `PoolAlloc`: no drift), so it
+/// may be std keeping something per thread, or pyheap's counts of blocks freed during thread
+/// exit in a forked child.
+#[test]
+#[ignore = "suspect: one 48-byte block in use too many after thread exits in a forked child"]
+fn suspect_one_block_in_use_too_many_after_thread_exits() {
+    let _s = crate::child::serial();
+    let p = [
+        Alloc {
+            thread: 2,
+            slot: 4,
+            size: 262145,
+            align: 16384,
+            zeroed: false,
+            api: true,
+            count: 1,
+        },
+        Alloc {
+            thread: 2,
+            slot: 11,
+            size: 458,
+            align: 1,
+            zeroed: false,
+            api: true,
+            count: 1,
+        },
+        ThreadExit { thread: 0 },
+        SetPurgeDelay { ms: 20 },
+        Alloc {
+            thread: 1,
+            slot: 6,
+            size: 262144,
+            align: 8,
+            zeroed: true,
+            api: false,
+            count: 1,
+        },
+        Alloc {
+            thread: 2,
+            slot: 4,
+            size: 1048575,
+            align: 4096,
+            zeroed: false,
+            api: false,
+            count: 1,
+        },
+    ];
+    for _ in 0..30 {
+        let r = crate::child::contain(|| {
+            crate::interp::STRICT_BLOCKS.store(true, std::sync::atomic::Ordering::Relaxed);
+            crate::interp::run_program(&p)
+        });
+        if let Err(m) = r {
+            panic!("{m}");
+        }
+    }
+}
