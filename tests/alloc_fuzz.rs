@@ -25,10 +25,12 @@
 //! arenas_mapped`, `arenas_in_flight == 0`, `arenas_mapped <= arenas_high_water`,
 //! `large_blocks`/`large_bytes` equal the model's live large blocks (Linux), kept large blocks
 //! at most 8 MiB and cached medium blocks at most 4 MiB per thread. At the end, with every
-//! block freed, every worker joined and `purge()` called: the large, blocks-in-use and
-//! system-allocator counts are back to the start's (no leak; blocks in use only when the
-//! parent left no abandoned heap, see `alloc_fuzz/interp.rs`), no free pool is resident and no
-//! empty medium span is mapped. `alloc_fuzz/oracle_selftest.rs` shows each kind of check fails
+//! block freed, every worker joined and `purge()` called: the large and kept-large counts are
+//! back to the start's, the blocks `stats()` counts as held (`blocks_in_use` over the classes
+//! plus `fallback_count`) changed by exactly as many as the blocks the program holds through
+//! the global allocator (`alloc_fuzz/counting.rs`: std keeps a few per thread, so that change
+//! need not be zero, but `PoolAlloc` must count exactly what is held), no free pool is resident
+//! and no empty medium span is mapped. `alloc_fuzz/oracle_selftest.rs` shows each kind of check fails
 //! on a deliberate bug on the test's side.
 //!
 //! # Crashes and hangs (`alloc_fuzz/child.rs`)
@@ -54,6 +56,8 @@
 
 #[path = "alloc_fuzz/child.rs"]
 mod child;
+#[path = "alloc_fuzz/counting.rs"]
+mod counting;
 #[path = "alloc_fuzz/interp.rs"]
 mod interp;
 #[path = "alloc_fuzz/oracle.rs"]
@@ -68,7 +72,7 @@ mod regressions;
 mod runner;
 
 #[global_allocator]
-static A: pyheap::PoolAlloc = pyheap::PoolAlloc;
+static A: counting::Counting = counting::Counting;
 
 #[test]
 fn fuzz_programs() {

@@ -13,7 +13,7 @@ use pyheap::alloc::{purge, set_purge_delay, stats, AllocStats};
 use pyheap::PoolAlloc;
 use std::alloc::Layout;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -31,9 +31,9 @@ pub const SAB_NO_FILL_AFTER_GROW: u8 = 1;
 pub const SAB_LARGE_COUNT: u8 = 2;
 /// The end frees every block but one.
 pub const SAB_LEAK: u8 = 3;
-
-/// Check `blocks_in_use` at the end even when the parent left an abandoned heap.
-pub static STRICT_BLOCKS: AtomicBool = AtomicBool::new(false);
+/// The end counts one block fewer held by the program than there is (as if `PoolAlloc`
+/// counted a freed block as in use).
+pub const SAB_MISCOUNT: u8 = 4;
 
 /// A live block: address, request size and alignment, and the tag of its pattern.
 struct Blk {
@@ -103,6 +103,9 @@ fn alloc_block(size: usize, align: usize, zeroed: bool, api: bool, tag: u64) -> 
         } else {
             PoolAlloc.allocate(l)
         };
+        if r.is_ok() {
+            crate::counting::held_through_api(1);
+        }
         match r {
             Ok(s) if s.len() >= size => s.as_ptr().cast::<u8>() as usize,
             Ok(s) => violation(format!("{}: only {} bytes", what(), s.len())),
@@ -202,6 +205,7 @@ fn free_block(b: Blk, api: bool) {
         let p = NonNull::new(b.p as *mut u8).expect("live blocks are non-null");
         // SAFETY: a live block of layout `l` from `PoolAlloc`, freed once.
         unsafe { PoolAlloc.deallocate(p, l) };
+        crate::counting::held_through_api(-1);
     } else {
         // SAFETY: a live block of layout `l` from the global allocator, freed once.
         unsafe { std::alloc::dealloc(b.p as *mut u8, l) };
@@ -262,6 +266,8 @@ struct SlotModel {
 
 struct Coordinator {
     base: AllocStats,
+    /// `counting::live()` when `base` was taken.
+    base_live: isize,
     slots: [Option<SlotModel>; SLOTS],
     /// The thread that last held each slot (the one whose queue may still touch it).
     last_holder: [usize; SLOTS],
@@ -493,13 +499,23 @@ impl Coordinator {
         if s.medium_spans_empty != 0 {
             bad.push("empty medium spans mapped after purge()");
         }
-        // Strict only when the parent left no abandoned heap, or when asked: otherwise a
-        // 48-byte block in use too many shows up now and then, not yet explained (see
-        // `regressions.rs`, `suspect_one_block_in_use_too_many_after_thread_exits`).
-        let strict = base.heaps_abandoned == 0 || STRICT_BLOCKS.load(Ordering::Relaxed);
-        if strict && s.blocks_in_use() != base.blocks_in_use() {
-            bad.push("blocks_in_use not back to the start's (leak)");
+        // What `PoolAlloc` counts as held must change exactly as what the program holds.
+        let held = |s: &AllocStats| (s.blocks_in_use() + s.fallback_count) as isize;
+        let mut program = crate::counting::live() - self.base_live;
+        if SABOTAGE.load(Ordering::Relaxed) == SAB_MISCOUNT {
+            program -= 1;
         }
+        if held(&s) - held(base) != program {
+            let m = format!(
+                "blocks in use + fallback count changed unlike the blocks held (leak): \
+                 {} -> {}, the program's blocks by {program}",
+                held(base),
+                held(&s)
+            );
+            bad.push(m.leak());
+        }
+        // The program's own leaks: std keeps small blocks only (so `program` may be above 0),
+        // never system-allocator ones.
         if (s.fallback_count, s.fallback_bytes) != (base.fallback_count, base.fallback_bytes) {
             bad.push("fallback_count/bytes not back to the start's (leak)");
         }
@@ -529,9 +545,11 @@ pub fn run_program(ops: &[Op]) {
     drop(tx);
     h.join().expect("worker exits");
     purge();
+    let base_live = crate::counting::live();
     let base = stats();
     let mut co = Coordinator {
         base,
+        base_live,
         slots: [None; SLOTS],
         last_holder: [0; SLOTS],
         live: 0,

@@ -3,7 +3,9 @@
 //! the allocator does.
 
 use crate::child::contain;
-use crate::interp::{run_program, SABOTAGE, SAB_LARGE_COUNT, SAB_LEAK, SAB_NO_FILL_AFTER_GROW};
+use crate::interp::{
+    run_program, SABOTAGE, SAB_LARGE_COUNT, SAB_LEAK, SAB_MISCOUNT, SAB_NO_FILL_AFTER_GROW,
+};
 use crate::program::{Op, Op::*, MIB};
 use std::sync::atomic::Ordering;
 
@@ -60,4 +62,13 @@ fn a_wrong_large_block_count_is_reported() {
 fn a_leak_is_reported() {
     fails_with(SAB_LEAK, &[alloc(3000)], "fallback_count");
     fails_with(SAB_LEAK, &[alloc(MIB)], "large_blocks");
+}
+
+#[test]
+fn blocks_counted_in_use_but_not_held_are_reported() {
+    fails_with(
+        SAB_MISCOUNT,
+        &[alloc(100), alloc(40)],
+        "changed unlike the blocks held",
+    );
 }
