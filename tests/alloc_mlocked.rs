@@ -48,18 +48,6 @@ fn purge_of_locked_page_refused() -> bool {
     }
 }
 
-/// Panics unless the `size` bytes at `p` are zero.
-fn check_zero(p: *mut u8, size: usize, what: &str) {
-    // SAFETY: a live block of `size` bytes, initialized (zeroed by contract).
-    let bytes = unsafe { std::slice::from_raw_parts(p, size) };
-    if let Some(i) = bytes.iter().position(|&b| b != 0) {
-        panic!(
-            "{what}: alloc_zeroed({size}) = {p:p}: byte {i} is {:#x}",
-            bytes[i]
-        );
-    }
-}
-
 #[test]
 fn zeroed_blocks_are_zero_when_purges_are_refused() {
     common::wait_for_harness_idle();
@@ -116,13 +104,15 @@ fn zeroed_blocks_are_zero_when_purges_are_refused() {
         // SAFETY: a non-zero size.
         let p = unsafe { alloc_zeroed(l) };
         assert!(!p.is_null());
-        check_zero(p, size, "large");
+        // SAFETY: a live block of `size` bytes.
+        unsafe { common::assert_zeroed(p, size, "large") };
         live.push((p, l));
     }
     let small: Vec<Vec<u8>> = (0..100_000)
         .map(|i| {
             let v = vec![0u8; if i % 2 == 0 { 64 } else { 200 }];
-            check_zero(v.as_ptr() as *mut u8, v.len(), "small");
+            // SAFETY: the vector's bytes.
+            unsafe { common::assert_zeroed(v.as_ptr(), v.len(), "small") };
             v
         })
         .collect();

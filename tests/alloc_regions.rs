@@ -56,14 +56,8 @@ impl Big {
         // SAFETY: a non-zero size.
         let ptr = unsafe { alloc_zeroed(layout) };
         assert!(!ptr.is_null(), "allocation of {size} bytes failed");
-        // SAFETY: the block's bytes, initialized (zeroed).
-        let bytes = unsafe { std::slice::from_raw_parts(ptr, size) };
-        if let Some(i) = bytes.iter().position(|&b| b != 0) {
-            panic!(
-                "alloc_zeroed({size}) = {ptr:p}: byte {i} is {:#x}",
-                bytes[i]
-            );
-        }
+        // SAFETY: a live block of `size` bytes.
+        unsafe { common::assert_zeroed(ptr, size, "zeroed block") };
         Big { ptr, size }
     }
 

@@ -175,3 +175,19 @@ pub fn counted(what: &str) -> pyheap::alloc::AllocStats {
     );
     s
 }
+
+/// Panics unless the `size` bytes at `p` (a block `alloc_zeroed` returned) are all zero,
+/// naming the first that is not; `what` names the block in the message.
+///
+/// # Safety
+/// `p` is a live block of at least `size` bytes.
+pub unsafe fn assert_zeroed(p: *const u8, size: usize, what: &str) {
+    // SAFETY: the caller's live block of `size` bytes, initialized (zeroed by contract).
+    let bytes = unsafe { std::slice::from_raw_parts(p, size) };
+    if let Some(i) = bytes.iter().position(|&b| b != 0) {
+        panic!(
+            "{what}: alloc_zeroed({size}) = {p:p}: byte {i} is {:#x}",
+            bytes[i]
+        );
+    }
+}
