@@ -33,6 +33,11 @@
 //! and no empty medium span is mapped. `alloc_fuzz/oracle_selftest.rs` shows each kind of check fails
 //! on a deliberate bug on the test's side.
 //!
+//! `Trace` operations start and stop tracemalloc while the workers go on, and
+//! `fuzz_programs_under_the_debug_allocator` runs the programs again under `PYHEAP_MALLOC=debug`
+//! (where the large-block counts are not checked against the model: every block is the data
+//! of a larger one).
+//!
 //! # Crashes and hangs (`alloc_fuzz/child.rs`)
 //!
 //! Each program runs in a forked child under an `alarm` watchdog; a violation, panic, crash or
@@ -77,4 +82,34 @@ static A: counting::Counting = counting::Counting;
 #[test]
 fn fuzz_programs() {
     runner::fuzz("fuzz_programs", file!(), 1000, 60);
+}
+
+/// The same under the debug allocator (`PYHEAP_MALLOC=debug`, read by the first allocation,
+/// so a process of its own): this test runs the binary again with it, on `fuzz_programs`
+/// alone with 300 programs (unless `PYHEAP_ALLOC_FUZZ_CASES` or `_SECS` say otherwise).
+/// Every block is then the data of a larger one, checked at every free and resize: a
+/// program's corruption, or a size the allocator mixed up, stops the child with a report.
+#[test]
+fn fuzz_programs_under_the_debug_allocator() {
+    if interp::debug_allocator() {
+        return; // the child runs `fuzz_programs` only
+    }
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "fuzz_programs",
+        "--exact",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("PYHEAP_MALLOC", "debug");
+    if std::env::var_os("PYHEAP_ALLOC_FUZZ_CASES").is_none() {
+        cmd.env("PYHEAP_ALLOC_FUZZ_CASES", "300");
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "the fuzzer under the debug allocator failed ({:?}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

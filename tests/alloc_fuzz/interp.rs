@@ -407,6 +407,13 @@ impl Coordinator {
                 self.check_stats("Stats");
             }
             Op::Sleep { ms } => thread::sleep(Duration::from_millis(ms.into())),
+            Op::Trace { frames: 0 } => {
+                pyheap::tracemalloc::stop();
+                if pyheap::tracemalloc::get_traced_memory() != (0, 0) {
+                    violation("tracemalloc::stop() left traced memory".into());
+                }
+            }
+            Op::Trace { frames } => pyheap::tracemalloc::start(frames.into()),
         }
     }
 
@@ -445,8 +452,19 @@ impl Coordinator {
         if SABOTAGE.load(Ordering::Relaxed) == SAB_LARGE_COUNT {
             n += 1;
         }
-        if s.large_blocks != base.large_blocks + n || s.large_bytes != base.large_bytes + bytes {
+        // Under the debug allocator a block is the data of a larger one: the model's sizes
+        // say nothing about which blocks are large.
+        if !debug_allocator()
+            && (s.large_blocks != base.large_blocks + n
+                || s.large_bytes != base.large_bytes + bytes)
+        {
             bad.push("large_blocks/large_bytes differ from the model's large blocks");
+        }
+        if pyheap::tracemalloc::is_tracing() {
+            let (now, peak) = pyheap::tracemalloc::get_traced_memory();
+            if now > peak {
+                bad.push("tracemalloc: traced memory above its peak");
+            }
         }
         // Per thread: at most 8 MiB of large blocks kept, 4 MiB of medium blocks cached.
         if s.large_cached_bytes > base.large_cached_bytes + THREADS * 8 * MIB {
@@ -486,6 +504,7 @@ impl Coordinator {
         if !leak {
             (0..SLOTS).for_each(|s| drop(std::mem::take(&mut *blocks(s))));
         }
+        pyheap::tracemalloc::stop();
         purge();
         let s = self.check_stats("end, after purge");
         let base = &self.base;
@@ -530,6 +549,12 @@ impl Coordinator {
             ));
         }
     }
+}
+
+/// Whether this process runs under the debug allocator (`PYHEAP_MALLOC=debug`: see
+/// `fuzz_programs_under_the_debug_allocator`).
+pub fn debug_allocator() -> bool {
+    std::env::var("PYHEAP_MALLOC").as_deref() == Ok("debug")
 }
 
 /// Run `ops` (in a forked child: see `child.rs`).

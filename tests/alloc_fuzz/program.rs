@@ -63,6 +63,10 @@ pub enum Op {
     Stats,
     /// The coordinator sleeps (purge delays expire).
     Sleep { ms: u8 },
+    /// `tracemalloc::start(frames)` (`frames` 0: `tracemalloc::stop()`), from the coordinating
+    /// thread, while the workers go on: blocks allocated before a start are freed and resized
+    /// while tracing, and traced ones after a stop.
+    Trace { frames: u8 },
 }
 
 /// Sizes at and around every regime's boundary, and at pool and arena multiples.
@@ -146,6 +150,7 @@ pub fn op() -> impl Strategy<Value = Op> {
             .prop_map(|ms| Op::SetPurgeDelay { ms }),
         4 => Just(Op::Stats),
         1 => (0..5u8).prop_map(|ms| Op::Sleep { ms }),
+        2 => prop::sample::select(vec![0u8, 0, 1, 4, 25]).prop_map(|frames| Op::Trace { frames }),
     ]
 }
 

@@ -97,3 +97,45 @@ fn abandoned_blocks_freed_by_two_threads() {
         Stats,
     ]);
 }
+
+/// tracemalloc started and stopped around blocks of every regime: blocks allocated before a
+/// start are resized and freed while tracing, traced blocks after a stop, on other threads.
+#[test]
+fn tracing_started_and_stopped_around_live_blocks() {
+    let alloc = |thread, slot, size| Alloc {
+        thread,
+        slot,
+        size,
+        align: 16,
+        zeroed: false,
+        api: false,
+        count: 1,
+    };
+    let realloc = |slot, size| Realloc {
+        slot,
+        size,
+        api: None,
+        zeroed: false,
+    };
+    must_pass(&[
+        alloc(0, 0, 100),
+        alloc(0, 1, 3000),
+        alloc(1, 2, 3 * MIB),
+        Trace { frames: 4 },
+        realloc(0, 600),
+        realloc(2, 300 * KIB),
+        alloc(2, 3, 40),
+        alloc(2, 4, LARGE_MIN),
+        Send { slot: 3, to: 0 },
+        Stats,
+        Trace { frames: 0 },
+        realloc(3, 5000),
+        Free {
+            slot: 4,
+            api: false,
+        },
+        Trace { frames: 25 },
+        Free { slot: 1, api: true },
+        Stats,
+    ]);
+}
