@@ -139,9 +139,21 @@ pub(crate) fn purge(p: *mut u8, size: usize) -> bool {
     let purged = unsafe { libc::madvise(p.cast(), size, libc::MADV_DONTNEED) == 0 };
     if !purged {
         // SAFETY: as above: mapped, writable, ours alone.
-        unsafe { ptr::write_bytes(p, 0, size) };
+        unsafe { zero_by_hand(p, size) };
     }
     purged
+}
+
+/// `purge`'s fallback, out of its way: the OS refused.
+///
+/// # Safety
+/// The `size` bytes at `p` are mapped, writable, and the caller's alone.
+#[cfg(unix)]
+#[cold]
+#[inline(never)]
+unsafe fn zero_by_hand(p: *mut u8, size: usize) {
+    // SAFETY: caller's contract.
+    unsafe { ptr::write_bytes(p, 0, size) };
 }
 
 /// A monotonic clock in milliseconds, read without allocating (a vDSO call on Linux). Not
