@@ -7,7 +7,7 @@
 
 use crate::child::violation;
 use crate::oracle::{self, check, check_align, check_zero, fill};
-use crate::program::{Op, LARGE_ALIGN, LARGE_MAX, LARGE_MIN, MIB, SLOTS, THREADS};
+use crate::program::{Op, KIB, LARGE_ALIGN, LARGE_MAX, LARGE_MIN, MIB, SLOTS, THREADS};
 use allocator_api2::alloc::Allocator;
 use pyheap::alloc::{purge, set_purge_delay, stats, AllocStats};
 use pyheap::PoolAlloc;
@@ -34,6 +34,8 @@ pub const SAB_LEAK: u8 = 3;
 /// The end counts one block fewer held by the program than there is (as if `PoolAlloc`
 /// counted a freed block as in use).
 pub const SAB_MISCOUNT: u8 = 4;
+/// A forked child (`Op::Fork`) finds a block's pattern wrong.
+pub const SAB_FORK_CHILD: u8 = 5;
 
 /// A live block: address, request size and alignment, and the tag of its pattern.
 struct Blk {
@@ -414,6 +416,7 @@ impl Coordinator {
                 }
             }
             Op::Trace { frames } => pyheap::tracemalloc::start(frames.into()),
+            Op::Fork => fork_and_check(),
         }
     }
 
@@ -548,6 +551,104 @@ impl Coordinator {
                  base:\n{base}\nnow:\n{s}"
             ));
         }
+    }
+}
+
+/// `Op::Fork`: fork while the workers run; the child's work is `forked_child`. A child that
+/// fails reports as the oracle does (its message goes to the same stderr).
+fn fork_and_check() {
+    // SAFETY: the child runs `forked_child` (the allocator, std's allocation-free parts, and
+    // libc) and `_exit`s, never returning into this program; the allocator's fork handlers
+    // keep its locks usable in the child.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        violation("fork failed".into());
+    }
+    if pid == 0 {
+        // SAFETY: `alarm` and `_exit` are async-signal-safe.
+        unsafe {
+            libc::alarm(20);
+            forked_child();
+            libc::_exit(0);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    if unsafe { libc::waitpid(pid, &mut status, 0) } != pid
+        || !libc::WIFEXITED(status)
+        || libc::WEXITSTATUS(status) != 0
+    {
+        violation(format!(
+            "Fork: the child failed (wait status {status:#x}; 14 is SIGALRM: a deadlock)"
+        ));
+    }
+}
+
+/// The forked child's work (see `Op::Fork`).
+fn forked_child() {
+    for slot in &SLOT_BLOCKS {
+        // A slot a worker held at the fork stays locked in the child: skipped.
+        let Ok(mut bs) = slot.try_lock() else {
+            continue;
+        };
+        for (i, b) in std::mem::take(&mut *bs).into_iter().enumerate() {
+            let tag = if SABOTAGE.load(Ordering::Relaxed) == SAB_FORK_CHILD {
+                !b.tag
+            } else {
+                b.tag
+            };
+            verify(&Blk { tag, ..b }, "in a forked child");
+            if i % 2 == 0 && b.size > 0 {
+                // SAFETY: a live block of this layout (from the global allocator or its
+                // `Allocator` API: the same blocks), freed once (taken out of the slot).
+                unsafe { std::alloc::dealloc(b.p as *mut u8, layout(b.size, b.align)) };
+            }
+        }
+    }
+    // Blocks of every regime, without the oracle's map (a worker may have held its lock at
+    // the fork): zeroed ones checked zero, every one filled and checked.
+    for (size, count) in [(100, 1000), (3000, 100), (300 * KIB, 2), (5 * MIB, 1)] {
+        let l = layout(size, 16);
+        let what = || format!("a forked child's block of {size} B");
+        let bs: Vec<usize> = (0..count)
+            .map(|k| {
+                // SAFETY: a non-zero size.
+                let p = unsafe {
+                    if k % 3 == 0 {
+                        std::alloc::alloc_zeroed(l)
+                    } else {
+                        std::alloc::alloc(l)
+                    }
+                };
+                if p.is_null() {
+                    violation(what());
+                }
+                // SAFETY: a fresh block of `size` bytes, ours.
+                unsafe {
+                    if k % 3 == 0 {
+                        check_zero(p, 0, size, &what);
+                    }
+                    fill(p, size, 0xf0_0000 + k as u64);
+                }
+                p as usize
+            })
+            .collect();
+        for (k, p) in bs.into_iter().enumerate() {
+            // SAFETY: allocated just above with `l`, filled with this tag, freed once.
+            unsafe {
+                check(p as *const u8, size, size, 0xf0_0000 + k as u64, &what);
+                std::alloc::dealloc(p as *mut u8, l);
+            }
+        }
+    }
+    purge();
+    let s = stats();
+    if s.arenas_mapped_total - s.arenas_returned != s.arenas_mapped
+        || s.arenas_in_flight > THREADS * 33
+    {
+        violation(format!(
+            "in a forked child: the arena counts do not add up\n{s}"
+        ));
     }
 }
 

@@ -4,7 +4,8 @@
 
 use crate::child::contain;
 use crate::interp::{
-    run_program, SABOTAGE, SAB_LARGE_COUNT, SAB_LEAK, SAB_MISCOUNT, SAB_NO_FILL_AFTER_GROW,
+    run_program, SABOTAGE, SAB_FORK_CHILD, SAB_LARGE_COUNT, SAB_LEAK, SAB_MISCOUNT,
+    SAB_NO_FILL_AFTER_GROW,
 };
 use crate::program::{Op, Op::*, MIB};
 use std::sync::atomic::Ordering;
@@ -70,5 +71,14 @@ fn blocks_counted_in_use_but_not_held_are_reported() {
         SAB_MISCOUNT,
         &[alloc(100), alloc(40)],
         "changed unlike the blocks held",
+    );
+}
+
+#[test]
+fn a_forked_childs_finding_is_reported() {
+    fails_with(
+        SAB_FORK_CHILD,
+        &[alloc(100), Stats, Fork],
+        "Fork: the child failed",
     );
 }

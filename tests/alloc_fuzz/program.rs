@@ -67,6 +67,12 @@ pub enum Op {
     /// thread, while the workers go on: blocks allocated before a start are freed and resized
     /// while tracing, and traced ones after a stop.
     Trace { frames: u8 },
+    /// `fork()` from the coordinating thread while the workers go on. The child (its only
+    /// thread) checks the blocks of every slot no worker held at the fork, frees every other
+    /// one (frees into the heaps of threads the child does not have), allocates, checks and
+    /// frees blocks of every regime, calls `purge()`, and checks the arena counts; the
+    /// program goes on in the parent once the child exited.
+    Fork,
 }
 
 /// Sizes at and around every regime's boundary, and at pool and arena multiples.
@@ -151,6 +157,7 @@ pub fn op() -> impl Strategy<Value = Op> {
         4 => Just(Op::Stats),
         1 => (0..5u8).prop_map(|ms| Op::Sleep { ms }),
         2 => prop::sample::select(vec![0u8, 0, 1, 4, 25]).prop_map(|frames| Op::Trace { frames }),
+        1 => Just(Op::Fork),
     ]
 }
 

@@ -139,3 +139,42 @@ fn tracing_started_and_stopped_around_live_blocks() {
         Stats,
     ]);
 }
+
+/// Forks while the workers allocate, resize, send and free blocks of every regime, and again
+/// after a thread exited holding blocks and tracing started.
+#[test]
+fn forks_among_busy_workers() {
+    let alloc = |thread, slot, size, count| Alloc {
+        thread,
+        slot,
+        size,
+        align: 16,
+        zeroed: thread == 1,
+        api: false,
+        count,
+    };
+    must_pass(&[
+        alloc(0, 0, 64, 2000),
+        alloc(1, 1, 5000, 50),
+        alloc(2, 2, 3 * MIB, 1),
+        alloc(0, 3, LARGE_MIN, 2),
+        Fork,
+        Realloc {
+            slot: 2,
+            size: 9 * MIB,
+            api: None,
+            zeroed: false,
+        },
+        Send { slot: 0, to: 2 },
+        Fork,
+        ThreadExit { thread: 1 },
+        Trace { frames: 3 },
+        alloc(1, 4, 700 * KIB, 3),
+        Fork,
+        Free {
+            slot: 3,
+            api: false,
+        },
+        Stats,
+    ]);
+}
