@@ -173,9 +173,8 @@ pub(crate) struct ArenaCounters {
     /// `finish_block` counts the block, and the spare places being moved into a block's
     /// purged ones (`fill_purged`), until they are vacant again or counted as returned.
     /// Counted here under the lock that takes them and uncounted under the one that settles
-    /// them. So `mapped + block_arenas + spare + in_flight + returned == mapped_total` at
-    /// every release of the lock (`arenas_mapped`); in a child forked meanwhile, the places
-    /// the other thread held stay in flight for good (a bounded leak, like its caches).
+    /// them; in a child forked meanwhile, the places the other thread held stay in flight for
+    /// good (a bounded leak, like its caches).
     pub(crate) in_flight: StatCounter,
     /// Live large blocks, and their sizes in bytes: written with `add_shared` (see the
     /// invariants), because a thread takes a kept block back, keeps one or resizes one in place
@@ -187,8 +186,9 @@ pub(crate) struct ArenaCounters {
 
 impl ArenaCounters {
     /// Arena-sized places mapped now: arenas on the lists, places inside live large blocks,
-    /// spare places, and places in flight (see the fields). With the lock held (or quiet),
-    /// `arenas_mapped() + returned == mapped_total`.
+    /// spare places, and places in flight (see the fields). At every release of the lock,
+    /// `mapped + block_arenas + spare + in_flight + returned == mapped_total`, that is
+    /// `arenas_mapped() + returned == mapped_total` (`large_blocks.rs`' invariants).
     pub(crate) fn arenas_mapped(&self) -> u64 {
         self.mapped
             .get()
