@@ -26,28 +26,6 @@ static A: pyheap::PoolAlloc = pyheap::PoolAlloc;
 
 const MIB: usize = 1 << 20;
 
-/// Whether `bytes` more can be mapped and locked (with `MCL_FUTURE` a mapping is locked at
-/// once: beyond `RLIMIT_MEMLOCK`, without `CAP_IPC_LOCK`, it fails, and so would the
-/// allocator's own mappings, which is not what this test is about).
-fn can_lock(bytes: usize) -> bool {
-    // SAFETY: an anonymous mapping of our own, unmapped at once.
-    unsafe {
-        let p = libc::mmap(
-            std::ptr::null_mut(),
-            bytes,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        );
-        if p == libc::MAP_FAILED {
-            return false;
-        }
-        libc::munmap(p, bytes);
-        true
-    }
-}
-
 /// Whether `MADV_DONTNEED` on a locked page of ours is refused (as it is since Linux 2.6).
 fn purge_of_locked_page_refused() -> bool {
     // SAFETY: an anonymous mapping of our own, written, advised and unmapped here.
@@ -81,7 +59,7 @@ fn zeroed_blocks_are_zero_when_purges_are_refused() {
         );
         return;
     }
-    if !can_lock(256 << 20) {
+    if !common::can_lock(256 << 20) {
         // SAFETY: a plain system call.
         unsafe { libc::munlockall() };
         eprintln!(

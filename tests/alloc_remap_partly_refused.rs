@@ -24,12 +24,12 @@
 ))]
 
 mod common;
-#[path = "common/mremap_filter.rs"]
-mod mremap_filter;
+#[path = "common/seccomp_filter.rs"]
+mod seccomp_filter;
 
 use common::{counted, Rng};
-use mremap_filter::{dontunmap_works, refuse_mremap_dontunmap, Big};
 use pyheap::alloc::{purge, set_purge_delay, ARENA_SIZE};
+use seccomp_filter::{dontunmap_works, refuse_mremap_dontunmap, Big};
 use std::time::Duration;
 
 #[global_allocator]

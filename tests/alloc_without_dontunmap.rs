@@ -23,12 +23,12 @@
 ))]
 
 mod common;
-#[path = "common/mremap_filter.rs"]
-mod mremap_filter;
+#[path = "common/seccomp_filter.rs"]
+mod seccomp_filter;
 
 use common::{counted, Rng};
-use mremap_filter::{dontunmap_works, refuse_mremap_dontunmap, Big};
 use pyheap::alloc::{purge, set_purge_delay};
+use seccomp_filter::{dontunmap_works, refuse_mremap_dontunmap, Big};
 use std::time::Duration;
 
 #[global_allocator]
@@ -41,7 +41,7 @@ fn large_blocks_work_without_mremap_dontunmap() {
     common::wait_for_harness_idle();
     refuse_mremap_dontunmap(None);
     assert!(
-        !dontunmap_works(4 * mremap_filter::PAGE),
+        !dontunmap_works(4 * seccomp_filter::PAGE),
         "the filter let MREMAP_DONTUNMAP through"
     );
     set_purge_delay(Duration::MAX);

@@ -49,7 +49,7 @@ pub fn purge() -> usize {
     super::thread::flush_medium_cache();
     let bytes =
         GLOBAL.arenas.purge_all(&GLOBAL.map) * POOL_SIZE + super::medium_spans::unmap_all_empty();
-    super::glibc_tuning::trim();
+    super::glibc_tuning::purge();
     bytes
 }
 

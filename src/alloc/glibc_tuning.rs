@@ -20,6 +20,11 @@
 //!   such block is freed anyway; setting any of the three turns the dynamic adjustment off, so
 //!   it is set to where the dynamic one ends, and no program gets more `mmap`s than before.
 //!
+//! A program that locks its memory (`mlockall(MCL_FUTURE)`) gets every page glibc maps
+//! populated at once, the padding's too: there [`TOP_PAD`] is left at glibc's default (checked
+//! when the settings are applied, at the first request: a program that locks its memory later
+//! keeps the padding of the heaps glibc grows then).
+//!
 //! The cost is memory kept between peaks: glibc keeps up to [`TRIM_THRESHOLD`] of free heap
 //! top per arena (about what its dynamic threshold keeps after the program has freed one 8 MiB
 //! block), resident if it was touched. Peak RSS did not change on any measured workload.
@@ -42,7 +47,7 @@
 
 #[cfg(all(target_os = "linux", target_env = "gnu", not(loom), not(miri)))]
 mod imp {
-    use crate::sync::unmodelled::{AtomicU8, Ordering};
+    use crate::sync::unmodelled::{AtomicBool, AtomicU8, Ordering};
 
     /// `M_TOP_PAD`: 8 MiB.
     pub const TOP_PAD: usize = 8 << 20;
@@ -131,27 +136,112 @@ mod imp {
         {
             return;
         }
+        let pad = !maps_are_populated();
+        if !pad {
+            PAD_DROPPED.store(true, Ordering::Relaxed);
+        }
         for (param, value) in [
             (libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD),
             (libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD),
-            (libc::M_TOP_PAD, TOP_PAD),
-        ] {
+        ]
+        .into_iter()
+        .chain(pad.then_some((libc::M_TOP_PAD, TOP_PAD)))
+        {
             // SAFETY: mallopt has no preconditions; it takes glibc's own locks and does not
             // allocate. A refused value (0 returned) leaves glibc's default for it.
             unsafe { libc::mallopt(param, value as libc::c_int) };
         }
     }
 
-    pub fn applied() -> bool {
-        STATE.load(Ordering::Relaxed) == APPLIED
+    /// Whether the OS populates memory as it is mapped: the program locked its future memory
+    /// (`mlockall(MCL_FUTURE)` without `MCL_ONFAULT`). Then glibc's heap top padding would be
+    /// resident and locked, never used, as soon as glibc grows a heap: 8 MiB for the main
+    /// heap and for each thread's arena (measured in session 34: 40 MiB for a program with
+    /// four threads). A page mapped and never touched tells: `mincore` says it is resident.
+    /// Three system calls.
+    fn maps_are_populated() -> bool {
+        const PAGE: usize = 4096; // every page size in use is a multiple of it
+                                  // SAFETY: an anonymous mapping of our own, queried and unmapped here; `mincore`
+                                  // writes one byte per page of the 4 KiB asked (one page at most) into `resident`.
+        unsafe {
+            let p = libc::mmap(
+                core::ptr::null_mut(),
+                PAGE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            if p == libc::MAP_FAILED {
+                return false;
+            }
+            let mut resident = 0u8;
+            let known = libc::mincore(p, PAGE, &mut resident) == 0;
+            libc::munmap(p, PAGE);
+            known && resident & 1 != 0
+        }
     }
 
-    /// `malloc_trim(0)`, when the settings were applied: the kept heap top back to the OS.
-    pub fn trim() {
-        if applied() {
-            // SAFETY: malloc_trim has no preconditions.
+    /// Whether [`TOP_PAD`] was dropped, or never set, because the program locks its memory.
+    static PAD_DROPPED: AtomicBool = AtomicBool::new(false);
+
+    /// glibc's own `M_TOP_PAD` (`DEFAULT_TOP_PAD`, 128 KiB).
+    const GLIBC_TOP_PAD: usize = 128 * 1024;
+
+    /// The program may have locked its memory since the settings were applied (they are
+    /// applied before `main`: the runtime's first requests reach glibc). `page` is the first
+    /// page of a mapping made just now and not touched yet: if the OS populated it, the
+    /// program locks its future memory, and the padding goes back to glibc's default, the
+    /// padding glibc already keeps above its heap tops with it (`malloc_trim`). Called where
+    /// pyheap maps something for a new thread (a thread's heap), so before glibc makes that
+    /// thread an arena of its own, padded; one `mincore` there, nothing once dropped.
+    #[cold]
+    pub fn note_fresh_mapping(page: *mut u8) {
+        if STATE.load(Ordering::Relaxed) != APPLIED || PAD_DROPPED.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut resident = 0u8;
+        // SAFETY: `page` starts a mapping of ours (caller), at least a page long; `mincore`
+        // writes one byte per page asked (one) into `resident`.
+        let known = unsafe { libc::mincore(page.cast(), 4096, &mut resident) } == 0;
+        if known && resident & 1 != 0 {
+            drop_pad();
+        }
+    }
+
+    /// `purge`'s part: the padding dropped if the program locks its memory (see
+    /// [`note_fresh_mapping`]), then the heap tops trimmed.
+    pub fn purge() {
+        if !applied() {
+            return;
+        }
+        if !PAD_DROPPED.load(Ordering::Relaxed) && maps_are_populated() {
+            drop_pad();
+        }
+        // SAFETY: malloc_trim has no preconditions.
+        unsafe { libc::malloc_trim(0) };
+    }
+
+    /// Every thread that saw the lock sets the padding itself before it goes on to glibc
+    /// (so none makes a padded arena while another is still trimming); one trims.
+    #[cold]
+    fn drop_pad() {
+        // SAFETY: as in `apply`.
+        unsafe { libc::mallopt(libc::M_TOP_PAD, GLIBC_TOP_PAD as libc::c_int) };
+        if !PAD_DROPPED.swap(true, Ordering::Relaxed) {
+            // SAFETY: malloc_trim has no preconditions: the free heap tops beyond the new
+            // padding go back.
             unsafe { libc::malloc_trim(0) };
         }
+    }
+
+    /// Whether the top padding is off because the program locks its memory.
+    pub fn pad_dropped() -> bool {
+        PAD_DROPPED.load(Ordering::Relaxed)
+    }
+
+    pub fn applied() -> bool {
+        STATE.load(Ordering::Relaxed) == APPLIED
     }
 }
 
@@ -162,10 +252,14 @@ mod imp {
     pub fn applied() -> bool {
         false
     }
-    pub fn trim() {}
+    pub fn pad_dropped() -> bool {
+        false
+    }
+    pub fn purge() {}
+    pub fn note_fresh_mapping(_page: *mut u8) {}
 }
 
-pub(crate) use imp::{ensure, trim};
+pub(crate) use imp::{ensure, note_fresh_mapping, purge};
 
 /// Whether `PoolAlloc` tuned glibc's `malloc`, its fallback for requests above 512 bytes:
 /// `true` once the program has made such a request through `PoolAlloc` on Linux with glibc,
@@ -178,6 +272,9 @@ pub(crate) use imp::{ensure, trim};
 /// 100× faster on batches of 0.5-32 KiB blocks; see `BENCHMARKS.md`). glibc then keeps up to
 /// 16 MiB of free heap top per arena between peaks; [`purge`](crate::alloc::purge) gives it
 /// back. `PoolAllocWith::new(System)` never tunes glibc.
+///
+/// In a program that locks its memory (`mlockall(MCL_FUTURE)`) the padding is not set, or is
+/// set back to glibc's default once pyheap sees the lock (see [`glibc_top_pad_dropped`]).
 ///
 /// ```
 /// #[global_allocator]
@@ -196,4 +293,24 @@ pub(crate) use imp::{ensure, trim};
 /// ```
 pub fn glibc_tuned() -> bool {
     imp::applied()
+}
+
+/// Whether `PoolAlloc` set glibc's heap top padding back to glibc's default (or never set it)
+/// because the program locks its memory (`mlockall(MCL_CURRENT | MCL_FUTURE)`): every page of
+/// the padding would be resident and locked, 8 MiB per glibc arena, never used. pyheap looks
+/// when it applies its settings (before `main`), when it maps a heap for a new thread, and in
+/// [`purge`](crate::alloc::purge). The other two settings stay.
+///
+/// ```
+/// #[global_allocator]
+/// static GLOBAL: pyheap::PoolAlloc = pyheap::PoolAlloc;
+///
+/// fn main() {
+///     // This program does not lock its memory.
+///     pyheap::alloc::purge();
+///     assert!(!pyheap::alloc::glibc_top_pad_dropped());
+/// }
+/// ```
+pub fn glibc_top_pad_dropped() -> bool {
+    imp::pad_dropped()
 }

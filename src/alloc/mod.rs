@@ -123,7 +123,7 @@ mod work;
 pub use control::{purge, purge_delay, set_purge_delay};
 #[cfg(not(loom))]
 pub use debug::check_heap;
-pub use glibc_tuning::glibc_tuned;
+pub use glibc_tuning::{glibc_top_pad_dropped, glibc_tuned};
 #[cfg(not(loom))]
 pub use pool_alloc::PoolAlloc;
 pub use purge::DEFAULT_PURGE_DELAY_MS;

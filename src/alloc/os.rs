@@ -12,12 +12,33 @@ use core::ptr;
 
 /// Map `size` bytes aligned to `align` (both powers of two, `align >= page size`), readable and
 /// writable, zero-filled. Returns null when the OS refuses.
+///
+/// Reserved inaccessible first ([`reserve_aligned`]), then made accessible ([`commit`]): the
+/// alignment needs `size + align` bytes of address space for a moment, and a program that
+/// called `mlockall(MCL_FUTURE)` has every accessible mapping populated in full when it is
+/// made, so mapping those bytes accessible at once would fault in and zero twice the memory
+/// asked for, then unmap half of it.
 #[cfg(unix)]
 pub(crate) fn map_aligned(size: usize, align: usize) -> *mut u8 {
+    let p = reserve_aligned(size, align);
+    if !p.is_null() && !commit(p, size) {
+        unmap(p, size);
+        return ptr::null_mut();
+    }
+    p
+}
+
+/// Reserve `size` bytes of address space aligned to `align` (both powers of two, `align >=
+/// page size`), inaccessible (`PROT_NONE`): the OS backs none of it, even in a program that
+/// locks its memory (`mlockall(MCL_CURRENT | MCL_FUTURE)` populates every new mapping that
+/// can be read). [`commit`] makes parts of it readable and writable, zero-filled. Returns
+/// null when the OS refuses.
+#[cfg(unix)]
+pub(crate) fn reserve_aligned(size: usize, align: usize) -> *mut u8 {
     let Some(span) = size.checked_add(align) else {
         return ptr::null_mut();
     };
-    let raw = map(span);
+    let raw = map_with(span, libc::PROT_NONE);
     if raw.is_null() {
         return raw;
     }
@@ -34,24 +55,43 @@ pub(crate) fn map_aligned(size: usize, align: usize) -> *mut u8 {
     aligned as *mut u8
 }
 
+/// Make the `size` bytes at `p` (page-aligned, inside a reservation of ours that nothing
+/// uses yet, or already committed) readable and writable. Pages never touched read as zero.
+/// Returns whether the OS did it: it refuses when the process has too many mappings
+/// (`vm.max_map_count`: a commit may split a reservation in two) or, with strict overcommit
+/// accounting, too little memory to promise. In a program that locks its memory the pages
+/// are populated (and locked) here.
+#[cfg(unix)]
+pub(crate) fn commit(p: *mut u8, size: usize) -> bool {
+    // SAFETY: the range is ours (caller); making it accessible changes no byte of it.
+    unsafe { libc::mprotect(p.cast(), size, libc::PROT_READ | libc::PROT_WRITE) == 0 }
+}
+
 /// Map `size` bytes of zeroed, readable and writable memory. Returns null on failure.
 #[cfg(unix)]
 pub(crate) fn map(size: usize) -> *mut u8 {
+    map_with(size, libc::PROT_READ | libc::PROT_WRITE)
+}
+
+/// Map `size` bytes of zeroed memory that can only be read until parts of it are made
+/// writable ([`commit`]). Reading a page never written costs no memory (the OS maps its
+/// shared zero page), and nor does it in a program that locks its memory: that is what it
+/// is for. Returns null on failure.
+#[cfg(unix)]
+pub(crate) fn map_read_only(size: usize) -> *mut u8 {
+    map_with(size, libc::PROT_READ)
+}
+
+/// An anonymous private mapping of `size` bytes with protection `prot`, its pages never
+/// counted against the commit limit until written (`MAP_NORESERVE`, Linux). Null on failure.
+#[cfg(unix)]
+fn map_with(size: usize, prot: libc::c_int) -> *mut u8 {
     #[cfg(target_os = "linux")]
     let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
     #[cfg(not(target_os = "linux"))]
     let flags = libc::MAP_PRIVATE | libc::MAP_ANON;
     // SAFETY: an anonymous private mapping with no address hint touches no existing memory.
-    let p = unsafe {
-        libc::mmap(
-            ptr::null_mut(),
-            size,
-            libc::PROT_READ | libc::PROT_WRITE,
-            flags,
-            -1,
-            0,
-        )
-    };
+    let p = unsafe { libc::mmap(ptr::null_mut(), size, prot, flags, -1, 0) };
     if p == libc::MAP_FAILED {
         ptr::null_mut()
     } else {
@@ -216,6 +256,16 @@ mod portable {
     /// The OS refuses (never asked, see the module).
     pub(crate) fn map(_size: usize) -> *mut u8 {
         core::ptr::null_mut()
+    }
+
+    /// The OS refuses (never asked, see the module).
+    pub(crate) fn map_read_only(_size: usize) -> *mut u8 {
+        core::ptr::null_mut()
+    }
+
+    /// The OS refuses (never asked, see the module).
+    pub(crate) fn commit(_p: *mut u8, _size: usize) -> bool {
+        false
     }
 
     /// Nothing was mapped, so nothing is returned.

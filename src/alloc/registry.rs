@@ -236,6 +236,11 @@ impl HeapRegistry {
         if heap.is_null() {
             return heap;
         }
+        if spare.is_null() {
+            // A new thread, and a mapping not touched yet: glibc's padding goes if the
+            // program has locked its memory since (before glibc pads this thread an arena).
+            super::glibc_tuning::note_fresh_mapping(heap.cast());
+        }
         // SAFETY: a fresh mapping, or a spare one (no heap in it any more), large enough for a
         // Heap and page-aligned, ours alone; `map_words` is the global map's, non-null.
         unsafe { ptr::write(heap, Heap::new(home, map_words)) };

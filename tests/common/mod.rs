@@ -191,3 +191,26 @@ pub unsafe fn assert_zeroed(p: *const u8, size: usize, what: &str) {
         );
     }
 }
+
+/// In a process that locked its memory (`mlockall` with `MCL_FUTURE`): whether `bytes` more
+/// can be mapped and locked (a mapping is locked at once: beyond `RLIMIT_MEMLOCK`, without
+/// `CAP_IPC_LOCK`, it fails, and so would the allocator's own mappings, which is not what the
+/// tests of locked processes are about).
+pub fn can_lock(bytes: usize) -> bool {
+    // SAFETY: an anonymous mapping of our own, unmapped at once.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            bytes,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            return false;
+        }
+        libc::munmap(p, bytes);
+        true
+    }
+}

@@ -259,7 +259,8 @@ impl ArenaManager {
         room
     }
 
-    /// Make the block of `shape` in `room` and release the lock.
+    /// Make the block of `shape` in `room` and release the lock. Null, with nothing taken,
+    /// when the OS refuses to make the block's places accessible (`Regions::take`).
     ///
     /// # Safety
     /// Lock held; `room` was found by `find_room` under it, nothing changed since.
@@ -280,14 +281,19 @@ impl ArenaManager {
         let mut fill = Fill::new();
         // SAFETY: lock held (caller); no other reference to the locked state in this function.
         let l = unsafe { &mut *self.lists.get() };
+        // SAFETY: lock held; the places are vacant (`find`).
+        let Some(resident) = (unsafe { l.regions.take(first, n) }) else {
+            // The OS would not make a place accessible (too many mappings, or no memory to
+            // promise): nothing was taken, and the block cannot be made.
+            self.unlock();
+            return ptr::null_mut();
+        };
         let mut dirty = 0;
         if room.in_arena {
             // SAFETY: lock held; `find_room` checked the head is an arena on the lists with
             // its pools `first_pool..` free and no block.
             dirty = unsafe { take_range(l, room.at as *mut Arena, shape.first_pool, shape.arenas) };
         }
-        // SAFETY: lock held; the places are vacant (`find`).
-        let resident = unsafe { l.regions.take(first, n) };
         let purged = !resident & pool_bits(0, n);
         // SAFETY: lock held.
         unsafe { take_fill(l, purged.count_ones() as usize, &mut fill) };

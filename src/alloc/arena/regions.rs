@@ -21,6 +21,17 @@
 //! A region whose places are all vacant and purged is unmapped (`take_idle`), unless it is
 //! the last such one.
 //!
+//! **Reserved, then committed place by place.** A region is reserved inaccessible
+//! (`os::reserve_aligned`), and each place is made readable and writable (`os::commit`, one
+//! `mprotect`) the first time it is taken; it stays so until the region is unmapped. So
+//! memory never used costs nothing even in a program that locks its memory: with
+//! `mlockall(MCL_CURRENT | MCL_FUTURE)` the OS populates every accessible mapping in full
+//! when it is made, and a region mapped writable at once was 64 MiB resident and locked at the
+//! first large block (session 34's first item; `tests/alloc_mlocked_footprint.rs`). Places
+//! are committed in address order mostly, and a commit next to a committed place merges with
+//! its mapping, so a region is one to a few mappings (at worst 64, every other place
+//! committed, which `vm.max_map_count`'s default 65,530 allows for all [`MAX_REGIONS`]).
+//!
 //! Only where large blocks are (Linux, not loom, not Miri).
 //!
 //! # Invariants
@@ -28,7 +39,8 @@
 //!   is part of its locked state).
 //! * `table[..n]` are distinct regions sorted by base; each is a mapping of ours of
 //!   [`REGION_SIZE`] bytes at a multiple of `REGION_SIZE`, below `ADDRESS_LIMIT`.
-//! * For each region, `resident ⊆ vacant`; a vacant place is used by nobody: no arena
+//! * For each region, `resident ⊆ vacant`, and every place in use or resident is in
+//!   `committed` (readable and writable); a vacant place is used by nobody: no arena
 //!   header, no list, no arena-map bit, no block, and only the lock holder touches its memory
 //!   (to purge it, or after clearing its bit, to use it). A purged vacant place reads zero.
 //! * `spare` is the number of resident vacant places in all regions.
@@ -45,6 +57,10 @@ pub(crate) const REGION_SIZE: usize = REGION_PLACES * ARENA_SIZE;
 /// The most regions: 256 GiB of address space. Beyond, arenas and large blocks are mapped
 /// one by one, as before regions.
 const MAX_REGIONS: usize = 4096;
+/// The table's first capacity (regions): it doubles when full, up to `MAX_REGIONS` (a table
+/// of `MAX_REGIONS` is 2.1 MiB: mapped at once, it was resident in full in a program that
+/// locks its memory).
+const FIRST_CAPACITY: usize = 8;
 /// The most resident vacant places and empty arenas together when a large block is freed
 /// (64 MiB; or an eighth of the arenas mapped, if more): beyond, the highest spare places
 /// are purged at once (`ArenaManager::trim_spare`). Blocks of mixed sizes leave holes
@@ -72,6 +88,8 @@ struct Region {
     base: usize,
     vacant: u64,
     resident: u64,
+    /// The places made readable and writable (`os::commit`); the others are inaccessible.
+    committed: u64,
     /// When each resident vacant place became vacant (`os::now_ms`).
     vacated_at: [u64; REGION_PLACES],
 }
@@ -88,8 +106,9 @@ pub(crate) struct Room {
 
 /// The regions. See the module doc.
 pub(crate) struct Regions {
-    /// `MAX_REGIONS` slots, mapped at the first region (null before).
+    /// `cap` slots, mapped at the first region (null before, and `cap` 0).
     table: *mut Region,
+    cap: usize,
     n: usize,
     spare: usize,
     /// No resident vacant place is due to be purged before this time (ms).
@@ -100,6 +119,7 @@ impl Regions {
     pub(crate) const fn new() -> Regions {
         Regions {
             table: ptr::null_mut(),
+            cap: 0,
             n: 0,
             spare: 0,
             next_decay: u64::MAX,
@@ -154,11 +174,12 @@ impl Regions {
     }
 
     /// Reserve a region of the OS, without the lock (a system call): its base, or null when
-    /// the OS refuses or the address is beyond the arena map's reach. Its pages are never
-    /// huge ones (`MADV_NOHUGEPAGE`): a place is purged and reused by itself, and a huge page
-    /// would make a touch of one place resident for its neighbours too.
+    /// the OS refuses or the address is beyond the arena map's reach. Inaccessible until its
+    /// places are taken (see the module). Its pages are never huge ones (`MADV_NOHUGEPAGE`):
+    /// a place is purged and reused by itself, and a huge page would make a touch of one
+    /// place resident for its neighbours too.
     pub(crate) fn reserve() -> *mut u8 {
-        let base = os::map_aligned(REGION_SIZE, REGION_SIZE);
+        let base = os::reserve_aligned(REGION_SIZE, REGION_SIZE);
         if base.is_null() {
             return base;
         }
@@ -171,20 +192,14 @@ impl Regions {
     }
 
     /// Add the region reserved at `base` (by [`reserve`](Self::reserve)), all its places
-    /// vacant and purged. Returns false (and the caller unmaps it) when the table is full or
-    /// cannot be mapped.
+    /// vacant, purged and inaccessible. Returns false (and the caller unmaps it) when the
+    /// table is full or cannot grow.
     ///
     /// # Safety
     /// Lock held; `base` came from `reserve` and is in no region yet.
     pub(crate) unsafe fn add(&mut self, base: *mut u8) -> bool {
-        if self.table.is_null() {
-            let table = os::map(MAX_REGIONS * core::mem::size_of::<Region>());
-            if table.is_null() {
-                return false;
-            }
-            self.table = table.cast();
-        }
-        if self.n == MAX_REGIONS {
+        // SAFETY: lock held (caller).
+        if self.n == self.cap && !unsafe { self.grow_table() } {
             return false;
         }
         let base = base as usize;
@@ -197,10 +212,44 @@ impl Regions {
                 base,
                 vacant: u64::MAX,
                 resident: 0,
+                committed: 0,
                 vacated_at: [0; REGION_PLACES],
             });
         }
         self.n += 1;
+        true
+    }
+
+    /// Double the table (to [`FIRST_CAPACITY`] at first), up to `MAX_REGIONS`: a new mapping
+    /// with the regions copied, the old one unmapped. A system call under the lock, at most
+    /// ten times in the process's life (or once per doubling after regions were unmapped).
+    /// Returns false when the table is at its largest or the OS refuses.
+    ///
+    /// # Safety
+    /// Lock held.
+    unsafe fn grow_table(&mut self) -> bool {
+        let cap = if self.cap == 0 {
+            FIRST_CAPACITY
+        } else {
+            self.cap * 2
+        };
+        if cap > MAX_REGIONS {
+            return false;
+        }
+        let table = os::map(cap * core::mem::size_of::<Region>()).cast::<Region>();
+        if table.is_null() {
+            return false;
+        }
+        if !self.table.is_null() {
+            // SAFETY: `table[..n]` are initialized (invariant), the new table has room for
+            // them; distinct mappings. The old table is ours and nothing refers to it after.
+            unsafe {
+                ptr::copy_nonoverlapping(self.table, table, self.n);
+            }
+            os::unmap(self.table.cast(), self.cap * core::mem::size_of::<Region>());
+        }
+        self.table = table;
+        self.cap = cap;
         true
     }
 
@@ -284,23 +333,28 @@ impl Regions {
         best
     }
 
-    /// Make the `n` places from `addr` (vacant, in one region) in use. Returns which of them
-    /// were resident (bit `i`: place `i` from `addr`).
+    /// Make the `n` places from `addr` (vacant, in one region) in use, readable and writable
+    /// (committed first where they were not). Returns which of them were resident (bit `i`:
+    /// place `i` from `addr`), or `None` when the OS refused to make one accessible: then no
+    /// place is taken.
     ///
     /// # Safety
     /// Lock held; the places are vacant, in one region.
-    pub(crate) unsafe fn take(&mut self, addr: usize, n: usize) -> u64 {
+    pub(crate) unsafe fn take(&mut self, addr: usize, n: usize) -> Option<u64> {
         if n == 0 {
-            return 0;
+            return Some(0);
         }
         let (r, i) = self.locate_or_abort(addr);
         let mask = bits(i, n);
         debug_assert_eq!(r.vacant & mask, mask, "taking places that are not vacant");
+        if !commit(r, mask) {
+            return None;
+        }
         let resident = (r.resident & mask) >> i;
         r.vacant &= !mask;
         r.resident &= !mask;
         self.spare -= resident.count_ones() as usize;
-        resident
+        Some(resident)
     }
 
     /// Make the `n` places from `addr` (in use by the caller, in one region) vacant, resident
@@ -325,8 +379,9 @@ impl Regions {
         }
     }
 
-    /// The lowest resident vacant place, else the lowest purged one, taken (in use): its
-    /// address and whether it was resident. For a new arena.
+    /// The lowest resident vacant place, else the lowest purged one, taken (in use, readable
+    /// and writable): its address and whether it was resident. For a new arena. `None` if
+    /// there is none, or the OS refused to make the place accessible.
     ///
     /// # Safety
     /// Lock held.
@@ -347,7 +402,7 @@ impl Regions {
         let i = bits.trailing_zeros() as usize;
         let addr = r.base + i * ARENA_SIZE;
         // SAFETY: lock held; place `i` is vacant.
-        let resident = unsafe { self.take(addr, 1) } != 0;
+        let resident = unsafe { self.take(addr, 1) }? != 0;
         Some((addr, resident))
     }
 
@@ -478,6 +533,23 @@ impl Regions {
     }
 }
 
+/// Make the places of `mask` in `r` readable and writable where they are not yet (each run of
+/// them one `os::commit`), recording each run done in `r.committed`. Returns false if the OS
+/// refused one (the runs before it stay committed: committing is only ever done once).
+fn commit(r: &mut Region, mask: u64) -> bool {
+    let mut fresh = mask & !r.committed;
+    while fresh != 0 {
+        let i = fresh.trailing_zeros() as usize;
+        let len = (fresh >> i).trailing_ones() as usize;
+        if !os::commit((r.base + i * ARENA_SIZE) as *mut u8, len * ARENA_SIZE) {
+            return false;
+        }
+        r.committed |= bits(i, len);
+        fresh &= !bits(i, len);
+    }
+    true
+}
+
 /// How many arenas `Regions::find` asks `head_fits` about, at most (each is a header read,
 /// likely a cache miss).
 pub(crate) const HEAD_CHECKS: usize = 8;
@@ -491,6 +563,7 @@ mod tests {
         let mut rs = Regions::new();
         let table = os::map(MAX_REGIONS * core::mem::size_of::<Region>());
         rs.table = table.cast();
+        rs.cap = MAX_REGIONS;
         for (k, &(v, res)) in vacant.iter().enumerate() {
             // SAFETY: slot `k` of the mapped table.
             unsafe {
@@ -498,6 +571,7 @@ mod tests {
                     base: (k + 1) * REGION_SIZE,
                     vacant: v,
                     resident: res,
+                    committed: u64::MAX,
                     vacated_at: [0; REGION_PLACES],
                 })
             };
@@ -588,7 +662,7 @@ mod tests {
         assert_eq!(rs.spare(), 4);
         // SAFETY: a test's own regions (fake bases: nothing is purged or touched).
         unsafe {
-            assert_eq!(rs.take(place(0, 2), 4), 0b0011);
+            assert_eq!(rs.take(place(0, 2), 4), Some(0b0011));
             assert_eq!(rs.spare(), 2);
             rs.vacate(place(0, 2), 4, true, 5);
             assert_eq!(rs.spare(), 6);

@@ -1,8 +1,9 @@
-//! What `alloc_without_dontunmap` and `alloc_remap_partly_refused` share: a seccomp filter
-//! that refuses `mremap` with `MREMAP_DONTUNMAP` (as a kernel before 5.7 does, or, for some
-//! lengths only, as a kernel out of mappings might), and a large block that carries a tag in
-//! every page. A test file includes it with
-//! `#[path = "common/mremap_filter.rs"] mod mremap_filter;`; the filter lasts for the
+//! What the tests of refused system calls share (`alloc_without_dontunmap`,
+//! `alloc_remap_partly_refused`, `alloc_commit_refused`): seccomp filters that refuse
+//! `mremap` with `MREMAP_DONTUNMAP` (as a kernel before 5.7 does, or, for some lengths only,
+//! as a kernel out of mappings might) or `mprotect` of one length, and a large block that
+//! carries a tag in every page. A test file includes it with
+//! `#[path = "common/seccomp_filter.rs"] mod seccomp_filter;`; a filter lasts for the
 //! process, so each such binary holds one test.
 
 #![allow(dead_code)]
@@ -22,41 +23,62 @@ const AUDIT_ARCH: u32 = 0xC000_00B7;
 /// `MREMAP_DONTUNMAP` fail with `EINVAL` (with `Some(len)`, only those that move `len` bytes:
 /// `len` below 4 GiB), and let every other system call through.
 pub fn refuse_mremap_dontunmap(only_len: Option<u32>) {
+    refuse(
+        libc::SYS_mremap,
+        Some((3, libc::MREMAP_DONTUNMAP as u32)),
+        only_len.map(|len| (1, len)),
+        libc::EINVAL,
+    );
+}
+
+/// Make every `mprotect` of this process (all its threads) of exactly `len` bytes fail with
+/// `ENOMEM` (as when the process is out of mappings), and let every other system call
+/// through.
+pub fn refuse_mprotect_of(len: u32) {
+    refuse(libc::SYS_mprotect, None, Some((1, len)), libc::ENOMEM);
+}
+
+/// Install a filter: system call `nr` fails with `errno` when its argument `flag.0` has a bit
+/// of `flag.1` set (if given) and its argument `len.0` equals `len.1` (if given; a value
+/// below 4 GiB); everything else goes through. The filter lasts for the process.
+fn refuse(nr: libc::c_long, flag: Option<(u32, u32)>, len: Option<(u32, u32)>, errno: i32) {
     // Classic BPF over `struct seccomp_data`: `nr` at 0, `arch` at 4, `args[i]` at 16 + 8i
-    // (the low 32 bits first: both targets are little-endian). `mremap`'s flags are args[3].
+    // (the low 32 bits first: both targets are little-endian).
     const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
     const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
     const JSET_K: u16 = 0x45; // BPF_JMP | BPF_JSET | BPF_K
     const RET_K: u16 = 0x06; // BPF_RET | BPF_K
     let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
-    let allow = libc::SECCOMP_RET_ALLOW;
-    let refuse = libc::SECCOMP_RET_ERRNO | libc::EINVAL as u32;
+    let mut tests: Vec<libc::sock_filter> = Vec::new();
+    // Each test jumps to "allow" (the last instruction) when it fails: `jf` is patched below
+    // to the distance from the instruction to it.
+    tests.push(op(LD_W_ABS, 0, 0, 0));
+    tests.push(op(JEQ_K, 0, u8::MAX, nr as u32));
+    if let Some((arg, bits)) = flag {
+        tests.push(op(LD_W_ABS, 0, 0, 16 + 8 * arg));
+        tests.push(op(JSET_K, 0, u8::MAX, bits));
+    }
+    if let Some((arg, value)) = len {
+        tests.push(op(LD_W_ABS, 0, 0, 16 + 8 * arg + 4));
+        tests.push(op(JEQ_K, 0, u8::MAX, 0));
+        tests.push(op(LD_W_ABS, 0, 0, 16 + 8 * arg));
+        tests.push(op(JEQ_K, 0, u8::MAX, value));
+    }
     let mut program = vec![
         op(LD_W_ABS, 0, 0, 4),
         op(JEQ_K, 1, 0, AUDIT_ARCH),
-        op(RET_K, 0, 0, allow),
-        op(LD_W_ABS, 0, 0, 0),
-        op(JEQ_K, 0, 3, libc::SYS_mremap as u32),
-        op(LD_W_ABS, 0, 0, 16 + 8 * 3),
-        op(JSET_K, 0, 1, libc::MREMAP_DONTUNMAP as u32),
-        op(RET_K, 0, 0, refuse),
-        op(RET_K, 0, 0, allow),
+        op(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
     ];
-    if let Some(len) = only_len {
-        // Between the flag test and the refusal: `old_len` (args[1]) must be `len`, its high
-        // half zero; else allow (the last instruction).
-        let checks = [
-            op(LD_W_ABS, 0, 0, 16 + 8 + 4),
-            op(JEQ_K, 0, 3, 0),
-            op(LD_W_ABS, 0, 0, 16 + 8),
-            op(JEQ_K, 0, 1, len),
-        ];
-        // The system-call and flag tests jump to the last instruction (allow) when they
-        // fail: over the checks too now.
-        program[4].jf += checks.len() as u8;
-        program[6].jf += checks.len() as u8;
-        program.splice(7..7, checks);
+    let n = tests.len();
+    for (i, mut t) in tests.into_iter().enumerate() {
+        if t.jf == u8::MAX {
+            // From instruction `i` of the tests: the refusal, then the allow.
+            t.jf = (n - i) as u8;
+        }
+        program.push(t);
     }
+    program.push(op(RET_K, 0, 0, libc::SECCOMP_RET_ERRNO | errno as u32));
+    program.push(op(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW));
     let prog = libc::sock_fprog {
         len: program.len() as u16,
         filter: program.as_mut_ptr(),
