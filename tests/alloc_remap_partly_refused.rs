@@ -16,7 +16,9 @@
 //! the same source run moved) showed up about once in 100 such rounds, too rarely for this
 //! test to catch it alone: `move_into_purged_reports_the_sources_it_moved_as_a_prefix`
 //! (a unit test in `large_blocks.rs`) checks the rule directly. This one checks that partial
-//! refusals, whatever they hit, leave every block's bytes right and the counts exact.
+//! refusals, whatever they hit, leave every block's bytes right and the counts exact; then
+//! it runs 8 such rounds on each of three threads at once, so that refused and accepted
+//! moves of different threads interleave, and checks the counts at the end.
 
 #![cfg(all(
     target_os = "linux",
@@ -58,37 +60,58 @@ fn refused_one_place_moves_leave_their_sources_resident_and_zeroed_blocks_zero()
     // room that fits and get the spare places moved into their purged ones; then the rest
     // freed. A third of the blocks zeroed, every byte checked.
     let mut rng = Rng::new(0xf111);
-    for round in 0..24 {
-        let mut live: Vec<Big> = Vec::new();
-        let make = |rng: &mut Rng, size: usize, live: &mut Vec<Big>| {
-            let tag = (live.len() % 251) as u8;
-            live.push(if rng.below(3) == 0 {
-                Big::zeroed(size, tag)
-            } else {
-                Big::new(size, tag)
-            });
-        };
-        for _ in 0..rng.range(40, 120) {
-            let size = rng.range(256 * 1024, 3 * MIB);
-            make(&mut rng, size, &mut live);
-        }
-        for _ in 0..live.len() / 2 {
-            let i = rng.below(live.len());
-            live.swap_remove(i);
-        }
-        for _ in 0..rng.range(2, 6) {
-            let size = rng.range(3 * MIB, 6 * MIB);
-            make(&mut rng, size, &mut live);
-        }
-        if round % 2 == 1 {
-            let i = rng.below(live.len());
-            let size = rng.range(256 * 1024, 12 * MIB);
-            live[i].resize(size);
-        }
-        drop(live);
+    for r in 0..24 {
+        round(&mut rng, r);
         counted("after a round");
+    }
+    // The same on three threads at once: fills race with frees and with other fills, their
+    // moves refused or not on each thread.
+    let threads: Vec<_> = (0..3u64)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut rng = Rng::new(0x7f11 + t);
+                for r in 0..8 {
+                    round(&mut rng, r);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
     }
     counted("all freed");
     purge();
     counted("after purge()");
+}
+
+/// One round (see the test): blocks made, half freed, big blocks made over the spare places,
+/// one resized, all freed; every block checked.
+fn round(rng: &mut Rng, round: usize) {
+    let mut live: Vec<Big> = Vec::new();
+    let make = |rng: &mut Rng, size: usize, live: &mut Vec<Big>| {
+        let tag = (live.len() % 251) as u8;
+        live.push(if rng.below(3) == 0 {
+            Big::zeroed(size, tag)
+        } else {
+            Big::new(size, tag)
+        });
+    };
+    for _ in 0..rng.range(40, 120) {
+        let size = rng.range(256 * 1024, 3 * MIB);
+        make(rng, size, &mut live);
+    }
+    for _ in 0..live.len() / 2 {
+        let i = rng.below(live.len());
+        live.swap_remove(i);
+    }
+    for _ in 0..rng.range(2, 6) {
+        let size = rng.range(3 * MIB, 6 * MIB);
+        make(rng, size, &mut live);
+    }
+    if round % 2 == 1 {
+        let i = rng.below(live.len());
+        let size = rng.range(256 * 1024, 12 * MIB);
+        live[i].resize(size);
+    }
+    drop(live);
 }

@@ -23,6 +23,11 @@ use core::time::Duration;
 /// it unmaps the medium spans (the 64 KiB pieces that blocks of 513 B to 4 KiB are carved
 /// from) that hold no block in use.
 ///
+/// In a program that locks its memory (`mlockall(MCL_FUTURE)`), call it once right after the
+/// lock: pyheap then sets glibc's heap-top padding back to glibc's default, so that the
+/// threads started next do not get 8 MiB of locked, unused padding each (see
+/// [`glibc_top_pad_dropped`](crate::alloc::glibc_top_pad_dropped)).
+///
 /// ```
 /// use allocator_api2::vec::Vec;
 /// let mut v: Vec<Vec<u8, _>, _> = Vec::new_in(pyheap::PoolAlloc);
