@@ -286,6 +286,13 @@ impl Regions {
                     continue;
                 }
                 let fit = 64 - len;
+                // The most resident places a window of this run can hold: a run that cannot
+                // beat the best room so far is not slid over, and the slide stops at the
+                // first window that holds that many (no later one scores more).
+                let most = ((res >> start & bits(0, len)).count_ones() as usize).min(want);
+                if best.is_some() && most * 128 + fit <= best_score {
+                    continue;
+                }
                 let mut count = (res >> start & bits(0, want)).count_ones() as usize;
                 for j in start..=start + len - want {
                     if j > start {
@@ -299,6 +306,9 @@ impl Regions {
                             in_arena: false,
                         });
                         best_score = s;
+                    }
+                    if count == most {
+                        break;
                     }
                 }
             }
