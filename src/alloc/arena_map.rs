@@ -31,7 +31,10 @@ use super::os;
 use super::size_class::ARENA_SIZE;
 // Not loom's atomics: the map is zeroed OS memory read as `AtomicU64`s, and its bits are only
 // consulted for addresses of live blocks, whose registration happened before the block was
-// handed out. Loom has nothing to explore here.
+// handed out. Loom has nothing to explore here. The same goes for `committed`: its one
+// protocol (a chunk's bit published with Release after the `mprotect`, read with Acquire before
+// a write) orders a system call, which loom does not model; two threads that both find the
+// bit clear both make the chunk writable, which is harmless.
 use crate::sync::unmodelled::{AtomicPtr, AtomicU64, Ordering};
 use core::ptr;
 

@@ -21,9 +21,12 @@
 //!   it is set to where the dynamic one ends, and no program gets more `mmap`s than before.
 //!
 //! A program that locks its memory (`mlockall(MCL_FUTURE)`) gets every page glibc maps
-//! populated at once, the padding's too: there [`TOP_PAD`] is left at glibc's default (checked
-//! when the settings are applied, at the first request: a program that locks its memory later
-//! keeps the padding of the heaps glibc grows then).
+//! populated at once, the padding's too: there [`TOP_PAD`] is set back to glibc's default
+//! (128 KiB) as soon as pyheap sees the lock: when the settings are applied (before `main`,
+//! at the runtime's first request that reaches glibc), when pyheap maps a new thread's heap,
+//! and in [`purge`](crate::alloc::purge). Threads started between the lock and the first of
+//! these keep padded glibc arenas (8 MiB each, locked): such a program calls `purge()` right
+//! after `mlockall`.
 //!
 //! The cost is memory kept between peaks: glibc keeps up to [`TRIM_THRESHOLD`] of free heap
 //! top per arena (about what its dynamic threshold keeps after the program has freed one 8 MiB
@@ -160,9 +163,10 @@ mod imp {
     /// four threads). A page mapped and never touched tells: `mincore` says it is resident.
     /// Three system calls.
     fn maps_are_populated() -> bool {
-        const PAGE: usize = 4096; // every page size in use is a multiple of it
-                                  // SAFETY: an anonymous mapping of our own, queried and unmapped here; `mincore`
-                                  // writes one byte per page of the 4 KiB asked (one page at most) into `resident`.
+        // Every page size in use is a multiple of it.
+        const PAGE: usize = 4096;
+        // SAFETY: an anonymous mapping of our own, queried and unmapped here; `mincore` writes
+        // one byte per page of the 4 KiB asked (one page at most) into `resident`.
         unsafe {
             let p = libc::mmap(
                 core::ptr::null_mut(),
@@ -193,8 +197,10 @@ mod imp {
     /// page of a mapping made just now and not touched yet: if the OS populated it, the
     /// program locks its future memory, and the padding goes back to glibc's default, the
     /// padding glibc already keeps above its heap tops with it (`malloc_trim`). Called where
-    /// pyheap maps something for a new thread (a thread's heap), so before glibc makes that
-    /// thread an arena of its own, padded; one `mincore` there, nothing once dropped.
+    /// pyheap maps a new thread's heap: the threads started after that get no padded arenas.
+    /// (The calling thread's own glibc arena exists already: the first `malloc` of a Rust
+    /// thread is glibc's own, `pthread_getattr_np` from std's stack-overflow handler, before
+    /// the thread runs any pyheap code.) One `mincore` there, nothing once dropped.
     #[cold]
     pub fn note_fresh_mapping(page: *mut u8) {
         if STATE.load(Ordering::Relaxed) != APPLIED || PAD_DROPPED.load(Ordering::Relaxed) {
