@@ -33,6 +33,10 @@
 //! and no empty medium span is mapped. `alloc_fuzz/oracle_selftest.rs` shows each kind of check fails
 //! on a deliberate bug on the test's side.
 //!
+//! `Lock` operations lock the child's memory (`mlockall`, where it may: root or an unlimited
+//! `RLIMIT_MEMLOCK`) for the rest of its program: the OS then refuses every purge and
+//! populates whatever pyheap makes accessible.
+//!
 //! `Trace` operations start and stop tracemalloc while the workers go on, and
 //! `fuzz_programs_under_the_debug_allocator` runs the programs again under `PYHEAP_MALLOC=debug`
 //! (where the large-block counts are not checked against the model: every block is the data

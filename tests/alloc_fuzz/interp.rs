@@ -417,6 +417,7 @@ impl Coordinator {
             }
             Op::Trace { frames } => pyheap::tracemalloc::start(frames.into()),
             Op::Fork => fork_and_check(),
+            Op::Lock => lock_memory(),
         }
     }
 
@@ -550,6 +551,23 @@ impl Coordinator {
                 "end: {bad:?}\n(block size, blocks in use at the start, now): {classes:?}\n\
                  base:\n{base}\nnow:\n{s}"
             ));
+        }
+    }
+}
+
+/// `Op::Lock`: lock the process's memory, where it may lock without limit (see `Op::Lock`).
+fn lock_memory() {
+    // SAFETY: plain system calls with valid out-parameters.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        let unlimited = libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) == 0
+            && limit.rlim_cur == libc::RLIM_INFINITY;
+        if libc::geteuid() == 0 || unlimited {
+            // A refusal (no `CAP_IPC_LOCK` after all) leaves the program unlocked.
+            libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE);
         }
     }
 }

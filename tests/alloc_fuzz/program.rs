@@ -73,6 +73,12 @@ pub enum Op {
     /// frees blocks of every regime, calls `purge()`, and checks the arena counts; the
     /// program goes on in the parent once the child exited.
     Fork,
+    /// `mlockall(MCL_CURRENT | MCL_FUTURE)` from the coordinating thread while the workers go
+    /// on: the rest of the program runs locked (the OS populates every page pyheap makes
+    /// accessible, and refuses every purge: memory taken for zero is zeroed by hand). Only
+    /// where the process may lock without limit (root, or an unlimited `RLIMIT_MEMLOCK`);
+    /// elsewhere nothing. The lock ends with the program's child process.
+    Lock,
 }
 
 /// Sizes at and around every regime's boundary, and at pool and arena multiples.
@@ -158,6 +164,7 @@ pub fn op() -> impl Strategy<Value = Op> {
         1 => (0..5u8).prop_map(|ms| Op::Sleep { ms }),
         2 => prop::sample::select(vec![0u8, 0, 1, 4, 25]).prop_map(|frames| Op::Trace { frames }),
         1 => Just(Op::Fork),
+        1 => Just(Op::Lock),
     ]
 }
 

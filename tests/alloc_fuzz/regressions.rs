@@ -178,3 +178,48 @@ fn forks_among_busy_workers() {
         Stats,
     ]);
 }
+
+/// Locks the process's memory while the workers run, then every regime under the lock:
+/// zeroed blocks from memory whose purge the OS refused (zeroed by hand), large blocks whose
+/// places are committed (and populated) as they are taken, a fork, a thread exit.
+#[test]
+fn locked_memory_through_every_regime() {
+    let alloc = |thread, slot, size, zeroed, count| Alloc {
+        thread,
+        slot,
+        size,
+        align: 16,
+        zeroed,
+        api: false,
+        count,
+    };
+    must_pass(&[
+        alloc(0, 0, 3 * MIB, false, 3),
+        alloc(1, 1, 200, false, 2000),
+        Lock,
+        Free {
+            slot: 0,
+            api: false,
+        },
+        Free {
+            slot: 1,
+            api: false,
+        },
+        SetPurgeDelay { ms: 0 },
+        Purge { thread: 2 },
+        alloc(2, 2, 5 * MIB, true, 2),
+        alloc(0, 3, 200, true, 2000),
+        alloc(1, 4, 700 * KIB, true, 4),
+        Realloc {
+            slot: 4,
+            size: 9 * MIB,
+            api: None,
+            zeroed: true,
+        },
+        Fork,
+        ThreadExit { thread: 0 },
+        Send { slot: 2, to: 1 },
+        Purge { thread: 1 },
+        Stats,
+    ]);
+}
