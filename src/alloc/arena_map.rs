@@ -45,7 +45,7 @@ const WORDS: usize = (ADDRESS_LIMIT >> ARENA_SHIFT) / 64;
 const MAP_BYTES: usize = WORDS * core::mem::size_of::<u64>();
 /// The map is made writable in chunks of this many bytes (a multiple of every page size in
 /// use: 4, 16 and 64 KiB), each holding the bits of 512 GiB of address space.
-pub(crate) const CHUNK_BYTES: usize = 64 * 1024;
+const CHUNK_BYTES: usize = 64 * 1024;
 const CHUNKS: usize = MAP_BYTES / CHUNK_BYTES;
 
 pub(crate) struct ArenaMap {

@@ -163,8 +163,6 @@ mod imp {
     /// four threads). A page mapped and never touched tells: `mincore` says it is resident.
     /// Three system calls.
     fn maps_are_populated() -> bool {
-        // Every page size in use is a multiple of it.
-        const PAGE: usize = 4096;
         // SAFETY: an anonymous mapping of our own, queried and unmapped here; `mincore` writes
         // one byte per page of the 4 KiB asked (one page at most) into `resident`.
         unsafe {
@@ -185,6 +183,10 @@ mod imp {
             known && resident & 1 != 0
         }
     }
+
+    /// The bytes the lock probes ask `mincore` about: one page (every page size in use is a
+    /// multiple of it).
+    const PAGE: usize = 4096;
 
     /// Whether [`TOP_PAD`] was dropped, or never set, because the program locks its memory.
     static PAD_DROPPED: AtomicBool = AtomicBool::new(false);
@@ -209,7 +211,7 @@ mod imp {
         let mut resident = 0u8;
         // SAFETY: `page` starts a mapping of ours (caller), at least a page long; `mincore`
         // writes one byte per page asked (one) into `resident`.
-        let known = unsafe { libc::mincore(page.cast(), 4096, &mut resident) } == 0;
+        let known = unsafe { libc::mincore(page.cast(), PAGE, &mut resident) } == 0;
         if known && resident & 1 != 0 {
             drop_pad();
         }
