@@ -7,8 +7,8 @@
 //! counts add up, and later blocks, in those places too, work.
 //!
 //! A seccomp filter refuses every `mprotect` of exactly 5 MiB: a block whose run needs five
-//! fresh places made accessible at once fails, others go through. The filter lasts for the
-//! process, so this binary holds this one test.
+//! fresh places made accessible at once fails, others go through; then the same on three
+//! threads at once. The filter lasts for the process, so this binary holds this one test.
 
 #![cfg(target_os = "linux")]
 
@@ -148,6 +148,39 @@ fn a_refused_commit_fails_the_block_and_takes_no_place() {
     let s = counted("churn, blocks live");
     assert_eq!(s.large_blocks, live.len(), "{s}");
     drop(live);
+
+    // The same churn on three threads at once: refused commits race with other threads'
+    // blocks being made and freed in the same regions.
+    let threads: Vec<_> = (0..3u64)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut rng = Rng::new(0xc0_78 + t);
+                let mut live: Vec<Big> = Vec::new();
+                let mut made = 0;
+                for i in 0..200 {
+                    if live.len() > 6 || (!live.is_empty() && rng.below(3) == 0) {
+                        let j = rng.below(live.len());
+                        live.swap_remove(j);
+                    }
+                    let size = match rng.below(4) {
+                        0 => FIVE_PLACES + rng.below(MIB / 4),
+                        1 => rng.range(256 * 1024, MIB),
+                        _ => rng.range(MIB, 12 * MIB),
+                    };
+                    if let Some(b) = try_big(size, (i % 251) as u8, rng.below(4) == 0) {
+                        made += 1;
+                        live.push(b);
+                    }
+                }
+                eprintln!("thread {t}: {made} blocks made, {} refused", 200 - made);
+                made
+            })
+        })
+        .collect();
+    for t in threads {
+        let made = t.join().unwrap();
+        assert!(made > 100, "a thread made {made} of 200 blocks");
+    }
     purge();
     let s = counted("end");
     assert_eq!(s.large_blocks, 0, "{s}");
