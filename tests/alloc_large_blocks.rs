@@ -15,7 +15,9 @@
 //! counts add up; `purge()` gives a peak of large blocks back; a large block freed with the
 //! size of another shape, or freed twice, aborts with a message; a hash table that grows
 //! and is dropped again and again (what the feature is for) does not grow the arenas mapped;
-//! a thread keeps four freed blocks and a request loop finds them; a block of several arenas
+//! a thread keeps four freed blocks and a request loop finds them; a block the keep served,
+//! whose free skips the locked check, is checked after its life ended on another thread or in
+//! a resize, and another thread's block in its place is not kept; a block of several arenas
 //! is made in the place a freed block left; random sequences with more live than the spare
 //! limit purge and refill places and keep every byte; and `Gc` objects of both flavors that are large
 //! blocks themselves are collected and dropped once.
@@ -1150,9 +1152,9 @@ fn rss() -> usize {
 }
 
 /// Threads that take their kept blocks back and keep them again at the same time (no lock on
-/// that path) leave `large_blocks` and `large_bytes` exact: every such count is an atomic
-/// read-modify-write (regression: plain load-and-store adds lost updates, and `large_blocks`
-/// then read fewer blocks than were live).
+/// that path) leave `large_blocks` and `large_bytes` exact (regression: plain load-and-store
+/// adds to the shared counts lost updates, and `large_blocks` then read fewer blocks than were
+/// live; since session 35 each heap counts these on its own counters, which `stats()` adds).
 #[test]
 fn concurrent_kept_blocks_keep_the_large_counts_exact() {
     let _g = exclusive();
@@ -1498,6 +1500,85 @@ fn a_kept_large_block_freed_twice_aborts() {
     );
 }
 
+/// A block the thread's keep served (whose free then takes no lock: `ForeignFrees` in
+/// `large_cache.rs`) is still checked when its life ended elsewhere: freed on another thread
+/// and then freed again by its own, or resized to another shape and then freed with its old
+/// size, the second free aborts with the message rather than keep a block that is not live
+/// (which would hand its memory out twice). Regression seeds for the two ways the lock-free
+/// free could trust a stale record: without the count moved by the other thread's free, or
+/// without the record forgotten at the resize, each case kept the block silently.
+#[test]
+fn a_served_large_block_whose_life_ended_elsewhere_is_checked_at_its_free() {
+    let _g = exclusive();
+    /// A block of `l` the keep served: allocated, freed (kept), allocated again.
+    fn served(l: Layout) -> *mut u8 {
+        // SAFETY: a non-zero size; freed with its layout.
+        unsafe {
+            let p = black_box(alloc(l));
+            assert!(!p.is_null());
+            dealloc(p, l);
+            let q = black_box(alloc(l));
+            assert_eq!(q, p, "the keep served the block");
+            q
+        }
+    }
+    fn freed_on_another_thread_then_again() {
+        let l = layout(1 << 20, 16);
+        let p = served(l) as usize;
+        // SAFETY: the block's one legitimate free, on another thread.
+        thread::spawn(move || unsafe { dealloc(p as *mut u8, l) })
+            .join()
+            .unwrap();
+        // SAFETY: deliberately wrong: freed twice (the abort is the test).
+        unsafe { dealloc(black_box(p as *mut u8), l) };
+    }
+    fn grown_then_freed_with_its_old_size() {
+        let l = layout(1 << 20, 16);
+        let p = served(l);
+        // SAFETY: the block resized to 3 MiB (another shape); then, deliberately wrong, the
+        // old pointer freed with the old size (the abort is the test).
+        unsafe {
+            let q = black_box(realloc(p, l, 3 << 20));
+            assert!(!q.is_null());
+            dealloc(black_box(p), l);
+        }
+    }
+    fn shrunk_then_freed_with_its_old_size() {
+        let l = layout(900_000, 16);
+        let p = served(l);
+        // SAFETY: as above, to 500,000 bytes (one arena, fewer pools: it moves up).
+        unsafe {
+            let q = black_box(realloc(p, l, 500_000));
+            assert!(!q.is_null() && q != p);
+            dealloc(black_box(p), l);
+        }
+    }
+    fn freed_with_the_size_of_another_shape() {
+        let l = layout(1 << 20, 16);
+        let p = served(l);
+        // SAFETY: deliberately wrong: 1 MiB freed as 3 MiB (the abort is the test).
+        unsafe { dealloc(black_box(p), layout(3 << 20, 16)) };
+    }
+    expect_aborts(&[
+        (
+            freed_with_the_size_of_another_shape as fn(),
+            "served, freed with the size of another shape",
+        ),
+        (
+            freed_on_another_thread_then_again,
+            "served, freed on another thread, freed again",
+        ),
+        (
+            grown_then_freed_with_its_old_size,
+            "served, grown to another shape, freed with the old size",
+        ),
+        (
+            shrunk_then_freed_with_its_old_size,
+            "served, shrunk to another shape, freed with the old size",
+        ),
+    ]);
+}
+
 /// A block of several arenas is made in the place a freed block left: after a 7-arena block
 /// and then a 5-arena one are freed (too large to be kept by the thread), a 6-arena block
 /// lies in the first one's old place, and no arena is mapped for it. (Taking the most
@@ -1695,6 +1776,94 @@ fn a_freed_large_block_is_kept_for_the_next_request_and_given_back() {
         (base.large_blocks, base.large_bytes, 0),
         "after the thread's exit"
     );
+}
+
+/// A block the keep served, handed to another thread and freed there, whose place a third
+/// thread's block of the same shape then takes, handed back to the first thread and freed
+/// there: a correct program, and the first thread must not keep that block (it is the third
+/// thread's, and its served record of the address is stale). The counts stay exact throughout,
+/// and the thread that served the block and exited has its counts folded into the retired
+/// heaps' (`RetiredCounters::large`).
+#[test]
+fn a_served_blocks_place_taken_by_another_threads_block_is_not_kept_by_the_first() {
+    let _g = exclusive();
+    purge();
+    let base = stats();
+    let l = layout(1 << 20, 16);
+    // SAFETY: non-zero sizes; every block freed once with its layout, on whichever thread.
+    unsafe {
+        let p = black_box(alloc(l));
+        assert!(!p.is_null());
+        dealloc(p, l);
+        let p = black_box(alloc(l));
+        assert_eq!(stats().large_cached_bytes, 0, "the keep served the block");
+        let p = p as usize;
+        thread::spawn(move || dealloc(p as *mut u8, l))
+            .join()
+            .unwrap();
+        let s = stats();
+        assert_eq!(
+            (s.large_blocks, s.large_bytes, s.large_cached_bytes),
+            (base.large_blocks, base.large_bytes, 0),
+            "freed on another thread: not live, kept by nobody"
+        );
+        // A third thread's block of the shape; it takes the place the first left (the most
+        // resident room), else it tries again, holding its misses.
+        let q = thread::spawn(move || {
+            let mut misses = Vec::new();
+            let q = loop {
+                let q = alloc(l) as usize;
+                assert_ne!(q, 0);
+                if q == p || misses.len() == 8 {
+                    break q;
+                }
+                misses.push(q);
+            };
+            for m in misses {
+                dealloc(m as *mut u8, l);
+            }
+            q
+        })
+        .join()
+        .unwrap();
+        assert_eq!(
+            q, p,
+            "the third thread's block did not take the freed place"
+        );
+        let s = stats();
+        assert_eq!(
+            (s.large_blocks, s.large_bytes),
+            (base.large_blocks + 1, base.large_bytes + (1 << 20)),
+            "the third thread's block is live"
+        );
+        dealloc(black_box(q as *mut u8), l);
+        let s = stats();
+        assert_eq!(
+            (s.large_blocks, s.large_bytes, s.large_cached_bytes),
+            (base.large_blocks, base.large_bytes, 0),
+            "the first thread kept the third thread's block"
+        );
+    }
+    // A thread that serves a block, keeps it again and exits: its heap's own counts of those
+    // go with it (folded into the retired heaps', or read on the abandoned heap).
+    for _ in 0..3 {
+        thread::spawn(move || {
+            // SAFETY: a non-zero size; freed with its layout.
+            unsafe {
+                for _ in 0..3 {
+                    dealloc(black_box(alloc(l)), l);
+                }
+            }
+        })
+        .join()
+        .unwrap();
+        let s = stats();
+        assert_eq!(
+            (s.large_blocks, s.large_bytes, s.large_cached_bytes),
+            (base.large_blocks, base.large_bytes, 0),
+            "after a thread that served and kept a block exited\n{s}"
+        );
+    }
 }
 
 /// A thread whose kept blocks go back unused stops keeping for a while (`large_cache.rs`):

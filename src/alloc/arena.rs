@@ -177,9 +177,11 @@ pub(crate) struct ArenaCounters {
     /// good (a bounded leak, like its caches).
     pub(crate) in_flight: StatCounter,
     /// Live large blocks, and their sizes in bytes: written with `add_shared` (see the
-    /// invariants), because a thread takes a kept block back, keeps one or resizes one in place
-    /// without the lock (`large_cache.rs`, `fallback.rs`). (With plain `add`s they lost
-    /// updates when two threads raced: `large_blocks` read fewer blocks than were live.)
+    /// invariants), because a thread resizes a block in place without the lock
+    /// (`fallback.rs`). (With plain `add`s they lost updates when two threads raced:
+    /// `large_blocks` read fewer blocks than were live.) A thread that keeps a block or takes a
+    /// kept one back counts that on its heap instead (`LargeCache::live_blocks`: no locked
+    /// instruction on those paths), and `stats()` adds the heaps' counts to these.
     pub(crate) large_blocks: StatCounter,
     pub(crate) large_bytes: StatCounter,
 }

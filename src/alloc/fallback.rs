@@ -317,10 +317,7 @@ fn large_alloc(heap: *mut Heap, size: usize, zeroed: bool) -> *mut u8 {
                 let (kept, kept_size) = h.large.get(i);
                 if shape(kept_size) == want {
                     h.large.remove(i);
-                    h.large.note_served(kept);
-                    let c = &GLOBAL.arenas.counters;
-                    c.large_blocks.add_shared(1);
-                    c.large_bytes.add_shared(size as u64);
+                    h.large.note_served(kept, size);
                     if zeroed {
                         // SAFETY: the block spans at least `size` bytes (its shape is the
                         // request's), ours now.
@@ -368,7 +365,10 @@ fn large_alloc(heap: *mut Heap, size: usize, zeroed: bool) -> *mut u8 {
 /// another, peaked at 13.8-15.0 MiB that way, against 9.4-9.7 without keeping.) Nor is it kept
 /// while the thread stopped keeping, its kept blocks having gone back unused
 /// (`LargeCache::keeps_next`). Aborts with a message if
-/// `ptr` is not a large block of that size's shape, before anything is kept or written.
+/// `ptr` is not a large block of that size's shape, before anything is kept or written: under
+/// the arena lock (`check_large_block`), except for a block this heap's keep served whose
+/// record vouches for it (`ForeignFrees` in `large_cache.rs`), whose free takes no lock and no
+/// locked instruction at all.
 ///
 /// # Safety
 /// `ptr` is a live block from [`large_alloc`] (or resized by [`large_realloc`]) whose size
@@ -377,47 +377,66 @@ fn large_alloc(heap: *mut Heap, size: usize, zeroed: bool) -> *mut u8 {
 unsafe fn large_free(heap: *mut Heap, ptr: *mut u8, size: usize) {
     #[cfg(all(target_os = "linux", not(loom), not(miri)))]
     {
+        use super::arena::large_blocks::shape;
+        use super::large_cache::{foreign_frees, LARGE_CACHE_MAX};
         // SAFETY: the calling thread holds its bound heap, if any (caller's contract).
-        if let Some(h) =
-            unsafe { heap.as_ref() }.filter(|_| size <= super::large_cache::LARGE_CACHE_MAX)
-        {
-            if h.large.holds(ptr) {
-                // Kept, so freed before (a kept block is a large block of this heap).
-                super::os::fatal("pyheap: a large block was freed twice");
-            }
-            // SAFETY: `ptr` is meant as a large block of `size` bytes (caller's contract); the
-            // owner is read once it was checked to be one.
-            let keep = h.large.keeps_next()
-                && unsafe {
+        let Some(h) = (unsafe { heap.as_ref() }) else {
+            // SAFETY: forwarded contract.
+            return unsafe {
+                GLOBAL
+                    .arenas
+                    .free_large_block(&GLOBAL.map, ptr, size, core::ptr::null_mut())
+            };
+        };
+        // Forgotten at every free, whatever happens next (`ForeignFrees`' invariant).
+        let served = h.large.take_served(ptr);
+        if size > LARGE_CACHE_MAX {
+            // SAFETY: forwarded contract.
+            return unsafe {
+                GLOBAL
+                    .arenas
+                    .free_large_block(&GLOBAL.map, ptr, size, h.as_owner())
+            };
+        }
+        if h.large.holds(ptr) {
+            // Kept, so freed before (a kept block is a large block of this heap).
+            super::os::fatal("pyheap: a large block was freed twice");
+        }
+        // A block this heap served, of this shape, with no foreign free since, is live and
+        // ours (`ForeignFrees`' invariant): kept without the locked check.
+        let vouched = served
+            .is_some_and(|(was, count)| shape(was) == shape(size) && count == foreign_frees());
+        // SAFETY: `ptr` is meant as a large block of `size` bytes (caller's contract); the
+        // owner is read once it was checked to be one.
+        let keep = h.large.keeps_next()
+            && (vouched
+                || unsafe {
                     GLOBAL.arenas.check_large_block(&GLOBAL.map, ptr, size);
                     GLOBAL.arenas.large_owner(ptr, size) == h.as_owner()
-                };
-            if !keep {
-                // SAFETY: forwarded contract.
-                return unsafe { GLOBAL.arenas.free_large_block(&GLOBAL.map, ptr, size) };
-            }
-            // Room for it: the blocks kept longest go back first, unused.
-            while !h.large.has_room_for(size) {
-                h.release_kept_block(h.large.len() - 1);
-                h.large.note_evicted();
-            }
-            // As `alloc_large_block` does: a program that frees a large structure frees its
-            // small blocks too, and their empty current pools would keep arenas from being
-            // empty for the next large blocks (which this one, kept, may not serve). Taking
-            // them again is no growth: it leaves the kept blocks kept (`large_cache.rs`). Not
-            // for a block the cache served: a loop that reuses its blocks would give its pools
-            // back and take them again, under the arena lock, every round.
-            if !h.large.was_served(ptr) {
-                h.large.note_idle_pools(h.release_empty_pools());
-            }
-            h.large.put(ptr, size);
-            let c = &GLOBAL.arenas.counters;
-            c.large_blocks.add_shared(1u64.wrapping_neg());
-            c.large_bytes.add_shared((size as u64).wrapping_neg());
-            return;
+                });
+        if !keep {
+            // SAFETY: forwarded contract.
+            return unsafe {
+                GLOBAL
+                    .arenas
+                    .free_large_block(&GLOBAL.map, ptr, size, h.as_owner())
+            };
         }
-        // SAFETY: forwarded contract.
-        unsafe { GLOBAL.arenas.free_large_block(&GLOBAL.map, ptr, size) }
+        // Room for it: the blocks kept longest go back first, unused.
+        while !h.large.has_room_for(size) {
+            h.release_kept_block(h.large.len() - 1);
+            h.large.note_evicted();
+        }
+        // As `alloc_large_block` does: a program that frees a large structure frees its
+        // small blocks too, and their empty current pools would keep arenas from being
+        // empty for the next large blocks (which this one, kept, may not serve). Taking
+        // them again is no growth: it leaves the kept blocks kept (`large_cache.rs`). Not
+        // for a block the cache served: a loop that reuses its blocks would give its pools
+        // back and take them again, under the arena lock, every round.
+        if served.is_none() {
+            h.large.note_idle_pools(h.release_empty_pools());
+        }
+        h.large.put(ptr, size);
     }
     #[cfg(not(all(target_os = "linux", not(loom), not(miri))))]
     {
@@ -450,12 +469,22 @@ unsafe fn large_realloc(f: System, ptr: *mut u8, layout: Layout, new_size: usize
                     .add_shared((new_size as u64).wrapping_sub(layout.size() as u64));
                 return ptr;
             }
+            let heap = super::thread::bound_heap();
+            let freer = if heap.is_null() {
+                core::ptr::null_mut()
+            } else {
+                // SAFETY: the calling thread holds its bound heap.
+                let h = unsafe { &*heap };
+                // The block ends its life as `ptr` of that shape (`ForeignFrees`' invariant).
+                let _ = h.large.take_served(ptr);
+                h.as_owner()
+            };
             // SAFETY: a live large block of `layout.size()` bytes (its layout says so), the
-            // caller's; `new_size` large, of another shape.
+            // caller's; `new_size` large, of another shape; `freer` the caller's heap.
             let q = unsafe {
                 GLOBAL
                     .arenas
-                    .realloc_large_block(&GLOBAL.map, ptr, layout.size(), new_size)
+                    .realloc_large_block(&GLOBAL.map, ptr, layout.size(), new_size, freer)
             };
             if !q.is_null() {
                 return q;

@@ -52,12 +52,28 @@
 //! keeping against 145-147 keeping, BENCHMARKS.md "Session 32"; a loop over a few shapes
 //! never gives a kept block back unused and is not affected.)
 //!
+//! **The free of a block the cache served takes no lock.** Any other large free checks the
+//! block under the arena lock (`ArenaManager::check_block`: a free with another size, or of a
+//! block already freed, aborts) and reads its owner; and every keep or serve moved the shared
+//! live-block counts with a read-modify-write. Each of those locked instructions waits for the
+//! program's page writes still in the store buffer: in the `request_loop` workload, whose
+//! buffer is served from the cache every round, they were 80% of the large paths' samples and
+//! 5% of the whole loop (232 ns a request, 220 without them; BENCHMARKS.md "Session 35"). So:
+//!
+//! * the heap records each block it serves, with its size and the [`foreign_frees`] count at
+//!   that moment (`note_served`). The free of a block whose record is found, of the same
+//!   shape, with that count unchanged, is the free of a live block this heap handed out, and
+//!   is kept without the check (see [`ForeignFrees`] for why);
+//! * the live-block counts move by the heap's own counters (`live_blocks`, `live_bytes`:
+//!   plain stores, one writer), which `stats()` adds to the shared ones.
+//!
 //! The price is memory: a thread may keep up to 8 MiB its next requests may never ask for
 //! again (the `large_lifo` workload peaks at 8.1 MiB keeping four blocks, 6.7 keeping one;
 //! System 5.8, rpmalloc 8.6, mimalloc 11.1), until it grows by a pool, exits or calls
 //! `purge()`; and up to one pool per size class taken elsewhere while they are kept.
 
-use crate::sync::unmodelled::{AtomicUsize, Ordering};
+use crate::sync::unmodelled::{AtomicU64, AtomicUsize, Ordering};
+use crate::sync::StatCounter;
 use core::cell::Cell;
 use core::ptr;
 
@@ -74,6 +90,62 @@ pub(crate) const UNUSED_LIMIT: u32 = 8;
 /// Frees that go to the arenas at once when the thread stopped keeping.
 pub(crate) const SKIP_FREES: u32 = 64;
 
+/// How many times a large block ended its life (freed, or resized to another shape) on a
+/// thread other than the holder of the heap that allocated it: the count a served block's
+/// record (`LargeCache::note_served`) is stamped with.
+///
+/// # Invariant
+///
+/// *A record `(block, size, count)` in heap `h` with `count == foreign_frees()` means that a
+/// large block of `shape(size)` at `block` is live, was handed out by `h`'s cache, and has
+/// been neither freed nor resized to another shape since.* Its free by `h`'s holder may then
+/// skip `check_block` and the owner test: the block is `h`'s, of that shape. It holds because
+/// every end of a large block's life either clears the record or moves the count:
+///
+/// * only the heap that allocated a block keeps it (its owner, recorded in the block's first
+///   pool header and not written again while the block lives; `set_large_owner`), so only
+///   that heap can have a record of it: a record is made when a kept block is served, and a
+///   block is kept only after its owner was checked to be the heap, or with a record (by
+///   induction);
+/// * the owner's holder clears its record at every large free and at every resize to
+///   another shape (`take_served`, in `fallback.rs`);
+/// * any other thread, or a thread without a heap, that frees or resizes the block bumps the
+///   count (`ArenaManager::note_block_ends`), after `check_block` and before the block's
+///   places can be taken again, that is before the arena lock that gives them back is
+///   released.
+///
+/// The orderings: the bump is a `Relaxed` read-modify-write, the holder's read a `Relaxed`
+/// load. A free on another thread that the holder's later free must see happens before it:
+/// through the program's own synchronization (the block was handed over and back), or
+/// through the arena lock the place's next owner took it under. A `Relaxed` load that
+/// happens after a store sees it or a later one (coherence), so the record is stale by then.
+/// Frees that race (the same block freed on two threads at once) are a data race in the
+/// program, which no check can order; the locked check has that limit too. Large blocks are
+/// not built under loom, so this count has no model; the real-thread test
+/// `alloc_large_served_free` hands served blocks across threads and back.
+///
+/// A heap's own slow frees and its kept blocks going back do not move the count, so a
+/// thread that frees its own blocks keeps its records valid; the count moves only with
+/// blocks that cross threads, and then every heap's records go stale at once (their next
+/// frees take the locked check), which costs a lock, never a wrong keep.
+#[repr(align(128))]
+pub(crate) struct ForeignFrees(AtomicU64);
+
+static FOREIGN_FREES: ForeignFrees = ForeignFrees(AtomicU64::new(0));
+
+/// The current [`ForeignFrees`] count.
+#[inline(always)]
+pub(crate) fn foreign_frees() -> u64 {
+    FOREIGN_FREES.0.load(Ordering::Relaxed)
+}
+
+/// A large block ended its life on a thread other than its owner heap's holder (see
+/// [`ForeignFrees`]).
+#[cfg_attr(any(loom, not(target_os = "linux")), allow(dead_code))]
+pub(crate) fn bump_foreign_frees() {
+    FOREIGN_FREES.0.fetch_add(1, Ordering::Relaxed);
+}
+
 // One bit per class in `LargeCache::idle_classes`.
 const _: () = assert!(crate::alloc::size_class::NUM_SIZE_CLASSES <= 64);
 
@@ -86,16 +158,28 @@ const _: () = assert!(crate::alloc::size_class::NUM_SIZE_CLASSES <= 64);
 /// `bytes` is also read by `stats()` from any thread (hence atomic). `idle_classes`, `served`,
 /// `unused_in_a_row` and `skip_frees` are hints for when kept blocks and empty pools go back
 /// and whether a free keeps its block, not safety invariants (the holder's alone too).
+/// `served`, `served_sizes` and `served_counts` are the holder's records of blocks it served
+/// ([`ForeignFrees`] states what a record whose count is current guarantees; a stale or
+/// overwritten one only sends the free down the checked path). `live_blocks` and `live_bytes`
+/// are written by the holder alone (`StatCounter::add`) and read by `stats()`.
 pub(crate) struct LargeCache {
     blocks: [Cell<*mut u8>; LARGE_SLOTS],
     sizes: [Cell<usize>; LARGE_SLOTS],
     n: Cell<usize>,
     bytes: AtomicUsize,
     /// The blocks most recently handed back out of the cache (`note_served`), oldest
-    /// overwritten first: their free gives no pools back (see the module doc). A hint: a
-    /// stale entry costs one give-back.
+    /// overwritten first, with their sizes and the [`foreign_frees`] count when served: their
+    /// free takes no lock and gives no pools back (see the module doc). Null: no record.
     served: [Cell<*mut u8>; LARGE_SLOTS],
+    served_sizes: [Cell<usize>; LARGE_SLOTS],
+    served_counts: [Cell<u64>; LARGE_SLOTS],
     served_next: Cell<usize>,
+    /// What this heap added to the shared live large-block counts (`ArenaCounters::
+    /// large_blocks`, `large_bytes`) without the lock, wrapping: one block and its size less
+    /// at each keep, more at each serve. `stats()` adds them; a retired heap's are folded
+    /// into the registry's `RetiredCounters`.
+    pub(crate) live_blocks: StatCounter,
+    pub(crate) live_bytes: StatCounter,
     /// Bit `c`: the holder's heap gave back its empty current pool of class `c` at a large
     /// free or request (`Heap::release_empty_pools`), and has not taken a pool of that class
     /// since (kept while nothing is kept: a loop's first request after its kept blocks went
@@ -118,7 +202,11 @@ impl LargeCache {
                 bytes: AtomicUsize::new(0),
                 idle_classes: Cell::new(0),
                 served: [const { Cell::new(ptr::null_mut()) }; LARGE_SLOTS],
+                served_sizes: [const { Cell::new(0) }; LARGE_SLOTS],
+                served_counts: [const { Cell::new(0) }; LARGE_SLOTS],
                 served_next: Cell::new(0),
+                live_blocks: StatCounter::new(),
+                live_bytes: StatCounter::new(),
                 unused_in_a_row: Cell::new(0),
                 skip_frees: Cell::new(0),
             }
@@ -166,7 +254,8 @@ impl LargeCache {
     }
 
     /// Keep `block` of `size` bytes (at most [`LARGE_CACHE_MAX`]), which the caller gives up,
-    /// as the most recent; there must be room (`has_room_for`). Holder only.
+    /// as the most recent, no longer counted live; there must be room (`has_room_for`).
+    /// Holder only.
     pub(crate) fn put(&self, block: *mut u8, size: usize) {
         let n = self.n.get();
         debug_assert!(self.has_room_for(size) && size <= LARGE_CACHE_MAX);
@@ -179,26 +268,30 @@ impl LargeCache {
         self.n.set(n + 1);
         let bytes = self.bytes.load(Ordering::Relaxed);
         self.bytes.store(bytes + size, Ordering::Relaxed);
+        self.live_blocks.add(1u64.wrapping_neg());
+        self.live_bytes.add((size as u64).wrapping_neg());
     }
 
-    /// Kept block `block` was just handed out again for a request. Holder only.
-    pub(crate) fn note_served(&self, block: *mut u8) {
+    /// Kept block `block` was just handed out again for a request of `size` bytes: recorded
+    /// with the current [`foreign_frees`] count, and counted live again. Holder only.
+    pub(crate) fn note_served(&self, block: *mut u8, size: usize) {
         self.unused_in_a_row.set(0);
         let i = self.served_next.get();
         self.served[i].set(block);
+        self.served_sizes[i].set(size);
+        self.served_counts[i].set(foreign_frees());
         self.served_next.set((i + 1) % LARGE_SLOTS);
+        self.live_blocks.add(1);
+        self.live_bytes.add(size as u64);
     }
 
-    /// The program frees `block`: whether it is one handed out of the cache (`note_served`),
-    /// forgetting it if so. Holder only.
-    pub(crate) fn was_served(&self, block: *mut u8) -> bool {
-        match self.served.iter().find(|s| s.get() == block) {
-            Some(slot) => {
-                slot.set(ptr::null_mut());
-                true
-            }
-            None => false,
-        }
+    /// The program frees or resizes `block`: its record, if the cache served it
+    /// (`note_served`), as `(size when served, foreign_frees() then)`, forgotten here. Holder
+    /// only.
+    pub(crate) fn take_served(&self, block: *mut u8) -> Option<(usize, u64)> {
+        let i = self.served.iter().position(|s| s.get() == block)?;
+        self.served[i].set(ptr::null_mut());
+        Some((self.served_sizes[i].get(), self.served_counts[i].get()))
     }
 
     /// The holder's heap gave back its empty current pools of the classes in `released` (bit

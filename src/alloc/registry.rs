@@ -58,6 +58,9 @@ pub(crate) struct RetiredCounters {
     pub(crate) reclaimed: [u64; NUM_SIZE_CLASSES],
     /// System-allocator requests: allocs, frees, bytes allocated, bytes freed.
     pub(crate) fallback: [u64; 4],
+    /// The retired heaps' own changes to the live large-block counts (`LargeCache::
+    /// live_blocks`, `live_bytes`).
+    pub(crate) large: [u64; 2],
 }
 
 /// What [`HeapRegistry::for_each_heap`] reports besides the heaps themselves.
@@ -170,6 +173,7 @@ impl HeapRegistry {
                         remote_frees: [0; NUM_SIZE_CLASSES],
                         reclaimed: [0; NUM_SIZE_CLASSES],
                         fallback: [0; 4],
+                        large: [0; 2],
                     },
                     #[cfg(loom)]
                     released: [ptr::null_mut(); 64],
@@ -406,6 +410,13 @@ impl HeapRegistry {
             r.fallback
                 .iter_mut()
                 .zip([&f.allocs, &f.frees, &f.bytes_allocated, &f.bytes_freed])
+        {
+            *acc = acc.wrapping_add(c.get());
+        }
+        for (acc, c) in r
+            .large
+            .iter_mut()
+            .zip([&heap.large.live_blocks, &heap.large.live_bytes])
         {
             *acc = acc.wrapping_add(c.get());
         }

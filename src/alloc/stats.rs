@@ -160,6 +160,8 @@ impl AllocStats {
         let mut pending = [0u64; NUM_SIZE_CLASSES];
         let mut fb = [0u64; 4];
         let mut cached = [0u64; 3];
+        // The live large blocks and bytes the heaps counted without the lock (`LargeCache`).
+        let mut large = [0u64; 2];
         let mut add_fallback = |c: &FallbackCounters| {
             fb[0] = fb[0].wrapping_add(c.allocs.get());
             fb[1] = fb[1].wrapping_add(c.frees.get());
@@ -177,6 +179,8 @@ impl AllocStats {
             cached[0] = cached[0].wrapping_add(heap.medium.blocks());
             cached[1] = cached[1].wrapping_add(heap.medium.bytes.get());
             cached[2] = cached[2].wrapping_add(heap.large.bytes() as u64);
+            large[0] = large[0].wrapping_add(heap.large.live_blocks.get());
+            large[1] = large[1].wrapping_add(heap.large.live_bytes.get());
         });
         let retired = &heaps.retired;
         for (class, pending) in pending.iter_mut().enumerate() {
@@ -186,6 +190,9 @@ impl AllocStats {
         }
         add_fallback(&global.orphan.fallback);
         for (acc, v) in fb.iter_mut().zip(retired.fallback) {
+            *acc = acc.wrapping_add(v);
+        }
+        for (acc, v) in large.iter_mut().zip(retired.large) {
             *acc = acc.wrapping_add(v);
         }
         let mut classes = [ClassStats::default(); NUM_SIZE_CLASSES];
@@ -226,8 +233,8 @@ impl AllocStats {
             medium_cached_bytes: clamp(cached[1]),
             medium_spans,
             medium_spans_empty,
-            large_blocks: clamp(a.large_blocks.get()),
-            large_bytes: clamp(a.large_bytes.get()),
+            large_blocks: clamp(a.large_blocks.get().wrapping_add(large[0])),
+            large_bytes: clamp(a.large_bytes.get().wrapping_add(large[1])),
             large_cached_bytes: clamp(cached[2]),
             heaps_active: heaps.held,
             heaps_abandoned: heaps.abandoned,

@@ -478,35 +478,57 @@ impl ArenaManager {
     /// Aborts with a message if `block` cannot be a large block of that size (freed with
     /// another layout than it was allocated with).
     ///
+    /// `freer` is the calling thread's heap (`Heap::as_owner`), or null for a thread without
+    /// one: a block another heap allocated ends its life here, which the served blocks'
+    /// records must learn (`note_block_ends`).
+    ///
     /// # Safety
     /// `block` is a live large block from [`alloc_large_block`](Self::alloc_large_block) of
     /// this manager, allocated (or last resized) with `size`, which the caller gives up.
-    pub(crate) unsafe fn free_large_block(&self, map: &ArenaMap, block: *mut u8, size: usize) {
+    pub(crate) unsafe fn free_large_block(
+        &self,
+        map: &ArenaMap,
+        block: *mut u8,
+        size: usize,
+        freer: *mut PoolOwner,
+    ) {
         // SAFETY: forwarded contract.
-        unsafe { self.give_back_block(map, block, size, true) }
+        unsafe { self.give_back_block(map, block, size, Some(freer)) }
     }
 
     /// Give back a large block a thread kept (`large_cache.rs`): as `free_large_block`, but
-    /// the block is no longer counted as live (`large_blocks`, `large_bytes`): the thread's free
-    /// uncounted it when it kept it.
+    /// the block is no longer counted as live (`large_blocks`, `large_bytes`): the thread's heap
+    /// uncounted it when it kept it (`LargeCache::put`).
     ///
     /// # Safety
     /// As for `free_large_block`.
     pub(crate) unsafe fn free_kept_block(&self, map: &ArenaMap, block: *mut u8, size: usize) {
         // SAFETY: forwarded contract.
-        unsafe { self.give_back_block(map, block, size, false) }
+        unsafe { self.give_back_block(map, block, size, None) }
     }
 
-    /// `free_large_block`, uncounting the block from the live ones if `live`.
+    /// `free_large_block` for a live block freed by `freer` (`Some`: uncounted from the live
+    /// ones), or `free_kept_block` (`None`).
     ///
     /// # Safety
     /// As for `free_large_block`.
-    unsafe fn give_back_block(&self, map: &ArenaMap, block: *mut u8, size: usize, live: bool) {
+    unsafe fn give_back_block(
+        &self,
+        map: &ArenaMap,
+        block: *mut u8,
+        size: usize,
+        freer: Option<*mut PoolOwner>,
+    ) {
+        let live = freer.is_some();
         let shape = shape(size);
         let base = shape.head_of(block);
         // Before anything is written where the layout says the block's places are.
         // SAFETY: forwarded contract.
         let in_region = unsafe { self.check_block(map, base, shape) };
+        if let Some(freer) = freer {
+            // SAFETY: checked: a live large block of `size` bytes, the caller's.
+            unsafe { self.note_block_ends(block, size, freer) };
+        }
         let head = base as *mut Arena;
         if in_region {
             // SAFETY: forwarded contract; checked, in a region.
@@ -565,6 +587,21 @@ impl ArenaManager {
         if unmapped != 0 {
             let from = base + (1 + kept) * ARENA_SIZE;
             os::unmap(from as *mut u8, unmapped * ARENA_SIZE);
+        }
+    }
+
+    /// The live large block `block` of `size` bytes ends its life (freed, or resized to
+    /// another shape) on the thread whose heap is `freer` (or null): unless `freer` allocated
+    /// it (or nobody is recorded), the served blocks' records go stale (`ForeignFrees`). Called
+    /// after `check_block`, before the block's places can be taken again.
+    ///
+    /// # Safety
+    /// `block` is a live large block of this manager of `size` bytes, checked by `check_block`.
+    unsafe fn note_block_ends(&self, block: *mut u8, size: usize, freer: *mut PoolOwner) {
+        // SAFETY: forwarded contract.
+        let owner = unsafe { self.large_owner(block, size) };
+        if !owner.is_null() && owner != freer {
+            crate::alloc::large_cache::bump_foreign_frees();
         }
     }
 
@@ -705,11 +742,15 @@ impl ArenaManager {
         block: *mut u8,
         old_size: usize,
         new_size: usize,
+        freer: *mut PoolOwner,
     ) -> *mut u8 {
         let (old, new) = (shape(old_size), shape(new_size));
         let head_base = old.head_of(block);
         // SAFETY: forwarded contract.
         let in_region = unsafe { self.check_block(map, head_base, old) };
+        // Whatever comes of it (null leaves the block as it was: a stale record costs a lock).
+        // SAFETY: checked: a live large block of `old_size` bytes, the caller's.
+        unsafe { self.note_block_ends(block, old_size, freer) };
         let head = head_base as *mut Arena;
         let new_block = (head_base + new.first_pool * POOL_SIZE) as *mut u8;
         if old.arenas == new.arenas && new.first_pool > old.first_pool {
@@ -806,10 +847,12 @@ impl ArenaManager {
             };
             if !moved {
                 // SAFETY: the rest of the old block to the rest of the new one; then the old
-                // block goes back whole.
+                // block goes back whole, as its owner's (its end was noted already, by
+                // `realloc_large_block`).
                 unsafe {
                     ptr::copy_nonoverlapping(from, to, old_size - in_head);
-                    self.free_large_block(map, block, old_size);
+                    let owner = self.large_owner(block, old_size);
+                    self.free_large_block(map, block, old_size, owner);
                 }
                 return new_block;
             }
