@@ -124,6 +124,13 @@ pub(crate) const SKIP_FREES: u32 = 64;
 /// not built under loom, so this count has no model; the real-thread test
 /// `alloc_large_served_free` hands served blocks across threads and back.
 ///
+/// What rests on it: for a correct program, whose frees are of live blocks with their own
+/// sizes, a record only decides whether the freed block is kept without the owner test, and
+/// keeping a block the program gave up is safe whoever allocated it. The invariant is what
+/// keeps the release-build misuse check (`check_block`) as strong as before for these frees:
+/// a block freed twice, or resized and then freed with its old size, or freed with the size of
+/// another shape, still aborts with the message.
+///
 /// A heap's own slow frees and its kept blocks going back do not move the count, so a
 /// thread that frees its own blocks keeps its records valid; the count moves only with
 /// blocks that cross threads, and then every heap's records go stale at once (their next
