@@ -358,13 +358,20 @@ impl ArenaManager {
             // SAFETY: lock held; the victims were taken under it.
             unsafe { self.unlock_and_unmap(&mut victims) };
             let fresh = Self::map_arena(map);
-            if fresh.is_null() {
-                return ptr::null_mut();
-            }
             self.lock();
-            // SAFETY: lock held; `fresh` is a new arena nobody else knows.
-            unsafe { self.insert(fresh) };
-            arena = fresh;
+            if fresh.is_null() {
+                // No new arena: a bare block head will do (`pick_arena`), if any.
+                // SAFETY: lock held.
+                arena = unsafe { (*self.lists.get()).arenas.fullest_with_free_pool() };
+                if arena.is_null() {
+                    self.unlock();
+                    return ptr::null_mut();
+                }
+            } else {
+                // SAFETY: lock held; `fresh` is a new arena nobody else knows.
+                unsafe { self.insert(fresh) };
+                arena = fresh;
+            }
         }
         // SAFETY: lock held; `arena` has a free pool.
         let (pool, fresh) = unsafe { self.take_pool(arena) };
@@ -671,18 +678,54 @@ impl ArenaManager {
         (resident, purged)
     }
 
-    /// The fullest arena with a free pool, or null. O(1): it looks at one arena header, or,
-    /// when only empty arenas have free pools, at most [`EMPTY_SCAN`] of them for the one with
-    /// the most resident pools (once per arena's worth of pools taken).
+    /// The fullest arena with a free pool that is not a one-arena large block's bare head
+    /// ([`Arena::is_bare_block_head`]), or null. O(1): it looks at one arena header, or, when
+    /// only empty arenas have free pools, at most [`EMPTY_SCAN`] of them for the one with the
+    /// most resident pools (once per arena's worth of pools taken); when the fullest is a bare
+    /// head, at most [`EMPTY_SCAN`] arenas for another (once per arena's worth of pools taken
+    /// too: the arena found, or the new one the caller maps, serves the next pools).
+    ///
+    /// **Why a bare head is passed over.** A pool taken from the place of a live one-arena
+    /// large block (the free pools below the block) keeps that place from going vacant when
+    /// the block is freed, and holds the pools the next block of the shape would take there:
+    /// the next block then needs another place, whose free pools the next pools take in turn,
+    /// and each such place ends up resident whole. The `rayon` workload, whose threads keep
+    /// their 264 KiB tables (`large_cache.rs`) while the others allocate strings, spread its
+    /// pools over nine places that way: a peak of 9.7-19.1 MiB (median 14.7, 20 runs)
+    /// against 9.7-14.5 (median 11.0) with bare heads passed over (BENCHMARKS.md "Session
+    /// 35"). Passing one over costs address space, not memory: the pool a new arena gives is
+    /// one pool touched, as the head's would be. Only one-arena blocks: passing over the heads
+    /// of larger blocks too (a 3 MiB table's head has up to 59 free pools) raised the
+    /// `hashmap` workload's peak by 0.8-0.9 MiB. When no other arena can be had, the caller
+    /// falls back on a bare head (`fullest_with_free_pool`).
     ///
     /// # Safety
     /// Lock held.
     unsafe fn pick_arena(&self) -> *mut Arena {
         // SAFETY: lock held (caller).
         let lists = unsafe { &(*self.lists.get()).arenas };
-        let arena = lists.fullest_with_free_pool();
+        let mut arena = lists.fullest_with_free_pool();
         if arena.is_null() {
             return arena;
+        }
+        // SAFETY: on the lists, hence mapped; lock held.
+        if unsafe { (*arena).is_bare_block_head() } {
+            let mut other = ptr::null_mut();
+            // SAFETY: lock held; the closure reads the headers of arenas on the lists.
+            let seen = unsafe {
+                lists.visit_with_free(1, EMPTY_SCAN, |a| {
+                    let bare = (*a).is_bare_block_head();
+                    if !bare {
+                        other = a;
+                    }
+                    !bare
+                })
+            };
+            self.work.arenas_visited.add(seen as u64);
+            if other.is_null() {
+                return other;
+            }
+            arena = other;
         }
         // SAFETY: on the lists, hence mapped; lock held.
         if unsafe { (*arena).nfree } == USABLE_POOLS {

@@ -13,7 +13,7 @@
 //! taken first. Arenas whose pools are all free are on the list of [`USABLE_POOLS`], the last
 //! one chosen, and the one the manager unmaps from (`ArenaManager::release_pool`).
 
-use super::pool::{Pool, HEADERS_OFFSET, METADATA_POOLS};
+use super::pool::{pool_header, Pool, HEADERS_OFFSET, METADATA_POOLS};
 use super::size_class::POOLS_PER_ARENA;
 use core::ptr;
 
@@ -60,6 +60,23 @@ pub(super) struct Arena {
 const _: () = assert!(core::mem::size_of::<Arena>() <= HEADERS_OFFSET);
 
 impl Arena {
+    /// Whether the arena is the head of a one-arena large block and nothing else: the block
+    /// ends the arena (`end` below [`POOLS_PER_ARENA`]) and spans no other arena, and every
+    /// pool below it is free (none handed out to a heap). `ArenaManager::pick_arena` passes
+    /// such an arena over for pools. Never true under loom, where no arena holds a large
+    /// block.
+    ///
+    /// # Safety
+    /// The manager's lock is held and the arena is mapped (the header of its pool `end` is
+    /// initialized when `end` is below [`POOLS_PER_ARENA`]: `large_blocks.rs`).
+    pub(super) unsafe fn is_bare_block_head(&self) -> bool {
+        self.end < POOLS_PER_ARENA
+            && self.nfree == self.end - METADATA_POOLS
+            // SAFETY: the block's first pool header (caller's contract); its `capacity` is the
+            // block's arena count (`large_blocks.rs`).
+            && unsafe { (*pool_header((self as *const Arena).cast_mut().cast(), self.end)).capacity.get() } == 1
+    }
+
     /// A fresh arena's header: every usable pool untouched, on no list yet.
     pub(super) fn fresh() -> Arena {
         Arena {
@@ -118,7 +135,6 @@ impl ArenaLists {
     ///
     /// # Safety
     /// Lock held (the arenas on the lists are mapped); `visit` does not change the lists.
-    #[cfg_attr(any(loom, not(target_os = "linux")), allow(dead_code))]
     pub(super) unsafe fn visit_with_free(
         &self,
         min_free: usize,
