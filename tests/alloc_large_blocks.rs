@@ -1622,6 +1622,17 @@ fn a_block_of_several_arenas_is_made_in_a_freed_blocks_place() {
     }
 }
 
+/// Assert that the live large blocks and bytes are `base`'s again and that no thread keeps a
+/// block (`what` says when; the whole report is printed on failure).
+fn check_large_counts_back(base: &pyheap::alloc::AllocStats, what: &str) {
+    let s = stats();
+    assert_eq!(
+        (s.large_blocks, s.large_bytes, s.large_cached_bytes),
+        (base.large_blocks, base.large_bytes, 0),
+        "{what}\n{s}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // 7b. The block a thread keeps.
 
@@ -1770,12 +1781,7 @@ fn a_freed_large_block_is_kept_for_the_next_request_and_given_back() {
     })
     .join()
     .unwrap();
-    let s = stats();
-    assert_eq!(
-        (s.large_blocks, s.large_bytes, s.large_cached_bytes),
-        (base.large_blocks, base.large_bytes, 0),
-        "after the thread's exit"
-    );
+    check_large_counts_back(&base, "after the thread's exit");
 }
 
 /// A block the keep served, handed to another thread and freed there, whose place a third
@@ -1801,12 +1807,7 @@ fn a_served_blocks_place_taken_by_another_threads_block_is_not_kept_by_the_first
         thread::spawn(move || dealloc(p as *mut u8, l))
             .join()
             .unwrap();
-        let s = stats();
-        assert_eq!(
-            (s.large_blocks, s.large_bytes, s.large_cached_bytes),
-            (base.large_blocks, base.large_bytes, 0),
-            "freed on another thread: not live, kept by nobody"
-        );
+        check_large_counts_back(&base, "freed on another thread: not live, kept by nobody");
         // A third thread's block of the shape; it takes the place the first left (the most
         // resident room), else it tries again, holding its misses.
         let q = thread::spawn(move || {
@@ -1837,12 +1838,7 @@ fn a_served_blocks_place_taken_by_another_threads_block_is_not_kept_by_the_first
             "the third thread's block is live"
         );
         dealloc(black_box(q as *mut u8), l);
-        let s = stats();
-        assert_eq!(
-            (s.large_blocks, s.large_bytes, s.large_cached_bytes),
-            (base.large_blocks, base.large_bytes, 0),
-            "the first thread kept the third thread's block"
-        );
+        check_large_counts_back(&base, "the first thread kept the third thread's block");
     }
     // A thread that serves a block, keeps it again and exits: its heap's own counts of those
     // go with it (folded into the retired heaps', or read on the abandoned heap).
@@ -1857,12 +1853,7 @@ fn a_served_blocks_place_taken_by_another_threads_block_is_not_kept_by_the_first
         })
         .join()
         .unwrap();
-        let s = stats();
-        assert_eq!(
-            (s.large_blocks, s.large_bytes, s.large_cached_bytes),
-            (base.large_blocks, base.large_bytes, 0),
-            "after a thread that served and kept a block exited\n{s}"
-        );
+        check_large_counts_back(&base, "after a thread that served and kept a block exited");
     }
 }
 
@@ -1955,12 +1946,7 @@ fn served_blocks_passed_between_threads_stay_intact_and_counted() {
         }
     }
     purge();
-    let s = stats();
-    assert_eq!(
-        (s.large_blocks, s.large_bytes, s.large_cached_bytes),
-        (base.large_blocks, base.large_bytes, 0),
-        "after three threads passed served blocks around\n{s}"
-    );
+    check_large_counts_back(&base, "after three threads passed served blocks around");
 }
 
 /// A thread whose kept blocks go back unused stops keeping for a while (`large_cache.rs`):
