@@ -12,7 +12,9 @@
 //! 4 MiB more of 256-byte blocks, four arenas' worth. None of them may lie in the block's
 //! place. The block's bytes stay intact, and once everything is
 //! freed and `purge()` has run the live counts are back where they started. Without the rule,
-//! 2,816 of the small blocks landed in the block's place (44 pools of 64 blocks).
+//! 2,816 of the small blocks landed in the block's place (44 pools of 64 blocks). And in a
+//! child whose address space is limited, the place serves its 44 pools once no other arena
+//! can be had (all 2,816 blocks, before allocation fails cleanly).
 
 #[cfg(target_os = "linux")]
 #[global_allocator]
@@ -76,6 +78,51 @@ fn main() {
         bytes.iter().all(|&x| x == 0x5A),
         "the large block was overwritten"
     );
+    // In a child, with the address space limited: once no arena can be had anywhere else,
+    // the block's place serves pools after all (rather than the allocation failing with 44
+    // free pools left), and then allocation fails cleanly.
+    let in_place_all = |p: usize| (place..place + ARENA).contains(&p);
+    let small = Layout::from_size_align(256, 8).unwrap();
+    let mut taken: Vec<usize> = Vec::with_capacity(600_000);
+    // SAFETY: fork in a process with one thread; the child only allocates, then `_exit`s.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+        let pages: u64 = statm.split_whitespace().next().unwrap().parse().unwrap();
+        let limit = pages * 4096 + (1 << 20);
+        let rl = libc::rlimit {
+            rlim_cur: limit,
+            rlim_max: limit,
+        };
+        // SAFETY: a valid rlimit; `_exit` ends the child without the parent's destructors.
+        unsafe {
+            if libc::setrlimit(libc::RLIMIT_AS, &rl) != 0 {
+                libc::_exit(5);
+            }
+            loop {
+                let p = alloc(small);
+                if p.is_null() {
+                    break;
+                }
+                if taken.len() == taken.capacity() {
+                    libc::_exit(3); // memory never ran out
+                }
+                taken.push(p as usize);
+            }
+            let inside = taken.iter().filter(|&&p| in_place_all(p)).count();
+            libc::_exit(if inside == 44 * 64 { 0 } else { 4 });
+        }
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "address space limited: status {status:#x} (3: memory never ran out; 4: the block's \
+         place did not serve its 44 pools once no other arena could be had; 5: no limit)"
+    );
+    drop(taken);
     drop(black_box(boxes));
     drop(black_box(first));
     // SAFETY: allocated above with `l`.
