@@ -5,9 +5,11 @@
 //! (the metadata pool, see `pool.rs`) holds the arena header (`Arena`, at the arena's first
 //! byte) and the headers of all its pools; the other 63 pools hold blocks. Pools are handed
 //! out from the *fullest* arena that has a free one (as CPython sorts `usable_arenas`), so
-//! that lightly used arenas drain and can go back to the OS. The arenas are filed by their
-//! count of free pools (`arena_lists.rs`), so that choosing one, and moving one when a pool
-//! leaves or comes back, is O(1) under the lock whatever the size of the heap.
+//! that lightly used arenas drain and can go back to the OS; the place of a live one-arena
+//! large block is passed over while its only pools in use are the block's, so that it goes
+//! vacant with the block (`pick_arena`). The arenas are filed by their count of free pools
+//! (`arena_lists.rs`), so that choosing one, and moving one when a pool leaves or comes back,
+//! is O(1) under the lock whatever the size of the heap.
 //!
 //! Decay and hysteresis: an arena whose pools are all free stays mapped, its memory resident,
 //! until its free pools have been resident for the purge delay (`purge.rs`; one second by
