@@ -139,4 +139,43 @@ fn main() {
         "after the frees and purge()\n{s}"
     );
     println!("alloc_block_place: no small block in the large block's place: ok");
+    many_bare_places();
+}
+
+/// Forty live one-arena blocks, each in a place of its own, more than `pick_arena` looks at
+/// for an arena that is not a bare place: small blocks made then must not take a new arena per
+/// pool (the scan gives up at its bound, and a bare place serves), and the arenas mapped grow
+/// by no more than the pools asked for need.
+#[cfg(target_os = "linux")]
+fn many_bare_places() {
+    use std::alloc::{alloc, dealloc, Layout};
+    use std::hint::black_box;
+
+    let l = Layout::from_size_align(300_000, 16).unwrap();
+    let blocks: Vec<*mut u8> = (0..40)
+        .map(|_| {
+            // SAFETY: a non-zero size; freed with its layout below.
+            let b = unsafe { alloc(l) };
+            assert!(!b.is_null());
+            b
+        })
+        .collect();
+    let before = pyheap::alloc::stats().arenas_mapped;
+    // 2 MiB of 256-byte blocks: 128 pools, two arenas' worth.
+    let boxes: Vec<Box<[u8; 256]>> = (0..8_192).map(|i| Box::new([i as u8; 256])).collect();
+    let after = pyheap::alloc::stats().arenas_mapped;
+    assert!(
+        after <= before + 4,
+        "128 pools with 40 bare places live took {} arenas more ({before} -> {after})",
+        after - before
+    );
+    drop(black_box(boxes));
+    for b in blocks {
+        // SAFETY: allocated above with `l`.
+        unsafe { dealloc(b, l) };
+    }
+    println!(
+        "alloc_block_place: 40 bare places, 128 pools, {} arenas more: ok",
+        after - before
+    );
 }

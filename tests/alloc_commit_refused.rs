@@ -48,6 +48,16 @@ fn mprotect_works(len: usize) -> bool {
     }
 }
 
+/// A size for the churns: a quarter of them five places or a little more (a fresh run of
+/// five is refused), the rest 256 KiB to 12 MiB.
+fn churn_size(rng: &mut Rng) -> usize {
+    match rng.below(4) {
+        0 => FIVE_PLACES + rng.below(MIB / 4),
+        1 => rng.range(256 * 1024, MIB),
+        _ => rng.range(MIB, 12 * MIB),
+    }
+}
+
 /// `alloc` (or `alloc_zeroed`) of `size` bytes: a tagged block, or `None` when refused.
 fn try_big(size: usize, tag: u8, zeroed: bool) -> Option<Big> {
     // SAFETY: a non-zero size.
@@ -121,12 +131,7 @@ fn a_refused_commit_fails_the_block_and_takes_no_place() {
             let j = rng.below(live.len());
             live.swap_remove(j);
         }
-        let size = match rng.below(4) {
-            0 => FIVE_PLACES + rng.below(MIB / 4),
-            1 => rng.range(256 * 1024, MIB),
-            _ => rng.range(MIB, 12 * MIB),
-        };
-        match try_big(size, (i % 251) as u8, rng.below(4) == 0) {
+        match try_big(churn_size(&mut rng), (i % 251) as u8, rng.below(4) == 0) {
             Some(b) => {
                 made += 1;
                 live.push(b);
@@ -162,12 +167,9 @@ fn a_refused_commit_fails_the_block_and_takes_no_place() {
                         let j = rng.below(live.len());
                         live.swap_remove(j);
                     }
-                    let size = match rng.below(4) {
-                        0 => FIVE_PLACES + rng.below(MIB / 4),
-                        1 => rng.range(256 * 1024, MIB),
-                        _ => rng.range(MIB, 12 * MIB),
-                    };
-                    if let Some(b) = try_big(size, (i % 251) as u8, rng.below(4) == 0) {
+                    if let Some(b) =
+                        try_big(churn_size(&mut rng), (i % 251) as u8, rng.below(4) == 0)
+                    {
                         made += 1;
                         live.push(b);
                     }

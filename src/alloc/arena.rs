@@ -681,11 +681,13 @@ impl ArenaManager {
     }
 
     /// The fullest arena with a free pool that is not a one-arena large block's bare head
-    /// ([`Arena::is_bare_block_head`]), or null. O(1): it looks at one arena header, or, when
-    /// only empty arenas have free pools, at most [`EMPTY_SCAN`] of them for the one with the
-    /// most resident pools (once per arena's worth of pools taken); when the fullest is a bare
-    /// head, at most [`EMPTY_SCAN`] arenas for another (once per arena's worth of pools taken
-    /// too: the arena found, or the new one the caller maps, serves the next pools).
+    /// ([`Arena::is_bare_block_head`]), or null if there is none. O(1): it looks at one arena
+    /// header, or, when only empty arenas have free pools, at most [`EMPTY_SCAN`] of them for
+    /// the one with the most resident pools (once per arena's worth of pools taken); when the
+    /// fullest is a bare head, at most [`EMPTY_SCAN`] arenas for another, at every pool request
+    /// for as long as bare heads are fuller than the arena found (as many headers as there are
+    /// such heads, at most [`EMPTY_SCAN`]). Beyond that bound the fullest, a bare head, is
+    /// returned after all.
     ///
     /// **Why a bare head is passed over.** A pool taken from the place of a live one-arena
     /// large block (the free pools below the block) keeps that place from going vacant when
@@ -699,7 +701,10 @@ impl ArenaManager {
     /// one pool touched, as the head's would be. Only one-arena blocks: passing over the heads
     /// of larger blocks too (a 3 MiB table's head has up to 59 free pools) raised the
     /// `hashmap` workload's peak by 0.8-0.9 MiB. When no other arena can be had, the caller
-    /// falls back on a bare head (`fullest_with_free_pool`).
+    /// falls back on a bare head (`fullest_with_free_pool`); so does this function when more
+    /// bare heads than [`EMPTY_SCAN`] are fuller than any other arena (else each pool request
+    /// would map an arena of its own: 42 arenas for 128 pools with 40 bare heads live,
+    /// `tests/alloc_block_place.rs`).
     ///
     /// # Safety
     /// Lock held.
@@ -724,10 +729,15 @@ impl ArenaManager {
                 })
             };
             self.work.arenas_visited.add(seen as u64);
-            if other.is_null() {
+            if !other.is_null() {
+                arena = other;
+            } else if seen < EMPTY_SCAN {
+                // Every arena with a free pool is a bare place: a new arena serves.
                 return other;
             }
-            arena = other;
+            // Else more bare places than the scan's bound: the fullest serves after all (a
+            // new arena per pool, the next ones found behind the same bare places, would grow
+            // the arenas without bound).
         }
         // SAFETY: on the lists, hence mapped; lock held.
         if unsafe { (*arena).nfree } == USABLE_POOLS {

@@ -70,11 +70,13 @@ impl Arena {
     /// The manager's lock is held and the arena is mapped (the header of its pool `end` is
     /// initialized when `end` is below [`POOLS_PER_ARENA`]: `large_blocks.rs`).
     pub(super) unsafe fn is_bare_block_head(&self) -> bool {
-        self.end < POOLS_PER_ARENA
-            && self.nfree == self.end - METADATA_POOLS
-            // SAFETY: the block's first pool header (caller's contract); its `capacity` is the
-            // block's arena count (`large_blocks.rs`).
-            && unsafe { (*pool_header((self as *const Arena).cast_mut().cast(), self.end)).capacity.get() } == 1
+        if self.end == POOLS_PER_ARENA || self.nfree != self.end - METADATA_POOLS {
+            return false;
+        }
+        let base = (self as *const Arena).cast_mut().cast::<u8>();
+        // SAFETY: the block's first pool header, initialized (caller's contract); its
+        // `capacity` is the block's arena count (`large_blocks.rs`).
+        unsafe { (*pool_header(base, self.end)).capacity.get() == 1 }
     }
 
     /// A fresh arena's header: every usable pool untouched, on no list yet.

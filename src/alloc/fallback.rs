@@ -406,14 +406,15 @@ unsafe fn large_free(heap: *mut Heap, ptr: *mut u8, size: usize) {
         // ours (`ForeignFrees`' invariant): kept without the locked check.
         let vouched = served
             .is_some_and(|(was, count)| shape(was) == shape(size) && count == foreign_frees());
-        // SAFETY: `ptr` is meant as a large block of `size` bytes (caller's contract); the
-        // owner is read once it was checked to be one.
         let keep = h.large.keeps_next()
-            && (vouched
-                || unsafe {
+            && (vouched || {
+                // SAFETY: `ptr` is meant as a large block of `size` bytes (caller's contract);
+                // the owner is read once it was checked to be one.
+                unsafe {
                     GLOBAL.arenas.check_large_block(&GLOBAL.map, ptr, size);
                     GLOBAL.arenas.large_owner(ptr, size) == h.as_owner()
-                });
+                }
+            });
         if !keep {
             // SAFETY: forwarded contract.
             return unsafe {

@@ -121,8 +121,10 @@ pub(crate) const SKIP_FREES: u32 = 64;
 /// happens after a store sees it or a later one (coherence), so the record is stale by then.
 /// Frees that race (the same block freed on two threads at once) are a data race in the
 /// program, which no check can order; the locked check has that limit too. Large blocks are
-/// not built under loom, so this count has no model; the real-thread test
-/// `alloc_large_served_free` hands served blocks across threads and back.
+/// not built under loom, so this count has no model; real threads test it instead, in
+/// `tests/alloc_large_blocks.rs`: the tests whose names start
+/// `a_served_large_block_whose_life_ended_elsewhere`, `a_served_blocks_place_taken` and
+/// `served_blocks_passed_between_threads`.
 ///
 /// What rests on it: for a correct program, whose frees are of live blocks with their own
 /// sizes, a record only decides whether the freed block is kept without the owner test, and

@@ -78,7 +78,9 @@ pub(crate) struct PoolOwner {
 /// * While the pool is [`PoolState::LargeBlock`] (part of a large block, `large_blocks.rs`),
 ///   its `class` is [`NO_CLASS`]; the block's first pool keeps the block's arena count in
 ///   `capacity` and, in `owner`, the heap that allocated the block or null (written only by
-///   the block's holder, read by it when it frees the block: `LargeCache` keeps only its own).
+///   the allocating thread before the block is handed out, not again while it lives; read,
+///   once `check_block` found the block live, by the thread that frees or resizes it:
+///   `LargeCache` keeps only its own, and `ForeignFrees` in `large_cache.rs` rests on it).
 /// * `remote` and `queue_next` follow the protocol in `remote.rs` (`remote`'s own invariants
 ///   are `RemoteList`'s).
 /// * The pool's free blocks not yet handed out again are: those on `free` (linked through
