@@ -57,6 +57,7 @@ SUITE = [
     ("large_churn", "32 free+alloc pairs over 16 live blocks, random 256 KiB-4 MiB, pages written", 1.0),
     ("btree", "build + drop BTreeMap<String, Vec<u32>>, 10,000 entries", 1.0),
     ("producer_consumer", "256 blocks allocated on one thread, freed on another", 0.8),
+    ("pipeline_work", "producer_consumer's 256 blocks: the two threads' busy time (no channel waits)", None),
     ("handoff", "1,536 blocks allocated on one thread, then freed on another (turns, no channel)", None),
     ("larson_2", LARSON.format(n=2), 1.0),
     ("larson_4", LARSON.format(n=4), 1.0),

@@ -35,7 +35,7 @@ cd "$(dirname "$0")/.."
 
 contenders=(system mimalloc jemalloc snmalloc rpmalloc pyheap pyheap_mimalloc)
 n=${#contenders[@]}
-workloads=('^churn/' '^lifo_' '^medium_' '^large_' '^request_loop/' '^btree/' '^producer_consumer/' '^handoff/' '^larson_' '^serde_json/' '^rayon/'
+workloads=('^churn/' '^lifo_' '^medium_' '^large_' '^request_loop/' '^btree/' '^producer_consumer/' '^pipeline_work/' '^handoff/' '^larson_' '^serde_json/' '^rayon/'
     '^hashmap/')
 peaks=(churn lifo_8 lifo_32 lifo_128 lifo_512 medium_lifo medium_churn large_lifo request_loop large_churn btree producer_consumer handoff larson_2 larson_4 larson_8
     serde_json rayon hashmap)

@@ -111,6 +111,7 @@ pub fn main(contender: &'static str) {
     large::bench(&mut c, contender);
     btree::bench(&mut c, contender);
     producer_consumer::bench(&mut c, contender);
+    producer_consumer::bench_work(&mut c, contender);
     producer_consumer::bench_handoff(&mut c, contender);
     let (larson_threads, pair_counts) = thread_counts();
     for n in larson_threads {

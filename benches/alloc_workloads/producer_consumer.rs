@@ -25,8 +25,28 @@ const IN_FLIGHT: usize = 4;
 const MIN: usize = 8;
 const MAX: usize = 512;
 
-/// One producer (this thread) and its consumer, `iters` batches.
+/// One producer (this thread) and its consumer, `iters` batches: the wall time.
 fn run(iters: u64, rng: &mut XorShift) -> Duration {
+    run_measured::<false>(iters, rng).wall
+}
+
+/// What [`run_measured`] measured.
+struct Measured {
+    /// From before the consumer's spawn to after its join.
+    wall: Duration,
+    /// Time the producer spent filling batches (allocating), without its waits on the
+    /// channel; zero unless `BUSY`.
+    producer_busy: Duration,
+    /// Time the consumer spent emptying batches (freeing), without its waits; zero unless
+    /// `BUSY`.
+    consumer_busy: Duration,
+}
+
+/// [`run`], and with `BUSY` also each thread's busy time (two clock reads per batch and
+/// thread, about 1% of a batch's work).
+fn run_measured<const BUSY: bool>(iters: u64, rng: &mut XorShift) -> Measured {
+    let clock = || BUSY.then(Instant::now);
+    let since = |t: Option<Instant>| t.map_or(Duration::ZERO, |t| t.elapsed());
     let (full_tx, full_rx) = sync_channel::<Vec<Block>>(IN_FLIGHT);
     let (empty_tx, empty_rx) = sync_channel::<Vec<Block>>(IN_FLIGHT + 2);
     for _ in 0..IN_FLIGHT + 2 {
@@ -34,23 +54,34 @@ fn run(iters: u64, rng: &mut XorShift) -> Duration {
     }
     let start = Instant::now();
     let consumer = thread::spawn(move || {
+        let mut busy = Duration::ZERO;
         while let Ok(mut batch) = full_rx.recv() {
+            let t = clock();
             batch.clear();
+            busy += since(t);
             if empty_tx.send(batch).is_err() {
                 break;
             }
         }
+        busy
     });
+    let mut producer_busy = Duration::ZERO;
     for _ in 0..iters {
         let mut batch = empty_rx.recv().unwrap();
+        let t = clock();
         for _ in 0..BATCH {
             batch.push(Block::new(rng.range(MIN, MAX)));
         }
+        producer_busy += since(t);
         full_tx.send(batch).unwrap();
     }
     drop(full_tx);
-    consumer.join().unwrap();
-    start.elapsed()
+    let consumer_busy = consumer.join().unwrap();
+    Measured {
+        wall: start.elapsed(),
+        producer_busy,
+        consumer_busy,
+    }
 }
 
 /// `pairs` producers (spawned) each with its consumer, `iters` batches per producer; the
@@ -75,6 +106,25 @@ pub fn bench(c: &mut Criterion, contender: &str) {
     let mut group = c.benchmark_group("producer_consumer");
     group.throughput(Throughput::Elements(BATCH as u64));
     group.bench_function(contender, |b| b.iter_custom(|iters| run(iters, &mut rng)));
+    group.finish();
+}
+
+/// `pipeline_work`: `producer_consumer` run as it is, but what is reported is the time its
+/// two threads spend allocating and freeing (the producer's filling of a batch plus the
+/// consumer's emptying of one), without their waits on the channel. A diagnostic beside
+/// `producer_consumer`, whose wall time is mostly those waits: a consumer that frees faster
+/// than the producer allocates runs dry and parks on the channel, and each wake-up costs
+/// more than a batch's work on a VM (`BENCHMARKS.md`, session 36). Throughput in blocks.
+pub fn bench_work(c: &mut Criterion, contender: &str) {
+    let mut rng = XorShift::new(4);
+    let mut group = c.benchmark_group("pipeline_work");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function(contender, |b| {
+        b.iter_custom(|iters| {
+            let m = run_measured::<true>(iters, &mut rng);
+            m.producer_busy + m.consumer_busy
+        })
+    });
     group.finish();
 }
 
