@@ -38,6 +38,7 @@ pub(crate) mod regions;
 
 use super::arena_lists::{Arena, ArenaLists, EMPTY_SCAN, USABLE_POOLS};
 use super::arena_map::{ArenaMap, ADDRESS_LIMIT};
+use super::large_cache::ForeignFrees;
 use super::lock::RawLock;
 use super::os;
 use super::pool::{pool_header, pool_index, Pool, PoolOwner, PoolState, METADATA_POOLS};
@@ -220,6 +221,11 @@ pub(crate) struct ArenaManager {
     /// they are unmapped at once.
     #[cfg(loom)]
     decay: bool,
+    /// How many large blocks ended their lives on foreign threads: what vouches for the free
+    /// of a block a thread's keep served (`large_cache.rs`). Read by every such free, written
+    /// only at the end of a block's life on a thread other than its owner's
+    /// ([`note_life_ended`](Self::note_life_ended)).
+    pub(crate) foreign_frees: ForeignFrees,
     /// Under loom: the clock the manager reads (ms), which only the model moves
     /// (`ModelAllocator::advance_clock`), so that every execution makes the same decisions.
     #[cfg(loom)]
@@ -241,6 +247,7 @@ impl ArenaManager {
                     #[cfg(loom)]
                     nreleased: 0,
                 }),
+                foreign_frees: ForeignFrees::new(),
                 counters: ArenaCounters {
                     mapped: StatCounter::new(),
                     high_water: StatCounter::new(),
@@ -303,6 +310,18 @@ impl ArenaManager {
 
     pub(crate) fn lock(&self) {
         self.lock.lock();
+    }
+
+    /// A live large block whose recorded owner is `owner` (null: none) ends its life (freed,
+    /// or resized to another shape) on the thread whose heap is `freer` (null: a thread
+    /// without one): unless `freer` is its owner, the served blocks' records go stale
+    /// ([`ForeignFrees`]). The caller calls it after the block's check and before the lock
+    /// section that lets its places be taken again.
+    #[cfg_attr(all(not(loom), not(target_os = "linux")), allow(dead_code))]
+    pub(crate) fn note_life_ended(&self, owner: *mut PoolOwner, freer: *mut PoolOwner) {
+        if !owner.is_null() && owner != freer {
+            self.foreign_frees.bump();
+        }
     }
 
     pub(crate) fn unlock(&self) {

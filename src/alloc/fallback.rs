@@ -317,7 +317,8 @@ fn large_alloc(heap: *mut Heap, size: usize, zeroed: bool) -> *mut u8 {
                 let (kept, kept_size) = h.large.get(i);
                 if shape(kept_size) == want {
                     h.large.remove(i);
-                    h.large.note_served(kept, size);
+                    h.large
+                        .note_served(kept, size, GLOBAL.arenas.foreign_frees.now());
                     if zeroed {
                         // SAFETY: the block spans at least `size` bytes (its shape is the
                         // request's), ours now.
@@ -378,7 +379,7 @@ unsafe fn large_free(heap: *mut Heap, ptr: *mut u8, size: usize) {
     #[cfg(all(target_os = "linux", not(loom), not(miri)))]
     {
         use super::arena::large_blocks::shape;
-        use super::large_cache::{foreign_frees, LARGE_CACHE_MAX};
+        use super::large_cache::LARGE_CACHE_MAX;
         // SAFETY: the calling thread holds its bound heap, if any (caller's contract).
         let Some(h) = (unsafe { heap.as_ref() }) else {
             // SAFETY: forwarded contract.
@@ -404,8 +405,10 @@ unsafe fn large_free(heap: *mut Heap, ptr: *mut u8, size: usize) {
         }
         // A block this heap served, of this shape, with no foreign free since, is live and
         // ours (`ForeignFrees`' invariant): kept without the locked check.
-        let vouched = served
-            .is_some_and(|(was, count)| shape(was) == shape(size) && count == foreign_frees());
+        let vouched = GLOBAL
+            .arenas
+            .foreign_frees
+            .vouches(served, |was| shape(was) == shape(size));
         let keep = h.large.keeps_next()
             && (vouched || {
                 // SAFETY: `ptr` is meant as a large block of `size` bytes (caller's contract);

@@ -60,7 +60,7 @@
 //! buffer is served from the cache every round, they were 80% of the large paths' samples and
 //! 5% of the whole loop (232 ns a request, 220 without them; BENCHMARKS.md "Session 35"). So:
 //!
-//! * the heap records each block it serves, with its size and the [`foreign_frees`] count at
+//! * the heap records each block it serves, with its size and the [`ForeignFrees`] count at
 //!   that moment (`note_served`). The free of a block whose record is found, of the same
 //!   shape, with that count unchanged, is the free of a live block this heap handed out, and
 //!   is kept without the check (see [`ForeignFrees`] for why);
@@ -72,8 +72,9 @@
 //! System 5.8, rpmalloc 8.6, mimalloc 11.1), until it grows by a pool, exits or calls
 //! `purge()`; and up to one pool per size class taken elsewhere while they are kept.
 
-use crate::sync::unmodelled::{AtomicU64, AtomicUsize, Ordering};
+use crate::sync::unmodelled::AtomicUsize;
 use crate::sync::StatCounter;
+use crate::sync::{AtomicU64, Ordering};
 use core::cell::Cell;
 use core::ptr;
 
@@ -92,13 +93,14 @@ pub(crate) const SKIP_FREES: u32 = 64;
 
 /// How many times a large block ended its life (freed, or resized to another shape) on a
 /// thread other than the holder of the heap that allocated it: the count a served block's
-/// record (`LargeCache::note_served`) is stamped with.
+/// record (`LargeCache::note_served`) is stamped with. One per allocator state
+/// (`ArenaManager::foreign_frees`: the process's, or a loom model's), on a line of its own.
 ///
 /// # Invariant
 ///
-/// *A record `(block, size, count)` in heap `h` with `count == foreign_frees()` means that a
-/// large block of `shape(size)` at `block` is live, was handed out by `h`'s cache, and has
-/// been neither freed nor resized to another shape since.* Its free by `h`'s holder may then
+/// *A record `(block, size, count)` in heap `h` with `count` equal to the current count
+/// ([`now`](Self::now)) means that a large block of `shape(size)` at `block` is live, was
+/// handed out by `h`'s cache, and has been neither freed nor resized to another shape since.* Its free by `h`'s holder may then
 /// skip `check_block` and the owner test: the block is `h`'s, of that shape. It holds because
 /// every end of a large block's life either clears the record or moves the count:
 ///
@@ -110,9 +112,9 @@ pub(crate) const SKIP_FREES: u32 = 64;
 /// * the owner's holder clears its record at every large free and at every resize to
 ///   another shape (`take_served`, in `fallback.rs`);
 /// * any other thread, or a thread without a heap, that frees or resizes the block bumps the
-///   count (`ArenaManager::note_block_ends`), after `check_block` and before the block's
-///   places can be taken again, that is before the arena lock that gives them back is
-///   released.
+///   count (`ArenaManager::note_block_ends`, through `note_life_ended`), after
+///   `check_block` and before the block's places can be taken again, that is before the
+///   arena lock that gives them back is released.
 ///
 /// The orderings: the bump is a `Relaxed` read-modify-write, the holder's read a `Relaxed`
 /// load. A free on another thread that the holder's later free must see happens before it:
@@ -120,9 +122,11 @@ pub(crate) const SKIP_FREES: u32 = 64;
 /// through the arena lock the place's next owner took it under. A `Relaxed` load that
 /// happens after a store sees it or a later one (coherence), so the record is stale by then.
 /// Frees that race (the same block freed on two threads at once) are a data race in the
-/// program, which no check can order; the locked check has that limit too. Large blocks are
-/// not built under loom, so this count has no model; real threads test it instead, in
-/// `tests/alloc_large_blocks.rs`: the tests whose names start
+/// program, which no check can order; the locked check has that limit too. The loom model
+/// `loom-tests/tests/alloc_foreign_frees.rs` runs this count, the records and the arena lock
+/// (large blocks themselves are not built under loom: a model place stands in for the block's,
+/// given back under the lock after the bump as `give_back_block` does); real threads test
+/// the whole path in `tests/alloc_large_blocks.rs`: the tests whose names start
 /// `a_served_large_block_whose_life_ended_elsewhere`, `a_served_blocks_place_taken` and
 /// `served_blocks_passed_between_threads`.
 ///
@@ -140,19 +144,39 @@ pub(crate) const SKIP_FREES: u32 = 64;
 #[repr(align(128))]
 pub(crate) struct ForeignFrees(AtomicU64);
 
-static FOREIGN_FREES: ForeignFrees = ForeignFrees(AtomicU64::new(0));
+impl ForeignFrees {
+    crate::sync::maybe_const_fn! {
+        pub(crate) fn new() -> ForeignFrees {
+            ForeignFrees(AtomicU64::new(0))
+        }
+    }
 
-/// The current [`ForeignFrees`] count.
-#[inline(always)]
-pub(crate) fn foreign_frees() -> u64 {
-    FOREIGN_FREES.0.load(Ordering::Relaxed)
-}
+    /// The current count: what a record made now is stamped with.
+    #[inline(always)]
+    #[cfg_attr(all(not(loom), not(target_os = "linux")), allow(dead_code))]
+    pub(crate) fn now(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
 
-/// A large block ended its life on a thread other than its owner heap's holder (see
-/// [`ForeignFrees`]).
-#[cfg_attr(any(loom, not(target_os = "linux")), allow(dead_code))]
-pub(crate) fn bump_foreign_frees() {
-    FOREIGN_FREES.0.fetch_add(1, Ordering::Relaxed);
+    /// A large block ended its life on a thread other than its owner heap's holder (see the
+    /// type's invariant for where this must be called).
+    #[cfg_attr(all(not(loom), not(target_os = "linux")), allow(dead_code))]
+    pub(crate) fn bump(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether the record `served` (from `LargeCache::take_served`) vouches for the free of
+    /// its block by the heap's holder: the block was served with a size `same_shape` accepts
+    /// for the free's, and no large block ended its life on a foreign thread since.
+    #[inline(always)]
+    #[cfg_attr(all(not(loom), not(target_os = "linux")), allow(dead_code))]
+    pub(crate) fn vouches(
+        &self,
+        served: Option<(usize, u64)>,
+        same_shape: impl FnOnce(usize) -> bool,
+    ) -> bool {
+        served.is_some_and(|(was, count)| same_shape(was) && count == self.now())
+    }
 }
 
 // One bit per class in `LargeCache::idle_classes`.
@@ -177,7 +201,7 @@ pub(crate) struct LargeCache {
     n: Cell<usize>,
     bytes: AtomicUsize,
     /// The blocks most recently handed back out of the cache (`note_served`), oldest
-    /// overwritten first, with their sizes and the [`foreign_frees`] count when served: their
+    /// overwritten first, with their sizes and the [`ForeignFrees`] count when served: their
     /// free takes no lock and gives no pools back (see the module doc). Null: no record.
     served: [Cell<*mut u8>; LARGE_SLOTS],
     served_sizes: [Cell<usize>; LARGE_SLOTS],
@@ -282,20 +306,21 @@ impl LargeCache {
     }
 
     /// Kept block `block` was just handed out again for a request of `size` bytes: recorded
-    /// with the current [`foreign_frees`] count, and counted live again. Holder only.
-    pub(crate) fn note_served(&self, block: *mut u8, size: usize) {
+    /// with `count`, the current [`ForeignFrees`] count (`ForeignFrees::now`), and counted
+    /// live again. Holder only.
+    pub(crate) fn note_served(&self, block: *mut u8, size: usize, count: u64) {
         self.unused_in_a_row.set(0);
         let i = self.served_next.get();
         self.served[i].set(block);
         self.served_sizes[i].set(size);
-        self.served_counts[i].set(foreign_frees());
+        self.served_counts[i].set(count);
         self.served_next.set((i + 1) % LARGE_SLOTS);
         self.live_blocks.add(1);
         self.live_bytes.add(size as u64);
     }
 
     /// The program frees or resizes `block`: its record, if the cache served it
-    /// (`note_served`), as `(size when served, foreign_frees() then)`, forgotten here. Holder
+    /// (`note_served`), as `(size when served, the ForeignFrees count then)`, forgotten here. Holder
     /// only.
     pub(crate) fn take_served(&self, block: *mut u8) -> Option<(usize, u64)> {
         let i = self.served.iter().position(|s| s.get() == block)?;

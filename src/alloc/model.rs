@@ -188,7 +188,34 @@ impl ModelAllocator {
     pub fn check_arenas(&self) -> usize {
         self.global.arenas.check_invariants(&self.global.map)
     }
+
+    /// The end of a large block's life on a thread (`ArenaManager::note_life_ended`, as
+    /// `give_back_block` and `realloc_large_block` call it after the block's check): the
+    /// block's recorded owner is `owner`'s heap (`None`: no owner recorded), the freeing
+    /// thread's heap is `freer` (`None`: a thread without one).
+    pub fn note_life_ended(&self, owner: Option<OwnerId>, freer: Option<&ModelHeap>) {
+        let owner = owner.map_or(core::ptr::null_mut(), |o| o.0);
+        let freer = freer.map_or(core::ptr::null_mut(), ModelHeap::owner_ptr);
+        self.global.arenas.note_life_ended(owner, freer);
+    }
+
+    /// Run `f` holding the arena lock (large blocks' places are given back and taken under
+    /// it; a model stands in a place of its own for them).
+    pub fn with_arena_lock<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.global.arenas.lock();
+        let r = f();
+        self.global.arenas.unlock();
+        r
+    }
 }
+
+/// A heap as a large block's recorded owner ([`ModelHeap::owner_id`]), to hand to other
+/// threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OwnerId(*mut super::pool::PoolOwner);
+
+// SAFETY: a plain address, compared and never dereferenced.
+unsafe impl Send for OwnerId {}
 
 /// The registration of the `fork()` handlers (`fork_registration.rs`), with the process id
 /// and the registering call passed in, and `fork()` modelled as a copy of its state.
@@ -315,6 +342,39 @@ impl ModelHeap {
     /// The address of the heap (to tell whether a later `heap()` adopted this one).
     pub fn id(&self) -> usize {
         self.heap as usize
+    }
+
+    /// This heap as a large block's recorded owner.
+    pub fn owner_id(&self) -> OwnerId {
+        OwnerId(self.owner_ptr())
+    }
+
+    fn owner_ptr(&self) -> *mut super::pool::PoolOwner {
+        // SAFETY: the heap is valid while the state lives.
+        unsafe { (*self.heap).as_owner() }
+    }
+
+    /// This heap's keep served the large block `block` for a request of `size` bytes
+    /// (`LargeCache::note_served`, stamped with the current `ForeignFrees` count, as
+    /// `large_alloc` does). Only the record is made: large blocks are not built under loom,
+    /// so `block` is any address the model chooses for the block's place.
+    pub fn note_served(&self, block: BlockPtr, size: usize) {
+        // SAFETY: we hold the heap.
+        let large = unsafe { &(*self.heap).large };
+        large.note_served(block.0, size, self.global.arenas.foreign_frees.now());
+    }
+
+    /// The holder frees the large block `block` of `size` bytes: whether its record vouches
+    /// for it, so that `large_free` would keep it without the locked check (the record is
+    /// forgotten, as at every large free). A model's shapes are its sizes.
+    pub fn free_is_vouched(&self, block: BlockPtr, size: usize) -> bool {
+        // SAFETY: we hold the heap.
+        let large = unsafe { &(*self.heap).large };
+        let served = large.take_served(block.0);
+        self.global
+            .arenas
+            .foreign_frees
+            .vouches(served, |was| was == size)
     }
 
     /// Exit: abandon the heap as a thread's exit does.

@@ -600,9 +600,7 @@ impl ArenaManager {
     unsafe fn note_block_ends(&self, block: *mut u8, size: usize, freer: *mut PoolOwner) {
         // SAFETY: forwarded contract.
         let owner = unsafe { self.large_owner(block, size) };
-        if !owner.is_null() && owner != freer {
-            crate::alloc::large_cache::bump_foreign_frees();
-        }
+        self.note_life_ended(owner, freer);
     }
 
     /// Take a block of `size` bytes off the live large-block counts (`add_shared`: see
