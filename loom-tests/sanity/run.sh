@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Re-check the loom models' sanity mutations (allocator: a*, f*, h*, p*, r*; collector: m*; tracemalloc: t*): apply each patch
+# Re-check the loom models' sanity mutations (allocator: a*, f*, h*, l*, p*, r*; collector: m*; tracemalloc: t*): apply each patch
 # to src/, build, run its model, expect a failure of the model (not of the build), revert.
 # Needs a clean src/ (the patches are against the committed tree). Each run's output is kept in target/loom/sanity/NAME.log,
 # with the last lines of the failure printed, so that the reason can be checked.
@@ -18,6 +18,10 @@ declare -A model=(
   [h3_adopt_without_claim]=alloc_abandoned_heaps
   [h4_adopt_for_free_on_a_look]=alloc_abandoned_heaps
   [h5_let_go_keeps_empty_current_pools]=alloc_abandoned_heaps
+  [l1_vouch_without_count]=alloc_foreign_frees
+  [l2_foreign_end_not_counted]=alloc_foreign_frees
+  [l3_own_end_counted]=alloc_foreign_frees
+  [l4_record_kept_at_free]=alloc_foreign_frees
   [p1_take_keeps_dirty_bit]=alloc_purge
   [r1_take_with_load_and_store]=alloc_remote_free
   [r2_bottom_moves_with_every_push]=alloc_remote_free
