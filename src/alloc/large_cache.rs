@@ -125,7 +125,8 @@ pub(crate) const SKIP_FREES: u32 = 64;
 /// program, which no check can order; the locked check has that limit too. The loom model
 /// `loom-tests/tests/alloc_foreign_frees.rs` runs this count, the records and the arena lock
 /// (large blocks themselves are not built under loom: a model place stands in for the block's,
-/// given back under the lock after the bump as `give_back_block` does); real threads test
+/// given back under the lock after the bump as `give_back_block` does; sanity mutations
+/// `l1`-`l4` in `loom-tests/sanity/`); real threads test
 /// the whole path in `tests/alloc_large_blocks.rs`: the tests whose names start
 /// `a_served_large_block_whose_life_ended_elsewhere`, `a_served_blocks_place_taken` and
 /// `served_blocks_passed_between_threads`.
