@@ -312,6 +312,15 @@ impl ArenaManager {
         self.lock.lock();
     }
 
+    pub(crate) fn unlock(&self) {
+        self.lock.unlock();
+    }
+
+    #[cfg(not(loom))]
+    pub(crate) fn force_unlock(&self) {
+        self.lock.force_unlock();
+    }
+
     /// A live large block whose recorded owner is `owner` (null: none) ends its life (freed,
     /// or resized to another shape) on the thread whose heap is `freer` (null: a thread
     /// without one): unless `freer` is its owner, the served blocks' records go stale
@@ -322,15 +331,6 @@ impl ArenaManager {
         if !owner.is_null() && owner != freer {
             self.foreign_frees.bump();
         }
-    }
-
-    pub(crate) fn unlock(&self) {
-        self.lock.unlock();
-    }
-
-    #[cfg(not(loom))]
-    pub(crate) fn force_unlock(&self) {
-        self.lock.force_unlock();
     }
 
     /// How many empty arenas may stay mapped when `mapped` arenas are mapped.

@@ -100,9 +100,10 @@ pub(crate) const SKIP_FREES: u32 = 64;
 ///
 /// *A record `(block, size, count)` in heap `h` with `count` equal to the current count
 /// ([`now`](Self::now)) means that a large block of `shape(size)` at `block` is live, was
-/// handed out by `h`'s cache, and has been neither freed nor resized to another shape since.* Its free by `h`'s holder may then
-/// skip `check_block` and the owner test: the block is `h`'s, of that shape. It holds because
-/// every end of a large block's life either clears the record or moves the count:
+/// handed out by `h`'s cache, and has been neither freed nor resized to another shape
+/// since.* Its free by `h`'s holder may then skip `check_block` and the owner test: the block
+/// is `h`'s, of that shape. It holds because every end of a large block's life either clears
+/// the record or moves the count:
 ///
 /// * only the heap that allocated a block keeps it (its owner, recorded in the block's first
 ///   pool header and not written again while the block lives; `set_large_owner`), so only
@@ -124,10 +125,10 @@ pub(crate) const SKIP_FREES: u32 = 64;
 /// Frees that race (the same block freed on two threads at once) are a data race in the
 /// program, which no check can order; the locked check has that limit too. The loom model
 /// `loom-tests/tests/alloc_foreign_frees.rs` runs this count, the records and the arena lock
-/// (large blocks themselves are not built under loom: a model place stands in for the block's,
-/// given back under the lock after the bump as `give_back_block` does; sanity mutations
-/// `l1`-`l4` in `loom-tests/sanity/`); real threads test
-/// the whole path in `tests/alloc_large_blocks.rs`: the tests whose names start
+/// (large blocks themselves are not built under loom: a model place stands in for the
+/// block's, given back under the lock after the bump as `give_back_block` does; sanity
+/// mutations `l1`-`l4` in `loom-tests/sanity/`); real threads test the whole path in
+/// `tests/alloc_large_blocks.rs`: the tests whose names start
 /// `a_served_large_block_whose_life_ended_elsewhere`, `a_served_blocks_place_taken` and
 /// `served_blocks_passed_between_threads`.
 ///
