@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Re-check the loom models' sanity mutations (allocator: a*, f*, h*, l*, p*, r*; collector: m*; tracemalloc: t*): apply each patch
+# Re-check the loom models' sanity mutations (allocator: a*, f*, h*, l*, p*, r*, s*; collector: m*; tracemalloc: t*): apply each patch
 # to src/, build, run its model, expect a failure of the model (not of the build), revert.
 # Needs a clean src/ (the patches are against the committed tree). Each run's output is kept in target/loom/sanity/NAME.log,
 # with the last lines of the failure printed, so that the reason can be checked.
@@ -29,6 +29,8 @@ declare -A model=(
   [r4_exit_forgets_batches]=alloc_remote_batch
   [r5_carried_drops_last]=alloc_remote_batch
   [r6_tail_stays_aside]=alloc_remote_batch
+  [s1_letting_go_keeps_spares]=alloc_spare_pools
+  [s2_exit_keeps_spares]=alloc_spare_pools
   [m1_no_version]=gc_clone_aba
   [m2_release_guards]=gc_move
   [m2mut_no_untrack]=gc_get_mut

@@ -405,6 +405,23 @@ impl ArenaManager {
         pool
     }
 
+    /// Make `pool`, an empty pool its owner kept, a pool of `class` for `owner`, its state
+    /// `Current`: as [`acquire_pool`](Self::acquire_pool) initializes a pool it hands out,
+    /// and under the lock for the same reason (`for_each_pool_in_use` reads `class` and
+    /// `capacity`), but without the lists' work: the pool stays handed out.
+    ///
+    /// # Safety
+    /// `pool` is a pool of this manager's arenas, handed out to `owner`, empty (`used == 0`:
+    /// no live block, no freer in flight), on none of its owner's lists, and the caller holds
+    /// `owner`.
+    pub(crate) unsafe fn reinit_pool(&self, pool: *mut Pool, owner: *mut PoolOwner, class: usize) {
+        self.lock();
+        // SAFETY: the pool is the caller's alone (contract): no live block, no freer, on no
+        // list; its memory was handed out before, so not known to be zero.
+        unsafe { Pool::init(pool, owner, class, false) };
+        self.unlock();
+    }
+
     /// Call `f` with the header of every pool handed out (in use by some heap), under the
     /// lock. `f` may read a pool's `class` and `capacity` (fixed while the pool is handed out)
     /// and its `used` (an atomic), nothing else: the holders run meanwhile.

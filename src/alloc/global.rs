@@ -22,6 +22,10 @@ pub(crate) struct Global {
     pub(crate) heaps: super::registry::HeapRegistry,
     pub(crate) map: ArenaMap,
     pub(crate) orphan: OrphanCounters,
+    /// How many empty pools each heap may keep for its next pools (`Heap`'s spares):
+    /// [`SPARE_POOLS`], or 0 in loom models unless a model asks for them (so that a pool
+    /// emptied in a model goes back to its arena as it did before spares).
+    pub(crate) spare_pools: u32,
     /// What the free fast path must not skip, in one word so that it tests both with one
     /// load and one branch (0: neither):
     ///
@@ -38,6 +42,46 @@ pub(crate) struct Global {
     #[cfg_attr(loom, allow(dead_code))] // models serve small requests from pools only
     pub(crate) free_flags: crate::sync::unmodelled::AtomicU8,
 }
+
+/// How many empty pools a thread keeps for the next pools it needs, instead of giving each
+/// back to its arena as it empties: 32 pools of [`POOL_SIZE`](crate::alloc::POOL_SIZE), 512
+/// KiB. The next pool the thread needs, of any size class, is one of them if it has one: of
+/// the same class, taken with no lock; of another, made one of that class under the arena
+/// lock but without a pool request's work. A LIFO batch of 1,000 blocks of 512 bytes fills
+/// and empties 32 pools; giving each back and taking it again was a sixth of that batch's
+/// time (`BENCHMARKS.md`, session 37).
+///
+/// The memory this keeps resident is at most 512 KiB per thread. A thread gives its spares
+/// back at its exit, before a large block (256 KiB to 32 MiB) is made or kept for it, and
+/// when it calls [`purge`](crate::alloc::purge). `stats()` counts them as pools in use (of
+/// their last size class), whose blocks are all free.
+///
+/// ```
+/// use pyheap::alloc::{class_block_size, size_class, stats, POOL_SIZE, SPARE_POOLS};
+/// use std::alloc::{GlobalAlloc, Layout};
+///
+/// let layout = Layout::from_size_align(512, 8).unwrap();
+/// let class = size_class(512, 8).unwrap();
+/// let per_pool = POOL_SIZE / class_block_size(class);
+/// std::thread::spawn(move || {
+///     // SAFETY: each block is allocated with `layout` and freed once, with it.
+///     unsafe {
+///         let blocks: Vec<*mut u8> =
+///             (0..8 * per_pool).map(|_| pyheap::PoolAlloc.alloc(layout)).collect();
+///         for &b in blocks.iter().rev() {
+///             pyheap::PoolAlloc.dealloc(b, layout);
+///         }
+///     }
+///     // The 8 pools are still this thread's (7 spares and the class's current pool),
+///     // ready for its next blocks; at most `SPARE_POOLS` spares are kept.
+///     assert!(SPARE_POOLS >= 7);
+///     assert!(stats().classes[class].pools >= 8);
+///     pyheap::alloc::purge(); // gives the spares back
+/// })
+/// .join()
+/// .unwrap();
+/// ```
+pub const SPARE_POOLS: usize = 32;
 
 /// [`Global::free_flags`]: a small request was served by the system allocator.
 #[cfg_attr(loom, allow(dead_code))] // set and read by `PoolAlloc`, not built under loom
@@ -65,6 +109,7 @@ impl Global {
                 map: ArenaMap::new(),
                 // Under loom no hook exists: the models call the heaps directly.
                 free_flags: crate::sync::unmodelled::AtomicU8::new(if cfg!(loom) { 0 } else { FREE_HOOKS }),
+                spare_pools: if cfg!(loom) { 0 } else { SPARE_POOLS as u32 },
                 orphan: OrphanCounters {
                     frees: [const { StatCounter::new() }; NUM_SIZE_CLASSES],
                     fallback: FallbackCounters {
@@ -109,6 +154,16 @@ impl HeapHome for Global {
     unsafe fn release_pool(&self, pool: *mut Pool) {
         // SAFETY: the trait's contract is `ArenaManager::release_pool`'s.
         unsafe { self.arenas.release_pool(&self.map, pool) }
+    }
+
+    unsafe fn reinit_pool(&self, pool: *mut Pool, owner: *mut Heap, class: usize) {
+        // SAFETY: `owner` is a live heap of ours, held by the caller; the trait's contract is
+        // `ArenaManager::reinit_pool`'s.
+        unsafe { self.arenas.reinit_pool(pool, (*owner).as_owner(), class) }
+    }
+
+    fn spare_pool_limit(&self) -> u32 {
+        self.spare_pools
     }
 
     unsafe fn let_go(&self, heap: &Heap) {

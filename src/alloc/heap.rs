@@ -66,6 +66,17 @@ pub(crate) trait HeapHome: Sync {
     /// `pool` is a pool of this home's arenas, empty (`used == 0`), on none of its owner
     /// heap's lists, and its owner lets go of it here.
     unsafe fn release_pool(&self, pool: *mut Pool);
+    /// Make `pool`, an empty pool `owner` keeps (a spare), a pool of `class` for it, as
+    /// `acquire_pool` makes the pools it hands out, under the lock that `stats()` reads the
+    /// pools' classes with.
+    ///
+    /// # Safety
+    /// `pool` is a pool of this home's arenas, owned by `owner`, empty (`used == 0`), on none
+    /// of its lists, and the caller holds `owner`.
+    unsafe fn reinit_pool(&self, pool: *mut Pool, owner: *mut Heap, class: usize);
+    /// How many empty pools a heap of this home may keep for its next pools
+    /// (`Heap::spare`).
+    fn spare_pool_limit(&self) -> u32;
     /// `heap`, abandoned, came to be held by the caller through a remote free
     /// ([`Pushed::Claimed`]): take its remote frees back and let go of it, or retire it.
     ///
@@ -105,8 +116,11 @@ pub(crate) trait HeapHome: Sync {
 /// * Each class's `batch` follows `RemoteBatch`'s invariants (`remote_batch.rs`): its blocks
 ///   are other heaps' and keep their pools owned, as blocks on a remote-free list do.
 /// * Every pool the heap owns (`Pool::owner == self`) is exactly one of: some class's
-///   `current`, on that class's `partial` list, or `Full`; its `state` says which. `pools`
-///   counts them.
+///   `current`, on that class's `partial` list, `Full`, or on the `spare` list (empty:
+///   `used == 0`, no block live or in a freer's hands); its `state` says which. `pools`
+///   counts them, `spares` those on the `spare` list, at most `spare_limit`. A heap that is
+///   let go keeps no spare: `release_empty_pools` gives them back first, and pools emptied
+///   while it is let go go back to their arenas.
 /// * The registry fields (`reg_prev`, `reg_next`, `listed`) are read and written only with the
 ///   registry lock held, by any thread.
 pub(crate) struct Heap {
@@ -128,6 +142,16 @@ pub(crate) struct Heap {
     pub(crate) remote_pools: RemoteQueue,
     /// Pools this heap owns (holder only).
     pools: Cell<usize>,
+    /// The empty pools this heap keeps for the next pools it needs, most recently emptied
+    /// first, linked through `Pool::next` (holder only): a program that empties a few pools
+    /// and fills them again (a LIFO batch larger than a pool, a pool emptied by remote frees)
+    /// takes them back without the arena lock. At most `spare_limit` of them, counted in
+    /// `spares`; all given back by [`release_empty_pools`](Self::release_empty_pools) (thread
+    /// exit, before a large block is kept or made) and by `purge()` on this thread.
+    spare: Cell<*mut Pool>,
+    spares: Cell<u32>,
+    /// The home's `spare_pool_limit`, read once.
+    spare_limit: u32,
     /// Bit `c` set: class `c`'s `ClassQueue::batch` is not empty (holder only).
     batched: Cell<u64>,
     /// Links in the registry's list of held or of abandoned heaps (registry lock).
@@ -173,6 +197,10 @@ impl Heap {
             large: LargeCache::new(),
             remote_pools: RemoteQueue::new(),
             pools: Cell::new(0),
+            spare: Cell::new(ptr::null_mut()),
+            spares: Cell::new(0),
+            // SAFETY: the home outlives every heap it makes (this function's contract).
+            spare_limit: unsafe { (*home).spare_pool_limit() },
             reg_prev: Cell::new(ptr::null_mut()),
             reg_next: Cell::new(ptr::null_mut()),
             listed: Cell::new(Listed::Held),
@@ -561,6 +589,11 @@ impl Heap {
                     continue;
                 }
             }
+            let spare = self.take_spare(class);
+            if !spare.is_null() {
+                current.set(spare);
+                continue;
+            }
             // About to grow: first give back the blocks of other heaps this thread holds.
             if self.batched.get() != 0 {
                 self.flush_remote_batches();
@@ -597,9 +630,10 @@ impl Heap {
         unsafe { self.home().release_large(block, size) };
     }
 
-    /// `pool`, ours, just got blocks back: put it on the partial list if it was full, return
-    /// it to its arena if it is now empty (unless it is the class's current pool: keeping that
-    /// one is the pool-level hysteresis against alloc/free ping-pong).
+    /// `pool`, ours, just got blocks back: put it on the partial list if it was full; if it
+    /// is now empty, keep it as a spare or return it to its arena (unless it is the class's
+    /// current pool: keeping that one is the pool-level hysteresis against alloc/free
+    /// ping-pong).
     #[cold]
     fn pool_gained_free_blocks(&self, pool: *mut Pool) {
         // SAFETY: `pool` is ours and we hold the heap.
@@ -614,10 +648,71 @@ impl Heap {
             if state == PoolState::Partial {
                 self.unlink_partial(pool);
             }
-            self.release_pool(pool);
+            self.keep_or_release(pool);
         } else if state == PoolState::Full {
             self.push_partial(pool);
         }
+    }
+
+    /// `pool`, ours, empty and on none of our lists: keep it on the spare list, or give it
+    /// back to its arena if `spare_limit` pools are kept already.
+    fn keep_or_release(&self, pool: *mut Pool) {
+        if self.spares.get() >= self.spare_limit {
+            self.release_pool(pool);
+            return;
+        }
+        // SAFETY: `pool` is ours and we hold the heap.
+        let p = unsafe { &*pool };
+        p.state.set(PoolState::Spare);
+        p.next.set(self.spare.get());
+        self.spare.set(pool);
+        self.spares.set(self.spares.get() + 1);
+    }
+
+    /// A kept empty pool made a pool of `class` (its state `Current`, for the caller to make
+    /// the class's current pool), or null if none is kept. The most recently kept one: of
+    /// the class already, its blocks are handed out again from the first
+    /// ([`Pool::reset_empty`], no lock); of another class, the home makes it one of `class`
+    /// under the arena lock, without the arena lists' work of a pool request. Holder only.
+    fn take_spare(&self, class: usize) -> *mut Pool {
+        let pool = self.spare.get();
+        if pool.is_null() {
+            return pool;
+        }
+        // SAFETY: `pool` heads our spare list: ours, empty, on no other list.
+        let p = unsafe { &*pool };
+        self.spare.set(p.next.get());
+        self.spares.set(self.spares.get() - 1);
+        if p.class.get() as usize == class {
+            p.reset_empty();
+            p.state.set(PoolState::Current);
+        } else {
+            // SAFETY: as above; we hold the heap. `reinit_pool` leaves it `Current`.
+            unsafe {
+                self.home()
+                    .reinit_pool(pool, self as *const Heap as *mut Heap, class)
+            };
+        }
+        pool
+    }
+
+    /// Give every kept empty pool back to its arena; returns their classes, bit `c` for class
+    /// `c`. Holder only. O(`spare_limit`).
+    pub(crate) fn release_spare_pools(&self) -> u64 {
+        let mut released = 0;
+        loop {
+            let pool = self.spare.get();
+            if pool.is_null() {
+                break;
+            }
+            // SAFETY: `pool` heads our spare list: ours, empty.
+            let p = unsafe { &*pool };
+            self.spare.set(p.next.get());
+            self.spares.set(self.spares.get() - 1);
+            released |= 1 << p.class.get();
+            self.release_pool(pool);
+        }
+        released
     }
 
     fn release_pool(&self, pool: *mut Pool) {
@@ -755,21 +850,29 @@ impl Heap {
         p.used.set(p.used.get().wrapping_sub(count));
         let class = p.class.get() as usize;
         self.classes[class].reclaimed.add(u64::from(count));
-        if !keep_current && p.used.get() == 0 && p.state.get() == PoolState::Current {
-            self.current[class].set(ptr::null_mut());
+        if keep_current {
+            self.pool_gained_free_blocks(pool);
+        } else if p.used.get() == 0 {
+            // Letting the heap go: no spare is kept, the pool goes back to its arena.
+            match p.state.get() {
+                PoolState::Current => self.current[class].set(ptr::null_mut()),
+                PoolState::Partial => self.unlink_partial(pool),
+                _ => {}
+            }
             self.release_pool(pool);
         } else {
             self.pool_gained_free_blocks(pool);
         }
     }
 
-    /// Give every empty current pool back to its arena (a heap nobody allocates from soon:
-    /// an exiting thread's; or before a large block is kept or made); returns the classes
-    /// whose pool went back, bit `c` for class `c`. Holder only. O(size classes):
-    /// it looks at each class's current pool, never at the partial lists (a partial pool is
-    /// never empty: it goes back to its arena as soon as its last block does).
+    /// Give every empty pool back to its arena, the spares and the empty current pools (a
+    /// heap nobody allocates from soon: an exiting thread's; or before a large block is kept
+    /// or made); returns the classes whose pool went back, bit `c` for class `c`. Holder
+    /// only. O(size classes + `spare_limit`): it looks at the spares and at each class's
+    /// current pool, never at the partial lists (a partial pool is never empty: it becomes a
+    /// spare or goes back to its arena as soon as its last block does).
     pub(crate) fn release_empty_pools(&self) -> u64 {
-        let mut released = 0;
+        let mut released = self.release_spare_pools();
         for (class, current) in self.current.iter().enumerate() {
             let pool = current.get();
             // SAFETY: `current` is ours.

@@ -124,6 +124,7 @@ pub use control::{purge, purge_delay, set_purge_delay};
 #[cfg(not(loom))]
 pub use debug::check_heap;
 pub use glibc_tuning::{glibc_top_pad_dropped, glibc_tuned};
+pub use global::SPARE_POOLS;
 #[cfg(not(loom))]
 pub use pool_alloc::PoolAlloc;
 pub use purge::DEFAULT_PURGE_DELAY_MS;

@@ -67,6 +67,19 @@ impl ModelAllocator {
         }
     }
 
+    /// As [`new`](Self::new), but each heap keeps up to `spare_pools` empty pools for its
+    /// next pools, as outside loom ([`SPARE_POOLS`](crate::alloc::SPARE_POOLS); 0 in the
+    /// other constructors): the pools a heap's frees, or the remote frees it takes back,
+    /// empty stay its own until it needs a pool, exits, or is let go.
+    pub fn with_spare_pools(retained_empty_arenas: usize, spare_pools: u32) -> Self {
+        let mut global = Global::new();
+        global.arenas.set_min_retained(retained_empty_arenas);
+        global.spare_pools = spare_pools;
+        ModelAllocator {
+            global: Arc::new(global),
+        }
+    }
+
     /// Move the clock the purge and decay checks read on by `ms` milliseconds (it starts at
     /// 0 and moves only when a model moves it).
     pub fn advance_clock(&self, ms: u64) {

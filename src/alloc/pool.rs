@@ -38,6 +38,9 @@ pub(crate) enum PoolState {
     Partial,
     /// Every block is handed out; on no list until one comes back.
     Full,
+    /// Empty, kept by its owner heap for the next pool it needs (`Heap`'s spare pools,
+    /// linked through `next`), instead of going back to its arena at once.
+    Spare,
     /// Back in its arena, owned by the arena manager.
     Free,
     /// Part of a large block's head (`Arena::end..`, `large_blocks.rs`): no heap's, no block
@@ -369,6 +372,25 @@ impl Pool {
                 (*first).next = top;
             }
         }
+    }
+
+    /// Make an empty pool (`used == 0`) hand its blocks out again from its first one, as a
+    /// pool just initialized for its class does: its free list and messages dropped, its
+    /// tail the whole pool. Writes only holder-only fields that no other thread reads (the
+    /// owner's line, `free` to `messages`, and `fresh`): `class` and `capacity`, which
+    /// `stats()` reads under the arena lock while holders run, stay as they are. Holder only.
+    pub(crate) fn reset_empty(&self) {
+        debug_assert_eq!(self.used.get(), 0, "reset_empty on a pool with live blocks");
+        let base = pool_memory(self);
+        let tail_end = self.capacity.get() as usize * self.block_size.get() as usize;
+        self.free.set(ptr::null_mut());
+        self.bump.set(base);
+        self.end.set(base.wrapping_add(tail_end));
+        self.carried_at.set(ptr::null());
+        self.carried_end.set(ptr::null());
+        self.messages.set(ptr::null_mut());
+        // Its blocks were handed out before: not known to be zero.
+        self.fresh.set(false);
     }
 
     /// Put a block of this pool back on the local free list and return the new `used`

@@ -82,8 +82,9 @@ pub(crate) fn is_heap(heap: *mut Heap) -> bool {
     heap as usize > DEAD as usize
 }
 
-/// Give the calling thread's cached medium blocks back to `free`, and its kept large block to
-/// the arenas, if it has a heap (`medium_cache.rs`, `large_cache.rs`): for `purge()`.
+/// Give the calling thread's cached medium blocks back to `free`, and its kept large blocks
+/// and spare pools to the arenas, if it has a heap (`medium_cache.rs`, `large_cache.rs`,
+/// `Heap`'s spares): for `purge()`.
 pub(crate) fn flush_medium_cache() {
     let heap = bound_heap();
     if !heap.is_null() {
@@ -91,6 +92,7 @@ pub(crate) fn flush_medium_cache() {
         unsafe {
             (*heap).medium.flush();
             (*heap).release_large_cache();
+            (*heap).release_spare_pools();
         }
     }
 }
