@@ -21,7 +21,10 @@ use core::time::Duration;
 /// that `PoolAlloc` keeps per thread for reuse, see [`PoolAlloc`](crate::alloc::PoolAlloc)):
 /// the calling thread's at once, every other thread's at that thread's next medium free; and
 /// it unmaps the medium spans (the 64 KiB pieces that blocks of 513 B to 4 KiB are carved
-/// from) that hold no block in use.
+/// from) that hold no block in use. The calling thread's spare pools (the empty pools it
+/// keeps for its next pools, at most [`SPARE_POOLS`](crate::alloc::SPARE_POOLS)) go back to
+/// their arenas first and are purged with the other free pools; other threads keep theirs
+/// until they exit or call `purge()` themselves.
 ///
 /// In a program that locks its memory (`mlockall(MCL_FUTURE)`), call it once right after the
 /// lock: pyheap then sets glibc's heap-top padding back to glibc's default, so that the

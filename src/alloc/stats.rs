@@ -33,7 +33,9 @@ use core::fmt;
 pub struct ClassStats {
     /// Block size of the class, in bytes.
     pub block_size: usize,
-    /// Pools serving this class now.
+    /// Pools of this class held by threads' heaps now: those serving it, and the empty ones
+    /// a thread keeps for its next pools ([`SPARE_POOLS`](crate::alloc::SPARE_POOLS)),
+    /// under the class they served last.
     pub pools: usize,
     /// Blocks handed out and not freed.
     pub blocks_in_use: usize,
