@@ -423,8 +423,9 @@ impl ArenaManager {
     }
 
     /// Call `f` with the header of every pool handed out (in use by some heap), under the
-    /// lock. `f` may read a pool's `class` and `capacity` (fixed while the pool is handed out)
-    /// and its `used` (an atomic), nothing else: the holders run meanwhile.
+    /// lock. `f` may read a pool's `class` and `capacity` (written only under the lock while
+    /// the pool is handed out: `Pool`'s invariants) and its `used` (an atomic), nothing else:
+    /// the holders run meanwhile.
     ///
     /// Bound (audit of issue 13): a walk over every mapped arena and its 64 pool headers, with
     /// the lock held, so every pool request waits for it: O(arenas mapped), about 8 KiB of

@@ -675,14 +675,12 @@ impl Heap {
     /// ([`Pool::reset_empty`], no lock); of another class, the home makes it one of `class`
     /// under the arena lock, without the arena lists' work of a pool request. Holder only.
     fn take_spare(&self, class: usize) -> *mut Pool {
-        let pool = self.spare.get();
+        let pool = self.pop_spare();
         if pool.is_null() {
             return pool;
         }
-        // SAFETY: `pool` heads our spare list: ours, empty, on no other list.
+        // SAFETY: `pool` was our spare: ours, empty, on none of our lists now.
         let p = unsafe { &*pool };
-        self.spare.set(p.next.get());
-        self.spares.set(self.spares.get() - 1);
         if p.class.get() as usize == class {
             p.reset_empty();
             p.state.set(PoolState::Current);
@@ -701,18 +699,26 @@ impl Heap {
     pub(crate) fn release_spare_pools(&self) -> u64 {
         let mut released = 0;
         loop {
-            let pool = self.spare.get();
+            let pool = self.pop_spare();
             if pool.is_null() {
-                break;
+                return released;
             }
-            // SAFETY: `pool` heads our spare list: ours, empty.
-            let p = unsafe { &*pool };
-            self.spare.set(p.next.get());
-            self.spares.set(self.spares.get() - 1);
-            released |= 1 << p.class.get();
+            // SAFETY: `pool` was our spare: ours, empty.
+            released |= 1 << unsafe { (*pool).class.get() };
             self.release_pool(pool);
         }
-        released
+    }
+
+    /// Take the most recently kept spare off the spare list (null if there is none). Holder
+    /// only.
+    fn pop_spare(&self) -> *mut Pool {
+        let pool = self.spare.get();
+        if !pool.is_null() {
+            // SAFETY: `pool` heads our spare list, linked through `next` (ours).
+            self.spare.set(unsafe { (*pool).next.get() });
+            self.spares.set(self.spares.get() - 1);
+        }
+        pool
     }
 
     fn release_pool(&self, pool: *mut Pool) {
@@ -850,9 +856,7 @@ impl Heap {
         p.used.set(p.used.get().wrapping_sub(count));
         let class = p.class.get() as usize;
         self.classes[class].reclaimed.add(u64::from(count));
-        if keep_current {
-            self.pool_gained_free_blocks(pool);
-        } else if p.used.get() == 0 {
+        if !keep_current && p.used.get() == 0 {
             // Letting the heap go: no spare is kept, the pool goes back to its arena.
             match p.state.get() {
                 PoolState::Current => self.current[class].set(ptr::null_mut()),

@@ -66,9 +66,14 @@ pub(crate) struct PoolOwner {
 ///   arena manager under its lock. This is why a `Cell` suffices and why `Pool` is shared
 ///   across threads only through raw pointers.
 /// * `owner`, `class`, `block_size` and `step` are written only while no block of the pool is
-///   live (when the arena manager hands the pool out). A thread freeing a live block of the
-///   pool therefore reads the values that were current when the block was allocated, which
+///   live (when the arena manager hands the pool out, or makes a heap's spare a pool of
+///   another class: `ArenaManager::reinit_pool`). A thread freeing a live block of the pool
+///   therefore reads the values that were current when the block was allocated, which
 ///   happened before it received the block.
+/// * `class` and `capacity` are also read by `stats()` from any thread, under the arena lock
+///   (`ArenaManager::for_each_pool_in_use`), while the holders run: so they are written only
+///   under that lock while the pool is handed out (`Pool::init`, from `acquire_pool` and
+///   `reinit_pool`), and the holder's own writes (`reset_empty`) leave them alone.
 /// * While a block of the pool is live, `owner` is a heap (`Heap::as_owner` of the heap that
 ///   took the pool: `acquire_pool` is only called by heaps), never null nor `thread.rs`'s
 ///   `DEAD`. The free fast path relies on it: it compares the thread's raw `HEAP` value
